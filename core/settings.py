@@ -1,0 +1,249 @@
+"""Settings of every botfleet process, read from the environment and `.env`.
+
+Shared groups (PostgreSQL, Redis, Telegram endpoint, OpenAI, YooKassa, encryption keys) are small
+classes; each process composes the groups it needs into one settings class. Variable names are
+exactly the environment contract of DESIGN.md (`BOT_TOKEN`, `DATABASE_URL`, ...).
+
+`load_settings(cls)` is the one way to read them: a missing or malformed variable stops the
+process with one readable message that names every bad variable, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.tenant_id import validate_tenant_id
+
+TELEGRAM_PUBLIC_API = "https://api.telegram.org"
+BOT_TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
+
+
+class SettingsError(SystemExit):
+    """Raised (as an exit) when settings are missing or malformed; the message names each one."""
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+
+
+def _check_dsn(value: SecretStr, schemes: set[str]) -> SecretStr:
+    parts = urlsplit(value.get_secret_value())
+    if parts.scheme not in schemes or (not parts.hostname and not parts.path):
+        raise ValueError(f"must be a URL with scheme {' or '.join(sorted(schemes))}")
+    return value
+
+
+def _split_ints(value: Any) -> Any:
+    if isinstance(value, str):
+        return [int(v) for v in value.replace(" ", "").split(",") if v]
+    return value
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+
+class PostgresSettings(_Base):
+    database_url: SecretStr = Field(
+        SecretStr("postgresql://botfleet:botfleet@127.0.0.1:5432/botfleet"),
+        description="PostgreSQL DSN (postgresql://user:password@host:port/db)",
+    )
+    database_pool_max: int = Field(10, ge=1, le=200)
+
+    @field_validator("database_url")
+    @classmethod
+    def _dsn(cls, v: SecretStr) -> SecretStr:
+        return _check_dsn(v, {"postgresql", "postgres"})
+
+
+class RedisSettings(_Base):
+    redis_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis URL (redis://user:password@host:port/db)",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _dsn(cls, v: SecretStr) -> SecretStr:
+        return _check_dsn(v, {"redis", "rediss", "unix"})
+
+
+class TelegramSettings(_Base):
+    telegram_api_url: HttpUrl = TELEGRAM_PUBLIC_API
+    telegram_timeout: float = Field(30.0, gt=0, le=600)
+
+
+class OpenAISettings(_Base):
+    openai_api_key: SecretStr | None = None
+    openai_base_url: HttpUrl = "https://api.openai.com/v1"
+    openai_model: str = "gpt-4o-mini"
+    openai_transcription_model: str = "whisper-1"
+    openai_timeout: float = Field(30.0, gt=0, le=600)
+
+
+class YooKassaSettings(_Base):
+    yookassa_shop_id: str | None = None
+    yookassa_secret_key: SecretStr | None = None
+    yookassa_api_url: HttpUrl = "https://api.yookassa.ru/v3"
+    yookassa_trusted_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("yookassa_trusted_networks", mode="before")
+    @classmethod
+    def _networks(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [n.strip() for n in v.split(",") if n.strip()]
+        return v
+
+
+class EncryptionSettings(_Base):
+    encryption_keys: SecretStr = Field(
+        description="comma-separated Fernet keys; the first encrypts, all decrypt"
+    )
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys(cls, v: SecretStr) -> SecretStr:
+        from core.secrets import parse_keys  # local: keeps core.secrets free of settings
+
+        parse_keys(v.get_secret_value())
+        return v
+
+
+class LoggingSettings(_Base):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "text"
+
+
+class ClientBotSettings(
+    PostgresSettings, RedisSettings, TelegramSettings, OpenAISettings, LoggingSettings
+):
+    """Environment of one client bot: only its own tenant's credentials (DESIGN.md)."""
+
+    tenant_id: Annotated[str, AfterValidator(validate_tenant_id)]
+    bot_token: SecretStr
+    redis_key_prefix: str = ""
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    locale: Literal["ru", "en"] = "ru"
+    timezone: str = "Europe/Moscow"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _admins(cls, v: Any) -> Any:
+        return _split_ints(v)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token(cls, v: SecretStr) -> SecretStr:
+        if not BOT_TOKEN_RE.match(v.get_secret_value()):
+            raise ValueError(
+                "is not a Telegram bot token (expected <digits>:<secret> from @BotFather)"
+            )
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {v!r} (e.g. Europe/Moscow)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _prefix(self) -> ClientBotSettings:
+        expected = f"{self.tenant_id}:"
+        if not self.redis_key_prefix:
+            self.redis_key_prefix = expected
+        elif self.redis_key_prefix != expected:
+            raise ValueError(f"REDIS_KEY_PREFIX must be {expected!r} (TENANT_ID followed by ':')")
+        return self
+
+
+class MasterSettings(
+    PostgresSettings,
+    RedisSettings,
+    TelegramSettings,
+    OpenAISettings,
+    EncryptionSettings,
+    LoggingSettings,
+):
+    """The control plane: admin rights on PostgreSQL and Redis, the Docker Engine, its own bot."""
+
+    master_bot_token: SecretStr | None = None
+    master_api_host: str = "127.0.0.1"
+    master_api_port: int = Field(8000, ge=1, le=65535)
+    master_api_token: SecretStr
+    operator_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    deploy_backend: Literal["docker", "process"] = "docker"
+    client_image: str = "botfleet-client:latest"
+    client_network: str = "host"
+    clients_dir: str = "clients"
+    tenant_database_url: SecretStr | None = Field(
+        None, description="DSN template the client bots use; defaults to DATABASE_URL's host"
+    )
+    tenant_redis_url: SecretStr | None = None
+
+    @field_validator("operator_ids", mode="before")
+    @classmethod
+    def _operators(cls, v: Any) -> Any:
+        return _split_ints(v)
+
+
+class SalesSettings(PostgresSettings, TelegramSettings, YooKassaSettings, LoggingSettings):
+    """The sales bot and its YooKassa webhook."""
+
+    sales_bot_token: SecretStr
+    master_api_url: HttpUrl = "http://127.0.0.1:8000"
+    master_api_token: SecretStr
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(8080, ge=1, le=65535)
+    yookassa_vat_code: int = Field(1, ge=1, le=12)
+    yookassa_return_url: HttpUrl = "https://t.me"
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def describe_errors(cls: type[BaseSettings], error: ValidationError) -> str:
+    """One line per bad variable, by its environment name, without echoing secret values."""
+    lines = []
+    for err in error.errors():
+        name = str(err["loc"][0]).upper() if err["loc"] else "(settings)"
+        reason = "is required but not set" if err["type"] == "missing" else err["msg"]
+        reason = reason.removeprefix("Value error, ")
+        lines.append(f"  {name}: {reason}")
+    return f"{cls.__name__}: {len(lines)} bad setting(s):\n" + "\n".join(lines)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Read `cls` from the environment/.env; exit with a readable message when anything is wrong."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(cls, exc)) from None

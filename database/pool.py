@@ -1,0 +1,74 @@
+"""asyncpg pool factory with a startup retry and a clear error when PostgreSQL can't be reached."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+
+from database.dsn import parse_dsn
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailableError(RuntimeError):
+    """PostgreSQL did not answer within the startup deadline."""
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    attempts: int = 8,
+    first_delay: float = 0.25,
+    max_delay: float = 5.0,
+    connect_timeout: float = 5.0,
+    **kwargs: Any,
+) -> asyncpg.Pool:
+    """Open a pool, retrying with exponential backoff while the server is starting.
+
+    Wrong credentials or a missing database are not retried: they won't fix themselves.
+    """
+    target = parse_dsn(dsn)
+    delay = first_delay
+    last: BaseException | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            pool: asyncpg.Pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=connect_timeout,
+                **kwargs,
+            )
+            return pool
+        except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError):
+            raise DatabaseUnavailableError(
+                f"PostgreSQL at {target.describe()} refused the login: check the user and "
+                "password in DATABASE_URL"
+            ) from None
+        except asyncpg.InvalidCatalogNameError:
+            raise DatabaseUnavailableError(
+                f"database {target.database!r} does not exist on {target.host}:{target.port}: "
+                "create it or fix DATABASE_URL"
+            ) from None
+        except (TimeoutError, OSError, asyncpg.CannotConnectNowError) as exc:
+            last = exc
+            if attempt < attempts:
+                log.warning(
+                    "PostgreSQL at %s not ready (attempt %d/%d): %s; retrying in %.2fs",
+                    target.describe(),
+                    attempt,
+                    attempts,
+                    type(exc).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+    raise DatabaseUnavailableError(
+        f"cannot reach PostgreSQL at {target.describe()} after {attempts} attempts "
+        f"({type(last).__name__}: {last}); is the server running and DATABASE_URL right?"
+    )

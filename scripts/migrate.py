@@ -1,0 +1,78 @@
+"""Apply control migrations, then tenant migrations to every tenant schema.
+
+python -m scripts.migrate [--dry-run] [--concurrency N] [--tenant client_001 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import asyncpg
+
+from core.logs import setup_logging
+from core.settings import PostgresSettings, load_settings
+from core.tenant_id import validate_tenant_id
+from database.migrator import migrate_control, migrate_tenants
+from database.pool import create_pool
+
+
+async def known_tenants(conn: asyncpg.Connection) -> list[str]:
+    """Tenant ids from the control schema (none yet when it is still to be created)."""
+    if not await conn.fetchval("SELECT to_regclass('control.tenants') IS NOT NULL"):
+        return []
+    rows = await conn.fetch(
+        "SELECT tenant_id FROM control.tenants WHERE status <> 'deleted' ORDER BY number"
+    )
+    return [r["tenant_id"] for r in rows]
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = load_settings(PostgresSettings)
+    pool = await create_pool(
+        settings.database_url.get_secret_value(), max_size=max(2, args.concurrency)
+    )
+    try:
+        async with pool.acquire() as conn:
+            control = await migrate_control(conn, dry_run=args.dry_run)
+            tenants = args.tenant or await known_tenants(conn)
+        verb = "pending" if args.dry_run else "applied"
+        done = control.pending if args.dry_run else control.applied
+        print(f"control: {len(done)} {verb}" + (f" ({', '.join(done)})" if done else ""))
+        fleet = await migrate_tenants(
+            pool, tenants, concurrency=args.concurrency, dry_run=args.dry_run
+        )
+        for report in sorted(fleet.reports, key=lambda r: r.schema):
+            names = report.pending if args.dry_run else report.applied
+            if names:
+                print(f"{report.schema}: {len(names)} {verb} ({', '.join(names)})")
+        for tenant_id, error in sorted(fleet.failures.items()):
+            print(f"{tenant_id}: FAILED: {error}", file=sys.stderr)
+        print(
+            f"tenants: {len(tenants)} checked, {len(fleet.failures)} failed, "
+            f"{fleet.seconds:.2f}s (concurrency {args.concurrency})"
+        )
+        return 1 if fleet.failures else 0
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.migrate", description=__doc__)
+    parser.add_argument("--dry-run", action="store_true", help="list pending migrations only")
+    parser.add_argument("--concurrency", type=int, default=8, help="tenant schemas at once")
+    parser.add_argument(
+        "--tenant",
+        action="append",
+        type=validate_tenant_id,
+        default=[],
+        help="only this tenant (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    setup_logging()
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

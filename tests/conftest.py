@@ -1,0 +1,140 @@
+"""Shared fixtures: a real PostgreSQL and a real Redis, never mocks.
+
+`make test` starts throwaway servers when DATABASE_URL / REDIS_URL don't answer. When neither is
+available the tests fail and say why: they never skip silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from database.dsn import parse_dsn
+from database.migrator import migrate_control
+from database.tenants import TenantDatabase, create_tenant_database, drop_tenant_database
+
+HOW_TO = "run the suite with `make test`, which starts PostgreSQL and Redis when they are absent"
+
+
+def new_tenant_id() -> str:
+    """A tenant id no other test (or leftover of an earlier run) uses."""
+    return f"client_{9 * 10**10 + secrets.randbelow(10**10)}"
+
+
+def _require_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"{name} is not set: {HOW_TO}")
+    return value
+
+
+@pytest.fixture(scope="session")
+def pg_server_dsn() -> str:
+    dsn = _require_env("DATABASE_URL")
+
+    async def check() -> None:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise RuntimeError(
+                f"PostgreSQL at {parse_dsn(dsn).describe()} does not answer ({exc}): {HOW_TO}"
+            ) from None
+        await conn.close()
+
+    asyncio.run(check())
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg_server_dsn: str) -> Iterator[str]:
+    """Admin DSN of a fresh database for this test session, with control migrations applied."""
+    name = f"botfleet_test_{secrets.token_hex(4)}"
+    server = parse_dsn(pg_server_dsn)
+    dsn = server.with_database(name)
+
+    async def setup() -> None:
+        conn = await asyncpg.connect(pg_server_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate_control(conn)
+        finally:
+            await conn.close()
+
+    async def teardown() -> None:
+        conn = await asyncpg.connect(pg_server_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(setup())
+    yield dsn
+    asyncio.run(teardown())
+
+
+@pytest.fixture
+async def pg(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(pg_dsn)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def make_tenant(
+    pg_dsn: str,
+) -> AsyncIterator[Callable[..., Awaitable[TenantDatabase]]]:
+    """Create tenant schemas+roles for a test; all are dropped afterwards."""
+    created: list[str] = []
+
+    async def make(tenant_id: str | None = None, **kwargs: object) -> TenantDatabase:
+        tenant_id = tenant_id or new_tenant_id()
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            created.append(tenant_id)
+            tenant, _ = await create_tenant_database(conn, tenant_id, server_dsn=pg_dsn, **kwargs)  # type: ignore[arg-type]
+        finally:
+            await conn.close()
+        return tenant
+
+    yield make
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        for tenant_id in created:
+            await drop_tenant_database(conn, tenant_id, drop_data=True)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = _require_env("REDIS_URL")
+
+    async def check() -> None:
+        client = Redis.from_url(url)
+        try:
+            await client.ping()
+        except (OSError, RedisError) as exc:
+            raise RuntimeError(f"Redis at {url} does not answer ({exc}): {HOW_TO}") from None
+        finally:
+            await client.aclose()
+
+    asyncio.run(check())
+    return url
+
+
+@pytest.fixture
+async def redis_admin(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()

@@ -1,0 +1,96 @@
+"""A tenant's Redis ACL user works with aiogram's FSM under its prefix and nothing else."""
+
+from __future__ import annotations
+
+import pytest
+from aiogram.fsm.storage.base import StorageKey
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, NoPermissionError
+
+from core.tenant_id import InvalidTenantIdError
+from database.redis_tenants import (
+    create_tenant_redis_user,
+    disable_tenant_redis_user,
+    fsm_isolation,
+    fsm_storage,
+    remove_tenant_redis,
+)
+from tests.conftest import new_tenant_id
+
+
+@pytest.fixture
+async def two_tenants(redis_admin, redis_url):
+    a_id, b_id = new_tenant_id(), new_tenant_id()
+    a = await create_tenant_redis_user(redis_admin, a_id, server_url=redis_url)
+    b = await create_tenant_redis_user(redis_admin, b_id, server_url=redis_url)
+    ra, rb = Redis.from_url(a.url), Redis.from_url(b.url)
+    yield a, b, ra, rb
+    await ra.aclose()
+    await rb.aclose()
+    for t in (a_id, b_id):
+        await remove_tenant_redis(redis_admin, t, drop_data=True)
+
+
+async def test_fsm_set_get_data_and_lock_under_tenant_prefix(two_tenants, redis_admin):
+    a, _, ra, _ = two_tenants
+    storage = fsm_storage(ra, a.tenant_id)
+    key = StorageKey(bot_id=1001, chat_id=5, user_id=5)
+    await storage.set_state(key, "Booking:date")
+    await storage.set_data(key, {"service_id": 3, "date": "2026-12-01"})
+    assert await storage.get_state(key) == "Booking:date"
+    assert await storage.get_data(key) == {"service_id": 3, "date": "2026-12-01"}
+    async with fsm_isolation(ra, a.tenant_id).lock(key):
+        await storage.update_data(key, {"slot": "10:00"})
+    assert (await storage.get_data(key))["slot"] == "10:00"
+    keys = sorted([k.decode() async for k in redis_admin.scan_iter(match=f"{a.tenant_id}:*")])
+    assert keys == [
+        f"{a.tenant_id}:fsm:1001:5:5:default:data",
+        f"{a.tenant_id}:fsm:1001:5:5:default:state",
+    ]  # the lock key is released and gone
+
+
+async def test_other_tenant_keys_and_keyless_commands_are_refused(two_tenants):
+    _, b, ra, rb = two_tenants
+    await rb.set(f"{b.tenant_id}:secret", "b-data")
+    with pytest.raises(NoPermissionError):
+        await ra.get(f"{b.tenant_id}:secret")
+    with pytest.raises(NoPermissionError):
+        await ra.set(f"{b.tenant_id}:secret", "overwritten")
+    with pytest.raises(NoPermissionError):
+        await ra.set("unprefixed", "x")
+    for command in (
+        ("SCAN", 0),
+        ("KEYS", "*"),
+        ("RANDOMKEY",),
+        ("DBSIZE",),
+        ("SELECT", 1),
+        ("FLUSHALL",),
+        ("FLUSHDB",),
+        ("SCRIPT", "FLUSH"),
+        ("CONFIG", "GET", "*"),
+        ("ACL", "LIST"),
+    ):
+        with pytest.raises(NoPermissionError):
+            await ra.execute_command(*command)
+    # A Lua script cannot reach B's keys either.
+    with pytest.raises(NoPermissionError):
+        await ra.eval("return redis.call('GET', KEYS[1])", 1, f"{b.tenant_id}:secret")
+    assert await rb.get(f"{b.tenant_id}:secret") == b"b-data"
+
+
+async def test_disable_and_remove(two_tenants, redis_admin, redis_url):
+    a, _, ra, _ = two_tenants
+    await ra.set(f"{a.tenant_id}:x", "1")
+    await disable_tenant_redis_user(redis_admin, a.tenant_id)
+    fresh = Redis.from_url(a.url)
+    with pytest.raises(AuthenticationError, match="user is disabled"):
+        await fresh.ping()
+    await fresh.aclose()
+    assert await redis_admin.get(f"{a.tenant_id}:x") == b"1"  # suspending keeps data
+    assert await remove_tenant_redis(redis_admin, a.tenant_id, drop_data=True) == 1
+    assert await redis_admin.exists(f"{a.tenant_id}:x") == 0
+
+
+async def test_rejects_bad_tenant_ids(redis_admin, redis_url):
+    with pytest.raises(InvalidTenantIdError):
+        await create_tenant_redis_user(redis_admin, "default", server_url=redis_url)
