@@ -20,6 +20,7 @@ from database.identifiers import quote_ident
 from database.migrator import SchemaReport, migrate_tenant
 
 log = logging.getLogger(__name__)
+_DDL_LOCK = 0x626F74666C656574  # "botfleet": serialises tenant role/schema DDL
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +84,11 @@ async def create_tenant_database(
     password = password or secrets.token_urlsafe(24)
     database = await conn.fetchval("SELECT current_database()")
     qdb = quote_ident_any(database)
-    await harden_database(conn)
     async with conn.transaction():
+        # GRANT/REVOKE on the database row race between concurrent creators
+        # ("tuple concurrently updated"): role and schema DDL is serialised, migrations are not.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
+        await harden_database(conn)
         exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
         verb = "ALTER" if exists else "CREATE"
         # format(%L) quotes the password server-side; it never goes into our SQL text.
