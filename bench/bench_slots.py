@@ -1,0 +1,110 @@
+"""Benchmark slot computation: ``python -m bench.bench_slots``.
+
+Schedule: Mon–Sat 09:00–21:00, lunch 13:00–14:00, 15-minute grid, 10-minute buffer, 60-minute
+service, 30-day horizon, 2,000 existing bookings spread over those 30 days (given in UTC, in
+random order). Prints median and p95 wall time per operation in milliseconds.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time as clock
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from client_bot.booking import (
+    BookingRules,
+    Break,
+    Busy,
+    Schedule,
+    WeeklyHours,
+    days_with_free_slots,
+    free_slots,
+)
+
+TZ = "Europe/Moscow"
+BOOKINGS = 2_000
+HORIZON_DAYS = 30
+DURATION = timedelta(minutes=60)
+WARMUP = 5
+RUNS = 200
+
+
+def build() -> tuple[Schedule, list[Busy], datetime]:
+    """A realistic busy salon: more bookings than one chair could take, so many days fill up."""
+    schedule = Schedule(
+        hours=WeeklyHours.uniform(range(6), (time(9), time(21))),
+        tz=TZ,
+        rules=BookingRules(slot_step=15, buffer=10, lead_time=60, horizon_days=HORIZON_DAYS),
+        breaks=(Break(time(13), time(14)),),
+    )
+    zone = ZoneInfo(TZ)
+    now = datetime(2025, 6, 2, 8, 5, tzinfo=zone)
+    rng = random.Random(20250602)
+    open_days = [
+        now.date() + timedelta(days=i)
+        for i in range(HORIZON_DAYS)
+        if (now.date() + timedelta(days=i)).weekday() < 6
+    ]
+    busy: list[Busy] = []
+    for _ in range(BOOKINGS):
+        day = rng.choice(open_days)
+        start_min = rng.randrange(9 * 60, 20 * 60, 15)
+        length = rng.choice([30, 45, 60, 90, 120])
+        start = datetime.combine(day, time(0), tzinfo=zone) + timedelta(minutes=start_min)
+        busy.append(
+            Busy(start.astimezone(UTC), (start + timedelta(minutes=length)).astimezone(UTC))
+        )
+    return schedule, busy, now
+
+
+def measure(fn: Callable[[], object]) -> tuple[float, float, float]:
+    """Median, p95 and max in milliseconds over RUNS calls after WARMUP calls."""
+    for _ in range(WARMUP):
+        fn()
+    samples = []
+    for _ in range(RUNS):
+        started = clock.perf_counter()
+        fn()
+        samples.append((clock.perf_counter() - started) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)]
+    return statistics.median(samples), p95, samples[-1]
+
+
+def main() -> None:
+    """Run the benchmark and print a small table."""
+    schedule, busy, now = build()
+    days = days_with_free_slots(schedule, DURATION, busy, now)
+    probe: date = days[len(days) // 2] if days else now.date() + timedelta(days=1)
+    slots = free_slots(schedule, DURATION, probe, busy, now)
+
+    print(
+        f"schedule: Mon–Sat 09:00–21:00 {TZ}, lunch 13–14, step 15, buffer 10, "
+        f"service {DURATION.seconds // 60} min"
+    )
+    print(
+        f"bookings: {len(busy)} over {HORIZON_DAYS} days; days with free slots: {len(days)}; "
+        f"free slots on {probe}: {len(slots)}"
+    )
+    print(f"runs: {RUNS} (after {WARMUP} warm-up)\n")
+    print(f"{'operation':<40}{'median ms':>12}{'p95 ms':>12}{'max ms':>12}")
+    cases: list[tuple[str, Callable[[], object]]] = [
+        (
+            f"days_with_free_slots ({HORIZON_DAYS} days)",
+            lambda: days_with_free_slots(schedule, DURATION, busy, now),
+        ),
+        (
+            f"free_slots (one day, {probe})",
+            lambda: free_slots(schedule, DURATION, probe, busy, now),
+        ),
+    ]
+    for name, fn in cases:
+        median, p95, worst = measure(fn)
+        print(f"{name:<40}{median:>12.3f}{p95:>12.3f}{worst:>12.3f}")
+
+
+if __name__ == "__main__":
+    main()
