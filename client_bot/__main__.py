@@ -1,0 +1,35 @@
+"""`python -m client_bot`: one tenant's bot, configured only by its environment (DESIGN.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import urlsplit
+
+from client_bot.app import run_forever
+from core.logs import setup_logging
+from core.settings import ClientBotSettings, load_settings
+from database.pool import DatabaseUnavailableError
+
+
+def main() -> int:
+    settings = load_settings(ClientBotSettings)
+    secrets = [
+        settings.bot_token.get_secret_value(),
+        urlsplit(settings.database_url.get_secret_value()).password or "",
+        urlsplit(settings.redis_url.get_secret_value()).password or "",
+        settings.openai_api_key.get_secret_value() if settings.openai_api_key else "",
+    ]
+    setup_logging(settings.log_level, settings.log_format, secrets=secrets)
+    try:
+        asyncio.run(run_forever(settings))
+    except DatabaseUnavailableError as exc:
+        logging.getLogger("client_bot").error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

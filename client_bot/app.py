@@ -1,0 +1,156 @@
+"""Builds and runs one tenant's bot from its settings.
+
+`ClientBot.create(settings)` is a function of one tenant's settings only, so one process can
+later host several tenants (dense mode) by creating several of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+
+import asyncpg
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, TelegramObject
+from aiogram.utils.i18n import gettext as _
+from redis.asyncio import Redis
+
+from client_bot.clock import Clock, SystemClock
+from client_bot.context import TenantContext
+from client_bot.handlers import customer_routers, last_routers
+from client_bot.i18n import TenantLocaleMiddleware, build_i18n
+from client_bot.store import Store
+from client_bot.workers.broadcast import BroadcastWorker
+from client_bot.workers.reminders import ReminderWorker
+from core.settings import ClientBotSettings
+from core.telegram import build_bot
+from database.pool import create_pool
+from database.redis_tenants import fsm_isolation, fsm_storage
+from middlewares.throttling import ThrottlingMiddleware, polite_refusal
+
+log = logging.getLogger(__name__)
+
+# Admin routers register here when the admin panel is importable (kept optional for tests of
+# the customer side alone).
+ExtraRouters = Callable[[], list]  # type: ignore[type-arg]
+
+
+class ClientBot:
+    def __init__(
+        self,
+        settings: ClientBotSettings,
+        *,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        bot: Bot,
+        clock: Clock,
+        reminder_interval: float = 30.0,
+        broadcast_rate: float = 25.0,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.redis = redis
+        self.bot = bot
+        self.i18n = build_i18n(settings.locale)
+        self.ctx = TenantContext(settings, Store(pool), clock, self.i18n)
+        self.reminders = ReminderWorker(self.ctx, bot, interval=reminder_interval)
+        self.broadcasts = BroadcastWorker(self.ctx, bot, rate=broadcast_rate)
+        self.dp = self._dispatcher()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def create(
+        cls, settings: ClientBotSettings, *, clock: Clock | None = None, **kwargs: float
+    ) -> ClientBot:
+        pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=5)
+        redis = Redis.from_url(settings.redis_url.get_secret_value())
+        bot = build_bot(
+            settings.bot_token.get_secret_value(),
+            settings.telegram_api_url,
+            settings.telegram_timeout,
+        )
+        return cls(
+            settings, pool=pool, redis=redis, bot=bot, clock=clock or SystemClock(), **kwargs
+        )
+
+    def _dispatcher(self) -> Dispatcher:
+        tenant_id = self.settings.tenant_id
+        dp = Dispatcher(
+            storage=fsm_storage(self.redis, tenant_id),
+            events_isolation=fsm_isolation(self.redis, tenant_id),
+            ctx=self.ctx,
+            broadcasts=self.broadcasts,
+        )
+        TenantLocaleMiddleware(self.i18n, self.ctx.locale).setup(dp)
+        throttling = ThrottlingMiddleware(
+            self.redis, self.settings.redis_key_prefix, on_throttled=self._throttled
+        )
+        dp.message.outer_middleware(throttling)
+        dp.callback_query.outer_middleware(throttling)
+        from client_bot.handlers.admin import admin_routers  # the admin panel
+
+        dp.include_routers(*admin_routers(), *customer_routers(), *last_routers())
+        return dp
+
+    async def _throttled(self, event: TelegramObject) -> None:
+        await polite_refusal(event, _("Too many requests. Please wait a few seconds."))
+
+    async def set_commands(self) -> None:
+        with self.i18n.context(), self.i18n.use_locale(await self.ctx.locale()):
+            customer = [BotCommand(command="start", description=_("Main menu"))]
+            admin = [*customer, BotCommand(command="admin", description=_("Admin panel"))]
+        try:
+            await self.bot.set_my_commands(customer, scope=BotCommandScopeDefault())
+            for admin_id in await self.ctx.admin_ids():
+                await self.bot.set_my_commands(admin, scope=BotCommandScopeChat(chat_id=admin_id))
+        except TelegramAPIError as exc:  # an admin who never opened the bot, etc.
+            log.info("commands not fully set: %s", exc)
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Poll Telegram and run the workers until stopped."""
+        await self.set_commands()
+        self._tasks = [asyncio.create_task(self.reminders.run(), name="reminders")]
+        await self.broadcasts.resume_all()
+        try:
+            await self.dp.start_polling(
+                self.bot,
+                handle_signals=handle_signals,
+                close_bot_session=False,
+                allowed_updates=self.dp.resolve_used_update_types(),
+            )
+        finally:
+            await self._stop_tasks()
+
+    async def stop(self) -> None:
+        with suppress(RuntimeError):  # not polling
+            await self.dp.stop_polling()
+
+    async def _stop_tasks(self) -> None:
+        tasks = [*self._tasks, *self.broadcasts.tasks.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self._stop_tasks()
+        await self.bot.session.close()
+        await self.dp.storage.close()
+        await self.redis.aclose()
+        await self.pool.close()
+
+
+async def run_forever(
+    settings: ClientBotSettings, on_ready: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    app = await ClientBot.create(settings)
+    try:
+        me = await app.bot.me()
+        log.info("tenant %s: @%s is up", settings.tenant_id, me.username)
+        if on_ready is not None:
+            await on_ready()
+        await app.run()
+    finally:
+        await app.close()

@@ -1,0 +1,78 @@
+"""Everything one tenant's handlers need, built once per tenant (dense mode builds several)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.utils.i18n import I18n
+
+from client_bot.booking import Schedule
+from client_bot.clock import Clock
+from client_bot.store import Business, Store
+from core.settings import ClientBotSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TenantContext:
+    settings: ClientBotSettings
+    store: Store
+    clock: Clock
+    i18n: I18n
+    _business: Business | None = field(default=None, repr=False)
+    _admins: set[int] | None = field(default=None, repr=False)
+
+    @property
+    def tenant_id(self) -> str:
+        return self.settings.tenant_id
+
+    async def business(self) -> Business:
+        """The profile and rules, cached in the process; `refresh()` after an admin edit."""
+        if self._business is None:
+            self._business = await self.store.business()
+        return self._business
+
+    async def locale(self) -> str:
+        return (await self.business()).locale
+
+    async def schedule(self) -> Schedule:
+        business = await self.business()
+        return (await self.store.work_schedule()).schedule(business)
+
+    async def admin_ids(self) -> set[int]:
+        if self._admins is None:
+            self._admins = set(self.settings.admin_ids) | await self.store.admin_ids()
+        return self._admins
+
+    async def is_admin(self, user_id: int) -> bool:
+        return user_id in await self.admin_ids()
+
+    def refresh(self) -> None:
+        self._business = None
+        self._admins = None
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def horizon_busy(self) -> list[tuple[datetime, datetime]]:
+        business = await self.business()
+        now = self.now()
+        return await self.store.busy(
+            now - timedelta(days=1), now + timedelta(days=business.horizon_days + 2)
+        )
+
+    async def notify_admins(self, bot: Bot, text: str, **kwargs: object) -> int:
+        """Send `text` to every admin; returns how many got it (a blocked admin is skipped)."""
+        delivered = 0
+        for admin_id in sorted(await self.admin_ids()):
+            try:
+                await bot.send_message(admin_id, text, **kwargs)  # type: ignore[arg-type]
+                delivered += 1
+            except TelegramAPIError as exc:
+                log.warning("tenant %s: admin %s not notified: %s", self.tenant_id, admin_id, exc)
+        return delivered

@@ -1,0 +1,153 @@
+"""Inline keyboards of the customer side."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+
+from aiogram.types import (
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from client_bot import text
+from client_bot.callbacks import (
+    CalendarCb,
+    ConfirmAction,
+    ConfirmCb,
+    MenuAction,
+    MenuCb,
+    MyBookingCb,
+    ServiceCb,
+    SlotCb,
+)
+from client_bot.store import Booking, Service
+
+
+def main_menu() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("💇 Services"), callback_data=MenuCb(action=MenuAction.services))
+    kb.button(text=_("📅 Book"), callback_data=MenuCb(action=MenuAction.book))
+    kb.button(text=_("🗂 My bookings"), callback_data=MenuCb(action=MenuAction.my))
+    kb.button(text=_("📍 Contacts"), callback_data=MenuCb(action=MenuAction.contacts))
+    kb.adjust(2)
+    return kb.as_markup()
+
+
+def home_button() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("« Menu"), callback_data=MenuCb(action=MenuAction.home))
+    return kb.as_markup()
+
+
+def services(items: Sequence[Service], locale: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for s in items:
+        kb.button(
+            text=f"{s.name} · {text.price(s.price, locale)}",
+            callback_data=ServiceCb(service_id=s.id),
+        )
+    kb.button(text=_("« Menu"), callback_data=MenuCb(action=MenuAction.home))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def _month_key(d: date) -> int:
+    return d.year * 100 + d.month
+
+
+def calendar_month(
+    service_id: int, month: date, free_days: Iterable[date], locale: str
+) -> InlineKeyboardMarkup:
+    """A month grid where only days with a free slot are buttons; « » move between months."""
+    free = sorted(set(free_days))
+    free_set = set(free)
+    months = sorted({date(d.year, d.month, 1) for d in free})
+    month = date(month.year, month.month, 1)
+    noop = CalendarCb(service_id=service_id).pack()
+    kb = InlineKeyboardBuilder()
+    earlier = [m for m in months if m < month]
+    later = [m for m in months if m > month]
+    kb.button(
+        text="«" if earlier else " ",
+        callback_data=CalendarCb(service_id=service_id, month=_month_key(earlier[-1])).pack()
+        if earlier
+        else noop,
+    )
+    kb.button(text=text.month(month, locale).capitalize(), callback_data=noop)
+    kb.button(
+        text="»" if later else " ",
+        callback_data=CalendarCb(service_id=service_id, month=_month_key(later[0])).pack()
+        if later
+        else noop,
+    )
+    widths = [3]
+    for wd in range(7):
+        kb.button(text=text.weekday_short(wd, locale), callback_data=noop)
+    widths.append(7)
+    for week in calendar.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month):
+        for d in week:
+            if d.month == month.month and d in free_set:
+                kb.button(
+                    text=str(d.day),
+                    callback_data=CalendarCb(
+                        service_id=service_id, day=d.year * 10000 + d.month * 100 + d.day
+                    ),
+                )
+            else:
+                kb.button(text="·" if d.month == month.month else " ", callback_data=noop)
+        widths.append(7)
+    kb.button(text=_("« Services"), callback_data=MenuCb(action=MenuAction.book))
+    widths.append(1)
+    kb.adjust(*widths)
+    return kb.as_markup()
+
+
+def slots(service_id: int, starts: Sequence[datetime], month: date) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for start in starts:
+        kb.button(
+            text=text.hhmm(start),
+            callback_data=SlotCb(service_id=service_id, ts=int(start.timestamp())),
+        )
+    kb.adjust(4)
+    back = InlineKeyboardBuilder()
+    back.button(
+        text=_("« Dates"),
+        callback_data=CalendarCb(service_id=service_id, month=_month_key(month)),
+    )
+    kb.attach(back)
+    return kb.as_markup()
+
+
+def share_contact() -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup(
+        keyboard=[[KeyboardButton(text=_("📱 Share my phone number"), request_contact=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+def confirm() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("✅ Confirm"), callback_data=ConfirmCb(action=ConfirmAction.confirm))
+    kb.button(text=_("✖️ Cancel"), callback_data=ConfirmCb(action=ConfirmAction.cancel))
+    return kb.as_markup()
+
+
+def my_bookings(items: Sequence[tuple[Booking, bool]]) -> InlineKeyboardMarkup:
+    """One cancel button per booking that may still be cancelled."""
+    kb = InlineKeyboardBuilder()
+    for booking, cancellable in items:
+        if cancellable:
+            kb.button(
+                text=_("✖️ Cancel #{id}").format(id=booking.id),
+                callback_data=MyBookingCb(booking_id=booking.id),
+            )
+    kb.button(text=_("« Menu"), callback_data=MenuCb(action=MenuAction.home))
+    kb.adjust(1)
+    return kb.as_markup()

@@ -1,0 +1,11 @@
+"""The client bot's data layer: all SQL of the tenant schema lives in this package.
+
+It runs as the tenant's own role (search_path pinned to its schema), so table names are
+unqualified. Values always go as $n parameters. No connection is held across a Telegram call:
+every method acquires, does its SQL and releases.
+"""
+
+from client_bot.store.models import Booking, Business, Customer, Service
+from client_bot.store.store import SlotTakenError, Store
+
+__all__ = ["Booking", "Business", "Customer", "Service", "SlotTakenError", "Store"]

@@ -1,0 +1,130 @@
+"""Plain records read from the tenant schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from client_bot.booking import BookingRules, Break, Schedule, WeeklyHours
+
+
+@dataclass(frozen=True, slots=True)
+class Business:
+    name: str
+    welcome_text: str
+    address: str
+    phone: str
+    map_url: str
+    timezone: str
+    locale: str
+    slot_step: int
+    buffer_min: int
+    lead_time_min: int
+    horizon_days: int
+    cancel_cutoff_min: int
+    reminder_offsets_min: tuple[int, ...]
+
+    @classmethod
+    def from_row(cls, row: Any) -> Business:
+        values = dict(row)
+        values.pop("id", None)
+        values.pop("updated_at", None)
+        values["reminder_offsets_min"] = tuple(values["reminder_offsets_min"])
+        return cls(**values)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def rules(self) -> BookingRules:
+        return BookingRules(
+            slot_step=self.slot_step,
+            buffer=self.buffer_min,
+            lead_time=self.lead_time_min,
+            horizon_days=self.horizon_days,
+            cancel_cutoff=self.cancel_cutoff_min,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    id: int
+    name: str
+    description: str
+    price: Decimal
+    duration_min: int
+    position: int
+    hidden: bool
+
+    @classmethod
+    def from_row(cls, row: Any) -> Service:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            description=row["description"],
+            price=row["price"],
+            duration_min=row["duration_min"],
+            position=row["position"],
+            hidden=row["hidden"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    telegram_id: int
+    first_name: str
+    username: str | None
+    phone: str | None
+    blocked: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    id: int
+    customer_id: int
+    service_id: int
+    service_name: str
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    customer_name: str
+    phone: str
+    cancel_note: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Booking:
+        return cls(
+            id=row["id"],
+            customer_id=row["customer_id"],
+            service_id=row["service_id"],
+            service_name=row["service_name"],
+            starts_at=row["starts_at"],
+            ends_at=row["ends_at"],
+            status=row["status"],
+            customer_name=row["customer_name"],
+            phone=row["phone"],
+            cancel_note=row["cancel_note"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkSchedule:
+    """Hours, breaks and days off as stored; `schedule()` gives the booking module's view."""
+
+    hours: dict[int, list[tuple[time, time]]] = field(default_factory=dict)
+    breaks: list[tuple[int, time, time]] = field(default_factory=list)
+    days_off: frozenset[date] = frozenset()
+
+    def schedule(self, business: Business) -> Schedule:
+        return Schedule(
+            hours=WeeklyHours.from_mapping(self.hours),
+            tz=business.timezone,
+            rules=business.rules,
+            breaks=tuple(Break(s, e, frozenset({wd})) for wd, s, e in self.breaks),
+            days_off=self.days_off,
+        )

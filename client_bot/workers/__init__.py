@@ -1,0 +1,1 @@
+"""Background work of a client bot: reminders and broadcasts (state in PostgreSQL)."""
