@@ -28,7 +28,7 @@ KEYWORDS = {"_": None, "__": None, "gettext": None}
 
 def extract(package: str) -> Catalog:
     template = Catalog(project="botfleet", fuzzy=False)
-    for _filename, lineno, message, _comments, context in extract_from_dir(
+    for _filename, _lineno, message, _comments, context in extract_from_dir(
         ROOT / package, method_map=[("**.py", "python")], keywords=KEYWORDS
     ):
         template.add(message, None, [], context=context)
