@@ -1,0 +1,128 @@
+"""`python -m client_bot` as the master runs it: environment only, logs without secrets,
+and a restart in the middle of a booking dialog continues where the customer was."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from client_bot.store import Store
+from core.secrets import mask_token
+from database.pool import create_pool
+from tests.client.conftest import Customer, TenantCreds, fetch, seed_business
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "6000001:test-process-bot-token-abcdefghij"
+
+
+class BotProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.output = b""
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "client_bot", cwd=ROOT, env=self.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+
+    async def stop(self, sig: int = signal.SIGTERM) -> bytes:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        out, _ = await asyncio.wait_for(self.proc.communicate(), 30)
+        self.output += out
+        return out
+
+
+@pytest.fixture
+async def tenant(make_tenant, redis_admin, redis_url):
+    from database.redis_tenants import create_tenant_redis_user, remove_tenant_redis
+
+    db = await make_tenant()
+    user = await create_tenant_redis_user(redis_admin, db.tenant_id, server_url=redis_url)
+    pool = await create_pool(db.dsn)
+    await seed_business(Store(pool))
+    await pool.close()
+    yield TenantCreds(db.tenant_id, db.dsn, user.url)
+    await remove_tenant_redis(redis_admin, db.tenant_id, drop_data=True)
+
+
+def contract_env(tenant: TenantCreds, api_url: str, **extra: str) -> dict[str, str]:
+    """Exactly the DESIGN.md environment of a client bot (plus PATH)."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "TENANT_ID": tenant.tenant_id,
+        "BOT_TOKEN": TOKEN,
+        "DATABASE_URL": tenant.dsn,
+        "REDIS_URL": tenant.redis_url,
+        "REDIS_KEY_PREFIX": f"{tenant.tenant_id}:",
+        "TELEGRAM_API_URL": api_url,
+        "OPENAI_API_KEY": "",
+        "ADMIN_IDS": "7001",
+        "LOCALE": "ru",
+        "TIMEZONE": "Europe/Moscow",
+        **extra,
+    }
+
+
+async def test_restart_mid_dialog_and_no_secret_in_any_log(emulator, tenant):
+    server, client = emulator
+    await client.register_bot(TOKEN, "process_test_bot")
+    env = contract_env(tenant, server.base_url, LOG_LEVEL="DEBUG")
+    first = BotProcess(env)
+    await first.start()
+    anna = Customer(client, TOKEN, 301, "Анна")
+    before = await anna.seen()
+    await anna.send("/start")
+    menu = await anna.wait(
+        "Добро пожаловать", after=before, timeout=40
+    )  # first start imports aiogram
+    services = await anna.press(menu, "📅 Записаться", "Выберите услугу")
+    calendar = await anna.press(services, "Стрижка · 1\u00a0500 ₽", "Выберите день")
+    days = [b for row in calendar.buttons()[2:-1] for b in row if b.isdigit()]
+    slots = await anna.press(calendar, days[1], "Выберите время")
+    await anna.press(slots, next(b for row in slots.buttons() for b in row), "Поделитесь номером")
+    # The bot dies in the middle of the dialog (SIGKILL: no graceful shutdown at all).
+    await first.stop(signal.SIGKILL)
+
+    second = BotProcess(env)
+    await second.start()
+    before = await anna.seen()
+    await anna.send("+7 (916) 000-11-22")
+    summary = await anna.wait("Проверьте запись", after=before, timeout=40)
+    assert "+79160001122" in summary.plain_text
+    await anna.press(summary, "✅ Подтвердить", "Вы записаны")
+    rows = await fetch(tenant.dsn, "SELECT phone FROM bookings")
+    assert [r["phone"] for r in rows] == ["+79160001122"]
+
+    # An error path too: the token gets revoked while the bot runs.
+    await client.revoke_bot(TOKEN)
+    await asyncio.sleep(1.5)
+    output = (first.output + await second.stop()).decode()
+    assert "is up" in output and "Update id=" in output  # the logs did record the run
+    assert TOKEN not in output
+    assert TOKEN.split(":")[1] not in output
+    assert tenant.dsn.split(":")[2].split("@")[0] not in output  # the tenant's DB password
+    assert mask_token(TOKEN) != TOKEN
+
+
+async def test_bad_environment_stops_with_a_readable_message(tenant):
+    env = contract_env(tenant, "http://127.0.0.1:9", TENANT_ID="client_x", BOT_TOKEN="nope")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "client_bot", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    text = err.decode()
+    assert (
+        "TENANT_ID: invalid tenant id" in text and "BOT_TOKEN: is not a Telegram bot token" in text
+    )
+    assert "Traceback" not in text and "nope" not in text
