@@ -46,7 +46,9 @@ async def main(tenants: int, concurrency: int) -> None:
         again = await migrate_tenants(pool, ids, concurrency=concurrency)
         files = len(load_migrations("tenant"))
         print(f"tenants: {tenants}, tenant migration files: {files}, concurrency: {concurrency}")
-        print(f"create roles+schemas: {create_s:7.2f} s  ({create_s / tenants * 1000:.1f} ms/tenant)")
+        print(
+            f"create roles+schemas: {create_s:7.2f} s  ({create_s / tenants * 1000:.1f} ms/tenant)"
+        )
         print(
             f"migrate (all pending): {fleet.seconds:7.2f} s  "
             f"({fleet.seconds / tenants * 1000:.1f} ms/tenant)"

@@ -208,6 +208,10 @@ class MasterSettings(
         None, description="DSN template the client bots use; defaults to DATABASE_URL's host"
     )
     tenant_redis_url: SecretStr | None = None
+    backups_dir: str = Field("backups", description="final pg_dump backups of deleted tenants")
+    subscription_grace_days: float = Field(3.0, ge=0, le=365)
+    reconcile_interval: float = Field(15.0, gt=0, le=3600)
+    subscription_check_interval: float = Field(300.0, gt=0, le=86400)
 
     @field_validator("operator_ids", mode="before")
     @classmethod

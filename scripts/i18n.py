@@ -84,7 +84,9 @@ def check() -> int:
                     problems.append(f"{path.relative_to(ROOT)}: untranslated {message.id!r}")
             mo = path.with_suffix(".mo")
             if not mo.exists() or mo.read_bytes() != mo_bytes(catalog):
-                problems.append(f"{mo.relative_to(ROOT)}: stale, run `python -m scripts.i18n update`")
+                problems.append(
+                    f"{mo.relative_to(ROOT)}: stale, run `python -m scripts.i18n update`"
+                )
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

@@ -53,7 +53,9 @@ class Customer:
     async def seen(self) -> int:
         return len(await self.client.messages(self.token, self.id))
 
-    async def wait(self, contains: str, *, after: int | None = None, timeout: float = 10) -> SentMessage:
+    async def wait(
+        self, contains: str, *, after: int | None = None, timeout: float = 10
+    ) -> SentMessage:
         """The next message (after the first `after` ones) whose text contains `contains`."""
         skip = after if after is not None else 0
 

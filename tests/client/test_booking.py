@@ -45,7 +45,9 @@ async def test_full_booking_journey(bot_factory):
     rows = await fetch(bot.tenant.dsn, "SELECT * FROM bookings")
     assert len(rows) == 1
     assert rows[0]["customer_id"] == 101 and rows[0]["phone"] == "+79001234567"
-    assert rows[0]["starts_at"] == bot.clock.now() + timedelta(days=1, hours=1)  # 10:00 MSK on 2 Dec
+    assert rows[0]["starts_at"] == bot.clock.now() + timedelta(
+        days=1, hours=1
+    )  # 10:00 MSK on 2 Dec
     reminders = await fetch(bot.tenant.dsn, "SELECT offset_min FROM reminders ORDER BY 1")
     assert [r["offset_min"] for r in reminders] == [120, 1440]
     # The admin heard about it.
