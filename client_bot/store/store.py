@@ -518,6 +518,14 @@ class Store:
             customers=customers,
         )
 
+    # --- admin panel ------------------------------------------------------------------------------
+    async def customer_counts(self) -> tuple[int, int]:
+        """(everyone who started the bot, those of them who blocked it)."""
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS total, count(blocked_at) AS blocked FROM customers"
+        )
+        return row["total"], row["blocked"]
+
 
 def _customer(row: Any) -> Customer:
     return Customer(
