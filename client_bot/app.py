@@ -65,7 +65,9 @@ class ClientBot:
     async def create(
         cls, settings: ClientBotSettings, *, clock: Clock | None = None, **kwargs: float
     ) -> ClientBot:
-        pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=5)
+        pool = await create_pool(
+            settings.database_url.get_secret_value(), min_size=1, max_size=5, stateless=True
+        )
         redis = Redis.from_url(settings.redis_url.get_secret_value())
         bot = build_bot(
             settings.bot_token.get_secret_value(),

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
+from typing import TypeVar
 
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
+    InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
     ReplyKeyboardMarkup,
 )
+from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -27,21 +31,48 @@ from client_bot.callbacks import (
 )
 from client_bot.store import Booking, Service
 
+M = TypeVar("M", InlineKeyboardMarkup, ReplyKeyboardMarkup)
 
+
+def per_locale(build: Callable[[], M]) -> Callable[[], M]:
+    """Cache a keyboard that depends only on the current locale (built once per language)."""
+    cache: dict[str, M] = {}
+
+    def cached() -> M:
+        locale = get_i18n().current_locale
+        markup = cache.get(locale)
+        if markup is None:
+            markup = cache[locale] = build()
+        return markup
+
+    return cached
+
+
+def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+@per_locale
 def main_menu() -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(text=_("💇 Services"), callback_data=MenuCb(action=MenuAction.services))
-    kb.button(text=_("📅 Book"), callback_data=MenuCb(action=MenuAction.book))
-    kb.button(text=_("🗂 My bookings"), callback_data=MenuCb(action=MenuAction.my))
-    kb.button(text=_("📍 Contacts"), callback_data=MenuCb(action=MenuAction.contacts))
-    kb.adjust(2)
-    return kb.as_markup()
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(_("💇 Services"), MenuCb(action=MenuAction.services)),
+                _button(_("📅 Book"), MenuCb(action=MenuAction.book)),
+            ],
+            [
+                _button(_("🗂 My bookings"), MenuCb(action=MenuAction.my)),
+                _button(_("📍 Contacts"), MenuCb(action=MenuAction.contacts)),
+            ],
+        ]
+    )
 
 
+@per_locale
 def home_button() -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(text=_("« Menu"), callback_data=MenuCb(action=MenuAction.home))
-    return kb.as_markup()
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_button(_("« Menu"), MenuCb(action=MenuAction.home))]]
+    )
 
 
 def services(items: Sequence[Service], locale: str) -> InlineKeyboardMarkup:
@@ -124,6 +155,7 @@ def slots(service_id: int, starts: Sequence[datetime], month: date) -> InlineKey
     return kb.as_markup()
 
 
+@per_locale
 def share_contact() -> ReplyKeyboardMarkup:
     return ReplyKeyboardMarkup(
         keyboard=[[KeyboardButton(text=_("📱 Share my phone number"), request_contact=True)]],
@@ -132,11 +164,16 @@ def share_contact() -> ReplyKeyboardMarkup:
     )
 
 
+@per_locale
 def confirm() -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(text=_("✅ Confirm"), callback_data=ConfirmCb(action=ConfirmAction.confirm))
-    kb.button(text=_("✖️ Cancel"), callback_data=ConfirmCb(action=ConfirmAction.cancel))
-    return kb.as_markup()
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(_("✅ Confirm"), ConfirmCb(action=ConfirmAction.confirm)),
+                _button(_("✖️ Cancel"), ConfirmCb(action=ConfirmAction.cancel)),
+            ]
+        ]
+    )
 
 
 def my_bookings(items: Sequence[tuple[Booking, bool]]) -> InlineKeyboardMarkup:
