@@ -93,7 +93,9 @@ async def free_starts(app: ClientBot, n: int) -> list[datetime]:
     day = app.ctx.now().date() + timedelta(days=1)
     length = timedelta(minutes=services[0].duration_min)
     last_day = app.ctx.now().date() + timedelta(days=(await app.ctx.business()).horizon_days)
-    while len(starts) < n and day < last_day:  # non-overlapping starts, so every confirmation can succeed
+    while (
+        len(starts) < n and day < last_day
+    ):  # non-overlapping starts, so every confirmation can succeed
         for start in free_slots(schedule, length, day, [], app.ctx.now()):
             if not starts or start >= starts[-1] + length:
                 starts.append(start)
@@ -109,7 +111,12 @@ async def prepare(app: ClientBot, user_id: int, start: datetime) -> None:
     await app.dp.storage.set_state(key, BookingForm.confirm)
     await app.dp.storage.set_data(
         key,
-        {"service_id": service.id, "ts": int(start.timestamp()), "phone": "+79000000000", "name": "Bench"},
+        {
+            "service_id": service.id,
+            "ts": int(start.timestamp()),
+            "phone": "+79000000000",
+            "name": "Bench",
+        },
     )
 
 
@@ -128,7 +135,9 @@ async def measure_server_time(app: ClientBot, n: int, first_user: int) -> list[f
     return durations
 
 
-async def measure_round_trip(app: ClientBot, client: EmulatorClient, n: int, first_user: int) -> list[float]:
+async def measure_round_trip(
+    app: ClientBot, client: EmulatorClient, n: int, first_user: int
+) -> list[float]:
     """A user presses Confirm in the emulator; seconds until "booked" arrives (long polling)."""
     from client_bot import keyboards
 
@@ -142,7 +151,9 @@ async def measure_round_trip(app: ClientBot, client: EmulatorClient, n: int, fir
             await client.wait_for_message(TOKEN, user_id, contains="")
             await prepare(app, user_id, start)
             with app.i18n.context(), app.i18n.use_locale("ru"):
-                summary = await app.bot.send_message(user_id, "summary", reply_markup=keyboards.confirm())
+                summary = await app.bot.send_message(
+                    user_id, "summary", reply_markup=keyboards.confirm()
+                )
             began = time.perf_counter()
             await client.click(TOKEN, user_id, summary.message_id, text="✅ Подтвердить")
             await client.wait_for_message(TOKEN, user_id, contains="Вы записаны", timeout=10)
@@ -171,8 +182,10 @@ async def rss_of_bot_process(env: dict[str, str], client: EmulatorClient) -> tup
         await client.wait_for_message(TOKEN, 424242, contains="", timeout=60)
         ready = time.perf_counter() - began
         await asyncio.sleep(2)  # idle
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+        status = await asyncio.to_thread(Path(f"/proc/{proc.pid}/status").read_text)
+        rss_kb = int(
+            next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
+        )
         return ready, rss_kb / 1024
     finally:
         proc.terminate()
