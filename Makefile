@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # Exports DATABASE_URL/REDIS_URL of servers that answer (starting throwaway ones when needed).
 SERVICES := services_env="$$(scripts/services.sh up)" && eval "$$services_env"
 
-.PHONY: help install run test lint typecheck migrate migrate-dry-run services-up services-down bench clean
+.PHONY: help install run test lint typecheck migrate migrate-dry-run services-up services-down i18n bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,9 @@ services-up: ## start throwaway PostgreSQL and Redis (when DATABASE_URL/REDIS_UR
 
 services-down: ## stop the throwaway PostgreSQL and Redis
 	@scripts/services.sh down
+
+i18n: install ## extract message ids, update the .po catalogs and compile .mo (then translate ru)
+	$(PY) -m scripts.i18n update
 
 bench: install ## run every benchmark in bench/ (prints per-operation figures)
 	@$(SERVICES) && for b in bench/bench_*.py; do m=$${b%.py}; $(PY) -m $${m//\//.} || exit 1; done
