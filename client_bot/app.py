@@ -90,11 +90,12 @@ class ClientBot:
         throttling = ThrottlingMiddleware(
             self.redis, self.settings.redis_key_prefix, on_throttled=self._throttled
         )
-        dp.message.outer_middleware(throttling)
-        dp.callback_query.outer_middleware(throttling)
         from client_bot.handlers.admin import admin_routers  # the admin panel
 
         dp.include_routers(*admin_routers(), *customer_routers(), *last_routers())
+        # Inner middleware (inherited by every included router), so it sees handler flags.
+        dp.message.middleware(throttling)
+        dp.callback_query.middleware(throttling)
         return dp
 
     async def _throttled(self, event: TelegramObject) -> None:

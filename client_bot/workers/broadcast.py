@@ -34,14 +34,12 @@ class BroadcastWorker:
         bot: Bot,
         *,
         rate: float = 25.0,
-        batch: int = 25,
         progress_every: float = 1.0,
         max_retries: int = 5,
     ) -> None:
         self.ctx = ctx
         self.bot = bot
         self.interval = 1.0 / rate
-        self.batch = batch
         self.progress_every = progress_every
         self.max_retries = max_retries
         self.tasks: dict[int, asyncio.Task[None]] = {}
@@ -69,7 +67,9 @@ class BroadcastWorker:
             return
         last_progress = 0.0
         while True:
-            recipients = await self.ctx.store.claim_recipients(broadcast_id, self.batch)
+            # One recipient at a time: 'sending' is set right before its own send, so a restart
+            # abandons at most the one customer whose delivery is uncertain.
+            recipients = await self.ctx.store.claim_recipients(broadcast_id, 1)
             if not recipients:
                 break
             for customer_id in recipients:

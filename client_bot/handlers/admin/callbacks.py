@@ -1,0 +1,149 @@
+"""Inline-button payloads of the admin panel. Every prefix starts with `a` and differs from the
+customer side's, so an admin button pressed by a customer matches no customer handler."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class Screen(enum.StrEnum):
+    home = "h"
+    settings = "s"
+    services = "sv"
+    schedule = "sc"
+    rules = "r"
+    profile = "p"
+    bookings = "b"
+    customers = "c"
+    stats = "st"
+    admins = "a"
+
+
+class AdminCb(CallbackData, prefix="ad"):
+    """Open a screen (and leave any input the admin was asked for)."""
+
+    screen: Screen
+
+
+class ServiceAction(enum.StrEnum):
+    view = "v"
+    add = "a"
+    name = "n"
+    price = "p"
+    duration = "d"
+    description = "ds"
+    hide = "h"
+    up = "u"
+    down = "dn"
+
+
+class ServiceAdminCb(CallbackData, prefix="as"):
+    action: ServiceAction
+    service_id: int = 0
+
+
+class ScheduleAction(enum.StrEnum):
+    weekday = "w"
+    hours = "h"
+    breaks = "b"
+    add_day_off = "o"
+    remove_day_off = "r"
+
+
+class ScheduleCb(CallbackData, prefix="ah"):
+    """`weekday` 0 = Monday; `day` = YYYYMMDD of a day off."""
+
+    action: ScheduleAction
+    weekday: int = 0
+    day: int = 0
+
+
+class RuleKey(enum.StrEnum):
+    slot_step = "s"
+    buffer = "b"
+    lead_time = "l"
+    horizon = "h"
+    cancel_cutoff = "c"
+    reminders = "r"
+
+
+class RuleCb(CallbackData, prefix="ar"):
+    key: RuleKey
+
+
+class ProfileKey(enum.StrEnum):
+    name = "n"
+    welcome = "w"
+    address = "a"
+    phone = "p"
+    map_url = "m"
+    timezone = "t"
+    locale = "l"
+
+
+class ProfileCb(CallbackData, prefix="ap"):
+    key: ProfileKey
+
+
+class Locale(enum.StrEnum):
+    ru = "ru"
+    en = "en"
+
+
+class LocaleCb(CallbackData, prefix="al"):
+    locale: Locale
+
+
+class BookingAction(enum.StrEnum):
+    day = "d"
+    pick_date = "p"
+    view = "v"
+    done = "ok"
+    no_show = "ns"
+    restore = "c"
+    cancel = "x"
+    csv = "csv"
+
+
+class BookingAdminCb(CallbackData, prefix="ab"):
+    """`day` = YYYYMMDD (0 = today); `booking_id` for one booking's actions."""
+
+    action: BookingAction
+    day: int = 0
+    booking_id: int = 0
+
+
+class CustomersAction(enum.StrEnum):
+    page = "p"
+    broadcast = "b"
+    send = "s"
+    drop = "d"
+
+
+class CustomersCb(CallbackData, prefix="ac"):
+    action: CustomersAction
+    page: int = 0
+
+
+class AdminsAction(enum.StrEnum):
+    add = "a"
+    remove = "r"
+
+
+class AdminsCb(CallbackData, prefix="aa"):
+    action: AdminsAction
+    user_id: int = 0
+
+
+def pack_day(value: date) -> int:
+    return value.year * 10000 + value.month * 100 + value.day
+
+
+def unpack_day(value: int) -> date | None:
+    try:
+        return date(value // 10000, value // 100 % 100, value % 100)
+    except ValueError:
+        return None

@@ -1,0 +1,19 @@
+"""What the panel is waiting for the admin to type. One group, so `/cancel` and the "please send
+text" guard can match all of them; FSM data says which item an edit is for."""
+
+from aiogram.fsm.state import State, StatesGroup
+
+
+class AdminInput(StatesGroup):
+    service_add = State()  # `Name; price; minutes; description`
+    service_edit = State()  # data: service_id, key (ServiceAction)
+    hours = State()  # data: weekday
+    breaks = State()  # data: weekday
+    day_off = State()
+    rule = State()  # data: key (RuleKey)
+    profile = State()  # data: key (ProfileKey)
+    booking_date = State()
+    cancel_note = State()  # data: booking_id
+    broadcast_text = State()
+    broadcast_confirm = State()  # data: text (HTML)
+    admin_add = State()
