@@ -12,7 +12,7 @@ from aiogram.utils.i18n import I18n
 
 from client_bot.booking import Schedule
 from client_bot.clock import Clock
-from client_bot.store import Business, Store
+from client_bot.store import Business, Service, Store
 from core.settings import ClientBotSettings
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,11 @@ class TenantContext:
     i18n: I18n
     _business: Business | None = field(default=None, repr=False)
     _admins: set[int] | None = field(default=None, repr=False)
+    _schedule: Schedule | None = field(default=None, repr=False)
+    _services: dict[int, Service] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.store.on_change = self.refresh
 
     @property
     def tenant_id(self) -> str:
@@ -41,8 +46,17 @@ class TenantContext:
         return (await self.business()).locale
 
     async def schedule(self) -> Schedule:
-        business = await self.business()
-        return (await self.store.work_schedule()).schedule(business)
+        """Hours, breaks, days off and rules for slot computation (cached like the profile)."""
+        if self._schedule is None:
+            business = await self.business()
+            self._schedule = (await self.store.work_schedule()).schedule(business)
+        return self._schedule
+
+    async def service(self, service_id: int) -> Service | None:
+        """A service by id, hidden ones included (cached; the store refreshes on changes)."""
+        if self._services is None:
+            self._services = {s.id: s for s in await self.store.services(include_hidden=True)}
+        return self._services.get(service_id)
 
     async def admin_ids(self) -> set[int]:
         if self._admins is None:
@@ -53,11 +67,18 @@ class TenantContext:
         return user_id in await self.admin_ids()
 
     def refresh(self) -> None:
+        """Forget cached profile, schedule, services and admins (after any change)."""
         self._business = None
         self._admins = None
+        self._schedule = None
+        self._services = None
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    async def busy_around(self, moment: datetime) -> list[tuple[datetime, datetime]]:
+        """Bookings within a day of `moment`: enough to validate one slot (buffer < 1 day)."""
+        return await self.store.busy(moment - timedelta(days=1), moment + timedelta(days=1))
 
     async def horizon_busy(self) -> list[tuple[datetime, datetime]]:
         business = await self.business()

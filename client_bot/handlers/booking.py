@@ -69,7 +69,7 @@ async def book(query: CallbackQuery, ctx: TenantContext, state: FSMContext) -> N
 
 
 async def _visible_service(ctx: TenantContext, service_id: int) -> Service | None:
-    service = await ctx.store.service(service_id)
+    service = await ctx.service(service_id)
     return service if service is not None and not service.hidden else None
 
 
@@ -204,7 +204,7 @@ async def _slot_problem(
     ctx: TenantContext, service: Service, start: datetime
 ) -> SlotProblem | None:
     return validate_slot(
-        await ctx.schedule(), service.duration_min, start, await ctx.horizon_busy(), ctx.now()
+        await ctx.schedule(), service.duration_min, start, await ctx.busy_around(start), ctx.now()
     )
 
 
@@ -300,8 +300,9 @@ async def confirm(query: CallbackQuery, ctx: TenantContext, state: FSMContext, b
     business = await ctx.business()
     now = ctx.now()
     user = query.from_user
-    await ctx.store.touch_customer(user.id, user.first_name, user.username, user.language_code)
-    await ctx.store.set_customer_phone(user.id, data["phone"])
+    await ctx.store.touch_customer(
+        user.id, user.first_name, user.username, user.language_code, phone=data["phone"]
+    )
     reminders = [
         (offset, start - timedelta(minutes=offset))
         for offset in business.reminder_offsets_min

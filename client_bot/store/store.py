@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -83,6 +83,13 @@ class Stats:
 class Store:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        # Called after every change of what the bot caches (profile, rules, schedule,
+        # services, admins), so caches never go stale whoever made the change.
+        self.on_change: Callable[[], None] | None = None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # --- business profile and rules -------------------------------------------------------
     async def business(self) -> Business:
@@ -99,6 +106,7 @@ class Store:
             f"UPDATE business SET {assignments}, updated_at = now() RETURNING *",
             *(values[c] for c in columns),
         )
+        self._changed()
         return Business.from_row(row)
 
     # --- services ---------------------------------------------------------------------------
@@ -124,6 +132,7 @@ class Store:
             duration_min,
             description,
         )
+        self._changed()
         return Service.from_row(row)
 
     async def update_service(self, service_id: int, field: str, value: Any) -> Service | None:
@@ -132,10 +141,12 @@ class Store:
         row = await self.pool.fetchrow(
             f"UPDATE services SET {field} = $2 WHERE id = $1 RETURNING *", service_id, value
         )
+        self._changed()
         return Service.from_row(row) if row else None
 
     async def set_service_hidden(self, service_id: int, hidden: bool) -> None:
         await self.pool.execute("UPDATE services SET hidden = $2 WHERE id = $1", service_id, hidden)
+        self._changed()
 
     async def move_service(self, service_id: int, delta: int) -> None:
         """Swap the service with its neighbour above (-1) or below (+1)."""
@@ -154,6 +165,7 @@ class Store:
                 "UPDATE services SET position = $2 WHERE id = $1",
                 [(sid, pos) for pos, sid in enumerate(ids, start=1)],
             )
+        self._changed()
 
     # --- schedule ---------------------------------------------------------------------------
     async def work_schedule(self) -> WorkSchedule:
@@ -177,6 +189,7 @@ class Store:
                 "INSERT INTO working_hours (weekday, opens, closes) VALUES ($1, $2, $3)",
                 [(weekday, s, e) for s, e in intervals],
             )
+        self._changed()
 
     async def set_breaks(self, weekday: int, intervals: Sequence[tuple[time, time]]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -185,6 +198,7 @@ class Store:
                 "INSERT INTO breaks (weekday, starts, ends) VALUES ($1, $2, $3)",
                 [(weekday, s, e) for s, e in intervals],
             )
+        self._changed()
 
     async def add_day_off(self, day: date, note: str = "") -> None:
         await self.pool.execute(
@@ -192,25 +206,36 @@ class Store:
             day,
             note,
         )
+        self._changed()
 
     async def remove_day_off(self, day: date) -> None:
         await self.pool.execute("DELETE FROM days_off WHERE day = $1", day)
+        self._changed()
 
     # --- customers and admins ----------------------------------------------------------------
     async def touch_customer(
-        self, telegram_id: int, first_name: str, username: str | None, language: str | None
+        self,
+        telegram_id: int,
+        first_name: str,
+        username: str | None,
+        language: str | None,
+        *,
+        phone: str | None = None,
     ) -> bool:
-        """Record the customer (a start or any message); True when seen for the first time."""
+        """Record the customer (a start, a booking); True when seen for the first time.
+        A given `phone` is stored too (one statement)."""
         inserted = await self.pool.fetchval(
-            "INSERT INTO customers (telegram_id, first_name, username, language)"
-            " VALUES ($1, $2, $3, $4)"
+            "INSERT INTO customers (telegram_id, first_name, username, language, phone)"
+            " VALUES ($1, $2, $3, $4, $5)"
             " ON CONFLICT (telegram_id) DO UPDATE SET first_name = EXCLUDED.first_name,"
-            " username = EXCLUDED.username, last_seen_at = now(), blocked_at = NULL"
+            " username = EXCLUDED.username, last_seen_at = now(), blocked_at = NULL,"
+            " phone = coalesce(EXCLUDED.phone, customers.phone)"
             " RETURNING (xmax = 0)",
             telegram_id,
             first_name,
             username,
             language,
+            phone,
         )
         return bool(inserted)
 
@@ -247,9 +272,11 @@ class Store:
             telegram_id,
             added_by,
         )
+        self._changed()
 
     async def remove_admin(self, telegram_id: int) -> None:
         await self.pool.execute("DELETE FROM admins WHERE telegram_id = $1", telegram_id)
+        self._changed()
 
     # --- bookings -----------------------------------------------------------------------------
     async def busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -275,28 +302,42 @@ class Store:
     ) -> Booking:
         """Insert a confirmed booking and its due reminders; SlotTakenError when overlapping."""
         ends_at = starts_at + timedelta(minutes=service.duration_min)
+        offsets = [offset for offset, _due in reminders]
+        dues = [due for _offset, due in reminders]
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                booking_id = await conn.fetchval(
-                    "INSERT INTO bookings"
-                    " (customer_id, service_id, starts_at, ends_at, customer_name, phone, source)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                    customer_id,
-                    service.id,
-                    starts_at,
-                    ends_at,
-                    customer_name,
-                    phone,
-                    source,
-                )
-                await conn.executemany(
-                    "INSERT INTO reminders (booking_id, offset_min, due_at) VALUES ($1, $2, $3)",
-                    [(booking_id, offset, due) for offset, due in reminders],
-                )
-                row = await conn.fetchrow(_BOOKING_SELECT + " WHERE b.id = $1", booking_id)
+            # One statement, so one round trip and atomic without an explicit transaction.
+            booking_id = await self.pool.fetchval(
+                "WITH b AS ("
+                "  INSERT INTO bookings"
+                "  (customer_id, service_id, starts_at, ends_at, customer_name, phone, source)"
+                "  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id),"
+                " r AS (INSERT INTO reminders (booking_id, offset_min, due_at)"
+                "  SELECT b.id, u.offset_min, u.due_at FROM b,"
+                "  unnest($8::integer[], $9::timestamptz[]) AS u(offset_min, due_at))"
+                " SELECT id FROM b",
+                customer_id,
+                service.id,
+                starts_at,
+                ends_at,
+                customer_name,
+                phone,
+                source,
+                offsets,
+                dues,
+            )
         except asyncpg.ExclusionViolationError:
             raise SlotTakenError(starts_at) from None
-        return Booking.from_row(row)
+        return Booking(
+            id=booking_id,
+            customer_id=customer_id,
+            service_id=service.id,
+            service_name=service.name,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            status="confirmed",
+            customer_name=customer_name,
+            phone=phone,
+        )
 
     async def booking(self, booking_id: int) -> Booking | None:
         row = await self.pool.fetchrow(_BOOKING_SELECT + " WHERE b.id = $1", booking_id)
