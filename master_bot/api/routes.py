@@ -1,0 +1,135 @@
+"""The route table: one list drives both the aiohttp router and the OpenAPI document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from master_bot.api import handlers as h
+from master_bot.api.errors import Handler
+from master_bot.api.models import (
+    DeletedOut,
+    DeleteQuery,
+    ExtendIn,
+    HealthOut,
+    ListQuery,
+    LogsQuery,
+    ProvisionIn,
+    TenantOut,
+    TenantPage,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    ok: int = 200
+    response: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    idempotency_key: bool = False
+    public: bool = False
+    content_type: str = "application/json"
+    errors: tuple[int, ...] = field(default=(401, 404))
+
+
+TENANT = "/api/v1/tenants/{tenant_id}"
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        "/api/v1/tenants",
+        h.create_tenant,
+        "Provision a tenant (or return the one already provisioned for this Idempotency-Key)",
+        ok=201,
+        response=TenantOut,
+        body=ProvisionIn,
+        idempotency_key=True,
+        errors=(400, 401, 409, 422, 503),
+    ),
+    Route(
+        "GET",
+        "/api/v1/tenants",
+        h.list_tenants,
+        "List tenants (filter by status and plan, paged)",
+        response=TenantPage,
+        query=ListQuery,
+        errors=(401, 422),
+    ),
+    Route("GET", TENANT, h.get_tenant, "A tenant with its runtime state", response=TenantOut),
+    Route(
+        "POST",
+        TENANT + "/extend",
+        h.extend_tenant,
+        "Extend the subscription (resumes a suspended tenant)",
+        response=TenantOut,
+        body=ExtendIn,
+        idempotency_key=True,
+        errors=(400, 401, 404, 409, 422, 503),
+    ),
+    *(
+        Route(
+            "POST",
+            f"{TENANT}/{action}",
+            handler,
+            summary,
+            response=TenantOut,
+            errors=(401, 404, 409, 503),
+        )
+        for action, handler, summary in (
+            ("start", h.start_tenant, "Start the bot (status active)"),
+            ("stop", h.stop_tenant, "Stop the bot (status stopped)"),
+            ("restart", h.restart_tenant, "Restart the bot of an active tenant"),
+            ("suspend", h.suspend_tenant, "Suspend: bot stopped, logins disabled, data kept"),
+            ("resume", h.resume_tenant, "Resume a suspended tenant"),
+        )
+    ),
+    Route(
+        "DELETE",
+        TENANT,
+        h.delete_tenant,
+        "Delete the tenant and its data, after a final backup unless backup=false",
+        response=DeletedOut,
+        query=DeleteQuery,
+        errors=(401, 404, 422, 503),
+    ),
+    Route(
+        "GET",
+        TENANT + "/logs",
+        h.tenant_logs,
+        "The last lines of the bot's log (redacted)",
+        query=LogsQuery,
+        content_type="text/plain",
+        errors=(401, 404, 422, 503),
+    ),
+    Route(
+        "GET",
+        "/health",
+        h.health,
+        "Checks PostgreSQL, Redis and the deploy backend (503 when one fails)",
+        response=HealthOut,
+        public=True,
+        errors=(503,),
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        h.metrics,
+        "Prometheus metrics (text format)",
+        public=True,
+        content_type="text/plain",
+        errors=(),
+    ),
+    Route(
+        "GET",
+        "/openapi.json",
+        h.openapi,
+        "This document",
+        public=True,
+        errors=(),
+    ),
+)

@@ -1,0 +1,156 @@
+"""Builds the master from MasterSettings and runs its parts: REST API, reconciler, monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from core.secrets import SecretBox
+from core.settings import MasterSettings
+from database.migrator import migrate_control
+from database.pool import create_pool
+from master_bot.alert import Alerts
+from master_bot.api import build_api
+from master_bot.deploy.base import DeployBackend
+from master_bot.deps import Deps, MasterConfig
+from master_bot.fleet import Fleet
+from master_bot.provision import Provisioner
+from master_bot.reconciler import Reconciler
+from master_bot.store import TenantStore
+from master_bot.subscription import SubscriptionMonitor
+from master_bot.telegram import TelegramGateway
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Master:
+    deps: Deps
+    provisioner: Provisioner
+    fleet: Fleet
+    reconciler: Reconciler
+    monitor: SubscriptionMonitor
+
+    def build_api(self, api_token: str) -> web.Application:
+        return build_api(self, api_token)
+
+
+def config_from(settings: MasterSettings) -> MasterConfig:
+    database_url = settings.database_url.get_secret_value()
+    redis_url = settings.redis_url.get_secret_value()
+    return MasterConfig(
+        tenant_database_url=(
+            settings.tenant_database_url.get_secret_value()
+            if settings.tenant_database_url
+            else database_url
+        ),
+        tenant_redis_url=(
+            settings.tenant_redis_url.get_secret_value() if settings.tenant_redis_url else redis_url
+        ),
+        telegram_api_url=settings.telegram_api_url,
+        clients_dir=Path(settings.clients_dir).resolve(),
+        backups_dir=Path(settings.backups_dir).resolve(),
+        openai_api_key=(
+            settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        ),
+        openai_base_url=settings.openai_base_url,
+        openai_model=settings.openai_model,
+        client_image=settings.client_image,
+        client_network=settings.client_network,
+        grace_days=settings.subscription_grace_days,
+        admin_database_url=database_url,
+    )
+
+
+def make_backend(settings: MasterSettings, config: MasterConfig) -> DeployBackend:
+    if settings.deploy_backend == "process":
+        from master_bot.deploy.process import ProcessBackend
+
+        return ProcessBackend(config.clients_dir)
+    from master_bot.deploy.docker import DockerBackend
+
+    return DockerBackend(settings.client_image, network=settings.client_network)
+
+
+def assemble(
+    deps: Deps,
+    *,
+    reconcile_interval: float = 15.0,
+    subscription_interval: float = 300.0,
+) -> Master:
+    """Wire the parts around shared dependencies (tests call this with their own Deps)."""
+    provisioner = Provisioner(deps)
+    fleet = Fleet(deps)
+    reconciler = Reconciler(deps, provisioner, interval=reconcile_interval)
+    deps.on_change = reconciler.wake
+    monitor = SubscriptionMonitor(deps, fleet, interval=subscription_interval)
+    return Master(deps, provisioner, fleet, reconciler, monitor)
+
+
+@contextlib.asynccontextmanager
+async def open_master(
+    settings: MasterSettings, backend: DeployBackend | None = None
+) -> AsyncIterator[Master]:
+    """Connect to PostgreSQL and Redis, apply control migrations, build the master."""
+    config = config_from(settings)
+    pool = await create_pool(
+        settings.database_url.get_secret_value(), max_size=settings.database_pool_max
+    )
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    backend = backend or make_backend(settings, config)
+    try:
+        async with pool.acquire() as conn:
+            await migrate_control(conn)
+        deps = Deps(
+            config=config,
+            pool=pool,
+            redis=redis,
+            backend=backend,
+            box=SecretBox(settings.encryption_keys.get_secret_value()),
+            telegram=TelegramGateway(config.telegram_api_url, timeout=settings.telegram_timeout),
+            store=TenantStore(pool),
+            alerts=Alerts(),
+        )
+        yield assemble(
+            deps,
+            reconcile_interval=settings.reconcile_interval,
+            subscription_interval=settings.subscription_check_interval,
+        )
+    finally:
+        await backend.close()
+        await redis.aclose()
+        await pool.close()
+
+
+async def serve(settings: MasterSettings, *, stop: asyncio.Event | None = None) -> None:
+    """Run the API, the reconciler and the subscription monitor until `stop` (or cancel)."""
+    async with open_master(settings) as master:
+        app = master.build_api(settings.master_api_token.get_secret_value())
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.master_api_host, settings.master_api_port)
+        await site.start()
+        log.info(
+            "master API on http://%s:%s (backend: %s)",
+            settings.master_api_host,
+            settings.master_api_port,
+            master.deps.backend.name,
+        )
+        tasks = [
+            asyncio.create_task(master.reconciler.run(), name="reconciler"),
+            asyncio.create_task(master.monitor.run(), name="subscription-monitor"),
+        ]
+        try:
+            await (stop.wait() if stop is not None else asyncio.Future())
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runner.cleanup()

@@ -1,0 +1,70 @@
+"""What the master's parts share: configuration, connections, the backend, per-tenant locks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from redis.asyncio import Redis
+
+from core.secrets import SecretBox
+from master_bot.alert import Alerts
+from master_bot.deploy.base import DeployBackend
+from master_bot.metrics import Metrics
+from master_bot.store import TenantStore
+from master_bot.telegram import TelegramGateway
+
+
+@dataclass(frozen=True, slots=True)
+class MasterConfig:
+    """Values derived from MasterSettings that the business rules need."""
+
+    tenant_database_url: str = field(repr=False)  # server the client bots reach (admin creds ok)
+    tenant_redis_url: str = field(repr=False)
+    telegram_api_url: str
+    clients_dir: Path
+    backups_dir: Path
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str = "gpt-4o-mini"
+    client_image: str = "botfleet-client:latest"
+    client_network: str = "host"
+    grace_days: float = 3.0
+    reminder_days: tuple[int, ...] = (7, 3, 1)
+    pg_dump: str = "pg_dump"
+    admin_database_url: str = field(default="", repr=False)  # for pg_dump backups
+
+
+class TenantLocks:
+    """One asyncio.Lock per tenant: API calls, the reconciler and the monitor take turns."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __call__(self, tenant_id: str) -> asyncio.Lock:
+        lock = self._locks.get(tenant_id)
+        if lock is None:
+            lock = self._locks[tenant_id] = asyncio.Lock()
+        return lock
+
+    def busy(self, tenant_id: str) -> bool:
+        lock = self._locks.get(tenant_id)
+        return lock is not None and lock.locked()
+
+
+@dataclass(slots=True)
+class Deps:
+    config: MasterConfig
+    pool: asyncpg.Pool
+    redis: Redis
+    backend: DeployBackend
+    box: SecretBox
+    telegram: TelegramGateway
+    store: TenantStore
+    metrics: Metrics = field(default_factory=Metrics)
+    alerts: Alerts = field(default_factory=Alerts)
+    locks: TenantLocks = field(default_factory=TenantLocks)
+    on_change: Callable[[], None] = lambda: None  # wakes the reconciler

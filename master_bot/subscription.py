@@ -1,0 +1,158 @@
+"""Subscription monitor: reminders before expiry, suspension after the grace period.
+
+Channel: reminders go through the tenant's **own bot** to its admins (the owner is ADMIN_IDS):
+the owner already talks to that bot, and it needs no link between the sales bot's users and
+tenants. The master sends them itself through the Bot API with the tenant's token, so a
+reminder also reaches the owner of a stopped bot. A reminder is sent at most once per
+(tenant, threshold, expiry date): the row in `control.subscription_reminders` is claimed
+before sending. When several thresholds are due at once only the nearest one is sent.
+
+Suspension: once `expires_at + grace` has passed, the tenant is suspended (bot stopped,
+PostgreSQL login and Redis user disabled, data kept) and operators are alerted. Extending the
+subscription (`POST .../extend`) resumes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from master_bot.alert import AlertKind
+from master_bot.deps import Deps
+from master_bot.errors import MasterError
+from master_bot.fleet import Clock, Fleet, utc_now
+from master_bot.store import TenantRecord, TenantStatus
+from master_bot.telegram import SendFailedError
+
+log = logging.getLogger(__name__)
+
+ACTOR = "subscription"
+_TEXTS = {
+    "ru": (
+        "⏳ Подписка на бота «{name}» заканчивается {date} (осталось дней: {days}).\n"
+        "Продлите её в боте продаж, чтобы бот продолжал работать без перерыва."
+    ),
+    "en": (
+        "⏳ The subscription of «{name}» ends on {date} ({days} day(s) left).\n"
+        "Extend it through the sales bot to keep your bot running."
+    ),
+}
+
+
+def due_threshold(expires_at: datetime, now: datetime, thresholds: Sequence[int]) -> int | None:
+    """The nearest reminder threshold (in days) reached at `now`, None when none is due."""
+    left = expires_at - now
+    if left <= timedelta(0):
+        return None
+    reached = [t for t in thresholds if left <= timedelta(days=t)]
+    return min(reached) if reached else None
+
+
+def is_expired(expires_at: datetime | None, now: datetime, grace: timedelta) -> bool:
+    return expires_at is not None and expires_at + grace <= now
+
+
+def reminder_text(tenant: TenantRecord, threshold: int) -> str:
+    assert tenant.expires_at is not None
+    try:
+        zone = ZoneInfo(tenant.timezone)
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    date = tenant.expires_at.astimezone(zone).strftime("%d.%m.%Y %H:%M")
+    template = _TEXTS.get(tenant.locale, _TEXTS["ru"])
+    return template.format(name=html.escape(tenant.business_name), date=date, days=threshold)
+
+
+@dataclass(slots=True)
+class MonitorReport:
+    reminded: list[tuple[str, int]] = field(default_factory=list)
+    suspended: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class SubscriptionMonitor:
+    def __init__(
+        self, deps: Deps, fleet: Fleet, *, clock: Clock = utc_now, interval: float = 300.0
+    ) -> None:
+        self.deps = deps
+        self.fleet = fleet
+        self.clock = clock
+        self.interval = interval
+
+    async def run_once(self) -> MonitorReport:
+        report = MonitorReport()
+        config = self.deps.config
+        now = self.clock()
+        horizon = now + timedelta(days=max(config.reminder_days, default=0))
+        grace = timedelta(days=config.grace_days)
+        for tenant in await self.deps.store.expiring(horizon):
+            assert tenant.expires_at is not None
+            if tenant.status is TenantStatus.SUSPENDED:
+                continue
+            if is_expired(tenant.expires_at, now, grace):
+                await self._suspend(tenant, report)
+                continue
+            threshold = due_threshold(tenant.expires_at, now, config.reminder_days)
+            if threshold is not None:
+                await self._remind(tenant, threshold, report)
+        return report
+
+    async def _suspend(self, tenant: TenantRecord, report: MonitorReport) -> None:
+        tid = tenant.tenant_id
+        try:
+            await self.fleet.suspend(tid, actor=ACTOR, reason="subscription expired")
+        except MasterError as exc:
+            report.failed.append((tid, exc.message))
+            log.warning("could not suspend %s: %s", tid, exc.message)
+            return
+        report.suspended.append(tid)
+        await self.deps.alerts.alert(
+            AlertKind.SUBSCRIPTION_EXPIRED,
+            tid,
+            f"{tid} (@{tenant.bot_username}) suspended: the subscription ended "
+            f"{tenant.expires_at:%Y-%m-%d}",
+        )
+
+    async def _remind(self, tenant: TenantRecord, threshold: int, report: MonitorReport) -> None:
+        store = self.deps.store
+        tid = tenant.tenant_id
+        assert tenant.expires_at is not None
+        if not tenant.bot_token_enc:
+            return
+        if not await store.claim_reminder(tid, threshold, tenant.expires_at):
+            return  # sent (or being sent) already
+        token = self.deps.box.decrypt(tid, tenant.bot_token_enc)
+        try:
+            await self.deps.telegram.send_message(
+                token, tenant.owner_telegram_id, reminder_text(tenant, threshold)
+            )
+        except SendFailedError as exc:
+            self.deps.metrics.failed("reminder")
+            report.failed.append((tid, str(exc)))
+            if exc.permanent:  # e.g. the owner never opened the bot: do not retry every pass
+                await store.finish_reminder(tid, threshold, tenant.expires_at, error=str(exc))
+            else:
+                await store.release_reminder(tid, threshold, tenant.expires_at)
+            log.warning("reminder %s/%sd failed: %s", tid, threshold, exc)
+            return
+        await store.finish_reminder(tid, threshold, tenant.expires_at, error=None)
+        await store.audit(
+            ACTOR,
+            tid,
+            "subscription.reminded",
+            {"days": threshold, "expires_at": tenant.expires_at},
+        )
+        report.reminded.append((tid, threshold))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("subscription monitor pass failed")
+            await asyncio.sleep(self.interval)

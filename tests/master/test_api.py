@@ -1,0 +1,247 @@
+"""The REST API over real HTTP: provisioning, idempotency and every kind of bad request."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from database.redis_tenants import TENANT_COMMANDS
+from master_bot.store import TenantStatus
+from tests.master.conftest import Harness, make_token
+from tests.master.procs import processes_of
+
+CONTRACT = {
+    "TENANT_ID",
+    "BOT_TOKEN",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "TELEGRAM_API_URL",
+    "OPENAI_BASE_URL",
+    "OPENAI_MODEL",
+    "ADMIN_IDS",
+    "LOCALE",
+    "TIMEZONE",
+}
+# What the process backend adds, and what Python's C-locale coercion may add by itself.
+PROCESS_EXTRAS = {"PATH", "PYTHONPATH", "PYTHONUNBUFFERED", "LC_CTYPE"}
+
+
+async def test_provisioning_creates_a_running_isolated_tenant(harness: Harness) -> None:
+    token = await harness.new_bot("romashka_bot")
+    reply = await harness.api.provision(token, key="order-happy", owner_telegram_id=7001)
+
+    assert reply.status == 201, reply.body
+    tenant = reply.body
+    tid = tenant["tenant_id"]
+    assert re.fullmatch(r"client_\d+", tid)
+    assert tenant["status"] == "active"
+    assert tenant["provision_step"] == "done"
+    assert tenant["bot_username"] == "romashka_bot"
+    assert tenant["runtime"]["state"] == "running"
+    assert token not in json.dumps(reply.body)
+
+    # control row: the token is stored encrypted (and decrypts for this tenant only)
+    (row,) = await harness.fetch("SELECT * FROM control.tenants WHERE tenant_id = $1", tid)
+    assert row["status"] == TenantStatus.ACTIVE
+    assert token not in row["bot_token_enc"]
+    box = harness.master.deps.box
+    assert box.decrypt(tid, row["bot_token_enc"]) == token
+    db_password = box.decrypt(tid, row["db_password_enc"])
+    redis_password = box.decrypt(tid, row["redis_password_enc"])
+
+    # schema with the tenant migrations, owned by the tenant role
+    tables = await harness.fetch(
+        "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = $1", tid
+    )
+    assert {"schema_migrations"} < {t["tablename"] for t in tables}
+    assert {t["tableowner"] for t in tables if t["tablename"] != "schema_migrations"} == {tid}
+
+    # Redis ACL user limited to the tenant prefix
+    acl: Any = await harness.redis.acl_getuser(tid)
+    assert "on" in acl["flags"]
+    assert acl["keys"] in (f"~{tid}:*", [f"~{tid}:*"], [b"~" + f"{tid}:*".encode()])
+    assert "keys" not in TENANT_COMMANDS
+
+    # clients/<id>/ has the settings and a compose file, and no secret anywhere
+    folder = harness.clients_dir / tid
+    settings = json.loads((folder / "settings.json").read_text())
+    assert settings["environment"]["TENANT_ID"] == tid
+    assert settings["environment"]["ADMIN_IDS"] == "7001"
+    compose = (folder / "docker-compose.yml").read_text()
+    assert f"botfleet-{tid}" in compose and "cap_drop" in compose
+    secret_part = token.split(":", 1)[1]
+    for path in folder.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            for secret in (secret_part, db_password, redis_password):
+                assert secret not in text, f"a secret leaked into {path.name}"
+
+    # exactly one bot process, with exactly the environment contract
+    assert len(processes_of(tid)) == 1
+
+    async def logged_env() -> bool:
+        return "env: " in (folder / "bot.log").read_text()
+
+    await harness.wait_for(logged_env)
+    names = set(
+        next(
+            line for line in (folder / "bot.log").read_text().splitlines() if line.startswith("env")
+        )
+        .removeprefix("env: ")
+        .split(",")
+    )
+    assert names >= CONTRACT
+    assert names - CONTRACT <= PROCESS_EXTRAS, names - CONTRACT
+
+    # every state change is in the audit log
+    audit = await harness.master.deps.store.audit_entries(tid)
+    actions = [a["action"] for a in audit]
+    assert actions[0] == "tenant.allocated"
+    assert "provision.runtime" in actions and actions[-1] == "tenant.status"
+    assert {a["actor"] for a in audit} == {"api"}
+
+
+async def test_retry_with_same_key_returns_the_same_tenant(harness: Harness) -> None:
+    token = await harness.new_bot()
+    first = await harness.api.provision(token, key="order-42")
+    again = await harness.api.provision(token, key="order-42")
+    assert first.status == 201
+    assert again.status == 200
+    assert again.body["tenant_id"] == first.body["tenant_id"]
+    rows = await harness.fetch("SELECT tenant_id FROM control.tenants")
+    assert len(rows) == 1
+    assert len(processes_of(first.body["tenant_id"])) == 1
+
+
+async def test_token_of_another_tenant_is_409(harness: Harness) -> None:
+    token = await harness.new_bot()
+    assert (await harness.api.provision(token, key="order-a")).status == 201
+    reply = await harness.api.provision(token, key="order-b")
+    assert reply.status == 409
+    assert reply.error_code == "bot_token_in_use"
+    assert token not in json.dumps(reply.body)
+
+
+async def test_same_key_with_another_body_is_409(harness: Harness) -> None:
+    token = await harness.new_bot()
+    assert (await harness.api.provision(token, key="order-c")).status == 201
+    reply = await harness.api.provision(token, key="order-c", plan="pro")
+    assert reply.status == 409
+    assert reply.error_code == "idempotency_key_reused"
+
+
+async def test_invalid_and_revoked_tokens_are_422(harness: Harness) -> None:
+    unknown = make_token()
+    reply = await harness.api.provision(unknown)
+    assert reply.status == 422
+    assert reply.error_code == "invalid_bot_token"
+    assert "revoked" in reply.body["error"]["message"]
+    assert unknown.split(":")[1] not in json.dumps(reply.body)
+
+    revoked = await harness.new_bot()
+    await harness.tg.revoke_bot(revoked)
+    reply = await harness.api.provision(revoked)
+    assert reply.status == 422 and reply.error_code == "invalid_bot_token"
+
+    malformed = await harness.api.provision("not-a-token")
+    assert malformed.status == 422 and malformed.error_code == "invalid_bot_token"
+    assert await harness.fetch("SELECT 1 FROM control.tenants") == []
+
+
+async def test_auth_is_required(harness: Harness) -> None:
+    missing = await harness.api.call("GET", "/api/v1/tenants", auth=False)
+    assert missing.status == 401 and missing.error_code == "unauthorized"
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = await harness.api.call(
+        "GET", "/api/v1/tenants", auth=False, headers={"Authorization": "Bearer nope"}
+    )
+    assert wrong.status == 401
+    # Non-ASCII in the header must not break the comparison.
+    odd = await harness.api.call(
+        "GET", "/api/v1/tenants", auth=False, headers={"Authorization": "Bearer тест"}
+    )
+    assert odd.status == 401
+    assert (await harness.api.call("GET", "/health", auth=False)).status == 200
+
+
+async def test_bad_requests_are_4xx_with_one_error_shape(harness: Harness) -> None:
+    api = harness.api
+    key = {"Idempotency-Key": "order-bad"}
+    cases = [
+        (await api.call("POST", "/api/v1/tenants", data=b"{not json", headers=key), 400),
+        (await api.call("POST", "/api/v1/tenants", data=b"", headers=key), 400),
+        (await api.call("POST", "/api/v1/tenants", json=[1, 2], headers=key), 422),
+        (
+            await api.call(
+                "POST",
+                "/api/v1/tenants",
+                json={"plan": "basic", "period_days": "30"},
+                headers=key,
+            ),
+            422,
+        ),
+        (await api.call("POST", "/api/v1/tenants", json={}), 400),  # no Idempotency-Key
+        (await api.call("GET", "/api/v1/tenants/client_404404"), 404),
+        (await api.call("GET", "/api/v1/tenants/not-a-tenant"), 404),
+        (await api.call("POST", "/api/v1/tenants/client_404404/stop"), 404),
+        (await api.call("DELETE", "/api/v1/tenants/client_404404"), 404),
+        (await api.call("GET", "/api/v1/tenants", params={"limit": "many"}), 422),
+        (await api.call("GET", "/api/v1/tenants", params={"status": "sleeping"}), 422),
+        (await api.call("GET", "/api/v1/nothing-here"), 404),
+        (await api.call("PUT", "/api/v1/tenants"), 405),
+        (await api.call("POST", "/api/v1/tenants", data=b"x" * 200_000, headers=key), 413),
+    ]
+    for reply, status in cases:
+        assert reply.status == status, (reply.status, reply.body)
+        assert set(reply.body) == {"error"}, reply.body
+        assert {"code", "message"} <= set(reply.body["error"])
+    wrong_type = cases[3][0].body["error"]
+    assert wrong_type["code"] == "validation_error"
+    fields = {p["field"] for p in wrong_type["details"]["problems"]}
+    assert "period_days" in fields and "bot_token" in fields
+    # the server still serves
+    assert (await api.call("GET", "/health")).status == 200
+
+
+async def test_list_filters_and_pages(harness: Harness) -> None:
+    tokens = [await harness.new_bot() for _ in range(3)]
+    for i, token in enumerate(tokens):
+        plan = "pro" if i == 0 else "basic"
+        assert (await harness.api.provision(token, plan=plan)).status == 201
+    page = await harness.api.call("GET", "/api/v1/tenants", params={"limit": "2"})
+    assert page.status == 200
+    assert page.body["total"] == 3 and len(page.body["items"]) == 2
+    rest = await harness.api.call("GET", "/api/v1/tenants", params={"limit": "2", "offset": "2"})
+    assert len(rest.body["items"]) == 1
+    pro = await harness.api.call("GET", "/api/v1/tenants", params={"plan": "pro"})
+    assert [t["plan"] for t in pro.body["items"]] == ["pro"]
+    stopped = await harness.api.call("GET", "/api/v1/tenants", params={"status": "stopped"})
+    assert stopped.body["total"] == 0
+
+
+async def test_openapi_health_and_metrics(harness: Harness) -> None:
+    doc = await harness.api.call("GET", "/openapi.json", auth=False)
+    assert doc.status == 200
+    paths = doc.body["paths"]
+    assert set(paths["/api/v1/tenants"]) == {"get", "post"}
+    for action in ("extend", "start", "stop", "restart", "suspend", "resume"):
+        assert "post" in paths[f"/api/v1/tenants/{{tenant_id}}/{action}"]
+    assert "delete" in paths["/api/v1/tenants/{tenant_id}"]
+    assert "ProvisionIn" in doc.body["components"]["schemas"]
+
+    health = await harness.api.call("GET", "/health", auth=False)
+    assert health.status == 200
+    assert health.body["status"] == "ok"
+    assert set(health.body["checks"]) == {"postgres", "redis", "deploy_backend:process"}
+
+    token = await harness.new_bot()
+    assert (await harness.api.provision(token)).status == 201
+    metrics = await harness.api.call("GET", "/metrics", auth=False)
+    assert metrics.status == 200
+    assert metrics.headers["Content-Type"].startswith("text/plain")
+    text = metrics.body
+    assert 'botfleet_tenants{status="active"} 1' in text
+    assert 'botfleet_deploys_total{operation="deploy"} 1' in text
+    assert "botfleet_reconcile_duration_seconds_count" in text
