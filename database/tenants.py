@@ -35,28 +35,41 @@ class TenantDatabase:
         return f"TenantDatabase(tenant_id={self.tenant_id!r}, schema={self.schema!r})"
 
 
+# Databases where PUBLIC still has CONNECT or TEMPORARY (a NULL acl means the defaults).
+_OPEN_DATABASES = """
+    SELECT datname, datname = current_database() AS here FROM pg_database
+    WHERE datallowconn AND (datacl IS NULL OR EXISTS (
+        SELECT 1 FROM aclexplode(datacl) a
+        WHERE a.grantee = 0 AND a.privilege_type IN ('CONNECT', 'TEMPORARY')))
+"""
+
+
 async def harden_database(conn: asyncpg.Connection) -> None:
-    """Platform-wide grants tenants rely on: no CONNECT/TEMP for PUBLIC here or elsewhere."""
-    database = await conn.fetchval("SELECT current_database()")
-    await conn.execute(f"REVOKE ALL ON DATABASE {quote_ident_any(database)} FROM PUBLIC")
-    await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-    others = await conn.fetch(
-        "SELECT datname FROM pg_database WHERE datallowconn AND datname <> current_database()"
-    )
-    for row in others:
-        # Other databases of the cluster: tenants must not connect there either.
+    """Platform-wide grants tenants rely on: no CONNECT/TEMP for PUBLIC here or elsewhere.
+
+    Only what is still open is revoked, so once hardened this writes no catalog row: creators
+    in different databases of one server (advisory locks are per database) don't collide.
+    """
+    if await conn.fetchval("SELECT has_schema_privilege('public', 'public', 'CREATE')"):
+        await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    for row in await conn.fetch(_OPEN_DATABASES):
+        name = quote_ident_any(row["datname"])
         try:
             async with conn.transaction():
-                await conn.execute(
-                    f"REVOKE CONNECT, TEMPORARY ON DATABASE {quote_ident_any(row['datname'])}"
-                    " FROM PUBLIC"
-                )
+                if row["here"]:
+                    await conn.execute(f"REVOKE ALL ON DATABASE {name} FROM PUBLIC")
+                else:  # other databases of the cluster: tenants must not connect there either
+                    await conn.execute(f"REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC")
         except asyncpg.InsufficientPrivilegeError:
             log.warning(
                 "cannot revoke CONNECT on database %s from PUBLIC (not its owner): do it as its "
                 "owner, or tenants may connect there",
                 row["datname"],
             )
+        except asyncpg.InternalServerError as exc:
+            if "concurrently updated" not in str(exc):
+                raise
+            # Another server-wide creator hardened it at the same moment: that is the goal.
 
 
 def quote_ident_any(name: str) -> str:
