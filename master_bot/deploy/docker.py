@@ -1,0 +1,501 @@
+"""DockerBackend: one hardened container per tenant on a Docker Engine (DESIGN.md).
+
+Each tenant runs in a container named `botfleet-<tenant_id>` from the client image, with exactly
+the `ClientSpec` environment and these limits: read-only root with a tmpfs on /tmp, every
+capability dropped, no-new-privileges, memory/CPU/pids caps, a non-root user, no volumes (and
+never the Docker socket), the configured network (the host's by default).
+
+The container carries labels: `botfleet.tenant=<id>`, `botfleet.managed=true` (how `list()`
+adopts containers after a master restart) and `botfleet.spec-hash`, a digest of everything that
+shapes the container (image id, environment, labels, limits). `deploy()` with an unchanged spec
+leaves the container alone; with a changed one (a new token, a rebuilt image) it replaces it.
+
+Restart policy: `on-failure` with a few retries by default. Docker absorbs a quick crash at once
+(the restart count shows it, and the reconciler counts it); a bot that keeps failing ends
+`exited` with a non-zero code, i.e. CRASHED, and from then on only the master's reconciler
+restarts it, with its backoff and operator alerts. `unless-stopped` would restart forever and
+race the reconciler; it can still be chosen.
+
+Every Docker SDK call is blocking: it runs in a worker thread under `asyncio.wait_for`, at most
+`max_concurrency` at a time. Errors become `DeployError` with what failed and what to do; the
+environment (bot token, passwords) is never part of a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+
+from core.logs import redact
+from core.tenant_id import TENANT_ID_RE, validate_tenant_id
+from master_bot.deploy.base import (
+    ClientSpec,
+    DeployBackend,
+    DeployError,
+    RuntimeState,
+    RuntimeStatus,
+)
+
+log = logging.getLogger(__name__)
+
+CONTAINER_PREFIX = "botfleet-"
+LABEL_TENANT = "botfleet.tenant"
+LABEL_MANAGED = "botfleet.managed"
+LABEL_SPEC = "botfleet.spec-hash"
+LABEL_IMAGE = "botfleet.image"
+_OURS = (LABEL_TENANT, LABEL_MANAGED, LABEL_SPEC, LABEL_IMAGE)
+_SIGTERM_EXIT = 128 + 15  # terminated on request (docker stop), not a crash
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+_ROOT_USERS = {"", "0", "root", "0:0", "root:root"}
+
+RestartPolicy = Literal["on-failure", "unless-stopped", "always", "no"]
+ClientFactory = Callable[[], docker.DockerClient]
+T = TypeVar("T")
+
+
+def container_name(tenant_id: str) -> str:
+    return f"{CONTAINER_PREFIX}{validate_tenant_id(tenant_id)}"
+
+
+def docker_client_factory(base_url: str | None = None, *, timeout: float = 30.0) -> ClientFactory:
+    """A factory for `DockerBackend`: `base_url`, else DOCKER_HOST & co. (`docker.from_env`)."""
+
+    def make() -> docker.DockerClient:
+        url = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+        if url.startswith("unix://") and not Path(url.removeprefix("unix://")).exists():
+            # Checked here: the SDK would leak a socket on the failed connect.
+            raise DockerException(f"no Docker socket at {url.removeprefix('unix://')}")
+        if base_url:
+            return docker.DockerClient(base_url=base_url, timeout=int(timeout) or 1)
+        return docker.from_env(timeout=int(timeout) or 1)
+
+    return make
+
+
+def _secrets_of(env: Mapping[str, str]) -> list[str]:
+    """Values that must never appear in a message: every env value, and DSN passwords."""
+    found = [value for value in env.values() if len(value) >= 6]
+    for value in env.values():
+        if "://" in value:
+            with contextlib.suppress(ValueError):
+                password = urlsplit(value).password
+                if password:
+                    found.append(password)
+    return found
+
+
+class DockerBackend(DeployBackend):
+    """Client bots as containers of one Docker Engine (local now, a Swarm manager later)."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        image: str,
+        *,
+        network: str = "host",
+        memory: str = "384m",  # the bot uses ~170-190 MiB (measured); room for peaks
+        nano_cpus: int = 1_000_000_000,
+        pids_limit: int = 128,
+        restart_policy: RestartPolicy = "on-failure",
+        restart_retries: int = 3,
+        tmpfs_size: str = "64m",
+        user: str | None = None,
+        stop_timeout: int = 10,
+        call_timeout: float = 30.0,
+        max_concurrency: int = 8,
+        log_max_size: str = "10m",
+        log_max_files: int = 3,
+        client_factory: ClientFactory | None = None,
+    ) -> None:
+        if not image:
+            raise ValueError("DockerBackend needs an image (CLIENT_IMAGE)")
+        if pids_limit < 16 or nano_cpus <= 0 or call_timeout <= 0 or stop_timeout < 0:
+            raise ValueError("pids_limit >= 16, nano_cpus > 0, call_timeout > 0, stop_timeout >= 0")
+        self.image = image
+        self.network = network
+        self.memory = memory
+        self.nano_cpus = nano_cpus
+        self.pids_limit = pids_limit
+        self.restart_policy = restart_policy
+        self.restart_retries = restart_retries
+        self.tmpfs_size = tmpfs_size
+        self.user = user
+        self.stop_timeout = stop_timeout
+        self.call_timeout = call_timeout
+        self.log_max_size = log_max_size
+        self.log_max_files = log_max_files
+        self._factory = client_factory or docker_client_factory(timeout=call_timeout)
+        self._client: docker.DockerClient | None = None
+        self._client_lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._tenant_locks: dict[str, asyncio.Lock] = {}
+
+    # ------------------------------------------------------------------ plumbing
+    async def _call(
+        self,
+        what: str,
+        fn: Callable[[], T],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the outer limit of one SDK call
+        secrets: Iterable[str] = (),
+    ) -> T:
+        """Run one blocking SDK call in a thread, with a timeout; errors become DeployError."""
+        limit = timeout if timeout is not None else self.call_timeout
+        async with self._slots:
+            try:
+                return await asyncio.wait_for(asyncio.to_thread(fn), limit)
+            except TimeoutError:
+                raise DeployError(
+                    f"{what}: the Docker Engine did not answer within {limit:g} s; "
+                    "check that dockerd is healthy (`docker info`)"
+                ) from None
+            except NotFound as exc:
+                raise DeployError(f"{what}: not found ({_explain(exc, secrets)})") from None
+            except APIError as exc:
+                raise DeployError(
+                    f"{what}: the Docker Engine refused ({_explain(exc, secrets)})"
+                ) from None
+            except (DockerException, OSError) as exc:  # requests' errors are OSErrors
+                raise DeployError(
+                    f"{what}: cannot reach the Docker Engine ({_explain(exc, secrets)}); "
+                    "start it (scripts/docker_engine.sh) or set DOCKER_HOST"
+                ) from None
+
+    async def _docker(self) -> docker.DockerClient:
+        if self._client is None:
+            async with self._client_lock:
+                if self._client is None:
+                    self._client = await self._call("connect to Docker", self._factory)
+        return self._client
+
+    def _lock(self, tenant_id: str) -> asyncio.Lock:
+        lock = self._tenant_locks.get(tenant_id)
+        if lock is None:
+            lock = self._tenant_locks[tenant_id] = asyncio.Lock()
+        return lock
+
+    async def _find(self, tenant_id: str) -> Container | None:
+        """The tenant's container (by name), checked to be ours; None when there is none."""
+        client = await self._docker()
+        name = container_name(tenant_id)
+
+        def get() -> Container | None:
+            try:
+                return client.containers.get(name)
+            except NotFound:
+                return None
+
+        container = await self._call(f"inspect container {name}", get)
+        if container is not None and container.labels.get(LABEL_TENANT) != tenant_id:
+            raise DeployError(
+                f"a container named {name} exists but was not created by botfleet for "
+                f"{tenant_id} (label {LABEL_TENANT} is missing or differs); remove or rename it"
+            )
+        return container
+
+    async def _require(self, tenant_id: str, action: str) -> Container:
+        container = await self._find(tenant_id)
+        if container is None:
+            raise DeployError(
+                f"cannot {action} {tenant_id}: it has no container ({container_name(tenant_id)}); "
+                "deploy it first"
+            )
+        return container
+
+    # ------------------------------------------------------------------ the container
+    async def _image(self, client: docker.DockerClient) -> tuple[str, str]:
+        """(image id, user) of the configured image; refuses images that would run as root."""
+
+        def get() -> tuple[str, str]:
+            try:
+                image = client.images.get(self.image)
+            except ImageNotFound:
+                raise DeployError(
+                    f"image {self.image} is not on the Docker Engine: build it "
+                    f"(`docker build -t {self.image} .`, or scripts/docker_engine.sh for tests) "
+                    "or set CLIENT_IMAGE"
+                ) from None
+            return str(image.id), str(image.attrs.get("Config", {}).get("User") or "")
+
+        image_id, image_user = await self._call(f"inspect image {self.image}", get)
+        user = self.user if self.user is not None else image_user
+        if user.strip() in _ROOT_USERS:
+            raise DeployError(
+                f"image {self.image} would run as root: give it a non-root USER (the project's "
+                "Dockerfile does) or pass user= to DockerBackend"
+            )
+        return image_id, user
+
+    def _labels(self, spec: ClientSpec) -> dict[str, str]:
+        labels = {k: v for k, v in spec.labels.items() if k not in _OURS}
+        labels[LABEL_TENANT] = spec.tenant_id
+        labels[LABEL_MANAGED] = "true"
+        labels[LABEL_IMAGE] = self.image
+        return labels
+
+    def _host_config(self) -> dict[str, Any]:
+        """Arguments of the Docker SDK's `create_host_config` (the limits and the hardening)."""
+        policy: dict[str, Any] = {"Name": self.restart_policy}
+        if self.restart_policy == "on-failure":
+            policy["MaximumRetryCount"] = self.restart_retries
+        options: dict[str, Any] = {
+            "restart_policy": policy,
+            "mem_limit": self.memory,
+            "memswap_limit": self.memory,  # no swap on top of the memory cap
+            "nano_cpus": self.nano_cpus,
+            "pids_limit": self.pids_limit,
+            "read_only": True,
+            # The container's own /tmp (a tmpfs mount), not the host's.
+            "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={self.tmpfs_size}"},  # noqa: S108
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "init": True,  # tini as PID 1: signals reach the bot, zombies are reaped
+            "log_config": {
+                "Type": "json-file",
+                "Config": {"max-size": self.log_max_size, "max-file": str(self.log_max_files)},
+            },
+            "network_mode": self.network,
+        }
+        return options
+
+    def _spec_hash(
+        self, image_id: str, user: str, env: Mapping[str, str], labels: Mapping[str, str]
+    ) -> str:
+        shape = {
+            "image": image_id,
+            "user": user,
+            "env": sorted(env.items()),
+            "labels": sorted(labels.items()),
+            "host": self._host_config(),
+            "stop_timeout": self.stop_timeout,
+        }
+        digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+        return digest[:32]
+
+    # ------------------------------------------------------------------ DeployBackend
+    async def deploy(self, spec: ClientSpec) -> RuntimeStatus:
+        tenant_id = validate_tenant_id(spec.tenant_id)
+        name = container_name(tenant_id)
+        secrets = _secrets_of(spec.env)
+        async with self._lock(tenant_id):
+            client = await self._docker()
+            image_id, user = await self._image(client)
+            labels = self._labels(spec)
+            labels[LABEL_SPEC] = self._spec_hash(image_id, user, spec.env, labels)
+            existing = await self._find(tenant_id)
+            if existing is not None and existing.labels.get(LABEL_SPEC) == labels[LABEL_SPEC]:
+                if existing.status in {"created", "exited"}:
+                    await self._call(f"start container {name}", existing.start)
+                return await self._status(tenant_id)
+            if existing is not None:
+                log.info("replacing container %s: its spec changed", name)
+                await self._remove(existing)
+            env = dict(spec.env)
+
+            def create() -> Container:
+                api = client.api
+                networking = None
+                if self.network != "host":
+                    endpoint = api.create_endpoint_config()
+                    networking = api.create_networking_config({self.network: endpoint})
+                created = api.create_container(
+                    self.image,
+                    name=name,
+                    environment=env,
+                    labels=labels,
+                    user=user,
+                    detach=True,
+                    stop_signal="SIGTERM",
+                    stop_timeout=self.stop_timeout,
+                    host_config=api.create_host_config(**self._host_config()),
+                    networking_config=networking,
+                )
+                container: Container = client.containers.get(created["Id"])
+                return container
+
+            container = await self._call(f"create container {name}", create, secrets=secrets)
+            await self._call(f"start container {name}", container.start, secrets=secrets)
+            log.info("started container %s (%s)", name, self.image)
+        return await self._status(tenant_id)
+
+    async def start(self, tenant_id: str) -> RuntimeStatus:
+        async with self._lock(validate_tenant_id(tenant_id)):
+            container = await self._require(tenant_id, "start")
+            await self._call(f"start container {container.name}", container.start)
+        return await self._status(tenant_id)
+
+    async def stop(self, tenant_id: str) -> RuntimeStatus:
+        async with self._lock(validate_tenant_id(tenant_id)):
+            container = await self._find(tenant_id)
+            if container is not None:
+                await self._call(
+                    f"stop container {container.name}",
+                    lambda: container.stop(timeout=self.stop_timeout),
+                    timeout=self.call_timeout + self.stop_timeout,
+                )
+        return await self._status(tenant_id)
+
+    async def restart(self, tenant_id: str) -> RuntimeStatus:
+        async with self._lock(validate_tenant_id(tenant_id)):
+            container = await self._require(tenant_id, "restart")
+            await self._call(
+                f"restart container {container.name}",
+                lambda: container.restart(timeout=self.stop_timeout),
+                timeout=self.call_timeout + self.stop_timeout,
+            )
+        return await self._status(tenant_id)
+
+    async def remove(self, tenant_id: str) -> None:
+        async with self._lock(validate_tenant_id(tenant_id)):
+            container = await self._find(tenant_id)
+            if container is not None:
+                await self._remove(container)
+
+    async def _remove(self, container: Container) -> None:
+        def stop_and_remove() -> None:
+            with contextlib.suppress(NotFound):
+                if container.status in {"running", "restarting", "paused"}:
+                    container.stop(timeout=self.stop_timeout)
+                container.remove(force=True)
+
+        await self._call(
+            f"remove container {container.name}",
+            stop_and_remove,
+            timeout=self.call_timeout + self.stop_timeout,
+        )
+
+    async def status(self, tenant_id: str) -> RuntimeStatus:
+        return await self._status(validate_tenant_id(tenant_id), memory=True)
+
+    async def _status(self, tenant_id: str, *, memory: bool = False) -> RuntimeStatus:
+        container = await self._find(tenant_id)
+        if container is None:
+            return RuntimeStatus(tenant_id, RuntimeState.MISSING, detail="no container")
+        status = _runtime_status(tenant_id, container.attrs)
+        if memory and status.state is RuntimeState.RUNNING:
+            usage = await self._memory(container)
+            if usage is not None:
+                status = RuntimeStatus(
+                    tenant_id,
+                    status.state,
+                    exit_code=status.exit_code,
+                    restarts=status.restarts,
+                    memory_bytes=usage,
+                    detail=status.detail,
+                )
+        return status
+
+    async def _memory(self, container: Container) -> int | None:
+        """Memory in use (without the page cache), or None when the engine does not say."""
+
+        def stats() -> dict[str, Any]:
+            result: dict[str, Any] = container.client.api.stats(
+                container.id, stream=False, one_shot=True
+            )
+            return result
+
+        try:
+            data = await self._call(f"stats of container {container.name}", stats)
+        except DeployError as exc:
+            log.debug("no memory figure: %s", exc)
+            return None
+        mem = data.get("memory_stats") or {}
+        usage = mem.get("usage")
+        if not isinstance(usage, int):
+            return None
+        inner = mem.get("stats") or {}
+        cache = inner.get("total_inactive_file", inner.get("inactive_file", inner.get("cache", 0)))
+        return max(usage - int(cache or 0), 0)
+
+    async def list(self) -> dict[str, RuntimeStatus]:
+        client = await self._docker()
+
+        def containers() -> list[Container]:
+            found: list[Container] = client.containers.list(
+                all=True, filters={"label": [f"{LABEL_MANAGED}=true"]}, ignore_removed=True
+            )
+            return found
+
+        found = await self._call("list botfleet containers", containers)
+        result: dict[str, RuntimeStatus] = {}
+        for container in found:
+            tenant_id = container.labels.get(LABEL_TENANT, "")
+            if not TENANT_ID_RE.match(tenant_id) or container.name != container_name(tenant_id):
+                log.warning("ignoring container %s: labels do not name its tenant", container.name)
+                continue
+            result[tenant_id] = _runtime_status(tenant_id, container.attrs)
+        return result
+
+    async def logs(self, tenant_id: str, lines: int = 100) -> str:
+        container = await self._require(validate_tenant_id(tenant_id), "read the logs of")
+        tail = max(1, min(int(lines), 10_000))
+
+        def read() -> bytes:
+            data: bytes = container.logs(stdout=True, stderr=True, tail=tail, timestamps=False)
+            return data
+
+        data = await self._call(f"logs of container {container.name}", read)
+        return data.decode("utf-8", errors="replace")
+
+    async def ping(self) -> None:
+        client = await self._docker()
+        await self._call("ping the Docker Engine", client.ping)
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(DeployError):
+                await self._call("close the Docker client", client.close)
+
+
+def _runtime_status(tenant_id: str, attrs: Mapping[str, Any]) -> RuntimeStatus:
+    """Docker's view of a container, as a RuntimeStatus."""
+    state = attrs.get("State") or {}
+    docker_status = str(state.get("Status") or "unknown")
+    code = state.get("ExitCode")
+    exit_code = int(code) if isinstance(code, int) else None
+    restarts = int(attrs.get("RestartCount") or 0)
+    error = str(state.get("Error") or "")
+    if docker_status == "running":
+        return RuntimeStatus(tenant_id, RuntimeState.RUNNING, None, restarts, detail="running")
+    if docker_status == "restarting":
+        # Docker's restart policy is at work: no exit code, as the runtime has not ended.
+        detail = f"restarting after exit code {exit_code}"
+        return RuntimeStatus(tenant_id, RuntimeState.CRASHED, None, restarts, detail=detail)
+    if docker_status in {"created", "paused"}:
+        return RuntimeStatus(tenant_id, RuntimeState.STOPPED, None, restarts, detail=docker_status)
+    if docker_status == "removing":
+        return RuntimeStatus(tenant_id, RuntimeState.MISSING, None, restarts, detail="removing")
+    if state.get("OOMKilled"):
+        detail = "killed: out of memory (raise the memory limit)"
+        return RuntimeStatus(tenant_id, RuntimeState.CRASHED, exit_code, restarts, detail=detail)
+    if docker_status == "exited" and exit_code in (0, _SIGTERM_EXIT):
+        detail = "stopped" if exit_code == 0 else "stopped (terminated on request)"
+        return RuntimeStatus(tenant_id, RuntimeState.STOPPED, exit_code, restarts, detail=detail)
+    detail = f"{docker_status}, exit code {exit_code}" + (f": {error}" if error else "")
+    return RuntimeStatus(tenant_id, RuntimeState.CRASHED, exit_code, restarts, detail=detail)
+
+
+def _explain(exc: BaseException, secrets: Iterable[str]) -> str:
+    """A short, secret-free reason from an SDK error."""
+    if isinstance(exc, APIError):
+        text = str(exc.explanation or exc)
+        status = exc.status_code
+        text = f"HTTP {status}: {text}" if status else text
+    else:
+        text = str(exc) or type(exc).__name__
+    text = redact(text, secrets)
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,380 @@
+"""DockerBackend against a real Docker Engine: hardening, lifecycle, adoption, crashes, and a
+real client bot in a container answering /start through the local Telegram emulator.
+
+The engine and images come from scripts/docker_engine.sh (see tests/docker_support.py); when
+Docker cannot be had here, these tests fail with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import docker
+import pytest
+
+from database.redis_tenants import create_tenant_redis_user, remove_tenant_redis
+from master_bot.deploy.base import ClientSpec, DeployError, RuntimeState
+from master_bot.deploy.docker import (
+    LABEL_MANAGED,
+    LABEL_SPEC,
+    LABEL_TENANT,
+    DockerBackend,
+    docker_client_factory,
+)
+from telegram_emulator import EmulatorClient, EmulatorServer
+from tests.conftest import new_tenant_id
+from tests.docker_support import (
+    RUN_ID,
+    RUN_LABEL,
+    DockerEnv,
+    fixture_docker_api,  # noqa: F401 - fixtures, used by name
+    fixture_docker_env,  # noqa: F401
+    fixture_make_backend,  # noqa: F401
+    spec_for,
+)
+
+MakeBackend = Callable[..., DockerBackend]
+
+
+def inspect(api: docker.DockerClient, tenant_id: str) -> dict[str, Any]:
+    attrs: dict[str, Any] = api.api.inspect_container(f"botfleet-{tenant_id}")
+    return attrs
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition"
+) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
+
+
+@pytest.mark.timeout(900)  # the first run on a machine builds the images (about two minutes)
+async def test_engine_and_images_are_ready(
+    docker_env: DockerEnv, docker_api: docker.DockerClient, make_backend: MakeBackend
+) -> None:
+    await make_backend().ping()
+    image = docker_api.images.get(docker_env.image)
+    assert image.attrs["Config"]["User"] == "10001:10001"
+    assert image.attrs["Config"]["Cmd"] == ["python", "-m", "client_bot"]
+    assert image.labels.get("botfleet.source-hash")
+
+
+async def test_deploy_applies_the_hardening(
+    make_backend: MakeBackend, docker_api: docker.DockerClient
+) -> None:
+    tenant_id = new_tenant_id()
+    spec = spec_for(tenant_id)
+    status = await make_backend().deploy(spec)
+    assert status.state is RuntimeState.RUNNING, status
+
+    info = inspect(docker_api, tenant_id)
+    host = info["HostConfig"]
+    config = info["Config"]
+    assert info["Name"] == f"/botfleet-{tenant_id}"
+    assert config["Labels"][LABEL_TENANT] == tenant_id
+    assert config["Labels"][LABEL_MANAGED] == "true"
+    assert len(config["Labels"][LABEL_SPEC]) == 32
+    assert config["Labels"]["botfleet.role"] == "client-bot"  # the spec's own labels
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert not host.get("CapAdd")
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["Privileged"] is False
+    assert host["Memory"] == 384 * 1024 * 1024
+    assert host["MemorySwap"] == 384 * 1024 * 1024
+    assert host["NanoCpus"] == 1_000_000_000
+    assert host["PidsLimit"] == 128
+    assert set(host["Tmpfs"]) == {"/tmp"}  # noqa: S108 - the container's own /tmp
+    assert host["NetworkMode"] == "host"
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert host["Init"] is True
+    assert not host.get("Binds") and not info["Mounts"] and not host.get("VolumesFrom")
+    assert "docker.sock" not in str(info)
+    assert config["User"] == "10001:10001"
+    assert f"BOT_TOKEN={spec.env['BOT_TOKEN']}" in config["Env"]  # the contract, exactly
+    assert {e.split("=", 1)[0] for e in config["Env"]} >= set(spec.env)
+
+    container = docker_api.containers.get(f"botfleet-{tenant_id}")
+    assert container.exec_run(["id", "-u"]).output.strip() == b"10001"
+    assert container.exec_run(["sh", "-c", "echo x > /x"]).exit_code != 0  # read-only root
+    assert container.exec_run(["sh", "-c", "echo x > /tmp/x"]).exit_code == 0
+    assert container.exec_run(["ls", "/var/run/docker.sock"]).exit_code != 0
+
+
+async def test_deploy_is_idempotent_and_replaces_on_change(
+    make_backend: MakeBackend, docker_api: docker.DockerClient
+) -> None:
+    backend = make_backend()
+    tenant_id = new_tenant_id()
+    spec = spec_for(tenant_id)
+    await backend.deploy(spec)
+    first = inspect(docker_api, tenant_id)["Id"]
+
+    assert (await backend.deploy(spec)).state is RuntimeState.RUNNING
+    assert inspect(docker_api, tenant_id)["Id"] == first  # same spec: nothing done
+
+    await backend.stop(tenant_id)
+    assert (await backend.deploy(spec)).state is RuntimeState.RUNNING  # started again, not replaced
+    assert inspect(docker_api, tenant_id)["Id"] == first
+
+    changed = ClientSpec(tenant_id, {**spec.env, "LOCALE": "en"}, spec.labels)
+    assert (await backend.deploy(changed)).state is RuntimeState.RUNNING
+    second = inspect(docker_api, tenant_id)
+    assert second["Id"] != first
+    assert "LOCALE=en" in second["Config"]["Env"]
+    assert len(docker_api.containers.list(all=True, filters={"name": tenant_id})) == 1
+
+    # A backend with other limits replaces it too (the limits are part of the spec hash).
+    await make_backend(pids_limit=64).deploy(changed)
+    third = inspect(docker_api, tenant_id)
+    assert third["Id"] != second["Id"] and third["HostConfig"]["PidsLimit"] == 64
+
+
+async def test_lifecycle_status_and_logs(
+    make_backend: MakeBackend, docker_api: docker.DockerClient
+) -> None:
+    backend = make_backend()
+    tenant_id = new_tenant_id()
+    assert (await backend.status(tenant_id)).state is RuntimeState.MISSING
+    assert (await backend.stop(tenant_id)).state is RuntimeState.MISSING  # idempotent
+    await backend.remove(tenant_id)  # idempotent
+    with pytest.raises(DeployError, match=r"has no container.*deploy it first"):
+        await backend.start(tenant_id)
+    with pytest.raises(DeployError, match="has no container"):
+        await backend.logs(tenant_id)
+
+    await backend.deploy(spec_for(tenant_id))
+    running = await eventually(
+        lambda: _with_memory(backend, tenant_id), what="a memory figure of the running bot"
+    )
+    assert running.state is RuntimeState.RUNNING and running.restarts == 0
+    assert 0 < running.memory_bytes < 384 * 1024 * 1024
+    logs = await eventually(lambda: backend.logs(tenant_id, lines=10), what="log output")
+    assert f"idle test bot for {tenant_id} is up" in logs
+
+    stopped = await backend.stop(tenant_id)
+    assert stopped.state is RuntimeState.STOPPED and stopped.exit_code == 0, stopped
+    assert (await backend.stop(tenant_id)).state is RuntimeState.STOPPED
+
+    assert (await backend.start(tenant_id)).state is RuntimeState.RUNNING
+    started_at = inspect(docker_api, tenant_id)["State"]["StartedAt"]
+    assert (await backend.restart(tenant_id)).state is RuntimeState.RUNNING
+    assert inspect(docker_api, tenant_id)["State"]["StartedAt"] != started_at
+
+    assert tenant_id in await backend.list()
+    await backend.remove(tenant_id)
+    assert (await backend.status(tenant_id)).state is RuntimeState.MISSING
+    assert tenant_id not in await backend.list()
+
+
+async def _with_memory(backend: DockerBackend, tenant_id: str) -> Any:
+    status = await backend.status(tenant_id)
+    return status if status.memory_bytes else None
+
+
+async def test_list_adopts_containers_after_a_master_restart(make_backend: MakeBackend) -> None:
+    tenants = [new_tenant_id(), new_tenant_id()]
+    first = make_backend()
+    for tenant_id in tenants:
+        await first.deploy(spec_for(tenant_id))
+    await first.stop(tenants[1])
+    await first.close()
+
+    second = make_backend()  # a new master process: knows nothing but the engine
+    found = await second.list()
+    assert found[tenants[0]].state is RuntimeState.RUNNING, found[tenants[0]]
+    assert found[tenants[1]].state is RuntimeState.STOPPED, found[tenants[1]]
+    assert (await second.start(tenants[1])).state is RuntimeState.RUNNING
+    await second.remove(tenants[0])
+    assert tenants[0] not in await second.list()
+
+
+async def test_crashes_are_absorbed_then_reported(
+    make_backend: MakeBackend, docker_api: docker.DockerClient
+) -> None:
+    backend = make_backend()
+    tenant_id = new_tenant_id()
+    await backend.deploy(spec_for(tenant_id))
+    container = docker_api.containers.get(f"botfleet-{tenant_id}")
+
+    # The bot process dies inside its container: Docker's on-failure policy brings it back,
+    # and the restart count tells the reconciler there was a crash.
+    container.exec_run(["python", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"])
+    status = await eventually(
+        lambda: _running_after_restarts(backend, tenant_id, 1), what="a restart by Docker"
+    )
+    assert status.restarts == 1
+
+    # Killed from outside (as an OOM kill or an operator would): Docker leaves it to the master.
+    container.kill(signal="SIGKILL")
+    crashed = await eventually(
+        lambda: _in_state(backend, tenant_id, RuntimeState.CRASHED), what="crashed"
+    )
+    assert crashed.exit_code == 137 and "exit code 137" in crashed.detail
+    assert (await backend.restart(tenant_id)).state is RuntimeState.RUNNING  # the reconciler's act
+
+    # A bot that keeps failing: a few quick retries by Docker, then CRASHED for good.
+    looping = make_backend(restart_retries=2)
+    other = new_tenant_id()
+    await looping.deploy(spec_for(other, {"TEST_EXIT_CODE": "3"}))
+    final = await eventually(
+        lambda: _exited(docker_api, other), what="Docker to give up after 2 retries"
+    )
+    assert final["RestartCount"] == 2
+    status = await looping.status(other)
+    assert status.state is RuntimeState.CRASHED
+    assert status.exit_code == 3 and status.restarts == 2
+
+
+async def _running_after_restarts(backend: DockerBackend, tenant_id: str, restarts: int) -> Any:
+    status = await backend.status(tenant_id)
+    return status if status.state is RuntimeState.RUNNING and status.restarts >= restarts else None
+
+
+async def _in_state(backend: DockerBackend, tenant_id: str, state: RuntimeState) -> Any:
+    status = await backend.status(tenant_id)
+    return status if status.state is state else None
+
+
+def _exited(api: docker.DockerClient, tenant_id: str) -> Any:
+    info = inspect(api, tenant_id)
+    return info if info["State"]["Status"] == "exited" else None
+
+
+async def test_errors_name_the_problem_and_no_secret(
+    make_backend: MakeBackend, docker_env: DockerEnv
+) -> None:
+    tenant_id = new_tenant_id()
+    spec = spec_for(tenant_id)
+    token = spec.env["BOT_TOKEN"]
+
+    with pytest.raises(DeployError, match="image botfleet-client:no-such-tag is not on") as missing:
+        await make_backend(image="botfleet-client:no-such-tag").deploy(spec)
+    assert token not in str(missing.value)
+
+    # The engine rejects a malformed variable and quotes it back: the value must not leak.
+    bad = ClientSpec(tenant_id, {**spec.env, "": token}, spec.labels)
+    with pytest.raises(DeployError, match="create container") as refused:
+        await make_backend().deploy(bad)
+    assert token not in str(refused.value)
+    assert token.split(":")[1] not in str(refused.value)
+
+    with pytest.raises(DeployError, match="would run as root"):
+        await make_backend(image="botfleet-base:bookworm").deploy(spec)
+
+    unreachable = make_backend(
+        client_factory=docker_client_factory("unix:///nonexistent/docker.sock", timeout=5)
+    )
+    with pytest.raises(DeployError, match=r"cannot reach the Docker Engine.*DOCKER_HOST"):
+        await unreachable.ping()
+
+    def hanging() -> docker.DockerClient:
+        time.sleep(1.5)
+        raise AssertionError("not reached")
+
+    slow = make_backend(client_factory=hanging, call_timeout=0.3)
+    with pytest.raises(DeployError, match="the Docker Engine did not answer within"):
+        await slow.status(tenant_id)
+    await asyncio.sleep(1.5)  # let the abandoned worker thread finish
+
+
+# ---------------------------------------------------------------------- the real client bot
+@pytest.fixture
+async def emulator() -> AsyncIterator[tuple[EmulatorServer, EmulatorClient]]:
+    server = EmulatorServer()
+    await server.start(host="127.0.0.1", port=0)
+    client = EmulatorClient(server.base_url)
+    yield server, client
+    await client.close()
+    await server.stop()
+
+
+@pytest.mark.timeout(180)
+async def test_real_client_bot_in_a_container_answers_start(
+    make_backend: MakeBackend,
+    docker_env: DockerEnv,
+    docker_api: docker.DockerClient,
+    emulator: tuple[EmulatorServer, EmulatorClient],
+    make_tenant: Any,
+    redis_admin: Any,
+    redis_url: str,
+) -> None:
+    server, tg = emulator
+    tenant = await make_tenant()
+    tenant_id = tenant.tenant_id
+    redis_user = await create_tenant_redis_user(redis_admin, tenant_id, server_url=redis_url)
+    token = f"7{tenant_id[-6:]}:docker-e2e-token-{tenant_id}"
+    await tg.register_bot(token, f"salon{tenant_id[-4:]}_bot", "Salon")
+    env = {  # the DESIGN.md contract; every endpoint on this machine (host network)
+        "TENANT_ID": tenant_id,
+        "BOT_TOKEN": token,
+        "DATABASE_URL": tenant.dsn,
+        "REDIS_URL": redis_user.url,
+        "REDIS_KEY_PREFIX": redis_user.key_prefix,
+        "TELEGRAM_API_URL": server.base_url,
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "OPENAI_MODEL": "test-model",
+        "ADMIN_IDS": "7001",
+        "LOCALE": "ru",
+        "TIMEZONE": "Europe/Moscow",
+    }
+    spec = ClientSpec(tenant_id, env, {RUN_LABEL: RUN_ID})
+    backend = make_backend(image=docker_env.image)
+    user = 9001
+    try:
+        started = time.monotonic()
+        await backend.deploy(spec)
+        await _answers_start(backend, tg, token, user, tenant_id)
+        first_answer = time.monotonic() - started
+        print(f"deploy -> first answer to /start: {first_answer:.1f} s")
+        running = await backend.status(tenant_id)
+        assert running.state is RuntimeState.RUNNING and running.memory_bytes
+        print(f"client bot memory: {running.memory_bytes / 2**20:.0f} MiB")
+
+        # The bot process dies inside the container: Docker restarts it, it answers again.
+        container = docker_api.containers.get(f"botfleet-{tenant_id}")
+        container.exec_run(["python", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"])
+        await eventually(
+            lambda: _running_after_restarts(backend, tenant_id, 1), what="a restart by Docker"
+        )
+        await _answers_start(backend, tg, token, user, tenant_id)
+
+        # Killed from outside: CRASHED until the reconciler restarts it through the backend.
+        container.kill(signal="SIGKILL")
+        await eventually(lambda: _in_state(backend, tenant_id, RuntimeState.CRASHED), what="crash")
+        await backend.restart(tenant_id)
+        await _answers_start(backend, tg, token, user, tenant_id)
+
+        logs = await backend.logs(tenant_id, lines=200)
+        assert token not in logs and tenant.password not in logs and redis_user.password not in logs
+    finally:
+        await backend.remove(tenant_id)  # before the fixtures drop the role and the ACL user
+        await remove_tenant_redis(redis_admin, tenant_id, drop_data=True)
+
+
+async def _answers_start(
+    backend: DockerBackend, tg: EmulatorClient, token: str, user: int, tenant_id: str
+) -> None:
+    last = max((m.message_id for m in await tg.messages(token, user)), default=0)
+    await tg.send_message(token, user, "/start", first_name="Анна")
+    try:
+        reply = await tg.wait_for_message(token, user, after_message_id=last, timeout=45)
+    except TimeoutError as exc:
+        status = await backend.status(tenant_id)
+        logs = await backend.logs(tenant_id, lines=40)
+        raise AssertionError(
+            f"the client bot in its container did not answer /start ({status}):\n{logs}"
+        ) from exc
+    assert reply.plain_text.strip()
