@@ -218,17 +218,59 @@ class MasterSettings(
     def _operators(cls, v: Any) -> Any:
         return _split_ints(v)
 
+    @field_validator("master_bot_token")
+    @classmethod
+    def _master_bot_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None  # empty: the operator bot is off
+        if not BOT_TOKEN_RE.match(v.get_secret_value()):
+            raise ValueError(
+                "is not a Telegram bot token (expected <digits>:<secret> from @BotFather)"
+            )
+        return v
 
-class SalesSettings(PostgresSettings, TelegramSettings, YooKassaSettings, LoggingSettings):
-    """The sales bot and its YooKassa webhook."""
+
+class SalesSettings(
+    PostgresSettings,
+    RedisSettings,
+    TelegramSettings,
+    YooKassaSettings,
+    EncryptionSettings,
+    LoggingSettings,
+):
+    """The sales bot and its YooKassa webhook.
+
+    REDIS_URL holds the dialog state (keys `sales:*`); ENCRYPTION_KEYS seal the bot tokens of
+    orders until the master has them (give the sales bot its own keys in production).
+    """
 
     sales_bot_token: SecretStr
     master_api_url: HttpUrl = "http://127.0.0.1:8000"
     master_api_token: SecretStr
+    master_api_timeout: float = Field(60.0, gt=0, le=3600)
     webhook_host: str = "127.0.0.1"
     webhook_port: int = Field(8080, ge=1, le=65535)
+    webhook_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies whose X-Forwarded-For is believed",
+    )
     yookassa_vat_code: int = Field(1, ge=1, le=12)
     yookassa_return_url: HttpUrl = "https://t.me"
+    yookassa_timeout: float = Field(20.0, gt=0, le=300)
+    sales_plans_file: str = Field("", description="JSON file of the plans; empty = built-in")
+    sales_support_contact: str = "@botfleet_support"
+    sales_refund_suspends: bool = True
+    sales_check_interval: float = Field(60.0, gt=0, le=86400)
+    sales_check_after: float = Field(300.0, ge=0, le=86400)
+    sales_slow_after: float = Field(45.0, ge=0, le=86400)
+    sales_retry_max_delay: float = Field(300.0, gt=0, le=86400)
+
+    @field_validator("webhook_trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [n.strip() for n in v.split(",") if n.strip()]
+        return v
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -1,0 +1,1 @@
+"""The sales bot: sells plans, takes YooKassa payments, has tenants provisioned exactly once."""

@@ -20,7 +20,10 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"client_bot": ROOT / "client_bot" / "locales"}
+PACKAGES = {
+    "client_bot": ROOT / "client_bot" / "locales",
+    "sales_bot": ROOT / "sales_bot" / "locales",
+}
 LOCALES = ("ru", "en")
 REQUIRED = ("ru",)
 KEYWORDS = {"_": None, "__": None, "gettext": None}

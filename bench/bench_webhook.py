@@ -1,0 +1,178 @@
+"""The YooKassa webhook under a burst: N concurrent notifications (issue: 200, p99 < 100 ms).
+
+    python -m bench.bench_webhook [--notifications 200] [--rounds 3]
+
+Three processes, as in production: the sales bot's webhook (this process, with its PostgreSQL
+from DATABASE_URL in a scratch database that is dropped afterwards, and REDIS_URL), the YooKassa
+fake (`python -m yookassa_emulator`), and a sender that opens N connections from 127.0.0.2 (the
+trusted address) and posts one notification on each at once. Each notification is a distinct
+succeeded payment of a distinct order. Prints the latency of the webhook's answers as the sender
+sees them (p50/p95/p99/max), and when every order was paid (the work after the answers:
+re-reading each payment through the SDK and settling the order).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import asyncpg
+from cryptography.fernet import Fernet
+
+from core.settings import SalesSettings
+from database.dsn import parse_dsn
+from sales_bot.app import SalesApp
+from sales_bot.orders import OrderKind, idempotence_key, new_order_id
+from sales_bot.store import NewOrder
+
+MADE_UP: dict[str, Any] = {  # the fake's and nobody's credentials
+    "sales_bot_token": "4242424242:bench-sales-bot-token-xxxxxxxx",
+    "master_api_token": "bench-master-token",
+    "yookassa_secret_key": "test_fake_secret",
+}
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+# ---------------------------------------------------------------------- the sender process
+async def send_all(url: str, bodies: list[bytes]) -> list[float]:
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), limit=0)
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(connector=connector) as session:
+        gate = asyncio.Event()
+
+        async def send(body: bytes) -> None:
+            await gate.wait()
+            started = time.perf_counter()
+            async with session.post(
+                url, data=body, headers={"Content-Type": "application/json"}
+            ) as resp:
+                await resp.read()
+                assert resp.status == 200, resp.status
+            latencies.append(time.perf_counter() - started)
+
+        tasks = [asyncio.create_task(send(b)) for b in bodies]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def sender_main(url: str) -> None:
+    bodies = [b.encode() for b in json.load(sys.stdin)]
+    print(json.dumps(asyncio.run(send_all(url, bodies))))
+
+
+# ---------------------------------------------------------------------- the webhook process
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def burst(
+    app: SalesApp, fake_url: str, http: aiohttp.ClientSession, url: str, n: int
+) -> tuple[list[float], float]:
+    orders = []
+    bodies = []
+    for _ in range(n):
+        order_id = new_order_id()
+        order = await app.store.create_order(
+            NewOrder(
+                order_id=order_id, kind=OrderKind.NEW, user_id=1, locale="ru", plan="start",
+                period_days=30, amount=Decimal("990.00"), currency="RUB",
+                email="bench@example.com", idempotence_key=idempotence_key(order_id),
+            )
+        )  # fmt: skip
+        order = await app.billing.checkout(order, description="bench", item="bench")
+        async with http.post(f"{fake_url}/_fake/payments/{order.payment_id}/succeed") as resp:
+            payment: dict[str, Any] = await resp.json()
+        bodies.append(
+            json.dumps({"type": "notification", "event": "payment.succeeded", "object": payment})
+        )
+        orders.append(order)
+    sender = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.bench_webhook", "--send-to", url,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await sender.communicate(json.dumps(bodies).encode())
+    started = time.perf_counter()
+    latencies: list[float] = json.loads(out)
+    ids = [o.order_id for o in orders]
+    query = "SELECT count(*) FROM control.sales_orders WHERE status = 'paid' AND order_id = ANY($1)"
+    while await app.pool.fetchval(query, ids) < n:  # noqa: ASYNC110 - polling the database
+        await asyncio.sleep(0.01)
+    return latencies, time.perf_counter() - started
+
+
+async def main(n: int, rounds: int) -> None:
+    server = os.environ["DATABASE_URL"]
+    name = f"botfleet_bench_{os.getpid()}"
+    dsn = parse_dsn(server).with_database(name)
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    fake_port = free_port()
+    fake = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "yookassa_emulator", "--port", str(fake_port),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert fake.stdout is not None
+    await fake.stdout.readline()  # "YooKassa fake: ..."
+    fake_url = f"http://127.0.0.1:{fake_port}"
+    settings = SalesSettings(
+        database_url=dsn,
+        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        telegram_api_url="http://127.0.0.1:9",
+        master_api_url="http://127.0.0.1:9",
+        encryption_keys=Fernet.generate_key().decode(),
+        yookassa_shop_id="100500",
+        **MADE_UP,
+        yookassa_api_url=f"{fake_url}/v3",
+        yookassa_trusted_networks="127.0.0.2/32",
+        _env_file=None,
+    )
+    app = await SalesApp.create(settings)
+    try:
+        port = await app.start_webhook(port=0)
+        url = f"http://127.0.0.1:{port}/yookassa/webhook"
+        print(f"{n} concurrent notifications per round, {rounds} rounds (answers in ms)")
+        async with aiohttp.ClientSession() as http:
+            for round_no in range(1, rounds + 1):
+                latencies, settled = await burst(app, fake_url, http, url, n)
+                ms = [v * 1000 for v in latencies]
+                print(
+                    f"round {round_no}: p50 {statistics.median(ms):6.1f}"
+                    f"  p95 {percentile(ms, 95):6.1f}  p99 {percentile(ms, 99):6.1f}"
+                    f"  max {max(ms):6.1f}  | all {n} orders paid {settled:5.2f} s after the last answer"
+                )
+    finally:
+        await app.close()
+        fake.terminate()
+        await fake.wait()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--notifications", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--send-to", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.send_to:
+        sender_main(args.send_to)
+    else:
+        asyncio.run(main(args.notifications, args.rounds))

@@ -1,0 +1,245 @@
+"""Builds and runs the sales bot: Telegram polling, the webhook server, the relay, the check."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.storage.base import DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.types import BotCommand
+from aiohttp import web
+from redis.asyncio import Redis
+
+from core.settings import SalesSettings
+from core.telegram import build_bot
+from database.migrator import migrate_control
+from database.pool import create_pool
+from sales_bot.allowlist import SenderPolicy
+from sales_bot.billing import Billing
+from sales_bot.context import SalesContext
+from sales_bot.handlers import routers
+from sales_bot.i18n import UserLocaleMiddleware, build_i18n
+from sales_bot.kassa import PaymentGateway, YooKassa
+from sales_bot.master import HttpMaster, MasterApi
+from sales_bot.owner import BotNotifier
+from sales_bot.plans import Catalog, load_plans
+from sales_bot.relay import Relay
+from sales_bot.store import SalesStore
+from sales_bot.vault import Vault
+from sales_bot.watch import Watcher
+from sales_bot.webhook import build_webhook
+
+log = logging.getLogger(__name__)
+
+FSM_PREFIX = "sales:fsm"
+
+
+@dataclass(slots=True)
+class Tuning:
+    """Timings tests shorten; production uses the defaults and the settings."""
+
+    relay_base_delay: float = 1.0
+    relay_poll: float = 2.0
+    relay_lease: float = 180.0
+    notification_retry_after: float = 30.0
+
+
+def fsm_storage(redis: Redis) -> RedisStorage:
+    return RedisStorage(
+        redis,
+        key_builder=DefaultKeyBuilder(prefix=FSM_PREFIX, with_bot_id=True, with_destiny=True),
+    )
+
+
+class SalesApp:
+    def __init__(
+        self,
+        settings: SalesSettings,
+        *,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        bot: Bot,
+        kassa: PaymentGateway,
+        master: MasterApi,
+        tuning: Tuning | None = None,
+    ) -> None:
+        tuning = tuning or Tuning()
+        self.settings = settings
+        self.pool = pool
+        self.redis = redis
+        self.bot = bot
+        self.kassa = kassa
+        self.master = master
+        self.catalog = Catalog(load_plans(settings.sales_plans_file))
+        self.store = SalesStore(pool)
+        self.vault = Vault(settings.encryption_keys.get_secret_value())
+        self.i18n = build_i18n()
+        self.notifier = BotNotifier(bot, self.i18n)
+        self.billing = Billing(
+            self.store, kassa, self.vault, refund_suspends=settings.sales_refund_suspends
+        )
+        self.relay = Relay(
+            self.store,
+            master,
+            self.vault,
+            self.notifier,
+            base_delay=tuning.relay_base_delay,
+            max_delay=settings.sales_retry_max_delay,
+            poll=tuning.relay_poll,
+            lease=tuning.relay_lease,
+        )
+        self.billing.on_outbox = self.relay.wake
+        self.watcher = Watcher(
+            self.store,
+            self.billing,
+            self.notifier,
+            interval=settings.sales_check_interval,
+            check_after=settings.sales_check_after,
+            slow_after=settings.sales_slow_after,
+            retry_notifications_after=tuning.notification_retry_after,
+        )
+        self.policy = SenderPolicy(
+            settings.yookassa_trusted_networks, settings.webhook_trusted_proxies
+        )
+        self.locales = UserLocaleMiddleware(self.i18n, redis)
+        self.ctx = SalesContext(
+            store=self.store,
+            billing=self.billing,
+            master=master,
+            vault=self.vault,
+            catalog=self.catalog,
+            locales=self.locales,
+            telegram_api_url=settings.telegram_api_url,
+            telegram_timeout=min(settings.telegram_timeout, 15.0),
+            support_contact=settings.sales_support_contact,
+            own_bot_id=bot.id,
+        )
+        self.dp = Dispatcher(storage=fsm_storage(redis), ctx=self.ctx)
+        self.locales.setup(self.dp)
+        self.dp.include_routers(*routers())
+        self._runner: web.AppRunner | None = None
+        self.webhook_port = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._closed = False
+
+    @classmethod
+    async def create(
+        cls,
+        settings: SalesSettings,
+        *,
+        kassa: PaymentGateway | None = None,
+        master: MasterApi | None = None,
+        tuning: Tuning | None = None,
+    ) -> SalesApp:
+        pool = await create_pool(
+            settings.database_url.get_secret_value(), max_size=settings.database_pool_max
+        )
+        try:
+            async with pool.acquire() as conn:
+                await migrate_control(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        redis = Redis.from_url(settings.redis_url.get_secret_value())
+        bot = build_bot(
+            settings.sales_bot_token.get_secret_value(),
+            settings.telegram_api_url,
+            settings.telegram_timeout,
+        )
+        if kassa is None:
+            secret = settings.yookassa_secret_key
+            kassa = YooKassa(
+                settings.yookassa_shop_id or "",
+                secret.get_secret_value() if secret else "",
+                api_url=settings.yookassa_api_url,
+                vat_code=settings.yookassa_vat_code,
+                return_url=settings.yookassa_return_url,
+                timeout=settings.yookassa_timeout,
+            )
+        if master is None:
+            master = HttpMaster(
+                settings.master_api_url,
+                settings.master_api_token.get_secret_value(),
+                timeout=settings.master_api_timeout,
+            )
+        return cls(
+            settings, pool=pool, redis=redis, bot=bot, kassa=kassa, master=master, tuning=tuning
+        )
+
+    # ------------------------------------------------------------------ parts
+    async def start_webhook(self, host: str | None = None, port: int | None = None) -> int:
+        app = build_webhook(self.store, self.billing, self.policy)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner,
+            host or self.settings.webhook_host,
+            self.settings.webhook_port if port is None else port,
+            backlog=1024,  # a burst of notifications must not overflow the accept queue
+        )
+        await site.start()
+        self.webhook_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("YooKassa webhook on port %d", self.webhook_port)
+        return self.webhook_port
+
+    def start_workers(self, *, relay: bool = True, watcher: bool = True) -> None:
+        if relay:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
+        if watcher:
+            self._tasks.append(asyncio.create_task(self.watcher.run(), name="watcher"))
+
+    async def set_commands(self) -> None:
+        for locale in ("ru", "en"):
+            with self.i18n.context(), self.i18n.use_locale(locale):
+                from aiogram.utils.i18n import gettext as _
+
+                commands = [
+                    BotCommand(command="start", description=_("About Botfleet and plans")),
+                    BotCommand(command="subscription", description=_("My bots and renewal")),
+                ]
+            try:
+                await self.bot.set_my_commands(
+                    commands, language_code=None if locale == "ru" else locale
+                )
+            except TelegramAPIError as exc:
+                log.info("commands not set: %s", exc)
+
+    async def run(self, *, handle_signals: bool = True, webhook_port: int | None = None) -> None:
+        """Everything until stopped: the webhook server, the workers and long polling."""
+        await self.start_webhook(port=webhook_port)
+        self.start_workers()
+        await self.set_commands()
+        await self.dp.start_polling(
+            self.bot,
+            handle_signals=handle_signals,
+            close_bot_session=False,
+            allowed_updates=self.dp.resolve_used_update_types(),
+        )
+
+    async def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):  # not polling
+            await self.dp.stop_polling()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.billing.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if isinstance(self.master, HttpMaster):
+            await self.master.close()
+        await self.bot.session.close()
+        await self.dp.storage.close()
+        await self.redis.aclose()
+        await self.pool.close()

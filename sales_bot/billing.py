@@ -1,0 +1,308 @@
+"""Payments of orders: create them, learn their fate from the API, settle orders exactly once.
+
+Whatever triggers a look at a payment (a webhook notification, the owner's "I paid" button,
+the periodic check) ends in `settle()`: the payment as re-read from YooKassa is judged against
+the order (`orders.judge`) and the order moves once, with its outbox rows, in one transaction
+(`SalesStore.apply`). No aiogram here: the owner is reached through the `Notifier` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sales_bot.kassa import KassaError, KassaUnavailableError, PaymentDraft, PaymentGateway
+from sales_bot.master import Tenant
+from sales_bot.orders import (
+    OrderKind,
+    OrderStatus,
+    PaymentView,
+    Verdict,
+    idempotence_key,
+    judge,
+    new_order_id,
+)
+from sales_bot.plans import Plan
+from sales_bot.store import Applied, NewOrder, Order, SalesStore
+from sales_bot.vault import Vault
+
+log = logging.getLogger(__name__)
+
+PAYMENT_EVENTS = frozenset({"payment.succeeded", "payment.canceled", "payment.waiting_for_capture"})
+REFUND_EVENTS = frozenset({"refund.succeeded"})
+EVENTS = PAYMENT_EVENTS | REFUND_EVENTS
+
+
+class Notifier(Protocol):
+    """Messages to an order's owner (implemented with the sales bot's aiogram Bot)."""
+
+    async def live(self, order: Order, tenant: Tenant) -> None: ...
+
+    async def extended(self, order: Order, tenant: Tenant) -> None: ...
+
+    async def setting_up(self, order: Order) -> None: ...
+
+    async def token_refused(self, order: Order, code: str) -> None: ...
+
+    async def suspended(self, order: Order) -> None: ...
+
+
+class SilentNotifier:
+    """A Notifier that tells nobody (tests of the payment rules, benchmarks)."""
+
+    async def live(self, order: Order, tenant: Tenant) -> None:
+        return None
+
+    async def extended(self, order: Order, tenant: Tenant) -> None:
+        return None
+
+    async def setting_up(self, order: Order) -> None:
+        return None
+
+    async def token_refused(self, order: Order, code: str) -> None:
+        return None
+
+    async def suspended(self, order: Order) -> None:
+        return None
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A new tenant's order as the dialog collected it."""
+
+    user_id: int
+    locale: str
+    plan: Plan
+    email: str
+    business_name: str
+    category: str
+    timezone: str
+    bot_id: int
+    bot_username: str
+    token: str = field(repr=False)
+
+
+class Billing:
+    def __init__(
+        self,
+        store: SalesStore,
+        kassa: PaymentGateway,
+        vault: Vault,
+        *,
+        refund_suspends: bool = True,
+        on_outbox: Callable[[], None] = lambda: None,
+        workers: int = 4,
+    ) -> None:
+        self.store = store
+        self.kassa = kassa
+        self.vault = vault
+        self.refund_suspends = refund_suspends
+        self.on_outbox = on_outbox
+        self._inflight: dict[str, asyncio.Task[str]] = {}
+        self._tasks: set[asyncio.Task[str]] = set()
+        self._again: set[str] = set()
+        # Work after the webhook's answer runs a few at a time, so a burst of notifications
+        # does not starve the answers (SDK calls hold threads and the GIL).
+        self._slots = asyncio.Semaphore(workers)
+        self._last_submit = 0.0
+        self.burst_wait = 2.0
+
+    # ------------------------------------------------------------------ orders and payments
+    async def open_new(self, draft: Draft) -> Order:
+        order_id = new_order_id()
+        return await self.store.create_order(
+            NewOrder(
+                order_id=order_id,
+                kind=OrderKind.NEW,
+                user_id=draft.user_id,
+                locale=draft.locale,
+                plan=draft.plan.id,
+                period_days=draft.plan.period_days,
+                amount=draft.plan.price,
+                currency="RUB",
+                email=draft.email,
+                idempotence_key=idempotence_key(order_id),
+                business_name=draft.business_name,
+                category=draft.category,
+                timezone=draft.timezone,
+                bot_id=draft.bot_id,
+                bot_username=draft.bot_username,
+                bot_token_enc=self.vault.seal(f"order:{order_id}", draft.token),
+                bot_token_sha256=token_sha256(draft.token),
+            )
+        )
+
+    async def open_extension(
+        self, *, user_id: int, locale: str, plan: Plan, email: str, tenant: Order
+    ) -> Order:
+        order_id = new_order_id()
+        return await self.store.create_order(
+            NewOrder(
+                order_id=order_id,
+                kind=OrderKind.EXTEND,
+                user_id=user_id,
+                locale=locale,
+                plan=plan.id,
+                period_days=plan.period_days,
+                amount=plan.price,
+                currency="RUB",
+                email=email,
+                idempotence_key=idempotence_key(order_id),
+                business_name=tenant.business_name,
+                bot_username=tenant.bot_username,
+                tenant_id=tenant.tenant_id,
+            )
+        )
+
+    async def checkout(self, order: Order, *, description: str, item: str) -> Order:
+        """The order's payment, created once: a retry sends the stored idempotence key again."""
+        if order.payment_id is not None and order.confirmation_url:
+            return order
+        payment = await self.kassa.create_payment(
+            PaymentDraft(
+                order_id=order.order_id,
+                idempotence_key=order.idempotence_key,
+                plan=order.plan,
+                kind=order.kind.value,
+                amount=order.amount,
+                currency=order.currency,
+                description=description,
+                receipt_item=item,
+                email=order.email,
+            )
+        )
+        if payment.metadata.get("order_id") != order.order_id or payment.amount != order.amount:
+            raise KassaError("YooKassa answered with a payment of another order")
+        return await self.store.set_payment(order.order_id, payment.id, payment.confirmation_url)
+
+    # ------------------------------------------------------------------ settling
+    async def settle(self, payment: PaymentView, order: Order | None = None) -> Applied | None:
+        """Act on a payment re-read from the API; None when it belongs to no order of ours."""
+        if order is None:
+            order_id = payment.metadata.get("order_id", "")
+            order = await self.store.get(order_id) if order_id else None
+            if order is None:
+                order = await self.store.by_payment(payment.id)
+        if order is None:
+            log.warning("payment %s belongs to no order", payment.id)
+            return None
+        verdict, reason = judge(order.facts, payment)
+        if verdict is Verdict.MISMATCH:
+            log.error("payment %s does not match %s: %s", payment.id, order.order_id, reason)
+            return None
+        if verdict is Verdict.WAITING:
+            return Applied(order, None)
+        applied = await self.store.apply(
+            order.order_id, verdict, payment.id, refund_suspends=self.refund_suspends
+        )
+        if applied.moved is not None:
+            log.info(
+                "order %s: %s -> %s (%s)",
+                order.order_id,
+                order.status.value,
+                applied.moved.to.value,
+                reason,
+            )
+            if applied.moved.actions:
+                self.on_outbox()
+        return applied
+
+    async def check(self, order: Order) -> Order:
+        """Re-read the order's payment now (the "I paid" button); the order afterwards."""
+        if order.payment_id is None or order.status is not OrderStatus.PENDING:
+            return order
+        applied = await self.settle(await self.kassa.get_payment(order.payment_id), order)
+        return applied.order if applied is not None else order
+
+    # ------------------------------------------------------------------ notifications
+    def submit(self, key: str, event: str, object_id: str) -> None:
+        """Process a recorded notification in the background, one run at a time per key; a
+        copy arriving during a run makes it run once more (the payment may have moved)."""
+        self._last_submit = asyncio.get_running_loop().time()
+        if key in self._inflight:
+            self._again.add(key)
+            return
+        task = asyncio.create_task(self._process_until_quiet(key, event, object_id))
+        self._inflight[key] = task
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[str]) -> None:
+            self._inflight.pop(key, None)
+            self._tasks.discard(t)
+
+        task.add_done_callback(done)
+
+    async def _after_burst(self) -> None:
+        """Let a burst of notifications be answered first (at most `burst_wait` seconds)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.burst_wait
+        while loop.time() - self._last_submit < 0.02 and loop.time() < deadline:  # noqa: ASYNC110 - a quiet period, not an event
+            await asyncio.sleep(0.02)
+
+    async def _process_until_quiet(self, key: str, event: str, object_id: str) -> str:
+        await self._after_burst()
+        while True:
+            self._again.discard(key)
+            async with self._slots:
+                outcome = await self.process(key, event, object_id)
+            if key not in self._again:
+                return outcome
+
+    async def process(self, key: str, event: str, object_id: str) -> str:
+        """Handle one notification; it is marked processed when the outcome is final."""
+        final = True
+        try:
+            if event in REFUND_EVENTS:
+                refund = await self.kassa.get_refund(object_id)
+                if refund.status != "succeeded":
+                    outcome, final = f"refund {refund.status}", False
+                else:
+                    payment = await self.kassa.get_payment(refund.payment_id)
+                    outcome, final = self._outcome(await self.settle(payment))
+            elif event in PAYMENT_EVENTS:
+                payment = await self.kassa.get_payment(object_id)
+                outcome, final = self._outcome(await self.settle(payment))
+            else:
+                outcome = f"ignored event {event}"
+        except KassaUnavailableError as exc:
+            outcome, final = f"retry: {exc}", False
+        except KassaError as exc:
+            outcome = f"rejected: {exc}"
+        except Exception as exc:
+            log.exception("notification %s failed", key)
+            outcome, final = f"error: {type(exc).__name__}", False
+        try:
+            await self.store.notification_done(key, outcome[:500], final=final)
+        except Exception:
+            log.exception("could not record the outcome of notification %s", key)
+        return outcome
+
+    @staticmethod
+    def _outcome(applied: Applied | None) -> tuple[str, bool]:
+        if applied is None:
+            return "not ours or mismatched", True
+        if applied.moved is not None:
+            return f"order {applied.order.order_id} {applied.moved.to.value}", True
+        if applied.order.status is OrderStatus.PENDING:
+            return f"order {applied.order.order_id} still pending", False
+        return f"order {applied.order.order_id} already {applied.order.status.value}", True
+
+    async def drain(self) -> None:
+        """Wait for the background notification work (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,42 @@
+"""Inline button payloads: short prefixes, typed fields."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class MenuCb(CallbackData, prefix="m"):
+    action: str  # home | plans | faq | contact | buy | lang
+
+
+class LangCb(CallbackData, prefix="l"):
+    locale: str
+
+
+class PlanCb(CallbackData, prefix="p"):
+    plan: str
+
+
+class CategoryCb(CallbackData, prefix="c"):
+    category: str
+
+
+class TimezoneCb(CallbackData, prefix="tz"):
+    index: int
+
+
+class BotOkCb(CallbackData, prefix="bo"):
+    ok: bool
+
+
+class EmailCb(CallbackData, prefix="e"):
+    reuse: bool
+
+
+class OrderCb(CallbackData, prefix="o"):
+    action: str  # check | retry | token
+    order: str
+
+
+class ExtendCb(CallbackData, prefix="x"):
+    tenant: str

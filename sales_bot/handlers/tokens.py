@@ -1,0 +1,70 @@
+"""Reading a pasted bot token: format, getMe, "already used" — one answer per problem."""
+
+from __future__ import annotations
+
+import contextlib
+import html
+
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+from sales_bot.billing import token_sha256
+from sales_bot.botcheck import BotIdentity, TelegramDownError, TokenRejectedError, check_bot_token
+from sales_bot.context import SalesContext
+from sales_bot.forms import extract_token
+
+
+def instructions() -> str:
+    return _(
+        "Now create the bot of your business in Telegram:\n\n"
+        "1. Open @BotFather and send /newbot.\n"
+        "2. Send the name customers will see, e.g. <i>Salon Romashka</i>.\n"
+        "3. Send a username that ends in <i>bot</i>, e.g. <i>romashka_salon_bot</i>.\n"
+        "4. BotFather answers with a token like <code>123456789:AAH…</code> — copy it and send "
+        "it to me.\n\n"
+        "We keep the token encrypted and use it only to run your bot."
+    )
+
+
+async def read_token(message: Message, ctx: SalesContext) -> tuple[str, BotIdentity] | None:
+    """The token in `message` and its bot, or None after telling the user what is wrong."""
+    token = extract_token(message.text or "")
+    if token is None:
+        await message.answer(
+            _(
+                "This doesn't look like a bot token. A token looks like "
+                "<code>123456789:AAH…</code> — copy the whole line from @BotFather and send it."
+            )
+        )
+        return None
+    # The token is a secret: take it out of the chat history (best effort).
+    with contextlib.suppress(TelegramAPIError):
+        await message.delete()
+    if ctx.own_bot_id and token.partition(":")[0] == str(ctx.own_bot_id):
+        await message.answer(_("That's my own token 🙂 Send the token of your new bot."))
+        return None
+    try:
+        identity = await check_bot_token(token, ctx.telegram_api_url, ctx.telegram_timeout)
+    except TokenRejectedError:
+        await message.answer(
+            _(
+                "Telegram doesn't accept this token: it is wrong or was revoked. In @BotFather "
+                "send /mybots → your bot → API Token, copy the current token and send it here."
+            )
+        )
+        return None
+    except TelegramDownError:
+        await message.answer(
+            _("I couldn't reach Telegram to check the token. Please send it again in a minute.")
+        )
+        return None
+    if await ctx.store.token_taken(token_sha256(token)):
+        await message.answer(
+            _(
+                "The bot @{username} is already connected to Botfleet. Create a new bot in "
+                "@BotFather (/newbot) and send its token."
+            ).format(username=html.escape(identity.username))
+        )
+        return None
+    return token, identity

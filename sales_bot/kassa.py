@@ -1,0 +1,169 @@
+"""YooKassa through its official SDK (>= 3), off the event loop, with an outer timeout.
+
+The SDK is blocking (`requests`) and keeps its configuration in class attributes, so one
+`YooKassa` per process configures it once (`YOOKASSA_API_URL` included) and every call runs in
+`asyncio.to_thread` under `asyncio.wait_for`. Answers become `PaymentView`/`RefundView`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar
+
+from sales_bot.orders import PaymentView, RefundView
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class KassaError(Exception):
+    """YooKassa refused the request (4xx): retrying the same request will not help."""
+
+
+class KassaUnavailableError(KassaError):
+    """YooKassa did not answer in time or failed (5xx, network): retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentDraft:
+    """What a payment is created from; the amount comes from the plan."""
+
+    order_id: str
+    idempotence_key: str
+    plan: str
+    kind: str
+    amount: Decimal
+    currency: str
+    description: str  # <= 128 characters (YooKassa's limit)
+    receipt_item: str  # <= 128 characters
+    email: str
+
+
+class PaymentGateway(Protocol):
+    async def create_payment(self, draft: PaymentDraft) -> PaymentView: ...
+
+    async def get_payment(self, payment_id: str) -> PaymentView: ...
+
+    async def get_refund(self, refund_id: str) -> RefundView: ...
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def payment_view(raw: Any) -> PaymentView:
+    """A PaymentView from the SDK's PaymentResponse."""
+    refunded = raw.refunded_amount
+    confirmation = raw.confirmation
+    metadata = raw.metadata or {}
+    return PaymentView(
+        id=str(raw.id),
+        status=str(raw.status),
+        paid=bool(raw.paid),
+        amount=_money(raw.amount.value),
+        currency=str(raw.amount.currency),
+        metadata={str(k): str(v) for k, v in dict(metadata).items()},
+        refunded_amount=_money(refunded.value) if refunded is not None else Decimal("0.00"),
+        confirmation_url=getattr(confirmation, "confirmation_url", None) if confirmation else None,
+    )
+
+
+def refund_view(raw: Any) -> RefundView:
+    return RefundView(
+        id=str(raw.id),
+        payment_id=str(raw.payment_id),
+        status=str(raw.status),
+        amount=_money(raw.amount.value),
+        currency=str(raw.amount.currency),
+    )
+
+
+def payment_request(draft: PaymentDraft, *, vat_code: int, return_url: str) -> dict[str, Any]:
+    """The body of POST /payments: redirect confirmation, metadata, a 54-FZ receipt."""
+    value = f"{draft.amount:.2f}"
+    return {
+        "amount": {"value": value, "currency": draft.currency},
+        "capture": True,
+        "confirmation": {"type": "redirect", "return_url": return_url},
+        "description": draft.description[:128],
+        "metadata": {"order_id": draft.order_id, "plan": draft.plan, "kind": draft.kind},
+        "receipt": {
+            "customer": {"email": draft.email},
+            "items": [
+                {
+                    "description": draft.receipt_item[:128],
+                    "quantity": "1.00",
+                    "amount": {"value": value, "currency": draft.currency},
+                    "vat_code": vat_code,
+                    "payment_mode": "full_payment",
+                    "payment_subject": "service",
+                }
+            ],
+        },
+    }
+
+
+class YooKassa:
+    """PaymentGateway over the `yookassa` SDK."""
+
+    def __init__(
+        self,
+        shop_id: str,
+        secret_key: str,
+        *,
+        api_url: str,
+        vat_code: int,
+        return_url: str,
+        timeout: float = 20.0,
+    ) -> None:
+        from yookassa import Configuration
+
+        Configuration.configure(shop_id, secret_key, api_url=api_url.rstrip("/"), max_attempts=1)
+        self.vat_code = vat_code
+        self.return_url = return_url
+        self.timeout = timeout
+
+    async def _call(self, what: str, fn: Callable[[], T]) -> T:
+        from yookassa.domain.exceptions import ApiError
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(fn), self.timeout)
+        except TimeoutError:
+            raise KassaUnavailableError(
+                f"YooKassa did not answer {what} in {self.timeout}s"
+            ) from None
+        except ApiError as exc:
+            status = int(getattr(exc, "HTTP_CODE", 0) or 0)
+            content = exc.content or {}
+            detail = f"{content.get('code', '')} {content.get('description', '')}".strip()
+            message = f"YooKassa refused {what} ({status or 'error'}: {detail or 'no details'})"
+            if status in (400, 401, 403, 404, 405, 415):
+                raise KassaError(message) from None
+            raise KassaUnavailableError(message) from None
+        except (OSError, ValueError, TypeError) as exc:  # requests errors are OSErrors
+            raise KassaUnavailableError(f"YooKassa {what} failed: {type(exc).__name__}") from None
+        except Exception as exc:  # the SDK raises odd things on garbage answers
+            raise KassaUnavailableError(f"YooKassa {what} failed: {type(exc).__name__}") from None
+
+    async def create_payment(self, draft: PaymentDraft) -> PaymentView:
+        from yookassa import Payment
+
+        body = payment_request(draft, vat_code=self.vat_code, return_url=self.return_url)
+        raw = await self._call(
+            "create payment", lambda: Payment.create(body, draft.idempotence_key)
+        )
+        return payment_view(raw)
+
+    async def get_payment(self, payment_id: str) -> PaymentView:
+        from yookassa import Payment
+
+        return payment_view(await self._call("get payment", lambda: Payment.find_one(payment_id)))
+
+    async def get_refund(self, refund_id: str) -> RefundView:
+        from yookassa import Refund
+
+        return refund_view(await self._call("get refund", lambda: Refund.find_one(refund_id)))

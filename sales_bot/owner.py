@@ -1,0 +1,95 @@
+"""Messages to owners outside a dialog (bot live, delays, refusals), in the order's language."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+from aiogram import Bot
+from aiogram.types import InlineKeyboardMarkup, LinkPreviewOptions
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from sales_bot import keyboards
+from sales_bot.master import Tenant
+from sales_bot.store import Order
+from sales_bot.text import bot_link, date
+
+
+class BotNotifier:
+    """`billing.Notifier` through the sales bot."""
+
+    def __init__(self, bot: Bot, i18n: I18n) -> None:
+        self.bot = bot
+        self.i18n = i18n
+
+    async def _send(
+        self,
+        order: Order,
+        build: Callable[[], str],
+        markup: Callable[[], InlineKeyboardMarkup] | None = None,
+    ) -> None:
+        with self.i18n.context(), self.i18n.use_locale(order.locale):
+            text = build()
+            keyboard = markup() if markup is not None else None
+        await self.bot.send_message(
+            order.user_id,
+            text,
+            reply_markup=keyboard,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        )
+
+    async def live(self, order: Order, tenant: Tenant) -> None:
+        username = tenant.bot_username or order.bot_username or ""
+
+        def text() -> str:
+            return _(
+                "🎉 Your bot @{username} is live: https://t.me/{username}\n\n"
+                "How to run it:\n"
+                "1. Open @{username} and send /admin — that's your admin panel.\n"
+                "2. Add your services with prices and durations, and your working hours.\n"
+                "3. Share the link with your customers: they book in the bot and get reminders.\n\n"
+                "Paid until {date}. Your bots and renewal: /subscription"
+            ).format(username=html.escape(username), date=date(tenant.expires_at))
+
+        await self._send(order, text)
+
+    async def extended(self, order: Order, tenant: Tenant) -> None:
+        def text() -> str:
+            return _("Thank you! {bot} is paid until {date}.").format(
+                bot=bot_link(tenant.bot_username or order.bot_username),
+                date=date(tenant.expires_at),
+            )
+
+        await self._send(order, text)
+
+    async def setting_up(self, order: Order) -> None:
+        def text() -> str:
+            return _(
+                "Payment received. We're setting up {bot} — it's taking a bit longer than usual. "
+                "I'll write here as soon as it's live."
+            ).format(bot=bot_link(order.bot_username))
+
+        await self._send(order, text)
+
+    async def token_refused(self, order: Order, code: str) -> None:
+        def text() -> str:
+            if code == "bot_token_in_use":
+                reason = _("this bot is already connected to another business")
+            else:
+                reason = _("Telegram no longer accepts its token (it was revoked?)")
+            return _(
+                "Your payment is received, but we can't start {bot}: {reason}. Send the token of "
+                "another bot and we'll set it up right away."
+            ).format(bot=bot_link(order.bot_username), reason=reason)
+
+        await self._send(order, text, lambda: keyboards.new_token(order.order_id))
+
+    async def suspended(self, order: Order) -> None:
+        def text() -> str:
+            return _(
+                "The payment for {bot} was refunded, so the bot is paused. Your data is kept; "
+                "to resume, renew with /subscription."
+            ).format(bot=bot_link(order.bot_username))
+
+        await self._send(order, text)

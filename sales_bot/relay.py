@@ -1,0 +1,189 @@
+"""The outbox relay: delivers what paid orders ask of the master, exactly once in effect.
+
+Rows are leased (`claim_due`), the master is called with `Idempotency-Key` = order id (so a
+retry after a crash returns the tenant already made), and a row is marked done only after the
+master answered. While the master is down the row is retried with exponential backoff and
+jitter, capped at `max_delay`, for as long as it takes. Refusals that need a person (a token the
+master rejects) park the row until the owner sends a new token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+from sales_bot.billing import Notifier
+from sales_bot.master import (
+    MasterApi,
+    MasterRejectedError,
+    MasterUnavailableError,
+    ProvisionRequest,
+)
+from sales_bot.orders import Action, OrderStatus
+from sales_bot.store import Order, OutboxItem, SalesStore
+from sales_bot.vault import Vault, VaultError
+
+log = logging.getLogger(__name__)
+
+TOKEN_REFUSALS = frozenset({"bot_token_in_use", "invalid_bot_token"})
+FaultHook = Callable[[OutboxItem], Awaitable[None]]
+
+
+async def _no_fault(item: OutboxItem) -> None:
+    return None
+
+
+class Relay:
+    def __init__(
+        self,
+        store: SalesStore,
+        master: MasterApi,
+        vault: Vault,
+        notifier: Notifier,
+        *,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+        lease: float = 180.0,
+        batch: int = 8,
+        poll: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.master = master
+        self.vault = vault
+        self.notifier = notifier
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.lease = lease
+        self.batch = batch
+        self.poll = poll
+        self._wake = asyncio.Event()
+        # Test hook: runs after the master answered and before the row is marked done.
+        self.after_call: FaultHook = _no_fault
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def backoff(self, attempts: int) -> float:
+        delay: float = min(self.base_delay * 2.0 ** max(attempts - 1, 0), self.max_delay)
+        return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+
+    async def run(self) -> None:
+        while True:
+            try:
+                delivered = await self.run_once()
+            except Exception:
+                log.exception("relay pass failed")
+                delivered = 0
+            if delivered:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll)
+
+    async def run_once(self) -> int:
+        """Deliver the rows due now; how many were claimed."""
+        items = await self.store.claim_due(self.batch, self.lease)
+        if items:
+            await asyncio.gather(*(self._deliver(item) for item in items))
+        return len(items)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        order = item.order
+        try:
+            if item.action is Action.PROVISION:
+                await self._provision(item, order)
+            elif item.action is Action.EXTEND:
+                await self._extend(item, order)
+            else:
+                await self._suspend(item, order)
+        except MasterUnavailableError as exc:
+            delay = self.backoff(item.attempts)
+            log.warning(
+                "%s of %s: %s; retry #%d in %.1fs",
+                item.action.value,
+                order.order_id,
+                exc,
+                item.attempts + 1,
+                delay,
+            )
+            await self.store.outbox_retry(item.id, delay, str(exc)[:500])
+        except MasterRejectedError as exc:
+            await self._rejected(item, order, exc)
+        except VaultError as exc:
+            log.error("%s of %s parked: %s", item.action.value, order.order_id, exc)
+            await self.store.outbox_park(item.id, str(exc)[:500])
+        except Exception as exc:
+            log.exception("%s of %s failed", item.action.value, order.order_id)
+            await self.store.outbox_retry(
+                item.id, self.backoff(item.attempts), f"{type(exc).__name__}"[:500]
+            )
+
+    async def _provision(self, item: OutboxItem, order: Order) -> None:
+        if order.fulfilled_at is not None and order.tenant_id is not None:
+            await self.store.outbox_done(item.id, f"already {order.tenant_id}")
+            return
+        if order.bot_token_enc is None:
+            raise VaultError(f"order {order.order_id} has no bot token to provision with")
+        token = self.vault.open(f"order:{order.order_id}", order.bot_token_enc)
+        tenant = await self.master.provision(
+            ProvisionRequest(
+                plan=order.plan,
+                period_days=order.period_days,
+                business_name=order.business_name or "",
+                bot_token=token,
+                owner_telegram_id=order.user_id,
+                locale=order.locale,
+                timezone=order.timezone or "Europe/Moscow",
+            ),
+            order.order_id,
+        )
+        await self.after_call(item)
+        done = await self.store.fulfilled(order.order_id, tenant.tenant_id, tenant.bot_username)
+        await self.store.outbox_done(item.id, f"provisioned {tenant.tenant_id}")
+        log.info("order %s provisioned %s", order.order_id, tenant.tenant_id)
+        if done.status is OrderStatus.PAID:
+            await self._tell(self.notifier.live(done, tenant))
+
+    async def _extend(self, item: OutboxItem, order: Order) -> None:
+        if order.tenant_id is None:
+            raise VaultError(f"extension order {order.order_id} names no tenant")
+        tenant = await self.master.extend(order.tenant_id, order.period_days, order.order_id)
+        await self.after_call(item)
+        done = await self.store.fulfilled(order.order_id, tenant.tenant_id, tenant.bot_username)
+        await self.store.outbox_done(item.id, f"extended {tenant.tenant_id}")
+        log.info("order %s extended %s", order.order_id, tenant.tenant_id)
+        if done.status is OrderStatus.PAID:
+            await self._tell(self.notifier.extended(done, tenant))
+
+    async def _suspend(self, item: OutboxItem, order: Order) -> None:
+        if order.tenant_id is None:
+            # The provisioning of this order is still under way: suspend right after it.
+            await self.store.outbox_retry(item.id, self.backoff(1), "waiting for provisioning")
+            return
+        await self.master.suspend(order.tenant_id)
+        await self.after_call(item)
+        await self.store.outbox_done(item.id, f"suspended {order.tenant_id}")
+        log.info("order %s refunded: %s suspended", order.order_id, order.tenant_id)
+        await self._tell(self.notifier.suspended(order))
+
+    async def _rejected(self, item: OutboxItem, order: Order, exc: MasterRejectedError) -> None:
+        if item.action is Action.PROVISION and exc.code in TOKEN_REFUSALS:
+            log.warning("order %s: the master refused the bot token (%s)", order.order_id, exc.code)
+            await self.store.set_failure(order.order_id, exc.code)
+            await self.store.outbox_park(item.id, str(exc)[:500])
+            await self._tell(self.notifier.token_refused(order, exc.code))
+        elif item.action is Action.SUSPEND and exc.status in (404, 409):
+            await self.store.outbox_done(item.id, f"nothing to suspend: {exc.code}")
+        else:
+            log.error("%s of %s parked for an operator: %s", item.action.value, order.order_id, exc)
+            await self.store.outbox_park(item.id, str(exc)[:500])
+
+    @staticmethod
+    async def _tell(message: Awaitable[None]) -> None:
+        try:
+            await message
+        except Exception:
+            log.exception("could not message the owner")

@@ -1,0 +1,18 @@
+"""Dialog states (kept in Redis by aiogram's RedisStorage, keys `sales:fsm:...`)."""
+
+from __future__ import annotations
+
+from aiogram.fsm.state import State, StatesGroup
+
+
+class Onboarding(StatesGroup):
+    name = State()
+    category = State()
+    timezone = State()
+    token = State()
+    confirm_bot = State()
+    email = State()
+
+
+class NewToken(StatesGroup):
+    token = State()

@@ -1,0 +1,362 @@
+"""The YooKassa fake: `/v3/payments`, `/v3/refunds`, a checkout page and test controls."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import secrets
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+_AMOUNT_KEYS = {"value", "currency"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error(status: int, code: str, description: str, parameter: str | None = None) -> web.Response:
+    body: dict[str, Any] = {
+        "type": "error",
+        "id": str(uuid.uuid4()),
+        "code": code,
+        "description": description,
+    }
+    if parameter:
+        body["parameter"] = parameter
+    return web.json_response(body, status=status)
+
+
+class _Invalid(Exception):
+    def __init__(self, description: str, parameter: str) -> None:
+        super().__init__(description)
+        self.description = description
+        self.parameter = parameter
+
+
+def _amount(raw: Any, where: str) -> dict[str, str]:
+    if not isinstance(raw, dict) or set(raw) != _AMOUNT_KEYS:
+        raise _Invalid("amount must be {value, currency}", where)
+    try:
+        value = Decimal(str(raw["value"]))
+    except InvalidOperation:
+        raise _Invalid("amount.value is not a number", where) from None
+    if value <= 0 or value != value.quantize(Decimal("0.01")):
+        raise _Invalid("amount.value must be positive with two decimals", where)
+    if raw["currency"] != "RUB":
+        raise _Invalid("only RUB in this fake", where)
+    return {"value": f"{value:.2f}", "currency": "RUB"}
+
+
+class YooKassaFake:
+    """Run with `await fake.start()`; point the SDK at `fake.api_url`."""
+
+    def __init__(self, shop_id: str = "100500", secret_key: str = "test_fake_secret") -> None:  # noqa: S107 - a fake's made-up key
+        self.shop_id = shop_id
+        self.secret_key = secret_key
+        self.payments: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, tuple[str, str]] = {}  # idempotence key -> (body sha, payment id)
+        self.requests: list[tuple[str, str]] = []
+        self.down = False  # every API call answers 500
+        self.delay = 0.0  # seconds before every API answer
+        self.webhook_url: str | None = None  # where the checkout page's "Pay" notifies
+        self.notifications_sent: list[tuple[str, str, int]] = []  # (event, object id, status)
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/v3"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_post("/v3/payments", self._create_payment)
+        app.router.add_get("/v3/payments/{id}", self._get_payment)
+        app.router.add_post("/v3/refunds", self._create_refund)
+        app.router.add_get("/v3/refunds/{id}", self._get_refund)
+        app.router.add_get("/checkout/{id}", self._checkout)
+        app.router.add_post("/checkout/{id}", self._checkout_pay)
+        app.router.add_post("/_fake/payments/{id}/{action}", self._c_action)
+        app.router.add_get("/_fake/payments", self._c_list)
+        app.router.add_post("/_fake/notify", self._c_notify)
+        app.router.add_post("/_fake/faults", self._c_faults)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> YooKassaFake:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ state changes
+    def _payment(self, payment_id: str) -> dict[str, Any]:
+        try:
+            return self.payments[payment_id]
+        except KeyError:
+            raise KeyError(f"no payment {payment_id}") from None
+
+    def succeed(self, payment_id: str) -> dict[str, Any]:
+        payment = self._payment(payment_id)
+        if payment["status"] == "pending":
+            payment.update(
+                status="succeeded",
+                paid=True,
+                captured_at=_now(),
+                refundable=True,
+                income_amount=dict(payment["amount"]),
+            )
+        return payment
+
+    def cancel(self, payment_id: str) -> dict[str, Any]:
+        payment = self._payment(payment_id)
+        if payment["status"] == "pending":
+            payment.update(
+                status="canceled",
+                cancellation_details={"party": "yoo_money", "reason": "expired_on_confirmation"},
+            )
+        return payment
+
+    def refund(self, payment_id: str) -> dict[str, Any]:
+        """A full refund of a succeeded payment; returns the refund object."""
+        payment = self._payment(payment_id)
+        if payment["status"] != "succeeded":
+            raise ValueError(f"payment {payment_id} is {payment['status']}, not succeeded")
+        for refund in self.refunds.values():
+            if refund["payment_id"] == payment_id:
+                return refund
+        refund = {
+            "id": f"rf{uuid.uuid4().hex[:34]}",
+            "payment_id": payment_id,
+            "status": "succeeded",
+            "amount": dict(payment["amount"]),
+            "created_at": _now(),
+        }
+        self.refunds[refund["id"]] = refund
+        payment.update(refunded_amount=dict(payment["amount"]), refundable=False)
+        return refund
+
+    def notification(self, event: str, object_id: str) -> dict[str, Any]:
+        """The notification YooKassa would send for `event` about payment/refund `object_id`."""
+        source = self.refunds if event.startswith("refund.") else self.payments
+        return {"type": "notification", "event": event, "object": dict(source[object_id])}
+
+    async def notify(
+        self,
+        url: str,
+        event: str,
+        object_id: str,
+        *,
+        source: str = "127.0.0.1",
+        body: dict[str, Any] | bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> int:
+        """POST a notification to `url` from the local address `source`; the HTTP status."""
+        payload = body if body is not None else self.notification(event, object_id)
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        connector = aiohttp.TCPConnector(local_addr=(source, 0), force_close=True)
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.post(
+                url,
+                data=data,
+                headers={"Content-Type": "application/json", **(headers or {})},
+                timeout=aiohttp.ClientTimeout(total=30),
+            ) as resp,
+        ):
+            await resp.read()
+            self.notifications_sent.append((event, object_id, resp.status))
+            return resp.status
+
+    # ------------------------------------------------------------------ HTTP API
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith("/v3/"):
+            response: web.StreamResponse = await handler(request)
+            return response
+        self.requests.append((request.method, request.path))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.down:
+            return _error(500, "internal_server_error", "the fake is down")
+        expected = (
+            "Basic " + base64.b64encode(f"{self.shop_id}:{self.secret_key}".encode()).decode()
+        )
+        if not secrets.compare_digest(request.headers.get("Authorization", ""), expected):
+            return _error(401, "invalid_credentials", "wrong shop id or secret key")
+        response = await handler(request)
+        return response
+
+    async def _json(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _Invalid("the body is not JSON", "body") from None
+        if not isinstance(body, dict):
+            raise _Invalid("the body must be an object", "body")
+        return body
+
+    def _new_payment(self, body: dict[str, Any]) -> dict[str, Any]:
+        amount = _amount(body.get("amount"), "amount")
+        confirmation = body.get("confirmation")
+        if not isinstance(confirmation, dict) or confirmation.get("type") != "redirect":
+            raise _Invalid("confirmation.type must be redirect in this fake", "confirmation")
+        if not confirmation.get("return_url"):
+            raise _Invalid("confirmation.return_url is required", "confirmation.return_url")
+        receipt = body.get("receipt")
+        if receipt is not None:
+            customer = receipt.get("customer") or {}
+            if not customer.get("email") and not customer.get("phone"):
+                raise _Invalid("receipt.customer needs an email or a phone", "receipt.customer")
+            items = receipt.get("items") or []
+            if not items:
+                raise _Invalid("receipt.items is empty", "receipt.items")
+            total = Decimal("0")
+            for item in items:
+                if item.get("vat_code") is None and receipt.get("tax_system_code") is None:
+                    raise _Invalid("receipt item without vat_code", "receipt.items.vat_code")
+                item_amount = _amount(item.get("amount"), "receipt.items.amount")
+                total += Decimal(item_amount["value"]) * Decimal(str(item.get("quantity", "1")))
+            if total != Decimal(amount["value"]):
+                raise _Invalid("receipt items do not add up to the amount", "receipt.items")
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict) or len(metadata) > 16:
+            raise _Invalid("metadata must be an object of at most 16 keys", "metadata")
+        payment_id = f"2{uuid.uuid4().hex[1:8]}-000f-5000-9000-{uuid.uuid4().hex[:12]}"
+        return {
+            "id": payment_id,
+            "status": "pending",
+            "paid": False,
+            "amount": amount,
+            "description": str(body.get("description") or "")[:128],
+            "recipient": {"account_id": self.shop_id, "gateway_id": "100700"},
+            "created_at": _now(),
+            "confirmation": {
+                "type": "redirect",
+                "return_url": confirmation["return_url"],
+                "confirmation_url": f"{self.base_url}/checkout/{payment_id}",
+            },
+            "test": True,
+            "refundable": False,
+            "metadata": {str(k): str(v) for k, v in metadata.items()},
+        }
+
+    async def _create_payment(self, request: web.Request) -> web.Response:
+        key = request.headers.get("Idempotence-Key")
+        if not key or len(key) > 64:
+            return _error(400, "invalid_request", "Idempotence-Key (1-64 chars) is required")
+        raw = await request.read()
+        digest = hashlib.sha256(raw).hexdigest()
+        known = self.keys.get(key)
+        if known is not None:
+            if known[0] != digest:
+                return _error(
+                    400, "invalid_request", "Idempotence-Key was used with other parameters"
+                )
+            return web.json_response(self.payments[known[1]])
+        try:
+            payment = self._new_payment(await self._json(request))
+        except _Invalid as exc:
+            return _error(400, "invalid_request", exc.description, exc.parameter)
+        self.payments[payment["id"]] = payment
+        self.keys[key] = (digest, payment["id"])
+        return web.json_response(payment)
+
+    async def _get_payment(self, request: web.Request) -> web.Response:
+        payment = self.payments.get(request.match_info["id"])
+        if payment is None:
+            return _error(404, "not_found", "no such payment")
+        return web.json_response(payment)
+
+    async def _create_refund(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._json(request)
+        except _Invalid as exc:
+            return _error(400, "invalid_request", exc.description, exc.parameter)
+        try:
+            refund = self.refund(str(body.get("payment_id")))
+        except (KeyError, ValueError) as exc:
+            return _error(400, "invalid_request", str(exc), "payment_id")
+        return web.json_response(refund)
+
+    async def _get_refund(self, request: web.Request) -> web.Response:
+        refund = self.refunds.get(request.match_info["id"])
+        if refund is None:
+            return _error(404, "not_found", "no such refund")
+        return web.json_response(refund)
+
+    # ------------------------------------------------------------------ checkout page
+    async def _checkout(self, request: web.Request) -> web.Response:
+        payment = self.payments.get(request.match_info["id"])
+        if payment is None:
+            raise web.HTTPNotFound()
+        html = (
+            f"<h1>YooKassa fake</h1><p>{payment['description']}: "
+            f"{payment['amount']['value']} RUB — {payment['status']}</p>"
+            f"<form method=post><button>Pay</button></form>"
+        )
+        return web.Response(text=html, content_type="text/html")
+
+    async def _checkout_pay(self, request: web.Request) -> web.Response:
+        payment_id = request.match_info["id"]
+        if payment_id not in self.payments:
+            raise web.HTTPNotFound()
+        self.succeed(payment_id)
+        if self.webhook_url:
+            await self.notify(self.webhook_url, "payment.succeeded", payment_id)
+        raise web.HTTPFound(self.payments[payment_id]["confirmation"]["return_url"])
+
+    # ------------------------------------------------------------------ test controls
+    async def _c_action(self, request: web.Request) -> web.Response:
+        payment_id, action = request.match_info["id"], request.match_info["action"]
+        try:
+            if action == "succeed":
+                result = self.succeed(payment_id)
+            elif action == "cancel":
+                result = self.cancel(payment_id)
+            elif action == "refund":
+                result = self.refund(payment_id)
+            else:
+                raise web.HTTPNotFound()
+        except (KeyError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(result)
+
+    async def _c_list(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self.payments.values()))
+
+    async def _c_notify(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        status = await self.notify(
+            body["url"], body["event"], body["object_id"], source=body.get("source", "127.0.0.1")
+        )
+        return web.json_response({"status": status})
+
+    async def _c_faults(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.down = bool(body.get("down", False))
+        self.delay = float(body.get("delay", 0.0))
+        return web.json_response({"down": self.down, "delay": self.delay})
