@@ -1,4 +1,5 @@
-"""`python -m master_bot`: the control plane (REST API, reconciler, subscription monitor)."""
+"""`python -m master_bot`: the control plane (REST API, reconciler, subscription monitor,
+operator bot)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ async def _main() -> None:
         secrets=[
             settings.master_api_token.get_secret_value(),
             settings.encryption_keys.get_secret_value(),
+            settings.master_bot_token.get_secret_value() if settings.master_bot_token else "",
         ],
     )
     stop = asyncio.Event()

@@ -1,4 +1,5 @@
-"""Builds the master from MasterSettings and runs its parts: REST API, reconciler, monitor."""
+"""Builds the master from MasterSettings and runs its parts: REST API, reconciler, monitor,
+and the operators' Telegram bot (when MASTER_BOT_TOKEN is set)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from master_bot.api import build_api
 from master_bot.deploy.base import DeployBackend
 from master_bot.deps import Deps, MasterConfig
 from master_bot.fleet import Fleet
+from master_bot.operator import OperatorBot
 from master_bot.provision import Provisioner
 from master_bot.reconciler import Reconciler
 from master_bot.store import TenantStore
@@ -129,8 +131,25 @@ async def open_master(
         await pool.close()
 
 
+def operator_bot(settings: MasterSettings, master: Master) -> OperatorBot | None:
+    """The operator bot of these settings, with alerts routed to it; None without a token."""
+    token = settings.master_bot_token.get_secret_value() if settings.master_bot_token else ""
+    if not token:
+        log.info("operator bot off: MASTER_BOT_TOKEN is empty")
+        return None
+    bot = OperatorBot.create(
+        master,
+        token,
+        settings.operator_ids,
+        api_url=settings.telegram_api_url,
+        timeout=settings.telegram_timeout,
+    )
+    bot.attach()
+    return bot
+
+
 async def serve(settings: MasterSettings, *, stop: asyncio.Event | None = None) -> None:
-    """Run the API, the reconciler and the subscription monitor until `stop` (or cancel)."""
+    """Run the API, the reconciler, the subscription monitor and the operator bot until `stop`."""
     async with open_master(settings) as master:
         app = master.build_api(settings.master_api_token.get_secret_value())
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
@@ -143,14 +162,21 @@ async def serve(settings: MasterSettings, *, stop: asyncio.Event | None = None) 
             settings.master_api_port,
             master.deps.backend.name,
         )
+        operators = operator_bot(settings, master)
         tasks = [
             asyncio.create_task(master.reconciler.run(), name="reconciler"),
             asyncio.create_task(master.monitor.run(), name="subscription-monitor"),
         ]
+        if operators is not None:
+            tasks.append(asyncio.create_task(operators.run(), name="operator-bot"))
         try:
             await (stop.wait() if stop is not None else asyncio.Future())
         finally:
+            if operators is not None:
+                await operators.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if operators is not None:
+                await operators.close()
             await runner.cleanup()

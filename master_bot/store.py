@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -166,6 +167,55 @@ class TenantStore:
                 offset,
             )
         return [TenantRecord.from_row(r) for r in rows], int(total)
+
+    async def live_page(self, *, limit: int, offset: int) -> tuple[list[TenantRecord], int]:
+        """One page of the tenants that are not deleted, by number; (page, total)."""
+        async with self.pool.acquire() as conn:
+            total = await conn.fetchval(
+                "SELECT count(*) FROM control.tenants WHERE status <> 'deleted'"
+            )
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM control.tenants WHERE status <> 'deleted'"
+                " ORDER BY number LIMIT $1 OFFSET $2",
+                limit,
+                offset,
+            )
+        return [TenantRecord.from_row(r) for r in rows], int(total)
+
+    async def known_plans(self, limit: int = 8) -> list[str]:
+        """Plans of the live fleet, most used first (suggestions for a manual deployment)."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT plan FROM control.tenants WHERE status <> 'deleted'"
+                " GROUP BY plan ORDER BY count(*) DESC, plan LIMIT $1",
+                limit,
+            )
+        return [r["plan"] for r in rows]
+
+    async def revenue(self, since: datetime, until: datetime) -> dict[str, Decimal] | None:
+        """Paid order amounts per currency with `since <= paid_at < until`.
+
+        The orders belong to the sales bot (`control.sales_orders`, or `control.orders`);
+        None when no such table exists here (a master without the sales bot's migration).
+        """
+        async with self.pool.acquire() as conn:
+            if await conn.fetchval("SELECT to_regclass('control.sales_orders') IS NOT NULL"):
+                query = (
+                    "SELECT currency, sum(amount) AS total FROM control.sales_orders"
+                    " WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2 GROUP BY currency"
+                )
+            elif await conn.fetchval("SELECT to_regclass('control.orders') IS NOT NULL"):
+                query = (
+                    "SELECT currency, sum(amount) AS total FROM control.orders"
+                    " WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2 GROUP BY currency"
+                )
+            else:
+                return None
+            try:
+                rows = await conn.fetch(query, since, until)
+            except (asyncpg.UndefinedColumnError, asyncpg.UndefinedFunctionError):
+                return None  # an orders table of another shape: no figure rather than a wrong one
+        return {str(r["currency"]): Decimal(r["total"]) for r in rows}
 
     async def live(self) -> list[TenantRecord]:
         """Every tenant that is not deleted: the desired state of the reconciler."""

@@ -1,0 +1,132 @@
+"""Builds and runs the operator bot next to the master's API, reconciler and monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError, TelegramNotFound, TelegramUnauthorizedError
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand, BotCommandScopeChat, User
+
+from core.telegram import build_bot
+from master_bot.operator.access import OperatorsOnly
+from master_bot.operator.alerts import OperatorAlerter
+from master_bot.operator.handlers import on_error, routers
+from master_bot.operator.options import Options
+
+if TYPE_CHECKING:
+    from master_bot.app import Master
+
+log = logging.getLogger(__name__)
+
+COMMANDS = (
+    ("clients", "Клиенты"),
+    ("client", "Карточка клиента: /client <id>"),
+    ("stats", "Сводка по флоту"),
+    ("logs", "Логи: /logs <id> [строк]"),
+    ("extend", "Продлить: /extend <id> <дней>"),
+    ("deploy", "Развернуть клиента вручную"),
+    ("remove", "Удалить клиента: /remove <id>"),
+    ("help", "Все команды"),
+)
+
+
+class OperatorBot:
+    """The operators' bot over one `Master`; `alerter` pushes the master's alerts to operators."""
+
+    def __init__(
+        self,
+        master: Master,
+        bot: Bot,
+        operator_ids: Iterable[int],
+        *,
+        options: Options | None = None,
+    ) -> None:
+        self.master = master
+        self.bot = bot
+        self.operators = frozenset(operator_ids)
+        self.options = options or Options()
+        self.alerter = OperatorAlerter(bot, self.operators)
+        self.dp = self._dispatcher()
+
+    @classmethod
+    def create(
+        cls,
+        master: Master,
+        token: str,
+        operator_ids: Iterable[int],
+        *,
+        api_url: str,
+        timeout: float = 30.0,
+        options: Options | None = None,
+    ) -> OperatorBot:
+        return cls(master, build_bot(token, api_url, timeout), operator_ids, options=options)
+
+    def _dispatcher(self) -> Dispatcher:
+        # MemoryStorage on purpose: the /deploy dialog holds a bot token (see the package doc).
+        dp = Dispatcher(storage=MemoryStorage(), master=self.master, options=self.options)
+        dp.update.outer_middleware(OperatorsOnly(self.operators))
+        dp.include_routers(*routers())
+        dp.errors.register(on_error)
+        return dp
+
+    def attach(self) -> None:
+        """Route the master's alerts to the operators too."""
+        self.master.deps.alerts.add(self.alerter)
+
+    async def set_commands(self) -> None:
+        commands = [BotCommand(command=c, description=d) for c, d in COMMANDS]
+        for operator in sorted(self.operators):
+            try:
+                await self.bot.set_my_commands(
+                    commands, scope=BotCommandScopeChat(chat_id=operator)
+                )
+            except TelegramAPIError as exc:  # an operator who never opened the bot
+                log.info("operator bot: commands for %s not set: %s", operator, exc)
+
+    async def _identify(self) -> User | None:
+        """getMe, retried while Telegram is unreachable; None when the token is refused."""
+        delay = 1.0
+        while True:
+            try:
+                return await self.bot.me()
+            except (TelegramUnauthorizedError, TelegramNotFound) as exc:
+                log.error("operator bot off: Telegram refused MASTER_BOT_TOKEN (%s)", exc)
+                return None
+            except TelegramAPIError as exc:  # network, 5xx, flood control: try again later
+                log.warning("operator bot: getMe failed (%s); retrying in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    async def run(self) -> None:
+        """Poll Telegram until `stop()`; errors are logged, never raised into the master."""
+        if not self.operators:
+            log.warning("operator bot: OPERATOR_IDS is empty, so everyone will be refused")
+        me = await self._identify()
+        if me is None:
+            return
+        log.info("operator bot @%s is up (%d operator(s))", me.username, len(self.operators))
+        await self.set_commands()
+        try:
+            await self.dp.start_polling(
+                self.bot,
+                handle_signals=False,
+                close_bot_session=False,
+                allowed_updates=self.dp.resolve_used_update_types(),
+            )
+        except TelegramAPIError as exc:
+            log.error("operator bot stopped: %s", exc)
+
+    async def stop(self) -> None:
+        with suppress(RuntimeError):  # not polling
+            await self.dp.stop_polling()
+
+    async def close(self) -> None:
+        await self.alerter.close()
+        await self.dp.storage.close()
+        await self.bot.session.close()
