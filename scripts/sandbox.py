@@ -1,0 +1,213 @@
+"""`make run`: the whole platform on this machine.
+
+With no real sales-bot credentials (SALES_BOT_TOKEN unset in the environment and in `.env`) it
+runs in **sandbox mode**: the project's Telegram emulator and YooKassa fake stand in for the
+outside services, and the master (Docker backend when an engine answers, else processes) and
+the sales bot run against them. It then prints how to play the owner's journey from a terminal.
+With real credentials, the master and the sales bot run against Telegram and YooKassa as
+configured in `.env`. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+from dotenv import dotenv_values
+
+from core.secrets import generate_key
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_DIR = Path(os.environ.get("BOTFLEET_RUN_DIR", f"/tmp/botfleet-run-{os.getuid()}"))  # noqa: S108 - same folder as scripts/services.sh
+BASE = int(os.environ.get("SANDBOX_PORT_BASE", "8000"))
+PORTS = {"master": BASE, "telegram": BASE + 81, "sales": BASE + 80, "yookassa": BASE + 90}
+# Made-up tokens of the emulated sales and operator bots (sandbox only).
+SALES_TOKEN = "1000001:sandbox-sales-bot-token-000000000"  # noqa: S105
+MASTER_TOKEN = "1000002:sandbox-master-bot-token-00000000"  # noqa: S105
+OPERATOR_ID = 1001
+
+
+def persistent_secrets() -> dict[str, str]:
+    """Keys that must survive restarts (tenants in the database are encrypted with them)."""
+    path = RUN_DIR / "sandbox.env"
+    values = {k: v for k, v in dotenv_values(path).items() if v} if path.exists() else {}
+    values.setdefault("ENCRYPTION_KEYS", generate_key())
+    values.setdefault("MASTER_API_TOKEN", secrets.token_urlsafe(24))
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    path.chmod(0o600)
+    return values
+
+
+def docker_answers() -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    probe = subprocess.run([docker, "info"], capture_output=True, timeout=20, check=False)  # noqa: S603 - the docker CLI
+    return probe.returncode == 0
+
+
+def sandbox_env() -> dict[str, dict[str, str]]:
+    keys = persistent_secrets()
+    telegram = f"http://127.0.0.1:{PORTS['telegram']}"
+    backend = os.environ.get("SANDBOX_BACKEND") or ("docker" if docker_answers() else "process")
+    common = {**os.environ, "TELEGRAM_API_URL": telegram, "LOG_LEVEL": "INFO", **keys}
+    master = {
+        **common,
+        "MASTER_API_PORT": str(PORTS["master"]),
+        "MASTER_BOT_TOKEN": MASTER_TOKEN,
+        "OPERATOR_IDS": str(OPERATOR_ID),
+        "DEPLOY_BACKEND": backend,
+        "CLIENTS_DIR": str(ROOT / "clients"),
+        "CLIENT_IMAGE": os.environ.get("CLIENT_IMAGE", "botfleet-client:test"),
+    }
+    sales = {
+        **common,
+        "SALES_BOT_TOKEN": SALES_TOKEN,
+        "MASTER_API_URL": f"http://127.0.0.1:{PORTS['master']}",
+        "YOOKASSA_SHOP_ID": "100500",
+        "YOOKASSA_SECRET_KEY": "test_fake_secret",
+        "YOOKASSA_API_URL": f"http://127.0.0.1:{PORTS['yookassa']}/v3",
+        "YOOKASSA_TRUSTED_NETWORKS": "127.0.0.0/8",
+        "WEBHOOK_PORT": str(PORTS["sales"]),
+    }
+    return {"master": master, "sales": sales, "common": common}
+
+
+class Stack:
+    """The processes `make run` started; stopped in reverse order."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, asyncio.subprocess.Process]] = []
+        self.stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+
+    async def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        with (RUN_DIR / f"{name}.log").open("ab") as log:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, *args, cwd=ROOT, env=env, stdout=log, stderr=log,
+                start_new_session=True,
+            )  # fmt: skip
+        self.procs.append((name, proc))
+        print(f"  started {name} (pid {proc.pid}, log {RUN_DIR / (name + '.log')})", flush=True)
+
+    def check(self) -> None:
+        for name, proc in self.procs:
+            if proc.returncode is not None:
+                raise RuntimeError(
+                    f"{name} exited with {proc.returncode}; see {RUN_DIR / (name + '.log')}"
+                )
+
+    async def until_stopped(self) -> None:
+        """Watch the children until Ctrl-C (a child that dies ends the run with its log)."""
+        while not self.stopping.is_set():
+            self.check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 1)
+
+    async def stop(self) -> None:
+        for _name, proc in reversed(self.procs):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for _name, proc in reversed(self.procs):
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+
+
+async def wait_http(url: str, stack: Stack, seconds: float = 90) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    async with aiohttp.ClientSession() as session:
+        while True:
+            stack.check()
+            try:
+                async with session.get(url) as resp:
+                    if resp.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"{url} did not answer in {seconds:.0f}s")
+            await asyncio.sleep(0.3)
+
+
+async def run_sandbox() -> None:
+    env = sandbox_env()
+    stack = Stack()
+    print(f"botfleet sandbox ({env['master']['DEPLOY_BACKEND']} backend):", flush=True)
+    try:
+        await stack.start(
+            "telegram",
+            ["-m", "telegram_emulator", "--port", str(PORTS["telegram"]), "--auto-register",
+             "--bot", f"{SALES_TOKEN}=botfleet_sales_bot", "--bot", f"{MASTER_TOKEN}=botfleet_master_bot"],
+            env["common"],
+        )  # fmt: skip
+        await stack.start(
+            "yookassa",
+            ["-m", "yookassa_emulator", "--port", str(PORTS["yookassa"]),
+             "--webhook", f"http://127.0.0.1:{PORTS['sales']}/yookassa/webhook"],
+            env["common"],
+        )  # fmt: skip
+        await wait_http(f"http://127.0.0.1:{PORTS['telegram']}/bot{SALES_TOKEN}/getMe", stack)
+        await stack.start("master", ["-m", "master_bot"], env["master"])
+        await wait_http(f"http://127.0.0.1:{PORTS['master']}/health", stack)
+        await stack.start("sales", ["-m", "sales_bot"], env["sales"])
+        await wait_http(f"http://127.0.0.1:{PORTS['sales']}/yookassa/webhook", stack)
+        chat = (
+            f"{sys.executable} -m telegram_emulator.chat --url http://127.0.0.1:{PORTS['telegram']}"
+        )
+        print(
+            f"""
+ready. Play the owner's journey in another terminal:
+  1. talk to the sales bot:   {chat} --token {SALES_TOKEN}
+     buy a plan; when it asks for a bot token, paste any made-up one, e.g.
+     1234567:my-sandbox-bot-token-abcdefghij (the emulator creates that bot)
+  2. pay: the "Pay" button's link is the YooKassa fake's checkout page; pay with
+     curl -X POST <that link>   (the fake then notifies the sales bot's webhook)
+  3. talk to your new bot:    {chat} --token <the token you pasted>   (try /start, /admin)
+  operators: {chat} --token {MASTER_TOKEN} --user {OPERATOR_ID}   (/clients, /stats)
+  REST API: http://127.0.0.1:{PORTS["master"]}/openapi.json (MASTER_API_TOKEN in {RUN_DIR / "sandbox.env"})
+Ctrl-C stops everything.""",
+            flush=True,
+        )
+        await stack.until_stopped()
+    finally:
+        await stack.stop()
+
+
+async def run_real() -> None:
+    stack = Stack()
+    try:
+        await stack.start("master", ["-m", "master_bot"], dict(os.environ))
+        await stack.start("sales", ["-m", "sales_bot"], dict(os.environ))
+        await stack.until_stopped()
+    finally:
+        await stack.stop()
+
+
+def main() -> int:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    configured = os.environ.get("SALES_BOT_TOKEN") or dotenv_values(ROOT / ".env").get(
+        "SALES_BOT_TOKEN"
+    )
+    try:
+        asyncio.run(run_real() if configured else run_sandbox())
+    except RuntimeError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
