@@ -8,8 +8,23 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Exports DATABASE_URL/REDIS_URL of servers that answer (starting throwaway ones when needed).
 SERVICES := services_env="$$(scripts/services.sh up)" && eval "$$services_env"
+# Exports DOCKER_HOST of an engine that answers (starting dockerd and building the client image
+# when needed; installs docker.io, debootstrap and docker-compose when missing).
+DOCKER_ENGINE := docker_env="$$(scripts/docker_engine.sh up)" && eval "$$docker_env"
+# Operator targets use the servers named in .env (a VPS) or in the environment; only where
+# neither says anything (a development machine) the throwaway servers above.
+OPS_ENV := if [ -f .env ] || [ -n "$${DATABASE_URL:-}" ]; then :; else $(SERVICES); fi
+# docker compose v2 when installed, else docker-compose v1; project name fixed (volume names).
+COMPOSE = $(if $(shell docker compose version >/dev/null 2>&1 && echo v2),docker compose,docker-compose) -p botfleet
 
-.PHONY: help install run test lint typecheck migrate migrate-dry-run services-up services-down i18n bench clean
+BACKUPS_DIR ?= backups
+BACKUP_KEEP ?= 14
+INTO ?= scratch
+LINES ?= 200
+
+.PHONY: help install run test lint typecheck migrate migrate-dry-run services-up services-down i18n bench clean \
+	up down logs stats db-backup db-restore db-check redis-cli redis-keys import-legacy rotate-keys \
+	docker-up docker-down image
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,13 +42,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv and install botfleet with pinned dependencies
 
-run: install ## run the platform on this machine (what exists so far: services, migrations, Telegram emulator)
-	@$(SERVICES) && $(PY) -m scripts.migrate && \
-		echo "PostgreSQL: $$DATABASE_URL  Redis: $$REDIS_URL" && \
-		$(PY) -m telegram_emulator --host 127.0.0.1 --port $${EMULATOR_PORT:-8081}
+run: install ## run the platform: sandbox (emulated Telegram + YooKassa) unless .env has real credentials
+	@$(OPS_ENV) && { [ "$${SANDBOX_BACKEND:-}" = process ] || docker_env="$$(scripts/docker_engine.sh up)" \
+		&& eval "$$docker_env" || echo "no Docker Engine: client bots run as processes"; } && \
+		$(PY) -m scripts.migrate && $(PY) -m scripts.sandbox
 
-test: install ## run the whole test suite against real PostgreSQL and Redis
-	@$(SERVICES) && $(PY) -m pytest $(PYTEST_ARGS)
+test: install ## run the whole test suite against real PostgreSQL, Redis and a Docker Engine
+	@$(SERVICES) && $(DOCKER_ENGINE) && $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
@@ -43,11 +58,61 @@ lint: install ## ruff (lint + format check) and mypy
 typecheck: install ## mypy only
 	$(VENV)/bin/mypy .
 
-migrate: install ## apply control + tenant migrations (DATABASE_URL, else the local throwaway server)
-	@$(SERVICES) && $(PY) -m scripts.migrate
+migrate: install ## apply control + tenant migrations (.env/DATABASE_URL, else the local throwaway server)
+	@$(OPS_ENV) && $(PY) -m scripts.migrate
 
 migrate-dry-run: install ## list pending migrations without applying them
-	@$(SERVICES) && $(PY) -m scripts.migrate --dry-run
+	@$(OPS_ENV) && $(PY) -m scripts.migrate --dry-run
+
+up: ## build and start the whole platform with docker compose (needs a filled .env)
+	@test -f .env || { echo "no .env: cp .env.example .env and fill it in (docs/operations.md)"; exit 1; }
+	DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --build
+	@$(COMPOSE) ps
+
+down: ## stop the platform and the client-bot containers (volumes and data stay)
+	@ids=$$(docker ps -q --filter label=botfleet.managed=true 2>/dev/null); \
+		if [ -n "$$ids" ]; then echo "stopping client bots"; docker stop $$ids >/dev/null; fi
+	$(COMPOSE) down
+
+logs: install ## platform logs, or one bot's with TENANT=client_001 (LINES=200, FOLLOW=1)
+	@if [ -n "$(TENANT)" ]; then $(PY) -m scripts.logs $(TENANT) --lines $(LINES) $(if $(FOLLOW),--follow); \
+	else $(COMPOSE) logs --tail=$(LINES) $(if $(FOLLOW),--follow); fi
+
+stats: install ## fleet statistics: tenants, expiries, payments, per-tenant numbers (ARGS=--json)
+	@$(OPS_ENV) && $(PY) -m scripts.stats $(ARGS)
+
+db-backup: install ## pg_dump the database (+ roles) into backups/, or one tenant: TENANT=client_001 (BACKUP_KEEP=14)
+	@$(OPS_ENV) && $(PY) -m scripts.backup dump --dir $(BACKUPS_DIR) --keep $(BACKUP_KEEP) $(if $(TENANT),--tenant $(TENANT))
+
+db-restore: install ## restore FILE=... [TENANT=client_001] [INTO=scratch|inplace] [YES=1] [ROLES=file.roles.sql]
+	@test -n "$(FILE)" || { echo "usage: make db-restore FILE=backups/<name> [TENANT=client_001] [INTO=scratch|inplace] [YES=1]"; exit 2; }
+	@$(OPS_ENV) && $(PY) -m scripts.backup restore $(FILE) --into $(INTO) --dir $(BACKUPS_DIR) \
+		$(if $(TENANT),--tenant $(TENANT)) $(if $(YES),--yes) $(if $(ROLES),--roles $(ROLES))
+
+db-check: install ## would a single-file pg_dump fit max_locks_per_transaction? (else per schema)
+	@$(OPS_ENV) && $(PY) -m scripts.backup check
+
+redis-cli: install ## redis-cli as the admin user of REDIS_URL (ARGS="info keyspace")
+	@$(OPS_ENV) && $(PY) -m scripts.redis_cli $(ARGS)
+
+redis-keys: install ## keys per tenant prefix and family (SCAN, never KEYS)
+	@$(OPS_ENV) && $(PY) -m scripts.redis_keys --families $(ARGS)
+
+import-legacy: install ## import legacy SQLite bots: DIR=legacy/ (files <tenant_id>.db) [DRY_RUN=1]
+	@test -n "$(DIR)" || { echo "usage: make import-legacy DIR=legacy/ [DRY_RUN=1]"; exit 2; }
+	@$(OPS_ENV) && $(PY) -m scripts.migrate_to_postgres --dir $(DIR) $(if $(DRY_RUN),--dry-run)
+
+rotate-keys: install ## re-encrypt stored secrets under the first ENCRYPTION_KEYS key [DRY_RUN=1]
+	@$(OPS_ENV) && $(PY) -m scripts.rotate_keys $(if $(DRY_RUN),--dry-run)
+
+docker-up: ## start a local Docker Engine and build botfleet-client:test
+	@scripts/docker_engine.sh up
+
+docker-down: ## stop the Docker Engine that docker-up started
+	@scripts/docker_engine.sh down
+
+image: ## build the client-bot image botfleet-client:latest (BASE_IMAGE=... changes the base)
+	DOCKER_BUILDKIT=1 docker build --build-arg BASE_IMAGE=$${BASE_IMAGE:-python:3.11-slim} -t botfleet-client:latest .
 
 services-up: ## start throwaway PostgreSQL and Redis (when DATABASE_URL/REDIS_URL don't answer)
 	@scripts/services.sh up

@@ -56,6 +56,8 @@ ensure_packages() {
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   [ -s /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+  # A compose CLI, to validate (and run) docker-compose.yml: the v2 plugin or Debian's v1.
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || missing+=(docker-compose)
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
   command -v docker >/dev/null || die "no docker CLI after installing docker.io"
 }

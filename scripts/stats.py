@@ -1,0 +1,526 @@
+"""Fleet statistics for operators: `make stats` (a table) or `python -m scripts.stats --json`.
+
+    python -m scripts.stats [--json] [--no-runtime] [--timezone Europe/Moscow]
+
+What it shows:
+- tenants by status and plan, and the active ones whose subscription ends within 7 days;
+- payments, refunds and revenue this month (from `control.sales_orders` when the sales bot's
+  migration is applied; "n/a" otherwise), month boundaries in `--timezone`;
+- per tenant: bookings today and this week (not cancelled, in the tenant's own time zone),
+  leads (when the tenant schema has a `leads` table), customers, and the runtime state and
+  memory reported by the master's deploy backend ("n/a" when the backend cannot be reached).
+
+Tenant schemas are counted with UNION ALL queries over quoted identifiers, a chunk of tenants
+per query and a few chunks in parallel, so that one statement never locks thousands of tables
+(the lock table is shared) and 500 tenants take well under two seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import asyncpg
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from core.logs import setup_logging
+from core.settings import MasterSettings, PostgresSettings, load_settings
+from database.identifiers import quote_ident
+from database.pool import create_pool
+from master_bot.deploy.base import DeployBackend, DeployError, RuntimeState, RuntimeStatus
+
+log = logging.getLogger(__name__)
+
+TENANT_TABLES = ("bookings", "customers", "leads")
+DEFAULT_TIMEZONE = "Europe/Moscow"
+EXPIRY_WINDOW = timedelta(days=7)
+NA = "n/a"
+
+
+@dataclass(slots=True)
+class TenantStats:
+    tenant_id: str
+    business_name: str
+    plan: str
+    status: str
+    expires_at: datetime | None
+    timezone: str
+    bookings_today: int | None = None
+    bookings_week: int | None = None
+    leads: int | None = None
+    customers: int | None = None
+    runtime: str | None = None
+    memory_bytes: int | None = None
+
+
+@dataclass(slots=True)
+class Payments:
+    source: str
+    payments: int
+    refunds: int
+    revenue: Decimal
+    currency: str
+
+
+@dataclass(slots=True)
+class FleetStats:
+    generated_at: datetime
+    timezone: str
+    month_start: datetime
+    by_status: dict[str, int]
+    by_plan: dict[str, int]
+    by_status_plan: dict[str, dict[str, int]]
+    expiring: list[dict[str, Any]]
+    payments: Payments | None
+    tenants: list[TenantStats]
+    backend: str | None
+    backend_error: str | None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            if isinstance(value, datetime | date):
+                return value.isoformat()
+            if isinstance(value, Decimal):
+                return str(value)
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [plain(v) for v in value]
+            return value
+
+        result: dict[str, Any] = plain(asdict(self))
+        return result
+
+
+# ---------------------------------------------------------------------------------- time
+
+
+def day_and_week(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime, datetime, datetime]:
+    """[start of today, start of tomorrow) and [Monday 00:00, next Monday) in `tz`, as UTC."""
+    today = now.astimezone(tz).date()
+    monday = today - timedelta(days=today.weekday())
+
+    def midnight(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
+
+    return (
+        midnight(today),
+        midnight(today + timedelta(days=1)),
+        midnight(monday),
+        midnight(monday + timedelta(days=7)),
+    )
+
+
+def month_start(now: datetime, tz: ZoneInfo) -> datetime:
+    local = now.astimezone(tz)
+    return datetime(local.year, local.month, 1, tzinfo=tz).astimezone(UTC)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_TIMEZONE)
+
+
+# ---------------------------------------------------------------------------------- control
+
+
+async def _control(
+    conn: asyncpg.Connection, now: datetime, tz: ZoneInfo
+) -> tuple[list[TenantStats], Payments | None, list[str]]:
+    notes: list[str] = []
+    if not await conn.fetchval("SELECT to_regclass('control.tenants') IS NOT NULL"):
+        return [], None, ["control.tenants does not exist: run `make migrate`"]
+    rows = await conn.fetch(
+        "SELECT tenant_id, business_name, plan, status, expires_at, timezone"
+        " FROM control.tenants WHERE status <> 'deleted' ORDER BY number"
+    )
+    tenants = [
+        TenantStats(
+            r["tenant_id"],
+            r["business_name"],
+            r["plan"],
+            r["status"],
+            r["expires_at"],
+            r["timezone"],
+        )
+        for r in rows
+    ]
+    payments: Payments | None = None
+    if await conn.fetchval("SELECT to_regclass('control.sales_orders') IS NOT NULL"):
+        row = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE status IN ('paid', 'refunded')) AS payments,"
+            " count(*) FILTER (WHERE status = 'refunded') AS refunds,"
+            " coalesce(sum(amount) FILTER (WHERE status = 'paid'), 0) AS revenue,"
+            " coalesce(min(currency), 'RUB') AS currency"
+            " FROM control.sales_orders WHERE paid_at >= $1 AND paid_at < $2",
+            month_start(now, tz),
+            now + timedelta(seconds=1),
+        )
+        assert row is not None
+        payments = Payments(
+            "control.sales_orders",
+            row["payments"],
+            row["refunds"],
+            row["revenue"],
+            row["currency"],
+        )
+    else:
+        notes.append("payments: control.sales_orders does not exist (sales bot not migrated)")
+    return tenants, payments, notes
+
+
+# ---------------------------------------------------------------------------------- tenants
+
+
+def build_chunk_query(
+    tenants: Sequence[TenantStats],
+    tables: dict[str, set[str]],
+    bounds: dict[str, tuple[datetime, datetime, datetime, datetime]],
+) -> tuple[str, list[datetime]]:
+    """One UNION ALL statement over `tenants` (identifiers quoted, values as $n parameters).
+
+    Row `i` of the result is tenants[i]. A table the schema lacks yields NULL ("n/a").
+    """
+    params: list[datetime] = []
+    slots: dict[str, int] = {}  # time zone -> number of its first $n
+    parts = []
+    for i, tenant in enumerate(tenants):
+        schema = quote_ident(tenant.tenant_id)
+        have = tables.get(tenant.tenant_id, set())
+        if "bookings" in have:
+            if tenant.timezone not in slots:
+                slots[tenant.timezone] = len(params) + 1
+                params.extend(bounds[tenant.timezone])
+            p = slots[tenant.timezone]
+            booked = f"(SELECT count(*) FROM {schema}.bookings WHERE status <> 'cancelled'"
+            today = f"{booked} AND starts_at >= ${p} AND starts_at < ${p + 1})"
+            week = f"{booked} AND starts_at >= ${p + 2} AND starts_at < ${p + 3})"
+        else:
+            today = week = "NULL::bigint"
+        customers = (
+            f"(SELECT count(*) FROM {schema}.customers)" if "customers" in have else "NULL::bigint"
+        )
+        leads = f"(SELECT count(*) FROM {schema}.leads)" if "leads" in have else "NULL::bigint"
+        parts.append(
+            f"SELECT {int(i)} AS i, {today} AS today, {week} AS week,"
+            f" {customers} AS customers, {leads} AS leads"
+        )
+    return "\nUNION ALL\n".join(parts), params
+
+
+async def _tenant_counts(
+    pool: asyncpg.Pool,
+    tenants: list[TenantStats],
+    now: datetime,
+    *,
+    chunk: int,
+    concurrency: int,
+) -> None:
+    if not tenants:
+        return
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT n.nspname, c.relname FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = ANY($1::text[]) AND c.relname = ANY($2::text[])"
+            " AND c.relkind IN ('r', 'p')",
+            [t.tenant_id for t in tenants],
+            list(TENANT_TABLES),
+        )
+    tables: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        tables[r["nspname"]].add(r["relname"])
+    bounds = {t.timezone: day_and_week(now, _zone(t.timezone)) for t in tenants}
+    present = [t for t in tenants if tables.get(t.tenant_id)]
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(part: list[TenantStats]) -> None:
+        sql, params = build_chunk_query(part, tables, bounds)
+        async with semaphore, pool.acquire() as conn:
+            try:
+                result = await conn.fetch(sql, *params)
+            except asyncpg.PostgresError as exc:  # e.g. a schema dropped meanwhile
+                log.warning("tenant counts of %d tenants failed: %s", len(part), exc)
+                return
+        for r in result:
+            t = part[r["i"]]
+            t.bookings_today, t.bookings_week = r["today"], r["week"]
+            t.customers, t.leads = r["customers"], r["leads"]
+
+    size = max(1, chunk)
+    await asyncio.gather(*(one(present[i : i + size]) for i in range(0, len(present), size)))
+
+
+# ---------------------------------------------------------------------------------- runtime
+
+
+def backend_from_settings() -> tuple[DeployBackend | None, str | None]:
+    """The master's own deploy backend (master_bot.app.make_backend), or why there is none."""
+    try:
+        settings = MasterSettings()
+    except ValidationError as exc:
+        names = ", ".join(sorted({str(e["loc"][0]).upper() for e in exc.errors() if e["loc"]}))
+        return None, f"master settings incomplete ({names})"
+    from master_bot.app import config_from, make_backend
+
+    try:
+        return make_backend(settings, config_from(settings)), None
+    except (DeployError, ValueError, OSError) as exc:
+        return None, f"{settings.deploy_backend} backend unavailable: {exc}"
+
+
+async def _runtime(
+    backend: DeployBackend, tenants: list[TenantStats], *, limit: float
+) -> str | None:
+    """Fill runtime state and memory; returns an error text when the backend did not answer."""
+    deadline = time.monotonic() + limit
+    try:
+        found: dict[str, RuntimeStatus] = await asyncio.wait_for(backend.list(), limit)
+    except (DeployError, OSError, TimeoutError) as exc:
+        return f"{backend.name} backend: {exc or type(exc).__name__}"
+    wanted = {t.tenant_id: t for t in tenants}
+    for tenant_id, status in found.items():
+        if tenant_id in wanted:
+            wanted[tenant_id].runtime = status.state.value
+            wanted[tenant_id].memory_bytes = status.memory_bytes
+    for t in tenants:
+        if t.runtime is None:
+            t.runtime = RuntimeState.MISSING.value
+    # Backends whose list() has no memory figure (Docker) answer it per tenant: bounded, and
+    # whatever has not answered by the deadline stays "n/a".
+    missing = [
+        t for t in tenants if t.runtime == RuntimeState.RUNNING.value and t.memory_bytes is None
+    ]
+    if missing:
+        semaphore = asyncio.Semaphore(8)
+
+        async def memory(t: TenantStats) -> None:
+            async with semaphore:
+                with contextlib.suppress(DeployError, OSError):
+                    t.memory_bytes = (await backend.status(t.tenant_id)).memory_bytes
+
+        left = deadline - time.monotonic()
+        if left > 0:
+            tasks = [asyncio.create_task(memory(t)) for t in missing]
+            _, pending = await asyncio.wait(tasks, timeout=left)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+    return None
+
+
+# ---------------------------------------------------------------------------------- collect
+
+
+async def collect_stats(
+    pool: asyncpg.Pool,
+    backend: DeployBackend | None,
+    *,
+    now: datetime | None = None,
+    timezone: str = DEFAULT_TIMEZONE,
+    chunk: int = 50,
+    concurrency: int = 4,
+    runtime_timeout: float = 1.5,
+    backend_error: str | None = None,
+) -> FleetStats:
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    tz = _zone(timezone)
+    async with pool.acquire() as conn:
+        tenants, payments, notes = await _control(conn, now, tz)
+
+    async def runtime() -> str | None:
+        if backend is None:
+            return backend_error or "no deploy backend"
+        return await _runtime(backend, tenants, limit=runtime_timeout)
+
+    _, error = await asyncio.gather(
+        _tenant_counts(pool, tenants, now, chunk=chunk, concurrency=concurrency), runtime()
+    )
+    by_status = Counter(t.status for t in tenants)
+    by_plan = Counter(t.plan for t in tenants)
+    matrix: dict[str, dict[str, int]] = defaultdict(dict)
+    for (status, plan), n in Counter((t.status, t.plan) for t in tenants).items():
+        matrix[status][plan] = n
+    expiring: list[dict[str, Any]] = [
+        {
+            "tenant_id": t.tenant_id,
+            "business_name": t.business_name,
+            "plan": t.plan,
+            "expires_at": t.expires_at,
+            "days_left": round((t.expires_at - now).total_seconds() / 86400, 1),
+        }
+        for t in tenants
+        if t.status == "active" and t.expires_at is not None and t.expires_at < now + EXPIRY_WINDOW
+    ]
+    expiring.sort(key=lambda e: e["expires_at"])
+    return FleetStats(
+        generated_at=now,
+        timezone=tz.key,
+        month_start=month_start(now, tz),
+        by_status=dict(sorted(by_status.items())),
+        by_plan=dict(sorted(by_plan.items())),
+        by_status_plan={k: dict(sorted(v.items())) for k, v in sorted(matrix.items())},
+        expiring=expiring,
+        payments=payments,
+        tenants=tenants,
+        backend=backend.name if backend is not None else None,
+        backend_error=error,
+        seconds=time.perf_counter() - started,
+        notes=notes,
+    )
+
+
+# ---------------------------------------------------------------------------------- render
+
+
+def _n(value: object) -> str:
+    return NA if value is None else str(value)
+
+
+def _mib(value: int | None) -> str:
+    return NA if value is None else f"{value / 2**20:.0f} MiB"
+
+
+def render(stats: FleetStats, console: Console) -> None:
+    """The human view: rich tables printed on `console`."""
+    plans = list(stats.by_plan)
+    fleet = Table(title=f"Tenants ({sum(stats.by_status.values())})", title_justify="left")
+    fleet.add_column("status")
+    for plan in plans:
+        fleet.add_column(plan, justify="right")
+    fleet.add_column("total", justify="right", style="bold")
+    for status, row in stats.by_status_plan.items():
+        fleet.add_row(status, *(str(row.get(p, 0)) for p in plans), str(stats.by_status[status]))
+    console.print(fleet)
+
+    expiring = Table(title="Expiring within 7 days", title_justify="left")
+    for col in ("tenant", "business", "plan", "expires", "days left"):
+        expiring.add_column(col)
+    for e in stats.expiring:
+        expiring.add_row(
+            e["tenant_id"],
+            e["business_name"],
+            e["plan"],
+            e["expires_at"].astimezone(ZoneInfo(stats.timezone)).strftime("%Y-%m-%d %H:%M"),
+            str(e["days_left"]),
+        )
+    if not stats.expiring:
+        expiring.add_row("none", "", "", "", "")
+    console.print(expiring)
+
+    pay = stats.payments
+    month = stats.month_start.astimezone(ZoneInfo(stats.timezone)).strftime("%Y-%m")
+    payments = Table(title=f"Payments this month ({month}, {stats.timezone})", title_justify="left")
+    for col in ("payments", "refunds", "revenue"):
+        payments.add_column(col, justify="right")
+    if pay is None:
+        payments.add_row(NA, NA, NA)
+    else:
+        payments.add_row(str(pay.payments), str(pay.refunds), f"{pay.revenue:,.2f} {pay.currency}")
+    console.print(payments)
+
+    backend = stats.backend or "none"
+    title = f"Per tenant (runtime: {backend}" + (
+        f" — {stats.backend_error})" if stats.backend_error else ")"
+    )
+    per = Table(title=title, title_justify="left")
+    for col, justify in (
+        ("tenant", "left"),
+        ("business", "left"),
+        ("plan", "left"),
+        ("status", "left"),
+        ("today", "right"),
+        ("week", "right"),
+        ("leads", "right"),
+        ("customers", "right"),
+        ("runtime", "left"),
+        ("memory", "right"),
+    ):
+        per.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for t in stats.tenants:
+        per.add_row(
+            t.tenant_id,
+            t.business_name[:30],
+            t.plan,
+            t.status,
+            _n(t.bookings_today),
+            _n(t.bookings_week),
+            _n(t.leads),
+            _n(t.customers),
+            _n(t.runtime),
+            _mib(t.memory_bytes),
+        )
+    console.print(per)
+    for note in stats.notes:
+        console.print(f"note: {note}")
+    console.print(f"collected in {stats.seconds:.2f} s")
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = load_settings(PostgresSettings)
+    backend: DeployBackend | None = None
+    backend_error: str | None = "runtime not asked (--no-runtime)"
+    if not args.no_runtime:
+        backend, backend_error = backend_from_settings()
+    pool = await create_pool(
+        settings.database_url.get_secret_value(), max_size=args.concurrency + 1, attempts=3
+    )
+    try:
+        stats = await collect_stats(
+            pool,
+            backend,
+            timezone=args.timezone,
+            concurrency=args.concurrency,
+            backend_error=backend_error,
+        )
+    finally:
+        await pool.close()
+        if backend is not None:
+            await backend.close()
+    if args.json:
+        print(json.dumps(stats.to_json(), ensure_ascii=False, indent=2))
+    else:
+        console = Console(width=args.width)
+        if args.width is None and not console.is_terminal:
+            console = Console(width=160)  # piped: wide enough for the per-tenant table
+        render(stats, console)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.stats", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--no-runtime", action="store_true", help="skip the deploy backend")
+    parser.add_argument(
+        "--timezone", default=DEFAULT_TIMEZONE, help="time zone of 'this month' (payments)"
+    )
+    parser.add_argument("--concurrency", type=int, default=4, help="tenant queries at once")
+    parser.add_argument("--width", type=int, default=None, help="table width (default: terminal)")
+    args = parser.parse_args(argv)
+    setup_logging("WARNING")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""`make stats` against a seeded fleet: every number of the table is asserted."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+
+from database.identifiers import quote_ident
+from database.pool import create_pool
+from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
+from master_bot.deploy.memory import MemoryBackend
+from scripts.stats import build_chunk_query, collect_stats, day_and_week, render
+from tests.ops.conftest import Fleet, add_order, run_cli, seed_rows
+
+MSK = ZoneInfo("Europe/Moscow")
+# Wednesday 2031-05-14 12:00 in Moscow: "today" is Wed, "this week" Mon 12 .. Sun 18 May.
+NOW = datetime(2031, 5, 14, 12, 0, tzinfo=MSK).astimezone(UTC)
+
+
+def at(day: int, hour: int, tz: ZoneInfo = MSK) -> datetime:
+    return datetime(2031, 5, day, hour, 0, tzinfo=tz)
+
+
+class MemoryReportingBackend(MemoryBackend):
+    """Like DockerBackend: list() has no memory figure, status() has one."""
+
+    async def status(self, tenant_id: str) -> RuntimeStatus:
+        status = await super().status(tenant_id)
+        if status.state is RuntimeState.RUNNING:
+            return RuntimeStatus(tenant_id, status.state, memory_bytes=180 * 2**20)
+        return status
+
+
+class DownBackend(MemoryBackend):
+    name = "docker"
+
+    async def list(self) -> dict[str, RuntimeStatus]:
+        raise DeployError("list botfleet containers: cannot reach the Docker Engine")
+
+
+def test_day_and_week_bounds_follow_the_tenant_time_zone() -> None:
+    d0, d1, w0, w1 = day_and_week(NOW, MSK)
+    assert (d0, d1) == (at(14, 0).astimezone(UTC), at(15, 0).astimezone(UTC))
+    assert (w0, w1) == (at(12, 0).astimezone(UTC), at(19, 0).astimezone(UTC))
+    # 23:30 UTC on the 14th is already the 15th in Vladivostok.
+    vlad = ZoneInfo("Asia/Vladivostok")
+    d0, _, _, _ = day_and_week(datetime(2031, 5, 14, 23, 30, tzinfo=UTC), vlad)
+    assert d0 == datetime(2031, 5, 15, tzinfo=vlad)
+
+
+def test_chunk_query_quotes_identifiers_and_passes_values_as_parameters() -> None:
+    from scripts.stats import TenantStats
+
+    tenants = [
+        TenantStats("client_001", "a", "basic", "active", None, "Europe/Moscow"),
+        TenantStats("client_002", "b", "basic", "active", None, "Asia/Vladivostok"),
+        TenantStats("client_003", "c", "basic", "active", None, "Europe/Moscow"),
+    ]
+    tables = {"client_001": {"bookings", "customers"}, "client_002": {"bookings", "leads"}}
+    bounds = {
+        "Europe/Moscow": day_and_week(NOW, MSK),
+        "Asia/Vladivostok": day_and_week(NOW, ZoneInfo("Asia/Vladivostok")),
+    }
+    sql, params = build_chunk_query(tenants, tables, bounds)
+    assert '"client_001".bookings' in sql and '"client_002".leads' in sql
+    assert '"client_001".leads' not in sql and '"client_003"' not in sql  # missing -> NULL
+    assert len(params) == 8  # one set of four bounds per time zone, shared by its tenants
+    assert "$8" in sql and "$9" not in sql
+
+
+async def test_stats_of_a_seeded_fleet(fleet: Fleet) -> None:
+    days = timedelta(days=1)
+    a = await fleet.add_tenant(plan="basic", expires_in=3 * days, now=NOW, name="Салон А")
+    b = await fleet.add_tenant(plan="pro", expires_in=30 * days, now=NOW)
+    c = await fleet.add_tenant(status="suspended", plan="basic", expires_in=-5 * days, now=NOW)
+    d = await fleet.add_tenant(status="deleted", plan="pro", schema=False, now=NOW)
+    e = await fleet.add_tenant(status="provisioning", plan="pro", schema=False, expires_in=None)
+    v = await fleet.add_tenant(plan="basic", timezone="Asia/Vladivostok", expires_in=None)
+    conn = await fleet.connect()
+    try:
+        await seed_rows(
+            conn,
+            a,
+            customers=3,
+            bookings=[
+                (at(14, 10), "confirmed"),  # today
+                (at(14, 15), "done"),  # today
+                (at(14, 17), "cancelled"),  # today, cancelled: not counted
+                (at(12, 9), "no_show"),  # Monday: this week
+                (at(18, 20), "confirmed"),  # Sunday: this week
+                (at(19, 10), "confirmed"),  # next Monday: no
+                (at(11, 23), "confirmed"),  # last Sunday: no
+            ],
+        )
+        await seed_rows(conn, b, customers=5, bookings=[(at(13, 10), "confirmed")])
+        await seed_rows(conn, c, customers=1, bookings=[])
+        vlad = ZoneInfo("Asia/Vladivostok")
+        # NOW is 19:00 on the 14th in Vladivostok: today there is the 14th there.
+        await seed_rows(
+            conn,
+            v,
+            customers=2,
+            bookings=[(at(14, 8, vlad), "confirmed"), (at(15, 1, vlad), "done")],
+        )
+        # Leads: b has a leads table with 2 rows, a has none (older tenant migrations).
+        await conn.execute(f"DROP TABLE IF EXISTS {quote_ident(a)}.leads")
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {quote_ident(b)}.leads"
+            " (id bigserial PRIMARY KEY, customer_id bigint NOT NULL, name text NOT NULL,"
+            " phone text NOT NULL)"
+        )
+        await conn.execute(
+            f"INSERT INTO {quote_ident(b)}.leads (customer_id, name, phone)"
+            " VALUES (1, 'x', '1'), (2, 'y', '2')"
+        )
+        has_orders = await conn.fetchval("SELECT to_regclass('control.sales_orders') IS NOT NULL")
+        if has_orders:
+            await add_order(conn, status="paid", amount="990.00", paid_at=at(3, 12))
+            await add_order(conn, status="paid", amount="2490.50", paid_at=at(14, 9))
+            await add_order(conn, status="refunded", amount="990.00", paid_at=at(10, 9))
+            await add_order(
+                conn, status="paid", amount="5000.00", paid_at=at(1, 0) - timedelta(hours=1)
+            )
+            await add_order(conn, status="pending", amount="990.00", paid_at=None)
+    finally:
+        await conn.close()
+
+    backend = MemoryReportingBackend()
+    backend.states[a] = RuntimeState.RUNNING
+    backend.states[b] = RuntimeState.CRASHED
+    backend.states[c] = RuntimeState.STOPPED
+    pool = await create_pool(fleet.dsn, max_size=5)
+    try:
+        stats = await collect_stats(pool, backend, now=NOW, chunk=2, concurrency=2)
+        down = await collect_stats(pool, DownBackend(), now=NOW)
+    finally:
+        await pool.close()
+
+    by_id = {t.tenant_id: t for t in stats.tenants}
+    assert set(by_id) == {a, b, c, e, v}  # deleted tenants are not listed
+    assert d not in by_id
+    assert stats.by_status == {"active": 3, "provisioning": 1, "suspended": 1}
+    assert stats.by_plan == {"basic": 3, "pro": 2}
+    assert stats.by_status_plan["active"] == {"basic": 2, "pro": 1}
+    assert [x["tenant_id"] for x in stats.expiring] == [a]
+    assert stats.expiring[0]["days_left"] == 3.0
+
+    ta, tb, tc, te, tv = (by_id[x] for x in (a, b, c, e, v))
+    assert (ta.bookings_today, ta.bookings_week, ta.customers, ta.leads) == (2, 4, 3, None)
+    assert (tb.bookings_today, tb.bookings_week, tb.customers, tb.leads) == (0, 1, 5, 2)
+    assert (tc.bookings_today, tc.bookings_week, tc.customers) == (0, 0, 1)
+    assert (tv.bookings_today, tv.bookings_week) == (1, 2)
+    assert (te.bookings_today, te.customers, te.leads) == (None, None, None)  # no schema yet
+
+    assert (ta.runtime, ta.memory_bytes) == ("running", 180 * 2**20)
+    assert (tb.runtime, tb.memory_bytes) == ("crashed", None)
+    assert (tc.runtime, te.runtime) == ("stopped", "missing")
+    assert stats.backend == "memory" and stats.backend_error is None
+
+    if has_orders:
+        assert stats.payments is not None
+        assert (stats.payments.payments, stats.payments.refunds) == (3, 1)
+        assert stats.payments.revenue == Decimal("3480.50")
+    else:
+        assert stats.payments is None
+
+    # A backend that does not answer: every runtime is n/a, the rest is there.
+    assert down.backend_error and "Docker Engine" in down.backend_error
+    assert all(t.runtime is None for t in down.tenants)
+    assert {t.tenant_id: t.customers for t in down.tenants}[b] == 5
+
+    out = io.StringIO()
+    render(stats, Console(file=out, width=200))
+    text = out.getvalue()
+    assert "Expiring within 7 days" in text and "Салон А" in text
+    assert "180 MiB" in text and "n/a" in text
+    if has_orders:
+        assert "3,480.50 RUB" in text
+    json.dumps(stats.to_json())  # serialisable
+
+
+async def test_cli_json(fleet: Fleet) -> None:
+    a = await fleet.add_tenant(plan="basic")
+    conn = await fleet.connect()
+    try:
+        await seed_rows(conn, a, customers=4)
+    finally:
+        await conn.close()
+    env = {"DATABASE_URL": fleet.dsn}
+    result = await run_cli("scripts.stats", "--json", "--no-runtime", env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["by_status"] == {"active": 1}
+    [tenant] = data["tenants"]
+    assert (tenant["tenant_id"], tenant["customers"], tenant["runtime"]) == (a, 4, None)
+    assert data["backend_error"] == "runtime not asked (--no-runtime)"
+    table = await run_cli("scripts.stats", "--no-runtime", "--width", "160", env=env)
+    assert table.returncode == 0, table.stderr
+    assert a in table.stdout and "Per tenant" in table.stdout
