@@ -18,10 +18,12 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from aiogram.utils.i18n import gettext as _
 from redis.asyncio import Redis
 
+from client_bot.assistant import build_assistant
 from client_bot.clock import Clock, SystemClock
 from client_bot.context import TenantContext
 from client_bot.handlers import customer_routers, last_routers
 from client_bot.i18n import TenantLocaleMiddleware, build_i18n
+from client_bot.notices import AdminNotices
 from client_bot.store import Store
 from client_bot.workers.broadcast import BroadcastWorker
 from client_bot.workers.reminders import ReminderWorker
@@ -58,6 +60,8 @@ class ClientBot:
         self.ctx = TenantContext(settings, Store(pool), clock, self.i18n)
         self.reminders = ReminderWorker(self.ctx, bot, interval=reminder_interval)
         self.broadcasts = BroadcastWorker(self.ctx, bot, rate=broadcast_rate)
+        # None without OPENAI_API_KEY: free text then gets the menu, and the SDK is not loaded.
+        self.assistant = build_assistant(settings, self.ctx, redis, AdminNotices(self.ctx, bot))
         self.dp = self._dispatcher()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -85,6 +89,7 @@ class ClientBot:
             events_isolation=fsm_isolation(self.redis, tenant_id),
             ctx=self.ctx,
             broadcasts=self.broadcasts,
+            assistant=self.assistant,
         )
         TenantLocaleMiddleware(self.i18n, self.ctx.locale).setup(dp)
         throttling = ThrottlingMiddleware(
@@ -92,7 +97,11 @@ class ClientBot:
         )
         from client_bot.handlers.admin import admin_routers  # the admin panel
 
-        dp.include_routers(*admin_routers(), *customer_routers(), *last_routers())
+        dp.include_routers(
+            *admin_routers(),
+            *customer_routers(),
+            *last_routers(assistant_on=self.assistant is not None),
+        )
         # Inner middleware (inherited by every included router), so it sees handler flags.
         dp.message.middleware(throttling)
         dp.callback_query.middleware(throttling)
@@ -139,6 +148,8 @@ class ClientBot:
 
     async def close(self) -> None:
         await self._stop_tasks()
+        if self.assistant is not None:
+            await self.assistant.model.close()
         await self.bot.session.close()
         await self.dp.storage.close()
         await self.redis.aclose()

@@ -51,3 +51,41 @@ class ConfirmCb(CallbackData, prefix="bk"):
 
 class MyBookingCb(CallbackData, prefix="mb"):
     booking_id: int
+
+
+# --- admin buttons under notifications (new lead, a customer asking for a person) ---------------
+# They live here, not in the admin panel's package, because notifications are sent from the
+# customer side too; like every admin payload their prefixes start with `a`, and the handlers
+# are admin-only.
+class LeadStatus(enum.StrEnum):
+    """Lead statuses as stored (short enough for a button payload)."""
+
+    new = "new"
+    in_work = "in_work"
+    won = "won"
+    lost = "lost"
+
+
+class LeadAction(enum.StrEnum):
+    page = "p"
+    view = "v"
+    status = "s"
+    take = "t"
+    csv = "c"
+
+
+class LeadCb(CallbackData, prefix="av"):
+    action: LeadAction
+    lead_id: int = 0
+    page: int = 0
+    status: LeadStatus = LeadStatus.new
+
+
+class HandoffAction(enum.StrEnum):
+    reply = "r"  # type an answer to the customer
+    release = "b"  # hand the conversation back to the assistant
+
+
+class HandoffCb(CallbackData, prefix="ao"):
+    action: HandoffAction
+    customer_id: int

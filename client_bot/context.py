@@ -12,7 +12,7 @@ from aiogram.utils.i18n import I18n
 
 from client_bot.booking import Schedule
 from client_bot.clock import Clock
-from client_bot.store import Business, Service, Store
+from client_bot.store import AssistantSettings, Business, Service, Store
 from core.settings import ClientBotSettings
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class TenantContext:
     _admins: set[int] | None = field(default=None, repr=False)
     _schedule: Schedule | None = field(default=None, repr=False)
     _services: dict[int, Service] | None = field(default=None, repr=False)
+    _assistant: AssistantSettings | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.store.on_change = self.refresh
@@ -52,11 +53,25 @@ class TenantContext:
             self._schedule = (await self.store.work_schedule()).schedule(business)
         return self._schedule
 
-    async def service(self, service_id: int) -> Service | None:
-        """A service by id, hidden ones included (cached; the store refreshes on changes)."""
+    async def _all_services(self) -> dict[int, Service]:
         if self._services is None:
             self._services = {s.id: s for s in await self.store.services(include_hidden=True)}
-        return self._services.get(service_id)
+        return self._services
+
+    async def service(self, service_id: int) -> Service | None:
+        """A service by id, hidden ones included (cached; the store refreshes on changes)."""
+        return (await self._all_services()).get(service_id)
+
+    async def visible_services(self) -> list[Service]:
+        """Services customers can book, in menu order (from the same cache as `service`)."""
+        services = (await self._all_services()).values()
+        return sorted((s for s in services if not s.hidden), key=lambda s: (s.position, s.id))
+
+    async def assistant_settings(self) -> AssistantSettings:
+        """FAQ, tone and on/off of the AI assistant (cached like the profile)."""
+        if self._assistant is None:
+            self._assistant = await self.store.assistant.settings()
+        return self._assistant
 
     async def admin_ids(self) -> set[int]:
         if self._admins is None:
@@ -67,8 +82,10 @@ class TenantContext:
         return user_id in await self.admin_ids()
 
     def refresh(self) -> None:
-        """Forget cached profile, schedule, services and admins (after any change)."""
+        """Forget cached profile, schedule, services, admins and assistant settings (after any
+        change)."""
         self._business = None
+        self._assistant = None
         self._admins = None
         self._schedule = None
         self._services = None

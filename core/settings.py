@@ -149,6 +149,13 @@ class ClientBotSettings(
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     locale: Literal["ru", "en"] = "ru"
     timezone: str = "Europe/Moscow"
+    # The AI assistant (on when OPENAI_API_KEY is set): retries, cost and flood limits.
+    openai_max_retries: int = Field(2, ge=0, le=10)
+    openai_retry_delay: float = Field(0.5, ge=0, le=60)
+    openai_retry_max_delay: float = Field(8.0, ge=0, le=120)
+    assistant_daily_tokens: int = Field(300_000, ge=0, description="per tenant per day; 0 = no cap")
+    assistant_rate_limit: int = Field(10, ge=1, le=1000)
+    assistant_rate_window: int = Field(60, ge=1, le=86400)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from client_bot.handlers import booking, fallback, my_bookings, start
+from client_bot.handlers import assistant, booking, fallback, my_bookings, start
 
 
 def customer_routers() -> list[Router]:
     return [start.router(), booking.router(), my_bookings.router()]
 
 
-def last_routers() -> list[Router]:
-    """Catch-alls: free text (the AI assistant or a pointer to the menu), stale buttons."""
-    return [fallback.router()]
+def last_routers(*, assistant_on: bool = False) -> list[Router]:
+    """Catch-alls: free text and voice (the AI assistant when configured, else a pointer to the
+    menu), stale buttons."""
+    return [*([assistant.router()] if assistant_on else []), fallback.router()]

@@ -8,15 +8,16 @@ a past day or a taken slot gets a clear message and fresh choices, never an exce
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from aiogram import Bot, F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
 
-from client_bot import keyboards, text
-from client_bot.booking import SlotProblem, days_with_free_slots, free_slots, validate_slot
+from client_bot import booking_service, keyboards, text
+from client_bot.booking import SlotProblem, days_with_free_slots, free_slots
+from client_bot.booking_service import Booker
 from client_bot.callbacks import (
     CalendarCb,
     ConfirmAction,
@@ -27,8 +28,9 @@ from client_bot.callbacks import (
     SlotCb,
 )
 from client_bot.context import TenantContext
+from client_bot.notices import AdminNotices
 from client_bot.states import BookingForm
-from client_bot.store import Service, SlotTakenError
+from client_bot.store import Service
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +205,7 @@ async def pick_slot(
 async def _slot_problem(
     ctx: TenantContext, service: Service, start: datetime
 ) -> SlotProblem | None:
-    return validate_slot(
-        await ctx.schedule(), service.duration_min, start, await ctx.busy_around(start), ctx.now()
-    )
+    return await booking_service.slot_problem(ctx, service, start)
 
 
 async def _stale_slot(
@@ -291,42 +291,22 @@ async def confirm(query: CallbackQuery, ctx: TenantContext, state: FSMContext, b
         await offer_services(query, ctx, _("This service is no longer available."))
         return
     start = datetime.fromtimestamp(int(data["ts"]), UTC)
-    problem = await _slot_problem(ctx, service, start)
-    if problem is not None:
-        await query.answer()
-        await state.clear()
-        await _stale_slot(query, ctx, service, start, problem)
-        return
-    business = await ctx.business()
-    now = ctx.now()
     user = query.from_user
-    await ctx.store.touch_customer(
-        user.id, user.first_name, user.username, user.language_code, phone=data["phone"]
+    booker = Booker(user.id, user.first_name, user.username, user.language_code)
+    booking = await booking_service.place_booking(
+        ctx, booker, service, start, name=data["name"], phone=data["phone"]
     )
-    reminders = [
-        (offset, start - timedelta(minutes=offset))
-        for offset in business.reminder_offsets_min
-        if start - timedelta(minutes=offset) > now
-    ]
-    try:
-        booking = await ctx.store.create_booking(
-            customer_id=user.id,
-            service=service,
-            starts_at=start,
-            customer_name=data["name"],
-            phone=data["phone"],
-            reminders=reminders,
-        )
-    except SlotTakenError:
+    if isinstance(booking, SlotProblem):
         await query.answer()
         await state.clear()
-        await _stale_slot(query, ctx, service, start, SlotProblem.TAKEN)
+        await _stale_slot(query, ctx, service, start, booking)
         return
     await state.clear()
     await query.answer(_("Booked!"))
     message = _message(query)
     if message is not None:
         await message.edit_reply_markup(reply_markup=None)
+    business = await ctx.business()
     when = text.when(booking.starts_at, business.timezone, business.locale)
     await _reply(
         query,
@@ -335,16 +315,7 @@ async def confirm(query: CallbackQuery, ctx: TenantContext, state: FSMContext, b
         ),
         reply_markup=keyboards.main_menu(),
     )
-    await ctx.notify_admins(
-        bot,
-        _("🆕 New booking #{id}: {service}, {when}\n{name}, {phone}").format(
-            id=booking.id,
-            service=text.esc(service.name),
-            when=when,
-            name=text.esc(booking.customer_name),
-            phone=booking.phone,
-        ),
-    )
+    await AdminNotices(ctx, bot).booking_created(booking)
 
 
 async def cancel(query: CallbackQuery, state: FSMContext) -> None:

@@ -1,4 +1,4 @@
-"""What is left: free text (until the AI assistant takes it) and unknown buttons."""
+"""What is left: free text when the AI assistant is off, and unknown buttons."""
 
 from __future__ import annotations
 

@@ -8,8 +8,11 @@ from aiogram.utils.i18n import gettext as _
 
 from client_bot import keyboards, text
 from client_bot.booking import can_cancel
+from client_bot.booking_service import CancelRefusal, cancel_for_customer
 from client_bot.callbacks import MenuAction, MenuCb, MyBookingCb
 from client_bot.context import TenantContext
+from client_bot.notices import AdminNotices
+from client_bot.store import Booking
 
 
 async def my_bookings_view(ctx: TenantContext, customer_id: int) -> tuple[str, object]:
@@ -46,15 +49,14 @@ async def show_my_bookings(query: CallbackQuery, ctx: TenantContext) -> None:
 async def cancel_my_booking(
     query: CallbackQuery, callback_data: MyBookingCb, ctx: TenantContext, bot: Bot
 ) -> None:
-    business = await ctx.business()
-    booking = await ctx.store.booking(callback_data.booking_id)
-    now = ctx.now()
-    if booking is None or booking.customer_id != query.from_user.id:
+    outcome = await cancel_for_customer(ctx, callback_data.booking_id, query.from_user.id)
+    if outcome is CancelRefusal.NOT_FOUND:
         await query.answer(_("Booking not found."), show_alert=True)
         return
-    if booking.status != "confirmed" or booking.starts_at <= now:
+    if outcome is CancelRefusal.INACTIVE:
         await query.answer(_("This booking is no longer active."), show_alert=True)
-    elif not can_cancel(business.rules, booking.starts_at, now):
+    elif outcome is CancelRefusal.TOO_LATE:
+        business = await ctx.business()
         await query.answer(
             _("It is too late to cancel online. Please call us: {phone}").format(
                 phone=business.phone or "—"
@@ -62,26 +64,9 @@ async def cancel_my_booking(
             show_alert=True,
         )
     else:
-        cancelled = await ctx.store.cancel_booking(
-            booking.id, by="customer", customer_id=query.from_user.id
-        )
-        if cancelled is None:
-            await query.answer(_("This booking is no longer active."), show_alert=True)
-        else:
-            when = text.when(booking.starts_at, business.timezone, business.locale)
-            await query.answer(_("Booking cancelled."))
-            await ctx.notify_admins(
-                bot,
-                _(
-                    "❌ Booking #{id} cancelled by the customer: {service}, {when}\n{name}, {phone}"
-                ).format(
-                    id=booking.id,
-                    service=text.esc(booking.service_name),
-                    when=when,
-                    name=text.esc(booking.customer_name),
-                    phone=booking.phone,
-                ),
-            )
+        assert isinstance(outcome, Booking)
+        await query.answer(_("Booking cancelled."))
+        await AdminNotices(ctx, bot).booking_cancelled(outcome)
     body, markup = await my_bookings_view(ctx, query.from_user.id)
     if isinstance(query.message, Message):
         await query.message.answer(body, reply_markup=markup)  # type: ignore[arg-type]

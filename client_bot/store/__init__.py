@@ -5,7 +5,30 @@ unqualified. Values always go as $n parameters. No connection is held across a T
 every method acquires, does its SQL and releases.
 """
 
+from client_bot.store.assistant import (
+    LEAD_STATUSES,
+    AssistantSettings,
+    AssistantStore,
+    ChatMessage,
+    Lead,
+    SavedLead,
+    TurnState,
+)
 from client_bot.store.models import Booking, Business, Customer, Service
 from client_bot.store.store import SlotTakenError, Store
 
-__all__ = ["Booking", "Business", "Customer", "Service", "SlotTakenError", "Store"]
+__all__ = [
+    "LEAD_STATUSES",
+    "AssistantSettings",
+    "AssistantStore",
+    "Booking",
+    "Business",
+    "ChatMessage",
+    "Customer",
+    "Lead",
+    "SavedLead",
+    "Service",
+    "SlotTakenError",
+    "Store",
+    "TurnState",
+]

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from client_bot.store.assistant import AssistantStore
 from client_bot.store.models import Booking, Business, Customer, Service, WorkSchedule
 
 BUSINESS_FIELDS = frozenset(
@@ -86,6 +87,7 @@ class Store:
         # Called after every change of what the bot caches (profile, rules, schedule,
         # services, admins), so caches never go stale whoever made the change.
         self.on_change: Callable[[], None] | None = None
+        self.assistant = AssistantStore(pool, self._changed)
 
     def _changed(self) -> None:
         if self.on_change is not None:

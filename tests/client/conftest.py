@@ -163,7 +163,8 @@ async def bot_factory(
 
     async def start(
         *, tenant: Any = None, token: str | None = None, clock: ManualClock | None = None,
-        seed: bool = True, admin_ids: tuple[int, ...] = (ADMIN,), **kwargs: Any,
+        seed: bool = True, admin_ids: tuple[int, ...] = (ADMIN,),
+        settings: dict[str, Any] | None = None, **kwargs: Any,
     ) -> RunningBot:  # fmt: skip
         if tenant is None:
             db = await make_tenant()
@@ -175,7 +176,7 @@ async def bot_factory(
         if token is None:
             token = f"{5000000 + next(counter)}:test-client-bot-token-{tenant.tenant_id}"
             await client.register_bot(token, f"salon{tenant.tenant_id[-4:]}_bot", "Salon")
-        settings = ClientBotSettings(
+        config = ClientBotSettings(
             tenant_id=tenant.tenant_id,
             bot_token=token,
             database_url=tenant.dsn,
@@ -183,15 +184,16 @@ async def bot_factory(
             telegram_api_url=server.base_url,
             admin_ids=list(admin_ids),
             _env_file=None,
+            **(settings or {}),
         )
         clock = clock or ManualClock(T0)
-        app = await ClientBot.create(settings, clock=clock, **kwargs)
+        app = await ClientBot.create(config, clock=clock, **kwargs)
         store = app.ctx.store
         if seed and not await store.services(include_hidden=True):
             await seed_business(store)
             app.ctx.refresh()
         task = asyncio.create_task(app.run(handle_signals=False))
-        bot = RunningBot(app, task, settings, token, clock, store, client)
+        bot = RunningBot(app, task, config, token, clock, store, client)
         running.append(bot)
         await client.wait_for_calls(token, "getUpdates", timeout=10)
         return bot

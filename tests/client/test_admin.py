@@ -11,13 +11,17 @@ from datetime import date, time, timedelta
 from decimal import Decimal
 
 import pytest
+from aiogram.filters.callback_data import CallbackData
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from client_bot.callbacks import HandoffAction, HandoffCb, LeadAction, LeadCb, LeadStatus
 from client_bot.handlers.admin import parse
 from client_bot.handlers.admin.callbacks import (
     AdminCb,
     AdminsAction,
     AdminsCb,
+    AssistantAction,
+    AssistantCb,
     BookingAction,
     BookingAdminCb,
     CustomersAction,
@@ -539,7 +543,7 @@ async def interrupted_broadcast(bot_factory):
     await owner.click(preview, "📣 Отправить (9)")
 
     async def delivered():
-        counts = Counter()
+        counts: Counter[int] = Counter()
         for chat in [ADMIN, *[p.id for p in people]]:
             got = await bot.client.messages(bot.token, chat)
             counts[chat] = sum(m.plain_text == "Мы переехали!" for m in got)
@@ -581,9 +585,11 @@ async def test_broadcast_after_a_restart_reaches_everyone_not_yet_reached(bot_fa
     assert len(missed) <= 1, f"never got it: {missed}"  # at most the one in flight at the stop
 
 
-def every_admin_callback(service_id: int, booking_id: int, intruder: int) -> list[str]:
+def every_admin_callback(
+    service_id: int, booking_id: int, intruder: int, lead_id: int = 1
+) -> list[str]:
     """One payload of every kind and action the panel's buttons can carry."""
-    packed = [AdminCb(screen=s) for s in Screen]
+    packed: list[CallbackData] = [AdminCb(screen=s) for s in Screen]
     packed += [ServiceAdminCb(action=a, service_id=service_id) for a in ServiceAction]
     packed += [ScheduleCb(action=a, weekday=2, day=20261231) for a in ScheduleAction]
     packed += [RuleCb(key=k) for k in RuleKey]
@@ -592,6 +598,9 @@ def every_admin_callback(service_id: int, booking_id: int, intruder: int) -> lis
     packed += [BookingAdminCb(action=a, day=20261201, booking_id=booking_id) for a in BookingAction]
     packed += [CustomersCb(action=a, page=0) for a in CustomersAction]
     packed += [AdminsCb(action=a, user_id=intruder) for a in AdminsAction]
+    packed += [AssistantCb(action=a) for a in AssistantAction]
+    packed += [LeadCb(action=a, lead_id=lead_id, status=LeadStatus.won) for a in LeadAction]
+    packed += [HandoffCb(action=a, customer_id=intruder) for a in HandoffAction]
     return [p.pack() for p in packed]
 
 
@@ -599,24 +608,29 @@ async def test_customers_never_reach_the_admin_panel(bot_factory):
     bot = await bot_factory()
     await bot.admin()
     haircut = (await bot.store.services())[0]
-    intruders = [bot.customer(501 + i, "Ева") for i in range(4)]
+    intruders = [bot.customer(501 + i, "Ева") for i in range(6)]
     for intruder in intruders:
         await intruder.ask("/start", "")
     booking = await bot.store.create_booking(
         customer_id=501, service=haircut, starts_at=bot.clock.now() + timedelta(hours=2),
         customer_name="Ева", phone="+79990000000",
     )  # fmt: skip
+    lead = await bot.store.assistant.save_lead(
+        customer_id=501, name="Ева", phone="+79990000000", interest="", comment="",
+        now=bot.clock.now(),
+    )  # fmt: skip
+    await bot.store.assistant.start_handoff(501, "")
     tables = [
         "business", "services", "working_hours", "breaks", "days_off", "admins", "bookings",
-        "broadcasts", "customers",
+        "broadcasts", "customers", "assistant_settings", "leads", "ai_handoffs",
     ]  # fmt: skip
     snapshot = {t: await fetch(bot.tenant.dsn, f"SELECT * FROM {t} ORDER BY 1") for t in tables}
 
-    payloads = every_admin_callback(haircut.id, booking.id, 501)
+    payloads = every_admin_callback(haircut.id, booking.id, 501, lead.lead.id)
     assert len(set(payloads)) == len(payloads) > 50
-    # Spread over four customers to stay under the per-user flood limit.
+    # Spread over six customers to stay under the per-user flood limit.
     for n, intruder in enumerate(intruders):
-        mine = payloads[n::4]
+        mine = payloads[n::6]
         kb = InlineKeyboardBuilder()
         for i, payload in enumerate(mine):
             kb.button(text=f"b{i}", callback_data=payload)

@@ -10,8 +10,11 @@ from aiogram import Router
 
 from client_bot.handlers.admin import (
     admins,
+    assistant,
     bookings,
     customers,
+    handoff,
+    leads,
     panel,
     profile,
     rules,
@@ -34,4 +37,7 @@ def admin_routers() -> list[Router]:
         customers.router(),
         stats.router(),
         admins.router(),
+        assistant.router(),
+        leads.router(),
+        handoff.router(),
     ]

@@ -20,6 +20,8 @@ class Screen(enum.StrEnum):
     customers = "c"
     stats = "st"
     admins = "a"
+    assistant = "ai"
+    leads = "ld"
 
 
 class AdminCb(CallbackData, prefix="ad"):
@@ -136,6 +138,16 @@ class AdminsAction(enum.StrEnum):
 class AdminsCb(CallbackData, prefix="aa"):
     action: AdminsAction
     user_id: int = 0
+
+
+class AssistantAction(enum.StrEnum):
+    toggle = "t"
+    faq = "f"
+    tone = "n"
+
+
+class AssistantCb(CallbackData, prefix="ai"):
+    action: AssistantAction
 
 
 def pack_day(value: date) -> int:

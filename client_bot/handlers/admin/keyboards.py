@@ -11,10 +11,13 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from client_bot import text
+from client_bot.callbacks import LeadAction, LeadCb, LeadStatus
 from client_bot.handlers.admin.callbacks import (
     AdminCb,
     AdminsAction,
     AdminsCb,
+    AssistantAction,
+    AssistantCb,
     BookingAction,
     BookingAdminCb,
     CustomersAction,
@@ -32,7 +35,8 @@ from client_bot.handlers.admin.callbacks import (
     ServiceAdminCb,
     pack_day,
 )
-from client_bot.store import Booking, Service
+from client_bot.notices import lead_status_name
+from client_bot.store import Booking, Lead, Service
 
 
 def _back(kb: InlineKeyboardBuilder, screen: Screen) -> None:
@@ -43,6 +47,7 @@ def _back(kb: InlineKeyboardBuilder, screen: Screen) -> None:
         Screen.schedule: _("« Schedule"),
         Screen.profile: _("« Profile"),
         Screen.customers: _("« Customers"),
+        Screen.leads: _("« Leads"),
     }
     kb.button(text=labels.get(screen, _("« Back")), callback_data=AdminCb(screen=screen))
 
@@ -51,6 +56,8 @@ def home() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=_("📅 Bookings"), callback_data=AdminCb(screen=Screen.bookings))
     kb.button(text=_("👥 Customers"), callback_data=AdminCb(screen=Screen.customers))
+    kb.button(text=_("🔥 Leads"), callback_data=AdminCb(screen=Screen.leads))
+    kb.button(text=_("🤖 Assistant"), callback_data=AdminCb(screen=Screen.assistant))
     kb.button(text=_("📊 Statistics"), callback_data=AdminCb(screen=Screen.stats))
     kb.button(text=_("⚙️ Settings"), callback_data=AdminCb(screen=Screen.settings))
     kb.adjust(2)
@@ -267,4 +274,57 @@ def admins(removable: Sequence[int]) -> InlineKeyboardMarkup:
     kb.button(text=_("➕ Add an admin"), callback_data=AdminsCb(action=AdminsAction.add))
     _back(kb, Screen.settings)
     kb.adjust(1)
+    return kb.as_markup()
+
+
+# --- the AI assistant and leads -----------------------------------------------------------------
+def assistant(enabled: bool, configured: bool) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    if configured:
+        kb.button(
+            text=_("⏸ Turn off") if enabled else _("▶️ Turn on"),
+            callback_data=AssistantCb(action=AssistantAction.toggle),
+        )
+    kb.button(text=_("✏️ FAQ"), callback_data=AssistantCb(action=AssistantAction.faq))
+    kb.button(text=_("✏️ Tone"), callback_data=AssistantCb(action=AssistantAction.tone))
+    _back(kb, Screen.home)
+    kb.adjust(*([1] if configured else []), 2, 1)
+    return kb.as_markup()
+
+
+LEAD_ICONS = {"new": "🆕", "in_work": "⏳", "won": "✅", "lost": "✖️"}
+
+
+def leads(items: Sequence[Lead], page: int, pages: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for lead in items:
+        kb.button(
+            text=f"{LEAD_ICONS.get(lead.status, '')} #{lead.id} · {lead.name}",
+            callback_data=LeadCb(action=LeadAction.view, lead_id=lead.id, page=page),
+        )
+    nav = 0
+    if page > 0:
+        kb.button(text="«", callback_data=LeadCb(action=LeadAction.page, page=page - 1))
+        nav += 1
+    if page + 1 < pages:
+        kb.button(text="»", callback_data=LeadCb(action=LeadAction.page, page=page + 1))
+        nav += 1
+    kb.button(text=_("📄 CSV"), callback_data=LeadCb(action=LeadAction.csv))
+    _back(kb, Screen.home)
+    kb.adjust(*([1] * len(items)), *([nav] if nav else []), 1, 1)
+    return kb.as_markup()
+
+
+def lead(item: Lead, page: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    others = [s for s in LeadStatus if s.value != item.status]
+    for status in others:
+        kb.button(
+            text=f"{LEAD_ICONS[status.value]} {lead_status_name(status.value)}",
+            callback_data=LeadCb(
+                action=LeadAction.status, lead_id=item.id, page=page, status=status
+            ),
+        )
+    kb.button(text=_("« Leads"), callback_data=LeadCb(action=LeadAction.page, page=page))
+    kb.adjust(len(others), 1)
     return kb.as_markup()

@@ -17,3 +17,6 @@ class AdminInput(StatesGroup):
     broadcast_text = State()
     broadcast_confirm = State()  # data: text (HTML)
     admin_add = State()
+    assistant_faq = State()
+    assistant_tone = State()
+    handoff_reply = State()  # data: customer_id

@@ -1,0 +1,170 @@
+"""/admin → Leads: the list, one lead with its status (new, in work, won, lost), CSV; and the
+"take it" button under a new lead's notification."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from aiogram import F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.types import BufferedInputFile, CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+
+from client_bot import text
+from client_bot.callbacks import LeadAction, LeadCb
+from client_bot.context import TenantContext
+from client_bot.handlers.admin import keyboards
+from client_bot.handlers.admin.callbacks import AdminCb, Screen
+from client_bot.handlers.admin.screen import admin_router, show
+from client_bot.notices import lead_card, lead_status_name
+from client_bot.store import Business, Lead
+
+PAGE = 10
+
+
+async def show_leads(event: Message | CallbackQuery, ctx: TenantContext, page: int = 0) -> None:
+    business = await ctx.business()
+    total, _items = await ctx.store.assistant.leads(limit=1)
+    pages = max(1, -(-total // PAGE))
+    page = min(max(page, 0), pages - 1)
+    total, items = await ctx.store.assistant.leads(limit=PAGE, offset=page * PAGE)
+    lines = [_("<b>🔥 Leads: {total}</b>").format(total=total)]
+    if pages > 1:
+        lines.append(_("Page {page} of {pages}").format(page=page + 1, pages=pages))
+    for lead in items:
+        parts = [f"#{lead.id}", text.esc(lead.name), text.esc(lead.phone)]
+        if lead.interest:
+            parts.append(text.esc(lead.interest[:60]))
+        parts.append(text.when(lead.created_at, business.timezone, business.locale))
+        lines.append(" · ".join(parts) + f" — {lead_status_name(lead.status)}")
+    if not items:
+        lines.append(
+            _("No leads yet. The AI assistant saves one when a customer leaves a name and phone.")
+        )
+    await show(event, "\n".join(lines), keyboards.leads(items, page, pages))
+
+
+async def open_leads(query: CallbackQuery, ctx: TenantContext, state: FSMContext) -> None:
+    await state.clear()
+    await show_leads(query, ctx)
+
+
+async def open_page(query: CallbackQuery, callback_data: LeadCb, ctx: TenantContext) -> None:
+    await show_leads(query, ctx, callback_data.page)
+
+
+async def view_lead(query: CallbackQuery, callback_data: LeadCb, ctx: TenantContext) -> None:
+    lead = await ctx.store.assistant.lead(callback_data.lead_id)
+    if lead is None:
+        await query.answer(_("Lead not found."), show_alert=True)
+        return
+    business = await ctx.business()
+    await show(query, lead_card(lead, business), keyboards.lead(lead, callback_data.page))
+
+
+async def set_status(query: CallbackQuery, callback_data: LeadCb, ctx: TenantContext) -> None:
+    lead = await ctx.store.assistant.set_lead_status(
+        callback_data.lead_id, callback_data.status.value, by=query.from_user.id, now=ctx.now()
+    )
+    if lead is None:
+        await query.answer(_("Lead not found."), show_alert=True)
+        return
+    business = await ctx.business()
+    await show(
+        query,
+        _("✅ Status: {status}").format(status=lead_status_name(lead.status))
+        + "\n\n"
+        + lead_card(lead, business),
+        keyboards.lead(lead, callback_data.page),
+    )
+
+
+async def take(query: CallbackQuery, callback_data: LeadCb, ctx: TenantContext) -> None:
+    """The "take it" button under a new lead's notification."""
+    lead, mine = await ctx.store.assistant.take_lead(
+        callback_data.lead_id, query.from_user.id, ctx.now()
+    )
+    if lead is None:
+        await query.answer(_("Lead not found."), show_alert=True)
+        return
+    if not mine:
+        await query.answer(
+            _("This lead is already {status} (admin {admin}).").format(
+                status=lead_status_name(lead.status), admin=lead.taken_by or "—"
+            ),
+            show_alert=True,
+        )
+        return
+    await query.answer(_("The lead is yours."))
+    if isinstance(query.message, Message):
+        await query.message.edit_reply_markup(reply_markup=None)
+        business = await ctx.business()
+        await query.message.answer(
+            _("⏳ You took lead #{id}. Call {phone}; set the outcome in /admin → Leads.").format(
+                id=lead.id, phone=text.esc(lead.phone)
+            )
+            + "\n\n"
+            + lead_card(lead, business),
+            reply_markup=keyboards.lead(lead, 0),
+        )
+
+
+def leads_csv(items: list[Lead], business: Business) -> bytes:
+    """Semicolon-separated UTF-8 with a BOM, like the bookings export."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(
+        [
+            _("Number"),
+            _("Created"),
+            _("Customer's name"),
+            _("Phone"),
+            _("Interested in"),
+            _("Comment"),
+            _("Status"),
+            _("Taken by"),
+            _("Telegram id"),
+        ]
+    )
+    zone = business.zone
+    for lead in items:
+        writer.writerow(
+            [
+                lead.id,
+                lead.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                _csv_text(lead.name),
+                _csv_text(lead.phone),
+                _csv_text(lead.interest),
+                _csv_text(lead.comment),
+                lead_status_name(lead.status),
+                lead.taken_by or "",
+                lead.customer_id,
+            ]
+        )
+    return out.getvalue().encode("utf-8-sig")
+
+
+def _csv_text(value: str) -> str:
+    """Text a customer or the model wrote must not become a spreadsheet formula."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") and not value[1:2].isdigit() else value
+
+
+async def export_csv(query: CallbackQuery, ctx: TenantContext) -> None:
+    business = await ctx.business()
+    items = await ctx.store.assistant.all_leads()
+    await query.answer()
+    document = BufferedInputFile(leads_csv(items, business), filename="leads.csv")
+    if isinstance(query.message, Message):
+        await query.message.answer_document(document, caption=_("Leads: {n}").format(n=len(items)))
+
+
+def router() -> Router:
+    r = admin_router("admin_leads")
+    r.callback_query.register(open_leads, AdminCb.filter(F.screen == Screen.leads))
+    r.callback_query.register(open_page, LeadCb.filter(F.action == LeadAction.page))
+    r.callback_query.register(view_lead, LeadCb.filter(F.action == LeadAction.view))
+    r.callback_query.register(set_status, LeadCb.filter(F.action == LeadAction.status))
+    r.callback_query.register(take, LeadCb.filter(F.action == LeadAction.take))
+    r.callback_query.register(export_csv, LeadCb.filter(F.action == LeadAction.csv))
+    return r
