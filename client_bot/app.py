@@ -14,6 +14,7 @@ from contextlib import suppress
 import asyncpg
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, TelegramObject
 from aiogram.utils.i18n import gettext as _
 from redis.asyncio import Redis
@@ -30,7 +31,7 @@ from client_bot.workers.reminders import ReminderWorker
 from core.settings import ClientBotSettings
 from core.telegram import build_bot
 from database.pool import create_pool
-from database.redis_tenants import fsm_isolation, fsm_storage
+from database.redis_tenants import fsm_storage
 from middlewares.throttling import ThrottlingMiddleware, polite_refusal
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,9 @@ class ClientBot:
         tenant_id = self.settings.tenant_id
         dp = Dispatcher(
             storage=fsm_storage(self.redis, tenant_id),
-            events_isolation=fsm_isolation(self.redis, tenant_id),
+            # One process polls a bot token (Telegram refuses a second poller), so an in-process
+            # per-user lock is enough; RedisEventIsolation would add two round trips per update.
+            events_isolation=SimpleEventIsolation(),
             ctx=self.ctx,
             broadcasts=self.broadcasts,
             assistant=self.assistant,

@@ -26,11 +26,17 @@ class Booker:
     language: str | None = None
 
 
-async def slot_problem(ctx: TenantContext, service: Service, start: datetime) -> SlotProblem | None:
-    """Why `start` cannot be booked for `service` right now, or None when it is free."""
-    return validate_slot(
-        await ctx.schedule(), service.duration_min, start, await ctx.busy_around(start), ctx.now()
-    )
+async def slot_problem(
+    ctx: TenantContext, service: Service, start: datetime, *, before_insert: bool = False
+) -> SlotProblem | None:
+    """Why `start` cannot be booked for `service` right now, or None when it is free.
+
+    `before_insert`: the caller inserts next. Without a buffer between bookings an overlap is then
+    exactly what the database's exclusion constraint refuses, so existing bookings are not read."""
+    business = await ctx.business()
+    read_busy = not before_insert or business.buffer_min > 0
+    busy = await ctx.busy_around(start) if read_busy else []
+    return validate_slot(await ctx.schedule(), service.duration_min, start, busy, ctx.now())
 
 
 async def place_booking(
@@ -45,7 +51,7 @@ async def place_booking(
 ) -> Booking | SlotProblem:
     """Re-check the slot, record the customer (with the phone) and insert the booking with its
     due reminders. A slot someone else took first comes back as `SlotProblem.TAKEN`."""
-    problem = await slot_problem(ctx, service, start)
+    problem = await slot_problem(ctx, service, start, before_insert=True)
     if problem is not None:
         return problem
     business = await ctx.business()
