@@ -352,7 +352,17 @@ async def test_extend_and_remove_with_confirmation(desk: Desk) -> None:
         for _ in range(2)
     ]
     await asyncio.gather(*clicks)
-    await desk.op.wait("продлена на 30 дн.")
+
+    async def card_said_extended() -> bool:
+        # The second press may re-edit the card at once ("already done"): read its history.
+        for m in await desk.op.messages():
+            if m.message_id == card.message_id and any(
+                "продлена на 30 дн." in text for text in (m.plain_text, *m.edits)
+            ):
+                return True
+        return False
+
+    await desk.harness.wait_for(card_said_extended, timeout=15)
     await asyncio.sleep(0.5)
     assert await expires() - before == timedelta(days=30)
 
