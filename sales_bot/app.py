@@ -139,7 +139,9 @@ class SalesApp:
         tuning: Tuning | None = None,
     ) -> SalesApp:
         pool = await create_pool(
-            settings.database_url.get_secret_value(), max_size=settings.database_pool_max
+            settings.database_url.get_secret_value(),
+            max_size=settings.database_pool_max,
+            stateless=True,  # no session state is used: skip asyncpg's reset query per release
         )
         try:
             async with pool.acquire() as conn:
