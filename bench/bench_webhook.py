@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from aiohttp import web
 from cryptography.fernet import Fernet
 
 from core.settings import SalesSettings
@@ -104,18 +105,48 @@ async def burst(
             json.dumps({"type": "notification", "event": "payment.succeeded", "object": payment})
         )
         orders.append(order)
-    sender = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.bench_webhook", "--send-to", url,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await sender.communicate(json.dumps(bodies).encode())
+    latencies = await send_burst(url, bodies)
     started = time.perf_counter()
-    latencies: list[float] = json.loads(out)
     ids = [o.order_id for o in orders]
     query = "SELECT count(*) FROM control.sales_orders WHERE status = 'paid' AND order_id = ANY($1)"
     while await app.pool.fetchval(query, ids) < n:  # noqa: ASYNC110 - polling the database
         await asyncio.sleep(0.01)
     return latencies, time.perf_counter() - started
+
+
+async def send_burst(url: str, bodies: list[str]) -> list[float]:
+    """Run the sender process against `url` (N fresh connections from 127.0.0.2, all at once)."""
+    sender = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.bench_webhook", "--send-to", url,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await sender.communicate(json.dumps(bodies).encode())
+    latencies: list[float] = json.loads(out)
+    return latencies
+
+
+async def baseline_p99(n: int, rounds: int) -> float:
+    """p99 of a do-nothing aiohttp handler under the same burst: this machine's floor."""
+
+    async def nothing(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_post("/yookassa/webhook", nothing)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+    body = json.dumps({"type": "notification", "event": "payment.succeeded", "object": {}})
+    try:
+        p99s = []
+        for _ in range(rounds):
+            latencies = await send_burst(f"http://127.0.0.1:{port}/yookassa/webhook", [body] * n)
+            p99s.append(percentile([v * 1000 for v in latencies], 99))
+        return statistics.median(p99s)
+    finally:
+        await runner.cleanup()
 
 
 async def main(n: int, rounds: int) -> None:
@@ -149,15 +180,23 @@ async def main(n: int, rounds: int) -> None:
         port = await app.start_webhook(port=0)
         url = f"http://127.0.0.1:{port}/yookassa/webhook"
         print(f"{n} concurrent notifications per round, {rounds} rounds (answers in ms)")
+        p99s = []
         async with aiohttp.ClientSession() as http:
             for round_no in range(1, rounds + 1):
                 latencies, settled = await burst(app, fake_url, http, url, n)
                 ms = [v * 1000 for v in latencies]
+                p99s.append(percentile(ms, 99))
                 print(
                     f"round {round_no}: p50 {statistics.median(ms):6.1f}"
                     f"  p95 {percentile(ms, 95):6.1f}  p99 {percentile(ms, 99):6.1f}"
                     f"  max {max(ms):6.1f}  | all {n} orders paid {settled:5.2f} s after the last answer"
                 )
+        floor = await baseline_p99(n, rounds)
+        ours = statistics.median(p99s)
+        print(
+            f"baseline: a do-nothing aiohttp handler under the same burst, p99 {floor:6.1f} ms;"
+            f" the webhook's median p99 {ours:6.1f} ms = {ours / floor:.2f}x the baseline"
+        )
     finally:
         await app.close()
         fake.terminate()
