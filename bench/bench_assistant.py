@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import statistics
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,18 +25,14 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.types import Chat, Message, Update, User
-from redis.asyncio import Redis
 
 from bench.bench_client import InstantSession
+from bench.scratch import ScratchTenant, scratch_tenant, summary
 from client_bot.app import ClientBot
 from client_bot.assistant.model import ChatModel, Completion
 from client_bot.booking import free_slots
 from client_bot.clock import ManualClock
 from core.settings import ClientBotSettings
-from database.dsn import parse_dsn
-from database.migrator import migrate_control
-from database.redis_tenants import create_tenant_redis_user, remove_tenant_redis
-from database.tenants import create_tenant_database, drop_tenant_database
 from openai_emulator import OpenAIEmulator
 from tests.client.conftest import T0, seed_business
 
@@ -132,30 +126,16 @@ async def run_turns(
     return turns, overheads
 
 
-def summary(label: str, seconds: list[float]) -> str:
-    ms = sorted(s * 1000 for s in seconds)
-    p95 = ms[max(0, int(len(ms) * 0.95) - 1)]
-    return f"{label:<52} median {statistics.median(ms):6.2f} ms   p95 {p95:6.2f} ms   (n={len(ms)})"
-
-
 async def main(turns: int) -> None:
-    import asyncpg
+    async with scratch_tenant(TENANT, "assistant") as tenant:
+        await measure(tenant, turns)
 
-    server_dsn = os.environ["DATABASE_URL"]
-    redis_url = os.environ["REDIS_URL"]
-    db_name = f"botfleet_bench_assistant_{os.getpid()}"
-    dsn = parse_dsn(server_dsn).with_database(db_name)
-    admin_pg = await asyncpg.connect(server_dsn)
-    await admin_pg.execute(f'CREATE DATABASE "{db_name}"')
-    conn = await asyncpg.connect(dsn)
-    await migrate_control(conn)
-    tenant, _ = await create_tenant_database(conn, TENANT, server_dsn=dsn)
-    admin_redis = Redis.from_url(redis_url)
-    redis_user = await create_tenant_redis_user(admin_redis, TENANT, server_url=redis_url)
+
+async def measure(tenant: ScratchTenant, turns: int) -> None:
     emulator = OpenAIEmulator(api_key="bench-key", default_reply="Стрижка стоит 1500 ₽.")
     await emulator.start()
     settings = ClientBotSettings(
-        tenant_id=TENANT, bot_token=TOKEN, database_url=tenant.dsn, redis_url=redis_user.url,
+        tenant_id=TENANT, bot_token=TOKEN, database_url=tenant.dsn, redis_url=tenant.redis_url,
         telegram_api_url="http://127.0.0.1:9", admin_ids=[7001], _env_file=None,
         openai_api_key="bench-key", openai_base_url=emulator.base_url,
         assistant_daily_tokens=0, assistant_rate_limit=1000,
@@ -175,18 +155,12 @@ async def main(turns: int) -> None:
         plain = await run_turns(app, emulator, model, turns, 300000, booking=False)
         booked = await run_turns(app, emulator, model, turns, 400000, booking=True)
         await app.close()
-        print(summary("answer turn: whole turn, instant fake model", plain[0]))
-        print(summary("answer turn: assistant overhead (minus model calls)", plain[1]))
-        print(summary("booking turn (3 calls, 2 tools): whole turn", booked[0]))
-        print(summary("booking turn: assistant overhead (minus model calls)", booked[1]))
+        print(summary("answer turn: whole turn, instant fake model", plain[0], 52))
+        print(summary("answer turn: assistant overhead (minus model calls)", plain[1], 52))
+        print(summary("booking turn (3 calls, 2 tools): whole turn", booked[0], 52))
+        print(summary("booking turn: assistant overhead (minus model calls)", booked[1], 52))
     finally:
         await emulator.stop()
-        await remove_tenant_redis(admin_redis, TENANT, drop_data=True)
-        await admin_redis.aclose()
-        await drop_tenant_database(conn, TENANT, drop_data=True)
-        await conn.close()
-        await admin_pg.execute(f'DROP DATABASE "{db_name}" WITH (FORCE)')
-        await admin_pg.close()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import time
 from collections.abc import AsyncGenerator
@@ -28,17 +27,13 @@ from aiogram.fsm.storage.base import StorageKey
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import CallbackQuery, Chat, Message, Update, User
-from redis.asyncio import Redis
 
+from bench.scratch import ScratchTenant, scratch_tenant, summary
 from client_bot.app import ClientBot
 from client_bot.callbacks import ConfirmAction, ConfirmCb
 from client_bot.clock import ManualClock
 from client_bot.states import BookingForm
 from core.settings import ClientBotSettings
-from database.dsn import parse_dsn
-from database.migrator import migrate_control
-from database.redis_tenants import create_tenant_redis_user, remove_tenant_redis
-from database.tenants import create_tenant_database, drop_tenant_database
 from telegram_emulator import EmulatorClient, EmulatorServer
 from tests.client.conftest import T0, seed_business
 
@@ -164,12 +159,6 @@ async def measure_round_trip(
     return durations
 
 
-def summary(label: str, seconds: list[float]) -> str:
-    ms = sorted(s * 1000 for s in seconds)
-    p95 = ms[int(len(ms) * 0.95) - 1]
-    return f"{label:<46} median {statistics.median(ms):6.2f} ms   p95 {p95:6.2f} ms   (n={len(ms)})"
-
-
 async def rss_of_bot_process(env: dict[str, str], client: EmulatorClient) -> tuple[float, float]:
     """Start `python -m client_bot`, wait until it polls, return (seconds to ready, RSS MiB)."""
     began = time.perf_counter()
@@ -193,25 +182,17 @@ async def rss_of_bot_process(env: dict[str, str], client: EmulatorClient) -> tup
 
 
 async def main(confirmations: int) -> None:
-    import asyncpg
+    async with scratch_tenant(TENANT, "client") as tenant:
+        await measure(tenant, confirmations)
 
-    server_dsn = os.environ["DATABASE_URL"]
-    redis_url = os.environ["REDIS_URL"]
-    db_name = f"botfleet_bench_client_{os.getpid()}"
-    dsn = parse_dsn(server_dsn).with_database(db_name)
-    admin_pg = await asyncpg.connect(server_dsn)
-    await admin_pg.execute(f'CREATE DATABASE "{db_name}"')
-    conn = await asyncpg.connect(dsn)
-    await migrate_control(conn)
-    tenant, _ = await create_tenant_database(conn, TENANT, server_dsn=dsn)
-    admin_redis = Redis.from_url(redis_url)
-    redis_user = await create_tenant_redis_user(admin_redis, TENANT, server_url=redis_url)
+
+async def measure(tenant: ScratchTenant, confirmations: int) -> None:
     emulator = EmulatorServer()
     await emulator.start()
     client = EmulatorClient(emulator.base_url)
     await client.register_bot(TOKEN, "bench_client_bot")
     settings = ClientBotSettings(
-        tenant_id=TENANT, bot_token=TOKEN, database_url=tenant.dsn, redis_url=redis_user.url,
+        tenant_id=TENANT, bot_token=TOKEN, database_url=tenant.dsn, redis_url=tenant.redis_url,
         telegram_api_url=emulator.base_url, admin_ids=[], _env_file=None,
     )  # fmt: skip
     try:
@@ -231,7 +212,7 @@ async def main(confirmations: int) -> None:
 
         env = {
             "PATH": os.environ.get("PATH", ""), "TENANT_ID": TENANT, "BOT_TOKEN": TOKEN,
-            "DATABASE_URL": tenant.dsn, "REDIS_URL": redis_user.url,
+            "DATABASE_URL": tenant.dsn, "REDIS_URL": tenant.redis_url,
             "TELEGRAM_API_URL": emulator.base_url, "LOG_LEVEL": "WARNING",
         }  # fmt: skip
         ready, rss = await rss_of_bot_process(env, client)
@@ -242,12 +223,6 @@ async def main(confirmations: int) -> None:
     finally:
         await client.close()
         await emulator.stop()
-        await remove_tenant_redis(admin_redis, TENANT, drop_data=True)
-        await admin_redis.aclose()
-        await drop_tenant_database(conn, TENANT, drop_data=True)
-        await conn.close()
-        await admin_pg.execute(f'DROP DATABASE "{db_name}" WITH (FORCE)')
-        await admin_pg.close()
 
 
 if __name__ == "__main__":
