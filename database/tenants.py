@@ -8,6 +8,7 @@ and resets the password); dropping data is a separate, explicit call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from database.migrator import SchemaReport, migrate_tenant
 
 log = logging.getLogger(__name__)
 _DDL_LOCK = 0x626F74666C656574  # "botfleet": serialises tenant role/schema DDL
+_DDL_ATTEMPTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +95,30 @@ async def create_tenant_database(
     validate_tenant_id(tenant_id)
     server = parse_dsn(server_dsn)
     role = schema = tenant_id
-    qrole = quote_ident(role)
     password = password or secrets.token_urlsafe(24)
     database = await conn.fetchval("SELECT current_database()")
     qdb = quote_ident_any(database)
+    for attempt in range(1, _DDL_ATTEMPTS + 1):
+        try:
+            await _role_and_schema(conn, role, password, qdb)
+            break
+        except asyncpg.InternalServerError as exc:
+            # Another database's creator hardening this database for the first time updates
+            # the same pg_database row ("tuple concurrently updated"): the step is idempotent.
+            if "concurrently updated" not in str(exc) or attempt == _DDL_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.1 * attempt)
+    report = await migrate_tenant(conn, tenant_id) if migrate else SchemaReport(schema)
+    dsn = server.with_credentials(role, password)
+    return TenantDatabase(tenant_id, role, schema, password, dsn), report
+
+
+async def _role_and_schema(conn: asyncpg.Connection, role: str, password: str, qdb: str) -> None:
+    """One transaction: the login role, its schema and its grants (idempotent)."""
+    schema = role
+    qrole = quote_ident(role)
     async with conn.transaction():
-        # GRANT/REVOKE on the database row race between concurrent creators
+        # GRANT/REVOKE on the database row race between concurrent creators in this database
         # ("tuple concurrently updated"): role and schema DDL is serialised, migrations are not.
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
         await harden_database(conn)
@@ -125,9 +145,6 @@ async def create_tenant_database(
         await conn.execute(f"ALTER ROLE {qrole} SET temp_buffers = '800kB'")
         await conn.execute(f"GRANT CONNECT ON DATABASE {qdb} TO {qrole}")
         await conn.execute(f"REVOKE TEMPORARY, CREATE ON DATABASE {qdb} FROM {qrole}")
-    report = await migrate_tenant(conn, tenant_id) if migrate else SchemaReport(schema)
-    dsn = server.with_credentials(role, password)
-    return TenantDatabase(tenant_id, role, schema, password, dsn), report
 
 
 async def tenant_exists(conn: asyncpg.Connection, tenant_id: str) -> bool:

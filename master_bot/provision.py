@@ -11,15 +11,12 @@ encrypted before they are used, so a repeated step sets the same password again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-
-import asyncpg
 
 from core.logs import redact
 from core.tenant_id import validate_tenant_id
@@ -46,7 +43,6 @@ from master_bot.telegram import TelegramUnavailableError, TokenRejectedError
 log = logging.getLogger(__name__)
 
 PROVISION_SCOPE = "provision"
-_DDL_ATTEMPTS = 4
 FaultHook = Callable[[str, Step], Awaitable[None]]
 
 
@@ -202,23 +198,14 @@ class Provisioner:
         tid = tenant.tenant_id
         if step is Step.DATABASE:
             tenant, password = await self._secret(tenant, "db_password_enc")
-            for attempt in range(1, _DDL_ATTEMPTS + 1):
-                try:
-                    async with deps.pool.acquire() as conn:
-                        await create_tenant_database(
-                            conn,
-                            tid,
-                            server_dsn=deps.config.tenant_database_url,
-                            password=password,
-                            migrate=False,
-                        )
-                    break
-                except asyncpg.InternalServerError as exc:
-                    # GRANTs on pg_database rows race with DDL from other databases of the
-                    # cluster ("tuple concurrently updated"); the step is idempotent: retry.
-                    if "concurrently updated" not in str(exc) or attempt == _DDL_ATTEMPTS:
-                        raise
-                    await asyncio.sleep(0.1 * attempt)
+            async with deps.pool.acquire() as conn:
+                await create_tenant_database(
+                    conn,
+                    tid,
+                    server_dsn=deps.config.tenant_database_url,
+                    password=password,
+                    migrate=False,
+                )
         elif step is Step.MIGRATIONS:
             async with deps.pool.acquire() as conn:
                 await migrate_tenant(conn, tid)
