@@ -49,5 +49,8 @@ ENV PATH=/opt/botfleet/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 WORKDIR /var/lib/botfleet
 USER 10001:10001
 CMD ["python", "-m", "master_bot"]
+# Last, so that a new hash (scripts/docker_engine.sh stack) rebuilds no layer above.
+ARG SOURCE_HASH=""
 LABEL org.opencontainers.image.title="botfleet-platform" \
-      org.opencontainers.image.description="botfleet master, sales bot and operator scripts"
+      org.opencontainers.image.description="botfleet master, sales bot and operator scripts" \
+      botfleet.source-hash="${SOURCE_HASH}"

@@ -2,9 +2,11 @@
 # Make a Docker Engine and the client-bot image available on this machine (idempotent).
 #
 #   scripts/docker_engine.sh up        # engine + base image + client image (the default)
+#   scripts/docker_engine.sh stack     # up + the images of docker-compose.yml (see step 5)
 #   scripts/docker_engine.sh engine    # only the engine
 #   scripts/docker_engine.sh down      # stop the dockerd this script started
 #   eval "$(scripts/docker_engine.sh up)"   # exports DOCKER_HOST and BOTFLEET_CLIENT_IMAGE
+#   eval "$(scripts/docker_engine.sh stack)"  # ... and BOTFLEET_{PLATFORM,POSTGRES,REDIS}_IMAGE
 #
 # Steps, each skipped when its result is already there:
 #   1. the OS packages docker.io (engine + a BuildKit-capable CLI) and debootstrap (root or sudo -n);
@@ -18,6 +20,13 @@
 #      (Dockerfile, .dockerignore and every file it lets in, plus the base image id) changed.
 #      pip inside the build uses this machine's index and CA bundle, passed as BuildKit secrets
 #      (never stored in an image layer), over the host network.
+#   5. `stack` only: what docker-compose.yml runs, for `make up OFFLINE=1` and
+#      tests/ops/test_compose_stack.py: the platform image $BOTFLEET_PLATFORM_IMAGE (default
+#      botfleet-platform:test) from platform.Dockerfile, and stand-ins for the official postgres:15
+#      and redis:7 images: $BOTFLEET_POSTGRES_IMAGE (botfleet-postgres:15) from
+#      docker-images/postgres/ and $BOTFLEET_REDIS_IMAGE (botfleet-redis:7) from
+#      docker-images/redis/, Debian's packages behind the official images' entrypoint interface. All on the base image, each rebuilt only when
+#      its botfleet.source-hash label changed, like the client image.
 #
 # Progress goes to stderr, the export lines to stdout. Anything that cannot be had fails loudly.
 set -euo pipefail
@@ -27,6 +36,9 @@ RUN_DIR="${BOTFLEET_RUN_DIR:-/tmp/botfleet-run-$(id -u)}"
 BASE_IMAGE="${BOTFLEET_BASE_IMAGE:-botfleet-base:bookworm}"
 BASE_SUITE="${BOTFLEET_BASE_SUITE:-bookworm}"
 CLIENT_IMAGE="${BOTFLEET_CLIENT_IMAGE:-botfleet-client:test}"
+PLATFORM_IMAGE="${BOTFLEET_PLATFORM_IMAGE:-botfleet-platform:test}"
+POSTGRES_IMAGE="${BOTFLEET_POSTGRES_IMAGE:-botfleet-postgres:15}"
+REDIS_IMAGE="${BOTFLEET_REDIS_IMAGE:-botfleet-redis:7}"
 DOCKER_SOCKET="/var/run/docker.sock"
 export DOCKER_HOST="${DOCKER_HOST:-unix://$DOCKER_SOCKET}"
 
@@ -156,20 +168,25 @@ build_base() {
   log "base image $BASE_IMAGE built in $(took "$started")"
 }
 
-# Hash of everything the build sees: the Dockerfile, .dockerignore and the paths it lets in
-# (its `!path` lines), plus the base image id.
+# Hash of everything a build sees, plus the base image id. `source_hash DOCKERFILE IGNOREFILE`: the
+# Dockerfile, its ignore file and the paths that lets in (its `!path` lines), from the repository
+# root; `source_hash DIR`: every file of DIR (a build context of its own: docker-images/postgres).
 source_hash() {
   local paths=()
   local path
-  mapfile -t paths < <(sed -n 's/^!\([^*]*\)$/\1/p' "$ROOT/.dockerignore" | sed 's:/$::')
-  for path in "${paths[@]}"; do
-    [ -e "$ROOT/$path" ] || die ".dockerignore lets in $path, which does not exist"
-  done
+  if [ "$#" = 2 ]; then
+    mapfile -t paths < <(sed -n 's/^!\([^*]*\)$/\1/p' "$ROOT/$2" | sed 's:/$::')
+    for path in "${paths[@]}"; do
+      [ -e "$ROOT/$path" ] || die "$2 lets in $path, which does not exist"
+    done
+    paths=("$1" "$2" "${paths[@]}")
+  else
+    paths=("$1")
+  fi
   (
     cd "$ROOT"
     docker image inspect --format '{{.Id}}' "$BASE_IMAGE"
-    find Dockerfile .dockerignore "${paths[@]}" -type f \
-      ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
+    find "${paths[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
       | LC_ALL=C sort -z | xargs -0 sha256sum
   ) | sha256sum | cut -c1-16
 }
@@ -187,16 +204,20 @@ buildkit_cli() {
   return 1
 }
 
-build_client() {
-  local want have started cli pipconf index extra
-  want="$(source_hash)"
-  have="$(docker image inspect --format '{{ index .Config.Labels "botfleet.source-hash" }}' "$CLIENT_IMAGE" 2>/dev/null || true)"
-  if [ "$want" = "$have" ]; then log "client image $CLIENT_IMAGE up to date ($want)"; return 0; fi
+# build_image WHAT IMAGE DOCKERFILE CONTEXT HASH: build IMAGE unless its label
+# botfleet.source-hash already is HASH.
+build_image() {
+  local what="$1" image="$2" dockerfile="$3" context="$4" want="$5"
+  local have started cli pipconf index extra logfile
+  have="$(docker image inspect --format '{{ index .Config.Labels "botfleet.source-hash" }}' "$image" 2>/dev/null || true)"
+  if [ "$want" = "$have" ]; then log "$what image $image up to date ($want)"; return 0; fi
   cli="$(buildkit_cli)" || die "no BuildKit-capable docker CLI: install the docker-buildx plugin (or docker.io's CLI)"
-  log "building $CLIENT_IMAGE from Dockerfile on $BASE_IMAGE (source hash $want, was ${have:-none})"
+  log "building $image from ${dockerfile#"$ROOT"/} on $BASE_IMAGE (source hash $want, was ${have:-none})"
   started="$(now)"
+  logfile="$RUN_DIR/docker-build-${image//[^a-zA-Z0-9_.-]/_}.log"
   # pip settings of this machine for the build: the index (and http(s) extra indexes), the CA
-  # bundle. Both travel as BuildKit secrets: an index URL may carry credentials.
+  # bundle. Both travel as BuildKit secrets: an index URL may carry credentials. apt inside the
+  # builds uses the base image's sources (this machine's Debian mirror) over the host network.
   pipconf="$(mktemp "${TMPDIR:-/tmp}/botfleet-pip.XXXXXX")"
   # shellcheck disable=SC2064
   trap "rm -f '$pipconf'" EXIT
@@ -218,26 +239,46 @@ build_client() {
   DOCKER_BUILDKIT=1 $cli --network host --progress plain \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "SOURCE_HASH=$want" \
     --secret "id=pip_conf,src=$pipconf" --secret "id=pip_cert,src=$cert" \
-    -t "$CLIENT_IMAGE" -f "$ROOT/Dockerfile" "$ROOT" >"$RUN_DIR/docker-build.log" 2>&1 \
-    || { tail -n 30 "$RUN_DIR/docker-build.log" >&2; die "docker build of $CLIENT_IMAGE failed (full log: $RUN_DIR/docker-build.log)"; }
+    -t "$image" -f "$dockerfile" "$context" >"$logfile" 2>&1 \
+    || { tail -n 30 "$logfile" >&2; die "docker build of $image failed (full log: $logfile)"; }
   rm -f "$pipconf"; trap - EXIT
-  log "client image $CLIENT_IMAGE built in $(took "$started")"
+  log "$what image $image built in $(took "$started")"
   # Earlier builds of it, now untagged (and unused), and build cache beyond a few GB.
   docker image prune -f --filter "label=botfleet.source-hash" >/dev/null || true
   docker builder prune -f --keep-storage 4GB >/dev/null 2>&1 || true
 }
 
+build_client() {
+  build_image client "$CLIENT_IMAGE" "$ROOT/Dockerfile" "$ROOT" "$(source_hash Dockerfile .dockerignore)"
+}
+
+# The images docker-compose.yml runs: the platform's, and the stand-ins of postgres:15 / redis:7.
+build_stack() {
+  build_image platform "$PLATFORM_IMAGE" "$ROOT/platform.Dockerfile" "$ROOT" \
+    "$(source_hash platform.Dockerfile platform.Dockerfile.dockerignore)"
+  build_image postgres "$POSTGRES_IMAGE" "$ROOT/docker-images/postgres/Dockerfile" "$ROOT/docker-images/postgres" \
+    "$(source_hash docker-images/postgres)"
+  build_image redis "$REDIS_IMAGE" "$ROOT/docker-images/redis/Dockerfile" "$ROOT/docker-images/redis" \
+    "$(source_hash docker-images/redis)"
+}
+
 case "${1:-up}" in
-  up | engine)
+  up | engine | stack)
     total="$(now)"
     mkdir -p "$RUN_DIR"
     ensure_packages
     start_engine
-    if [ "${1:-up}" = up ]; then build_base; build_client; fi
+    if [ "${1:-up}" != engine ]; then build_base; build_client; fi
+    if [ "${1:-up}" = stack ]; then build_stack; fi
     log "ready in $(took "$total")"
     echo "export DOCKER_HOST='$DOCKER_HOST'"
     echo "export BOTFLEET_CLIENT_IMAGE='$CLIENT_IMAGE'"
+    if [ "${1:-up}" = stack ]; then
+      echo "export BOTFLEET_PLATFORM_IMAGE='$PLATFORM_IMAGE'"
+      echo "export BOTFLEET_POSTGRES_IMAGE='$POSTGRES_IMAGE'"
+      echo "export BOTFLEET_REDIS_IMAGE='$REDIS_IMAGE'"
+    fi
     ;;
   down) stop_engine ;;
-  *) die "usage: $0 up|engine|down" ;;
+  *) die "usage: $0 up|stack|engine|down" ;;
 esac
