@@ -64,9 +64,18 @@ migrate: install ## apply control + tenant migrations (.env/DATABASE_URL, else t
 migrate-dry-run: install ## list pending migrations without applying them
 	@$(OPS_ENV) && $(PY) -m scripts.migrate --dry-run
 
-up: ## build and start the whole platform with docker compose (needs a filled .env)
+up: ## build and start the whole platform with docker compose (needs a filled .env; OFFLINE=1: images built here)
 	@test -f .env || { echo "no .env: cp .env.example .env and fill it in (docs/operations.md)"; exit 1; }
+ifdef OFFLINE
+	@# Every image built here by scripts/docker_engine.sh (postgres/redis stand-ins included).
+	@stack_env="$$(scripts/docker_engine.sh stack)" && eval "$$stack_env" && \
+		export PLATFORM_IMAGE="$$BOTFLEET_PLATFORM_IMAGE" CLIENT_IMAGE="$$BOTFLEET_CLIENT_IMAGE" \
+			POSTGRES_IMAGE="$$BOTFLEET_POSTGRES_IMAGE" REDIS_IMAGE="$$BOTFLEET_REDIS_IMAGE" && \
+		echo "images: $$PLATFORM_IMAGE $$CLIENT_IMAGE $$POSTGRES_IMAGE $$REDIS_IMAGE" && \
+		DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --no-build
+else
 	DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --build
+endif
 	@$(COMPOSE) ps
 
 down: ## stop the platform and the client-bot containers (volumes and data stay)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -62,6 +63,12 @@ def test_images_are_built_from_the_project(compose: dict[str, Any]) -> None:
         assert (ROOT / build["dockerfile"]).is_file()
         assert services[name]["image"] == "${PLATFORM_IMAGE:-botfleet-platform:latest}"
     assert (ROOT / services["client-image"]["build"]["dockerfile"]).is_file()
+    # The official images by default; stand-ins built here (`make up OFFLINE=1`) by variable.
+    assert services["postgres"]["image"] == "${POSTGRES_IMAGE:-postgres:15}"
+    assert services["redis"]["image"] == "${REDIS_IMAGE:-redis:7}"
+    for standin in ("postgres", "redis"):
+        assert (ROOT / "docker-images" / standin / "Dockerfile").is_file()
+        assert os.access(ROOT / "docker-images" / standin / "docker-entrypoint.sh", os.X_OK)
     assert services["client-image"]["image"] == services["master"]["environment"]["CLIENT_IMAGE"]
     platform = (ROOT / "platform.Dockerfile").read_text()
     assert "postgresql-client" in platform and "USER 10001:10001" in platform
