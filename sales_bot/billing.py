@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sales_bot.kassa import KassaError, KassaUnavailableError, PaymentDraft, PaymentGateway
 from sales_bot.master import Tenant
@@ -107,8 +108,10 @@ class Billing:
         self.vault = vault
         self.refund_suspends = refund_suspends
         self.on_outbox = on_outbox
+        self._queued: dict[str, tuple[str, str]] = {}  # key -> (event, object id)
         self._inflight: dict[str, asyncio.Task[str]] = {}
-        self._tasks: set[asyncio.Task[str]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._again: set[str] = set()
         # Work after the webhook's answer runs a few at a time, so a burst of notifications
         # does not starve the answers (SDK calls hold threads and the GIL).
@@ -226,20 +229,37 @@ class Billing:
     # ------------------------------------------------------------------ notifications
     def submit(self, key: str, event: str, object_id: str) -> None:
         """Process a recorded notification in the background, one run at a time per key; a
-        copy arriving during a run makes it run once more (the payment may have moved)."""
+        copy arriving during a run makes it run once more (the payment may have moved).
+
+        Nothing starts while a burst is being answered: one dispatcher waits for a quiet
+        moment, then starts the runs (a few at a time, `workers`). Submitting costs the webhook
+        a dict insert, not a task per notification."""
         self._last_submit = asyncio.get_running_loop().time()
         if key in self._inflight:
             self._again.add(key)
             return
-        task = asyncio.create_task(self._process_until_quiet(key, event, object_id))
-        self._inflight[key] = task
+        self._queued[key] = (event, object_id)
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = self._track(asyncio.create_task(self._dispatch()))
+
+    def _track(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
         self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
-        def done(t: asyncio.Task[str]) -> None:
-            self._inflight.pop(key, None)
-            self._tasks.discard(t)
+    async def _dispatch(self) -> None:
+        await self._after_burst()
+        while self._queued:
+            key = next(iter(self._queued))
+            event, object_id = self._queued.pop(key)
+            task = self._track(
+                asyncio.create_task(self._process_until_quiet(key, event, object_id))
+            )
+            self._inflight[key] = task
+            task.add_done_callback(functools.partial(self._finished, key))
 
-        task.add_done_callback(done)
+    def _finished(self, key: str, _task: asyncio.Task[str]) -> None:
+        self._inflight.pop(key, None)
 
     async def _after_burst(self) -> None:
         """Let a burst of notifications be answered first (at most `burst_wait` seconds)."""
@@ -249,7 +269,6 @@ class Billing:
             await asyncio.sleep(0.02)
 
     async def _process_until_quiet(self, key: str, event: str, object_id: str) -> str:
-        await self._after_burst()
         while True:
             self._again.discard(key)
             async with self._slots:
