@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from client_bot.app import run_forever
 from core.logs import setup_logging
 from core.settings import ClientBotSettings, load_settings
+from core.telegram import BotTokenRefusedError
 from database.pool import DatabaseUnavailableError
 
 
@@ -23,7 +24,7 @@ def main() -> int:
     setup_logging(settings.log_level, settings.log_format, secrets=secrets)
     try:
         asyncio.run(run_forever(settings))
-    except DatabaseUnavailableError as exc:
+    except (DatabaseUnavailableError, BotTokenRefusedError) as exc:
         logging.getLogger("client_bot").error("%s", exc)
         return 2
     except KeyboardInterrupt:

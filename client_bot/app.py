@@ -29,7 +29,7 @@ from client_bot.store import Store
 from client_bot.workers.broadcast import BroadcastWorker
 from client_bot.workers.reminders import ReminderWorker
 from core.settings import ClientBotSettings
-from core.telegram import build_bot
+from core.telegram import build_bot, wait_for_telegram
 from database.pool import create_pool
 from database.redis_tenants import fsm_storage
 from middlewares.throttling import ThrottlingMiddleware, polite_refusal
@@ -125,7 +125,9 @@ class ClientBot:
             log.info("commands not fully set: %s", exc)
 
     async def run(self, *, handle_signals: bool = True) -> None:
-        """Poll Telegram and run the workers until stopped."""
+        """Poll Telegram and run the workers until stopped (waiting for Telegram first when it
+        is unreachable: a bot started during an outage comes up when Telegram does)."""
+        await wait_for_telegram(self.bot, "BOT_TOKEN")
         await self.set_commands()
         self._tasks = [asyncio.create_task(self.reminders.run(), name="reminders")]
         await self.broadcasts.resume_all()

@@ -1,18 +1,28 @@
-"""The one way every process builds an aiogram `Bot`."""
+"""The one way every process builds an aiogram `Bot`, and waits for Telegram at start."""
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError, TelegramNotFound, TelegramUnauthorizedError
+from aiogram.types import User
 
 from core.settings import BOT_TOKEN_RE, TELEGRAM_PUBLIC_API
 
 
 class InvalidBotTokenError(ValueError):
     """A string that cannot be a Telegram bot token."""
+
+
+class BotTokenRefusedError(RuntimeError):
+    """Telegram answered, and refused the bot's token (revoked or never valid): retrying is
+    useless until somebody puts a current token from @BotFather in the settings."""
 
 
 def check_token_format(token: str) -> str:
@@ -31,3 +41,29 @@ def build_bot(token: str, api_url: str = TELEGRAM_PUBLIC_API, timeout: float = 3
     return Bot(
         token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML)
     )
+
+
+async def wait_for_telegram(
+    bot: Bot, who: str, *, first_delay: float = 1.0, max_delay: float = 60.0
+) -> User:
+    """getMe, retried with backoff while Telegram is unreachable or failing (network errors,
+    5xx, flood control), so that a process started while Telegram (or the Bot API server) is
+    down waits for it instead of crashing; BotTokenRefusedError when the token is refused.
+
+    `who` names the token's setting in the log lines (the token itself is never logged)."""
+    log = logging.getLogger(__name__)
+    delay = first_delay
+    while True:
+        try:
+            return await bot.me()
+        except (TelegramUnauthorizedError, TelegramNotFound):
+            raise BotTokenRefusedError(
+                f"Telegram refused {who} (revoked or invalid): put a current token from "
+                "@BotFather in the settings"
+            ) from None
+        except TelegramAPIError as exc:
+            log.warning(
+                "Telegram does not answer getMe for %s (%s); retrying in %.0f s", who, exc, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)

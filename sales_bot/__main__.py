@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from core.logs import setup_logging
 from core.settings import SalesSettings, load_settings
+from core.telegram import BotTokenRefusedError
 from database.pool import DatabaseUnavailableError
 from sales_bot.app import SalesApp
 from sales_bot.plans import PlansError
@@ -38,7 +39,7 @@ def main() -> int:
         return 2
     try:
         asyncio.run(_run(settings))
-    except (DatabaseUnavailableError, PlansError) as exc:
+    except (DatabaseUnavailableError, PlansError, BotTokenRefusedError) as exc:
         log.error("%s", exc)
         return 2
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from core.settings import SalesSettings
-from core.telegram import build_bot
+from core.telegram import build_bot, wait_for_telegram
 from database.migrator import migrate_control
 from database.pool import create_pool
 from sales_bot.allowlist import SenderPolicy
@@ -214,9 +214,14 @@ class SalesApp:
                 log.info("commands not set: %s", exc)
 
     async def run(self, *, handle_signals: bool = True, webhook_port: int | None = None) -> None:
-        """Everything until stopped: the webhook server, the workers and long polling."""
+        """Everything until stopped: the webhook server, the workers and long polling.
+
+        The webhook and the workers start first and keep taking payments and provisioning
+        while Telegram is unreachable; polling starts once Telegram answers getMe."""
         await self.start_webhook(port=webhook_port)
         self.start_workers()
+        me = await wait_for_telegram(self.bot, "SALES_BOT_TOKEN")
+        log.info("sales bot @%s is up", me.username)
         await self.set_commands()
         await self.dp.start_polling(
             self.bot,

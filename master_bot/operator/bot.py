@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramAPIError, TelegramNotFound, TelegramUnauthorizedError
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeChat, User
 
-from core.telegram import build_bot
+from core.telegram import BotTokenRefusedError, build_bot, wait_for_telegram
 from master_bot.operator.access import OperatorsOnly
 from master_bot.operator.alerts import OperatorAlerter
 from master_bot.operator.handlers import on_error, routers
@@ -91,17 +90,11 @@ class OperatorBot:
 
     async def _identify(self) -> User | None:
         """getMe, retried while Telegram is unreachable; None when the token is refused."""
-        delay = 1.0
-        while True:
-            try:
-                return await self.bot.me()
-            except (TelegramUnauthorizedError, TelegramNotFound) as exc:
-                log.error("operator bot off: Telegram refused MASTER_BOT_TOKEN (%s)", exc)
-                return None
-            except TelegramAPIError as exc:  # network, 5xx, flood control: try again later
-                log.warning("operator bot: getMe failed (%s); retrying in %.0fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+        try:
+            return await wait_for_telegram(self.bot, "MASTER_BOT_TOKEN")
+        except BotTokenRefusedError as exc:
+            log.error("operator bot off: %s", exc)
+            return None
 
     async def run(self) -> None:
         """Poll Telegram until `stop()`; errors are logged, never raised into the master."""
