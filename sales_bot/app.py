@@ -28,6 +28,7 @@ from sales_bot.handlers import routers
 from sales_bot.i18n import UserLocaleMiddleware, build_i18n
 from sales_bot.kassa import PaymentGateway, YooKassa
 from sales_bot.master import HttpMaster, MasterApi
+from sales_bot.notices import Notices
 from sales_bot.owner import BotNotifier
 from sales_bot.plans import Catalog, load_plans
 from sales_bot.relay import Relay
@@ -85,11 +86,12 @@ class SalesApp:
         self.billing = Billing(
             self.store, kassa, self.vault, refund_suspends=settings.sales_refund_suspends
         )
+        self.notices = Notices(self.store, self.notifier, max_delay=settings.sales_retry_max_delay)
         self.relay = Relay(
             self.store,
             master,
             self.vault,
-            self.notifier,
+            self.notices,
             base_delay=tuning.relay_base_delay,
             max_delay=settings.sales_retry_max_delay,
             poll=tuning.relay_poll,

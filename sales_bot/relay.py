@@ -4,7 +4,8 @@ Rows are leased (`claim_due`), the master is called with `Idempotency-Key` = ord
 retry after a crash returns the tenant already made), and a row is marked done only after the
 master answered. While the master is down the row is retried with exponential backoff and
 jitter, capped at `max_delay`, for as long as it takes. Refusals that need a person (a token the
-master rejects) park the row until the owner sends a new token.
+master rejects) park the row until the owner sends a new token. What the owner is told
+afterwards goes through `Notices` (sales_bot/notices.py), which this loop also retries.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
-from sales_bot.billing import Notifier
 from sales_bot.master import (
     MasterApi,
     MasterRejectedError,
     MasterUnavailableError,
     ProvisionRequest,
 )
+from sales_bot.notices import Notices
 from sales_bot.orders import Action, OrderStatus
 from sales_bot.store import Order, OutboxItem, SalesStore
 from sales_bot.vault import Vault, VaultError
@@ -42,7 +43,7 @@ class Relay:
         store: SalesStore,
         master: MasterApi,
         vault: Vault,
-        notifier: Notifier,
+        notices: Notices,
         *,
         base_delay: float = 1.0,
         max_delay: float = 300.0,
@@ -53,7 +54,7 @@ class Relay:
         self.store = store
         self.master = master
         self.vault = vault
-        self.notifier = notifier
+        self.notices = notices
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.lease = lease
@@ -84,11 +85,11 @@ class Relay:
                 await asyncio.wait_for(self._wake.wait(), self.poll)
 
     async def run_once(self) -> int:
-        """Deliver the rows due now; how many were claimed."""
+        """Deliver the rows due now, then the owners' notices due now; how many were claimed."""
         items = await self.store.claim_due(self.batch, self.lease)
         if items:
             await asyncio.gather(*(self._deliver(item) for item in items))
-        return len(items)
+        return len(items) + await self.notices.run_once()
 
     async def _deliver(self, item: OutboxItem) -> None:
         order = item.order
@@ -145,7 +146,7 @@ class Relay:
         await self.store.outbox_done(item.id, f"provisioned {tenant.tenant_id}")
         log.info("order %s provisioned %s", order.order_id, tenant.tenant_id)
         if done.status is OrderStatus.PAID:
-            await self._tell(self.notifier.live(done, tenant))
+            await self._tell(self.notices.live(done, tenant))
 
     async def _extend(self, item: OutboxItem, order: Order) -> None:
         if order.tenant_id is None:
@@ -156,7 +157,7 @@ class Relay:
         await self.store.outbox_done(item.id, f"extended {tenant.tenant_id}")
         log.info("order %s extended %s", order.order_id, tenant.tenant_id)
         if done.status is OrderStatus.PAID:
-            await self._tell(self.notifier.extended(done, tenant))
+            await self._tell(self.notices.extended(done, tenant))
 
     async def _suspend(self, item: OutboxItem, order: Order) -> None:
         if order.tenant_id is None:
@@ -167,14 +168,14 @@ class Relay:
         await self.after_call(item)
         await self.store.outbox_done(item.id, f"suspended {order.tenant_id}")
         log.info("order %s refunded: %s suspended", order.order_id, order.tenant_id)
-        await self._tell(self.notifier.suspended(order))
+        await self._tell(self.notices.suspended(order))
 
     async def _rejected(self, item: OutboxItem, order: Order, exc: MasterRejectedError) -> None:
         if item.action is Action.PROVISION and exc.code in TOKEN_REFUSALS:
             log.warning("order %s: the master refused the bot token (%s)", order.order_id, exc.code)
             await self.store.set_failure(order.order_id, exc.code)
             await self.store.outbox_park(item.id, str(exc)[:500])
-            await self._tell(self.notifier.token_refused(order, exc.code))
+            await self._tell(self.notices.token_refused(order, exc.code))
         elif item.action is Action.SUSPEND and exc.status in (404, 409):
             await self.store.outbox_done(item.id, f"nothing to suspend: {exc.code}")
         else:
@@ -186,4 +187,4 @@ class Relay:
         try:
             await message
         except Exception:
-            log.exception("could not message the owner")
+            log.exception("could not record or send a notice to the owner")

@@ -6,6 +6,7 @@ connection from the pool, runs its statements and gives it back.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,6 +111,17 @@ class OutboxItem:
     id: int
     order_id: str
     action: Action
+    attempts: int
+    order: Order
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message to an order's owner that Telegram has not taken yet (control.sales_notices)."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
     attempts: int
     order: Order
 
@@ -441,3 +453,74 @@ class SalesStore:
             limit,
         )
         return [(r["key"], r["event"], r["object_id"]) for r in rows]
+
+    # ------------------------------------------------------------------ notices to owners
+    async def add_notice(
+        self, order_id: str, kind: str, payload: dict[str, Any], *, lease: float, again: bool
+    ) -> int | None:
+        """Write a notice, leased for `lease` seconds to the caller who sends it now; None when
+        this order's notice of this kind exists already (`again` re-arms it instead)."""
+        conflict = (
+            "DO UPDATE SET payload = EXCLUDED.payload, attempts = 1, sent_at = NULL,"
+            " gave_up_at = NULL, last_error = NULL, next_attempt_at = EXCLUDED.next_attempt_at"
+            if again
+            else "DO NOTHING"
+        )
+        notice_id: int | None = await self.pool.fetchval(
+            "INSERT INTO control.sales_notices (order_id, kind, payload, attempts, next_attempt_at)"
+            " VALUES ($1, $2, $3::jsonb, 1, now() + make_interval(secs => $4))"
+            f" ON CONFLICT (order_id, kind) {conflict} RETURNING id",
+            order_id,
+            kind,
+            json.dumps(payload),
+            lease,
+        )
+        return notice_id
+
+    async def claim_notices(self, limit: int, lease: float) -> list[Notice]:
+        """Due notices (never sent, not given up), leased for `lease` seconds."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "UPDATE control.sales_notices SET attempts = attempts + 1,"
+                " next_attempt_at = now() + make_interval(secs => $2)"
+                " WHERE id IN (SELECT id FROM control.sales_notices WHERE sent_at IS NULL"
+                " AND gave_up_at IS NULL AND next_attempt_at <= now() ORDER BY id LIMIT $1"
+                " FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, order_id, kind, payload, attempts",
+                limit,
+                lease,
+            )
+            if not rows:
+                return []
+            orders = await conn.fetch(
+                f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE order_id = ANY($1)",
+                [r["order_id"] for r in rows],
+            )
+        by_id = {o["order_id"]: Order.of(o) for o in orders}
+        return [
+            Notice(r["id"], r["kind"], json.loads(r["payload"]), r["attempts"],
+                   by_id[r["order_id"]])
+            for r in sorted(rows, key=lambda r: r["id"])
+        ]  # fmt: skip
+
+    async def notice_sent(self, notice_id: int) -> None:
+        await self.pool.execute(
+            "UPDATE control.sales_notices SET sent_at = now(), last_error = NULL WHERE id = $1",
+            notice_id,
+        )
+
+    async def notice_retry(self, notice_id: int, delay: float, error: str) -> None:
+        await self.pool.execute(
+            "UPDATE control.sales_notices SET next_attempt_at = now() + make_interval(secs => $2),"
+            " last_error = $3 WHERE id = $1",
+            notice_id,
+            delay,
+            error,
+        )
+
+    async def notice_gave_up(self, notice_id: int, error: str) -> None:
+        await self.pool.execute(
+            "UPDATE control.sales_notices SET gave_up_at = now(), last_error = $2 WHERE id = $1",
+            notice_id,
+            error,
+        )

@@ -72,7 +72,8 @@ async def clean_sales(pg_dsn: str, redis_admin: Redis) -> None:
     conn = await asyncpg.connect(pg_dsn)
     try:
         await conn.execute(
-            "TRUNCATE control.sales_outbox, control.sales_notifications, control.sales_orders"
+            "TRUNCATE control.sales_notices, control.sales_outbox, control.sales_notifications,"
+            " control.sales_orders"
         )
     finally:
         await conn.close()
