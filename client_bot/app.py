@@ -27,6 +27,7 @@ from client_bot.i18n import TenantLocaleMiddleware, build_i18n
 from client_bot.notices import AdminNotices
 from client_bot.store import Store
 from client_bot.workers.broadcast import BroadcastWorker
+from client_bot.workers.housekeeping import Housekeeping
 from client_bot.workers.reminders import ReminderWorker
 from core.settings import ClientBotSettings
 from core.telegram import build_bot, wait_for_telegram
@@ -60,6 +61,7 @@ class ClientBot:
         self.i18n = build_i18n(settings.locale)
         self.ctx = TenantContext(settings, Store(pool), clock, self.i18n)
         self.reminders = ReminderWorker(self.ctx, bot, interval=reminder_interval)
+        self.housekeeping = Housekeeping(self.ctx, history_days=settings.assistant_history_days)
         self.broadcasts = BroadcastWorker(self.ctx, bot, rate=broadcast_rate)
         # None without OPENAI_API_KEY: free text then gets the menu, and the SDK is not loaded.
         self.assistant = build_assistant(settings, self.ctx, redis, AdminNotices(self.ctx, bot))
@@ -129,7 +131,10 @@ class ClientBot:
         is unreachable: a bot started during an outage comes up when Telegram does)."""
         await wait_for_telegram(self.bot, "BOT_TOKEN")
         await self.set_commands()
-        self._tasks = [asyncio.create_task(self.reminders.run(), name="reminders")]
+        self._tasks = [
+            asyncio.create_task(self.reminders.run(), name="reminders"),
+            asyncio.create_task(self.housekeeping.run(), name="housekeeping"),
+        ]
         await self.broadcasts.resume_all()
         try:
             await self.dp.start_polling(

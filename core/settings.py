@@ -156,6 +156,9 @@ class ClientBotSettings(
     assistant_daily_tokens: int = Field(300_000, ge=0, description="per tenant per day; 0 = no cap")
     assistant_rate_limit: int = Field(10, ge=1, le=1000)
     assistant_rate_window: int = Field(60, ge=1, le=86400)
+    assistant_history_days: int = Field(
+        90, ge=1, le=3650, description="customers' messages to the assistant are kept this long"
+    )
 
     @field_validator("admin_ids", mode="before")
     @classmethod

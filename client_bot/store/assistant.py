@@ -122,6 +122,14 @@ class AssistantStore:
             history=[ChatMessage(r["role"], r["content"]) for r in rows],
         )
 
+    async def forget_messages(self, older_than_days: int) -> int:
+        """Delete conversation messages older than `older_than_days`; how many went."""
+        status: str = await self.pool.execute(
+            "DELETE FROM ai_messages WHERE created_at < now() - make_interval(days => $1)",
+            older_than_days,
+        )
+        return int(status.split()[-1])
+
     async def add_message(self, customer_id: int, role: str, content: str) -> None:
         await self.pool.execute(
             "INSERT INTO ai_messages (customer_id, role, content) VALUES ($1, $2, $3)",

@@ -527,3 +527,20 @@ async def test_a_message_the_model_writes_is_shown_as_plain_text(ai_bot, model):
     answer = await bot.customer(218).ask("привет", "Жирный")
     assert answer.plain_text == '<b>Жирный</b> & <a href="tg://x">ссылка</a>'
     assert not answer.entities
+
+
+async def test_conversations_older_than_the_retention_are_deleted(ai_bot, model):
+    bot = await ai_bot(assistant_history_days=30)
+    anna = bot.customer(219)
+    model.reply("Здравствуйте! Чем помочь?")
+    await anna.ask("Давний вопрос", "Чем помочь")
+    await fetch(bot.tenant.dsn, "UPDATE ai_messages SET created_at = now() - interval '31 days'")
+    model.reply("Да, в субботу с 10 до 19.")
+    await anna.ask("А в субботу работаете?", "в субботу с 10 до 19")
+
+    assert await bot.app.housekeeping.tick() == 2  # the old question and its answer
+    assert await ai_messages(bot, 219) == [
+        ("user", "А в субботу работаете?"),
+        ("assistant", "Да, в субботу с 10 до 19."),
+    ]
+    assert await bot.app.housekeeping.tick() == 0

@@ -1,0 +1,36 @@
+"""Hourly housekeeping of one tenant's data: the assistant's conversations older than
+ASSISTANT_HISTORY_DAYS are deleted (customers' messages are personal data; the assistant itself
+only ever reads a customer's last 20 messages)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from client_bot.context import TenantContext
+
+log = logging.getLogger(__name__)
+
+
+class Housekeeping:
+    def __init__(self, ctx: TenantContext, *, history_days: int, interval: float = 3600.0) -> None:
+        self.ctx = ctx
+        self.history_days = history_days
+        self.interval = interval
+
+    async def tick(self) -> int:
+        """One pass; how many messages were deleted."""
+        gone = await self.ctx.store.assistant.forget_messages(self.history_days)
+        if gone:
+            log.info("deleted %d assistant messages older than %d days", gone, self.history_days)
+        return gone
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("housekeeping pass failed")
+            await asyncio.sleep(self.interval)
