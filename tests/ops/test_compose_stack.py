@@ -12,9 +12,7 @@ The stack is docker-compose.yml as `make up` runs it, with only these difference
   free 127.0.0.1 ports, so that it cannot clash with a real `make up` on the same machine;
 - Telegram: a test-only override adds the project's Telegram emulator as a service `telegram` of
   the same network (the platform image has aiohttp; telegram_emulator/ is mounted read-only) and
-  TELEGRAM_API_URL points at it. The sales bot does not start without a Telegram that answers
-  getMe (aiogram's polling raises, the process exits, the restart policy starts it again), and
-  with the emulator the test can talk to the bots like a user does.
+  TELEGRAM_API_URL points at it, so that the test can talk to the bots like a user does.
 
 Every server listens inside the containers or on 127.0.0.1 (published ports); YooKassa and
 OpenAI URLs point at a closed local port, so nothing leaves the machine.
