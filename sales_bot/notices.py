@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import random
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 
+from core.retry import backoff
 from sales_bot.billing import Notifier
 from sales_bot.master import Tenant
 from sales_bot.store import Order, SalesStore
@@ -148,5 +148,4 @@ class Notices:
             await self.notifier.token_refused(order, str(payload["code"]))
 
     def backoff(self, attempts: int) -> float:
-        delay: float = min(self.base_delay * 2.0 ** max(attempts - 1, 0), self.max_delay)
-        return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+        return backoff(attempts, self.base_delay, self.max_delay)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
+from core.retry import backoff
 from sales_bot.master import (
     MasterApi,
     MasterRejectedError,
@@ -68,8 +68,7 @@ class Relay:
         self._wake.set()
 
     def backoff(self, attempts: int) -> float:
-        delay: float = min(self.base_delay * 2.0 ** max(attempts - 1, 0), self.max_delay)
-        return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+        return backoff(attempts, self.base_delay, self.max_delay)
 
     async def run(self) -> None:
         while True:
