@@ -66,28 +66,35 @@ def _exports(stdout: str) -> dict[str, str]:
     return found
 
 
-def prepare_docker() -> DockerEnv:
-    """Engine + images via scripts/docker_engine.sh; fails the test with its reason."""
-    started = time.monotonic()
+def run_engine_script(command: str, timeout: float, cannot: str) -> dict[str, str]:
+    """`scripts/docker_engine.sh <command>`: its export lines, or the test fails with `cannot`
+    and the script's last lines (the reason)."""
     try:
         result = subprocess.run(
-            ["bash", str(ENGINE_SCRIPT), "up"],
+            ["bash", str(ENGINE_SCRIPT), command],
             capture_output=True,
             text=True,
-            timeout=ENGINE_TIMEOUT,
+            timeout=timeout,
             check=False,
             cwd=REPO_ROOT,
         )
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{ENGINE_SCRIPT} did not finish within {ENGINE_TIMEOUT} s", pytrace=False)
+        pytest.fail(f"{ENGINE_SCRIPT} {command} did not finish in {timeout:.0f} s", pytrace=False)
     if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-25:])
+        tail = "\n".join(result.stderr.strip().splitlines()[-30:])
         pytest.fail(
-            f"a Docker Engine with the client image cannot be had here "
-            f"({ENGINE_SCRIPT} exited {result.returncode}):\n{tail}",
+            f"{cannot} ({ENGINE_SCRIPT} {command} exited {result.returncode}):\n{tail}",
             pytrace=False,
         )
-    exports = _exports(result.stdout)
+    return _exports(result.stdout)
+
+
+def prepare_docker() -> DockerEnv:
+    """Engine + images via scripts/docker_engine.sh; fails the test with its reason."""
+    started = time.monotonic()
+    exports = run_engine_script(
+        "up", ENGINE_TIMEOUT, "a Docker Engine with the client image cannot be had here"
+    )
     env = DockerEnv(
         docker_host=exports.get("DOCKER_HOST") or os.environ.get("DOCKER_HOST", ""),
         image=exports.get("BOTFLEET_CLIENT_IMAGE", "botfleet-client:test"),

@@ -49,10 +49,9 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
 from telegram_emulator.driver import EmulatorClient
-from tests.docker_support import RUN_ID, RUN_LABEL
+from tests.docker_support import RUN_ID, RUN_LABEL, run_engine_script
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE_SCRIPT = ROOT / "scripts" / "docker_engine.sh"
 BUILD_TIMEOUT = 1800  # a clean machine: debootstrap, then four image builds
 UP_TIMEOUT = 300  # `up -d` waits for the healthchecks the services depend on
 HEALTHY_WITHIN = 180
@@ -83,38 +82,14 @@ def _compose_cli() -> list[str]:
     return [legacy]
 
 
-def _exports(stdout: str) -> dict[str, str]:
-    found = {}
-    for line in stdout.splitlines():
-        if line.startswith("export ") and "=" in line:
-            name, value = line.removeprefix("export ").split("=", 1)
-            found[name] = value.strip("'\"")
-    return found
-
-
 def _build_images() -> dict[str, str]:
     """Engine, base and the four images of the stack via the script; fails with its reason."""
     started = time.monotonic()
-    try:
-        result = subprocess.run(
-            ["bash", str(ENGINE_SCRIPT), "stack"],
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-            cwd=ROOT,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{ENGINE_SCRIPT} stack did not finish in {BUILD_TIMEOUT} s", pytrace=False)
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-30:])
-        pytest.fail(
-            f"the images of docker-compose.yml cannot be built here "
-            f"({ENGINE_SCRIPT} stack exited {result.returncode}):\n{tail}",
-            pytrace=False,
-        )
+    exports = run_engine_script(
+        "stack", BUILD_TIMEOUT, "the images of docker-compose.yml cannot be built here"
+    )
     print(f"stack images ready in {time.monotonic() - started:.1f} s")  # shown with -s
-    return _exports(result.stdout)
+    return exports
 
 
 def _free_port() -> int:
