@@ -14,7 +14,6 @@ subscription (`POST .../extend`) resumes it.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from core.loops import run_every
 from master_bot.alert import AlertKind
 from master_bot.deps import Deps
 from master_bot.errors import MasterError
@@ -150,9 +150,4 @@ class SubscriptionMonitor:
         report.reminded.append((tid, threshold))
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("subscription monitor pass failed")
-            await asyncio.sleep(self.interval)
+        await run_every(self.interval, self.run_once, "subscription monitor pass")

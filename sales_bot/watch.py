@@ -8,9 +8,9 @@ created, and tells owners whose bot is taking long that it is being set up.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from core.loops import run_every
 from sales_bot.billing import Billing, Notifier
 from sales_bot.kassa import KassaError
 from sales_bot.store import SalesStore
@@ -39,12 +39,7 @@ class Watcher:
         self.retry_notifications_after = retry_notifications_after
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("periodic check failed")
-            await asyncio.sleep(self.interval)
+        await run_every(self.interval, self.run_once, "periodic check")
 
     async def run_once(self) -> int:
         """One pass; how many orders changed state."""

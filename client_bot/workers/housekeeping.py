@@ -4,10 +4,10 @@ only ever reads a customer's last 20 messages)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from client_bot.context import TenantContext
+from core.loops import run_every
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,4 @@ class Housekeeping:
         return gone
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("housekeeping pass failed")
-            await asyncio.sleep(self.interval)
+        await run_every(self.interval, self.tick, "housekeeping pass")

@@ -5,7 +5,6 @@ A temporary failure (Telegram down, 429) gives it back for the next pass.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiogram import Bot
@@ -14,6 +13,7 @@ from aiogram.utils.i18n import gettext as _
 
 from client_bot import text
 from client_bot.context import TenantContext
+from core.loops import run_every
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,4 @@ class ReminderWorker:
         return sent
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # keep the loop alive; the next pass retries
-                log.exception("reminder pass failed")
-            await asyncio.sleep(self.interval)
+        await run_every(self.interval, self.tick, "reminder pass")
