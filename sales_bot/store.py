@@ -132,6 +132,15 @@ class Applied:
     moved: Transition | None
 
 
+async def _orders_of(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> dict[str, Order]:
+    """The orders named by `rows` (column order_id), by order id: one query."""
+    orders = await conn.fetch(
+        f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE order_id = ANY($1)",
+        [r["order_id"] for r in rows],
+    )
+    return {o["order_id"]: Order.of(o) for o in orders}
+
+
 class SalesStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -368,11 +377,7 @@ class SalesStore:
             )
             if not rows:
                 return []
-            orders = await conn.fetch(
-                f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE order_id = ANY($1)",
-                [r["order_id"] for r in rows],
-            )
-        by_id = {o["order_id"]: Order.of(o) for o in orders}
+            by_id = await _orders_of(conn, rows)
         return [
             OutboxItem(r["id"], r["order_id"], Action(r["action"]), r["attempts"],
                        by_id[r["order_id"]])
@@ -492,11 +497,7 @@ class SalesStore:
             )
             if not rows:
                 return []
-            orders = await conn.fetch(
-                f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE order_id = ANY($1)",
-                [r["order_id"] for r in rows],
-            )
-        by_id = {o["order_id"]: Order.of(o) for o in orders}
+            by_id = await _orders_of(conn, rows)
         return [
             Notice(r["id"], r["kind"], json.loads(r["payload"]), r["attempts"],
                    by_id[r["order_id"]])
