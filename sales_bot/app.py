@@ -101,7 +101,7 @@ class SalesApp:
         self.watcher = Watcher(
             self.store,
             self.billing,
-            self.notifier,
+            self.notices,
             interval=settings.sales_check_interval,
             check_after=settings.sales_check_after,
             slow_after=settings.sales_slow_after,

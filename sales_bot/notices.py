@@ -1,5 +1,5 @@
 """Messages to owners that must not be lost: "your bot is live", "extended", "paused", "send
-another token".
+another token", "we are setting it up".
 
 `tell` writes the notice (control.sales_notices) before sending it and marks it sent after
 Telegram took it. When Telegram is down or answers 5xx / 429, the notice stays and `run_once`
@@ -7,7 +7,8 @@ Telegram took it. When Telegram is down or answers 5xx / 429, the notice stays a
 between the write and the send is covered the same way. An owner who blocked the bot (403) or
 a chat that is gone (400) cannot be told: the notice is given up, with the reason kept.
 A notice is told once per order and kind (a retried provisioning does not say "live" twice),
-except "send another token", which is re-armed each time a token is refused.
+except "send another token", which is re-armed each time a token is refused. A late "we are
+setting it up" is dropped once the bot is live. `Notices` is a `billing.Notifier` itself.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class NoticeKind(enum.StrEnum):
     EXTENDED = "extended"
     SUSPENDED = "suspended"
     TOKEN_REFUSED = "token_refused"  # noqa: S105 - a kind of message, not a secret
+    SETTING_UP = "setting_up"
 
 
 def _tenant_payload(tenant: Tenant) -> dict[str, Any]:
@@ -94,6 +96,9 @@ class Notices:
     async def token_refused(self, order: Order, code: str) -> None:
         await self._tell(order, NoticeKind.TOKEN_REFUSED, {"code": code})
 
+    async def setting_up(self, order: Order) -> None:
+        await self._tell(order, NoticeKind.SETTING_UP, {})
+
     async def run_once(self) -> int:
         """Send the notices that are due (earlier sends failed, or were cut by a crash)."""
         due = await self.store.claim_notices(self.batch, self.lease)
@@ -116,6 +121,9 @@ class Notices:
         self, notice_id: int, kind: NoticeKind, order: Order, payload: dict[str, Any],
         attempts: int,
     ) -> None:  # fmt: skip
+        if kind is NoticeKind.SETTING_UP and order.fulfilled_at is not None:
+            await self.store.notice_gave_up(notice_id, "obsolete: the bot is live already")
+            return
         try:
             await self._deliver(kind, order, payload)
         except _PERMANENT as exc:
@@ -144,6 +152,8 @@ class Notices:
             await self.notifier.extended(order, _tenant(payload))
         elif kind is NoticeKind.SUSPENDED:
             await self.notifier.suspended(order)
+        elif kind is NoticeKind.SETTING_UP:
+            await self.notifier.setting_up(order)
         else:
             await self.notifier.token_refused(order, str(payload["code"]))
 

@@ -66,6 +66,6 @@ class Watcher:
         for order in await self.store.claim_slow(self.slow_after):
             try:
                 await self.notifier.setting_up(order)
-            except Exception:
+            except Exception:  # the notice could not even be recorded (PostgreSQL)
                 log.exception("could not tell the owner of %s about the delay", order.order_id)
         return changed

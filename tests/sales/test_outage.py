@@ -157,3 +157,28 @@ async def test_an_owner_who_blocked_the_bot_is_not_retried_forever(shop: Shop, s
     assert notice["kind"] == "live" and notice["sent_at"] is None
     assert notice["gave_up_at"] is not None and "blocked" in notice["last_error"]
     assert await shop.app.relay.run_once() == 0  # nothing left to retry
+
+
+async def test_slow_provisioning_is_told_honestly_then_followed_up(make_shop, stub: MasterStub):
+    stub.fail_with = 503  # the master is up but cannot provision yet
+    shop: Shop = await make_shop(workers=True, sales_slow_after=0.3)
+    order = await shop.order(token=(token := bot_token()))
+    stub.usernames[token] = "slow_salon_bot"
+    owner = Person(shop.tg, SALES_TOKEN, OWNER)
+    before = await owner.seen()
+    assert await shop.pay(order) == 200
+    await owner.wait("занимает чуть больше времени, чем обычно", after=before)
+    stub.fail_with = None
+    await owner.wait("Ваш бот @slow_salon_bot запущен", after=before)
+    texts = [m.plain_text for m in (await shop.messages())[before:]]
+    told = [
+        "delay" if "чуть больше времени" in t else "live" for t in texts
+        if "чуть больше времени" in t or "запущен" in t
+    ]  # fmt: skip
+    assert told == ["delay", "live"]  # each once: first the delay, then the follow-up
+    kinds = await shop.fetch(
+        "SELECT kind FROM control.sales_notices WHERE order_id = $1 AND sent_at IS NOT NULL"
+        " ORDER BY id",
+        order.order_id,
+    )
+    assert [r["kind"] for r in kinds] == ["setting_up", "live"]
