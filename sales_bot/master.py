@@ -52,6 +52,16 @@ class Tenant:
             expires_at=datetime.fromisoformat(expires) if expires else None,
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The master's JSON shape again (`from_json(t.to_json()) == t`)."""
+        return {
+            "tenant_id": self.tenant_id,
+            "status": self.status,
+            "plan": self.plan,
+            "bot_username": self.bot_username,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ProvisionRequest:

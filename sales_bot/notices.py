@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import logging
-from datetime import datetime
 from typing import Any
 
 from aiogram.exceptions import (
@@ -45,27 +44,6 @@ class NoticeKind(enum.StrEnum):
     SETTING_UP = "setting_up"
 
 
-def _tenant_payload(tenant: Tenant) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant.tenant_id,
-        "status": tenant.status,
-        "plan": tenant.plan,
-        "bot_username": tenant.bot_username,
-        "expires_at": tenant.expires_at.isoformat() if tenant.expires_at else None,
-    }
-
-
-def _tenant(payload: dict[str, Any]) -> Tenant:
-    expires = payload.get("expires_at")
-    return Tenant(
-        tenant_id=str(payload["tenant_id"]),
-        status=str(payload.get("status") or ""),
-        plan=str(payload.get("plan") or ""),
-        bot_username=payload.get("bot_username"),
-        expires_at=datetime.fromisoformat(expires) if expires else None,
-    )
-
-
 class Notices:
     def __init__(
         self,
@@ -85,10 +63,10 @@ class Notices:
         self.batch = batch
 
     async def live(self, order: Order, tenant: Tenant) -> None:
-        await self._tell(order, NoticeKind.LIVE, _tenant_payload(tenant))
+        await self._tell(order, NoticeKind.LIVE, tenant.to_json())
 
     async def extended(self, order: Order, tenant: Tenant) -> None:
-        await self._tell(order, NoticeKind.EXTENDED, _tenant_payload(tenant))
+        await self._tell(order, NoticeKind.EXTENDED, tenant.to_json())
 
     async def suspended(self, order: Order) -> None:
         await self._tell(order, NoticeKind.SUSPENDED, {})
@@ -147,9 +125,9 @@ class Notices:
 
     async def _deliver(self, kind: NoticeKind, order: Order, payload: dict[str, Any]) -> None:
         if kind is NoticeKind.LIVE:
-            await self.notifier.live(order, _tenant(payload))
+            await self.notifier.live(order, Tenant.from_json(payload))
         elif kind is NoticeKind.EXTENDED:
-            await self.notifier.extended(order, _tenant(payload))
+            await self.notifier.extended(order, Tenant.from_json(payload))
         elif kind is NoticeKind.SUSPENDED:
             await self.notifier.suspended(order)
         elif kind is NoticeKind.SETTING_UP:
