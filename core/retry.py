@@ -1,5 +1,6 @@
-"""Retry delays shared by the loops that retry for as long as it takes (the sales bot's outbox
-relay and its notices to owners)."""
+"""The retry delay shared by everything that waits for a service to come back: the sales bot's
+outbox relay and notices to owners, a bot waiting for Telegram at start, a pool waiting for
+PostgreSQL at start."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramNotFound, TelegramUnauthorizedError
 from aiogram.types import User
 
+from core.retry import backoff
 from core.settings import BOT_TOKEN_RE, TELEGRAM_PUBLIC_API
 
 
@@ -52,7 +53,7 @@ async def wait_for_telegram(
 
     `who` names the token's setting in the log lines (the token itself is never logged)."""
     log = logging.getLogger(__name__)
-    delay = first_delay
+    failures = 0
     while True:
         try:
             return await bot.me()
@@ -62,8 +63,9 @@ async def wait_for_telegram(
                 "@BotFather in the settings"
             ) from None
         except TelegramAPIError as exc:
+            failures += 1
+            delay = backoff(failures, first_delay, max_delay)
             log.warning(
                 "Telegram does not answer getMe for %s (%s); retrying in %.0f s", who, exc, delay
             )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)

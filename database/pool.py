@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from core.retry import backoff
 from database.dsn import parse_dsn
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,6 @@ async def create_pool(
     if stateless:
         kwargs["connection_class"] = StatelessConnection
     target = parse_dsn(dsn)
-    delay = first_delay
     last: BaseException | None = None
     for attempt in range(1, attempts + 1):
         try:
@@ -71,6 +71,7 @@ async def create_pool(
         except (TimeoutError, OSError, asyncpg.CannotConnectNowError) as exc:
             last = exc
             if attempt < attempts:
+                delay = backoff(attempt, first_delay, max_delay)
                 log.warning(
                     "PostgreSQL at %s not ready (attempt %d/%d): %s; retrying in %.2fs",
                     target.describe(),
@@ -80,7 +81,6 @@ async def create_pool(
                     delay,
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, max_delay)
     raise DatabaseUnavailableError(
         f"cannot reach PostgreSQL at {target.describe()} after {attempts} attempts "
         f"({type(last).__name__}: {last}); is the server running and DATABASE_URL right?"
