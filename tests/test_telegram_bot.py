@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 from aiogram.enums import ParseMode
 
 from core.telegram import BotTokenRefusedError, InvalidBotTokenError, build_bot, wait_for_telegram
 from telegram_emulator import EmulatorClient, EmulatorServer
+from tests.net import free_port
 
 TOKEN = "4000001:test-build-bot-token-abcdefgh"
 
@@ -34,15 +34,8 @@ def test_build_bot_rejects_malformed_tokens_without_echoing_them(bad):
     assert not bad or bad not in str(info.value)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def test_wait_for_telegram_waits_out_an_outage_then_returns_the_bot(caplog):
-    port = _free_port()
+    port = free_port()
     bot = build_bot(TOKEN, f"http://127.0.0.1:{port}", timeout=2)
     server = EmulatorServer()
     try:

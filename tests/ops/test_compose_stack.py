@@ -31,7 +31,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -50,6 +49,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from telegram_emulator.driver import EmulatorClient
 from tests.docker_support import RUN_ID, RUN_LABEL, run_engine_script
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 1800  # a clean machine: debootstrap, then four image builds
@@ -90,13 +90,6 @@ def _build_images() -> dict[str, str]:
     )
     print(f"stack images ready in {time.monotonic() - started:.1f} s")  # shown with -s
     return exports
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _free_subnet(api: docker.DockerClient) -> ipaddress.IPv4Network:
@@ -274,7 +267,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         (env.get("DOCKER_HOST") or "unix:///var/run/docker.sock").removeprefix("unix://")
     )
     docker_gid = str(socket_path.stat().st_gid) if socket_path.exists() else "999"
-    ports = {name: _free_port() for name in ("postgres", "redis", "master", "sales", "telegram")}
+    ports = {name: free_port() for name in ("postgres", "redis", "master", "sales", "telegram")}
     sales_token, tenant_token = _made_up_token(), _made_up_token()
     network = f"{project}-net"
     values = {

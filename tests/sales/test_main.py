@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 
 from telegram_emulator import EmulatorClient, EmulatorServer
+from tests.net import free_port
 from yookassa_emulator import YooKassaFake
 
 ROOT = Path(__file__).resolve().parents[2]
 REVOKED = "4242424243:revoked-sales-token-" + "r" * 20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def test_a_refused_sales_bot_token_stops_the_process_with_a_readable_message(

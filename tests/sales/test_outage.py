@@ -4,7 +4,6 @@ owner's "your bot is live" waits for Telegram instead of being lost, and the bot
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import aiohttp
@@ -14,6 +13,7 @@ from sales_bot.app import SalesApp
 from sales_bot.billing import Draft
 from sales_bot.orders import OrderStatus
 from telegram_emulator import EmulatorClient, EmulatorServer
+from tests.net import free_port
 from tests.sales.conftest import (
     FAST,
     OWNER,
@@ -27,13 +27,6 @@ from tests.sales.master_stub import TOKEN as STUB_TOKEN
 from tests.sales.master_stub import MasterStub
 from tests.sales.people import Person
 from yookassa_emulator import YooKassaFake
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def wait_until(predicate, timeout: float = 15.0) -> None:
