@@ -7,7 +7,7 @@ from aiogram.enums import ParseMode
 
 from core.telegram import BotTokenRefusedError, InvalidBotTokenError, build_bot, wait_for_telegram
 from telegram_emulator import EmulatorClient, EmulatorServer
-from tests.net import free_port
+from tests.support import free_port
 
 TOKEN = "4000001:test-build-bot-token-abcdefgh"
 

@@ -7,7 +7,6 @@ tenant's processes, role, schema and ACL user are removed.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from master_bot.deps import Deps, MasterConfig
 from master_bot.store import TenantStore
 from master_bot.telegram import TelegramGateway
 from telegram_emulator import EmulatorClient, EmulatorServer
+from tests.support import wait_until
 
 API_TOKEN = "test-master-api-token-" + "x" * 16
 FAKE_BOT = "tests.master.fake_bot"
@@ -156,11 +156,7 @@ class Harness:
     async def wait_for(
         self, predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0
     ) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not await predicate():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.05)
+        await wait_until(predicate, timeout)
 
 
 def make_config(pg_dsn: str, redis_url: str, api_url: str, root: Path) -> MasterConfig:

@@ -49,7 +49,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from telegram_emulator.driver import EmulatorClient
 from tests.docker_support import RUN_ID, RUN_LABEL, run_engine_script
-from tests.net import free_port
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 1800  # a clean machine: debootstrap, then four image builds

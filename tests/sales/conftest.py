@@ -27,6 +27,7 @@ from sales_bot.store import Order
 from telegram_emulator import EmulatorClient, EmulatorServer, SentMessage
 from tests.sales.master_stub import TOKEN as STUB_TOKEN
 from tests.sales.master_stub import MasterStub
+from tests.support import wait_until
 from yookassa_emulator import YooKassaFake
 
 TRUSTED = "127.0.0.2"
@@ -188,11 +189,7 @@ class Shop:
             await asyncio.sleep(0.03)
 
     async def wait(self, predicate: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not await predicate():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.05)
+        await wait_until(predicate, timeout)
 
     async def messages(self, user_id: int = OWNER) -> list[SentMessage]:
         return await self.tg.messages(SALES_TOKEN, user_id)

@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from telegram_emulator import EmulatorClient, EmulatorServer
-from tests.net import free_port
+from tests.support import free_port
 from yookassa_emulator import YooKassaFake
 
 ROOT = Path(__file__).resolve().parents[2]

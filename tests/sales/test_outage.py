@@ -13,7 +13,6 @@ from sales_bot.app import SalesApp
 from sales_bot.billing import Draft
 from sales_bot.orders import OrderStatus
 from telegram_emulator import EmulatorClient, EmulatorServer
-from tests.net import free_port
 from tests.sales.conftest import (
     FAST,
     OWNER,
@@ -26,14 +25,8 @@ from tests.sales.conftest import (
 from tests.sales.master_stub import TOKEN as STUB_TOKEN
 from tests.sales.master_stub import MasterStub
 from tests.sales.people import Person
+from tests.support import free_port, wait_until
 from yookassa_emulator import YooKassaFake
-
-
-async def wait_until(predicate, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_payment_during_a_telegram_outage_provisions_and_the_owner_is_told_later(
