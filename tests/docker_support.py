@@ -15,6 +15,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -173,3 +174,24 @@ async def fixture_make_backend(
     for backend in made:
         await backend.close()
     remove_test_containers(docker_api)
+
+
+def compose_cli() -> list[str]:
+    """`docker compose` (v2) when installed, else Debian's `docker-compose` (v1); the test fails
+    with the reason when there is neither."""
+    docker_cli = shutil.which("docker")
+    if docker_cli and (
+        subprocess.run(
+            [docker_cli, "compose", "version"], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
+        return [docker_cli, "compose"]
+    legacy = shutil.which("docker-compose")
+    if legacy is None:
+        pytest.fail(
+            "no `docker compose` or `docker-compose`: `scripts/docker_engine.sh up` (run by "
+            "`make test`) installs docker-compose from the OS packages",
+            pytrace=False,
+        )
+    return [legacy]

@@ -7,13 +7,14 @@ import ast
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.docker_support import compose_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -113,27 +114,8 @@ def test_every_variable_without_a_default_is_required_with_a_message() -> None:
         assert rest.startswith((":-", ":?")), f"${{{name}}} needs a default or a :? message"
 
 
-def _compose_cli() -> list[str] | None:
-    docker = shutil.which("docker")
-    if (
-        docker
-        and subprocess.run(
-            [docker, "compose", "version"], capture_output=True, check=False
-        ).returncode
-        == 0
-    ):
-        return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
-    return [legacy] if legacy else None
-
-
 def test_compose_config_when_a_compose_cli_is_installed(tmp_path: Path) -> None:
-    cli = _compose_cli()
-    if cli is None:
-        pytest.fail(
-            "no `docker compose` or `docker-compose`: `scripts/docker_engine.sh up` (run by "
-            "`make test`) installs docker-compose from the OS packages"
-        )
+    cli = compose_cli()
     # A copy beside its own .env (env_file is relative to the compose file).
     (tmp_path / ".env").write_text("POSTGRES_PASSWORD=pw\nREDIS_PASSWORD=rpw\n")
     copy = tmp_path / "docker-compose.yml"

@@ -30,7 +30,6 @@ import ipaddress
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -48,7 +47,7 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
 from telegram_emulator.driver import EmulatorClient
-from tests.docker_support import RUN_ID, RUN_LABEL, run_engine_script
+from tests.docker_support import RUN_ID, RUN_LABEL, compose_cli, run_engine_script
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,25 +60,6 @@ OWNER = 7001
 CUSTOMER = 424242
 # Timeouts of the module-scoped stack are counted in the first test that uses it.
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + UP_TIMEOUT + HEALTHY_WITHIN + 300)
-
-
-def _compose_cli() -> list[str]:
-    docker_cli = shutil.which("docker")
-    if docker_cli and (
-        subprocess.run(
-            [docker_cli, "compose", "version"], capture_output=True, check=False
-        ).returncode
-        == 0
-    ):
-        return [docker_cli, "compose"]
-    legacy = shutil.which("docker-compose")
-    if legacy is None:
-        pytest.fail(
-            "no `docker compose` or `docker-compose`: `scripts/docker_engine.sh up` installs "
-            "docker-compose from the OS packages",
-            pytrace=False,
-        )
-    return [legacy]
 
 
 def _build_images() -> dict[str, str]:
@@ -246,7 +226,7 @@ def _foreign_client_containers(api: docker.DockerClient) -> list[str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    cli = _compose_cli()
+    cli = compose_cli()
     exports = _build_images()
     env = {**os.environ, **{k: v for k, v in exports.items() if k == "DOCKER_HOST"}}
     api = docker.DockerClient(base_url=env.get("DOCKER_HOST") or None, timeout=120)
