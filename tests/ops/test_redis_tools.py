@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 
 from redis.asyncio import Redis
 
 from scripts.redis_cli import command
-from scripts.redis_keys import count_keys
+from scripts.redis_keys import count_keys, human_bytes, measure, tenant_usage
 from tests.ops.conftest import run_cli
 
 
@@ -32,9 +33,37 @@ async def test_keys_per_tenant_prefix(redis_url: str) -> None:
         result = await run_cli("scripts.redis_keys", "--families", env={"REDIS_URL": url})
         assert result.returncode == 0, result.stderr
         assert "Redis keys: 1208" in result.stdout and "fsm=1200" in result.stdout
+        assert "memory (est.)" in result.stdout
+        # Memory: sampled, scaled to the key count; exact when every key is sampled.
+        await redis.set(f"{b}:ai:big", "z" * 100_000)
+        sampled = await count_keys(redis, count=100, sample=20)
+        assert {p: len(k) for p, k in sampled.samples.items() if p in (a, b)} == {a: 20, b: 4}
+        await measure(redis, sampled)
+        exact = sum([int(await redis.memory_usage(f"{b}:ai:{i}") or 0) for i in "012"])
+        exact += int(await redis.memory_usage(f"{b}:ai:big") or 0)
+        assert sampled.memory[b] == exact and exact > 100_000
+        one = int(await redis.memory_usage(f"{a}:fsm:1:1:1:default:state") or 0)
+        assert 0.5 * 1203 * one < sampled.memory[a] < 2 * 1203 * one
+        usage = await tenant_usage(redis, [a, b, "client_1"])
+        assert [u.keys for u in usage.values()] == [1203, 4, 0]
+        assert usage["client_1"].bytes == 0
+        as_json = await run_cli("scripts.redis_keys", "--json", env={"REDIS_URL": url})
+        data = json.loads(as_json.stdout)
+        assert data["tenants"][b] == 4 and data["memory_bytes"][b] > 100_000
     finally:
         await redis.flushdb()
         await redis.aclose()
+
+
+def test_human_bytes() -> None:
+    assert [human_bytes(n) for n in (None, 0, 1023, 1536, 5 * 2**20, 3 * 2**40)] == [
+        "n/a",
+        "0 B",
+        "1023 B",
+        "1.5 KiB",
+        "5.0 MiB",
+        "3072.0 GiB",
+    ]
 
 
 def test_redis_cli_command_keeps_the_password_off_the_command_line() -> None:
