@@ -1,31 +1,38 @@
 """Per-tenant Redis isolation: an ACL user per tenant and the tenant's key families.
 
 Every key of a tenant starts with `<tenant_id>:`. The ACL user may touch only `~<tenant_id>:*`
-and only the commands the client bot needs (aiogram's `RedisStorage` with its lock, counters,
+and only the plain commands the client bot needs (aiogram's `RedisStorage`, counters,
 throttling). Commands that ignore key patterns (SCAN, KEYS, RANDOMKEY, DBSIZE, SELECT, FLUSH*,
-SCRIPT FLUSH, CONFIG) are not granted.
+CONFIG) are not granted, and neither is scripting (EVAL*, SCRIPT, FUNCTION, FCALL*): Redis runs
+one script at a time, so a tenant's endless loop would stall every other tenant. The per-user
+event lock (`fsm_isolation`) therefore takes its lock with SET NX PX and releases it with
+WATCH/MULTI, not with redis-py's Lua-based Lock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from aiogram.fsm.storage.base import DefaultKeyBuilder
-from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+from aiogram.fsm.storage.base import BaseEventIsolation, DefaultKeyBuilder, KeyBuilder, StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ResponseError, WatchError
 
-from core.tenant_id import validate_tenant_id
+from core.tenant_id import TENANT_ID_RE, validate_tenant_id
 
 log = logging.getLogger(__name__)
 _UNKNOWN_MODIFIER_RE = re.compile(r"modifier '([^']+)': Unknown command")
 
-# What a client bot runs. Lua scripts come from redis-py's Lock (release/extend), which call
-# GET, DEL, PEXPIRE and PTTL inside; ACL key patterns apply inside scripts too.
+# What a client bot runs: plain commands only. No EVAL/EVALSHA/SCRIPT/FUNCTION/FCALL: a script
+# blocks the whole server while it runs (an 8-million-iteration loop took PING from 0.4 ms to
+# 124 ms for every other tenant), and nothing a client bot runs needs one.
 TENANT_COMMANDS: tuple[str, ...] = (
     # strings and keys
     "get",
@@ -73,16 +80,12 @@ TENANT_COMMANDS: tuple[str, ...] = (
     "zrangebyscore",
     "zremrangebyscore",
     "zscore",
-    # transactions and the Lock's scripts
+    # transactions (the event lock releases with WATCH/MULTI)
     "multi",
     "exec",
     "discard",
     "watch",
     "unwatch",
-    "eval",
-    "evalsha",
-    "script|load",
-    "script|exists",
     # connection housekeeping (redis-py sends CLIENT SETINFO on connect)
     "ping",
     "echo",
@@ -161,12 +164,57 @@ async def create_tenant_redis_user(
 
 
 async def disable_tenant_redis_user(admin: Redis, tenant_id: str) -> None:
-    """Suspension: the user can no longer log in; keys stay."""
+    """Suspension: the user can no longer log in, and its open connections are closed; keys stay.
+
+    Disabled first, killed second: a connection that logs in between the two is killed too.
+    CLIENT KILL USER answers the number killed (0 is fine), so no CLIENT LIST beforehand.
+    """
     await admin.acl_setuser(validate_tenant_id(tenant_id), enabled=False)
-    clients = await admin.client_list()
-    if any(c.get("user") == tenant_id for c in clients):
-        await admin.client_kill_filter(user=tenant_id)
+    await admin.client_kill_filter(user=tenant_id)
     await _persist_acl(admin)
+
+
+async def revoke_tenant_scripting(admin: Redis) -> list[str]:
+    """Take scripting away from tenant users created before it was refused (`-@scripting`).
+
+    Touches only users named like tenants that still hold a scripting command; their password,
+    key pattern and other commands stay. Returns the users changed. Idempotent: for the master
+    to call at start (or an operator once after upgrading).
+    """
+    changed: list[str] = []
+    for raw in await admin.acl_list():
+        line = raw.decode() if isinstance(raw, bytes) else str(raw)
+        parts = line.split()
+        if len(parts) < 2 or parts[0] != "user" or not TENANT_ID_RE.match(parts[1]):
+            continue
+        rules = set(parts[2:])
+        if rules & _SCRIPTING_RULES or "+@all" in rules or "+@scripting" in rules:
+            # Not acl_setuser(): it sends `off` unless enabled=True, and this must not disable.
+            revoke = ("ACL", "SETUSER", parts[1], "-@scripting")
+            await admin.execute_command(*revoke)  # type: ignore[no-untyped-call]
+            changed.append(parts[1])
+    if changed:
+        await _persist_acl(admin)
+    return changed
+
+
+_SCRIPTING_RULES = frozenset(
+    f"+{c}"
+    for c in (
+        "eval",
+        "eval_ro",
+        "evalsha",
+        "evalsha_ro",
+        "script",
+        "script|load",
+        "script|exists",
+        "script|flush",
+        "script|kill",
+        "function",
+        "fcall",
+        "fcall_ro",
+    )
+)
 
 
 async def remove_tenant_redis(admin: Redis, tenant_id: str, *, drop_data: bool) -> int:
@@ -210,6 +258,56 @@ def fsm_storage(redis: Redis, tenant_id: str) -> RedisStorage:
     return RedisStorage(redis, key_builder=fsm_key_builder(tenant_id))
 
 
-def fsm_isolation(redis: Redis, tenant_id: str) -> RedisEventIsolation:
-    """aiogram's per-user event lock (`events_isolation=`), under the tenant prefix."""
-    return RedisEventIsolation(redis, key_builder=fsm_key_builder(tenant_id))
+class TenantEventIsolation(BaseEventIsolation):
+    """aiogram's per-user event lock in Redis with plain commands (tenants may not run scripts).
+
+    Taken with `SET <key> <token> NX PX <timeout>` (polled until free; it expires after
+    `timeout` like aiogram's RedisEventIsolation), released with WATCH, GET, MULTI, DEL, EXEC
+    only while the key still holds our token: a holder whose lock expired never releases the
+    lock a later holder took.
+    """
+
+    def __init__(
+        self, redis: Redis, key_builder: KeyBuilder, *, timeout: float = 60.0, poll: float = 0.05
+    ) -> None:
+        self.redis = redis
+        self.key_builder = key_builder
+        self.timeout_ms = max(1, int(timeout * 1000))
+        self.poll = poll
+
+    @asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncGenerator[None, None]:
+        name = self.key_builder.build(key, "lock")
+        token = secrets.token_hex(16)
+        # Polled: the holder may be another process, no in-process event to wait for.
+        while not await self.redis.set(name, token, nx=True, px=self.timeout_ms):  # noqa: ASYNC110
+            await asyncio.sleep(self.poll)
+        try:
+            yield None
+        finally:
+            await self._release(name, token)
+
+    async def _release(self, name: str, token: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(name)
+                if await pipe.get(name) in (token, token.encode()):
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.delete(name)
+                    await pipe.execute()
+            except WatchError:
+                pass  # it changed meanwhile: expired and taken by someone else, not ours
+
+    async def close(self) -> None:
+        pass
+
+
+def fsm_isolation(
+    redis: Redis, tenant_id: str, *, timeout: float = 60.0, poll: float = 0.05
+) -> TenantEventIsolation:
+    """A per-user event lock (`events_isolation=`) in Redis under the tenant prefix, no scripts.
+
+    One client-bot process needs only aiogram's SimpleEventIsolation (client_bot/app.py); this
+    is for several processes serving one bot.
+    """
+    return TenantEventIsolation(redis, fsm_key_builder(tenant_id), timeout=timeout, poll=poll)

@@ -14,6 +14,7 @@ from database.redis_tenants import (
     fsm_isolation,
     fsm_storage,
     remove_tenant_redis,
+    revoke_tenant_scripting,
 )
 from tests.conftest import new_tenant_id
 
@@ -72,7 +73,7 @@ async def test_other_tenant_keys_and_keyless_commands_are_refused(two_tenants):
     ):
         with pytest.raises(NoPermissionError):
             await ra.execute_command(*command)
-    # A Lua script cannot reach B's keys either.
+    # Scripts are refused outright (tests/security/test_redis_attacks.py has the rest).
     with pytest.raises(NoPermissionError):
         await ra.eval("return redis.call('GET', KEYS[1])", 1, f"{b.tenant_id}:secret")
     assert await rb.get(f"{b.tenant_id}:secret") == b"b-data"
@@ -94,3 +95,19 @@ async def test_disable_and_remove(two_tenants, redis_admin, redis_url):
 async def test_rejects_bad_tenant_ids(redis_admin, redis_url):
     with pytest.raises(InvalidTenantIdError):
         await create_tenant_redis_user(redis_admin, "default", server_url=redis_url)
+
+
+async def test_users_from_before_the_upgrade_lose_scripting(two_tenants, redis_admin) -> None:
+    a, b, ra, rb = two_tenants
+    # What create_tenant_redis_user granted before scripting was refused.
+    await redis_admin.execute_command(
+        "ACL", "SETUSER", a.tenant_id, "+eval", "+evalsha", "+script|load", "+script|exists"
+    )
+    assert await ra.eval("return 1", 0) == 1
+    changed = await revoke_tenant_scripting(redis_admin)  # (also leftovers of older test runs)
+    assert a.tenant_id in changed and b.tenant_id not in changed
+    with pytest.raises(NoPermissionError):
+        await ra.eval("return 1", 0)
+    await ra.set(f"{a.tenant_id}:still", "works")  # password, keys and commands kept
+    assert await rb.ping()
+    assert a.tenant_id not in await revoke_tenant_scripting(redis_admin)
