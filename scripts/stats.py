@@ -1,6 +1,6 @@
 """Fleet statistics for operators: `make stats` (a table) or `python -m scripts.stats --json`.
 
-    python -m scripts.stats [--json] [--no-runtime] [--timezone Europe/Moscow]
+    python -m scripts.stats [--json] [--no-runtime] [--no-redis] [--timezone Europe/Moscow]
 
 What it shows:
 - tenants by status and plan, and the active ones whose subscription ends within 7 days;
@@ -8,7 +8,9 @@ What it shows:
   migration is applied; "n/a" otherwise), month boundaries in `--timezone`;
 - per tenant: bookings today and this week (not cancelled, in the tenant's own time zone),
   leads (when the tenant schema has a `leads` table), customers, and the runtime state and
-  memory reported by the master's deploy backend ("n/a" when the backend cannot be reached).
+  memory reported by the master's deploy backend ("n/a" when the backend cannot be reached);
+- per tenant: its Redis keys and their estimated memory (one SCAN pass with MEMORY USAGE
+  samples, scripts/redis_keys.py; never KEYS), "n/a" when Redis does not answer (`--no-redis`).
 
 Tenant schemas are counted with UNION ALL queries over quoted identifiers, a chunk of tenants
 per query and a few chunks in parallel, so that one statement never locks thousands of tables
@@ -33,14 +35,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
 from core.logs import setup_logging
-from core.settings import MasterSettings, PostgresSettings, load_settings
+from core.settings import MasterSettings, PostgresSettings, RedisSettings, load_settings
 from database.identifiers import quote_ident
 from database.pool import create_pool
 from master_bot.deploy.base import DeployBackend, DeployError, RuntimeState, RuntimeStatus
+from scripts.redis_keys import human_bytes, tenant_usage
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,8 @@ class TenantStats:
     customers: int | None = None
     runtime: str | None = None
     memory_bytes: int | None = None
+    redis_keys: int | None = None
+    redis_bytes: int | None = None  # estimated from MEMORY USAGE samples
 
 
 @dataclass(slots=True)
@@ -90,6 +97,7 @@ class FleetStats:
     backend_error: str | None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    redis_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         def plain(value: Any) -> Any:
@@ -326,6 +334,20 @@ async def _runtime(
     return None
 
 
+# ---------------------------------------------------------------------------------- redis
+
+
+async def _redis(redis: Redis, tenants: list[TenantStats], *, limit: float) -> str | None:
+    """Fill Redis keys and memory per tenant; returns an error text when Redis did not answer."""
+    try:
+        usage = await asyncio.wait_for(tenant_usage(redis, [t.tenant_id for t in tenants]), limit)
+    except (RedisError, OSError, TimeoutError) as exc:
+        return f"redis: {exc or type(exc).__name__}"
+    for t in tenants:
+        t.redis_keys, t.redis_bytes = usage[t.tenant_id].keys, usage[t.tenant_id].bytes
+    return None
+
+
 # ---------------------------------------------------------------------------------- collect
 
 
@@ -339,6 +361,9 @@ async def collect_stats(
     concurrency: int = 4,
     runtime_timeout: float = 1.5,
     backend_error: str | None = None,
+    redis: Redis | None = None,
+    redis_timeout: float = 10.0,
+    redis_error: str | None = None,
 ) -> FleetStats:
     started = time.perf_counter()
     now = now or datetime.now(UTC)
@@ -351,8 +376,15 @@ async def collect_stats(
             return backend_error or "no deploy backend"
         return await _runtime(backend, tenants, limit=runtime_timeout)
 
-    _, error = await asyncio.gather(
-        _tenant_counts(pool, tenants, now, chunk=chunk, concurrency=concurrency), runtime()
+    async def keys() -> str | None:
+        if redis is None:
+            return redis_error or "no Redis"
+        return await _redis(redis, tenants, limit=redis_timeout)
+
+    _, error, redis_error = await asyncio.gather(
+        _tenant_counts(pool, tenants, now, chunk=chunk, concurrency=concurrency),
+        runtime(),
+        keys(),
     )
     by_status = Counter(t.status for t in tenants)
     by_plan = Counter(t.plan for t in tenants)
@@ -385,6 +417,7 @@ async def collect_stats(
         backend_error=error,
         seconds=time.perf_counter() - started,
         notes=notes,
+        redis_error=redis_error,
     )
 
 
@@ -453,6 +486,8 @@ def render(stats: FleetStats, console: Console) -> None:
         ("customers", "right"),
         ("runtime", "left"),
         ("memory", "right"),
+        ("redis keys", "right"),
+        ("redis mem", "right"),
     ):
         per.add_column(col, justify=justify)  # type: ignore[arg-type]
     for t in stats.tenants:
@@ -467,8 +502,12 @@ def render(stats: FleetStats, console: Console) -> None:
             _n(t.customers),
             _n(t.runtime),
             _mib(t.memory_bytes),
+            _n(t.redis_keys),
+            human_bytes(t.redis_bytes),
         )
     console.print(per)
+    if stats.redis_error:
+        console.print(f"redis keys: n/a ({stats.redis_error})")
     for note in stats.notes:
         console.print(f"note: {note}")
     console.print(f"collected in {stats.seconds:.2f} s")
@@ -483,6 +522,11 @@ async def run(args: argparse.Namespace) -> int:
     backend_error: str | None = "runtime not asked (--no-runtime)"
     if not args.no_runtime:
         backend, backend_error = backend_from_settings()
+    redis: Redis | None = None
+    redis_error: str | None = "Redis not asked (--no-redis)"
+    if not args.no_redis:
+        url = load_settings(RedisSettings).redis_url.get_secret_value()
+        redis = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
     pool = await create_pool(
         settings.database_url.get_secret_value(), max_size=args.concurrency + 1, attempts=3
     )
@@ -493,9 +537,13 @@ async def run(args: argparse.Namespace) -> int:
             timezone=args.timezone,
             concurrency=args.concurrency,
             backend_error=backend_error,
+            redis=redis,
+            redis_error=redis_error,
         )
     finally:
         await pool.close()
+        if redis is not None:
+            await redis.aclose()
         if backend is not None:
             await backend.close()
     if args.json:
@@ -512,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.stats", description=__doc__)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--no-runtime", action="store_true", help="skip the deploy backend")
+    parser.add_argument("--no-redis", action="store_true", help="skip Redis keys per tenant")
     parser.add_argument(
         "--timezone", default=DEFAULT_TIMEZONE, help="time zone of 'this month' (payments)"
     )

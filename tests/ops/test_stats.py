@@ -199,6 +199,52 @@ async def test_cli_json(fleet: Fleet) -> None:
     [tenant] = data["tenants"]
     assert (tenant["tenant_id"], tenant["customers"], tenant["runtime"]) == (a, 4, None)
     assert data["backend_error"] == "runtime not asked (--no-runtime)"
+    no_redis = await run_cli("scripts.stats", "--json", "--no-runtime", "--no-redis", env=env)
+    assert json.loads(no_redis.stdout)["redis_error"] == "Redis not asked (--no-redis)"
     table = await run_cli("scripts.stats", "--no-runtime", "--width", "160", env=env)
     assert table.returncode == 0, table.stderr
     assert a in table.stdout and "Per tenant" in table.stdout
+
+
+async def test_redis_keys_and_memory_per_tenant(fleet: Fleet, redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    from tests.support import free_port
+
+    a = await fleet.add_tenant(plan="basic", schema=False)
+    b = await fleet.add_tenant(plan="basic", schema=False)
+    redis = Redis.from_url(redis_url)
+    n = 57
+    try:
+        # Memory is sampled (a few keys per tenant, scaled): every key here weighs 1 kB or more.
+        await redis.mset({f"{a}:fsm:1:{i}:{i}:default:data": "d" * 1000 for i in range(n)})
+        await redis.set(f"{a}:ai:history", "x" * 50_000)
+        pool = await create_pool(fleet.dsn, max_size=3)
+        down = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+        try:
+            stats = await collect_stats(pool, None, redis=redis)
+            unreachable = await collect_stats(pool, None, redis=down)
+        finally:
+            await pool.close()
+            await down.aclose()
+        by_id = {t.tenant_id: t for t in stats.tenants}
+        assert (by_id[a].redis_keys, by_id[b].redis_keys) == (n + 1, 0)
+        assert (by_id[a].redis_bytes or 0) > (n + 1) * 1000
+        assert by_id[b].redis_bytes == 0 and stats.redis_error is None
+        out = io.StringIO()
+        render(stats, Console(file=out, width=250))
+        row = next(line for line in out.getvalue().splitlines() if a in line)
+        assert f" {n + 1} " in row and "KiB" in row
+        # Redis down: n/a and the reason; the rest of the stats is there.
+        assert unreachable.redis_error and unreachable.redis_error.startswith("redis: ")
+        assert all(t.redis_keys is None for t in unreachable.tenants)
+        assert {t.tenant_id for t in unreachable.tenants} >= {a, b}
+        env = {"DATABASE_URL": fleet.dsn, "REDIS_URL": redis_url}
+        result = await run_cli("scripts.stats", "--json", "--no-runtime", env=env)
+        assert result.returncode == 0, result.stderr
+        tenants = {t["tenant_id"]: t for t in json.loads(result.stdout)["tenants"]}
+        assert (tenants[a]["redis_keys"], tenants[b]["redis_keys"]) == (n + 1, 0)
+    finally:
+        async for key in redis.scan_iter(match=f"{a}:*"):
+            await redis.unlink(key)
+        await redis.aclose()
