@@ -57,6 +57,12 @@ def _split_ints(value: Any) -> Any:
     return value
 
 
+def _fleet_name(value: str) -> str:
+    if not re.match(r"^[a-z][a-z0-9_]{0,19}\Z", value):
+        raise ValueError("1-20 characters: a lowercase letter, then lowercase letters, digits, _")
+    return value
+
+
 class _Base(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -212,7 +218,9 @@ class MasterSettings(
     operator_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     deploy_backend: Literal["docker", "process"] = "docker"
     client_image: str = "botfleet-client:latest"
-    client_network: str = "host"
+    # A bridge network the master creates when missing; `host` (loopback shared) only if set.
+    client_network: str = Field("botfleet-clients", min_length=1)
+    fleet_name: Annotated[str, AfterValidator(_fleet_name)] = "botfleet"  # botfleet.fleet label
     clients_dir: str = "clients"
     tenant_database_url: SecretStr | None = Field(
         None, description="DSN template the client bots use; defaults to DATABASE_URL's host"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -66,6 +68,7 @@ def config_from(settings: MasterSettings) -> MasterConfig:
         openai_model=settings.openai_model,
         client_image=settings.client_image,
         client_network=settings.client_network,
+        fleet_name=settings.fleet_name,
         grace_days=settings.subscription_grace_days,
         admin_database_url=database_url,
     )
@@ -78,7 +81,36 @@ def make_backend(settings: MasterSettings, config: MasterConfig) -> DeployBacken
         return ProcessBackend(config.clients_dir)
     from master_bot.deploy.docker import DockerBackend
 
-    return DockerBackend(settings.client_image, network=settings.client_network)
+    if settings.client_network != "host":
+        for name, url in (
+            ("TENANT_DATABASE_URL", config.tenant_database_url),
+            ("TENANT_REDIS_URL", config.tenant_redis_url),
+            ("TELEGRAM_API_URL", config.telegram_api_url),
+        ):
+            if _loopback(url):
+                log.warning(
+                    "%s points at a loopback address, which client containers on the network "
+                    "%s cannot reach (their 127.0.0.1 is their own): set it to an address of "
+                    "that network (docs/operations.md)",
+                    name,
+                    settings.client_network,
+                )
+    return DockerBackend(
+        settings.client_image, network=settings.client_network, fleet=settings.fleet_name
+    )
+
+
+def _loopback(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def assemble(

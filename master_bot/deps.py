@@ -31,7 +31,8 @@ class MasterConfig:
     openai_base_url: str = "https://api.openai.com/v1"
     openai_model: str = "gpt-4o-mini"
     client_image: str = "botfleet-client:latest"
-    client_network: str = "host"
+    client_network: str = "botfleet-clients"  # a bridge network; `host` only when set explicitly
+    fleet_name: str = "botfleet"
     grace_days: float = 3.0
     reminder_days: tuple[int, ...] = (7, 3, 1)
     pg_dump: str = "pg_dump"

@@ -3,14 +3,22 @@ real client bot in a container answering /start through the local Telegram emula
 
 The engine and images come from scripts/docker_engine.sh (see tests/docker_support.py); when
 Docker cannot be had here, these tests fail with the reason.
+
+Client containers run on the backend's default network, a user-defined bridge: their 127.0.0.1
+is their own, so the throwaway PostgreSQL/Redis/emulator (which listen on the host's 127.0.0.1
+only) are reached through `Relay`s listening on the network's gateway address, i.e. inside that
+network and nowhere else, as an operator points TENANT_DATABASE_URL & co. at an address of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import docker
 import pytest
@@ -18,7 +26,10 @@ import pytest
 from database.redis_tenants import create_tenant_redis_user, remove_tenant_redis
 from master_bot.deploy.base import ClientSpec, DeployError, RuntimeState
 from master_bot.deploy.docker import (
+    DEFAULT_NETWORK,
+    LABEL_FLEET,
     LABEL_MANAGED,
+    LABEL_NETWORK,
     LABEL_SPEC,
     LABEL_TENANT,
     DockerBackend,
@@ -37,6 +48,72 @@ from tests.docker_support import (
 )
 
 MakeBackend = Callable[..., DockerBackend]
+
+
+class Relay:
+    """TCP relays from a Docker network's gateway address to servers on the host's 127.0.0.1.
+
+    `expose(url)` starts one (listening on the gateway address only, a free port) and returns
+    the URL with that address and port: what a client container on the network can reach."""
+
+    def __init__(self, gateway: str) -> None:
+        self.gateway = gateway
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def expose(self, url: str) -> str:
+        parts = urlsplit(url)
+        target_host, target_port = parts.hostname or "127.0.0.1", parts.port
+        assert target_port, f"no port in {parts.scheme}://{parts.hostname}"
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(target_host, target_port)
+            except OSError:
+                writer.close()
+                return
+            for coro in (pipe(reader, up_writer), pipe(up_reader, writer)):
+                task = asyncio.create_task(coro)
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        server = await asyncio.start_server(handle, self.gateway, 0)
+        self._servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@{self.gateway}:{port}" if userinfo else f"{self.gateway}:{port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def relay_for(backend: DockerBackend) -> AsyncIterator[Relay]:
+    """Relays on the gateway of `backend`'s network (created by the backend when missing)."""
+    gateway = await backend.network_gateway()
+    assert gateway, f"the network {backend.network} has no gateway address"
+    relay = Relay(gateway)
+    try:
+        yield relay
+    finally:
+        await relay.close()
 
 
 def inspect(api: docker.DockerClient, tenant_id: str) -> dict[str, Any]:
@@ -85,6 +162,7 @@ async def test_deploy_applies_the_hardening(
     assert info["Name"] == f"/botfleet-{tenant_id}"
     assert config["Labels"][LABEL_TENANT] == tenant_id
     assert config["Labels"][LABEL_MANAGED] == "true"
+    assert config["Labels"][LABEL_FLEET] == "botfleet"
     assert len(config["Labels"][LABEL_SPEC]) == 32
     assert config["Labels"]["botfleet.role"] == "client-bot"  # the spec's own labels
     assert host["ReadonlyRootfs"] is True
@@ -97,7 +175,7 @@ async def test_deploy_applies_the_hardening(
     assert host["NanoCpus"] == 1_000_000_000
     assert host["PidsLimit"] == 128
     assert set(host["Tmpfs"]) == {"/tmp"}  # noqa: S108 - the container's own /tmp
-    assert host["NetworkMode"] == "host"
+    assert host["NetworkMode"] == DEFAULT_NETWORK  # a bridge of its own, not the host's stack
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
     assert host["Init"] is True
     assert not host.get("Binds") and not info["Mounts"] and not host.get("VolumesFrom")
@@ -177,6 +255,106 @@ async def test_lifecycle_status_and_logs(
     await backend.remove(tenant_id)
     assert (await backend.status(tenant_id)).state is RuntimeState.MISSING
     assert tenant_id not in await backend.list()
+
+
+async def test_the_default_network_is_a_bridge_and_host_only_when_asked(
+    make_backend: MakeBackend, docker_api: docker.DockerClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="master_bot.deploy.docker"):
+        backend = make_backend()
+    assert backend.network == DEFAULT_NETWORK
+    assert not [r for r in caplog.records if "host's network" in r.getMessage()]
+    tenant_id = new_tenant_id()
+    await backend.deploy(spec_for(tenant_id))
+    network = docker_api.networks.get(DEFAULT_NETWORK)
+    assert network.attrs["Driver"] == "bridge" and network.attrs["Scope"] == "local"
+    assert network.attrs["Labels"][LABEL_NETWORK] == "clients"  # created by a master
+    attached = inspect(docker_api, tenant_id)["NetworkSettings"]["Networks"]
+    assert set(attached) == {DEFAULT_NETWORK}
+    assert attached[DEFAULT_NETWORK]["NetworkID"] == network.id
+    assert await backend.network_gateway() == network.attrs["IPAM"]["Config"][0]["Gateway"]
+
+    # `host` only when an operator sets it, and then with a warning.
+    with caplog.at_level(logging.WARNING, logger="master_bot.deploy.docker"):
+        on_host = make_backend(network="host")
+    assert [r for r in caplog.records if "host's network" in r.getMessage()]
+    other = new_tenant_id()
+    await on_host.deploy(spec_for(other))
+    assert inspect(docker_api, other)["HostConfig"]["NetworkMode"] == "host"
+    assert await on_host.network_gateway() is None
+
+
+async def test_a_removed_or_recreated_network_gets_a_new_container(
+    make_backend: MakeBackend, docker_api: docker.DockerClient
+) -> None:
+    """`compose down` removes the network, `compose up` re-creates it (same name, new id): a
+    stopped client container points at the old id and can never start again, so `deploy()`
+    (what the reconciler calls) replaces it."""
+    name = f"bf-test-{RUN_ID}-{new_tenant_id()[-6:]}"
+    backend = make_backend(network=name)
+    tenant_id = new_tenant_id()
+    spec = spec_for(tenant_id)
+    try:
+        await backend.deploy(spec)
+        first = inspect(docker_api, tenant_id)
+        subnet = docker_api.networks.get(name).attrs["IPAM"]["Config"][0]
+
+        # 1. The network is removed (nothing re-creates it): the backend creates it again.
+        await backend.stop(tenant_id)
+        docker_api.networks.get(name).remove()
+        with pytest.raises(DeployError, match=r"network .* no longer exists; deploy it again"):
+            await backend.start(tenant_id)
+        assert (await backend.deploy(spec)).state is RuntimeState.RUNNING
+        second = inspect(docker_api, tenant_id)
+        network = docker_api.networks.get(name)
+        assert second["Id"] != first["Id"]
+        assert second["NetworkSettings"]["Networks"][name]["NetworkID"] == network.id
+
+        # 2. Re-created by someone else under the same name and subnet, as compose does.
+        await backend.stop(tenant_id)
+        network.remove()
+        ipam = docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=subnet["Subnet"], gateway=subnet["Gateway"])]
+        )
+        recreated = docker_api.networks.create(name, driver="bridge", ipam=ipam)
+        assert (await backend.deploy(spec)).state is RuntimeState.RUNNING
+        third = inspect(docker_api, tenant_id)
+        assert third["Id"] != second["Id"]
+        assert third["NetworkSettings"]["Networks"][name]["NetworkID"] == recreated.id
+        assert len(docker_api.containers.list(all=True, filters={"name": tenant_id})) == 1
+
+        # Unchanged network and spec: the container stays (nothing to heal).
+        await backend.stop(tenant_id)
+        await backend.deploy(spec)
+        assert inspect(docker_api, tenant_id)["Id"] == third["Id"]
+    finally:
+        await backend.remove(tenant_id)
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_api.networks.get(name).remove()
+
+
+async def test_fleets_on_one_engine_see_only_their_own_containers(
+    make_backend: MakeBackend, docker_api: docker.DockerClient
+) -> None:
+    ours = make_backend(fleet=f"a{RUN_ID}")
+    theirs = make_backend(fleet=f"b{RUN_ID}")
+    tenant_id, only_theirs = new_tenant_id(), new_tenant_id()
+    await ours.deploy(spec_for(tenant_id))
+    await theirs.deploy(spec_for(tenant_id))  # the same tenant id in another fleet's database
+    await theirs.deploy(spec_for(only_theirs))
+    names = {c.name for c in docker_api.containers.list(filters={"name": tenant_id})}
+    assert names == {f"botfleet-a{RUN_ID}-{tenant_id}", f"botfleet-b{RUN_ID}-{tenant_id}"}
+    theirs_container = docker_api.containers.get(f"botfleet-b{RUN_ID}-{only_theirs}")
+    assert theirs_container.labels[LABEL_FLEET] == f"b{RUN_ID}"
+
+    assert set(await ours.list()) == {tenant_id}  # never the other fleet's
+    assert set(await theirs.list()) == {tenant_id, only_theirs}
+    assert (await ours.status(only_theirs)).state is RuntimeState.MISSING
+    await ours.remove(only_theirs)
+    await ours.remove(tenant_id)
+    assert (await theirs.status(tenant_id)).state is RuntimeState.RUNNING
+    assert (await theirs.status(only_theirs)).state is RuntimeState.RUNNING
+    assert await ours.list() == {}
 
 
 async def _with_memory(backend: DockerBackend, tenant_id: str) -> Any:
@@ -317,13 +495,15 @@ async def test_real_client_bot_in_a_container_answers_start(
     redis_user = await create_tenant_redis_user(redis_admin, tenant_id, server_url=redis_url)
     token = f"7{tenant_id[-6:]}:docker-e2e-token-{tenant_id}"
     await tg.register_bot(token, f"salon{tenant_id[-4:]}_bot", "Salon")
-    env = {  # the DESIGN.md contract; every endpoint on this machine (host network)
+    backend = make_backend(image=docker_env.image)  # on the default (bridge) network
+    relay = Relay(await backend.network_gateway() or "")
+    env = {  # the DESIGN.md contract; every endpoint through a relay on the network's gateway
         "TENANT_ID": tenant_id,
         "BOT_TOKEN": token,
-        "DATABASE_URL": tenant.dsn,
-        "REDIS_URL": redis_user.url,
+        "DATABASE_URL": await relay.expose(tenant.dsn),
+        "REDIS_URL": await relay.expose(redis_user.url),
         "REDIS_KEY_PREFIX": redis_user.key_prefix,
-        "TELEGRAM_API_URL": server.base_url,
+        "TELEGRAM_API_URL": await relay.expose(server.base_url),
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
         "OPENAI_MODEL": "test-model",
         "ADMIN_IDS": "7001",
@@ -331,7 +511,6 @@ async def test_real_client_bot_in_a_container_answers_start(
         "TIMEZONE": "Europe/Moscow",
     }
     spec = ClientSpec(tenant_id, env, {RUN_LABEL: RUN_ID})
-    backend = make_backend(image=docker_env.image)
     user = 9001
     try:
         started = time.monotonic()
@@ -361,6 +540,7 @@ async def test_real_client_bot_in_a_container_answers_start(
         assert token not in logs and tenant.password not in logs and redis_user.password not in logs
     finally:
         await backend.remove(tenant_id)  # before the fixtures drop the role and the ACL user
+        await relay.close()
         await remove_tenant_redis(redis_admin, tenant_id, drop_data=True)
 
 

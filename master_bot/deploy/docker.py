@@ -3,12 +3,28 @@
 Each tenant runs in a container named `botfleet-<tenant_id>` from the client image, with exactly
 the `ClientSpec` environment and these limits: read-only root with a tmpfs on /tmp, every
 capability dropped, no-new-privileges, memory/CPU/pids caps, a non-root user, no volumes (and
-never the Docker socket), the configured network (the host's by default).
+never the Docker socket), and the configured network.
 
-The container carries labels: `botfleet.tenant=<id>`, `botfleet.managed=true` (how `list()`
-adopts containers after a master restart) and `botfleet.spec-hash`, a digest of everything that
-shapes the container (image id, environment, labels, limits). `deploy()` with an unchanged spec
-leaves the container alone; with a changed one (a new token, a rebuilt image) it replaces it.
+Network: by default a user-defined bridge network, `botfleet-clients`, which the backend creates
+(labelled) when it is missing; a tenant container has its own network namespace, so the host's
+loopback services (a PostgreSQL that trusts 127.0.0.1, say) are out of its reach, and it reaches
+PostgreSQL/Redis/Telegram through the addresses of TENANT_DATABASE_URL & co., which must be
+reachable from that network (a service name on compose's network, the gateway address of the
+bridge). `host` shares the host's network stack, loopback included: used only when set
+explicitly, with a warning.
+
+Fleet: the `fleet` name (FLEET_NAME) is a label on every container (`botfleet.fleet=<name>`), and
+`list()` sees only the containers of its own fleet, so two masters on one engine never adopt or
+remove each other's bots (and `make down` stops only its own fleet's). The default fleet's
+containers are named `botfleet-<tenant_id>`, another fleet's `botfleet-<fleet>-<tenant_id>`.
+
+The container carries labels: `botfleet.tenant=<id>`, `botfleet.managed=true`,
+`botfleet.fleet=<fleet>` (how `list()` adopts containers after a master restart) and
+`botfleet.spec-hash`, a digest of everything that shapes the container (image id, environment,
+labels, limits, network). `deploy()` with an unchanged spec leaves the container alone; with a
+changed one (a new token, a rebuilt image, other limits) it replaces it, and also when the
+container's network is gone or was re-created under the same name (`compose down` + `up`): a
+stopped container points at the old network id and could never start again.
 
 Restart policy: `on-failure` with a few retries by default. Docker absorbs a quick crash at once
 (the restart count shows it, and the reconciler counts it); a bot that keeps failing ends
@@ -29,6 +45,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -55,7 +72,13 @@ LABEL_TENANT = "botfleet.tenant"
 LABEL_MANAGED = "botfleet.managed"
 LABEL_SPEC = "botfleet.spec-hash"
 LABEL_IMAGE = "botfleet.image"
-_OURS = (LABEL_TENANT, LABEL_MANAGED, LABEL_SPEC, LABEL_IMAGE)
+LABEL_FLEET = "botfleet.fleet"
+LABEL_NETWORK = "botfleet.network"  # on the networks this backend creates
+_OURS = (LABEL_TENANT, LABEL_MANAGED, LABEL_SPEC, LABEL_IMAGE, LABEL_FLEET)
+DEFAULT_FLEET = "botfleet"
+DEFAULT_NETWORK = "botfleet-clients"
+FLEET_RE = re.compile(r"^[a-z][a-z0-9_]{0,19}\Z")
+_UNMANAGED_NETWORKS = {"host", "none", "bridge"}  # the engine's own; never created here
 _SIGTERM_EXIT = 128 + 15  # terminated on request (docker stop), not a crash
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 _ROOT_USERS = {"", "0", "root", "0:0", "root:root"}
@@ -65,8 +88,27 @@ ClientFactory = Callable[[], docker.DockerClient]
 T = TypeVar("T")
 
 
-def container_name(tenant_id: str) -> str:
-    return f"{CONTAINER_PREFIX}{validate_tenant_id(tenant_id)}"
+def container_name(tenant_id: str, fleet: str = DEFAULT_FLEET) -> str:
+    """`botfleet-<tenant_id>` (the default fleet), `botfleet-<fleet>-<tenant_id>` (another)."""
+    tenant_id = validate_tenant_id(tenant_id)
+    if fleet == DEFAULT_FLEET:
+        return f"{CONTAINER_PREFIX}{tenant_id}"
+    return f"{CONTAINER_PREFIX}{fleet}-{tenant_id}"
+
+
+def validate_fleet(fleet: str) -> str:
+    if not FLEET_RE.match(fleet):
+        raise ValueError(
+            f"fleet name {fleet!r}: 1-20 characters, a lowercase letter first, then lowercase "
+            "letters, digits or _"
+        )
+    return fleet
+
+
+def _stale_network(exc: BaseException) -> bool:
+    """Docker's answer to starting a container whose network no longer exists."""
+    text = str(getattr(exc, "explanation", None) or exc).lower()
+    return "network" in text and "not found" in text
 
 
 def docker_client_factory(base_url: str | None = None, *, timeout: float = 30.0) -> ClientFactory:
@@ -105,7 +147,8 @@ class DockerBackend(DeployBackend):
         self,
         image: str,
         *,
-        network: str = "host",
+        network: str = DEFAULT_NETWORK,
+        fleet: str = DEFAULT_FLEET,
         memory: str = "384m",  # the bot uses ~170-190 MiB (measured); room for peaks
         nano_cpus: int = 1_000_000_000,
         pids_limit: int = 128,
@@ -124,8 +167,16 @@ class DockerBackend(DeployBackend):
             raise ValueError("DockerBackend needs an image (CLIENT_IMAGE)")
         if pids_limit < 16 or nano_cpus <= 0 or call_timeout <= 0 or stop_timeout < 0:
             raise ValueError("pids_limit >= 16, nano_cpus > 0, call_timeout > 0, stop_timeout >= 0")
+        if not network:
+            raise ValueError("DockerBackend needs a network (CLIENT_NETWORK)")
         self.image = image
         self.network = network
+        self.fleet = validate_fleet(fleet)
+        if network == "host":
+            log.warning(
+                "client containers use the host's network (CLIENT_NETWORK=host): they share its "
+                "loopback, so every service listening on 127.0.0.1 is within their reach"
+            )
         self.memory = memory
         self.nano_cpus = nano_cpus
         self.pids_limit = pids_limit
@@ -187,10 +238,13 @@ class DockerBackend(DeployBackend):
             lock = self._tenant_locks[tenant_id] = asyncio.Lock()
         return lock
 
+    def _name(self, tenant_id: str) -> str:
+        return container_name(tenant_id, self.fleet)
+
     async def _find(self, tenant_id: str) -> Container | None:
         """The tenant's container (by name), checked to be ours; None when there is none."""
         client = await self._docker()
-        name = container_name(tenant_id)
+        name = self._name(tenant_id)
 
         def get() -> Container | None:
             try:
@@ -204,13 +258,19 @@ class DockerBackend(DeployBackend):
                 f"a container named {name} exists but was not created by botfleet for "
                 f"{tenant_id} (label {LABEL_TENANT} is missing or differs); remove or rename it"
             )
+        fleet = container.labels.get(LABEL_FLEET) if container is not None else None
+        if fleet is not None and fleet != self.fleet:
+            raise DeployError(
+                f"container {name} belongs to the fleet {fleet!r}, not to {self.fleet!r} "
+                f"(label {LABEL_FLEET}); this master leaves it alone"
+            )
         return container
 
     async def _require(self, tenant_id: str, action: str) -> Container:
         container = await self._find(tenant_id)
         if container is None:
             raise DeployError(
-                f"cannot {action} {tenant_id}: it has no container ({container_name(tenant_id)}); "
+                f"cannot {action} {tenant_id}: it has no container ({self._name(tenant_id)}); "
                 "deploy it first"
             )
         return container
@@ -243,8 +303,82 @@ class DockerBackend(DeployBackend):
         labels = {k: v for k, v in spec.labels.items() if k not in _OURS}
         labels[LABEL_TENANT] = spec.tenant_id
         labels[LABEL_MANAGED] = "true"
+        labels[LABEL_FLEET] = self.fleet
         labels[LABEL_IMAGE] = self.image
         return labels
+
+    async def _ensure_network(self, client: docker.DockerClient) -> str | None:
+        """The id of the configured network, created (a labelled bridge) when it is missing;
+        None for the engine's own `host`/`none`/`bridge`, which need nothing."""
+        if self.network in _UNMANAGED_NETWORKS:
+            return None
+        name = self.network
+
+        def ensure() -> str:
+            try:
+                return str(client.networks.get(name).id)
+            except NotFound:
+                pass
+            try:
+                created = client.networks.create(
+                    name,
+                    driver="bridge",
+                    check_duplicate=True,
+                    labels={LABEL_NETWORK: "clients", LABEL_FLEET: self.fleet},
+                    # Where the engine enforces it (iptables): tenants cannot reach each other.
+                    options={"com.docker.network.bridge.enable_icc": "false"},
+                )
+            except APIError as exc:
+                if exc.status_code != 409:  # 409: another master/thread created it just now
+                    raise
+            else:
+                log.info("created the Docker network %s for client containers", name)
+                return str(created.id)
+            return str(client.networks.get(name).id)
+
+        return await self._call(f"ensure the Docker network {name}", ensure)
+
+    async def network_gateway(self) -> str | None:
+        """The host's address on the client network (created when missing): where services on
+        the host must listen for client containers to reach them. None for `host`/`none`."""
+        client = await self._docker()
+        if await self._ensure_network(client) is None:
+            return None
+        name = self.network
+
+        def gateway() -> str | None:
+            ipam = client.networks.get(name).attrs.get("IPAM") or {}
+            for config in ipam.get("Config") or []:
+                if config.get("Gateway"):
+                    return str(config["Gateway"])
+            return None
+
+        return await self._call(f"inspect the Docker network {name}", gateway)
+
+    def _on_network(self, container: Container, network_id: str | None) -> bool:
+        """Whether the container is attached to the current network (not to a removed one)."""
+        if network_id is None:
+            return True
+        attached = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        endpoint = attached.get(self.network)
+        if endpoint is None:
+            return False
+        found = str(endpoint.get("NetworkID") or "")
+        return not found or found == network_id
+
+    async def _start_or_stale(self, container: Container) -> bool:
+        """Start the container; False when its network no longer exists (re-create it then)."""
+
+        def start() -> bool:
+            try:
+                container.start()
+            except (NotFound, APIError) as exc:
+                if _stale_network(exc):
+                    return False
+                raise
+            return True
+
+        return await self._call(f"start container {container.name}", start)
 
     def _host_config(self) -> dict[str, Any]:
         """Arguments of the Docker SDK's `create_host_config` (the limits and the hardening)."""
@@ -288,20 +422,26 @@ class DockerBackend(DeployBackend):
     # ------------------------------------------------------------------ DeployBackend
     async def deploy(self, spec: ClientSpec) -> RuntimeStatus:
         tenant_id = validate_tenant_id(spec.tenant_id)
-        name = container_name(tenant_id)
+        name = self._name(tenant_id)
         secrets = _secrets_of(spec.env)
         async with self._lock(tenant_id):
             client = await self._docker()
             image_id, user = await self._image(client)
+            network_id = await self._ensure_network(client)
             labels = self._labels(spec)
             labels[LABEL_SPEC] = self._spec_hash(image_id, user, spec.env, labels)
             existing = await self._find(tenant_id)
             if existing is not None and existing.labels.get(LABEL_SPEC) == labels[LABEL_SPEC]:
-                if existing.status in {"created", "exited"}:
-                    await self._call(f"start container {name}", existing.start)
-                return await self._status(tenant_id)
-            if existing is not None:
+                stopped = existing.status in {"created", "exited"}
+                if not self._on_network(existing, network_id):
+                    log.info("replacing container %s: its network was removed or re-created", name)
+                elif not stopped or await self._start_or_stale(existing):
+                    return await self._status(tenant_id)
+                else:
+                    log.info("replacing container %s: its network no longer exists", name)
+            elif existing is not None:
                 log.info("replacing container %s: its spec changed", name)
+            if existing is not None:
                 await self._remove(existing)
             env = dict(spec.env)
 
@@ -334,7 +474,11 @@ class DockerBackend(DeployBackend):
     async def start(self, tenant_id: str) -> RuntimeStatus:
         async with self._lock(validate_tenant_id(tenant_id)):
             container = await self._require(tenant_id, "start")
-            await self._call(f"start container {container.name}", container.start)
+            if not await self._start_or_stale(container):
+                raise DeployError(
+                    f"cannot start {tenant_id}: the network of {container.name} no longer exists; "
+                    "deploy it again (the reconciler re-creates it)"
+                )
         return await self._status(tenant_id)
 
     async def stop(self, tenant_id: str) -> RuntimeStatus:
@@ -424,16 +568,19 @@ class DockerBackend(DeployBackend):
         client = await self._docker()
 
         def containers() -> list[Container]:
+            labels = [f"{LABEL_MANAGED}=true", f"{LABEL_FLEET}={self.fleet}"]
             found: list[Container] = client.containers.list(
-                all=True, filters={"label": [f"{LABEL_MANAGED}=true"]}, ignore_removed=True
+                all=True, filters={"label": labels}, ignore_removed=True
             )
             return found
 
-        found = await self._call("list botfleet containers", containers)
+        found = await self._call(f"list the containers of fleet {self.fleet}", containers)
         result: dict[str, RuntimeStatus] = {}
         for container in found:
             tenant_id = container.labels.get(LABEL_TENANT, "")
-            if not TENANT_ID_RE.match(tenant_id) or container.name != container_name(tenant_id):
+            if container.labels.get(LABEL_FLEET) != self.fleet:
+                continue  # the engine filtered already; never touch another fleet's
+            if not TENANT_ID_RE.match(tenant_id) or container.name != self._name(tenant_id):
                 log.warning("ignoring container %s: labels do not name its tenant", container.name)
                 continue
             result[tenant_id] = _runtime_status(tenant_id, container.attrs)
