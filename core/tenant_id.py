@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-TENANT_ID_RE = re.compile(r"^client_[0-9]{1,12}$")
+# `\Z`, not `$`: `$` also matches before a trailing newline ("client_001\n").
+TENANT_ID_RE = re.compile(r"^client_[0-9]{1,12}\Z")
 
 
 class InvalidTenantIdError(ValueError):
@@ -13,7 +14,7 @@ class InvalidTenantIdError(ValueError):
 
 def validate_tenant_id(tenant_id: object) -> str:
     """Return `tenant_id` when it is `client_<digits>`; otherwise raise InvalidTenantIdError."""
-    if not isinstance(tenant_id, str) or not TENANT_ID_RE.match(tenant_id):
+    if not isinstance(tenant_id, str) or not TENANT_ID_RE.fullmatch(tenant_id):
         raise InvalidTenantIdError(
             f"invalid tenant id {tenant_id!r}: expected 'client_' followed by 1-12 digits, "
             "e.g. 'client_001'"

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 PATH = "/yookassa/webhook"
 MAX_BODY = 64 * 1024
-_OBJECT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_OBJECT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")  # \Z: `$` allows a trailing "\n"
 
 
 class MalformedNotificationError(ValueError):
@@ -46,10 +46,14 @@ def parse_notification(raw: bytes) -> tuple[str, str]:
         data: Any = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise MalformedNotificationError("the body is not JSON") from None
+    except RecursionError:  # e.g. 30,000 nested arrays: a 400, not a 500
+        raise MalformedNotificationError(
+            "the body is nested too deeply to be a notification"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise MalformedNotificationError("expected an object with type, event and object")
     object_id = data["object"].get("id")
-    if not isinstance(object_id, str) or not _OBJECT_ID_RE.match(object_id):
+    if not isinstance(object_id, str) or not _OBJECT_ID_RE.fullmatch(object_id):
         raise MalformedNotificationError("object.id is missing or has an unexpected form")
     try:
         notification = WebhookNotificationFactory().create(
