@@ -215,6 +215,7 @@ class MasterSettings(
     master_api_host: str = "127.0.0.1"
     master_api_port: int = Field(8000, ge=1, le=65535)
     master_api_token: SecretStr
+    metrics_token: SecretStr | None = None  # bearer token for GET /metrics only (optional)
     operator_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     deploy_backend: Literal["docker", "process"] = "docker"
     client_image: str = "botfleet-client:latest"
