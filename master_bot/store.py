@@ -10,13 +10,14 @@ import enum
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from core.tenant_id import format_tenant_id
+from master_bot.errors import ConflictError, RejectedError
 
 
 class TenantStatus(enum.StrEnum):
@@ -115,6 +116,22 @@ class KeyRecord:
     tenant_id: str | None
     request_sha256: str | None
     response: dict[str, Any] | None
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    """The key was first used with another request body (its hash is stored with the key)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            "idempotency_key_reused",
+            f"Idempotency-Key {key[:80]!r} was used with a different request; a retry must send"
+            " the same body, a new request needs a new key",
+        )
+
+
+# The latest end of a subscription: Python's datetime stops at 9999-12-31, and a margin keeps
+# grace periods and local times of such a date representable.
+MAX_EXPIRES_AT = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class TokenInUseError(Exception):
@@ -307,11 +324,20 @@ class TenantStore:
                 request.request_sha256,
             )
             if not inserted:
-                existing = await conn.fetchval(
-                    "SELECT tenant_id FROM control.idempotency_keys WHERE scope = $1 AND key = $2",
+                # The key's row is committed (ON CONFLICT waited for its transaction): compare
+                # the stored body hash under a row lock, so no second body slips through.
+                known = await conn.fetchrow(
+                    "SELECT tenant_id, request_sha256 FROM control.idempotency_keys"
+                    " WHERE scope = $1 AND key = $2 FOR UPDATE",
                     request.scope,
                     request.key,
                 )
+                if known is not None and known["request_sha256"] not in (
+                    None,
+                    request.request_sha256,
+                ):
+                    raise IdempotencyKeyReusedError(request.key)
+                existing = known["tenant_id"] if known is not None else None
                 if existing is not None:
                     row = await conn.fetchrow(
                         f"SELECT {_COLUMNS} FROM control.tenants WHERE tenant_id = $1", existing
@@ -476,6 +502,14 @@ class TenantStore:
                 tenant_id,
             )
             if not inserted:
+                known = await conn.fetchval(
+                    "SELECT request_sha256 FROM control.idempotency_keys"
+                    " WHERE scope = $1 AND key = $2",
+                    request.scope,
+                    request.key,
+                )
+                if known not in (None, request.request_sha256):
+                    raise IdempotencyKeyReusedError(request.key)
                 row = await conn.fetchrow(
                     f"SELECT {_COLUMNS} FROM control.tenants WHERE tenant_id = $1", tenant_id
                 )
@@ -483,6 +517,15 @@ class TenantStore:
             before = await conn.fetchval(
                 "SELECT expires_at FROM control.tenants WHERE tenant_id = $1 FOR UPDATE", tenant_id
             )
+            base = max(before or now, now)
+            if base > MAX_EXPIRES_AT - timedelta(days=days):
+                # Raised inside the transaction: the key is not used up by a refused request.
+                raise RejectedError(
+                    "expiry_out_of_range",
+                    f"{days} more days would end the subscription of {tenant_id} after"
+                    f" {MAX_EXPIRES_AT:%Y-%m-%d}, the latest date the platform supports"
+                    f" (it ends {base:%Y-%m-%d} now)",
+                )
             row = await conn.fetchrow(
                 "UPDATE control.tenants SET expires_at = greatest(coalesce(expires_at, $3), $3)"
                 " + make_interval(days => $2), updated_at = now()"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +26,8 @@ from master_bot.errors import (
 )
 
 log = logging.getLogger(__name__)
+JSON_MAX_DEPTH = 200  # pydantic-core's JSON parser (jiter) refuses deeper nesting
+JSON_TYPE = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _HTTP_CODES = {
@@ -83,7 +85,14 @@ def validation_details(exc: ValidationError) -> dict[str, Any]:
 
 
 def from_validation(exc: ValidationError, what: str) -> ApiError:
-    if any(e["type"] == "json_invalid" for e in exc.errors()):
+    invalid = [e for e in exc.errors() if e["type"] == "json_invalid"]
+    if any("recursion limit" in str(e.get("msg", "")) for e in invalid):
+        return ApiError(
+            400,
+            "json_too_deep",
+            f"the {what} is nested too deeply (at most {JSON_MAX_DEPTH} levels of arrays/objects)",
+        )
+    if invalid:
         return ApiError(400, "invalid_json", f"the {what} is not valid JSON")
     if any(e["type"] == "model_type" and not e["loc"] for e in exc.errors()):
         return ApiError(422, "validation_error", f"the {what} must be a JSON object")
@@ -114,17 +123,41 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(500, "internal_error", "internal error; see the master's log")
 
 
-def auth_middleware(token: str, *, public: frozenset[str]) -> Callable[..., Any]:
+def auth_middleware(
+    token: str,
+    *,
+    public: frozenset[str],
+    also: Mapping[str, Sequence[str]] | None = None,
+) -> Callable[..., Any]:
+    """Every path but `public` needs `Authorization: Bearer <token>`; `also` names further
+    tokens accepted on one path only (METRICS_TOKEN on /metrics)."""
     expected = f"Bearer {token}".encode()
+    extra = {path: [f"Bearer {t}".encode() for t in ts if t] for path, ts in (also or {}).items()}
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in public:
             given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-            if not hmac.compare_digest(given, expected):
+            ok = hmac.compare_digest(given, expected)
+            for other in extra.get(request.path, ()):
+                ok = hmac.compare_digest(given, other) or ok  # no short cut: constant work
+            if not ok:
                 raise ApiError(
                     401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer ...)"
                 )
         return await handler(request)
 
     return check
+
+
+@web.middleware
+async def json_body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request that carries a body must say it is JSON: anything else is a 415."""
+    if request.body_exists and request.content_type != JSON_TYPE:
+        given = request.headers.get("Content-Type", "")[:80] or "none"
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"request bodies must be JSON sent as Content-Type: {JSON_TYPE} (got {given!r})",
+        )
+    return await handler(request)

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import re
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
@@ -22,17 +29,22 @@ from master_bot.api.models import (
     ProvisionIn,
     TenantOut,
     TenantPage,
+    TenantsHealthOut,
 )
+from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.errors import NotFoundError
+from master_bot.metrics import FleetState, Snapshot
 from master_bot.provision import ProvisionOrder
 
 if TYPE_CHECKING:
     from master_bot.app import Master
+    from master_bot.deps import Deps
 
+log = logging.getLogger(__name__)
 MASTER: web.AppKey[Master] = web.AppKey("master")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 ACTOR = "api"
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
+_KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}\Z")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -42,7 +54,7 @@ def _master(request: web.Request) -> Master:
 
 def _tenant_id(request: web.Request) -> str:
     tenant_id = request.match_info["tenant_id"]
-    if not TENANT_ID_RE.match(tenant_id):
+    if not TENANT_ID_RE.fullmatch(tenant_id):
         raise NotFoundError(f"no tenant {tenant_id[:40]!r} (ids look like client_001)")
     return tenant_id
 
@@ -53,7 +65,7 @@ def _idempotency_key(request: web.Request) -> str:
         raise ApiError(
             400, "idempotency_key_required", "this request needs an Idempotency-Key header"
         )
-    if not _KEY_RE.match(key):
+    if not _KEY_RE.fullmatch(key):
         raise ApiError(
             400,
             "invalid_idempotency_key",
@@ -87,6 +99,37 @@ async def _detail(request: web.Request, tenant_id: str, status: int = 200) -> we
     return _json(TenantOut.of(tenant, await master.fleet.runtime(tenant_id)), status)
 
 
+class KeyLocks:
+    """One asyncio.Lock per Idempotency-Key while requests with that key are in flight.
+
+    Requests with one key take turns, so a second request sees what the first one did (the
+    same body: its tenant, 200; another body: 409) instead of racing it to Telegram and the
+    token check. Across processes the database decides (TenantStore.allocate); this only makes
+    the answers of one master the ones a client expects.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+KEY_LOCKS: web.AppKey[KeyLocks] = web.AppKey("idempotency_key_locks")
+
+
 async def create_tenant(request: web.Request) -> web.Response:
     key = _idempotency_key(request)
     body = await _body(request, ProvisionIn)
@@ -99,7 +142,8 @@ async def create_tenant(request: web.Request) -> web.Response:
         locale=body.locale,
         timezone=body.timezone,
     )
-    tenant, created = await _master(request).provisioner.provision(order, key, actor=ACTOR)
+    async with request.app[KEY_LOCKS](key):
+        tenant, created = await _master(request).provisioner.provision(order, key, actor=ACTOR)
     return await _detail(request, tenant.tenant_id, 201 if created else 200)
 
 
@@ -187,32 +231,125 @@ async def _check(name: str, probe: Any) -> tuple[str, CheckOut]:
     return name, CheckOut(ok=True)
 
 
+async def _active_tenants(deps: Deps) -> list[str]:
+    """Ids of the tenants whose bot should run (status active), in number order."""
+    async with deps.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT tenant_id FROM control.tenants WHERE status = 'active' ORDER BY number"
+        )
+    return [row["tenant_id"] for row in rows]
+
+
+def _fleet_state(
+    deps: Deps, active: list[str], runtimes: Mapping[str, RuntimeStatus]
+) -> FleetState:
+    """Active tenants vs the backend's runtimes. A tenant an operation holds right now (a
+    deploy, a restart) is not counted as down: it is being worked on."""
+    running = {
+        t for t in active if (r := runtimes.get(t)) is not None and r.state is RuntimeState.RUNNING
+    }
+    down = [t for t in active if t not in running and not deps.locks.busy(t)]
+    return FleetState(should_run=len(active), running=len(running), down=down)
+
+
 async def health(request: web.Request) -> web.Response:
+    """Dependencies (PostgreSQL, Redis, the deploy backend) and the bots: 503 when a dependency
+    fails or a tenant that should run is not running."""
     master = _master(request)
     deps = master.deps
+    active: list[str] | None = None
+    runtimes: dict[str, RuntimeStatus] | None = None
 
     async def postgres() -> None:
-        async with deps.pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
+        nonlocal active
+        active = await _active_tenants(deps)
 
     async def redis() -> None:
         await deps.redis.ping()
 
+    async def backend() -> None:
+        nonlocal runtimes
+        await deps.backend.ping()
+        runtimes = await deps.backend.list()
+
     results = await asyncio.gather(
         _check("postgres", postgres()),
         _check("redis", redis()),
-        _check(f"deploy_backend:{deps.backend.name}", deps.backend.ping()),
+        _check(f"deploy_backend:{deps.backend.name}", backend()),
     )
     checks = dict(results)
-    ok = all(c.ok for c in checks.values())
-    return _json(HealthOut(status="ok" if ok else "degraded", checks=checks), 200 if ok else 503)
+    fleet = None
+    if active is not None and runtimes is not None:
+        fleet = _fleet_state(deps, active, runtimes)
+    ok = all(c.ok for c in checks.values()) and fleet is not None and not fleet.down
+    answer = HealthOut(
+        status="ok" if ok else "degraded",
+        checks=checks,
+        tenants=TenantsHealthOut.of(fleet) if fleet is not None else None,
+    )
+    return _json(answer, 200 if ok else 503)
+
+
+_ORDER_STATUSES = ("pending", "paid", "canceled", "refunded")
+_UNDELIVERED_AFTER = "15 minutes"
+# Whole-database backups of scripts/backup.py: `<db>-<stamp>.dump` or a per-schema `<db>-<stamp>.d`
+# (`<tenant>-<stamp>.dump` are single-tenant dumps and the final backups of deleted tenants).
+_BACKUP_RE = re.compile(r"^(?!client_[0-9]+-).+-([0-9]{8}T[0-9]{12})Z(?:\.dump|\.d)\Z")
+
+
+async def _orders(deps: Deps) -> tuple[dict[str, int] | None, int | None]:
+    try:
+        async with deps.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT status, count(*) AS n FROM control.sales_orders GROUP BY status"
+            )
+            late = await conn.fetchval(
+                "SELECT count(*) FROM control.sales_orders WHERE status = 'paid'"
+                " AND fulfilled_at IS NULL"
+                f" AND paid_at < now() - interval '{_UNDELIVERED_AFTER}'"
+            )
+    except asyncpg.UndefinedTableError:  # a database without the sales tables
+        return None, None
+    counts = dict.fromkeys(_ORDER_STATUSES, 0)
+    counts.update({row["status"]: int(row["n"]) for row in rows})
+    return counts, int(late)
+
+
+def _last_backup(folder: Path) -> float:
+    """Unix time (from the file name) of the newest whole-database backup; 0.0 when none."""
+    newest = 0.0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return newest
+    for name in names:
+        match = _BACKUP_RE.match(name)
+        if match is None:
+            continue
+        try:
+            stamp = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        newest = max(newest, stamp.timestamp())
+    return newest
 
 
 async def metrics(request: web.Request) -> web.Response:
     deps = _master(request).deps
-    counts = await deps.store.counts_by_status()
+    snapshot = Snapshot(tenants_by_status=await deps.store.counts_by_status())
+    try:
+        active = await _active_tenants(deps)
+        runtimes = await asyncio.wait_for(deps.backend.list(), 5.0)
+    except (DeployError, OSError, TimeoutError) as exc:
+        log.warning("metrics: the deploy backend did not answer: %s", type(exc).__name__)
+        snapshot.backend_up = False
+    else:
+        snapshot.backend_up = True
+        snapshot.fleet = _fleet_state(deps, active, runtimes)
+    snapshot.orders_by_status, snapshot.orders_paid_undelivered = await _orders(deps)
+    snapshot.backup_last_success = await asyncio.to_thread(_last_backup, deps.config.backups_dir)
     return web.Response(
-        body=deps.metrics.render(counts).encode(),
+        body=deps.metrics.render(snapshot).encode(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
     )
 

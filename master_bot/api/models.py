@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from master_bot.deploy.base import RuntimeStatus
+from master_bot.metrics import FleetState
 from master_bot.store import TenantRecord, TenantStatus
 
 MAX_DAYS = 3660
@@ -162,9 +163,22 @@ class CheckOut(BaseModel):
     detail: str = ""
 
 
+class TenantsHealthOut(BaseModel):
+    should_run: int = Field(description="active tenants")
+    running: int = Field(description="active tenants whose bot the deploy backend runs")
+    down: list[str] = Field(description="active tenants whose bot is not running")
+
+    @classmethod
+    def of(cls, fleet: FleetState) -> TenantsHealthOut:
+        return cls(should_run=fleet.should_run, running=fleet.running, down=list(fleet.down))
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     checks: dict[str, CheckOut]
+    tenants: TenantsHealthOut | None = Field(
+        None, description="null when PostgreSQL or the deploy backend did not answer"
+    )
 
 
 class ErrorBody(BaseModel):

@@ -12,11 +12,12 @@ from master_bot.api.routes import ROUTES, Route
 
 REF = "#/components/schemas/{model}"
 _REASONS = {
-    400: "Malformed request (bad JSON, missing Idempotency-Key)",
+    400: "Malformed request (bad or too deeply nested JSON, missing Idempotency-Key)",
     401: "Missing or wrong bearer token",
     404: "Unknown tenant",
     409: "Conflicts with the current state (token in use, wrong status, key reused)",
-    422: "Invalid values (or a bot token Telegram rejects)",
+    415: "A request body that is not Content-Type: application/json",
+    422: "Invalid values (or a bot token Telegram rejects, or an expiry past 9999-01-01)",
     503: "A dependency failed (Telegram, deploy backend, pg_dump); retry later",
 }
 

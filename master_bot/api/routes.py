@@ -49,7 +49,7 @@ ROUTES: tuple[Route, ...] = (
         response=TenantOut,
         body=ProvisionIn,
         idempotency_key=True,
-        errors=(400, 401, 409, 422, 503),
+        errors=(400, 401, 409, 415, 422, 503),
     ),
     Route(
         "GET",
@@ -69,7 +69,7 @@ ROUTES: tuple[Route, ...] = (
         response=TenantOut,
         body=ExtendIn,
         idempotency_key=True,
-        errors=(400, 401, 404, 409, 422, 503),
+        errors=(400, 401, 404, 409, 415, 422, 503),
     ),
     *(
         Route(
@@ -110,7 +110,8 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/health",
         h.health,
-        "Checks PostgreSQL, Redis and the deploy backend (503 when one fails)",
+        "Checks PostgreSQL, Redis, the deploy backend and that every active tenant's bot runs"
+        " (503 and status degraded otherwise)",
         response=HealthOut,
         public=True,
         errors=(503,),
@@ -119,10 +120,9 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/metrics",
         h.metrics,
-        "Prometheus metrics (text format)",
-        public=True,
+        "Prometheus metrics (text format); bearer MASTER_API_TOKEN or METRICS_TOKEN",
         content_type="text/plain",
-        errors=(),
+        errors=(401,),
     ),
     Route(
         "GET",

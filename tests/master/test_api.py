@@ -21,8 +21,10 @@ CONTRACT = {
     "OPENAI_BASE_URL",
     "OPENAI_MODEL",
     "ADMIN_IDS",
+    "BUSINESS_NAME",
     "LOCALE",
     "TIMEZONE",
+    "PLAN_FEATURES",
 }
 # What the process backend adds, and what Python's C-locale coercion may add by itself.
 PROCESS_EXTRAS = {"PATH", "PYTHONPATH", "PYTHONUNBUFFERED", "LC_CTYPE"}
@@ -168,7 +170,7 @@ async def test_auth_is_required(harness: Harness) -> None:
 
 async def test_bad_requests_are_4xx_with_one_error_shape(harness: Harness) -> None:
     api = harness.api
-    key = {"Idempotency-Key": "order-bad"}
+    key = {"Idempotency-Key": "order-bad", "Content-Type": "application/json"}
     cases = [
         (await api.call("POST", "/api/v1/tenants", data=b"{not json", headers=key), 400),
         (await api.call("POST", "/api/v1/tenants", data=b"", headers=key), 400),
@@ -238,7 +240,8 @@ async def test_openapi_health_and_metrics(harness: Harness) -> None:
 
     token = await harness.new_bot()
     assert (await harness.api.provision(token)).status == 201
-    metrics = await harness.api.call("GET", "/metrics", auth=False)
+    assert (await harness.api.call("GET", "/metrics", auth=False)).status == 401
+    metrics = await harness.api.call("GET", "/metrics")
     assert metrics.status == 200
     assert metrics.headers["Content-Type"].startswith("text/plain")
     text = metrics.body
