@@ -3,6 +3,12 @@
 The SDK is blocking (`requests`) and keeps its configuration in class attributes, so one
 `YooKassa` per process configures it once (`YOOKASSA_API_URL` included) and every call runs in
 `asyncio.to_thread` under `asyncio.wait_for`. Answers become `PaymentView`/`RefundView`.
+
+A failure that may pass (5xx, 429, a timeout, a network error) is retried in-process a few
+times with a short jittered backoff, within `retry_budget` seconds, before the caller falls back
+to its own slower retry (the webhook's periodic check): a brief YooKassa hiccup then costs
+seconds, not a check interval. Refusals (4xx) are never retried. Creating a payment is retried
+with the same idempotence key, so YooKassa creates it once.
 """
 
 from __future__ import annotations
@@ -14,10 +20,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
+from core.retry import backoff
 from sales_bot.orders import PaymentView, RefundView
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+RETRY_ATTEMPTS = 4  # calls in all, the first one included
+RETRY_BASE_DELAY = 0.5  # seconds before the second attempt; doubling, jittered
+RETRY_MAX_DELAY = 4.0
+RETRY_BUDGET = 10.0  # no new attempt starts later than this after the first one
 
 
 class KassaError(Exception):
@@ -119,15 +131,38 @@ class YooKassa:
         vat_code: int,
         return_url: str,
         timeout: float = 20.0,
+        retry_attempts: int = RETRY_ATTEMPTS,
+        retry_base_delay: float = RETRY_BASE_DELAY,
+        retry_budget: float = RETRY_BUDGET,
     ) -> None:
         from yookassa import Configuration
 
+        # One HTTP attempt per SDK call: the retries are ours (async, jittered, bounded).
         Configuration.configure(shop_id, secret_key, api_url=api_url.rstrip("/"), max_attempts=1)
         self.vat_code = vat_code
         self.return_url = return_url
         self.timeout = timeout
+        self.retry_attempts = max(retry_attempts, 1)
+        self.retry_base_delay = retry_base_delay
+        self.retry_budget = retry_budget
 
     async def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """`fn` off the loop; retried while YooKassa is unavailable, within the budget."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_budget
+        failures = 0
+        while True:
+            try:
+                return await self._once(what, fn)
+            except KassaUnavailableError as exc:
+                failures += 1
+                delay = backoff(failures, self.retry_base_delay, RETRY_MAX_DELAY)
+                if failures >= self.retry_attempts or loop.time() + delay > deadline:
+                    raise
+                log.warning("%s; attempt %d, retrying in %.1f s", exc, failures + 1, delay)
+                await asyncio.sleep(delay)
+
+    async def _once(self, what: str, fn: Callable[[], T]) -> T:
         from yookassa.domain.exceptions import ApiError
 
         try:

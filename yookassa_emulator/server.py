@@ -66,6 +66,7 @@ class YooKassaFake:
         self.keys: dict[str, tuple[str, str]] = {}  # idempotence key -> (body sha, payment id)
         self.requests: list[tuple[str, str]] = []
         self.down = False  # every API call answers 500
+        self.fail_next = 0  # this many next API calls answer 500, then it works again
         self.delay = 0.0  # seconds before every API answer
         self.webhook_url: str | None = None  # where the checkout page's "Pay" notifies
         self.notifications_sent: list[tuple[str, str, int]] = []  # (event, object id, status)
@@ -202,6 +203,9 @@ class YooKassaFake:
             await asyncio.sleep(self.delay)
         if self.down:
             return _error(500, "internal_server_error", "the fake is down")
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return _error(500, "internal_server_error", "the fake has a bad moment")
         expected = (
             "Basic " + base64.b64encode(f"{self.shop_id}:{self.secret_key}".encode()).decode()
         )
@@ -359,4 +363,7 @@ class YooKassaFake:
         body = await request.json()
         self.down = bool(body.get("down", False))
         self.delay = float(body.get("delay", 0.0))
-        return web.json_response({"down": self.down, "delay": self.delay})
+        self.fail_next = max(int(body.get("fail_next", 0)), 0)
+        return web.json_response(
+            {"down": self.down, "delay": self.delay, "fail_next": self.fail_next}
+        )
