@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from database.redis_tenants import TENANT_COMMANDS
+from master_bot.metrics import FAMILIES
 from master_bot.store import TenantStatus
 from tests.master.conftest import Harness, make_token
 from tests.master.procs import processes_of
@@ -248,3 +254,58 @@ async def test_openapi_health_and_metrics(harness: Harness) -> None:
     assert 'botfleet_tenants{status="active"} 1' in text
     assert 'botfleet_deploys_total{operation="deploy"} 1' in text
     assert "botfleet_reconcile_duration_seconds_count" in text
+
+
+PROMETHEUS = Path(__file__).resolve().parents[2] / "docs" / "prometheus"
+SUMMARY = ("_sum", "_count")
+PROMQL_BUILTINS = {"up"}  # series Prometheus makes itself
+PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The series names an expression reads (not functions, labels, durations or keywords)."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)  # strings
+    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # ranges
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    names = set(re.findall(r"(?<![\w.])([A-Za-z_:][A-Za-z0-9_:]*)\b(?!\s*\()", expr))
+    return names - PROMQL_WORDS
+
+
+def test_prometheus_rules_use_only_metrics_the_master_exposes() -> None:
+    exposed = set(FAMILIES)
+    exposed |= {f"{n}{s}" for n, (t, _) in FAMILIES.items() if t == "summary" for s in SUMMARY}
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    assert {"BotfleetBotsDown", "BotfleetCrashLoop", "BotfleetPaymentsFailing"} <= {
+        a.get("alert") for a in alerts
+    }
+    assert any("backup" in a["expr"] for a in alerts)
+    for rule in alerts:
+        assert {"alert", "expr", "for", "labels"} <= set(rule), rule
+        assert rule["labels"].get("severity") in {"warning", "critical"}, rule
+        assert re.fullmatch(r"\d+[smh]", str(rule["for"])), rule
+        names = metric_names(rule["expr"])
+        assert names, rule
+        unknown = names - exposed - PROMQL_BUILTINS
+        assert not unknown, f"{rule['alert']}: {sorted(unknown)} not in master_bot/metrics.py"
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    [job] = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["authorization"]["type"] == "Bearer" and "credentials" not in job["authorization"]
+    assert 'job="' + job["job_name"] + '"' in json.dumps(alerts).replace('\\"', '"')
+    promtool = shutil.which("promtool")  # Debian's `prometheus` package; optional here
+    if promtool:
+        for args in (["check", "rules", "alerts.yml"], ["check", "config", "prometheus.yml"]):
+            done = subprocess.run(
+                [promtool, *args], cwd=PROMETHEUS, capture_output=True, text=True, check=False
+            )
+            if args[1] == "config" and "credentials_file" in done.stdout + done.stderr:
+                continue  # the token file only exists on the Prometheus host
+            assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_metric_names_reads_series_not_functions() -> None:
+    expr = 'time() - increase(a_b{kind="x y"}[5m]) > on (job) sum by (kind) (c_total) and d'
+    assert metric_names(expr) == {"a_b", "c_total", "d"}
