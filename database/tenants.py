@@ -1,9 +1,12 @@
-"""Tenant primitives the master calls: a PostgreSQL schema plus login role per tenant.
+"""Tenant primitives the master calls: a PostgreSQL schema, a login role and an owner role
+per tenant (`database.roles` says who is who and why).
 
-The role (named like the tenant id) owns only its schema, has `search_path` pinned to it, may
-connect only to the platform database, cannot create temporary tables or objects elsewhere,
-and belongs to no other role. Creating is idempotent (a retry after a crash completes the job
-and resets the password); dropping data is a separate, explicit call.
+The login role (named like the tenant id) has data privileges in its schema only, `search_path`
+pinned to it, session limits, may connect only to the platform database, cannot create
+anything anywhere (no TEMP, no CREATE on its schema, in `public` or on the database), and
+belongs to no other role. The owner role (`<tenant_id>_owner`, NOLOGIN) owns the schema and
+its objects; migrations run as it. Creating is idempotent (a retry after a crash completes the
+job and resets the password); dropping data is a separate, explicit call.
 """
 
 from __future__ import annotations
@@ -16,13 +19,46 @@ from dataclasses import dataclass
 import asyncpg
 
 from core.tenant_id import validate_tenant_id
+from database.audit import tenant_code_objects
 from database.dsn import parse_dsn
 from database.identifiers import quote_ident
+from database.locks import platform_lock
 from database.migrator import SchemaReport, migrate_tenant
+from database.roles import login_role, owner_role
 
 log = logging.getLogger(__name__)
-_DDL_LOCK = 0x626F74666C656574  # "botfleet": serialises tenant role/schema DDL
 _DDL_ATTEMPTS = 4
+# Platform DDL waits at most this long for a lock a tenant session holds (then fails clearly).
+_DDL_LOCK_TIMEOUT = "5s"
+
+# Defaults of every tenant session (re-applied at each provisioning and `scripts.migrate`)
+# and the limits the master enforces from outside (`terminate_runaway_sessions`).
+TENANT_STATEMENT_SECONDS = 30.0
+TENANT_IDLE_IN_TRANSACTION_SECONDS = 60.0
+TENANT_SESSION_LIMITS = {
+    "statement_timeout": f"{int(TENANT_STATEMENT_SECONDS)}s",
+    "idle_in_transaction_session_timeout": f"{int(TENANT_IDLE_IN_TRANSACTION_SECONDS)}s",
+    "lock_timeout": "10s",
+    "temp_buffers": "800kB",
+    "work_mem": "4MB",
+}
+
+
+class TenantCodeError(RuntimeError):
+    """A tenant schema holds objects that would run as code with the platform's rights."""
+
+    def __init__(self, tenant_id: str, objects: list[str]) -> None:
+        shown = "; ".join(objects[:10]) + (
+            f"; … {len(objects) - 10} more" if len(objects) > 10 else ""
+        )
+        super().__init__(
+            f"tenant {tenant_id}: its schema holds objects the platform will not run with its "
+            f"own rights ({shown}). Inspect them as the tenant, drop them, then rerun "
+            "`make migrate`; until then the schema is not migrated, backed up as data only "
+            "by pg_dump, nor read by stats"
+        )
+        self.tenant_id = tenant_id
+        self.objects = objects
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,37 +150,185 @@ async def create_tenant_database(
 
 
 async def _role_and_schema(conn: asyncpg.Connection, role: str, password: str, qdb: str) -> None:
-    """One transaction: the login role, its schema and its grants (idempotent)."""
-    schema = role
-    qrole = quote_ident(role)
+    """One transaction: the login role, the owner role, the schema and its grants (idempotent).
+
+    See `database.roles`: the owner role owns the schema and everything in it; the login role
+    gets data privileges only. A schema from before that split is converted here (after an
+    audit: one with tenant code in it is refused, see `secure_tenant_schema`).
+    """
     async with conn.transaction():
         # GRANT/REVOKE on the database row race between concurrent creators in this database
         # ("tuple concurrently updated"): role and schema DDL is serialised, migrations are not.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
+        await platform_lock(conn, "tenant-ddl")
+        await conn.execute(f"SET LOCAL lock_timeout = '{_DDL_LOCK_TIMEOUT}'")
         await harden_database(conn)
-        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-        verb = "ALTER" if exists else "CREATE"
-        # format(%L) quotes the password server-side; it never goes into our SQL text.
-        statement = await conn.fetchval(
-            "SELECT format('%s ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT"
-            " NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 20 PASSWORD %L', $1::text, $2::text,"
-            " $3::text)",
-            verb,
-            role,
-            password,
-        )
-        await conn.execute(statement)
-        is_super = await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        if not is_super:
-            await conn.execute(f"GRANT {qrole} TO CURRENT_USER")
+        await _login_role(conn, role, password, qdb)
+        await _secure_schema(conn, role)
+
+
+async def _login_role(conn: asyncpg.Connection, role: str, password: str, qdb: str) -> None:
+    qrole = quote_ident(role)
+    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+    verb = "ALTER" if exists else "CREATE"
+    # format(%L) quotes the password server-side; it never goes into our SQL text.
+    statement = await conn.fetchval(
+        "SELECT format('%s ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT"
+        " NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 20 PASSWORD %L', $1::text, $2::text,"
+        " $3::text)",
+        verb,
+        role,
+        password,
+    )
+    await conn.execute(statement)
+    await conn.execute(f"GRANT CONNECT ON DATABASE {qdb} TO {qrole}")
+    await conn.execute(f"REVOKE TEMPORARY, CREATE ON DATABASE {qdb} FROM {qrole}")
+    await _session_limits(conn, role)
+
+
+async def _session_limits(conn: asyncpg.Connection, role: str) -> None:
+    """Reset whatever the tenant set on its own role, then the platform's limits.
+
+    PostgreSQL lets a role change its own defaults (`ALTER ROLE … SET`) and, in a session, any
+    user-level setting: these are defaults the platform re-applies at every provisioning and
+    `scripts.migrate`, and `terminate_runaway_sessions` enforces the time limits from outside.
+    """
+    qrole = quote_ident(role)
+    await conn.execute(f"ALTER ROLE {qrole} RESET ALL")
+    await conn.execute(f"ALTER ROLE {qrole} SET search_path = {quote_ident(role)}")
+    for name, value in TENANT_SESSION_LIMITS.items():
+        await conn.execute(f"ALTER ROLE {qrole} SET {name} = '{value}'")
+
+
+async def _secure_schema(conn: asyncpg.Connection, tenant_id: str) -> None:
+    login, owner = login_role(tenant_id), owner_role(tenant_id)
+    qlogin, qowner, qschema = quote_ident(login), quote_ident(owner), quote_ident(tenant_id)
+    if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", owner):
         await conn.execute(
-            f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)} AUTHORIZATION {qrole}"
+            f"CREATE ROLE {qowner} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT"
+            " NOREPLICATION NOBYPASSRLS"
         )
-        await conn.execute(f"ALTER SCHEMA {quote_ident(schema)} OWNER TO {qrole}")
-        await conn.execute(f"ALTER ROLE {qrole} SET search_path = {quote_ident(schema)}")
-        await conn.execute(f"ALTER ROLE {qrole} SET temp_buffers = '800kB'")
-        await conn.execute(f"GRANT CONNECT ON DATABASE {qdb} TO {qrole}")
-        await conn.execute(f"REVOKE TEMPORARY, CREATE ON DATABASE {qdb} FROM {qrole}")
+    if not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
+        # A non-superuser admin acts as the owner (migrations) and reassigns legacy objects.
+        await conn.execute(f"GRANT {qowner} TO CURRENT_USER")
+        await conn.execute(f"GRANT {qlogin} TO CURRENT_USER")
+    current = await conn.fetchval(
+        "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", tenant_id
+    )
+    if current is None:
+        await conn.execute(f"CREATE SCHEMA {qschema} AUTHORIZATION {qowner}")
+    elif current.strip('"') != owner:
+        await _convert_legacy_schema(conn, tenant_id)
+    await conn.execute(f"REVOKE ALL ON SCHEMA {qschema} FROM PUBLIC")
+    await conn.execute(f"GRANT USAGE ON SCHEMA {qschema} TO {qlogin}")
+    await conn.execute(
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {qschema} TO {qlogin}"
+    )
+    await conn.execute(
+        f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {qschema} TO {qlogin}"
+    )
+    await conn.execute(
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {qowner} IN SCHEMA {qschema}"
+        f" GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {qlogin}"
+    )
+    await conn.execute(
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {qowner} IN SCHEMA {qschema}"
+        f" GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {qlogin}"
+    )
+    await adopt_objects(conn, tenant_id)  # after the grants: takes the ledger back from the login
+
+
+async def _convert_legacy_schema(conn: asyncpg.Connection, tenant_id: str) -> None:
+    """A schema owned by the login role (before the owner split) passes to the owner role.
+
+    Only after an audit: anything the tenant could have planted (functions, views, triggers,
+    checks calling functions…) would from now on run during migrations, so such a schema is
+    refused and left as it is for an operator to inspect.
+    """
+    planted = await tenant_code_objects(conn, tenant_id)
+    if planted:
+        raise TenantCodeError(tenant_id, planted)
+    login, owner = login_role(tenant_id), owner_role(tenant_id)
+    qschema = quote_ident(tenant_id)
+    log.info("tenant %s: schema passes from role %s to %s", tenant_id, login, owner)
+    await conn.execute(f"REASSIGN OWNED BY {quote_ident(login)} TO {quote_ident(owner)}")
+    await conn.execute(f"ALTER SCHEMA {qschema} OWNER TO {quote_ident(owner)}")
+
+
+async def adopt_objects(conn: asyncpg.Connection, tenant_id: str) -> None:
+    """Give every table and sequence of the schema to the owner role (the old migrator left
+    `schema_migrations` to the admin; a restore with --no-owner leaves everything to it), and
+    keep the migration ledger out of the login role's reach."""
+    owner = quote_ident(owner_role(tenant_id))
+    qschema = quote_ident(tenant_id)
+    rows = await conn.fetch(
+        "SELECT c.relname, c.relkind::text AS kind FROM pg_class c"
+        " WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p', 'S')"
+        " AND c.relowner <> $2::regrole"
+        " AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d"
+        "   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i')))",
+        tenant_id,
+        owner_role(tenant_id),
+    )
+    for row in rows:
+        what = "SEQUENCE" if row["kind"] == "S" else "TABLE"
+        await conn.execute(f"ALTER {what} {qschema}.{quote_ident(row['relname'])} OWNER TO {owner}")
+    if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{tenant_id}.schema_migrations"):
+        await conn.execute(
+            f"REVOKE ALL ON {qschema}.schema_migrations FROM {quote_ident(login_role(tenant_id))}"
+        )
+
+
+async def secure_tenant_schema(conn: asyncpg.Connection, tenant_id: str) -> None:
+    """Bring an existing tenant's roles, schema, grants and limits into today's shape.
+
+    `scripts.migrate` runs this for every tenant before migrating it. Raises
+    `TenantCodeError` for a legacy schema that holds tenant code (nothing is changed then).
+    """
+    validate_tenant_id(tenant_id)
+    async with conn.transaction():
+        await platform_lock(conn, "tenant-ddl")
+        await conn.execute(f"SET LOCAL lock_timeout = '{_DDL_LOCK_TIMEOUT}'")
+        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", tenant_id):
+            await _session_limits(conn, tenant_id)
+        if await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", tenant_id):
+            await _secure_schema(conn, tenant_id)
+
+
+async def terminate_tenant_sessions(conn: asyncpg.Connection, tenant_id: str) -> int:
+    """Close every session of the tenant's login role (suspension, restores, stuck locks)."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1",
+            login_role(tenant_id),
+        )
+    )
+
+
+async def terminate_runaway_sessions(
+    conn: asyncpg.Connection,
+    *,
+    statement_seconds: float = TENANT_STATEMENT_SECONDS,
+    idle_in_transaction_seconds: float = TENANT_IDLE_IN_TRANSACTION_SECONDS,
+) -> list[str]:
+    """Terminate tenant sessions past the platform's limits, whatever the tenant SET itself.
+
+    A tenant may `SET statement_timeout = 0` in its session; this is the limit it cannot lift.
+    Returns `<role> (<reason>)` for every session closed.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT usename, pg_terminate_backend(pid) AS done,
+               CASE WHEN state = 'active' THEN 'statement' ELSE 'idle in transaction' END AS why
+          FROM pg_stat_activity
+         WHERE datname = current_database() AND usename ~ '^client_[0-9]{1,12}$'
+           AND ((state = 'active' AND query_start < now() - make_interval(secs => $1))
+             OR (state LIKE 'idle in transaction%'
+                 AND state_change < now() - make_interval(secs => $2)))
+        """,
+        statement_seconds,
+        idle_in_transaction_seconds,
+    )
+    return [f"{r['usename']} ({r['why']})" for r in rows if r["done"]]
 
 
 async def tenant_exists(conn: asyncpg.Connection, tenant_id: str) -> bool:
@@ -157,9 +341,11 @@ async def tenant_exists(conn: asyncpg.Connection, tenant_id: str) -> bool:
 
 
 async def disable_tenant_login(conn: asyncpg.Connection, tenant_id: str) -> None:
-    """Suspension: the role may no longer log in; nothing is dropped."""
+    """Suspension: the role may no longer log in and its open sessions are closed; nothing is
+    dropped."""
     validate_tenant_id(tenant_id)
     await conn.execute(f"ALTER ROLE {quote_ident(tenant_id)} NOLOGIN")
+    await terminate_tenant_sessions(conn, tenant_id)
 
 
 async def enable_tenant_login(conn: asyncpg.Connection, tenant_id: str) -> None:
@@ -177,13 +363,11 @@ async def drop_tenant_database(
             f"refusing to drop tenant {tenant_id}: dropping data is explicit (drop_data=True); "
             "to pause a tenant, suspend it instead"
         )
-    qrole = quote_ident(tenant_id)
     async with conn.transaction():
         # Close the tenant's sessions so DROP ROLE does not wait on them.
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", tenant_id
-        )
+        await terminate_tenant_sessions(conn, tenant_id)
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(tenant_id)} CASCADE")
-        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", tenant_id):
-            await conn.execute(f"DROP OWNED BY {qrole}")
-            await conn.execute(f"DROP ROLE {qrole}")
+        for role in (login_role(tenant_id), owner_role(tenant_id)):
+            if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+                await conn.execute(f"DROP OWNED BY {quote_ident(role)}")
+                await conn.execute(f"DROP ROLE {quote_ident(role)}")

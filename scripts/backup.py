@@ -57,9 +57,15 @@ import asyncpg
 from core.logs import redact, setup_logging
 from core.settings import PostgresSettings, load_settings
 from core.tenant_id import TENANT_ID_RE, validate_tenant_id
+from database.audit import tenant_code_objects
 from database.dsn import parse_dsn
 from database.identifiers import quote_ident
-from database.tenants import harden_database, quote_ident_any
+from database.tenants import (
+    harden_database,
+    quote_ident_any,
+    secure_tenant_schema,
+    terminate_tenant_sessions,
+)
 
 STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _STAMP_RE = r"\d{8}T\d{12}Z"
@@ -469,6 +475,103 @@ async def _has_schema(server: Server, path: Path, schema: str) -> bool:
     return any(marker.match(line) for line in listing.splitlines())
 
 
+# Entries of a dump that carry code. In a tenant schema none of them is ever made by the
+# platform (tenant migrations create tables, sequences, indexes and constraints only).
+_CODE_ENTRIES = (
+    "FUNCTION",
+    "PROCEDURE",
+    "AGGREGATE",
+    "VIEW",
+    "MATERIALIZED VIEW",
+    "TRIGGER",
+    "RULE",
+    "POLICY",
+    "ROW SECURITY",
+    "OPERATOR",
+    "DOMAIN",
+    "TYPE",
+    "CONVERSION",
+    "FOREIGN TABLE",
+)
+_TOC_RE = re.compile(r"^\d+; \d+ \d+ (?P<kind>[A-Z ]+?) (?P<schema>\S+) (?P<name>.*?)(?: \S+)?$")
+
+
+class TenantCodeInBackupError(BackupError):
+    """A tenant schema in a backup holds code that a restore would run with admin rights."""
+
+
+def _tenant_like(schema: str, only: Sequence[str] | None) -> bool:
+    return schema in only if only is not None else bool(TENANT_ID_RE.match(schema))
+
+
+async def _refuse_tenant_code_in_listing(
+    server: Server, file: Path, only: Sequence[str] | None
+) -> None:
+    listing = await run_tool(
+        server, [pg_tool("pg_restore"), "--list", str(file)], what=f"pg_restore --list {file}"
+    )
+    found = []
+    for line in listing.splitlines():
+        match = _TOC_RE.match(line)
+        if match and _tenant_like(match["schema"], only):
+            kind = match["kind"].strip()
+            if any(kind == k or kind.startswith(k + " ") for k in _CODE_ENTRIES):
+                found.append(f"{kind.lower()} {match['schema']}.{match['name']}")
+    if found:
+        raise TenantCodeInBackupError(_code_message(file, found))
+
+
+def _code_message(file: Path, found: Sequence[str]) -> str:
+    shown = "; ".join(found[:10]) + (f"; … {len(found) - 10} more" if len(found) > 10 else "")
+    return (
+        f"{file.name} holds tenant code that a restore would run with the platform's rights "
+        f"({shown}); it was made before tenants lost the right to create objects. Restore it "
+        "by hand as the tenant's own role, or pick a newer backup"
+    )
+
+
+async def restore_checked(
+    server: Server,
+    file: Path,
+    *,
+    database: str,
+    options: Sequence[str],
+    what: str,
+    schemas: Sequence[str] | None = None,
+) -> None:
+    """pg_restore in two passes with an audit between (DESIGN.md: the platform never runs a
+    tenant's objects with its own rights).
+
+    The definitions (`--section=pre-data`) are created first, which runs nothing; then every
+    tenant schema among them (`schemas`, or every `client_<n>` schema) is audited with
+    `database.audit.tenant_code_objects`; only a clean result lets the data and the indexes
+    and constraints in (`data`, `post-data`). Entries that carry code are refused even before
+    that, from the dump's listing.
+    """
+    await _refuse_tenant_code_in_listing(server, file, schemas)
+    base = [pg_tool("pg_restore"), "--exit-on-error", *options, f"--dbname={server.url(database)}"]
+    await run_tool(server, [*base, "--section=pre-data", str(file)], what=f"{what} (definitions)")
+    conn = await asyncpg.connect(server.with_database(database))
+    try:
+        if schemas is None:
+            rows = await conn.fetch(
+                "SELECT nspname FROM pg_namespace WHERE nspname ~ '^client_[0-9]{1,12}$'"
+            )
+            schemas = [r["nspname"] for r in rows]
+        found = []
+        for schema in schemas:
+            found += [f"{schema}: {o}" for o in await tenant_code_objects(conn, schema)]
+    finally:
+        await conn.close()
+    if found:
+        raise TenantCodeInBackupError(_code_message(file, found))
+    await run_tool(
+        server,
+        [*base, "--section=data", "--section=post-data", str(file)],
+        what=f"{what} (data)",
+    )
+
+
 async def restore_tenant(
     server: Server,
     path: Path,
@@ -518,19 +621,18 @@ async def _restore_tenant_scratch(server: Server, file: Path, tenant_id: str, na
             await tconn.execute(f"CREATE SCHEMA {quote_ident(tenant_id)}")
         finally:
             await tconn.close()
-        await run_tool(
+        await restore_checked(
             server,
-            [
-                pg_tool("pg_restore"),
-                "--exit-on-error",
+            file,
+            database=temp,
+            options=[
                 "--single-transaction",
                 "--no-owner",
                 "--no-privileges",
                 f"--schema={tenant_id}",
-                f"--dbname={server.url(temp)}",
-                str(file),
             ],
             what=f"pg_restore of {tenant_id} into a temporary database",
+            schemas=[tenant_id],
         )
         tconn = await asyncpg.connect(server.with_database(temp))
         try:
@@ -575,7 +677,7 @@ async def _restore_tenant_scratch(server: Server, file: Path, tenant_id: str, na
 async def _restore_tenant_inplace(
     server: Server, file: Path, tenant_id: str, backups_dir: Path | None, started: float
 ) -> RestoreResult:
-    """Replace the tenant's schema with the one in `file`, keeping the tenant as its owner."""
+    """Replace the tenant's schema with the one in `file`, owned by the tenant's owner role."""
     schema = quote_ident(tenant_id)
     conn = await asyncpg.connect(server.dsn)
     try:
@@ -597,29 +699,34 @@ async def _restore_tenant_inplace(
     conn = await asyncpg.connect(server.dsn)
     try:
         async with conn.transaction():
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-                tenant_id,
-            )
+            await terminate_tenant_sessions(conn, tenant_id)
             await conn.execute(f"DROP SCHEMA IF EXISTS {qaside} CASCADE")
             if exists:
                 await conn.execute(f"ALTER SCHEMA {schema} RENAME TO {qaside}")
-            await conn.execute(f"CREATE SCHEMA {schema} AUTHORIZATION {quote_ident(tenant_id)}")
+            await conn.execute(f"CREATE SCHEMA {schema}")
     finally:
         await conn.close()
     try:
-        await run_tool(
+        # Created by the admin (--no-owner), audited before any row goes in, then handed to
+        # the tenant's owner role with the login role's data grants (database.tenants).
+        await restore_checked(
             server,
-            [
-                pg_tool("pg_restore"),
-                "--exit-on-error",
+            file,
+            database=server.database,
+            options=[
                 "--single-transaction",
+                "--no-owner",
+                "--no-privileges",
                 f"--schema={tenant_id}",
-                f"--dbname={server.url()}",
-                str(file),
             ],
             what=f"pg_restore of {tenant_id}",
+            schemas=[tenant_id],
         )
+        conn = await asyncpg.connect(server.dsn)
+        try:
+            await secure_tenant_schema(conn, tenant_id)
+        finally:
+            await conn.close()
     except BaseException:
         conn = await asyncpg.connect(server.dsn)
         try:
@@ -702,24 +809,23 @@ async def restore_database(
 
         async def one(file: Path) -> None:
             async with semaphore:
-                await run_tool(
+                await restore_checked(
                     server,
-                    [
-                        restore,
-                        "--exit-on-error",
-                        "--single-transaction",
-                        f"--dbname={url}",
-                        str(file),
-                    ],
+                    file,
+                    database=target,
+                    options=["--single-transaction"],
                     what=f"pg_restore of {file.stem}",
+                    schemas=[file.stem],
                 )
 
         files = await asyncio.to_thread(_tenant_files, path)
         await asyncio.gather(*(one(f) for f in files))
     else:
-        await run_tool(
+        await restore_checked(
             server,
-            [restore, "--exit-on-error", f"--jobs={max(1, jobs)}", f"--dbname={url}", str(path)],
+            path,
+            database=target,
+            options=[f"--jobs={max(1, jobs)}"],
             what=f"pg_restore of {path.name}",
         )
     granted = await _regrant(server.with_database(target), grant_tenants=into == "inplace")

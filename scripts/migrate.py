@@ -14,8 +14,10 @@ import asyncpg
 from core.logs import setup_logging
 from core.settings import PostgresSettings, load_settings
 from core.tenant_id import validate_tenant_id
+from database.locks import PlatformLockTimeoutError
 from database.migrator import migrate_control, migrate_tenants
 from database.pool import create_pool
+from database.tenants import TenantCodeError, secure_tenant_schema
 
 
 async def known_tenants(conn: asyncpg.Connection) -> list[str]:
@@ -34,15 +36,32 @@ async def run(args: argparse.Namespace) -> int:
         settings.database_url.get_secret_value(), max_size=max(2, args.concurrency)
     )
     try:
+        refused: dict[str, str] = {}
         async with pool.acquire() as conn:
             control = await migrate_control(conn, dry_run=args.dry_run)
             tenants = args.tenant or await known_tenants(conn)
+            if not args.dry_run:
+                # Roles, grants and session limits re-applied (a tenant may have changed its
+                # own defaults); schemas from before the owner split converted, or refused.
+                for tenant_id in tenants:
+                    try:
+                        await secure_tenant_schema(conn, tenant_id)
+                    except (
+                        TenantCodeError,
+                        PlatformLockTimeoutError,
+                        asyncpg.PostgresError,
+                    ) as exc:
+                        refused[tenant_id] = str(exc)
         verb = "pending" if args.dry_run else "applied"
         done = control.pending if args.dry_run else control.applied
         print(f"control: {len(done)} {verb}" + (f" ({', '.join(done)})" if done else ""))
         fleet = await migrate_tenants(
-            pool, tenants, concurrency=args.concurrency, dry_run=args.dry_run
+            pool,
+            [t for t in tenants if t not in refused],
+            concurrency=args.concurrency,
+            dry_run=args.dry_run,
         )
+        fleet.failures.update(refused)
         for report in sorted(fleet.reports, key=lambda r: r.schema):
             names = report.pending if args.dry_run else report.applied
             if names:

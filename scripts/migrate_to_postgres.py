@@ -66,6 +66,8 @@ from core.logs import setup_logging
 from core.settings import PostgresSettings, load_settings
 from core.tenant_id import TENANT_ID_RE, validate_tenant_id
 from database.identifiers import quote_ident
+from database.locks import platform_lock
+from database.roles import owner_role
 
 TABLES = ("services", "users", "admins", "bookings")
 DEFAULT_TIMEZONE = "Europe/Moscow"
@@ -637,8 +639,17 @@ async def import_file(
     report = FileReport(str(path), tenant_id, dry_run)
     try:
         validate_tenant_id(tenant_id)
-        if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", tenant_id):
+        owner = await conn.fetchval(
+            "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", tenant_id
+        )
+        if owner is None:
             raise Malformed(f"tenant {tenant_id} has no schema: provision it first")
+        if owner != owner_role(tenant_id):
+            # The import writes as the admin: only into a schema that holds platform code only.
+            raise Malformed(
+                f"tenant {tenant_id}'s schema is owned by {owner}, not {owner_role(tenant_id)}: "
+                "run `make migrate` first (it converts schemas from before the owner split)"
+            )
         if not await conn.fetchval("SELECT to_regclass('control.legacy_import_map') IS NOT NULL"):
             raise Malformed("control.legacy_import_map is missing: run `make migrate` first")
         legacy = await asyncio.to_thread(read_legacy, path)
@@ -659,7 +670,7 @@ async def import_file(
     try:
         async with conn.transaction():
             # Serialise imports of one tenant (a second run waits, then finds everything mapped).
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"legacy:{tenant_id}")
+            await platform_lock(conn, f"legacy:{tenant_id}")
             await importer.services_(legacy.rows["services"])
             await importer.users(legacy.rows["users"])
             await importer.admins(legacy.rows["admins"])

@@ -248,7 +248,10 @@ async def _tenant_counts(
             "SELECT n.nspname, c.relname FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = ANY($1::text[]) AND c.relname = ANY($2::text[])"
-            " AND c.relkind IN ('r', 'p')",
+            " AND c.relkind IN ('r', 'p')"
+            # Only schemas in the owner-role shape hold platform code only (database/roles.py);
+            # one from before the split, not converted yet, is not read with admin rights.
+            " AND n.nspowner::regrole::text = n.nspname || '_owner'",
             [t.tenant_id for t in tenants],
             list(TENANT_TABLES),
         )

@@ -126,7 +126,19 @@ async def test_many_tenants_in_parallel(make_tenant, pg_dsn, pg):
         "SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'customers'",
         tenants[0].tenant_id,
     )
-    assert owner == tenants[0].tenant_id
+    assert owner == f"{tenants[0].tenant_id}_owner"  # the platform's owner role, not the login
+    # The bookkeeping belongs to the owner role; the tenant's login role has no right on it.
+    ledger = f"{tenants[0].tenant_id}.schema_migrations"
+    assert (
+        await pg.fetchval(
+            "SELECT relowner::regrole::text FROM pg_class WHERE oid = $1::regclass", ledger
+        )
+        == owner
+    )
+    for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"):
+        assert not await pg.fetchval(
+            "SELECT has_table_privilege($1, $2, $3)", tenants[0].tenant_id, ledger, privilege
+        )
 
 
 async def test_cli_dry_run_then_apply(make_tenant, pg_dsn, pg):

@@ -15,7 +15,7 @@ from database.tenants import (
 )
 
 
-async def test_tenant_role_owns_its_schema_and_tables(make_tenant, pg):
+async def test_tenant_role_uses_its_schema_but_owns_nothing(make_tenant, pg):
     a = await make_tenant()
     conn = await asyncpg.connect(a.dsn)
     try:
@@ -23,14 +23,28 @@ async def test_tenant_role_owns_its_schema_and_tables(make_tenant, pg):
         assert await conn.fetchval("SHOW search_path") == a.tenant_id
         await conn.execute("INSERT INTO customers (telegram_id, first_name) VALUES (1, 'Anna')")
         assert await conn.fetchval("SELECT first_name FROM customers") == "Anna"
-        await conn.execute("CREATE TABLE notes (id int)")  # own schema: allowed
+        # Data only: not even in its own schema can it create, alter or drop anything.
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CREATE TABLE notes (id int)")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("ALTER TABLE customers ADD COLUMN x int")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("DROP TABLE customers")
     finally:
         await conn.close()
-    owner = await pg.fetchval(
-        "SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'customers'",
-        a.tenant_id,
+    owners = await pg.fetch(
+        "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = $1", a.tenant_id
     )
-    assert owner == a.tenant_id
+    assert [r["tableowner"] for r in owners] == [f"{a.tenant_id}_owner"]
+    assert (
+        await pg.fetchval(
+            "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", a.tenant_id
+        )
+        == f"{a.tenant_id}_owner"
+    )
+    assert not await pg.fetchval(
+        "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", f"{a.tenant_id}_owner"
+    )
 
 
 async def test_tenant_cannot_reach_another_tenant(make_tenant):
@@ -114,7 +128,8 @@ async def test_drop_requires_an_explicit_yes(make_tenant, pg):
     assert await tenant_exists(pg, a.tenant_id)
     await drop_tenant_database(pg, a.tenant_id, drop_data=True)
     assert not await tenant_exists(pg, a.tenant_id)
-    assert await pg.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", a.tenant_id) == 0
+    for role in (a.tenant_id, f"{a.tenant_id}_owner"):
+        assert await pg.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", role) == 0
 
 
 @pytest.mark.parametrize(
