@@ -11,6 +11,7 @@ import logging
 from datetime import UTC, date, datetime
 
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
@@ -43,6 +44,18 @@ async def _reply(query: CallbackQuery, text_: str, **kwargs: object) -> None:
     message = _message(query)
     if message is not None:
         await message.answer(text_, **kwargs)  # type: ignore[arg-type]
+
+
+async def _drop_buttons(query: CallbackQuery) -> None:
+    """Remove the buttons of the pressed message — cosmetic, so best-effort: a message that
+    is gone or unchanged, or a bad moment of Telegram, must not undo what was already done."""
+    message = _message(query)
+    if message is None:
+        return
+    try:
+        await message.edit_reply_markup(reply_markup=None)
+    except TelegramAPIError as exc:  # TelegramBadRequest, TelegramNetworkError, 5xx, …
+        log.info("buttons of message %s not removed: %s", message.message_id, exc)
 
 
 # --- step 1: services -------------------------------------------------------------------------
@@ -301,11 +314,10 @@ async def confirm(query: CallbackQuery, ctx: TenantContext, state: FSMContext, b
         await state.clear()
         await _stale_slot(query, ctx, service, start, booking)
         return
+    # The booking is committed: what matters comes first (the customer's confirmation, the
+    # admins' notice), the cosmetic edit last and best-effort.
     await state.clear()
     await query.answer(_("Booked!"))
-    message = _message(query)
-    if message is not None:
-        await message.edit_reply_markup(reply_markup=None)
     business = await ctx.business()
     when = text.when(booking.starts_at, business.timezone, business.locale)
     await _reply(
@@ -315,18 +327,20 @@ async def confirm(query: CallbackQuery, ctx: TenantContext, state: FSMContext, b
         ),
         reply_markup=keyboards.main_menu(),
     )
-    await AdminNotices(ctx, bot).booking_created(booking)
+    try:
+        await AdminNotices(ctx, bot).booking_created(booking)
+    except Exception:  # the customer is booked and told so: never "something went wrong" now
+        log.exception("tenant %s: admins not told of booking #%s", ctx.tenant_id, booking.id)
+    await _drop_buttons(query)
 
 
 async def cancel(query: CallbackQuery, state: FSMContext) -> None:
     await state.clear()
     await query.answer()
-    message = _message(query)
-    if message is not None:
-        await message.edit_reply_markup(reply_markup=None)
     await _reply(
         query, _("Booking cancelled. Choose what to do next:"), reply_markup=keyboards.main_menu()
     )
+    await _drop_buttons(query)
 
 
 async def stale_confirm(query: CallbackQuery) -> None:

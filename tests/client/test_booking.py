@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from tests.client.conftest import ADMIN, fetch
 
 
@@ -171,3 +173,47 @@ async def test_free_text_points_to_the_menu(bot_factory):
     anna = bot.customer(108)
     reply = await anna.ask("сколько стоит стрижка?", "Лучше всего я понимаю кнопки меню")
     assert reply.buttons()[0] == ["💇 Услуги", "📅 Записаться"]
+
+
+EDIT_FAILURES = [
+    (400, "Bad Request: message to edit not found"),
+    (400, "Bad Request: message is not modified: specified new message content and reply "
+     "markup are exactly the same as a current content and reply markup of the message"),
+    (502, "Bad Gateway"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("code", "description"), EDIT_FAILURES)
+async def test_a_failing_cosmetic_edit_does_not_swallow_the_booking(bot_factory, code, description):
+    bot = await bot_factory()
+    await bot.admin()
+    anna = bot.customer(111)
+    summary = await book(anna, time_="12:00")
+    # Removing the Confirm/Cancel buttons fails (the message is gone, unchanged, or Telegram
+    # has a bad moment): the customer and the admin must still hear about the booking.
+    await bot.client.inject_fault(
+        bot.token, "editMessageReplyMarkup", error_code=code, description=description
+    )
+    done = await anna.press(summary, "✅ Подтвердить", "Вы записаны")
+    assert "Стрижка" in done.plain_text
+    note = await bot.client.wait_for_message(bot.token, ADMIN, contains="Новая запись")
+    assert "Анна" in note.plain_text
+    assert not [
+        m for m in await anna.client.messages(bot.token, anna.id) if "пошло не так" in m.plain_text
+    ]
+    rows = await fetch(bot.tenant.dsn, "SELECT customer_id FROM bookings")
+    assert [r["customer_id"] for r in rows] == [111]
+    calls = await bot.client.calls(bot.token, "editMessageReplyMarkup")
+    assert calls and calls[-1].ok is False  # the edit was tried, and failed
+
+
+async def test_a_failing_cosmetic_edit_does_not_swallow_a_cancel(bot_factory):
+    bot = await bot_factory()
+    anna = bot.customer(112)
+    summary = await book(anna, time_="11:30")
+    await bot.client.inject_fault(
+        bot.token, "editMessageReplyMarkup", error_code=400,
+        description="Bad Request: message to edit not found",
+    )  # fmt: skip
+    await anna.press(summary, "✖️ Отмена", "Запись отменена")
+    assert not await fetch(bot.tenant.dsn, "SELECT 1 FROM bookings")
