@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +310,32 @@ def test_prometheus_rules_use_only_metrics_the_master_exposes() -> None:
 def test_metric_names_reads_series_not_functions() -> None:
     expr = 'time() - increase(a_b{kind="x y"}[5m]) > on (job) sum by (kind) (c_total) and d'
     assert metric_names(expr) == {"a_b", "c_total", "d"}
+
+
+async def test_metrics_gauges_backups_orders_and_alerts(harness: Harness) -> None:
+    backups = harness.master.deps.config.backups_dir
+    backups.mkdir(parents=True, exist_ok=True)
+    none = await harness.api.call("GET", "/metrics")
+    assert "botfleet_backup_last_success_timestamp_seconds 0\n" in none.body
+    for name in (
+        "botfleet-20250101T000000000000Z.dump",  # whole database: counts
+        "botfleet-20250301T120000500000Z.d",  # per-schema set: counts, newest
+        "client_042-20260101T000000000000Z.dump",  # one tenant: not a platform backup
+        "botfleet-20260101T000000000000Z.dump.partial",  # unfinished
+    ):
+        if name.endswith(".d"):
+            (backups / name).mkdir()
+        else:
+            (backups / name).write_bytes(b"")
+    token = await harness.new_bot()
+    assert (await harness.api.provision(token)).status == 201
+    text = (await harness.api.call("GET", "/metrics")).body
+    newest = datetime(2025, 3, 1, 12, 0, 0, 500000, tzinfo=UTC).timestamp()
+    assert f"botfleet_backup_last_success_timestamp_seconds {newest!r}\n" in text
+    assert 'botfleet_alerts_total{kind="provisioned"} 1\n' in text
+    assert "botfleet_tenants_should_run 1\n" in text
+    assert "botfleet_tenants_running 1\n" in text and "botfleet_tenants_down 0\n" in text
+    assert "botfleet_deploy_backend_up 1\n" in text
+    for status in ("pending", "paid", "canceled", "refunded"):
+        assert re.search(rf'^botfleet_orders\{{status="{status}"\}} \d+$', text, re.M), status
+    assert re.search(r"^botfleet_orders_paid_undelivered \d+$", text, re.M)
