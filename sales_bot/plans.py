@@ -1,120 +1,31 @@
-"""Plans on sale: read from a JSON file (SALES_PLANS_FILE) or the built-in `plans.json`.
-
-Prices are `Decimal` rubles with kopecks; the amount of a payment always comes from here, never
-from what a user typed.
+"""Plans on sale. The catalogue itself lives in `core.plans` (the master reads the same file to
+enforce each plan's features); this module keeps the sales bot's imports and its price format.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
-from typing import Any
+from decimal import Decimal
 
-DEFAULT_FILE = Path(__file__).with_name("plans.json")
-FEATURES = ("booking", "reminders", "admin_panel", "broadcasts", "ai_assistant")
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+from core.plans import (
+    DEFAULT_FILE,
+    FEATURES,
+    Catalog,
+    Plan,
+    PlansError,
+    load_plans,
+    parse_plans,
+)
 
-
-class PlansError(ValueError):
-    """The plans file is missing or malformed; the message says where."""
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    id: str
-    title: dict[str, str]  # locale -> name
-    price: Decimal  # rubles, two decimals
-    period_days: int
-    features: tuple[str, ...]
-
-    def name(self, locale: str) -> str:
-        return self.title.get(locale) or self.title.get("ru") or self.id
-
-    @property
-    def ai_assistant(self) -> bool:
-        return "ai_assistant" in self.features
-
-    @property
-    def monthly_price(self) -> Decimal:
-        """The price of 30 days, rounded to kopecks (for comparing plans)."""
-        return (self.price * 30 / self.period_days).quantize(Decimal("0.01"))
-
-
-def _plan(raw: Any, where: str) -> Plan:
-    if not isinstance(raw, dict):
-        raise PlansError(f"{where}: a plan must be an object")
-    plan_id = raw.get("id")
-    if not isinstance(plan_id, str) or not _ID_RE.match(plan_id):
-        raise PlansError(f"{where}: id must be 1-32 of a-z, 0-9, '_' or '-'")
-    title = raw.get("title")
-    if isinstance(title, str):
-        title = {"ru": title}
-    if (
-        not isinstance(title, dict)
-        or not title.get("ru")
-        or not all(isinstance(v, str) for v in title.values())
-    ):
-        raise PlansError(f"{where}: title must be a string or {{'ru': ..., 'en': ...}}")
-    price_raw = raw.get("price_rub")
-    if not isinstance(price_raw, str | int) or isinstance(price_raw, bool):
-        raise PlansError(f'{where}: price_rub must be a string like "990.00" (no floats)')
-    try:
-        price = Decimal(str(price_raw))
-    except InvalidOperation:
-        raise PlansError(f"{where}: price_rub {price_raw!r} is not a number") from None
-    if not price.is_finite() or price <= 0 or price != price.quantize(Decimal("0.01")):
-        raise PlansError(f"{where}: price_rub must be positive with at most two decimals")
-    days = raw.get("period_days")
-    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3660:
-        raise PlansError(f"{where}: period_days must be an integer 1..3660")
-    features = raw.get("features", [])
-    if not isinstance(features, list) or any(f not in FEATURES for f in features):
-        raise PlansError(f"{where}: features must be a list of {', '.join(FEATURES)}")
-    return Plan(plan_id, dict(title), price.quantize(Decimal("0.01")), days, tuple(features))
-
-
-def parse_plans(text: str, where: str = "plans") -> tuple[Plan, ...]:
-    try:
-        data = json.loads(text, parse_float=lambda s: (_ for _ in ()).throw(PlansError(s)))
-    except json.JSONDecodeError as exc:
-        raise PlansError(f"{where}: not valid JSON ({exc})") from None
-    except PlansError as exc:
-        raise PlansError(f"{where}: prices must be strings, found the float {exc}") from None
-    items = data.get("plans") if isinstance(data, dict) else None
-    if not isinstance(items, list) or not items:
-        raise PlansError(f'{where}: expected {{"plans": [ ... ]}} with at least one plan')
-    plans = tuple(_plan(raw, f"{where}: plan #{i}") for i, raw in enumerate(items, start=1))
-    ids = [p.id for p in plans]
-    if len(set(ids)) != len(ids):
-        raise PlansError(f"{where}: plan ids must be unique")
-    return plans
-
-
-def load_plans(path: str | Path = "") -> tuple[Plan, ...]:
-    file = Path(path) if path else DEFAULT_FILE
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlansError(f"cannot read the plans file {file}: {exc.strerror}") from None
-    return parse_plans(text, str(file))
-
-
-class Catalog:
-    """The plans by id, in the order they are shown."""
-
-    def __init__(self, plans: tuple[Plan, ...]) -> None:
-        self.plans = plans
-        self._by_id = {p.id: p for p in plans}
-
-    def get(self, plan_id: str) -> Plan | None:
-        return self._by_id.get(plan_id)
-
-    def __iter__(self) -> Iterator[Plan]:
-        return iter(self.plans)
+__all__ = [
+    "DEFAULT_FILE",
+    "FEATURES",
+    "Catalog",
+    "Plan",
+    "PlansError",
+    "format_rub",
+    "load_plans",
+    "parse_plans",
+]
 
 
 def format_rub(amount: Decimal) -> str:
