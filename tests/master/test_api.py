@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from database.redis_tenants import TENANT_COMMANDS
+from database.roles import owner_role
 from master_bot.metrics import FAMILIES
 from master_bot.store import TenantStatus
 from tests.master.conftest import Harness, make_token
@@ -60,12 +61,13 @@ async def test_provisioning_creates_a_running_isolated_tenant(harness: Harness) 
     db_password = box.decrypt(tid, row["db_password_enc"])
     redis_password = box.decrypt(tid, row["redis_password_enc"])
 
-    # schema with the tenant migrations, owned by the tenant role
+    # schema with the tenant migrations, owned by the tenant's NOLOGIN owner role (database/roles)
     tables = await harness.fetch(
         "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = $1", tid
     )
     assert {"schema_migrations"} < {t["tablename"] for t in tables}
-    assert {t["tableowner"] for t in tables if t["tablename"] != "schema_migrations"} == {tid}
+    owners = {t["tableowner"] for t in tables if t["tablename"] != "schema_migrations"}
+    assert owners == {owner_role(tid)}
 
     # Redis ACL user limited to the tenant prefix
     acl: Any = await harness.redis.acl_getuser(tid)
