@@ -111,6 +111,21 @@ class OpenAISettings(_Base):
     openai_timeout: float = Field(30.0, gt=0, le=600)
 
 
+class AssistantTuningSettings(_Base):
+    """The AI assistant's retries, cost and flood limits: fleet-wide, set on the master, which
+    passes them to every client bot (the client bot reads them; on when OPENAI_API_KEY is set)."""
+
+    openai_max_retries: int = Field(2, ge=0, le=10)
+    openai_retry_delay: float = Field(0.5, ge=0, le=60)
+    openai_retry_max_delay: float = Field(8.0, ge=0, le=120)
+    assistant_daily_tokens: int = Field(300_000, ge=0, description="per tenant per day; 0 = no cap")
+    assistant_rate_limit: int = Field(10, ge=1, le=1000)
+    assistant_rate_window: int = Field(60, ge=1, le=86400)
+    assistant_history_days: int = Field(
+        90, ge=1, le=3650, description="customers' messages to the assistant are kept this long"
+    )
+
+
 class YooKassaSettings(_Base):
     yookassa_shop_id: str | None = None
     yookassa_secret_key: SecretStr | None = None
@@ -145,7 +160,12 @@ class LoggingSettings(_Base):
 
 
 class ClientBotSettings(
-    PostgresSettings, RedisSettings, TelegramSettings, OpenAISettings, LoggingSettings
+    PostgresSettings,
+    RedisSettings,
+    TelegramSettings,
+    OpenAISettings,
+    AssistantTuningSettings,
+    LoggingSettings,
 ):
     """Environment of one client bot: only its own tenant's credentials (DESIGN.md)."""
 
@@ -155,21 +175,33 @@ class ClientBotSettings(
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     locale: Literal["ru", "en"] = "ru"
     timezone: str = "Europe/Moscow"
-    # The AI assistant (on when OPENAI_API_KEY is set): retries, cost and flood limits.
-    openai_max_retries: int = Field(2, ge=0, le=10)
-    openai_retry_delay: float = Field(0.5, ge=0, le=60)
-    openai_retry_max_delay: float = Field(8.0, ge=0, le=120)
-    assistant_daily_tokens: int = Field(300_000, ge=0, description="per tenant per day; 0 = no cap")
-    assistant_rate_limit: int = Field(10, ge=1, le=1000)
-    assistant_rate_window: int = Field(60, ge=1, le=86400)
-    assistant_history_days: int = Field(
-        90, ge=1, le=3650, description="customers' messages to the assistant are kept this long"
+    business_name: str = Field("", description="seeds the profile's name on first start")
+    plan_features: Annotated[frozenset[str] | None, NoDecode] = Field(
+        None, description="the plan's features (comma-separated); unset = all (a bot run by hand)"
     )
 
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _admins(cls, v: Any) -> Any:
         return _split_ints(v)
+
+    @field_validator("plan_features", mode="before")
+    @classmethod
+    def _features(cls, v: Any) -> Any:
+        from core.plans import FEATURES  # local, like core.secrets above
+
+        if isinstance(v, str):
+            v = [f.strip() for f in v.split(",") if f.strip()]
+        unknown = sorted(set(v) - set(FEATURES)) if v is not None else []
+        if unknown:
+            known = ", ".join(FEATURES)
+            raise ValueError(f"unknown feature(s) {', '.join(unknown)} (known: {known})")
+        return v
+
+    def has_feature(self, feature: str) -> bool:
+        """Whether the tenant's plan includes `feature` (every feature when PLAN_FEATURES is
+        unset: the master always sets it, a bot run by hand has no plan)."""
+        return self.plan_features is None or feature in self.plan_features
 
     @field_validator("bot_token")
     @classmethod
@@ -206,6 +238,7 @@ class MasterSettings(
     RedisSettings,
     TelegramSettings,
     OpenAISettings,
+    AssistantTuningSettings,
     EncryptionSettings,
     LoggingSettings,
 ):
@@ -231,11 +264,22 @@ class MasterSettings(
     subscription_grace_days: float = Field(3.0, ge=0, le=365)
     reconcile_interval: float = Field(15.0, gt=0, le=3600)
     subscription_check_interval: float = Field(300.0, gt=0, le=86400)
+    sales_plans_file: str = Field(
+        "", description="the sales bot's plans file (same variable): each tenant gets its features"
+    )
 
     @field_validator("operator_ids", mode="before")
     @classmethod
     def _operators(cls, v: Any) -> Any:
         return _split_ints(v)
+
+    @field_validator("sales_plans_file")
+    @classmethod
+    def _plans(cls, v: str) -> str:
+        from core.plans import load_plans  # raises PlansError (a ValueError) with the reason
+
+        load_plans(v)
+        return v
 
     @field_validator("master_bot_token")
     @classmethod

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from redis.asyncio import Redis
 
+from core.plans import Catalog, load_plans
 from core.secrets import SecretBox
 from core.settings import MasterSettings
 from database.migrator import migrate_control
@@ -27,6 +28,7 @@ from master_bot.fleet import Fleet
 from master_bot.operator import OperatorBot
 from master_bot.provision import Provisioner
 from master_bot.reconciler import Reconciler
+from master_bot.spec import assistant_env
 from master_bot.store import TenantStore
 from master_bot.subscription import SubscriptionMonitor
 from master_bot.telegram import TelegramGateway
@@ -71,6 +73,8 @@ def config_from(settings: MasterSettings) -> MasterConfig:
         fleet_name=settings.fleet_name,
         grace_days=settings.subscription_grace_days,
         admin_database_url=database_url,
+        plans=Catalog(load_plans(settings.sales_plans_file)),
+        assistant_env=assistant_env(settings),
     )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 from redis.asyncio import Redis
 
+from core.plans import Catalog, default_catalog
 from core.secrets import SecretBox
 from master_bot.alert import Alerts
 from master_bot.deploy.base import DeployBackend
@@ -37,6 +38,8 @@ class MasterConfig:
     reminder_days: tuple[int, ...] = (7, 3, 1)
     pg_dump: str = "pg_dump"
     admin_database_url: str = field(default="", repr=False)  # for pg_dump backups
+    plans: Catalog = field(default_factory=default_catalog)  # each tenant's features
+    assistant_env: Mapping[str, str] = field(default_factory=dict)  # fleet-wide, non-secret
 
 
 class TenantLocks:

@@ -1,18 +1,33 @@
 """The environment contract of a client bot (DESIGN.md), built from a tenant row.
 
 Secrets are decrypted here, just before a start, and go only into the `ClientSpec` env.
+Plans mean what they say: the features of the tenant's plan (from the plan catalogue, never from
+the tenant's own settings) decide whether its bot gets the platform's OpenAI key at all, and
+travel as PLAN_FEATURES so the bot can gate the rest (broadcasts).
 """
 
 from __future__ import annotations
 
+import logging
+
+from core.plans import SAFEST_FEATURES
 from core.secrets import SecretBox
+from core.settings import AssistantTuningSettings, MasterSettings
 from database.dsn import parse_dsn
 from database.redis_tenants import key_prefix, tenant_redis_url
 from master_bot.deploy.base import ClientSpec
 from master_bot.deps import MasterConfig
 from master_bot.store import TenantRecord
 
+log = logging.getLogger(__name__)
+
 LABEL_TENANT = "botfleet.tenant"
+# Fleet-wide assistant settings of the master that every client bot gets (none is a secret).
+ASSISTANT_FIELDS = (
+    "openai_transcription_model",
+    "openai_timeout",
+    *AssistantTuningSettings.model_fields,
+)
 LABEL_ROLE = "botfleet.role"
 
 
@@ -28,17 +43,40 @@ def labels(tenant_id: str) -> dict[str, str]:
     return {LABEL_TENANT: tenant_id, LABEL_ROLE: "client-bot"}
 
 
+def assistant_env(settings: MasterSettings) -> dict[str, str]:
+    """The master's own assistant settings as client-bot environment (for `MasterConfig`)."""
+    return {name.upper(): str(getattr(settings, name)) for name in ASSISTANT_FIELDS}
+
+
+def plan_features(config: MasterConfig, tenant: TenantRecord) -> tuple[str, ...]:
+    """The features of the tenant's plan; a plan missing from the catalogue gets the safest
+    ones (no AI assistant, no broadcasts) and a warning for the operator."""
+    features = config.plans.features(tenant.plan)
+    if features is None:
+        log.warning(
+            "tenant %s: plan %r is not in the plan catalogue; its bot gets only %s",
+            tenant.tenant_id,
+            tenant.plan,
+            ", ".join(SAFEST_FEATURES),
+        )
+        return SAFEST_FEATURES
+    return features
+
+
 def public_env(config: MasterConfig, tenant: TenantRecord) -> dict[str, str]:
     """The non-secret part of the contract (also written to clients/<id>/settings.json)."""
     env = {
         "TENANT_ID": tenant.tenant_id,
         "REDIS_KEY_PREFIX": key_prefix(tenant.tenant_id),
         "TELEGRAM_API_URL": config.telegram_api_url,
+        **config.assistant_env,
         "OPENAI_BASE_URL": config.openai_base_url,
         "OPENAI_MODEL": config.openai_model,
         "ADMIN_IDS": str(tenant.owner_telegram_id),
+        "BUSINESS_NAME": tenant.business_name,
         "LOCALE": tenant.locale,
         "TIMEZONE": tenant.timezone,
+        "PLAN_FEATURES": ",".join(plan_features(config, tenant)),
     }
     return env
 
@@ -54,9 +92,10 @@ def build_spec(config: MasterConfig, box: SecretBox, tenant: TenantRecord) -> Cl
     db_password = box.decrypt(tid, tenant.db_password_enc)
     redis_password = box.decrypt(tid, tenant.redis_password_enc)
     env = public_env(config, tenant)
+    ai = "ai_assistant" in env["PLAN_FEATURES"].split(",")
     env["BOT_TOKEN"] = box.decrypt(tid, tenant.bot_token_enc)
     env["DATABASE_URL"] = tenant_database_url(config, tid, db_password)
     env["REDIS_URL"] = tenant_redis_url(config.tenant_redis_url, tid, redis_password)
-    if config.openai_api_key:
+    if config.openai_api_key and ai:  # the platform pays for the model: only plans that include it
         env["OPENAI_API_KEY"] = config.openai_api_key
     return ClientSpec(tenant_id=tid, env=env, labels=labels(tid))
