@@ -221,11 +221,10 @@ class AssistantStore:
     ) -> SavedLead:
         """Insert a lead, or update the customer's lead of the last 5 minutes instead."""
         async with self.pool.acquire() as conn, conn.transaction():
-            # Serialise leads of one customer (two at once must not both insert).
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':lead'), $1)",
-                customer_id % 2**31,
-            )
+            # Serialise lead saves (two at once for one customer must not both insert) with a
+            # lock only this tenant can take: advisory locks are database-wide, so another
+            # tenant could compute the key and hold it. Leads are rare: one lock is enough.
+            await conn.execute("LOCK TABLE leads IN SHARE ROW EXCLUSIVE MODE")
             row = await conn.fetchrow(
                 "UPDATE leads SET name = $2, phone = $3,"
                 " interest = CASE WHEN $4 = '' THEN interest ELSE $4 END,"

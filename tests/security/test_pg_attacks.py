@@ -426,3 +426,37 @@ async def test_suspension_ends_open_sessions(
     conn.terminate()
     with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError):
         await asyncpg.connect(tenant.dsn)
+
+
+async def test_another_tenant_cannot_block_a_tenants_leads(make_tenant: MakeTenant) -> None:
+    from client_bot.store.assistant import AssistantStore
+
+    victim, attacker = await make_tenant(), await make_tenant()
+    conn = await asyncpg.connect(victim.dsn)
+    customer = await conn.fetchval(
+        "INSERT INTO customers (telegram_id) VALUES (1) RETURNING telegram_id"
+    )
+    await conn.close()
+    hostile = await asyncpg.connect(attacker.dsn)
+    pool = await asyncpg.create_pool(victim.dsn, min_size=1, max_size=2)
+    try:
+        # The key the victim's bot used to serialise a customer's leads, held by another tenant.
+        await hostile.execute(
+            "SELECT pg_advisory_lock(hashtext($1 || ':lead'), $2)", victim.schema, customer
+        )
+        store = AssistantStore(pool, lambda: None)
+        saved = await asyncio.wait_for(
+            store.save_lead(
+                customer_id=customer,
+                name="Anna",
+                phone="+79001234567",
+                interest="haircut",
+                comment="",
+                now=datetime.now(UTC),
+            ),
+            5,
+        )
+        assert saved.created
+    finally:
+        await pool.close()
+        await hostile.close()
