@@ -1,10 +1,20 @@
 """ProcessBackend: client bots as local processes (development, machines without Docker).
 
 Each bot runs as `python -m client_bot` in its own session (process group), with exactly the
-`ClientSpec` environment plus PATH/PYTHONPATH. It is started through a tiny launcher that exits
-at once, so the bot is not a child of the master: it survives a master restart and is adopted
-through its pid file (`<runtime_dir>/<tenant_id>/bot.pid`: pid, kernel start time, spec hash).
-Output goes to `<runtime_dir>/<tenant_id>/bot.log`, which `logs()` tails.
+`ClientSpec` environment plus PATH/PYTHONPATH/PYTHONUNBUFFERED: nothing of the master's own
+environment (ENCRYPTION_KEYS, MASTER_API_TOKEN, the admin DATABASE_URL/REDIS_URL...), and a spec
+that carries a platform-wide name or the master's own DSNs is refused. It is started through a
+tiny launcher that exits at once, so the bot is not a child of the master: it survives a master
+restart and is adopted through its pid file (`<runtime_dir>/<tenant_id>/bot.pid`: pid, kernel
+start time, spec hash). Output goes to `<runtime_dir>/<tenant_id>/bot.log`, which `logs()` tails.
+
+Users: when the master runs as root, every bot runs under a uid (and gid) of its own, allocated
+from `uid_base` upwards and kept in `<runtime_dir>/<tenant_id>/bot.uid`, without supplementary
+groups. So a bot can neither read the master's memory or `/proc/<pid>/environ` (the master's
+secrets) nor another tenant's bot's (its token and passwords), nor signal them. The project and
+the Python environment must then be readable by others (`o+rx`, the default of a checkout and a
+venv); `ping()` says when they are not. A master that is not root cannot switch users: its bots
+run as its own user (develop like that, but do not run a fleet of strangers' bots that way).
 
 State on disk per tenant: `bot.pid` = should be running; `bot.stopped` = stopped on purpose;
 neither = missing. A pid file whose process is gone means the bot crashed.
@@ -16,6 +26,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -33,19 +44,42 @@ from master_bot.deploy.base import (
     RuntimeStatus,
 )
 
+log = logging.getLogger(__name__)
+
 PID_FILE = "bot.pid"
 STOPPED_FILE = "bot.stopped"
 LOG_FILE = "bot.log"
+UID_FILE = "bot.uid"
+DEFAULT_UID_BASE = 1_900_000_000  # far from system users and the usual subuid ranges
+# Never in a client bot's environment: the platform's own secrets and settings (DESIGN.md).
+PLATFORM_ONLY = frozenset(
+    {
+        "ENCRYPTION_KEYS",
+        "MASTER_API_TOKEN",
+        "MASTER_BOT_TOKEN",
+        "SALES_BOT_TOKEN",
+        "YOOKASSA_SECRET_KEY",
+        "TENANT_DATABASE_URL",
+        "TENANT_REDIS_URL",
+        "DOCKER_HOST",
+    }
+)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-# Runs in a short-lived process: starts the bot in a new session and prints its pid.
+# Runs in a short-lived process: starts the bot in a new session (as uid argv[3] when given)
+# and prints its pid. The log file is opened here, by the master's user: the bot only writes to
+# the descriptor it inherits.
 _LAUNCHER = """
 import subprocess, sys
+user = {}
+if sys.argv[3]:
+    uid = int(sys.argv[3])
+    user = {"user": uid, "group": uid, "extra_groups": [], "umask": 0o077}
 with open(sys.argv[1], "ab") as log:
     bot = subprocess.Popen(
         [sys.executable, "-m", sys.argv[2]],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True, close_fds=True,
+        start_new_session=True, close_fds=True, **user,
     )
 print(bot.pid, flush=True)
 """
@@ -116,13 +150,35 @@ class ProcessBackend(DeployBackend):
         stop_timeout: float = 10.0,
         launch_timeout: float = 15.0,
         cwd: Path | None = None,
+        separate_users: bool | None = None,
+        uid_base: int = DEFAULT_UID_BASE,
     ) -> None:
+        """`separate_users`: a uid per bot. None (the default): whenever possible, i.e. the master
+        is root and other users can reach the interpreter and the project; True: required."""
+        if not 1000 <= uid_base <= 2**31 - 2**20:
+            raise ValueError("uid_base: between 1000 and 2**31 - 2**20")
         self.runtime_dir = Path(runtime_dir)
         self.python = python
+        self.cwd = cwd or PROJECT_ROOT
+        root = os.geteuid() == 0
+        problem = None if not root else self._unreachable_by_others()
+        if separate_users and (not root or problem):
+            raise ValueError(
+                "separate_users needs a master running as root, and "
+                + (problem or "other users able to run the interpreter")
+            )
+        if separate_users is None and root and problem:
+            log.warning(
+                "client bots run as root, like the master, and can read its environment: %s. "
+                "Use an interpreter and a checkout other users can reach (docs/operations.md)",
+                problem,
+            )
+        self.separate_users = root and not problem if separate_users is None else separate_users
+        self.uid_base = uid_base
+        self._uid_lock = asyncio.Lock()
         self.module = module
         self.stop_timeout = stop_timeout
         self.launch_timeout = launch_timeout
-        self.cwd = cwd or PROJECT_ROOT
         self._specs: dict[str, ClientSpec] = {}
         self._restarts: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -187,8 +243,54 @@ class ProcessBackend(DeployBackend):
             return RuntimeStatus(tenant_id, RuntimeState.STOPPED, restarts=restarts)
         return RuntimeStatus(tenant_id, RuntimeState.MISSING)
 
+    def _uid(self, tenant_id: str) -> int:
+        """The tenant's own uid: the one in its bot.uid, else the lowest one no tenant has."""
+        path = self._dir(tenant_id) / UID_FILE
+        with contextlib.suppress(OSError, ValueError):
+            return int(path.read_text().strip())
+        taken: set[int] = set()
+        if self.runtime_dir.is_dir():
+            for other in self.runtime_dir.glob(f"*/{UID_FILE}"):
+                with contextlib.suppress(OSError, ValueError):
+                    taken.add(int(other.read_text().strip()))
+        uid = self.uid_base
+        while uid in taken:
+            uid += 1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"{uid}\n")
+        os.replace(tmp, path)
+        return uid
+
+    def _unreachable_by_others(self) -> str | None:
+        """Why a bot under a uid of its own could not run the interpreter (its venv and its
+        standard library) or import the project; None when it could."""
+        python = Path(self.python)
+        targets = [python, python.resolve(), self.cwd.resolve()]
+        try:
+            for target in targets:
+                folders = [target, *target.parents] if target.is_dir() else list(target.parents)
+                for folder in folders:
+                    if not folder.stat().st_mode & 0o001:
+                        return f"{folder} is not searchable by other users (o+x)"
+                if not target.stat().st_mode & (0o001 if target.is_file() else 0o005):
+                    return f"{target} is not readable by other users"
+        except OSError as exc:
+            return f"{exc.filename}: {exc.strerror}"
+        return None
+
     # ------------------------------------------------------------------ process control
     def _environment(self, spec: ClientSpec) -> dict[str, str]:
+        forbidden = sorted(PLATFORM_ONLY & set(spec.env))
+        for name in ("DATABASE_URL", "REDIS_URL"):
+            own = os.environ.get(name)
+            if own and spec.env.get(name) == own:
+                forbidden.append(f"{name} (the master's own)")
+        if forbidden:
+            raise DeployError(
+                f"refusing to start {spec.tenant_id}: its environment has platform-wide "
+                f"settings: {', '.join(forbidden)}"
+            )
         env = {k: str(v) for k, v in spec.env.items()}
         env["PATH"] = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
         pythonpath = [str(self.cwd)]
@@ -206,7 +308,14 @@ class ProcessBackend(DeployBackend):
         tid = spec.tenant_id
         folder = self._dir(tid)
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        if self.separate_users:  # its log, pid and uid files: none of the bots' business
+            await asyncio.to_thread(folder.chmod, 0o700)
         log_path = folder / LOG_FILE
+        env = self._environment(spec)
+        uid = ""
+        if self.separate_users:
+            async with self._uid_lock:  # two tenants never get the same uid
+                uid = str(await asyncio.to_thread(self._uid, tid))
         try:
             launcher = await asyncio.create_subprocess_exec(
                 self.python,
@@ -214,7 +323,8 @@ class ProcessBackend(DeployBackend):
                 _LAUNCHER,
                 str(log_path),
                 self.module,
-                env=self._environment(spec),
+                uid,
+                env=env,
                 cwd=str(self.cwd),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -350,6 +460,9 @@ class ProcessBackend(DeployBackend):
                 raise DeployError(f"runtime folder {self.runtime_dir} is not writable")
             if not os.access(self.python, os.X_OK):
                 raise DeployError(f"python interpreter {self.python} is not executable")
+            problem = self._unreachable_by_others() if self.separate_users else None
+            if problem:
+                raise DeployError(f"bots run under their own uids, but {problem}")
 
         try:
             await asyncio.to_thread(check)
