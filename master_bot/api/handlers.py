@@ -24,6 +24,7 @@ from master_bot.api.models import (
     DeleteQuery,
     ExtendIn,
     HealthOut,
+    HealthQuery,
     ListQuery,
     LogsQuery,
     ProvisionIn,
@@ -255,6 +256,7 @@ def _fleet_state(
 async def health(request: web.Request) -> web.Response:
     """Dependencies (PostgreSQL, Redis, the deploy backend) and the bots: 503 when a dependency
     fails or a tenant that should run is not running."""
+    query = _query(request, HealthQuery)
     master = _master(request)
     deps = master.deps
     active: list[str] | None = None
@@ -281,7 +283,9 @@ async def health(request: web.Request) -> web.Response:
     fleet = None
     if active is not None and runtimes is not None:
         fleet = _fleet_state(deps, active, runtimes)
-    ok = all(c.ok for c in checks.values()) and fleet is not None and not fleet.down
+    ok = all(c.ok for c in checks.values())
+    if query.fleet:
+        ok = ok and fleet is not None and not fleet.down
     answer = HealthOut(
         status="ok" if ok else "degraded",
         checks=checks,

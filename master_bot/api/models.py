@@ -83,6 +83,14 @@ class DeleteQuery(BaseModel):
     backup: bool = True
 
 
+class HealthQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fleet: bool = Field(
+        True, description="false: check only the dependencies (a liveness/startup probe)"
+    )
+
+
 class LogsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

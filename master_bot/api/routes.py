@@ -13,6 +13,7 @@ from master_bot.api.models import (
     DeleteQuery,
     ExtendIn,
     HealthOut,
+    HealthQuery,
     ListQuery,
     LogsQuery,
     ProvisionIn,
@@ -111,8 +112,9 @@ ROUTES: tuple[Route, ...] = (
         "/health",
         h.health,
         "Checks PostgreSQL, Redis, the deploy backend and that every active tenant's bot runs"
-        " (503 and status degraded otherwise)",
+        " (503 and status degraded otherwise; fleet=false: the dependencies only)",
         response=HealthOut,
+        query=HealthQuery,
         public=True,
         errors=(503,),
     ),

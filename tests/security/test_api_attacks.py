@@ -370,6 +370,10 @@ async def test_health_is_degraded_while_a_bot_that_should_run_is_down(harness: H
     assert reply.body["status"] == "degraded"
     assert reply.body["tenants"] == {"should_run": 1, "running": 0, "down": [tenant_id]}
     assert all(check["ok"] for check in reply.body["checks"].values()), reply.body
+    # the dependencies-only probe (for a startup healthcheck) still answers 200, and says why
+    deps_only = await harness.api.call("GET", "/health", auth=False, params={"fleet": "false"})
+    assert deps_only.status == 200 and deps_only.body["status"] == "ok"
+    assert deps_only.body["tenants"]["down"] == [tenant_id]
     metrics = await harness.api.call("GET", "/metrics")
     assert "botfleet_tenants_down 1" in metrics.body
     assert "botfleet_tenants_should_run 1" in metrics.body
