@@ -25,6 +25,7 @@ from master_bot.api import build_api
 from master_bot.deploy.base import DeployBackend
 from master_bot.deps import Deps, MasterConfig
 from master_bot.fleet import Fleet
+from master_bot.guard import run_guard
 from master_bot.operator import OperatorBot
 from master_bot.provision import Provisioner
 from master_bot.reconciler import Reconciler
@@ -202,6 +203,7 @@ async def serve(settings: MasterSettings, *, stop: asyncio.Event | None = None) 
         tasks = [
             asyncio.create_task(master.reconciler.run(), name="reconciler"),
             asyncio.create_task(master.monitor.run(), name="subscription-monitor"),
+            asyncio.create_task(run_guard(master.deps), name="tenant-session-guard"),
         ]
         if operators is not None:
             tasks.append(asyncio.create_task(operators.run(), name="operator-bot"))

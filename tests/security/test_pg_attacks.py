@@ -460,3 +460,28 @@ async def test_another_tenant_cannot_block_a_tenants_leads(make_tenant: MakeTena
     finally:
         await pool.close()
         await hostile.close()
+
+
+async def test_a_database_created_after_provisioning_is_closed_by_the_masters_guard(
+    make_tenant: MakeTenant, pg_server_dsn: str, pg_dsn: str
+) -> None:
+    from master_bot.guard import guard_pass
+
+    tenant = await make_tenant()
+    name = f"later_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(pg_server_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')  # open to PUBLIC, as every new database
+    try:
+        later = parse_dsn(tenant.dsn).with_database(name)
+        probe = await asyncpg.connect(later)  # the hole: the tenant gets in
+        await probe.close()
+        pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=1)
+        try:
+            await guard_pass(pool)
+        finally:
+            await pool.close()
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await asyncpg.connect(later)
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
