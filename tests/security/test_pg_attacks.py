@@ -485,3 +485,20 @@ async def test_a_database_created_after_provisioning_is_closed_by_the_masters_gu
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_tenant_migrations_create_no_code_and_the_audit_sees_code(
+    make_tenant: MakeTenant, pg: asyncpg.Connection
+) -> None:
+    from database.audit import tenant_code_objects
+
+    tenant = await make_tenant()
+    # Every tenant migration keeps to tables, sequences, indexes and plain constraints (the
+    # restore and conversion audits rely on it): a new one that adds code fails here.
+    assert await tenant_code_objects(pg, tenant.schema) == []
+    await pg.execute(
+        f'ALTER TABLE "{tenant.schema}".services ADD CONSTRAINT probe'
+        " CHECK (set_config('role', 'postgres', true) IS NOT NULL) NOT VALID"
+    )
+    found = await tenant_code_objects(pg, tenant.schema)
+    assert found == ["constraint probe calls set_config(text,text,boolean)"]
