@@ -10,12 +10,19 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from typing import Any
 
 import asyncpg
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, TelegramObject
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    ErrorEvent,
+    TelegramObject,
+)
 from aiogram.utils.i18n import gettext as _
 from redis.asyncio import Redis
 
@@ -29,6 +36,7 @@ from client_bot.store import Store
 from client_bot.workers.broadcast import BroadcastWorker
 from client_bot.workers.housekeeping import Housekeeping
 from client_bot.workers.reminders import ReminderWorker
+from core.errors import ErrorReply
 from core.settings import ClientBotSettings
 from core.telegram import build_bot, wait_for_telegram
 from database.pool import create_pool
@@ -40,6 +48,11 @@ log = logging.getLogger(__name__)
 # Admin routers register here when the admin panel is importable (kept optional for tests of
 # the customer side alone).
 ExtraRouters = Callable[[], list]  # type: ignore[type-arg]
+
+
+def went_wrong() -> str:
+    """What a customer reads when a handler failed (core.errors.ErrorReply)."""
+    return _("Something went wrong, please try again.")
 
 
 class ClientBot:
@@ -96,7 +109,11 @@ class ClientBot:
             broadcasts=self.broadcasts,
             assistant=self.assistant,
         )
-        TenantLocaleMiddleware(self.i18n, self.ctx.locale).setup(dp)
+        # Not in front of the error handler: it resolves the locale itself, with a fallback.
+        TenantLocaleMiddleware(self.i18n, self.ctx.locale).setup(dp, exclude={"error"})
+        ErrorReply(
+            went_wrong, name=f"tenant {tenant_id}", i18n=self.i18n, locale=self._error_locale
+        ).register(dp)
         throttling = ThrottlingMiddleware(
             self.redis, self.settings.redis_key_prefix, on_throttled=self._throttled
         )
@@ -111,6 +128,9 @@ class ClientBot:
         dp.message.middleware(throttling)
         dp.callback_query.middleware(throttling)
         return dp
+
+    async def _error_locale(self, event: ErrorEvent, data: dict[str, Any]) -> str:
+        return await self.ctx.locale()
 
     async def _throttled(self, event: TelegramObject) -> None:
         await polite_refusal(event, _("Too many requests. Please wait a few seconds."))

@@ -13,10 +13,11 @@ from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
-from aiogram.types import BotCommand
+from aiogram.types import BotCommand, ErrorEvent
 from aiohttp import web
 from redis.asyncio import Redis
 
+from core.errors import ErrorReply
 from core.settings import SalesSettings
 from core.telegram import build_bot, wait_for_telegram
 from database.migrator import migrate_control
@@ -25,7 +26,7 @@ from sales_bot.allowlist import SenderPolicy
 from sales_bot.billing import Billing
 from sales_bot.context import SalesContext
 from sales_bot.handlers import routers
-from sales_bot.i18n import UserLocaleMiddleware, build_i18n
+from sales_bot.i18n import UserLocaleMiddleware, build_i18n, went_wrong
 from sales_bot.kassa import PaymentGateway, YooKassa
 from sales_bot.master import HttpMaster, MasterApi
 from sales_bot.notices import Notices
@@ -124,7 +125,11 @@ class SalesApp:
             own_bot_id=bot.id,
         )
         self.dp = Dispatcher(storage=fsm_storage(redis), ctx=self.ctx)
-        self.locales.setup(self.dp)
+        # Not in front of the error handler: it resolves the locale itself, with a fallback.
+        self.locales.setup(self.dp, exclude={"error"})
+        ErrorReply(
+            went_wrong, name="sales bot", i18n=self.i18n, locale=self._error_locale
+        ).register(self.dp)
         self.dp.include_routers(*routers())
         self._runner: web.AppRunner | None = None
         self.webhook_port = 0
@@ -176,6 +181,9 @@ class SalesApp:
         return cls(
             settings, pool=pool, redis=redis, bot=bot, kassa=kassa, master=master, tuning=tuning
         )
+
+    async def _error_locale(self, event: ErrorEvent, data: dict[str, Any]) -> str:
+        return await self.locales.get_locale(event, data)
 
     # ------------------------------------------------------------------ parts
     async def start_webhook(self, host: str | None = None, port: int | None = None) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
+from aiogram.utils.i18n import gettext as _
 from redis.asyncio import Redis
 
 LOCALES_DIR = Path(__file__).with_name("locales")
@@ -19,6 +20,11 @@ LOCALES = ("ru", "en")
 
 def build_i18n() -> I18n:
     return I18n(path=LOCALES_DIR, default_locale="ru", domain="messages")
+
+
+def went_wrong() -> str:
+    """What a user reads when a handler failed (core.errors.ErrorReply)."""
+    return _("Something went wrong, please try again.")
 
 
 def locale_key(user_id: int) -> str:
