@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from core.tenant_id import validate_tenant_id
 
 TELEGRAM_PUBLIC_API = "https://api.telegram.org"
-BOT_TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
+BOT_TOKEN_RE = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{20,}\Z")
 
 
 class SettingsError(SystemExit):

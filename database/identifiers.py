@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_SAFE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SAFE_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
 
 
 def quote_ident(name: str) -> str:

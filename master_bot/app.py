@@ -45,8 +45,8 @@ class Master:
     reconciler: Reconciler
     monitor: SubscriptionMonitor
 
-    def build_api(self, api_token: str) -> web.Application:
-        return build_api(self, api_token)
+    def build_api(self, api_token: str, *, metrics_token: str | None = None) -> web.Application:
+        return build_api(self, api_token, metrics_token=metrics_token)
 
 
 def config_from(settings: MasterSettings) -> MasterConfig:
@@ -188,7 +188,12 @@ def operator_bot(settings: MasterSettings, master: Master) -> OperatorBot | None
 async def serve(settings: MasterSettings, *, stop: asyncio.Event | None = None) -> None:
     """Run the API, the reconciler, the subscription monitor and the operator bot until `stop`."""
     async with open_master(settings) as master:
-        app = master.build_api(settings.master_api_token.get_secret_value())
+        app = master.build_api(
+            settings.master_api_token.get_secret_value(),
+            metrics_token=(
+                settings.metrics_token.get_secret_value() if settings.metrics_token else None
+            ),
+        )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         site = web.TCPSite(runner, settings.master_api_host, settings.master_api_port)

@@ -110,6 +110,13 @@ def requests(draw: st.DrawFn) -> tuple[str, str, dict[str, str], dict[str, str],
             body = json.dumps(draw(json_values)).encode()
         else:
             body = draw(st.binary(max_size=200))
+        # Mostly the declared type, so bodies reach the JSON parsing and validation; some
+        # without or with another type (415).
+        headers["Content-Type"] = draw(
+            st.sampled_from(
+                ["application/json"] * 4 + ["text/plain", "application/json; charset=utf-8"]
+            )
+        )
     return method, path, headers, query, body
 
 
