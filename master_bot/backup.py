@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from core.files import PRIVATE_UMASK, ensure_private_dir
 from core.logs import redact
 from core.tenant_id import validate_tenant_id
 
@@ -43,7 +44,7 @@ async def dump_schema(
             f"{pg_dump} is not installed, so no final backup can be taken: install the "
             "PostgreSQL client tools (package postgresql-client) or delete with ?backup=false"
         )
-    await asyncio.to_thread(backups_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(ensure_private_dir, backups_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = backups_dir / f"{tenant_id}-{stamp}.dump"
     url, password = _without_password(dsn)
@@ -58,6 +59,7 @@ async def dump_schema(
         f"--file={target}",
         f"--dbname={url}",
         env=env,
+        umask=PRIVATE_UMASK,  # 0600: every row of the tenant is in it
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

@@ -54,6 +54,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
+from core.files import PRIVATE_UMASK, ensure_private_dir
 from core.logs import redact, setup_logging
 from core.settings import PostgresSettings, load_settings
 from core.tenant_id import TENANT_ID_RE, validate_tenant_id
@@ -146,6 +147,7 @@ async def run_tool(server: Server, argv: Sequence[str], *, what: str, limit: flo
     process = await asyncio.create_subprocess_exec(
         *argv,
         env=server.env(),
+        umask=PRIVATE_UMASK,  # dumps and roles files: 0600
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -262,7 +264,7 @@ async def dump_tenant(server: Server, tenant_id: str, folder: Path) -> DumpResul
             raise BackupError(f"there is no schema {tenant_id} in {server.database}")
     finally:
         await conn.close()
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(ensure_private_dir, folder)
     target = folder / f"{tenant_id}-{stamp()}.dump"
     partial = target.with_name(target.name + PARTIAL)
     try:
@@ -324,7 +326,7 @@ async def dump_database(
     if mode == "auto":
         mode = "whole" if budget.fits else "per-schema"
     note = budget.explain() if mode == "per-schema" or not budget.fits else ""
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(ensure_private_dir, folder)
     base = f"{_safe_name(server.database)}-{stamp()}"
     roles = folder / f"{base}.roles.sql"
     roles_partial = roles.with_name(roles.name + PARTIAL)
@@ -382,7 +384,7 @@ async def _dump_per_schema(
     server: Server, folder: Path, schemas: Sequence[str], *, jobs: int
 ) -> None:
     """`_base.dump` + one file per tenant schema, all from one exported snapshot."""
-    await asyncio.to_thread(folder.mkdir, parents=True)
+    await asyncio.to_thread(folder.mkdir, parents=True, mode=0o700)
     holder = await asyncpg.connect(server.dsn)
     try:
         async with holder.transaction(isolation="repeatable_read", readonly=True):

@@ -106,6 +106,8 @@ async def test_delete_with_backup_removes_everything(harness: Harness) -> None:
     backup = Path(harness.master.deps.config.backups_dir) / deleted.body["backup_file"]
     assert backup.stat().st_size > 0
     assert b"orders" in backup.read_bytes()
+    assert backup.stat().st_mode & 0o777 == 0o600  # the tenant's rows: the platform user's only
+    assert backup.parent.stat().st_mode & 0o777 == 0o700
 
     assert processes_of(tid) == []
     assert await harness.fetch("SELECT 1 FROM pg_namespace WHERE nspname = $1", tid) == []

@@ -104,6 +104,10 @@ async def test_whole_database_drill(fleet: Fleet, tmp_path: Path) -> None:
     roles = result.roles.read_text()
     assert all(f"CREATE ROLE {t};" in roles for t in tenants)
     assert not files(tmp_path, "*.partial")
+    # Every row of every tenant and the roles' password hashes: for the platform's user only.
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
+    assert result.path.stat().st_mode & 0o777 == 0o600
+    assert result.roles.stat().st_mode & 0o777 == 0o600
 
     # Drop the whole database, then restore it in place under the same name.
     conn = await asyncpg.connect(fleet.server_dsn)
@@ -145,6 +149,8 @@ async def test_per_schema_drill_when_locks_are_short(
     assert "does NOT fit" in result.note and "max_locks_per_transaction" in result.note
     files = sorted(p.name for p in result.path.iterdir())
     assert files == sorted(["_base.dump", "manifest.json", *(f"{t}.dump" for t in tenants)])
+    assert result.path.stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in result.path.glob("*.dump")} == {0o600}
 
     conn = await asyncpg.connect(fleet.server_dsn)
     try:
