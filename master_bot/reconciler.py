@@ -9,6 +9,10 @@ Rules:
   backoff per tenant; after `alert_after` restarts without a stable run, an operator alert;
 - stopped / suspended / failed and running -> stop;
 - a runtime with no live tenant row -> removed (orphan); runtimes that exist are adopted;
+- active, running, but made from another spec than `build_spec` gives now (a new client image,
+  other limits, a re-created network: `backend.drifted`, checked on the first pass and then every
+  `drift_interval`) -> deploy, which re-creates it; a stopped one is re-created by the restart
+  itself (`deploy` replaces a container it cannot start: its network is gone);
 - provisioning (not in progress here) -> provisioning resumes from its last step;
 - Redis ACL users missing (Redis restarted) -> re-created from the encrypted password, disabled
   for suspended tenants; PostgreSQL logins follow the status the same way.
@@ -83,6 +87,8 @@ class Memory:
     seen_restarts: int = 0
     alerted: bool = False
     status: str = ""  # the tenant status these counts belong to
+    drift_attempts: int = 0  # re-deploys for a changed spec that did not settle it yet
+    next_drift: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,7 @@ class Observed:
     redis_users: Mapping[str, bool]  # ACL user -> enabled
     pg_logins: Mapping[str, bool]  # tenant role -> can log in
     busy: frozenset[str] = frozenset()  # tenants an operation holds right now
+    drifted: frozenset[str] = frozenset()  # running from another spec than build_spec's
 
 
 @dataclass(slots=True)
@@ -159,6 +166,12 @@ def plan(
                     mem.running_since = now
                 elif now - mem.running_since >= policy.stable_after:
                     mem.failures, mem.alerted, mem.next_attempt = 0, False, 0.0
+                if tid not in observed.drifted:
+                    mem.drift_attempts, mem.next_drift = 0, 0.0
+                elif now >= mem.next_drift:
+                    mem.drift_attempts += 1
+                    mem.next_drift = now + policy.delay(mem.drift_attempts)
+                    out.add(Act.DEPLOY, tid, "spec changed")
             elif state is RuntimeState.MISSING:
                 _crash_restart(out, tid, mem, now, policy, Act.DEPLOY, "not running")
             else:
@@ -209,6 +222,7 @@ class Reconciler:
         provisioner: Provisioner,
         *,
         interval: float = 15.0,
+        drift_interval: float = 300.0,
         policy: Backoff | None = None,
         concurrency: int = 8,
         clock: Callable[[], float] = time.monotonic,
@@ -216,6 +230,8 @@ class Reconciler:
         self.deps = deps
         self.provisioner = provisioner
         self.interval = interval
+        self.drift_interval = drift_interval
+        self._next_drift_check = 0.0
         self.policy = policy or Backoff()
         self.concurrency = concurrency
         self.clock = clock
@@ -244,7 +260,10 @@ class Reconciler:
         tenants = await self.deps.store.live()
         observed = await self.observe()
         busy = observed.busy | {t.tenant_id for t in tenants if self.deps.locks.busy(t.tenant_id)}
-        observed = Observed(observed.runtimes, observed.redis_users, observed.pg_logins, busy)
+        drifted = await self._drifted(tenants, observed.runtimes, busy)
+        observed = Observed(
+            observed.runtimes, observed.redis_users, observed.pg_logins, busy, drifted
+        )
         actions = plan(tenants, observed, self.memory, self.clock(), self.policy)
         by_id = {t.tenant_id: t for t in tenants}
         semaphore = asyncio.Semaphore(self.concurrency)
@@ -263,6 +282,38 @@ class Reconciler:
         self.deps.metrics.reconciled(time.perf_counter() - started)
         self.last_actions = actions
         return actions
+
+    async def _drifted(
+        self,
+        tenants: Sequence[TenantRecord],
+        runtimes: Mapping[str, RuntimeStatus],
+        busy: frozenset[str],
+    ) -> frozenset[str]:
+        """Active running tenants whose runtime is not what build_spec gives now (checked on
+        the first pass, then every drift_interval: it decrypts every tenant's secrets)."""
+        now = self.clock()
+        if now < self._next_drift_check:
+            return frozenset()
+        self._next_drift_check = now + self.drift_interval
+        specs = {}
+        for tenant in tenants:
+            tid = tenant.tenant_id
+            runtime = runtimes.get(tid)
+            if (
+                tenant.status is TenantStatus.ACTIVE
+                and runtime is not None
+                and runtime.state is RuntimeState.RUNNING
+                and tid not in busy
+            ):
+                try:
+                    specs[tid] = build_spec(self.deps.config, self.deps.box, tenant)
+                except Exception as exc:  # a row that cannot make a spec is not drift
+                    log.debug("reconciler: no spec for %s: %s", tid, type(exc).__name__)
+        try:
+            return frozenset(await self.deps.backend.drifted(specs))
+        except DeployError as exc:
+            log.warning("reconciler: cannot compare the runtimes with their specs: %s", exc)
+            return frozenset()
 
     async def _act(self, action: Action, tenant: TenantRecord | None) -> None:
         deps = self.deps

@@ -74,6 +74,11 @@ class DeployBackend(abc.ABC):
     @abc.abstractmethod
     async def logs(self, tenant_id: str, lines: int = 100) -> str: ...
 
+    async def drifted(self, specs: Mapping[str, ClientSpec]) -> set[str]:
+        """The tenants (of `specs`) whose runtime was made from another spec than the one given:
+        `deploy()` would replace it. By default none (the backend cannot tell)."""
+        return set()
+
     @abc.abstractmethod
     async def ping(self) -> None:
         """Raise DeployError when the backend (e.g. the Docker Engine) does not answer."""

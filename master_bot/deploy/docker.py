@@ -586,6 +586,37 @@ class DockerBackend(DeployBackend):
             result[tenant_id] = _runtime_status(tenant_id, container.attrs)
         return result
 
+    async def drifted(self, specs: Mapping[str, ClientSpec]) -> set[str]:
+        """Containers of this fleet whose spec hash is not the one `deploy(spec)` would give them
+        (a new image behind the tag, another image, environment, limits) or whose network was
+        removed or re-created. Three engine calls, whatever the number of tenants."""
+        if not specs:
+            return set()
+        client = await self._docker()
+        image_id, user = await self._image(client)
+        network_id = await self._ensure_network(client)
+
+        def containers() -> list[Container]:
+            labels = [f"{LABEL_MANAGED}=true", f"{LABEL_FLEET}={self.fleet}"]
+            found: list[Container] = client.containers.list(
+                all=True, filters={"label": labels}, ignore_removed=True
+            )
+            return found
+
+        found = await self._call(f"list the containers of fleet {self.fleet}", containers)
+        drifted = set()
+        for container in found:
+            tenant_id = container.labels.get(LABEL_TENANT, "")
+            spec = specs.get(tenant_id)
+            if spec is None or container.name != self._name(tenant_id):
+                continue
+            want = self._spec_hash(image_id, user, spec.env, self._labels(spec))
+            if container.labels.get(LABEL_SPEC) != want or not self._on_network(
+                container, network_id
+            ):
+                drifted.add(tenant_id)
+        return drifted
+
     async def logs(self, tenant_id: str, lines: int = 100) -> str:
         container = await self._require(validate_tenant_id(tenant_id), "read the logs of")
         tail = max(1, min(int(lines), 10_000))

@@ -32,6 +32,7 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -426,6 +427,17 @@ class ProcessBackend(DeployBackend):
 
     async def status(self, tenant_id: str) -> RuntimeStatus:
         return self._status(validate_tenant_id(tenant_id))
+
+    async def drifted(self, specs: Mapping[str, ClientSpec]) -> set[str]:
+        def check() -> set[str]:
+            found = set()
+            for tid, spec in specs.items():
+                info = self._read_pid(tid)
+                if info is not None and info.spec_sha256 != spec_fingerprint(spec):
+                    found.add(tid)
+            return found
+
+        return await asyncio.to_thread(check)
 
     async def list(self) -> dict[str, RuntimeStatus]:
         def scan() -> dict[str, RuntimeStatus]:

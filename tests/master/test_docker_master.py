@@ -225,3 +225,34 @@ async def test_a_master_never_removes_another_fleets_containers(
     assert await harness.master.reconciler.run_once() == []
     await other_fleet.remove(foreign)
     await other_fleet.remove(orphan)
+
+
+@pytest.mark.timeout(300)
+async def test_a_new_client_image_reaches_running_bots_through_the_reconciler(
+    make_harness, make_backend, docker_env: DockerEnv, docker_api: docker.DockerClient
+) -> None:
+    fleet = fleet_name()
+    first = await make_harness(backend=make_backend(image=docker_env.idle_image, fleet=fleet))
+    token = await first.new_bot()
+    reply = await first.api.provision(token)
+    assert reply.status == 201, reply.body
+    tid = reply.body["tenant_id"]
+    (before,) = containers_of(docker_api, tid)
+
+    # `make up` after an upgrade: the master comes back with another CLIENT_IMAGE.
+    tag = f"botfleet-client:test-idle-{RUN_ID}"
+    docker_api.images.get(docker_env.idle_image).tag(tag)
+    try:
+        second = await make_harness(backend=make_backend(image=tag, fleet=fleet))
+        actions = await second.master.reconciler.run_once()
+        assert [(a.act, a.tenant_id, a.detail) for a in actions] == [
+            (Act.DEPLOY, tid, "spec changed")
+        ]
+        (after,) = containers_of(docker_api, tid)
+        assert after.id != before.id and after.attrs["Config"]["Image"] == tag
+        assert (await second.backend.status(tid)).state is RuntimeState.RUNNING
+        assert await second.master.reconciler.run_once() == []
+    finally:
+        for container in containers_of(docker_api, tid):
+            container.remove(force=True)
+        docker_api.images.remove(tag, noprune=True)

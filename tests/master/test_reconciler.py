@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from master_bot.deploy.base import ClientSpec, RuntimeState, RuntimeStatus
 from master_bot.reconciler import Act, Backoff, Memory, Observed, parse_acl_list, plan
+from master_bot.spec import build_spec
 from master_bot.store import Step, TenantRecord, TenantStatus
 from tests.master.conftest import Harness
 from tests.master.procs import processes_of
@@ -135,6 +136,52 @@ def test_backend_restarts_count_as_crashes() -> None:
     assert plan(tenants, seen(1), memory, 1.0, policy) == []
     alert = plan(tenants, seen(2), memory, 2.0, policy)
     assert [a.act for a in alert] == [Act.ALERT]
+
+
+def test_a_running_bot_with_another_spec_is_redeployed_with_backoff() -> None:
+    policy = Backoff(first=1.0, factor=2.0, maximum=60.0)
+    memory: dict[str, Memory] = {}
+    tenants = [record("client_001"), record("client_002")]
+    runtimes = {"client_001": RuntimeState.RUNNING, "client_002": RuntimeState.RUNNING}
+    drifted = observed(runtimes, drifted=frozenset({"client_001"}))
+    actions = plan(tenants, drifted, memory, 0.0, policy)
+    assert [(a.act, a.tenant_id, a.detail) for a in actions] == [
+        (Act.DEPLOY, "client_001", "spec changed")
+    ]
+    # Still drifted (the deploy failed): again only after the backoff, not at every pass.
+    assert plan(tenants, drifted, memory, 0.5, policy) == []
+    assert acts(plan(tenants, drifted, memory, 1.0, policy)) == [("deploy", "client_001")]
+    assert plan(tenants, drifted, memory, 2.5, policy) == []
+    assert acts(plan(tenants, drifted, memory, 3.0, policy)) == [("deploy", "client_001")]
+    # Settled: nothing, and the backoff starts afresh next time.
+    assert plan(tenants, observed(runtimes), memory, 4.0, policy) == []
+    assert memory["client_001"].drift_attempts == 0
+    assert acts(plan(tenants, drifted, memory, 4.0, policy)) == [("deploy", "client_001")]
+    # Drift of a tenant that is not active and running is not the reconciler's to fix here.
+    stopped = [record("client_003", TenantStatus.STOPPED)]
+    idle = observed({"client_003": RuntimeState.STOPPED}, drifted=frozenset({"client_003"}))
+    assert plan(stopped, idle, {}, 0.0, policy) == []
+
+
+async def test_a_new_master_redeploys_bots_whose_spec_changed(make_harness) -> None:
+    first = await make_harness()
+    token = await first.new_bot()
+    tid = (await first.api.provision(token)).body["tenant_id"]
+    (pid,) = processes_of(tid)
+
+    # The master restarts with another setting that reaches the bots (OPENAI_MODEL).
+    second = await make_harness()
+    second.master.deps.config = replace(second.master.deps.config, openai_model="another-model")
+    actions = await second.master.reconciler.run_once()
+    assert [(a.act, a.tenant_id, a.detail) for a in actions] == [(Act.DEPLOY, tid, "spec changed")]
+    (new_pid,) = processes_of(tid)
+    assert new_pid != pid
+    tenant = await second.master.deps.store.get(tid)
+    assert tenant is not None
+    spec = build_spec(second.master.deps.config, second.master.deps.box, tenant)
+    assert spec.env["OPENAI_MODEL"] == "another-model"
+    assert await second.backend.drifted({tid: spec}) == set()  # running from the new spec
+    assert await second.master.reconciler.run_once() == []  # settled
 
 
 def test_parse_acl_list() -> None:
