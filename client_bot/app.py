@@ -31,10 +31,11 @@ from client_bot.clock import Clock, SystemClock
 from client_bot.context import TenantContext
 from client_bot.handlers import customer_routers, last_routers
 from client_bot.i18n import TenantLocaleMiddleware, build_i18n
-from client_bot.notices import AdminNotices
+from client_bot.notices import AdminNotices, AdminWroteMiddleware
 from client_bot.store import Store
 from client_bot.workers.broadcast import BroadcastWorker
 from client_bot.workers.housekeeping import Housekeeping
+from client_bot.workers.notices import NoticeRetry
 from client_bot.workers.reminders import ReminderWorker
 from core.errors import ErrorReply
 from core.settings import ClientBotSettings
@@ -66,6 +67,7 @@ class ClientBot:
         clock: Clock,
         reminder_interval: float = 30.0,
         broadcast_rate: float = 25.0,
+        notice_retry_interval: float = 60.0,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -76,8 +78,14 @@ class ClientBot:
         self.reminders = ReminderWorker(self.ctx, bot, interval=reminder_interval)
         self.housekeeping = Housekeeping(self.ctx, history_days=settings.assistant_history_days)
         self.broadcasts = BroadcastWorker(self.ctx, bot, rate=broadcast_rate)
-        # None without OPENAI_API_KEY: free text then gets the menu, and the SDK is not loaded.
-        self.assistant = build_assistant(settings, self.ctx, redis, AdminNotices(self.ctx, bot))
+        self.notice_retry = NoticeRetry(self.ctx, bot, interval=notice_retry_interval)
+        # None without OPENAI_API_KEY or when the plan lacks it: free text then gets the menu,
+        # and the SDK is not loaded.
+        self.assistant = (
+            build_assistant(settings, self.ctx, redis, AdminNotices(self.ctx, bot))
+            if settings.has_feature("ai_assistant")
+            else None
+        )
         self.dp = self._dispatcher()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -127,6 +135,8 @@ class ClientBot:
         # Inner middleware (inherited by every included router), so it sees handler flags.
         dp.message.middleware(throttling)
         dp.callback_query.middleware(throttling)
+        # An admin who writes (an owner's first /start included) gets the notices kept for them.
+        dp.message.outer_middleware(AdminWroteMiddleware(self.ctx))
         return dp
 
     async def _error_locale(self, event: ErrorEvent, data: dict[str, Any]) -> str:
@@ -149,11 +159,16 @@ class ClientBot:
     async def run(self, *, handle_signals: bool = True) -> None:
         """Poll Telegram and run the workers until stopped (waiting for Telegram first when it
         is unreachable: a bot started during an outage comes up when Telegram does)."""
+        s = self.settings  # the contract's name, language, zone, unless the owner set them
+        await self.ctx.store.seed_business(
+            name=s.business_name, locale=s.locale, timezone=s.timezone
+        )
         await wait_for_telegram(self.bot, "BOT_TOKEN")
         await self.set_commands()
         self._tasks = [
             asyncio.create_task(self.reminders.run(), name="reminders"),
             asyncio.create_task(self.housekeeping.run(), name="housekeeping"),
+            asyncio.create_task(self.notice_retry.run(), name="admin notices"),
         ]
         await self.broadcasts.resume_all()
         try:

@@ -32,6 +32,7 @@ class Business:
         values = dict(row)
         values.pop("id", None)
         values.pop("updated_at", None)
+        values.pop("owner_set", None)  # which fields the owner set (Store.seed_business)
         values["reminder_offsets_min"] = tuple(values["reminder_offsets_min"])
         return cls(**values)
 

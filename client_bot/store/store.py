@@ -30,6 +30,8 @@ BUSINESS_FIELDS = frozenset(
         "reminder_offsets_min",
     }
 )
+# What the master's contract seeds (BUSINESS_NAME, LOCALE, TIMEZONE) until the owner sets it.
+SEEDED_FIELDS = ("name", "locale", "timezone")
 SERVICE_FIELDS = frozenset({"name", "description", "price", "duration_min"})
 ACTIVE = ("confirmed", "done", "no_show")
 
@@ -99,16 +101,46 @@ class Store:
         return Business.from_row(row)
 
     async def update_business(self, **values: Any) -> Business:
+        """The owner's (or an admin's) change: the changed seeded fields become theirs, so the
+        contract no longer overwrites them (`seed_business`)."""
         unknown = values.keys() - BUSINESS_FIELDS
         if unknown or not values:
             raise ValueError(f"unknown business fields: {sorted(unknown)}")
         columns = sorted(values)
         assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=1))
+        owned = [c for c in columns if c in SEEDED_FIELDS]
         row = await self.pool.fetchrow(
-            f"UPDATE business SET {assignments}, updated_at = now() RETURNING *",
+            f"UPDATE business SET {assignments}, updated_at = now(),"
+            f" owner_set = ARRAY(SELECT DISTINCT f FROM unnest(owner_set || ${len(columns) + 1}"
+            "::text[]) AS f ORDER BY f) RETURNING *",
             *(values[c] for c in columns),
+            owned,
         )
         self._changed()
+        return Business.from_row(row)
+
+    async def seed_business(self, *, name: str, locale: str, timezone: str) -> Business:
+        """Bring the contract's name, language and time zone (what the owner told the sales bot)
+        into the profile, except the fields the owner has set in /admin since. An empty name
+        leaves the profile's. Called at every start, so a contract change reaches a bot whose
+        owner has not set that field."""
+        wanted = {"name": name, "locale": locale, "timezone": timezone}
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM business FOR UPDATE")
+            changes = {
+                field: value
+                for field, value in wanted.items()
+                if value and field not in row["owner_set"] and row[field] != value
+            }
+            if changes:
+                columns = sorted(changes)
+                assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=1))
+                row = await conn.fetchrow(
+                    f"UPDATE business SET {assignments}, updated_at = now() RETURNING *",
+                    *(changes[c] for c in columns),
+                )
+        if changes:
+            self._changed()
         return Business.from_row(row)
 
     # --- services ---------------------------------------------------------------------------

@@ -29,8 +29,13 @@ async def show_assistant(
 ) -> None:
     settings = await ctx.assistant_settings()
     business = await ctx.business()
-    on = configured(ctx)
-    if not on:
+    on = configured(ctx) and ctx.settings.has_feature("ai_assistant")
+    if not ctx.settings.has_feature("ai_assistant"):
+        status = _(
+            "not included in your plan: free text gets the menu. Switch to a plan with the AI"
+            " assistant to have it answer customers."
+        )
+    elif not on:
         status = _(
             "not connected: the platform has no AI key for this bot. Free text gets the menu."
         )

@@ -1,4 +1,6 @@
-"""Customers: how many and who; a broadcast to all of them (the worker sends it)."""
+"""Customers: how many and who; a broadcast to all of them (the worker sends it), when the
+tenant's plan includes broadcasts (PLAN_FEATURES): otherwise the button is not shown and every
+step of a broadcast refuses with a clear message (an old button or a started dialog included)."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ async def show_customers(
     if not items:
         lines.append(_("Nobody has started the bot yet."))
     body = (note + "\n\n" if note else "") + "\n".join(lines)
-    await show(event, body, keyboards.customers(page, pages))
+    await show(event, body, keyboards.customers(page, pages, broadcasts=broadcasts_allowed(ctx)))
 
 
 async def open_customers(query: CallbackQuery, ctx: TenantContext, state: FSMContext) -> None:
@@ -66,7 +68,26 @@ async def _recipients(ctx: TenantContext) -> int:
     return total - blocked
 
 
+def broadcasts_allowed(ctx: TenantContext) -> bool:
+    return ctx.settings.has_feature("broadcasts")
+
+
+def not_in_plan() -> str:
+    return _(
+        "📣 Broadcasts are not included in your plan. To send messages to every customer,"
+        " switch to a plan with broadcasts."
+    )
+
+
+async def refuse(event: Message | CallbackQuery, ctx: TenantContext, state: FSMContext) -> None:
+    await state.clear()
+    await show_customers(event, ctx, note=not_in_plan())
+
+
 async def ask_broadcast(query: CallbackQuery, ctx: TenantContext, state: FSMContext) -> None:
+    if not broadcasts_allowed(ctx):
+        await refuse(query, ctx, state)
+        return
     await prompt(
         query,
         state,
@@ -80,6 +101,9 @@ async def ask_broadcast(query: CallbackQuery, ctx: TenantContext, state: FSMCont
 
 
 async def got_broadcast_text(message: Message, ctx: TenantContext, state: FSMContext) -> None:
+    if not broadcasts_allowed(ctx):
+        await refuse(message, ctx, state)
+        return
     body = message.html_text
     if len(body) > BROADCAST_MAX:
         await message.answer(
@@ -104,6 +128,9 @@ async def send_broadcast(
     bot: Bot,
     broadcasts: BroadcastWorker,
 ) -> None:
+    if not broadcasts_allowed(ctx):
+        await refuse(query, ctx, state)
+        return
     body = str((await state.get_data())["text"])
     await state.clear()
     await query.answer(_("Sending…"))

@@ -238,7 +238,7 @@ def booking(item: Booking, day: date) -> InlineKeyboardMarkup:
 
 
 # --- customers and admins -------------------------------------------------------------------------
-def customers(page: int, pages: int) -> InlineKeyboardMarkup:
+def customers(page: int, pages: int, *, broadcasts: bool = True) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     nav = 0
     if page > 0:
@@ -247,9 +247,12 @@ def customers(page: int, pages: int) -> InlineKeyboardMarkup:
     if page + 1 < pages:
         kb.button(text="»", callback_data=CustomersCb(action=CustomersAction.page, page=page + 1))
         nav += 1
-    kb.button(text=_("📣 Broadcast"), callback_data=CustomersCb(action=CustomersAction.broadcast))
+    if broadcasts:  # only when the tenant's plan includes them
+        kb.button(
+            text=_("📣 Broadcast"), callback_data=CustomersCb(action=CustomersAction.broadcast)
+        )
     _back(kb, Screen.home)
-    kb.adjust(*([nav] if nav else []), 1, 1)
+    kb.adjust(*([nav] if nav else []), *([1] if broadcasts else []), 1)
     return kb.as_markup()
 
 
