@@ -1,14 +1,22 @@
 """What the admins are told: new and cancelled bookings, leads, customers asking for a person.
 
 Everything a customer or the model wrote is HTML-escaped here before it reaches an admin.
+
+Notices are kept in the tenant's schema until Telegram delivers them (`NoticeOutbox`): an owner
+who has not opened their own bot yet ("chat not found"), or a bad moment of Telegram, does not
+lose them. They are delivered oldest first, each once, when the admin writes to the bot
+(`AdminWroteMiddleware`) or by the periodic retry (client_bot/workers/notices.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from aiogram import Bot
-from aiogram.types import InlineKeyboardMarkup
+from aiogram import BaseMiddleware, Bot
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.types import InlineKeyboardMarkup, Message, TelegramObject
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -16,6 +24,9 @@ from client_bot import text
 from client_bot.callbacks import HandoffAction, HandoffCb, LeadAction, LeadCb
 from client_bot.context import TenantContext
 from client_bot.store import Booking, Business, ChatMessage, Lead, SavedLead
+from client_bot.store.notices import NoticeStore, PendingNotice
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 4096
 QUOTE_CHARS = 300  # of each message in a conversation shown to an admin
@@ -143,40 +154,151 @@ def handoff_buttons(customer_id: int) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
+LEASE_SECONDS = 120.0  # one delivery to an admin at a time; a crashed one expires after this
+BATCH = 20
+
+
+def _keep(exc: TelegramAPIError) -> bool:
+    """Whether a failed notice waits for a later delivery (True) or is abandoned: the admin
+    has not opened the bot or blocked it (they will write again), Telegram is down or busy."""
+    if isinstance(exc, TelegramBadRequest):  # a notice Telegram refuses as such: abandoned
+        return "chat not found" in exc.message.lower()
+    return True  # Forbidden (blocked, never started), network, 5xx, flood control, …
+
+
+class NoticeOutbox:
+    """Notices to the admins, through the tenant's `admin_notices`: kept, then delivered."""
+
+    def __init__(self, ctx: TenantContext, bot: Bot) -> None:
+        self.ctx = ctx
+        self.bot = bot
+        self.store = NoticeStore(ctx.store.pool)
+
+    async def send(self, body: str, reply_markup: InlineKeyboardMarkup | None = None) -> int:
+        """Keep `body` for every admin and deliver what can be now; how many admins got it."""
+        admins = sorted(await self.ctx.admin_ids())
+        markup = reply_markup.model_dump_json(exclude_none=True) if reply_markup else None
+        try:
+            await self.store.add(admins, body, markup)
+        except Exception:  # the database is the problem: still try Telegram once, directly
+            log.exception("tenant %s: admin notice not kept", self.ctx.tenant_id)
+            return await self.ctx.notify_admins(self.bot, body, reply_markup=reply_markup)
+        delivered = 0
+        for admin_id in admins:
+            delivered += await self.flush(admin_id) > 0
+        return delivered
+
+    async def flush(self, admin_id: int) -> int:
+        """Deliver the admin's pending notices, oldest first; how many were sent. Stops at the
+        first one that must wait (the rest would fail the same way, and must not overtake it)."""
+        sent = 0
+        for _round in range(3):  # a notice added while the lease was held: one more round
+            if not await self.store.lease(admin_id, LEASE_SECONDS):
+                return sent  # somebody else is delivering to this admin right now
+            try:
+                sent += await self._drain(admin_id)
+            finally:
+                await self.store.release(admin_id)
+            if not await self.store.has_pending(admin_id):
+                break
+        return sent
+
+    async def _drain(self, admin_id: int) -> int:
+        sent = 0
+        while batch := await self.store.pending(admin_id, BATCH):
+            for notice in batch:
+                if not await self._deliver(notice):
+                    return sent
+                sent += 1
+        return sent
+
+    async def _deliver(self, notice: PendingNotice) -> bool:
+        """True when the notice is done with (sent or abandoned), False when it must wait."""
+        markup = (
+            InlineKeyboardMarkup.model_validate_json(notice.reply_markup)
+            if notice.reply_markup
+            else None
+        )
+        try:
+            await self.bot.send_message(notice.admin_id, notice.text, reply_markup=markup)
+        except TelegramAPIError as exc:
+            keep = _keep(exc)
+            await self.store.failed(notice.id, f"{type(exc).__name__}: {exc}", give_up=not keep)
+            log.log(
+                logging.INFO if keep else logging.WARNING,
+                "tenant %s: notice %s to admin %s %s: %s",
+                self.ctx.tenant_id,
+                notice.id,
+                notice.admin_id,
+                "kept for later" if keep else "abandoned",
+                exc,
+            )
+            return not keep
+        await self.store.sent(notice.id)
+        return True
+
+    async def flush_all(self) -> int:
+        """One retry pass over every current admin with pending notices; how many were sent."""
+        admins = await self.ctx.admin_ids()
+        sent = 0
+        for admin_id in await self.store.pending_admins():
+            if admin_id in admins:
+                sent += await self.flush(admin_id)
+        return sent
+
+
+class AdminWroteMiddleware(BaseMiddleware):
+    """After an admin's message (their first /start included) their pending notices follow."""
+
+    def __init__(self, ctx: TenantContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        try:
+            return await handler(event, data)
+        finally:
+            user = event.from_user if isinstance(event, Message) else None
+            bot = data.get("bot")
+            if user is not None and isinstance(bot, Bot):
+                try:
+                    if await self.ctx.is_admin(user.id):
+                        await NoticeOutbox(self.ctx, bot).flush(user.id)
+                except Exception:
+                    log.exception("tenant %s: pending notices not delivered", self.ctx.tenant_id)
+
+
 class AdminNotices:
     """Tells the tenant's admins what happened (the assistant's `Notifier`)."""
 
     def __init__(self, ctx: TenantContext, bot: Bot) -> None:
         self.ctx = ctx
         self.bot = bot
+        self.outbox = NoticeOutbox(ctx, bot)
 
     async def booking_created(self, booking: Booking, *, by_assistant: bool = False) -> None:
         business = await self.ctx.business()
-        await self.ctx.notify_admins(
-            self.bot, booking_created(booking, business, by_assistant=by_assistant)
-        )
+        await self.outbox.send(booking_created(booking, business, by_assistant=by_assistant))
 
     async def booking_cancelled(self, booking: Booking) -> None:
         business = await self.ctx.business()
-        await self.ctx.notify_admins(self.bot, booking_cancelled(booking, business))
+        await self.outbox.send(booking_cancelled(booking, business))
 
     async def lead_saved(self, saved: SavedLead) -> None:
         business = await self.ctx.business()
-        await self.ctx.notify_admins(
-            self.bot, lead_saved(saved, business), reply_markup=take_button(saved.lead)
-        )
+        await self.outbox.send(lead_saved(saved, business), take_button(saved.lead))
 
     async def handoff_requested(self, customer_id: int, name: str, reason: str) -> None:
         history = await self.ctx.store.assistant.history(customer_id, 20)
-        await self.ctx.notify_admins(
-            self.bot,
-            handoff_requested(customer_id, name, reason, history),
-            reply_markup=handoff_buttons(customer_id),
+        await self.outbox.send(
+            handoff_requested(customer_id, name, reason, history), handoff_buttons(customer_id)
         )
 
     async def customer_wrote(self, customer_id: int, name: str, content: str) -> None:
-        await self.ctx.notify_admins(
-            self.bot,
-            customer_wrote(customer_id, name, content),
-            reply_markup=handoff_buttons(customer_id),
+        await self.outbox.send(
+            customer_wrote(customer_id, name, content), handoff_buttons(customer_id)
         )

@@ -1,12 +1,14 @@
 """Hourly housekeeping of one tenant's data: the assistant's conversations older than
 ASSISTANT_HISTORY_DAYS are deleted (customers' messages are personal data; the assistant itself
-only ever reads a customer's last 20 messages)."""
+only ever reads a customer's last 20 messages), and so are notices to admins delivered (or
+abandoned) more than 30 days ago."""
 
 from __future__ import annotations
 
 import logging
 
 from client_bot.context import TenantContext
+from client_bot.store.notices import NoticeStore
 from core.loops import run_every
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,9 @@ class Housekeeping:
         gone = await self.ctx.store.assistant.forget_messages(self.history_days)
         if gone:
             log.info("deleted %d assistant messages older than %d days", gone, self.history_days)
+        notices = await NoticeStore(self.ctx.store.pool).forget_old()
+        if notices:
+            log.info("deleted %d old notices to admins", notices)
         return gone
 
     async def run(self) -> None:
