@@ -78,9 +78,15 @@ else
 endif
 	@$(COMPOSE) ps
 
-down: ## stop the platform and the client-bot containers (volumes and data stay)
-	@ids=$$(docker ps -q --filter label=botfleet.managed=true 2>/dev/null); \
-		if [ -n "$$ids" ]; then echo "stopping client bots"; docker stop $$ids >/dev/null; fi
+down: ## stop the master, then this fleet's client-bot containers, then the stack (volumes and data stay)
+	@# The master first: it would start the bots again while they stop. Then only the client bots
+	@# of this fleet (label botfleet.fleet=FLEET_NAME, from the environment, else .env, else
+	@# botfleet): another fleet on the same engine is not ours to stop.
+	$(COMPOSE) stop master
+	@fleet="$${FLEET_NAME:-$$(sed -n 's/^FLEET_NAME=//p' .env 2>/dev/null | tail -n 1)}"; \
+		fleet="$${fleet:-botfleet}"; \
+		ids=$$(docker ps -q --filter label=botfleet.managed=true --filter "label=botfleet.fleet=$$fleet" 2>/dev/null); \
+		if [ -n "$$ids" ]; then echo "stopping the client bots of fleet $$fleet"; docker stop $$ids >/dev/null; fi
 	$(COMPOSE) down
 
 logs: install ## platform logs, or one bot's with TENANT=client_001 (LINES=200, FOLLOW=1)

@@ -68,6 +68,9 @@ def sandbox_env() -> dict[str, dict[str, str]]:
         "DEPLOY_BACKEND": backend,
         "CLIENTS_DIR": str(ROOT / "clients"),
         "CLIENT_IMAGE": os.environ.get("CLIENT_IMAGE", "botfleet-client:test"),
+        # Every sandbox server listens on 127.0.0.1 only: its throwaway bots share the host's
+        # network (chosen here explicitly; a real fleet's bots get a bridge network).
+        "CLIENT_NETWORK": os.environ.get("CLIENT_NETWORK", "host"),
     }
     sales = {
         **common,

@@ -1,5 +1,6 @@
 """`python -m client_bot` as the master runs it: environment only, logs without secrets,
-and a restart in the middle of a booking dialog continues where the customer was."""
+and a restart in the middle of a booking dialog continues where the customer was; and the
+master's ProcessBackend running the real bot with nothing of the master's environment."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 from client_bot.store import Store
 from core.secrets import mask_token
 from database.pool import create_pool
+from master_bot.deploy.base import ClientSpec, RuntimeState
+from master_bot.deploy.process import ProcessBackend
 from tests.client.conftest import Customer, TenantCreds, fetch, seed_business
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,3 +129,37 @@ async def test_bad_environment_stops_with_a_readable_message(tenant):
         "TENANT_ID: invalid tenant id" in text and "BOT_TOKEN: is not a Telegram bot token" in text
     )
     assert "Traceback" not in text and "nope" not in text
+
+
+async def test_the_process_backend_runs_the_real_bot_without_the_masters_environment(
+    emulator, tenant, tmp_path, monkeypatch
+):
+    server, client = emulator
+    token = "6000002:test-process-backend-token-abcdefgh"
+    await client.register_bot(token, "process_backend_bot")
+    # The master's own secrets, in the master's environment.
+    monkeypatch.setenv("ENCRYPTION_KEYS", "master-only-encryption-keys")
+    monkeypatch.setenv("MASTER_API_TOKEN", "master-only-api-token-0123456789")
+    env = contract_env(tenant, server.base_url, BOT_TOKEN=token)
+    env.pop("PATH")  # the backend adds its own
+    backend = ProcessBackend(tmp_path / "clients", stop_timeout=5)
+    try:
+        status = await backend.deploy(ClientSpec(tenant.tenant_id, env))
+        assert status.state is RuntimeState.RUNNING, status
+        anna = Customer(client, token, 302, "Анна")
+        before = await anna.seen()
+        await anna.send("/start")
+        try:
+            await anna.wait("Добро пожаловать", after=before, timeout=40)
+        except Exception as exc:
+            raise AssertionError(await backend.logs(tenant.tenant_id, 40)) from exc
+
+        pid = int(status.detail.split()[1])
+        environ = await asyncio.to_thread(Path(f"/proc/{pid}/environ").read_bytes)
+        names = {item.split(b"=", 1)[0].decode() for item in environ.split(b"\0") if item}
+        assert names - set(env) <= {"PATH", "PYTHONPATH", "PYTHONUNBUFFERED", "LC_CTYPE"}
+        assert "ENCRYPTION_KEYS" not in names and "MASTER_API_TOKEN" not in names
+        owner = (await asyncio.to_thread(os.stat, f"/proc/{pid}")).st_uid
+        assert (owner != os.geteuid()) is backend.separate_users  # a uid of its own if possible
+    finally:
+        await backend.remove(tenant.tenant_id)
