@@ -65,7 +65,7 @@ async def place_booking(
         if start - timedelta(minutes=offset) > now
     ]
     try:
-        return await ctx.store.create_booking(
+        booking = await ctx.store.create_booking(
             customer_id=booker.id,
             service=service,
             starts_at=start,
@@ -76,6 +76,12 @@ async def place_booking(
         )
     except SlotTakenError:
         return SlotProblem.TAKEN
+    if reminders:
+        # The reminder worker sleeps until the next due reminder it knew of; this one may be
+        # earlier. (A cancellation needs no wake-up: it only removes reminders, and a worker
+        # waking for a removed one just finds nothing due.)
+        ctx.reminders_changed.set()
+    return booking
 
 
 class CancelRefusal(enum.StrEnum):

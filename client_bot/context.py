@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +30,8 @@ class TenantContext:
     _schedule: Schedule | None = field(default=None, repr=False)
     _services: dict[int, Service] | None = field(default=None, repr=False)
     _assistant: AssistantSettings | None = field(default=None, repr=False)
+    # Set when a booking's reminders were written: wakes the sleeping reminder worker at once.
+    reminders_changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.store.on_change = self.refresh

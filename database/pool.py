@@ -37,15 +37,24 @@ async def create_pool(
     max_delay: float = 5.0,
     connect_timeout: float = 5.0,
     stateless: bool = False,
+    idle_seconds: float | None = None,
     **kwargs: Any,
 ) -> asyncpg.Pool:
     """Open a pool, retrying with exponential backoff while the server is starting.
 
     Wrong credentials or a missing database are not retried: they won't fix themselves.
     `stateless=True` uses StatelessConnection (see there).
+    `idle_seconds`: a connection unused that long is closed (asyncpg's
+    max_inactive_connection_lifetime; its default is 300 s). With `min_size=0` the pool then
+    holds no PostgreSQL backend while idle: its first connection is still opened here, so a
+    wrong DSN fails at start, and closes like any other after `idle_seconds`.
     """
     if stateless:
         kwargs["connection_class"] = StatelessConnection
+    if idle_seconds is not None:
+        kwargs["max_inactive_connection_lifetime"] = idle_seconds
+    # asyncpg opens `init_size` connections at start (default: min_size, so none with 0).
+    kwargs.setdefault("init_size", max(min_size, 1))
     target = parse_dsn(dsn)
     last: BaseException | None = None
     for attempt in range(1, attempts + 1):

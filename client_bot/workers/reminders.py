@@ -1,11 +1,19 @@
 """Sends due booking reminders. Due reminders live in the tenant schema, not in memory:
 each is claimed in the database before it is sent, so it goes out once, also across restarts.
-A temporary failure (Telegram down, 429) gives it back for the next pass.
+A temporary failure (Telegram down, 429) gives it back for a pass `RETRY_SECONDS` later.
+
+The worker does not poll: after a pass it reads when the next reminder is due and sleeps until
+then (at most `interval`, a safety net), so a quiet tenant touches PostgreSQL rarely and holds no
+connection in between. A booking written in this process sets `ctx.reminders_changed`, which
+wakes the worker at once to read the new next due time: a new booking's reminder is never late.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from contextlib import suppress
+from datetime import datetime
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramForbiddenError, TelegramNetworkError, TelegramRetryAfter
@@ -13,20 +21,31 @@ from aiogram.utils.i18n import gettext as _
 
 from client_bot import text
 from client_bot.context import TenantContext
-from core.loops import run_every
 
 log = logging.getLogger(__name__)
 
+# Seconds before reminders given back after a temporary failure (or a failed pass) are retried.
+RETRY_SECONDS = 30.0
+# Seconds added to a due time before waking, so the reminder is due when the pass runs.
+LATE_MARGIN = 0.05
+# Reminders one claim hands out at most (Store.claim_due_reminders' default).
+CLAIM_LIMIT = 50
+
 
 class ReminderWorker:
-    def __init__(self, ctx: TenantContext, bot: Bot, interval: float = 30.0) -> None:
+    def __init__(self, ctx: TenantContext, bot: Bot, interval: float = 900.0) -> None:
         self.ctx = ctx
         self.bot = bot
-        self.interval = interval
+        self.interval = interval  # the longest sleep between two passes
+        self.claimed = 0  # reminders the last pass claimed
+        self.postponed = 0  # of them, given back after a temporary failure
+        self.passes = 0  # passes made by `run`
 
     async def tick(self) -> int:
         """One pass: send every due reminder; returns how many were delivered."""
-        due = await self.ctx.store.claim_due_reminders(self.ctx.now())
+        self.postponed = 0
+        due = await self.ctx.store.claim_due_reminders(self.ctx.now(), CLAIM_LIMIT)
+        self.claimed = len(due)
         if not due:
             return 0
         business = await self.ctx.business()
@@ -51,7 +70,43 @@ class ReminderWorker:
                 except (TelegramRetryAfter, TelegramNetworkError) as exc:
                     log.warning("reminder for booking %s postponed: %s", b.id, exc)
                     await self.ctx.store.release_reminder(b.id, item.offset_min)
+                    self.postponed += 1
         return sent
 
+    async def next_due(self) -> datetime | None:
+        """When the earliest unsent reminder is due (None: there is none)."""
+        due: datetime | None = await self.ctx.store.pool.fetchval(
+            "SELECT min(due_at) FROM reminders WHERE sent_at IS NULL"
+        )
+        return due
+
+    async def pass_and_delay(self) -> float:
+        """One pass; then how many seconds to sleep before the next one."""
+        started = self.ctx.now()
+        await self.tick()
+        due = await self.next_due()
+        if due is None:
+            return self.interval
+        delay = (due - self.ctx.now()).total_seconds()
+        if delay <= 0 and due <= started and (self.postponed or self.claimed < CLAIM_LIMIT):
+            # Due before this pass and still unsent: given back after a temporary failure, or
+            # being sent by another runtime right now (claimed rows are skipped, not waited
+            # for). Retry a little later rather than in a loop. (A full batch: go on at once.)
+            delay = RETRY_SECONDS
+        return min(max(delay, 0.0) + LATE_MARGIN, self.interval)
+
     async def run(self) -> None:
-        await run_every(self.interval, self.tick, "reminder pass")
+        """Passes until cancelled: one now, then one whenever the next reminder is due or a
+        booking was written (`ctx.reminders_changed`). A failed pass is logged and retried."""
+        wake = self.ctx.reminders_changed
+        while True:
+            wake.clear()  # before reading: a booking written during the pass wakes the next wait
+            try:
+                delay = await self.pass_and_delay()
+            except Exception:
+                log.exception("reminder pass failed")
+                delay = min(RETRY_SECONDS, self.interval)
+            self.passes += 1
+            if delay > 0:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), delay)
