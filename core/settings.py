@@ -179,6 +179,9 @@ class ClientBotSettings(
     plan_features: Annotated[frozenset[str] | None, NoDecode] = Field(
         None, description="the plan's features (comma-separated); unset = all (a bot run by hand)"
     )
+    database_idle_seconds: float = Field(
+        10.0, gt=0, le=3600, description="a PostgreSQL connection unused this long is closed"
+    )
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -228,9 +231,21 @@ class ClientBotSettings(
         expected = f"{self.tenant_id}:"
         if not self.redis_key_prefix:
             self.redis_key_prefix = expected
-        elif self.redis_key_prefix != expected:
-            raise ValueError(f"REDIS_KEY_PREFIX must be {expected!r} (TENANT_ID followed by ':')")
+        elif not re.fullmatch(
+            rf"([a-z][a-z0-9_]{{0,19}}_)?{re.escape(expected)}", self.redis_key_prefix
+        ):
+            raise ValueError(
+                f"REDIS_KEY_PREFIX must be {expected!r} (TENANT_ID followed by ':'), in a fleet "
+                f"other than the default one '<FLEET_NAME>_{expected}'"
+            )
         return self
+
+
+class FleetSettings(_Base):
+    """Which fleet this is, when several share one PostgreSQL cluster, Redis or Docker Engine
+    (database/roles.py): the default one keeps bare names, any other prefixes them."""
+
+    fleet_name: Annotated[str, AfterValidator(_fleet_name)] = "botfleet"
 
 
 class MasterSettings(
@@ -241,6 +256,7 @@ class MasterSettings(
     AssistantTuningSettings,
     EncryptionSettings,
     LoggingSettings,
+    FleetSettings,
 ):
     """The control plane: admin rights on PostgreSQL and Redis, the Docker Engine, its own bot."""
 
@@ -254,7 +270,6 @@ class MasterSettings(
     client_image: str = "botfleet-client:latest"
     # A bridge network the master creates when missing; `host` (loopback shared) only if set.
     client_network: str = Field("botfleet-clients", min_length=1)
-    fleet_name: Annotated[str, AfterValidator(_fleet_name)] = "botfleet"  # botfleet.fleet label
     clients_dir: str = "clients"
     tenant_database_url: SecretStr | None = Field(
         None, description="DSN template the client bots use; defaults to DATABASE_URL's host"

@@ -24,7 +24,7 @@ import asyncpg
 from core.tenant_id import validate_tenant_id
 from database.identifiers import quote_ident
 from database.locks import platform_lock
-from database.roles import owner_role
+from database.roles import DEFAULT_FLEET, login_role, owner_role
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 CONTROL_SCHEMA = "control"
@@ -89,9 +89,10 @@ class _Ledger:
     `control.platform_locks`. Platform schemas (`control`) lock the table itself.
     """
 
-    def __init__(self, schema: str, *, owner: str | None) -> None:
+    def __init__(self, schema: str, *, owner: str | None, login: str | None = None) -> None:
         self.schema = schema
         self.owner = owner
+        self.login = login
         self._qschema = quote_ident(schema)
         self.table = f"{self._qschema}.schema_migrations"
 
@@ -114,7 +115,10 @@ class _Ledger:
                     await conn.execute(f"SET LOCAL ROLE {quote_ident(self.owner)}")
                     await conn.execute(create)
                     await conn.execute("RESET ROLE")
-                    await conn.execute(f"REVOKE ALL ON {self.table} FROM {self._qschema}")
+                    if self.login is not None:
+                        await conn.execute(
+                            f"REVOKE ALL ON {self.table} FROM {quote_ident(self.login)}"
+                        )
                     return
             except (
                 asyncpg.UniqueViolationError,
@@ -192,6 +196,7 @@ async def _migrate(
     *,
     role: str | None,
     dry_run: bool,
+    login: str | None = None,
 ) -> SchemaReport:
     schema = ledger.schema
     report = SchemaReport(schema)
@@ -209,14 +214,14 @@ async def _migrate(
             except asyncpg.LockNotAvailableError as exc:
                 # A session of the tenant holds a lock the migration needs (a long transaction,
                 # or one on purpose). Its sessions are closed and the file is tried again.
-                if role is None or attempt == _LOCK_ATTEMPTS - 1:
+                if login is None or attempt == _LOCK_ATTEMPTS - 1:
                     raise MigrationError(
                         f"migration {m.label} on schema {schema} waited too long for a lock "
                         f"({exc}); retry when the sessions holding it have ended"
                     ) from exc
                 await conn.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-                    schema,
+                    login,
                 )
     return report
 
@@ -265,6 +270,7 @@ async def migrate_tenant(
     *,
     dry_run: bool = False,
     migrations: Sequence[Migration] | None = None,
+    fleet: str = DEFAULT_FLEET,
 ) -> SchemaReport:
     """Apply the tenant migrations to one tenant schema, as the tenant's owner role.
 
@@ -273,7 +279,7 @@ async def migrate_tenant(
     it would run here.
     """
     validate_tenant_id(tenant_id)
-    owner = owner_role(tenant_id)
+    owner = owner_role(tenant_id, fleet)
     found = await conn.fetchval(
         "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", tenant_id
     )
@@ -286,10 +292,11 @@ async def migrate_tenant(
         )
     return await _migrate(
         conn,
-        _Ledger(tenant_id, owner=owner),
+        _Ledger(tenant_id, owner=owner, login=login_role(tenant_id, fleet)),
         migrations if migrations is not None else load_migrations("tenant"),
         role=owner,
         dry_run=dry_run,
+        login=login_role(tenant_id, fleet),
     )
 
 
@@ -306,6 +313,7 @@ async def migrate_tenants(
     *,
     concurrency: int = 8,
     dry_run: bool = False,
+    fleet: str = DEFAULT_FLEET,
 ) -> FleetReport:
     """Migrate many tenant schemas in parallel, at most `concurrency` at once.
 
@@ -323,7 +331,7 @@ async def migrate_tenants(
                 async with pool.acquire() as conn:
                     reports.append(
                         await migrate_tenant(
-                            conn, tenant_id, dry_run=dry_run, migrations=migrations
+                            conn, tenant_id, dry_run=dry_run, migrations=migrations, fleet=fleet
                         )
                     )
             except (MigrationError, asyncpg.PostgresError, ValueError) as exc:

@@ -25,7 +25,8 @@ from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError, WatchError
 
-from core.tenant_id import TENANT_ID_RE, validate_tenant_id
+from core.tenant_id import validate_tenant_id
+from database.roles import DEFAULT_FLEET, NameTakenError, login_role
 
 log = logging.getLogger(__name__)
 _UNKNOWN_MODIFIER_RE = re.compile(r"modifier '([^']+)': Unknown command")
@@ -112,8 +113,15 @@ class TenantRedis:
         return f"TenantRedis(tenant_id={self.tenant_id!r}, key_prefix={self.key_prefix!r})"
 
 
-def key_prefix(tenant_id: str) -> str:
-    return f"{validate_tenant_id(tenant_id)}:"
+# Which fleet owns which ACL user (database/roles.py, "Fleets"): user -> fleet mark. In the admin's
+# own key space (no tenant pattern matches it), one per Redis server, shared by its fleets.
+ACL_OWNERS_KEY = "botfleet:acl-owners"
+TENANT_USER_RE = re.compile(r"([a-z][a-z0-9_]{0,19}_)?client_[0-9]{1,12}\Z")
+
+
+def key_prefix(tenant_id: str, fleet: str = DEFAULT_FLEET) -> str:
+    """`client_001:` (the default fleet), `<fleet>_client_001:` (any other)."""
+    return f"{login_role(tenant_id, fleet)}:"
 
 
 def tenant_redis_url(server_url: str, username: str, password: str) -> str:
@@ -129,20 +137,37 @@ def tenant_redis_url(server_url: str, username: str, password: str) -> str:
 
 
 async def create_tenant_redis_user(
-    admin: Redis, tenant_id: str, *, server_url: str, password: str | None = None
+    admin: Redis,
+    tenant_id: str,
+    *,
+    server_url: str,
+    password: str | None = None,
+    fleet: str = DEFAULT_FLEET,
+    mark: str | None = None,
 ) -> TenantRedis:
-    """Create or reset the tenant's ACL user (idempotent; a retry resets the password)."""
-    validate_tenant_id(tenant_id)
+    """Create or reset the tenant's ACL user (idempotent; a retry resets the password).
+
+    With `mark` (the fleet's, database.roles.fleet_mark), a user another fleet has marked is
+    refused with NameTakenError instead of being reset, and the user is marked as this fleet's.
+    """
+    username = login_role(tenant_id, fleet)
+    if mark is not None:
+        owner = await admin.hget(ACL_OWNERS_KEY, username)
+        if owner is not None and (owner.decode() if isinstance(owner, bytes) else owner) != mark:
+            raise NameTakenError(
+                f"Redis ACL user {username} belongs to another fleet: give each fleet on this "
+                "Redis its own FLEET_NAME"
+            )
     password = password or secrets.token_urlsafe(24)
     commands = [f"+{c}" for c in TENANT_COMMANDS]
     while True:
         try:
             await admin.acl_setuser(
-                tenant_id,
+                username,
                 enabled=True,
                 reset=True,
                 passwords=[f"+{password}"],
-                keys=[f"{tenant_id}:*"],
+                keys=[f"{username}:*"],
                 reset_channels=True,
                 commands=["-@all", *commands],
             )
@@ -153,24 +178,29 @@ async def create_tenant_redis_user(
             if not unknown or unknown.group(1) not in commands:
                 raise
             commands.remove(unknown.group(1))
+    if mark is not None:
+        await admin.hset(ACL_OWNERS_KEY, username, mark)
     await _persist_acl(admin)
     return TenantRedis(
         tenant_id=tenant_id,
-        username=tenant_id,
+        username=username,
         password=password,
-        url=tenant_redis_url(server_url, tenant_id, password),
-        key_prefix=key_prefix(tenant_id),
+        url=tenant_redis_url(server_url, username, password),
+        key_prefix=f"{username}:",
     )
 
 
-async def disable_tenant_redis_user(admin: Redis, tenant_id: str) -> None:
+async def disable_tenant_redis_user(
+    admin: Redis, tenant_id: str, fleet: str = DEFAULT_FLEET
+) -> None:
     """Suspension: the user can no longer log in, and its open connections are closed; keys stay.
 
     Disabled first, killed second: a connection that logs in between the two is killed too.
     CLIENT KILL USER answers the number killed (0 is fine), so no CLIENT LIST beforehand.
     """
-    await admin.acl_setuser(validate_tenant_id(tenant_id), enabled=False)
-    await admin.client_kill_filter(user=tenant_id)
+    username = login_role(tenant_id, fleet)
+    await admin.acl_setuser(username, enabled=False)
+    await admin.client_kill_filter(user=username)
     await _persist_acl(admin)
 
 
@@ -185,7 +215,7 @@ async def revoke_tenant_scripting(admin: Redis) -> list[str]:
     for raw in await admin.acl_list():
         line = raw.decode() if isinstance(raw, bytes) else str(raw)
         parts = line.split()
-        if len(parts) < 2 or parts[0] != "user" or not TENANT_ID_RE.match(parts[1]):
+        if len(parts) < 2 or parts[0] != "user" or not TENANT_USER_RE.match(parts[1]):
             continue
         rules = set(parts[2:])
         if rules & _SCRIPTING_RULES or "+@all" in rules or "+@scripting" in rules:
@@ -217,18 +247,21 @@ _SCRIPTING_RULES = frozenset(
 )
 
 
-async def remove_tenant_redis(admin: Redis, tenant_id: str, *, drop_data: bool) -> int:
+async def remove_tenant_redis(
+    admin: Redis, tenant_id: str, *, drop_data: bool, fleet: str = DEFAULT_FLEET
+) -> int:
     """Delete the ACL user; with `drop_data=True` also every key under the tenant prefix.
 
     Keys are found with SCAN MATCH (never KEYS). Returns the number of keys deleted.
     """
-    validate_tenant_id(tenant_id)
-    await admin.acl_deluser(tenant_id)
+    username = login_role(tenant_id, fleet)
+    await admin.acl_deluser(username)
+    await admin.hdel(ACL_OWNERS_KEY, username)
     await _persist_acl(admin)
     deleted = 0
     if drop_data:
         batch: list[bytes | str] = []
-        async for key in admin.scan_iter(match=f"{tenant_id}:*", count=500):
+        async for key in admin.scan_iter(match=f"{username}:*", count=500):
             batch.append(key)
             if len(batch) >= 500:
                 deleted += await admin.unlink(*batch)
@@ -246,16 +279,16 @@ async def _persist_acl(admin: Redis) -> None:
         log.debug("Redis has no aclfile; ACL users live in memory until the master re-creates them")
 
 
-def fsm_key_builder(tenant_id: str) -> DefaultKeyBuilder:
-    """Keys like `client_001:fsm:<bot>:<chat>:<user>:<destiny>:state` (DESIGN.md)."""
-    return DefaultKeyBuilder(
-        prefix=f"{validate_tenant_id(tenant_id)}:fsm", with_bot_id=True, with_destiny=True
-    )
+def fsm_key_builder(tenant_id: str, key_prefix: str | None = None) -> DefaultKeyBuilder:
+    """Keys like `client_001:fsm:<bot>:<chat>:<user>:<destiny>:state` (DESIGN.md); under
+    `key_prefix` (the bot's REDIS_KEY_PREFIX, `<fleet>_client_001:` in another fleet) when given."""
+    base = key_prefix.removesuffix(":") if key_prefix else validate_tenant_id(tenant_id)
+    return DefaultKeyBuilder(prefix=f"{base}:fsm", with_bot_id=True, with_destiny=True)
 
 
-def fsm_storage(redis: Redis, tenant_id: str) -> RedisStorage:
+def fsm_storage(redis: Redis, tenant_id: str, key_prefix: str | None = None) -> RedisStorage:
     """aiogram's own RedisStorage under the tenant prefix."""
-    return RedisStorage(redis, key_builder=fsm_key_builder(tenant_id))
+    return RedisStorage(redis, key_builder=fsm_key_builder(tenant_id, key_prefix))
 
 
 class TenantEventIsolation(BaseEventIsolation):

@@ -24,7 +24,7 @@ from database.dsn import parse_dsn
 from database.identifiers import quote_ident
 from database.locks import platform_lock
 from database.migrator import SchemaReport, migrate_tenant
-from database.roles import login_role, owner_role
+from database.roles import DEFAULT_FLEET, NameTakenError, fleet_mark, login_role, owner_role
 
 log = logging.getLogger(__name__)
 _DDL_ATTEMPTS = 4
@@ -122,21 +122,23 @@ async def create_tenant_database(
     server_dsn: str,
     password: str | None = None,
     migrate: bool = True,
+    fleet: str = DEFAULT_FLEET,
 ) -> tuple[TenantDatabase, SchemaReport]:
     """Create (or complete) the tenant's role and schema and apply the tenant migrations.
 
     `server_dsn` is the DSN through which the tenant will reach this database (host, port,
-    database); the returned `dsn` is that with the tenant's own login.
+    database); the returned `dsn` is that with the tenant's own login. Raises `NameTakenError`
+    when a role of that name belongs to another fleet (database/roles.py).
     """
     validate_tenant_id(tenant_id)
     server = parse_dsn(server_dsn)
-    role = schema = tenant_id
+    role, schema = login_role(tenant_id, fleet), tenant_id
     password = password or secrets.token_urlsafe(24)
     database = await conn.fetchval("SELECT current_database()")
     qdb = quote_ident_any(database)
     for attempt in range(1, _DDL_ATTEMPTS + 1):
         try:
-            await _role_and_schema(conn, role, password, qdb)
+            await _role_and_schema(conn, tenant_id, fleet, password, qdb)
             break
         except asyncpg.InternalServerError as exc:
             # Another database's creator hardening this database for the first time updates
@@ -144,12 +146,14 @@ async def create_tenant_database(
             if "concurrently updated" not in str(exc) or attempt == _DDL_ATTEMPTS:
                 raise
             await asyncio.sleep(0.1 * attempt)
-    report = await migrate_tenant(conn, tenant_id) if migrate else SchemaReport(schema)
+    report = await migrate_tenant(conn, tenant_id, fleet=fleet) if migrate else SchemaReport(schema)
     dsn = server.with_credentials(role, password)
     return TenantDatabase(tenant_id, role, schema, password, dsn), report
 
 
-async def _role_and_schema(conn: asyncpg.Connection, role: str, password: str, qdb: str) -> None:
+async def _role_and_schema(
+    conn: asyncpg.Connection, tenant_id: str, fleet: str, password: str, qdb: str
+) -> None:
     """One transaction: the login role, the owner role, the schema and its grants (idempotent).
 
     See `database.roles`: the owner role owns the schema and everything in it; the login role
@@ -162,13 +166,56 @@ async def _role_and_schema(conn: asyncpg.Connection, role: str, password: str, q
         await platform_lock(conn, "tenant-ddl")
         await conn.execute(f"SET LOCAL lock_timeout = '{_DDL_LOCK_TIMEOUT}'")
         await harden_database(conn)
-        await _login_role(conn, role, password, qdb)
-        await _secure_schema(conn, role)
+        mark = await _fleet_mark(conn, fleet)
+        await _login_role(conn, tenant_id, fleet, mark, password, qdb)
+        await _secure_schema(conn, tenant_id, fleet, mark)
 
 
-async def _login_role(conn: asyncpg.Connection, role: str, password: str, qdb: str) -> None:
+async def _fleet_mark(conn: asyncpg.Connection, fleet: str) -> str:
+    fleet_id = await conn.fetchval("SELECT id::text FROM control.fleet")
+    if fleet_id is None:
+        raise RuntimeError("control.fleet is empty: apply the control migrations (`make migrate`)")
+    return fleet_mark(fleet, fleet_id)
+
+
+async def _claim_role(conn: asyncpg.Connection, role: str, mark: str, schema: str) -> bool:
+    """False when `role` does not exist yet; True when it is this fleet's (marked so, or an
+    unmarked role of this fleet from before the marks: its schema is in this database).
+    Raises NameTakenError for another fleet's role."""
+    row = await conn.fetchrow(
+        "SELECT shobj_description(oid, 'pg_authid') AS mark FROM pg_roles WHERE rolname = $1",
+        role,
+    )
+    if row is None:
+        return False
+    if row["mark"] == mark:
+        return True
+    ours = row["mark"] is None and await conn.fetchval(
+        "SELECT 1 FROM pg_namespace WHERE nspname = $1", schema
+    )
+    if not ours:
+        raise NameTakenError(
+            f"PostgreSQL role {role} exists and is not this fleet's ({row['mark'] or 'unmarked'}, "
+            f"and schema {schema} is not in this database): another fleet on this cluster uses "
+            "the same FLEET_NAME? Give each fleet its own FLEET_NAME"
+        )
+    return True
+
+
+async def _mark_role(conn: asyncpg.Connection, role: str, mark: str) -> None:
+    await conn.execute(
+        await conn.fetchval(
+            "SELECT format('COMMENT ON ROLE %I IS %L', $1::text, $2::text)", role, mark
+        )
+    )
+
+
+async def _login_role(
+    conn: asyncpg.Connection, tenant_id: str, fleet: str, mark: str, password: str, qdb: str
+) -> None:
+    role = login_role(tenant_id, fleet)
     qrole = quote_ident(role)
-    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+    exists = await _claim_role(conn, role, mark, tenant_id)
     verb = "ALTER" if exists else "CREATE"
     # format(%L) quotes the password server-side; it never goes into our SQL text.
     statement = await conn.fetchval(
@@ -182,10 +229,11 @@ async def _login_role(conn: asyncpg.Connection, role: str, password: str, qdb: s
     await conn.execute(statement)
     await conn.execute(f"GRANT CONNECT ON DATABASE {qdb} TO {qrole}")
     await conn.execute(f"REVOKE TEMPORARY, CREATE ON DATABASE {qdb} FROM {qrole}")
-    await _session_limits(conn, role)
+    await _mark_role(conn, role, mark)
+    await _session_limits(conn, role, tenant_id)
 
 
-async def _session_limits(conn: asyncpg.Connection, role: str) -> None:
+async def _session_limits(conn: asyncpg.Connection, role: str, schema: str) -> None:
     """Reset whatever the tenant set on its own role, then the platform's limits.
 
     PostgreSQL lets a role change its own defaults (`ALTER ROLE … SET`) and, in a session, any
@@ -194,19 +242,20 @@ async def _session_limits(conn: asyncpg.Connection, role: str) -> None:
     """
     qrole = quote_ident(role)
     await conn.execute(f"ALTER ROLE {qrole} RESET ALL")
-    await conn.execute(f"ALTER ROLE {qrole} SET search_path = {quote_ident(role)}")
+    await conn.execute(f"ALTER ROLE {qrole} SET search_path = {quote_ident(schema)}")
     for name, value in TENANT_SESSION_LIMITS.items():
         await conn.execute(f"ALTER ROLE {qrole} SET {name} = '{value}'")
 
 
-async def _secure_schema(conn: asyncpg.Connection, tenant_id: str) -> None:
-    login, owner = login_role(tenant_id), owner_role(tenant_id)
+async def _secure_schema(conn: asyncpg.Connection, tenant_id: str, fleet: str, mark: str) -> None:
+    login, owner = login_role(tenant_id, fleet), owner_role(tenant_id, fleet)
     qlogin, qowner, qschema = quote_ident(login), quote_ident(owner), quote_ident(tenant_id)
-    if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", owner):
+    if not await _claim_role(conn, owner, mark, tenant_id):
         await conn.execute(
             f"CREATE ROLE {qowner} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT"
             " NOREPLICATION NOBYPASSRLS"
         )
+    await _mark_role(conn, owner, mark)
     if not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
         # A non-superuser admin acts as the owner (migrations) and reassigns legacy objects.
         await conn.execute(f"GRANT {qowner} TO CURRENT_USER")
@@ -217,7 +266,7 @@ async def _secure_schema(conn: asyncpg.Connection, tenant_id: str) -> None:
     if current is None:
         await conn.execute(f"CREATE SCHEMA {qschema} AUTHORIZATION {qowner}")
     elif current.strip('"') != owner:
-        await _convert_legacy_schema(conn, tenant_id)
+        await _convert_legacy_schema(conn, tenant_id, fleet)
     await conn.execute(f"REVOKE ALL ON SCHEMA {qschema} FROM PUBLIC")
     await conn.execute(f"GRANT USAGE ON SCHEMA {qschema} TO {qlogin}")
     await conn.execute(
@@ -234,10 +283,10 @@ async def _secure_schema(conn: asyncpg.Connection, tenant_id: str) -> None:
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {qowner} IN SCHEMA {qschema}"
         f" GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {qlogin}"
     )
-    await adopt_objects(conn, tenant_id)  # after the grants: takes the ledger back from the login
+    await adopt_objects(conn, tenant_id, fleet)  # after the grants: the ledger is not the login's
 
 
-async def _convert_legacy_schema(conn: asyncpg.Connection, tenant_id: str) -> None:
+async def _convert_legacy_schema(conn: asyncpg.Connection, tenant_id: str, fleet: str) -> None:
     """A schema owned by the login role (before the owner split) passes to the owner role.
 
     Only after an audit: anything the tenant could have planted (functions, views, triggers,
@@ -247,18 +296,20 @@ async def _convert_legacy_schema(conn: asyncpg.Connection, tenant_id: str) -> No
     planted = await tenant_code_objects(conn, tenant_id)
     if planted:
         raise TenantCodeError(tenant_id, planted)
-    login, owner = login_role(tenant_id), owner_role(tenant_id)
+    login, owner = login_role(tenant_id, fleet), owner_role(tenant_id, fleet)
     qschema = quote_ident(tenant_id)
     log.info("tenant %s: schema passes from role %s to %s", tenant_id, login, owner)
     await conn.execute(f"REASSIGN OWNED BY {quote_ident(login)} TO {quote_ident(owner)}")
     await conn.execute(f"ALTER SCHEMA {qschema} OWNER TO {quote_ident(owner)}")
 
 
-async def adopt_objects(conn: asyncpg.Connection, tenant_id: str) -> None:
+async def adopt_objects(
+    conn: asyncpg.Connection, tenant_id: str, fleet: str = DEFAULT_FLEET
+) -> None:
     """Give every table and sequence of the schema to the owner role (the old migrator left
     `schema_migrations` to the admin; a restore with --no-owner leaves everything to it), and
     keep the migration ledger out of the login role's reach."""
-    owner = quote_ident(owner_role(tenant_id))
+    owner = quote_ident(owner_role(tenant_id, fleet))
     qschema = quote_ident(tenant_id)
     rows = await conn.fetch(
         "SELECT c.relname, c.relkind::text AS kind FROM pg_class c"
@@ -267,39 +318,48 @@ async def adopt_objects(conn: asyncpg.Connection, tenant_id: str) -> None:
         " AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d"
         "   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i')))",
         tenant_id,
-        owner_role(tenant_id),
+        owner_role(tenant_id, fleet),
     )
     for row in rows:
         what = "SEQUENCE" if row["kind"] == "S" else "TABLE"
         await conn.execute(f"ALTER {what} {qschema}.{quote_ident(row['relname'])} OWNER TO {owner}")
     if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{tenant_id}.schema_migrations"):
         await conn.execute(
-            f"REVOKE ALL ON {qschema}.schema_migrations FROM {quote_ident(login_role(tenant_id))}"
+            f"REVOKE ALL ON {qschema}.schema_migrations"
+            f" FROM {quote_ident(login_role(tenant_id, fleet))}"
         )
 
 
-async def secure_tenant_schema(conn: asyncpg.Connection, tenant_id: str) -> None:
+async def secure_tenant_schema(
+    conn: asyncpg.Connection, tenant_id: str, fleet: str = DEFAULT_FLEET
+) -> None:
     """Bring an existing tenant's roles, schema, grants and limits into today's shape.
 
     `scripts.migrate` runs this for every tenant before migrating it. Raises
-    `TenantCodeError` for a legacy schema that holds tenant code (nothing is changed then).
+    `TenantCodeError` for a legacy schema that holds tenant code (nothing is changed then),
+    `NameTakenError` for a role of another fleet.
     """
     validate_tenant_id(tenant_id)
+    login = login_role(tenant_id, fleet)
     async with conn.transaction():
         await platform_lock(conn, "tenant-ddl")
         await conn.execute(f"SET LOCAL lock_timeout = '{_DDL_LOCK_TIMEOUT}'")
-        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", tenant_id):
-            await _session_limits(conn, tenant_id)
+        mark = await _fleet_mark(conn, fleet)
+        if await _claim_role(conn, login, mark, tenant_id):
+            await _mark_role(conn, login, mark)
+            await _session_limits(conn, login, tenant_id)
         if await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", tenant_id):
-            await _secure_schema(conn, tenant_id)
+            await _secure_schema(conn, tenant_id, fleet, mark)
 
 
-async def terminate_tenant_sessions(conn: asyncpg.Connection, tenant_id: str) -> int:
+async def terminate_tenant_sessions(
+    conn: asyncpg.Connection, tenant_id: str, fleet: str = DEFAULT_FLEET
+) -> int:
     """Close every session of the tenant's login role (suspension, restores, stuck locks)."""
     return int(
         await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1",
-            login_role(tenant_id),
+            login_role(tenant_id, fleet),
         )
     )
 
@@ -320,7 +380,8 @@ async def terminate_runaway_sessions(
         SELECT usename, pg_terminate_backend(pid) AS done,
                CASE WHEN state = 'active' THEN 'statement' ELSE 'idle in transaction' END AS why
           FROM pg_stat_activity
-         WHERE datname = current_database() AND usename ~ '^client_[0-9]{1,12}$'
+         WHERE datname = current_database()
+           AND usename ~ '^([a-z][a-z0-9_]{0,19}_)?client_[0-9]{1,12}$'
            AND ((state = 'active' AND query_start < now() - make_interval(secs => $1))
              OR (state LIKE 'idle in transaction%'
                  AND state_change < now() - make_interval(secs => $2)))
@@ -340,21 +401,23 @@ async def tenant_exists(conn: asyncpg.Connection, tenant_id: str) -> bool:
     )
 
 
-async def disable_tenant_login(conn: asyncpg.Connection, tenant_id: str) -> None:
+async def disable_tenant_login(
+    conn: asyncpg.Connection, tenant_id: str, fleet: str = DEFAULT_FLEET
+) -> None:
     """Suspension: the role may no longer log in and its open sessions are closed; nothing is
     dropped."""
-    validate_tenant_id(tenant_id)
-    await conn.execute(f"ALTER ROLE {quote_ident(tenant_id)} NOLOGIN")
-    await terminate_tenant_sessions(conn, tenant_id)
+    await conn.execute(f"ALTER ROLE {quote_ident(login_role(tenant_id, fleet))} NOLOGIN")
+    await terminate_tenant_sessions(conn, tenant_id, fleet)
 
 
-async def enable_tenant_login(conn: asyncpg.Connection, tenant_id: str) -> None:
-    validate_tenant_id(tenant_id)
-    await conn.execute(f"ALTER ROLE {quote_ident(tenant_id)} LOGIN")
+async def enable_tenant_login(
+    conn: asyncpg.Connection, tenant_id: str, fleet: str = DEFAULT_FLEET
+) -> None:
+    await conn.execute(f"ALTER ROLE {quote_ident(login_role(tenant_id, fleet))} LOGIN")
 
 
 async def drop_tenant_database(
-    conn: asyncpg.Connection, tenant_id: str, *, drop_data: bool
+    conn: asyncpg.Connection, tenant_id: str, *, drop_data: bool, fleet: str = DEFAULT_FLEET
 ) -> None:
     """Drop the tenant schema (all its data) and role; `drop_data=True` must be explicit."""
     validate_tenant_id(tenant_id)
@@ -365,9 +428,9 @@ async def drop_tenant_database(
         )
     async with conn.transaction():
         # Close the tenant's sessions so DROP ROLE does not wait on them.
-        await terminate_tenant_sessions(conn, tenant_id)
+        await terminate_tenant_sessions(conn, tenant_id, fleet)
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(tenant_id)} CASCADE")
-        for role in (login_role(tenant_id), owner_role(tenant_id)):
+        for role in (login_role(tenant_id, fleet), owner_role(tenant_id, fleet)):
             if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
                 await conn.execute(f"DROP OWNED BY {quote_ident(role)}")
                 await conn.execute(f"DROP ROLE {quote_ident(role)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -147,6 +148,8 @@ async def open_master(
     try:
         async with pool.acquire() as conn:
             await migrate_control(conn)
+            fleet_id = await conn.fetchval("SELECT id::text FROM control.fleet")
+        config = dataclasses.replace(config, fleet_id=fleet_id)
         deps = Deps(
             config=config,
             pool=pool,

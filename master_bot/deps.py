@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from core.plans import Catalog, default_catalog
 from core.secrets import SecretBox
+from database.roles import fleet_mark
 from master_bot.alert import Alerts
 from master_bot.deploy.base import DeployBackend
 from master_bot.metrics import Metrics
@@ -34,12 +35,18 @@ class MasterConfig:
     client_image: str = "botfleet-client:latest"
     client_network: str = "botfleet-clients"  # a bridge network; `host` only when set explicitly
     fleet_name: str = "botfleet"
+    fleet_id: str = ""  # control.fleet: marks this fleet's roles and ACL users (database/roles.py)
     grace_days: float = 3.0
     reminder_days: tuple[int, ...] = (7, 3, 1)
     pg_dump: str = "pg_dump"
     admin_database_url: str = field(default="", repr=False)  # for pg_dump backups
     plans: Catalog = field(default_factory=default_catalog)  # each tenant's features
     assistant_env: Mapping[str, str] = field(default_factory=dict)  # fleet-wide, non-secret
+
+    @property
+    def fleet_mark(self) -> str | None:
+        """This fleet's mark on shared names; None before the fleet id is known (tests)."""
+        return fleet_mark(self.fleet_name, self.fleet_id) if self.fleet_id else None
 
 
 class TenantLocks:

@@ -171,20 +171,22 @@ class Fleet:
         deps = self.deps
         if tenant.step_done(Step.DATABASE):
             async with deps.pool.acquire() as conn:
-                await disable_tenant_login(conn, tenant.tenant_id)
+                await disable_tenant_login(conn, tenant.tenant_id, deps.config.fleet_name)
         if tenant.step_done(Step.REDIS):
-            await disable_tenant_redis_user(deps.redis, tenant.tenant_id)
+            await disable_tenant_redis_user(deps.redis, tenant.tenant_id, deps.config.fleet_name)
 
     async def _let_in(self, tenant: TenantRecord) -> None:
         deps = self.deps
         async with deps.pool.acquire() as conn:
-            await enable_tenant_login(conn, tenant.tenant_id)
+            await enable_tenant_login(conn, tenant.tenant_id, deps.config.fleet_name)
         if tenant.redis_password_enc:
             await create_tenant_redis_user(
                 deps.redis,
                 tenant.tenant_id,
                 server_url=deps.config.tenant_redis_url,
                 password=deps.box.decrypt(tenant.tenant_id, tenant.redis_password_enc),
+                fleet=deps.config.fleet_name,
+                mark=deps.config.fleet_mark,
             )
 
     def _expired(self, tenant: TenantRecord, now: datetime) -> bool:
@@ -271,9 +273,13 @@ class Fleet:
             except DeployError as exc:
                 raise UnavailableError("runtime_failed", str(exc)) from None
             if tenant.step_done(Step.REDIS) or tenant.redis_password_enc:
-                await remove_tenant_redis(deps.redis, tenant_id, drop_data=True)
+                await remove_tenant_redis(
+                    deps.redis, tenant_id, drop_data=True, fleet=deps.config.fleet_name
+                )
             async with deps.pool.acquire() as conn:
-                await drop_tenant_database(conn, tenant_id, drop_data=True)
+                await drop_tenant_database(
+                    conn, tenant_id, drop_data=True, fleet=deps.config.fleet_name
+                )
             await remove_client_folder(deps.config, tenant_id)
             deleted = await deps.store.set_status(
                 tenant_id,

@@ -205,14 +205,20 @@ class Provisioner:
                     server_dsn=deps.config.tenant_database_url,
                     password=password,
                     migrate=False,
+                    fleet=deps.config.fleet_name,
                 )
         elif step is Step.MIGRATIONS:
             async with deps.pool.acquire() as conn:
-                await migrate_tenant(conn, tid)
+                await migrate_tenant(conn, tid, fleet=deps.config.fleet_name)
         elif step is Step.REDIS:
             tenant, password = await self._secret(tenant, "redis_password_enc")
             await create_tenant_redis_user(
-                deps.redis, tid, server_url=deps.config.tenant_redis_url, password=password
+                deps.redis,
+                tid,
+                server_url=deps.config.tenant_redis_url,
+                password=password,
+                fleet=deps.config.fleet_name,
+                mark=deps.config.fleet_mark,
             )
         elif step is Step.FILES:
             await write_client_folder(deps.config, tenant)

@@ -32,6 +32,7 @@ import asyncpg
 
 from core.tenant_id import TENANT_ID_RE
 from database.redis_tenants import create_tenant_redis_user, disable_tenant_redis_user
+from database.roles import fleet_prefix
 from database.tenants import disable_tenant_login, enable_tenant_login
 from master_bot.alert import AlertKind
 from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
@@ -204,14 +205,18 @@ def plan(
     return out.actions
 
 
-def parse_acl_list(lines: Iterable[str | bytes]) -> dict[str, bool]:
-    """`ACL LIST` lines -> {tenant user: enabled}."""
+def parse_acl_list(lines: Iterable[str | bytes], prefix: str = "") -> dict[str, bool]:
+    """`ACL LIST` lines -> {tenant id: enabled} for the users of one fleet (names
+    `<prefix><tenant id>`, database/roles.py)."""
     users: dict[str, bool] = {}
     for raw in lines:
         line = raw.decode() if isinstance(raw, bytes) else raw
         parts = line.split()
-        if len(parts) >= 3 and parts[0] == "user" and TENANT_ID_RE.match(parts[1]):
-            users[parts[1]] = "on" in parts[2:]
+        if len(parts) < 3 or parts[0] != "user" or not parts[1].startswith(prefix):
+            continue
+        tenant_id = parts[1].removeprefix(prefix)
+        if TENANT_ID_RE.match(tenant_id):
+            users[tenant_id] = "on" in parts[2:]
     return users
 
 
@@ -245,12 +250,14 @@ class Reconciler:
     async def observe(self) -> Observed:
         deps = self.deps
         runtimes = await deps.backend.list()
-        acl = parse_acl_list(await deps.redis.acl_list())
+        prefix = fleet_prefix(deps.config.fleet_name)
+        acl = parse_acl_list(await deps.redis.acl_list(), prefix)
         async with deps.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname ~ '^client_[0-9]+$'"
+                "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname ~ ('^' || $1 || 'client_[0-9]+$')",
+                prefix,
             )
-        logins = {r["rolname"]: bool(r["rolcanlogin"]) for r in rows}
+        logins = {r["rolname"].removeprefix(prefix): bool(r["rolcanlogin"]) for r in rows}
         busy = frozenset(t for t in runtimes if deps.locks.busy(t))
         return Observed(runtimes, acl, logins, busy)
 
@@ -359,15 +366,17 @@ class Reconciler:
                     tid,
                     server_url=deps.config.tenant_redis_url,
                     password=deps.box.decrypt(tid, tenant.redis_password_enc),
+                    fleet=deps.config.fleet_name,
+                    mark=deps.config.fleet_mark,
                 )
                 if act is Act.REDIS_USER_DISABLED:
-                    await disable_tenant_redis_user(deps.redis, tid)
+                    await disable_tenant_redis_user(deps.redis, tid, deps.config.fleet_name)
             elif act in (Act.PG_LOGIN, Act.PG_NOLOGIN):
                 async with deps.pool.acquire() as conn:
                     if act is Act.PG_LOGIN:
-                        await enable_tenant_login(conn, tid)
+                        await enable_tenant_login(conn, tid, deps.config.fleet_name)
                     else:
-                        await disable_tenant_login(conn, tid)
+                        await disable_tenant_login(conn, tid, deps.config.fleet_name)
 
     async def run(self) -> None:
         """Loop until cancelled: a pass per interval, or sooner when woken."""

@@ -15,6 +15,7 @@ from core.secrets import SecretBox
 from core.settings import AssistantTuningSettings, MasterSettings
 from database.dsn import parse_dsn
 from database.redis_tenants import key_prefix, tenant_redis_url
+from database.roles import login_role
 from master_bot.deploy.base import ClientSpec
 from master_bot.deps import MasterConfig
 from master_bot.store import TenantRecord
@@ -36,7 +37,8 @@ class SpecError(RuntimeError):
 
 
 def tenant_database_url(config: MasterConfig, tenant_id: str, password: str) -> str:
-    return parse_dsn(config.tenant_database_url).with_credentials(tenant_id, password)
+    role = login_role(tenant_id, config.fleet_name)
+    return parse_dsn(config.tenant_database_url).with_credentials(role, password)
 
 
 def labels(tenant_id: str) -> dict[str, str]:
@@ -67,7 +69,7 @@ def public_env(config: MasterConfig, tenant: TenantRecord) -> dict[str, str]:
     """The non-secret part of the contract (also written to clients/<id>/settings.json)."""
     env = {
         "TENANT_ID": tenant.tenant_id,
-        "REDIS_KEY_PREFIX": key_prefix(tenant.tenant_id),
+        "REDIS_KEY_PREFIX": key_prefix(tenant.tenant_id, config.fleet_name),
         "TELEGRAM_API_URL": config.telegram_api_url,
         **config.assistant_env,
         "OPENAI_BASE_URL": config.openai_base_url,
@@ -95,7 +97,9 @@ def build_spec(config: MasterConfig, box: SecretBox, tenant: TenantRecord) -> Cl
     ai = "ai_assistant" in env["PLAN_FEATURES"].split(",")
     env["BOT_TOKEN"] = box.decrypt(tid, tenant.bot_token_enc)
     env["DATABASE_URL"] = tenant_database_url(config, tid, db_password)
-    env["REDIS_URL"] = tenant_redis_url(config.tenant_redis_url, tid, redis_password)
+    env["REDIS_URL"] = tenant_redis_url(
+        config.tenant_redis_url, login_role(tid, config.fleet_name), redis_password
+    )
     if config.openai_api_key and ai:  # the platform pays for the model: only plans that include it
         env["OPENAI_API_KEY"] = config.openai_api_key
     return ClientSpec(tenant_id=tid, env=env, labels=labels(tid))

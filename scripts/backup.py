@@ -56,11 +56,12 @@ import asyncpg
 
 from core.files import PRIVATE_UMASK, ensure_private_dir
 from core.logs import redact, setup_logging
-from core.settings import PostgresSettings, load_settings
+from core.settings import FleetSettings, PostgresSettings, load_settings
 from core.tenant_id import TENANT_ID_RE, validate_tenant_id
 from database.audit import tenant_code_objects
 from database.dsn import parse_dsn
 from database.identifiers import quote_ident
+from database.roles import DEFAULT_FLEET, fleet_prefix, login_role
 from database.tenants import (
     harden_database,
     quote_ident_any,
@@ -582,6 +583,7 @@ async def restore_tenant(
     into: str = "scratch",
     scratch: str | None = None,
     backups_dir: Path | None = None,
+    fleet: str = DEFAULT_FLEET,
 ) -> RestoreResult:
     validate_tenant_id(tenant_id)
     started = time.perf_counter()
@@ -594,7 +596,7 @@ async def restore_tenant(
         return RestoreResult(name, time.perf_counter() - started)
     if into != "inplace":
         raise BackupError(f"--into must be scratch or inplace, not {into!r}")
-    return await _restore_tenant_inplace(server, file, tenant_id, backups_dir, started)
+    return await _restore_tenant_inplace(server, file, tenant_id, backups_dir, started, fleet)
 
 
 async def _restore_tenant_scratch(server: Server, file: Path, tenant_id: str, name: str) -> None:
@@ -677,15 +679,21 @@ async def _restore_tenant_scratch(server: Server, file: Path, tenant_id: str, na
 
 
 async def _restore_tenant_inplace(
-    server: Server, file: Path, tenant_id: str, backups_dir: Path | None, started: float
+    server: Server,
+    file: Path,
+    tenant_id: str,
+    backups_dir: Path | None,
+    started: float,
+    fleet: str,
 ) -> RestoreResult:
     """Replace the tenant's schema with the one in `file`, owned by the tenant's owner role."""
     schema = quote_ident(tenant_id)
+    login = login_role(tenant_id, fleet)
     conn = await asyncpg.connect(server.dsn)
     try:
-        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", tenant_id):
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", login):
             raise BackupError(
-                f"role {tenant_id} does not exist: restore the roles first (--roles "
+                f"role {login} does not exist: restore the roles first (--roles "
                 "<backup>.roles.sql) or provision the tenant again"
             )
         exists = bool(
@@ -701,7 +709,7 @@ async def _restore_tenant_inplace(
     conn = await asyncpg.connect(server.dsn)
     try:
         async with conn.transaction():
-            await terminate_tenant_sessions(conn, tenant_id)
+            await terminate_tenant_sessions(conn, tenant_id, fleet)
             await conn.execute(f"DROP SCHEMA IF EXISTS {qaside} CASCADE")
             if exists:
                 await conn.execute(f"ALTER SCHEMA {schema} RENAME TO {qaside}")
@@ -726,7 +734,7 @@ async def _restore_tenant_inplace(
         )
         conn = await asyncpg.connect(server.dsn)
         try:
-            await secure_tenant_schema(conn, tenant_id)
+            await secure_tenant_schema(conn, tenant_id, fleet)
         finally:
             await conn.close()
     except BaseException:
@@ -772,6 +780,7 @@ async def restore_database(
     name: str | None = None,
     roles: Path | None = None,
     jobs: int = 2,
+    fleet: str = DEFAULT_FLEET,
 ) -> RestoreResult:
     """The whole database from a single dump or a per-schema set, into a new database or in
     place (dropped and recreated)."""
@@ -830,7 +839,9 @@ async def restore_database(
             options=[f"--jobs={max(1, jobs)}"],
             what=f"pg_restore of {path.name}",
         )
-    granted = await _regrant(server.with_database(target), grant_tenants=into == "inplace")
+    granted = await _regrant(
+        server.with_database(target), grant_tenants=into == "inplace", fleet=fleet
+    )
     note = f"CONNECT granted to {granted} tenant role(s)" if granted else ""
     return RestoreResult(target, time.perf_counter() - started, note=note)
 
@@ -839,7 +850,7 @@ def _tenant_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("client_*.dump") if TENANT_ID_RE.match(p.stem))
 
 
-async def _regrant(dsn: str, *, grant_tenants: bool) -> int:
+async def _regrant(dsn: str, *, grant_tenants: bool, fleet: str = DEFAULT_FLEET) -> int:
     """Database-level grants are not part of a dump: harden again, let tenants connect."""
     conn = await asyncpg.connect(dsn)
     try:
@@ -847,9 +858,11 @@ async def _regrant(dsn: str, *, grant_tenants: bool) -> int:
         if not grant_tenants:
             return 0
         database = quote_ident_any(await conn.fetchval("SELECT current_database()"))
+        # This fleet's login roles only (database/roles.py): `<prefix><schema>`.
         rows = await conn.fetch(
-            "SELECT n.nspname FROM pg_namespace n JOIN pg_roles r ON r.rolname = n.nspname"
-            " WHERE n.nspname ~ '^client_[0-9]{1,12}$'"
+            "SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.rolname = $1 || n.nspname"
+            " WHERE n.nspname ~ '^client_[0-9]{1,12}$'",
+            fleet_prefix(fleet),
         )
         for r in rows:
             await conn.execute(f"GRANT CONNECT ON DATABASE {database} TO {quote_ident(r[0])}")
@@ -927,6 +940,7 @@ async def _cmd_restore(args: argparse.Namespace) -> int:
             into=args.into,
             scratch=args.as_,
             backups_dir=Path(args.dir),
+            fleet=load_settings(FleetSettings).fleet_name,
         )
         where = "schema"
     else:
@@ -944,6 +958,7 @@ async def _cmd_restore(args: argparse.Namespace) -> int:
             name=args.as_,
             roles=Path(args.roles) if args.roles else None,
             jobs=args.jobs,
+            fleet=load_settings(FleetSettings).fleet_name,
         )
         where = "database"
     print(f"restored {path} into {where} {result.target} in {result.seconds:.1f} s")

@@ -12,11 +12,12 @@ import sys
 import asyncpg
 
 from core.logs import setup_logging
-from core.settings import PostgresSettings, load_settings
+from core.settings import FleetSettings, PostgresSettings, load_settings
 from core.tenant_id import validate_tenant_id
 from database.locks import PlatformLockTimeoutError
 from database.migrator import migrate_control, migrate_tenants
 from database.pool import create_pool
+from database.roles import NameTakenError
 from database.tenants import TenantCodeError, secure_tenant_schema
 
 
@@ -32,6 +33,7 @@ async def known_tenants(conn: asyncpg.Connection) -> list[str]:
 
 async def run(args: argparse.Namespace) -> int:
     settings = load_settings(PostgresSettings)
+    fleet = load_settings(FleetSettings).fleet_name
     pool = await create_pool(
         settings.database_url.get_secret_value(), max_size=max(2, args.concurrency)
     )
@@ -45,9 +47,10 @@ async def run(args: argparse.Namespace) -> int:
                 # own defaults); schemas from before the owner split converted, or refused.
                 for tenant_id in tenants:
                     try:
-                        await secure_tenant_schema(conn, tenant_id)
+                        await secure_tenant_schema(conn, tenant_id, fleet)
                     except (
                         TenantCodeError,
+                        NameTakenError,
                         PlatformLockTimeoutError,
                         asyncpg.PostgresError,
                     ) as exc:
@@ -55,24 +58,25 @@ async def run(args: argparse.Namespace) -> int:
         verb = "pending" if args.dry_run else "applied"
         done = control.pending if args.dry_run else control.applied
         print(f"control: {len(done)} {verb}" + (f" ({', '.join(done)})" if done else ""))
-        fleet = await migrate_tenants(
+        result = await migrate_tenants(
             pool,
             [t for t in tenants if t not in refused],
             concurrency=args.concurrency,
             dry_run=args.dry_run,
+            fleet=fleet,
         )
-        fleet.failures.update(refused)
-        for report in sorted(fleet.reports, key=lambda r: r.schema):
+        result.failures.update(refused)
+        for report in sorted(result.reports, key=lambda r: r.schema):
             names = report.pending if args.dry_run else report.applied
             if names:
                 print(f"{report.schema}: {len(names)} {verb} ({', '.join(names)})")
-        for tenant_id, error in sorted(fleet.failures.items()):
+        for tenant_id, error in sorted(result.failures.items()):
             print(f"{tenant_id}: FAILED: {error}", file=sys.stderr)
         print(
-            f"tenants: {len(tenants)} checked, {len(fleet.failures)} failed, "
-            f"{fleet.seconds:.2f}s (concurrency {args.concurrency})"
+            f"tenants: {len(tenants)} checked, {len(result.failures)} failed, "
+            f"{result.seconds:.2f}s (concurrency {args.concurrency})"
         )
-        return 1 if fleet.failures else 0
+        return 1 if result.failures else 0
     finally:
         await pool.close()
 

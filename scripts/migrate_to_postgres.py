@@ -644,7 +644,7 @@ async def import_file(
         )
         if owner is None:
             raise Malformed(f"tenant {tenant_id} has no schema: provision it first")
-        if owner != owner_role(tenant_id):
+        if not owner.endswith(owner_role(tenant_id)):  # <tenant>_owner, or <fleet>_<tenant>_owner
             # The import writes as the admin: only into a schema that holds platform code only.
             raise Malformed(
                 f"tenant {tenant_id}'s schema is owned by {owner}, not {owner_role(tenant_id)}: "

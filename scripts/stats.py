@@ -251,7 +251,7 @@ async def _tenant_counts(
             " AND c.relkind IN ('r', 'p')"
             # Only schemas in the owner-role shape hold platform code only (database/roles.py);
             # one from before the split, not converted yet, is not read with admin rights.
-            " AND n.nspowner::regrole::text = n.nspname || '_owner'",
+            " AND n.nspowner::regrole::text ~ ('^([a-z][a-z0-9_]{0,19}_)?' || n.nspname || '_owner$')",
             [t.tenant_id for t in tenants],
             list(TENANT_TABLES),
         )
