@@ -21,6 +21,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet
 
 from database.dsn import parse_dsn
 from database.migrator import Migration, MigrationError, load_migrations, migrate_tenant
@@ -33,6 +34,7 @@ from database.tenants import (
     secure_tenant_schema,
     terminate_runaway_sessions,
 )
+from master_bot.backup import dump_schema
 from scripts.backup import (
     Server,
     TenantCodeInBackupError,
@@ -40,6 +42,7 @@ from scripts.backup import (
     restore_tenant,
 )
 from scripts.migrate_to_postgres import import_file
+from scripts.rotate_keys import rotate_secrets
 from scripts.stats import collect_stats
 from tests.conftest import new_tenant_id
 
@@ -246,6 +249,11 @@ async def test_planted_code_in_a_legacy_schema_never_runs_as_the_admin(
     sqlite3.connect(legacy).close()
     report = await import_file(pg, tid, legacy)
     assert report.error is not None and "make migrate" in report.error
+
+    # rotate-keys reads and writes control.tenants only; the master's final backup on delete
+    # is a pg_dump like the one above.
+    await rotate_secrets(pg, Fernet.generate_key().decode())
+    await dump_schema(pg_dsn, tid, tmp_path / "final")
 
     assert await evidence_of_admin(pg, tid) == []
 
