@@ -2,7 +2,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+# The first of these that is Python >= 3.11 (Ubuntu 22.04's python3 is 3.10: python3.11 there).
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(or $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done),python3)
+endif
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -24,7 +28,7 @@ LINES ?= 200
 
 .PHONY: help install run test lint typecheck migrate migrate-dry-run services-up services-down i18n bench clean \
 	up down logs stats db-backup db-restore db-check redis-cli redis-keys import-legacy rotate-keys \
-	docker-up docker-down image
+	docker-up docker-down image env secret
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +45,12 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install botfleet with pinned dependencies
+
+env: install ## write .env from .env.example with new passwords, ENCRYPTION_KEYS and API tokens (never replaces one)
+	@$(PY) -m scripts.init_env
+
+secret: install ## print a new Fernet key for ENCRYPTION_KEYS
+	@$(PY) -m core.secrets
 
 run: install ## run the platform: sandbox (emulated Telegram + YooKassa) unless .env has real credentials
 	@$(OPS_ENV) && { [ "$${SANDBOX_BACKEND:-}" = process ] || docker_env="$$(scripts/docker_engine.sh up)" \
@@ -74,7 +84,10 @@ ifdef OFFLINE
 		echo "images: $$PLATFORM_IMAGE $$CLIENT_IMAGE $$POSTGRES_IMAGE $$REDIS_IMAGE" && \
 		DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --no-build
 else
-	DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --build
+	@# BuildKit for the Dockerfiles' secret mounts: compose v1 (Debian 12) builds with the docker
+	@# CLI only when told (COMPOSE_DOCKER_CLI_BUILD); a 20.10 CLI needs DOCKER_BUILDKIT=1.
+	DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) \
+		COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 $(COMPOSE) up -d --build
 endif
 	@$(COMPOSE) ps
 
