@@ -19,7 +19,10 @@ DOCKER_ENGINE := docker_env="$$(scripts/docker_engine.sh up)" && eval "$$docker_
 # neither says anything (a development machine) the throwaway servers above.
 OPS_ENV := if [ -f .env ] || [ -n "$${DATABASE_URL:-}" ]; then :; else $(SERVICES); fi
 # docker compose v2 when installed, else docker-compose v1; project name fixed (volume names).
-COMPOSE = $(if $(shell docker compose version >/dev/null 2>&1 && echo v2),docker compose,docker-compose) -p botfleet
+PROJECT := botfleet
+COMPOSE = $(if $(shell docker compose version >/dev/null 2>&1 && echo v2),docker compose,docker-compose) -p $(PROJECT)
+# Seconds `make up` waits for every service to be healthy (scripts/stack.sh wait).
+UP_TIMEOUT ?= 300
 
 BACKUPS_DIR ?= backups
 BACKUP_KEEP ?= 14
@@ -89,6 +92,7 @@ else
 	DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) \
 		COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 $(COMPOSE) up -d --build
 endif
+	@STACK_COMPOSE="$(COMPOSE)" STACK_PROJECT=$(PROJECT) scripts/stack.sh wait $(UP_TIMEOUT)
 	@$(COMPOSE) ps
 
 down: ## stop the master, then this fleet's client-bot containers, then the stack (volumes and data stay)

@@ -78,7 +78,7 @@ class OperatorBot:
         """Route the master's alerts to the operators too."""
         self.master.deps.alerts.add(self.alerter)
 
-    async def set_commands(self) -> None:
+    async def set_commands(self, username: str | None = None) -> None:
         commands = [BotCommand(command=c, description=d) for c, d in COMMANDS]
         for operator in sorted(self.operators):
             try:
@@ -86,7 +86,13 @@ class OperatorBot:
                     commands, scope=BotCommandScopeChat(chat_id=operator)
                 )
             except TelegramAPIError as exc:  # an operator who never opened the bot
-                log.info("operator bot: commands for %s not set: %s", operator, exc)
+                log.warning(
+                    "operator bot: operator %s has not opened @%s yet (%s): alerts cannot "
+                    "reach them until they open it and press Start",
+                    operator,
+                    username or "the operators' bot",
+                    exc,
+                )
 
     async def _identify(self) -> User | None:
         """getMe, retried while Telegram is unreachable; None when the token is refused."""
@@ -104,7 +110,13 @@ class OperatorBot:
         if me is None:
             return
         log.info("operator bot @%s is up (%d operator(s))", me.username, len(self.operators))
-        await self.set_commands()
+        if self.operators:
+            # Telegram lets a bot write only to those who opened it: "chat not found" otherwise.
+            log.info(
+                "operators: open https://t.me/%s once and press Start, or alerts cannot reach you",
+                me.username,
+            )
+        await self.set_commands(me.username)
         try:
             await self.dp.start_polling(
                 self.bot,

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# What the Makefile does around docker compose on one host: waiting for health, versioned image
+# tags and the releases they belong to (rollback), and removing one fleet.
+#
+#   scripts/stack.sh wait [SECONDS]      # until every service of the project is ready (300 s)
+#   scripts/stack.sh tag                 # <version>-<commit>[-dirty], e.g. 0.1.0-1a2b3c4d5e6f
+#   scripts/stack.sh record TAG          # TAG is now deployed: appended to the releases file
+#   scripts/stack.sh previous            # the tag deployed before the current one (rollback)
+#   scripts/stack.sh keep-images         # remove botfleet images of releases older than the last 2
+#   scripts/stack.sh uninstall           # this fleet's client containers, then `compose down`
+#
+# The Makefile passes STACK_COMPOSE (the compose command with -p and -f options) and
+# STACK_PROJECT (the compose project). `wait` reads the project's containers with `docker
+# inspect` (the same with compose v1 and v2): a service with a healthcheck is ready when
+# healthy, one without when running, a one-shot (restart "no", e.g. migrate) when it exited 0.
+# A one-shot that failed ends the wait at once with its logs; otherwise it says which services
+# are still starting and, after SECONDS, fails naming them.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PROJECT="${STACK_PROJECT:-botfleet}"
+read -r -a COMPOSE <<<"${STACK_COMPOSE:-docker compose -p $PROJECT}"
+RELEASES="${STACK_RELEASES:-$ROOT/.botfleet/releases}"
+KEEP_RELEASES="${STACK_KEEP_RELEASES:-2}"
+IMAGE_REPOS=(botfleet-platform botfleet-client)
+
+log() { echo "stack: $*" >&2; }
+die() { echo "stack: ERROR: $*" >&2; exit 1; }
+
+# service -> "ready" | "failed: ..." | "<what it is doing>"
+service_state() {
+  local service="$1" ids id line status health code policy
+  ids="$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" \
+    --filter "label=com.docker.compose.service=$service")"
+  [ -n "$ids" ] || { echo "not created"; return 0; }
+  id="$(head -n 1 <<<"$ids")"
+  line="$(docker inspect --format \
+    '{{.State.Status}}|{{if .State.Health}}{{.State.Health.Status}}{{end}}|{{.State.ExitCode}}|{{.HostConfig.RestartPolicy.Name}}' \
+    "$id" 2>/dev/null)" || { echo "not created"; return 0; }
+  IFS='|' read -r status health code policy <<<"$line"
+  if [ "$policy" = no ] || [ -z "$policy" ]; then
+    case "$status" in
+      exited) if [ "$code" = 0 ]; then echo ready; else echo "failed: exited with $code"; fi ;;
+      *) echo "$status" ;;
+    esac
+    return 0
+  fi
+  if [ -n "$health" ]; then
+    if [ "$status" = running ] && [ "$health" = healthy ]; then echo ready
+    elif [ "$status" = running ]; then echo "$health"
+    else echo "$status (exit code $code)"; fi
+  elif [ "$status" = running ]; then echo ready
+  else echo "$status (exit code $code)"; fi
+}
+
+wait_ready() {
+  local timeout="${1:-300}" started now services service state waiting shown="" failed
+  started="$(date +%s)"
+  mapfile -t services < <("${COMPOSE[@]}" config --services)
+  [ "${#services[@]}" -gt 0 ] || die "no services in the compose project $PROJECT"
+  while true; do
+    waiting=()
+    for service in "${services[@]}"; do
+      state="$(service_state "$service")"
+      case "$state" in
+        ready) ;;
+        failed:*)
+          failed="$service ${state#failed: }"
+          log "$failed; its last lines:"
+          "${COMPOSE[@]}" logs --no-color --tail 30 "$service" >&2 || true
+          die "$failed"
+          ;;
+        *) waiting+=("$service ($state)") ;;
+      esac
+    done
+    now="$(date +%s)"
+    if [ "${#waiting[@]}" = 0 ]; then
+      log "all ${#services[@]} services ready after $((now - started)) s"
+      return 0
+    fi
+    if [ "$((now - started))" -ge "$timeout" ]; then
+      die "still not ready after ${timeout} s: ${waiting[*]} (make logs; docker inspect <container>)"
+    fi
+    if [ "${waiting[*]}" != "$shown" ]; then
+      log "still starting: ${waiting[*]}"
+      shown="${waiting[*]}"
+    fi
+    sleep 2
+  done
+}
+
+case "${1:-}" in
+  wait) wait_ready "${2:-300}" ;;
+  *) die "usage: $0 wait|tag|record|previous|keep-images|uninstall" ;;
+esac
