@@ -65,7 +65,7 @@ class ClientBot:
         redis: Redis,
         bot: Bot,
         clock: Clock,
-        reminder_interval: float = 30.0,
+        reminder_interval: float = 900.0,  # longest sleep of the reminder worker
         broadcast_rate: float = 25.0,
         notice_retry_interval: float = 60.0,
     ) -> None:
@@ -93,8 +93,14 @@ class ClientBot:
     async def create(
         cls, settings: ClientBotSettings, *, clock: Clock | None = None, **kwargs: float
     ) -> ClientBot:
+        # No connection kept while idle: opened on demand, closed after DATABASE_IDLE_SECONDS
+        # unused (PostgreSQL's max_connections would otherwise cap the tenants per server).
         pool = await create_pool(
-            settings.database_url.get_secret_value(), min_size=1, max_size=5, stateless=True
+            settings.database_url.get_secret_value(),
+            min_size=0,
+            max_size=5,
+            stateless=True,
+            idle_seconds=settings.database_idle_seconds,
         )
         redis = Redis.from_url(settings.redis_url.get_secret_value())
         bot = build_bot(
@@ -165,12 +171,18 @@ class ClientBot:
         )
         await wait_for_telegram(self.bot, "BOT_TOKEN")
         await self.set_commands()
+        await self.broadcasts.resume_all()
+        # The workers' first passes one after another, not at once, so a starting tenant opens
+        # one PostgreSQL connection, not three (a hub starting many tenants would hit
+        # max_connections). Housekeeping's first pass comes later anyway.
         self._tasks = [
             asyncio.create_task(self.reminders.run(), name="reminders"),
             asyncio.create_task(self.housekeeping.run(), name="housekeeping"),
-            asyncio.create_task(self.notice_retry.run(), name="admin notices"),
+            asyncio.create_task(
+                self._after(self.reminders.first_pass_done, self.notice_retry.run),
+                name="admin notices",
+            ),
         ]
-        await self.broadcasts.resume_all()
         try:
             await self.dp.start_polling(
                 self.bot,
@@ -180,6 +192,11 @@ class ClientBot:
             )
         finally:
             await self._stop_tasks()
+
+    @staticmethod
+    async def _after(event: asyncio.Event, work: Callable[[], Awaitable[None]]) -> None:
+        await event.wait()
+        await work()
 
     async def stop(self) -> None:
         with suppress(RuntimeError):  # not polling
