@@ -3,17 +3,39 @@
 The rules themselves live in `client_bot.booking` (pure); this module applies them to the
 tenant's current state and stores the result. Telegram is not touched here: callers tell the
 customer and the admins (`client_bot.notices`).
+
+Appointments are with a staff member: a chosen one, or (`staff_id=None`) "any available", who is
+picked at confirmation among those free then, least loaded that day first. Group classes are
+booked by the seat (`place_seat`).
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
-from client_bot.booking import SlotProblem, can_cancel, validate_slot
+from client_bot.booking import (
+    OwnHours,
+    SlotProblem,
+    StaffOption,
+    TimetableEntry,
+    can_cancel,
+    days_free_for_anyone,
+    free_staff_at,
+    slots_free_for_anyone,
+    staff_schedule,
+    timetable_sessions,
+)
 from client_bot.context import TenantContext
-from client_bot.store import Booking, Service, SlotTakenError
+from client_bot.store import (
+    Booking,
+    ClassSession,
+    SeatRefused,
+    Service,
+    SlotTakenError,
+    StaffOffer,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,17 +48,76 @@ class Booker:
     language: str | None = None
 
 
-async def slot_problem(
-    ctx: TenantContext, service: Service, start: datetime, *, before_insert: bool = False
-) -> SlotProblem | None:
-    """Why `start` cannot be booked for `service` right now, or None when it is free.
+# --- staff ---------------------------------------------------------------------------------------
+async def offers(ctx: TenantContext, service: Service) -> list[StaffOffer]:
+    """The active staff members who perform `service`, in the business's order."""
+    return await ctx.store.offers(service.id)
 
-    `before_insert`: the caller inserts next. Without a buffer between bookings an overlap is then
-    exactly what the database's exclusion constraint refuses, so existing bookings are not read."""
+
+async def _options(
+    ctx: TenantContext, service: Service, staff_id: int | None, start: datetime, end: datetime
+) -> list[StaffOption]:
+    """Who can do `service` (only `staff_id` when given), with their bookings in [start, end)."""
+    found = await ctx.store.offers(service.id)
+    if staff_id is not None:
+        found = [offer for offer in found if offer.staff.id == staff_id]
+    if not found:
+        return []
+    business_schedule = await ctx.schedule()
+    weeks = await ctx.store.staff_weeks([offer.staff.id for offer in found])
+    busy = await ctx.store.busy_by_staff(start, end)
+    options = []
+    for position, offer in enumerate(found):
+        week = weeks.get(offer.staff.id)
+        own = OwnHours(week.hours, week.breaks) if week is not None and week.own_hours else None
+        schedule = staff_schedule(business_schedule, own, week.days_off if week else ())
+        options.append(
+            StaffOption(
+                offer.staff.id,
+                schedule,
+                offer.duration_min,
+                busy.get(offer.staff.id, []),
+                position,
+            )
+        )
+    return options
+
+
+async def _horizon(ctx: TenantContext) -> tuple[datetime, datetime]:
     business = await ctx.business()
-    read_busy = not before_insert or business.buffer_min > 0
-    busy = await ctx.busy_around(start) if read_busy else []
-    return validate_slot(await ctx.schedule(), service.duration_min, start, busy, ctx.now())
+    now = ctx.now()
+    return now - timedelta(days=1), now + timedelta(days=business.horizon_days + 2)
+
+
+async def free_days(ctx: TenantContext, service: Service, staff_id: int | None) -> list[date]:
+    """Days with a free time for `service` with `staff_id` (None: with anyone)."""
+    options = await _options(ctx, service, staff_id, *await _horizon(ctx))
+    return days_free_for_anyone(options, ctx.now())
+
+
+async def free_times(
+    ctx: TenantContext, service: Service, staff_id: int | None, day: date
+) -> list[datetime]:
+    """Free starts on `day` for `service` with `staff_id` (None: with anyone), ascending."""
+    business = await ctx.business()
+    noon = datetime.combine(day, time(12), tzinfo=business.zone)
+    options = await _options(
+        ctx, service, staff_id, noon - timedelta(days=1), noon + timedelta(days=1)
+    )
+    return list(slots_free_for_anyone(options, day, ctx.now()))
+
+
+async def slot_problem(
+    ctx: TenantContext, service: Service, start: datetime, *, staff_id: int | None = None
+) -> SlotProblem | None:
+    """Why `start` cannot be booked for `service` with `staff_id` (None: with anyone) right
+    now, or None when it is free."""
+    options = await _options(
+        ctx, service, staff_id, start - timedelta(days=1), start + timedelta(days=1)
+    )
+    if not options:
+        return SlotProblem.NO_STAFF
+    return free_staff_at(options, start, ctx.now())[1]
 
 
 async def place_booking(
@@ -48,42 +129,144 @@ async def place_booking(
     name: str,
     phone: str,
     source: str = "menu",
+    staff_id: int | None = None,
 ) -> Booking | SlotProblem:
     """Re-check the slot, record the customer (with the phone) and insert the booking with its
-    due reminders. A slot someone else took first comes back as `SlotProblem.TAKEN`."""
-    problem = await slot_problem(ctx, service, start, before_insert=True)
+    due reminders. With `staff_id=None` the least loaded staff member free then gets it; when
+    the database refuses one (someone else was faster), the next one free is tried. A slot
+    nobody is free for any more comes back as `SlotProblem.TAKEN`."""
+    options = await _options(
+        ctx, service, staff_id, start - timedelta(days=1), start + timedelta(days=1)
+    )
+    if not options:
+        return SlotProblem.NO_STAFF
+    now = ctx.now()
+    candidates, problem = free_staff_at(options, start, now)
     if problem is not None:
         return problem
     business = await ctx.business()
-    now = ctx.now()
     await ctx.store.touch_customer(
         booker.id, booker.first_name, booker.username, booker.language, phone=phone
     )
-    reminders = [
+    reminders = _reminders(business.reminder_offsets_min, start, now)
+    durations = {option.staff_id: option.duration_min for option in options}
+    for candidate in candidates:
+        try:
+            booking = await ctx.store.create_booking(
+                customer_id=booker.id,
+                service=service,
+                starts_at=start,
+                customer_name=name,
+                phone=phone,
+                reminders=reminders,
+                source=source,
+                staff_id=candidate,
+                duration_min=durations[candidate],
+            )
+        except SlotTakenError:
+            continue
+        _wake_reminders(ctx, reminders)
+        return booking
+    return SlotProblem.TAKEN
+
+
+def _reminders(
+    offsets: tuple[int, ...], start: datetime, now: datetime
+) -> list[tuple[int, datetime]]:
+    return [
         (offset, start - timedelta(minutes=offset))
-        for offset in business.reminder_offsets_min
+        for offset in offsets
         if start - timedelta(minutes=offset) > now
     ]
-    try:
-        booking = await ctx.store.create_booking(
-            customer_id=booker.id,
-            service=service,
-            starts_at=start,
-            customer_name=name,
-            phone=phone,
-            reminders=reminders,
-            source=source,
-        )
-    except SlotTakenError:
-        return SlotProblem.TAKEN
+
+
+def _wake_reminders(ctx: TenantContext, reminders: list[tuple[int, datetime]]) -> None:
     if reminders:
         # The reminder worker sleeps until the next due reminder it knew of; this one may be
         # earlier. (A cancellation needs no wake-up: it only removes reminders, and a worker
         # waking for a removed one just finds nothing due.)
         ctx.reminders_changed.set()
+
+
+# --- group classes -------------------------------------------------------------------------------
+class SeatProblem(enum.StrEnum):
+    FULL = "full"  # every seat is taken
+    GONE = "gone"  # the session was cancelled, removed, or is too close to its start
+    ALREADY = "already"  # the customer has a seat in it
+
+
+async def class_sessions(ctx: TenantContext, service: Service) -> list[ClassSession]:
+    """The class's bookable sessions within the horizon (those of the weekly timetable are
+    created as they come into the horizon), full ones included, by start."""
+    business = await ctx.business()
+    schedule = await ctx.schedule()
+    now = ctx.now()
+    first, last = schedule.horizon(now)
+    entries = await ctx.store.timetable(service.id)
+    occurrences = timetable_sessions(
+        [TimetableEntry(e["id"], e["weekday"], e["starts"]) for e in entries],
+        business.timezone,
+        first,
+        last,
+    )
+    by_id = {e["id"]: e for e in entries}
+    duration = timedelta(minutes=service.duration_min)
+    await ctx.store.ensure_sessions(
+        [
+            (
+                service.id,
+                start,
+                start + duration,
+                by_id[entry.id]["staff_id"],
+                by_id[entry.id]["capacity"] or service.capacity or 1,
+                entry.id,
+            )
+            for entry, start in occurrences
+            if start > now
+        ]
+    )
+    end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=business.zone)
+    return await ctx.store.sessions(service.id, now + business.rules.lead_delta, end)
+
+
+async def place_seat(
+    ctx: TenantContext,
+    booker: Booker,
+    session_id: int,
+    *,
+    name: str,
+    phone: str,
+    source: str = "menu",
+) -> Booking | SeatProblem:
+    """Book one seat in the session for the customer; the database refuses an oversold class,
+    so of concurrent confirmations for the last seat exactly one wins."""
+    business = await ctx.business()
+    now = ctx.now()
+    not_before = now + business.rules.lead_delta
+    session = await ctx.store.session(session_id)
+    if session is None or session.cancelled or session.starts_at <= not_before:
+        return SeatProblem.GONE
+    await ctx.store.touch_customer(
+        booker.id, booker.first_name, booker.username, booker.language, phone=phone
+    )
+    reminders = _reminders(business.reminder_offsets_min, session.starts_at, now)
+    try:
+        booking = await ctx.store.book_seat(
+            customer_id=booker.id,
+            session_id=session_id,
+            not_before=not_before,
+            customer_name=name,
+            phone=phone,
+            reminders=reminders,
+            source=source,
+        )
+    except SeatRefused as refused:
+        return SeatProblem(refused.reason)
+    _wake_reminders(ctx, reminders)
     return booking
 
 
+# --- cancelling ----------------------------------------------------------------------------------
 class CancelRefusal(enum.StrEnum):
     NOT_FOUND = "not_found"  # no such booking, or another customer's
     INACTIVE = "inactive"  # cancelled already, done, or in the past
@@ -94,7 +277,8 @@ async def cancel_for_customer(
     ctx: TenantContext, booking_id: int, customer_id: int
 ) -> Booking | CancelRefusal:
     """Cancel the customer's own booking if the rules allow it: the cancelled booking, or why
-    not. Another customer's booking is NOT_FOUND, exactly like a booking that does not exist."""
+    not. Another customer's booking is NOT_FOUND, exactly like a booking that does not exist.
+    A seat in a class goes back to the session."""
     booking = await ctx.store.booking(booking_id)
     if booking is None or booking.customer_id != customer_id:
         return CancelRefusal.NOT_FOUND

@@ -25,19 +25,36 @@ class ServiceCb(CallbackData, prefix="bs"):
     service_id: int
 
 
+class StaffCb(CallbackData, prefix="bp"):
+    """Booking step 1½: a staff member was picked (0 = any available)."""
+
+    service_id: int
+    staff_id: int = 0
+
+
 class CalendarCb(CallbackData, prefix="bc"):
-    """Booking step 2: a day (`day` = YYYYMMDD) or, with day=0, a month page (`month` = YYYYMM)."""
+    """Booking step 2: a day (`day` = YYYYMMDD) or, with day=0, a month page (`month` = YYYYMM),
+    with the staff member chosen (0 = any available)."""
 
     service_id: int
     day: int = 0
     month: int = 0
+    staff_id: int = 0
 
 
 class SlotCb(CallbackData, prefix="bt"):
-    """Booking step 3: a start time as a Unix timestamp."""
+    """Booking step 3: a start time as a Unix timestamp, with the staff member (0 = any)."""
 
     service_id: int
     ts: int
+    staff_id: int = 0
+
+
+class SessionCb(CallbackData, prefix="bg"):
+    """Booking a class: a session was picked."""
+
+    service_id: int
+    session_id: int
 
 
 class ConfirmAction(enum.StrEnum):

@@ -27,9 +27,11 @@ from client_bot.callbacks import (
     MenuCb,
     MyBookingCb,
     ServiceCb,
+    SessionCb,
     SlotCb,
+    StaffCb,
 )
-from client_bot.store import Booking, Service
+from client_bot.store import Booking, ClassSession, Service, StaffOffer
 
 M = TypeVar("M", InlineKeyboardMarkup, ReplyKeyboardMarkup)
 
@@ -87,12 +89,45 @@ def services(items: Sequence[Service], locale: str) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
+def staff_choice(
+    service_id: int, offers: Sequence[StaffOffer], locale: str
+) -> InlineKeyboardMarkup:
+    """One button per staff member (with their price when it is their own), then "any"."""
+    kb = InlineKeyboardBuilder()
+    for offer in offers:
+        kb.button(
+            text=f"{offer.staff.name} · {text.price(offer.price, locale)}",
+            callback_data=StaffCb(service_id=service_id, staff_id=offer.staff.id),
+        )
+    kb.button(text=_("Any available"), callback_data=StaffCb(service_id=service_id, staff_id=0))
+    kb.button(text=_("« Services"), callback_data=MenuCb(action=MenuAction.book))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def class_sessions(
+    service_id: int, sessions: Sequence[ClassSession], tz: str, locale: str
+) -> InlineKeyboardMarkup:
+    """One button per session with free seats."""
+    kb = InlineKeyboardBuilder()
+    for session in sessions:
+        kb.button(
+            text=_("{when} · seats: {seats}").format(
+                when=text.when(session.starts_at, tz, locale), seats=session.free_seats
+            ),
+            callback_data=SessionCb(service_id=service_id, session_id=session.id),
+        )
+    kb.button(text=_("« Services"), callback_data=MenuCb(action=MenuAction.book))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
 def _month_key(d: date) -> int:
     return d.year * 100 + d.month
 
 
 def calendar_month(
-    service_id: int, month: date, free_days: Iterable[date], locale: str
+    service_id: int, month: date, free_days: Iterable[date], locale: str, staff_id: int = 0
 ) -> InlineKeyboardMarkup:
     """A month grid where only days with a free slot are buttons; « » move between months."""
     free = sorted(set(free_days))
@@ -105,14 +140,18 @@ def calendar_month(
     later = [m for m in months if m > month]
     kb.button(
         text="«" if earlier else " ",
-        callback_data=CalendarCb(service_id=service_id, month=_month_key(earlier[-1])).pack()
+        callback_data=CalendarCb(
+            service_id=service_id, month=_month_key(earlier[-1]), staff_id=staff_id
+        ).pack()
         if earlier
         else noop,
     )
     kb.button(text=text.month(month, locale).capitalize(), callback_data=noop)
     kb.button(
         text="»" if later else " ",
-        callback_data=CalendarCb(service_id=service_id, month=_month_key(later[0])).pack()
+        callback_data=CalendarCb(
+            service_id=service_id, month=_month_key(later[0]), staff_id=staff_id
+        ).pack()
         if later
         else noop,
     )
@@ -126,7 +165,9 @@ def calendar_month(
                 kb.button(
                     text=str(d.day),
                     callback_data=CalendarCb(
-                        service_id=service_id, day=d.year * 10000 + d.month * 100 + d.day
+                        service_id=service_id,
+                        day=d.year * 10000 + d.month * 100 + d.day,
+                        staff_id=staff_id,
                     ),
                 )
             else:
@@ -138,18 +179,22 @@ def calendar_month(
     return kb.as_markup()
 
 
-def slots(service_id: int, starts: Sequence[datetime], month: date) -> InlineKeyboardMarkup:
+def slots(
+    service_id: int, starts: Sequence[datetime], month: date, staff_id: int = 0
+) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for start in starts:
         kb.button(
             text=text.hhmm(start),
-            callback_data=SlotCb(service_id=service_id, ts=int(start.timestamp())),
+            callback_data=SlotCb(
+                service_id=service_id, ts=int(start.timestamp()), staff_id=staff_id
+            ),
         )
     kb.adjust(4)
     back = InlineKeyboardBuilder()
     back.button(
         text=_("« Dates"),
-        callback_data=CalendarCb(service_id=service_id, month=_month_key(month)),
+        callback_data=CalendarCb(service_id=service_id, month=_month_key(month), staff_id=staff_id),
     )
     kb.attach(back)
     return kb.as_markup()

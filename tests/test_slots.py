@@ -16,14 +16,22 @@ from client_bot.booking import (
     Busy,
     BusyInput,
     Closure,
+    OwnHours,
     Schedule,
     SlotProblem,
+    StaffOption,
+    TimetableEntry,
     WeeklyHours,
     can_cancel,
+    days_free_for_anyone,
     days_with_free_slots,
     free_slots,
+    free_staff_at,
     is_slot_free,
     reminder_times,
+    slots_free_for_anyone,
+    staff_schedule,
+    timetable_sessions,
     validate_slot,
 )
 
@@ -483,3 +491,84 @@ def test_property_slots_fit_hours_and_avoid_breaks_and_busy(
 
     calendar = days_with_free_slots(schedule, duration, busy, now)
     assert (day in calendar) == bool(slots)
+
+
+# --------------------------------------------------------------------------- staff and classes
+SALON = Schedule(
+    hours=WeeklyHours.uniform(WEEKDAYS, (t("10:00"), t("14:00"))),
+    tz="Europe/Moscow",
+    rules=BookingRules(slot_step=60, lead_time=0),
+    breaks=(Break(t("12:00"), t("13:00")),),
+    days_off=frozenset({date(2025, 6, 4)}),
+)
+EARLY = datetime(2025, 6, 1, 0, 0, tzinfo=MSK)  # the Sunday before MON
+
+
+def test_a_staff_member_on_the_business_hours_keeps_them_and_adds_own_days_off():
+    mine = staff_schedule(SALON, None, {TUE})
+    assert mine.hours == SALON.hours and mine.breaks == SALON.breaks
+    assert mine.days_off == {date(2025, 6, 4), TUE}
+    assert free_slots(mine, 60, TUE, [], EARLY) == []
+    assert hhmm(free_slots(mine, 60, MON, [], EARLY)) == ["10:00", "11:00", "13:00"]
+
+
+def test_own_hours_replace_the_business_hours_and_breaks_but_not_its_days_off():
+    own = OwnHours({0: [(t("16:00"), t("18:00"))], 2: [(t("10:00"), t("12:00"))]})
+    mine = staff_schedule(SALON, own)
+    assert hhmm(free_slots(mine, 60, MON, [], EARLY)) == ["16:00", "17:00"]
+    assert free_slots(mine, 60, TUE, [], EARLY) == []  # not their day
+    assert free_slots(mine, 60, date(2025, 6, 4), [], EARLY) == []  # the business is closed
+
+
+def option(
+    staff_id: int, *busy: tuple[str, str], day: date = MON, duration: int = 60
+) -> StaffOption:
+    spans = [(msk(day, a), msk(day, b)) for a, b in busy]
+    return StaffOption(staff_id, SALON, duration, spans)
+
+
+def test_any_available_offers_a_time_when_someone_is_free_and_says_who():
+    maria = option(1, ("10:00", "11:00"), ("13:00", "14:00"))
+    olga = option(2, ("10:00", "11:00"), ("11:00", "12:00"))
+    free = slots_free_for_anyone([maria, olga], MON, EARLY)
+    assert {k.strftime("%H:%M"): v for k, v in free.items()} == {
+        "11:00": [1],
+        "13:00": [2],
+    }  # 10:00 both busy; 12:00 lunch
+    assert MON in days_free_for_anyone([maria, olga], EARLY)
+
+
+def test_any_available_picks_the_least_loaded_free_staff_member_then_the_first_listed():
+    busy_day = option(1, ("10:00", "11:00"), ("11:00", "12:00"))
+    quiet_day = option(2, ("10:00", "11:00"))
+    idle = option(3)
+    assert free_staff_at([busy_day, quiet_day, idle], msk(MON, "13:00"), EARLY) == ([3, 2, 1], None)
+    assert free_staff_at([quiet_day, option(4)], msk(MON, "11:00"), EARLY) == ([4, 2], None)
+    assert free_staff_at([option(5), option(6)], msk(MON, "13:00"), EARLY) == ([5, 6], None)
+
+
+def test_nobody_free_says_taken_or_why_not():
+    both = [option(1, ("10:00", "11:00")), option(2, ("10:00", "11:00"))]
+    assert free_staff_at(both, msk(MON, "10:00"), EARLY) == ([], SlotProblem.TAKEN)
+    assert free_staff_at(both, msk(MON, "12:00"), EARLY) == ([], SlotProblem.IN_BREAK)
+    assert free_staff_at([], msk(MON, "10:00"), EARLY)[1] is SlotProblem.OUTSIDE_HOURS
+
+
+def test_a_longer_duration_of_one_staff_member_is_their_own():
+    slow = option(1, duration=120)
+    fast = option(2, duration=60)
+    # 11:00 + 2 h runs into lunch for the slow one; the fast one fits.
+    assert free_staff_at([slow, fast], msk(MON, "11:00"), EARLY) == ([2], None)
+
+
+def test_timetable_sessions_cover_the_days_given_and_skip_a_time_lost_to_dst():
+    yoga = TimetableEntry(1, 2, t("18:00"))  # Wednesdays
+    pilates = TimetableEntry(2, 0, t("09:00"))  # Mondays
+    found = timetable_sessions([yoga, pilates], "Europe/Moscow", MON, MON + timedelta(days=13))
+    assert [(e.id, s.strftime("%a %d %H:%M")) for e, s in found] == [
+        (2, "Mon 02 09:00"), (1, "Wed 04 18:00"), (2, "Mon 09 09:00"), (1, "Wed 11 18:00"),
+    ]  # fmt: skip
+    assert all(s.tzinfo is not None and s.utcoffset() == timedelta(hours=3) for _e, s in found)
+    night = TimetableEntry(3, 6, t("02:30"))  # Sundays, 02:30 does not exist on 30 March 2025
+    berlin = timetable_sessions([night], "Europe/Berlin", date(2025, 3, 23), date(2025, 4, 6))
+    assert [s.date() for _e, s in berlin] == [date(2025, 3, 23), date(2025, 4, 6)]

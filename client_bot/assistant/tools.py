@@ -13,13 +13,13 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from client_bot import booking_service, text
-from client_bot.booking import SlotProblem, days_with_free_slots, free_slots
+from client_bot.booking import SlotProblem
 from client_bot.booking_service import Booker, CancelRefusal
 from client_bot.context import TenantContext
 from client_bot.store import Booking, SavedLead, Service
@@ -66,16 +66,26 @@ class ListServices(_Args):
 
 
 class FindFreeSlots(_Args):
-    """Free start times of a service on one day (the business's time zone)."""
+    """Free start times of a service on one day (the business's time zone); for a group class,
+    the start times of its sessions with free seats."""
 
     service: ServiceRef = _SERVICE
+    staff: int | str | None = Field(
+        None, description="A specialist's id or exact name; omit for any available."
+    )
     date: dt.date = Field(description="The day, YYYY-MM-DD.")
 
 
 class CreateBooking(_Args):
-    """Book a free time for this customer. Use only a time find_free_slots returned."""
+    """Book a free time (or a seat in a class) for this customer. Use only a time
+    find_free_slots returned."""
 
     service: ServiceRef = _SERVICE
+    staff: int | str | None = Field(
+        None,
+        description="A specialist's id or exact name when the customer asked for one; "
+        "omit for any available.",
+    )
     slot: datetime = Field(
         description="Start, YYYY-MM-DDTHH:MM in the business's time zone (from find_free_slots)."
     )
@@ -193,31 +203,57 @@ class Toolbox:
                 return s
         raise ToolError("no such service; call list_services and use an id from it")
 
-    async def _free_times(self, service: Service, day: dt.date) -> list[datetime]:
-        business = await self.ctx.business()
-        noon = datetime.combine(day, time(12), tzinfo=business.zone)
-        return free_slots(
-            await self.ctx.schedule(),
-            service.duration_min,
-            day,
-            await self.ctx.busy_around(noon),
-            self.ctx.now(),
-        )
+    async def _staff(self, service: Service, ref: int | str | None) -> int | None:
+        """The staff member's id (None: any available); ToolError for one who does not
+        perform the service."""
+        if ref is None or (isinstance(ref, str) and not ref):
+            return None
+        if isinstance(ref, str) and ref.strip().isdigit():
+            ref = int(ref)
+        offers = await booking_service.offers(self.ctx, service)
+        for offer in offers:
+            staff = offer.staff
+            if staff.id == ref or (
+                isinstance(ref, str) and staff.name.casefold() == ref.casefold()
+            ):
+                return staff.id
+        names = ", ".join(f"{o.staff.id}: {o.staff.name}" for o in offers) or "nobody"
+        raise ToolError(f"no such specialist for this service; specialists: {names}")
+
+    async def _free_times(
+        self, service: Service, day: dt.date, staff_id: int | None = None
+    ) -> list[datetime]:
+        if service.is_class:
+            business = await self.ctx.business()
+            return [
+                s.starts_at.astimezone(business.zone)
+                for s in await booking_service.class_sessions(self.ctx, service)
+                if s.free_seats and s.starts_at.astimezone(business.zone).date() == day
+            ]
+        return await booking_service.free_times(self.ctx, service, staff_id, day)
 
     # --- tools --------------------------------------------------------------------------------
     async def _list_services(self, args: ListServices) -> dict[str, Any]:
-        return {
-            "services": [
-                {
-                    "id": s.id,
-                    "name": s.name,
-                    "price_rub": str(s.price),
-                    "duration_min": s.duration_min,
-                    "description": s.description,
-                }
-                for s in await self.ctx.visible_services()
-            ]
-        }
+        services = []
+        for s in await self.ctx.visible_services():
+            item: dict[str, Any] = {
+                "id": s.id,
+                "name": s.name,
+                "price_rub": str(s.price),
+                "duration_min": s.duration_min,
+                "description": s.description,
+            }
+            if s.is_class:
+                item["group_class_seats"] = s.capacity
+            else:
+                offers = await booking_service.offers(self.ctx, s)
+                if len(offers) > 1:
+                    item["specialists"] = [
+                        {"id": o.staff.id, "name": o.staff.name, "price_rub": str(o.price)}
+                        for o in offers
+                    ]
+            services.append(item)
+        return {"services": services}
 
     async def _find_free_slots(self, args: FindFreeSlots) -> dict[str, Any]:
         service = await self._service(args.service)
@@ -225,17 +261,16 @@ class Toolbox:
         first, last = schedule.horizon(self.ctx.now())
         if not first <= args.date <= last:
             raise ToolError(f"the date must be between {first} and {last}")
-        times = await self._free_times(service, args.date)
+        staff_id = await self._staff(service, args.staff)
+        times = await self._free_times(service, args.date, staff_id)
         result: dict[str, Any] = {
             "service_id": service.id,
             "service": service.name,
             "date": args.date.isoformat(),
             "free_times": [t.strftime("%H:%M") for t in times[:MAX_SLOTS_SHOWN]],
         }
-        if not times:
-            days = days_with_free_slots(
-                schedule, service.duration_min, await self.ctx.horizon_busy(), self.ctx.now()
-            )
+        if not times and not service.is_class:
+            days = await booking_service.free_days(self.ctx, service, staff_id)
             result["next_days_with_free_times"] = [d.isoformat() for d in days[:5]]
         return result
 
@@ -246,11 +281,15 @@ class Toolbox:
         start = (start.replace(tzinfo=business.zone) if start.tzinfo is None else start).astimezone(
             business.zone
         )
-        booking = await booking_service.place_booking(
-            self.ctx, self.booker, service, start, name=args.name, phone=args.phone,
-            source="assistant",
-        )  # fmt: skip
-        if isinstance(booking, SlotProblem):
+        if service.is_class:
+            booking = await self._book_seat(service, start, args)
+        else:
+            staff_id = await self._staff(service, args.staff)
+            booking = await booking_service.place_booking(
+                self.ctx, self.booker, service, start, name=args.name, phone=args.phone,
+                source="assistant", staff_id=staff_id,
+            )  # fmt: skip
+        if isinstance(booking, SlotProblem | booking_service.SeatProblem):
             day = start.date()
             times = await self._free_times(service, day) if booking is not SlotProblem.PAST else []
             raise ToolError(
@@ -262,11 +301,24 @@ class Toolbox:
             "ok": True,
             "booking_id": booking.id,
             "service": service.name,
+            "specialist": booking.staff_name,
             "starts_at": booking.starts_at.astimezone(business.zone).strftime("%Y-%m-%d %H:%M"),
             "price_rub": str(service.price),
             "name": booking.customer_name,
             "phone": booking.phone,
         }
+
+    async def _book_seat(
+        self, service: Service, start: datetime, args: CreateBooking
+    ) -> Booking | SlotProblem | booking_service.SeatProblem:
+        sessions = await booking_service.class_sessions(self.ctx, service)
+        session = next((s for s in sessions if s.starts_at == start), None)
+        if session is None:
+            return booking_service.SeatProblem.GONE
+        return await booking_service.place_seat(
+            self.ctx, self.booker, session.id, name=args.name, phone=args.phone,
+            source="assistant",
+        )  # fmt: skip
 
     async def _cancel_booking(self, args: CancelBooking) -> dict[str, Any]:
         outcome = await booking_service.cancel_for_customer(

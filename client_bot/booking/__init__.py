@@ -3,6 +3,7 @@
 Pure stdlib (``datetime``/``zoneinfo``); no Telegram, database or cache imports.
 """
 
+from client_bot.booking.classes import TimetableEntry, timetable_sessions
 from client_bot.booking.rules import (
     DEFAULT_REMINDER_OFFSETS,
     BookingRules,
@@ -27,6 +28,15 @@ from client_bot.booking.slots import (
     is_slot_free,
     validate_slot,
 )
+from client_bot.booking.staff import (
+    OwnHours,
+    StaffOption,
+    days_free_for_anyone,
+    free_staff_at,
+    load_on,
+    slots_free_for_anyone,
+    staff_schedule,
+)
 
 __all__ = [
     "ALL_WEEKDAYS",
@@ -38,15 +48,24 @@ __all__ = [
     "BusyLike",
     "Closure",
     "Duration",
+    "OwnHours",
     "Schedule",
     "SlotProblem",
+    "StaffOption",
     "TimeRange",
+    "TimetableEntry",
     "WeeklyHours",
     "can_cancel",
     "cancel_deadline",
+    "days_free_for_anyone",
     "days_with_free_slots",
     "free_slots",
+    "free_staff_at",
     "is_slot_free",
+    "load_on",
     "reminder_times",
+    "slots_free_for_anyone",
+    "staff_schedule",
+    "timetable_sessions",
     "validate_slot",
 ]

@@ -211,6 +211,9 @@ class SlotProblem(enum.StrEnum):
     OFF_GRID = "off_grid"  # inside hours but not on the slot_step grid
     IN_BREAK = "in_break"
     TAKEN = "taken"
+    # Not from validate_slot: the chosen staff member no longer performs the service (removed,
+    # or the service taken off their list), or nobody does.
+    NO_STAFF = "no_staff"
 
 
 # --------------------------------------------------------------------------- internals

@@ -1,4 +1,5 @@
-"""Booking: service → date → time → contact → summary → confirm.
+"""Booking: service → staff member (when several perform it) → date → time → contact →
+summary → confirm; a class: service → session → contact → summary → confirm.
 
 Buttons carry everything they need (service id, day, start time), so a button pressed long
 after it was sent is re-checked against the current state of the business: a hidden service,
@@ -17,7 +18,7 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
 
 from client_bot import booking_service, keyboards, text
-from client_bot.booking import SlotProblem, days_with_free_slots, free_slots
+from client_bot.booking import SlotProblem
 from client_bot.booking_service import Booker
 from client_bot.callbacks import (
     CalendarCb,
@@ -26,12 +27,14 @@ from client_bot.callbacks import (
     MenuAction,
     MenuCb,
     ServiceCb,
+    SessionCb,
     SlotCb,
+    StaffCb,
 )
 from client_bot.context import TenantContext
 from client_bot.notices import AdminNotices
 from client_bot.states import BookingForm
-from client_bot.store import Service
+from client_bot.store import Booking, Service
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +68,19 @@ async def offer_services(query: CallbackQuery, ctx: TenantContext, note: str = "
     if not items:
         await _reply(
             query,
-            (note + "\n\n" if note else "")
-            + _("Booking is not open yet: the business has not added services."),
+            _note(note) + _("Booking is not open yet: the business has not added services."),
             reply_markup=keyboards.home_button(),
         )
         return
     await _reply(
         query,
-        (note + "\n\n" if note else "") + _("Choose a service:"),
+        _note(note) + _("Choose a service:"),
         reply_markup=keyboards.services(items, business.locale),
     )
+
+
+def _note(note: str) -> str:
+    return note + "\n\n" if note else ""
 
 
 async def book(query: CallbackQuery, ctx: TenantContext, state: FSMContext) -> None:
@@ -88,6 +94,78 @@ async def _visible_service(ctx: TenantContext, service_id: int) -> Service | Non
     return service if service is not None and not service.hidden else None
 
 
+# --- step 1½: the staff member (several perform the service) or the class session -----------
+async def offer_staff(
+    query: CallbackQuery, ctx: TenantContext, service: Service, note: str = ""
+) -> None:
+    """Several staff members: the customer picks one or "any available"; one: straight to the
+    calendar; nobody: back to the services."""
+    offers = await booking_service.offers(ctx, service)
+    if not offers:
+        await offer_services(
+            query, ctx, _note(note) + _("Nobody performs this service at the moment.")
+        )
+        return
+    if len(offers) == 1:
+        await offer_days(query, ctx, service, note=note)
+        return
+    business = await ctx.business()
+    await _reply(
+        query,
+        _note(note)
+        + _("<b>{service}</b>\nChoose a specialist:").format(service=text.esc(service.name)),
+        reply_markup=keyboards.staff_choice(service.id, offers, business.locale),
+    )
+
+
+async def offer_sessions(
+    query: CallbackQuery, ctx: TenantContext, service: Service, note: str = ""
+) -> None:
+    business = await ctx.business()
+    sessions = [s for s in await booking_service.class_sessions(ctx, service) if s.free_seats]
+    if not sessions:
+        await _reply(
+            query,
+            _note(note)
+            + _("Sorry, «{service}» has no classes with free seats in the coming days.").format(
+                service=text.esc(service.name)
+            ),
+            reply_markup=keyboards.home_button(),
+        )
+        return
+    await _reply(
+        query,
+        _note(note) + _("<b>{service}</b>\nChoose a class:").format(service=text.esc(service.name)),
+        reply_markup=keyboards.class_sessions(
+            service.id, sessions[:MAX_SESSIONS], business.timezone, business.locale
+        ),
+    )
+
+
+MAX_SESSIONS = 20
+
+
+async def pick_service(query: CallbackQuery, callback_data: ServiceCb, ctx: TenantContext) -> None:
+    await query.answer()
+    service = await _visible_service(ctx, callback_data.service_id)
+    if service is None:
+        await offer_services(query, ctx, _("This service is no longer available."))
+        return
+    if service.is_class:
+        await offer_sessions(query, ctx, service)
+    else:
+        await offer_staff(query, ctx, service)
+
+
+async def pick_staff(query: CallbackQuery, callback_data: StaffCb, ctx: TenantContext) -> None:
+    await query.answer()
+    service = await _visible_service(ctx, callback_data.service_id)
+    if service is None:
+        await offer_services(query, ctx, _("This service is no longer available."))
+        return
+    await offer_days(query, ctx, service, staff_id=callback_data.staff_id)
+
+
 # --- step 2: the calendar ---------------------------------------------------------------------
 async def offer_days(
     query: CallbackQuery,
@@ -95,14 +173,15 @@ async def offer_days(
     service: Service,
     month: date | None = None,
     note: str = "",
+    *,
+    staff_id: int = 0,
 ) -> None:
     business = await ctx.business()
-    schedule = await ctx.schedule()
-    days = days_with_free_slots(schedule, service.duration_min, await ctx.horizon_busy(), ctx.now())
+    days = await booking_service.free_days(ctx, service, staff_id or None)
     if not days:
         await _reply(
             query,
-            (note + "\n\n" if note else "")
+            _note(note)
             + _("Sorry, there are no free times for «{service}» in the coming days.").format(
                 service=text.esc(service.name)
             ),
@@ -116,19 +195,11 @@ async def offer_days(
     )
     await _reply(
         query,
-        (note + "\n\n" if note else "")
-        + _("<b>{service}</b>\nChoose a day:").format(service=text.esc(service.name)),
-        reply_markup=keyboards.calendar_month(service.id, shown, days, business.locale),
+        _note(note) + _("<b>{service}</b>\nChoose a day:").format(service=text.esc(service.name)),
+        reply_markup=keyboards.calendar_month(
+            service.id, shown, days, business.locale, staff_id=staff_id
+        ),
     )
-
-
-async def pick_service(query: CallbackQuery, callback_data: ServiceCb, ctx: TenantContext) -> None:
-    await query.answer()
-    service = await _visible_service(ctx, callback_data.service_id)
-    if service is None:
-        await offer_services(query, ctx, _("This service is no longer available."))
-        return
-    await offer_days(query, ctx, service)
 
 
 def _unpack_day(value: int) -> date | None:
@@ -140,27 +211,39 @@ def _unpack_day(value: int) -> date | None:
 
 # --- step 3: times ------------------------------------------------------------------------------
 async def offer_slots(
-    query: CallbackQuery, ctx: TenantContext, service: Service, day: date, note: str = ""
+    query: CallbackQuery,
+    ctx: TenantContext,
+    service: Service,
+    day: date,
+    note: str = "",
+    *,
+    staff_id: int = 0,
 ) -> None:
     business = await ctx.business()
-    schedule = await ctx.schedule()
-    starts = free_slots(schedule, service.duration_min, day, await ctx.horizon_busy(), ctx.now())
+    starts = await booking_service.free_times(ctx, service, staff_id or None, day)
     if not starts:
         await offer_days(
             query,
             ctx,
             service,
             day,
-            note=(note + "\n\n" if note else "") + _("There are no free times left on that day."),
+            note=_note(note) + _("There are no free times left on that day."),
+            staff_id=staff_id,
         )
         return
     await _reply(
         query,
-        (note + "\n\n" if note else "")
+        _note(note)
         + _("<b>{service}</b>, {day}\nChoose a time:").format(
             service=text.esc(service.name), day=text.day_long(day, business.locale)
         ),
-        reply_markup=keyboards.slots(service.id, starts, day),
+        reply_markup=keyboards.slots(service.id, starts, day, staff_id),
+    )
+
+
+async def _staff_still_offers(ctx: TenantContext, service: Service, staff_id: int) -> bool:
+    return not staff_id or any(
+        o.staff.id == staff_id for o in await booking_service.offers(ctx, service)
     )
 
 
@@ -172,17 +255,23 @@ async def pick_day(query: CallbackQuery, callback_data: CalendarCb, ctx: TenantC
     if service is None:
         await offer_services(query, ctx, _("This service is no longer available."))
         return
+    staff_id = callback_data.staff_id
+    if not await _staff_still_offers(ctx, service, staff_id):
+        await offer_staff(query, ctx, service, _("This specialist no longer takes this service."))
+        return
     if callback_data.month:
         month = _unpack_day(callback_data.month * 100 + 1)
-        await offer_days(query, ctx, service, month)
+        await offer_days(query, ctx, service, month, staff_id=staff_id)
         return
     day = _unpack_day(callback_data.day)
     business = await ctx.business()
     today = ctx.now().astimezone(business.zone).date()
     if day is None or day < today:
-        await offer_days(query, ctx, service, note=_("That day has already passed."))
+        await offer_days(
+            query, ctx, service, note=_("That day has already passed."), staff_id=staff_id
+        )
         return
-    await offer_slots(query, ctx, service, day)
+    await offer_slots(query, ctx, service, day, staff_id=staff_id)
 
 
 # --- step 4: contact --------------------------------------------------------------------------
@@ -195,12 +284,43 @@ async def pick_slot(
         await offer_services(query, ctx, _("This service is no longer available."))
         return
     start = datetime.fromtimestamp(callback_data.ts, UTC)
-    problem = await _slot_problem(ctx, service, start)
+    staff_id = callback_data.staff_id
+    problem = await booking_service.slot_problem(ctx, service, start, staff_id=staff_id or None)
     if problem is not None:
-        await _stale_slot(query, ctx, service, start, problem)
+        await _stale_slot(query, ctx, service, start, problem, staff_id)
         return
     await state.set_state(BookingForm.contact)
-    await state.set_data({"service_id": service.id, "ts": callback_data.ts})
+    await state.set_data({"service_id": service.id, "ts": callback_data.ts, "staff_id": staff_id})
+    await _ask_phone(query, ctx)
+
+
+async def pick_session(
+    query: CallbackQuery, callback_data: SessionCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    await query.answer()
+    service = await _visible_service(ctx, callback_data.service_id)
+    if service is None or not service.is_class:
+        await offer_services(query, ctx, _("This service is no longer available."))
+        return
+    session = await ctx.store.session(callback_data.session_id)
+    business = await ctx.business()
+    if (
+        session is None
+        or session.cancelled
+        or session.service_id != service.id
+        or session.starts_at <= ctx.now() + business.rules.lead_delta
+    ):
+        await offer_sessions(query, ctx, service, _("This class is no longer available."))
+        return
+    if not session.free_seats:
+        await offer_sessions(query, ctx, service, _("Sorry, the last seat has just been taken."))
+        return
+    await state.set_state(BookingForm.contact)
+    await state.set_data({"service_id": service.id, "session_id": session.id})
+    await _ask_phone(query, ctx)
+
+
+async def _ask_phone(query: CallbackQuery, ctx: TenantContext) -> None:
     customer = await ctx.store.customer(query.from_user.id)
     hint = ""
     if customer is not None and customer.phone:
@@ -215,21 +335,19 @@ async def pick_slot(
     )
 
 
-async def _slot_problem(
-    ctx: TenantContext, service: Service, start: datetime
-) -> SlotProblem | None:
-    return await booking_service.slot_problem(ctx, service, start)
-
-
 async def _stale_slot(
     query: CallbackQuery,
     ctx: TenantContext,
     service: Service,
     start: datetime,
     problem: SlotProblem,
+    staff_id: int = 0,
 ) -> None:
     business = await ctx.business()
     day = start.astimezone(business.zone).date()
+    if problem is SlotProblem.NO_STAFF:
+        await offer_staff(query, ctx, service, _("This specialist no longer takes this service."))
+        return
     if problem is SlotProblem.TAKEN:
         note = _("Sorry, this time has just been taken. Here are the free times:")
     elif problem in (SlotProblem.PAST, SlotProblem.TOO_SOON):
@@ -237,9 +355,9 @@ async def _stale_slot(
     else:
         note = _("This time is not available any more: the schedule has changed.")
     if problem in (SlotProblem.BEYOND_HORIZON, SlotProblem.DAY_OFF, SlotProblem.PAST):
-        await offer_days(query, ctx, service, note=note)
+        await offer_days(query, ctx, service, note=note, staff_id=staff_id)
     else:
-        await offer_slots(query, ctx, service, day, note=note)
+        await offer_slots(query, ctx, service, day, note=note, staff_id=staff_id)
 
 
 async def got_contact(message: Message, ctx: TenantContext, state: FSMContext) -> None:
@@ -256,6 +374,16 @@ async def typed_phone(message: Message, ctx: TenantContext, state: FSMContext) -
     await _take_phone(message, ctx, state, message.text, name)
 
 
+async def _summary_staff(ctx: TenantContext, service: Service, staff_id: int) -> str:
+    """The summary's specialist line ("" when the business has one for the service)."""
+    offers = await booking_service.offers(ctx, service)
+    if len(offers) < 2 and not (staff_id and offers and offers[0].staff.id != staff_id):
+        return ""
+    chosen = next((o.staff.name for o in offers if o.staff.id == staff_id), None)
+    name = text.esc(chosen) if chosen else _("Any available")
+    return "\n" + _("Specialist: {staff}").format(staff=name)
+
+
 async def _take_phone(
     message: Message, ctx: TenantContext, state: FSMContext, raw: str, name: str
 ) -> None:
@@ -267,6 +395,11 @@ async def _take_phone(
         return
     data = await state.get_data()
     service = await _visible_service(ctx, int(data.get("service_id", 0)))
+    session = None
+    if service is not None and data.get("session_id"):
+        session = await ctx.store.session(int(data["session_id"]))
+        if session is None or session.cancelled:
+            service = None
     if service is None:
         await state.clear()
         await message.answer(
@@ -277,7 +410,12 @@ async def _take_phone(
     await state.update_data(phone=phone, name=name[:100])
     await state.set_state(BookingForm.confirm)
     business = await ctx.business()
-    start = datetime.fromtimestamp(int(data["ts"]), UTC)
+    staff_id = int(data.get("staff_id", 0))
+    if session is not None:
+        start, extra = session.starts_at, ""
+    else:
+        start = datetime.fromtimestamp(int(data["ts"]), UTC)
+        extra = await _summary_staff(ctx, service, staff_id)
     await message.answer(_("Thank you!"), reply_markup=ReplyKeyboardRemove())
     await message.answer(
         _(
@@ -289,7 +427,8 @@ async def _take_phone(
             price=text.price(service.price, business.locale),
             name=text.esc(name),
             phone=phone,
-        ),
+        )
+        + extra,
         reply_markup=keyboards.confirm(),
     )
 
@@ -303,35 +442,69 @@ async def confirm(query: CallbackQuery, ctx: TenantContext, state: FSMContext, b
         await state.clear()
         await offer_services(query, ctx, _("This service is no longer available."))
         return
-    start = datetime.fromtimestamp(int(data["ts"]), UTC)
     user = query.from_user
     booker = Booker(user.id, user.first_name, user.username, user.language_code)
-    booking = await booking_service.place_booking(
-        ctx, booker, service, start, name=data["name"], phone=data["phone"]
-    )
-    if isinstance(booking, SlotProblem):
-        await query.answer()
-        await state.clear()
-        await _stale_slot(query, ctx, service, start, booking)
-        return
+    booking: Booking | SlotProblem | booking_service.SeatProblem
+    if data.get("session_id"):
+        booking = await booking_service.place_seat(
+            ctx, booker, int(data["session_id"]), name=data["name"], phone=data["phone"]
+        )
+        if isinstance(booking, booking_service.SeatProblem):
+            await query.answer()
+            await state.clear()
+            await _seat_refused(query, ctx, service, booking)
+            return
+    else:
+        start = datetime.fromtimestamp(int(data["ts"]), UTC)
+        staff_id = int(data.get("staff_id", 0))
+        booking = await booking_service.place_booking(
+            ctx, booker, service, start, name=data["name"], phone=data["phone"],
+            staff_id=staff_id or None,
+        )  # fmt: skip
+        if isinstance(booking, SlotProblem):
+            await query.answer()
+            await state.clear()
+            await _stale_slot(query, ctx, service, start, booking, staff_id)
+            return
     # The booking is committed: what matters comes first (the customer's confirmation, the
     # admins' notice), the cosmetic edit last and best-effort.
     await state.clear()
     await query.answer(_("Booked!"))
     business = await ctx.business()
     when = text.when(booking.starts_at, business.timezone, business.locale)
-    await _reply(
-        query,
-        _("✅ You are booked: <b>{service}</b>, {when}.\nBooking number: #{id}. See you!").format(
-            service=text.esc(service.name), when=when, id=booking.id
-        ),
-        reply_markup=keyboards.main_menu(),
-    )
+    if booking.staff_name and booking.session_id is None and len(await ctx.store.staff()) > 1:
+        done = _(
+            "✅ You are booked: <b>{service}</b>, {when}, specialist: {staff}.\n"
+            "Booking number: #{id}. See you!"
+        ).format(
+            service=text.esc(service.name), when=when, staff=text.esc(booking.staff_name),
+            id=booking.id,
+        )  # fmt: skip
+    else:
+        done = _(
+            "✅ You are booked: <b>{service}</b>, {when}.\nBooking number: #{id}. See you!"
+        ).format(service=text.esc(service.name), when=when, id=booking.id)
+    await _reply(query, done, reply_markup=keyboards.main_menu())
     try:
         await AdminNotices(ctx, bot).booking_created(booking)
     except Exception:  # the customer is booked and told so: never "something went wrong" now
         log.exception("tenant %s: admins not told of booking #%s", ctx.tenant_id, booking.id)
     await _drop_buttons(query)
+
+
+async def _seat_refused(
+    query: CallbackQuery,
+    ctx: TenantContext,
+    service: Service,
+    problem: booking_service.SeatProblem,
+) -> None:
+    if problem is booking_service.SeatProblem.ALREADY:
+        note = _("You already have a seat in this class.")
+    elif problem is booking_service.SeatProblem.FULL:
+        note = _("Sorry, the last seat has just been taken.")
+    else:
+        note = _("This class is no longer available.")
+    await offer_sessions(query, ctx, service, note)
 
 
 async def cancel(query: CallbackQuery, state: FSMContext) -> None:
@@ -358,8 +531,10 @@ def router() -> Router:
     r = Router(name="booking")
     r.callback_query.register(book, MenuCb.filter(F.action == MenuAction.book))
     r.callback_query.register(pick_service, ServiceCb.filter())
+    r.callback_query.register(pick_staff, StaffCb.filter())
     r.callback_query.register(pick_day, CalendarCb.filter())
     r.callback_query.register(pick_slot, SlotCb.filter())
+    r.callback_query.register(pick_session, SessionCb.filter())
     r.message.register(got_contact, BookingForm.contact, F.contact)
     r.message.register(typed_phone, BookingForm.contact, F.text)
     r.callback_query.register(

@@ -14,8 +14,17 @@ from client_bot.store.assistant import (
     SavedLead,
     TurnState,
 )
-from client_bot.store.models import Booking, Business, Customer, Service
-from client_bot.store.store import SlotTakenError, Store
+from client_bot.store.models import (
+    Booking,
+    Business,
+    ClassSession,
+    Customer,
+    Service,
+    Staff,
+    StaffOffer,
+    StaffWeek,
+)
+from client_bot.store.store import SeatRefused, SlotTakenError, Store
 
 __all__ = [
     "LEAD_STATUSES",
@@ -24,11 +33,16 @@ __all__ = [
     "Booking",
     "Business",
     "ChatMessage",
+    "ClassSession",
     "Customer",
     "Lead",
     "SavedLead",
+    "SeatRefused",
     "Service",
     "SlotTakenError",
+    "Staff",
+    "StaffOffer",
+    "StaffWeek",
     "Store",
     "TurnState",
 ]

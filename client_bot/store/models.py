@@ -60,6 +60,11 @@ class Service:
     duration_min: int
     position: int
     hidden: bool
+    capacity: int | None = None  # set: a group class with this many seats per session
+
+    @property
+    def is_class(self) -> bool:
+        return self.capacity is not None
 
     @classmethod
     def from_row(cls, row: Any) -> Service:
@@ -71,6 +76,78 @@ class Service:
             duration_min=row["duration_min"],
             position=row["position"],
             hidden=row["hidden"],
+            capacity=row["capacity"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    id: int
+    name: str
+    description: str
+    position: int
+    own_hours: bool  # False: the business's hours and breaks
+    all_services: bool  # False: only the services listed in staff_services
+    active: bool
+
+    @classmethod
+    def from_row(cls, row: Any) -> Staff:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            description=row["description"],
+            position=row["position"],
+            own_hours=row["own_hours"],
+            all_services=row["all_services"],
+            active=row["active"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StaffOffer:
+    """A staff member who performs a service, at their price and duration."""
+
+    staff: Staff
+    price: Decimal
+    duration_min: int
+
+
+@dataclass(frozen=True, slots=True)
+class StaffWeek:
+    """A staff member's own hours and breaks (used when `own_hours`) and own days off."""
+
+    own_hours: bool
+    hours: dict[int, list[tuple[time, time]]] = field(default_factory=dict)
+    breaks: list[tuple[int, time, time]] = field(default_factory=list)
+    days_off: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ClassSession:
+    id: int
+    service_id: int
+    starts_at: datetime
+    ends_at: datetime
+    staff_id: int | None
+    capacity: int
+    booked: int
+    cancelled: bool
+
+    @property
+    def free_seats(self) -> int:
+        return max(self.capacity - self.booked, 0)
+
+    @classmethod
+    def from_row(cls, row: Any) -> ClassSession:
+        return cls(
+            id=row["id"],
+            service_id=row["service_id"],
+            starts_at=row["starts_at"],
+            ends_at=row["ends_at"],
+            staff_id=row["staff_id"],
+            capacity=row["capacity"],
+            booked=row["booked"],
+            cancelled=row["cancelled_at"] is not None,
         )
 
 
@@ -96,6 +173,9 @@ class Booking:
     customer_name: str
     phone: str
     cancel_note: str | None = None
+    staff_id: int | None = None
+    staff_name: str | None = None
+    session_id: int | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Booking:
@@ -110,6 +190,9 @@ class Booking:
             customer_name=row["customer_name"],
             phone=row["phone"],
             cancel_note=row["cancel_note"],
+            staff_id=row["staff_id"],
+            staff_name=row["staff_name"],
+            session_id=row["session_id"],
         )
 
 

@@ -11,7 +11,17 @@ from typing import Any
 import asyncpg
 
 from client_bot.store.assistant import AssistantStore
-from client_bot.store.models import Booking, Business, Customer, Service, WorkSchedule
+from client_bot.store.models import (
+    Booking,
+    Business,
+    ClassSession,
+    Customer,
+    Service,
+    Staff,
+    StaffOffer,
+    StaffWeek,
+    WorkSchedule,
+)
 
 BUSINESS_FIELDS = frozenset(
     {
@@ -32,18 +42,29 @@ BUSINESS_FIELDS = frozenset(
 )
 # What the master's contract seeds (BUSINESS_NAME, LOCALE, TIMEZONE) until the owner sets it.
 SEEDED_FIELDS = ("name", "locale", "timezone")
-SERVICE_FIELDS = frozenset({"name", "description", "price", "duration_min"})
+SERVICE_FIELDS = frozenset({"name", "description", "price", "duration_min", "capacity"})
+STAFF_FIELDS = frozenset({"name", "description", "all_services", "active"})
 ACTIVE = ("confirmed", "done", "no_show")
 
 _BOOKING_SELECT = """
     SELECT b.id, b.customer_id, b.service_id, s.name AS service_name, b.starts_at, b.ends_at,
-           b.status, b.customer_name, b.phone, b.cancel_note
-    FROM bookings b JOIN services s ON s.id = b.service_id
+           b.status, b.customer_name, b.phone, b.cancel_note, b.staff_id, st.name AS staff_name,
+           b.session_id
+    FROM bookings b JOIN services s ON s.id = b.service_id LEFT JOIN staff st ON st.id = b.staff_id
 """
 
 
 class SlotTakenError(Exception):
     """Someone else booked an overlapping time first (the database said so)."""
+
+
+class SeatRefused(Exception):
+    """No seat: the session is full, cancelled, gone or started (`reason` says which), or the
+    customer has a seat in it already (`reason` = "already")."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +267,187 @@ class Store:
         await self.pool.execute("DELETE FROM days_off WHERE day = $1", day)
         self._changed()
 
+    # --- staff ------------------------------------------------------------------------------
+    async def staff(self, *, include_inactive: bool = False) -> list[Staff]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM staff WHERE $1 OR active ORDER BY position, id", include_inactive
+        )
+        return [Staff.from_row(r) for r in rows]
+
+    async def staff_member(self, staff_id: int) -> Staff | None:
+        row = await self.pool.fetchrow("SELECT * FROM staff WHERE id = $1", staff_id)
+        return Staff.from_row(row) if row else None
+
+    async def add_staff(self, name: str, description: str = "") -> Staff:
+        row = await self.pool.fetchrow(
+            "INSERT INTO staff (name, description, position)"
+            " VALUES ($1, $2, (SELECT coalesce(max(position), 0) + 1 FROM staff)) RETURNING *",
+            name,
+            description,
+        )
+        self._changed()
+        return Staff.from_row(row)
+
+    async def update_staff(self, staff_id: int, field: str, value: Any) -> Staff | None:
+        if field not in STAFF_FIELDS:
+            raise ValueError(f"unknown staff field {field!r}")
+        row = await self.pool.fetchrow(
+            f"UPDATE staff SET {field} = $2 WHERE id = $1 RETURNING *", staff_id, value
+        )
+        self._changed()
+        return Staff.from_row(row) if row else None
+
+    async def set_staff_hours(
+        self, staff_id: int, weekday: int, intervals: Sequence[tuple[time, time]]
+    ) -> None:
+        """The staff member's own hours of one weekday; from now on they keep their own week
+        (a staff member on the business's hours starts from a copy of them)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            own = await conn.fetchval(
+                "SELECT own_hours FROM staff WHERE id = $1 FOR UPDATE", staff_id
+            )
+            if own is None:
+                return
+            if not own:
+                await conn.execute(
+                    "INSERT INTO staff_hours (staff_id, weekday, opens, closes)"
+                    " SELECT $1, weekday, opens, closes FROM working_hours",
+                    staff_id,
+                )
+                await conn.execute(
+                    "INSERT INTO staff_breaks (staff_id, weekday, starts, ends)"
+                    " SELECT $1, weekday, starts, ends FROM breaks",
+                    staff_id,
+                )
+                await conn.execute("UPDATE staff SET own_hours = true WHERE id = $1", staff_id)
+            await conn.execute(
+                "DELETE FROM staff_hours WHERE staff_id = $1 AND weekday = $2", staff_id, weekday
+            )
+            await conn.executemany(
+                "INSERT INTO staff_hours (staff_id, weekday, opens, closes) VALUES ($1, $2, $3, $4)",
+                [(staff_id, weekday, s, e) for s, e in intervals],
+            )
+        self._changed()
+
+    async def use_business_hours(self, staff_id: int) -> None:
+        """Back to the business's hours and breaks (the own ones are forgotten)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM staff_hours WHERE staff_id = $1", staff_id)
+            await conn.execute("DELETE FROM staff_breaks WHERE staff_id = $1", staff_id)
+            await conn.execute("UPDATE staff SET own_hours = false WHERE id = $1", staff_id)
+        self._changed()
+
+    async def set_staff_breaks(
+        self, staff_id: int, weekday: int, intervals: Sequence[tuple[time, time]]
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "DELETE FROM staff_breaks WHERE staff_id = $1 AND weekday = $2", staff_id, weekday
+            )
+            await conn.executemany(
+                "INSERT INTO staff_breaks (staff_id, weekday, starts, ends) VALUES ($1, $2, $3, $4)",
+                [(staff_id, weekday, s, e) for s, e in intervals],
+            )
+        self._changed()
+
+    async def add_staff_day_off(self, staff_id: int, day: date) -> None:
+        await self.pool.execute(
+            "INSERT INTO staff_days_off (staff_id, day) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            staff_id,
+            day,
+        )
+        self._changed()
+
+    async def remove_staff_day_off(self, staff_id: int, day: date) -> None:
+        await self.pool.execute(
+            "DELETE FROM staff_days_off WHERE staff_id = $1 AND day = $2", staff_id, day
+        )
+        self._changed()
+
+    async def set_staff_service(
+        self,
+        staff_id: int,
+        service_id: int,
+        *,
+        price: Decimal | None = None,
+        duration_min: int | None = None,
+    ) -> None:
+        """The staff member performs the service (at their own price/duration when given)."""
+        await self.pool.execute(
+            "INSERT INTO staff_services (staff_id, service_id, price, duration_min)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (staff_id, service_id)"
+            " DO UPDATE SET price = EXCLUDED.price, duration_min = EXCLUDED.duration_min",
+            staff_id,
+            service_id,
+            price,
+            duration_min,
+        )
+        self._changed()
+
+    async def remove_staff_service(self, staff_id: int, service_id: int) -> None:
+        await self.pool.execute(
+            "DELETE FROM staff_services WHERE staff_id = $1 AND service_id = $2",
+            staff_id,
+            service_id,
+        )
+        self._changed()
+
+    async def staff_service_ids(self, staff_id: int) -> set[int]:
+        rows = await self.pool.fetch(
+            "SELECT service_id FROM staff_services WHERE staff_id = $1", staff_id
+        )
+        return {r["service_id"] for r in rows}
+
+    async def offers(self, service_id: int) -> list[StaffOffer]:
+        """Active staff members who perform the service, at their price and duration."""
+        rows = await self.pool.fetch(
+            "SELECT st.*, coalesce(ss.price, s.price) AS offer_price,"
+            " coalesce(ss.duration_min, s.duration_min) AS offer_duration"
+            " FROM staff st JOIN services s ON s.id = $1"
+            " LEFT JOIN staff_services ss ON ss.staff_id = st.id AND ss.service_id = s.id"
+            " WHERE st.active AND (st.all_services OR ss.staff_id IS NOT NULL)"
+            " ORDER BY st.position, st.id",
+            service_id,
+        )
+        return [StaffOffer(Staff.from_row(r), r["offer_price"], r["offer_duration"]) for r in rows]
+
+    async def staff_weeks(self, staff_ids: Sequence[int]) -> dict[int, StaffWeek]:
+        """Own hours, breaks and days off of these staff members."""
+        async with self.pool.acquire() as conn:
+            own = await conn.fetch(
+                "SELECT id, own_hours FROM staff WHERE id = ANY($1::integer[])", list(staff_ids)
+            )
+            hours = await conn.fetch(
+                "SELECT * FROM staff_hours WHERE staff_id = ANY($1::integer[])"
+                " ORDER BY weekday, opens",
+                list(staff_ids),
+            )
+            breaks = await conn.fetch(
+                "SELECT * FROM staff_breaks WHERE staff_id = ANY($1::integer[])"
+                " ORDER BY weekday, starts",
+                list(staff_ids),
+            )
+            off = await conn.fetch(
+                "SELECT * FROM staff_days_off WHERE staff_id = ANY($1::integer[])",
+                list(staff_ids),
+            )
+        weeks: dict[int, StaffWeek] = {}
+        for r in own:
+            sid = r["id"]
+            week_hours: dict[int, list[tuple[time, time]]] = {}
+            for h in hours:
+                if h["staff_id"] == sid:
+                    week_hours.setdefault(h["weekday"], []).append((h["opens"], h["closes"]))
+            weeks[sid] = StaffWeek(
+                own_hours=r["own_hours"],
+                hours=week_hours,
+                breaks=[
+                    (b["weekday"], b["starts"], b["ends"]) for b in breaks if b["staff_id"] == sid
+                ],
+                days_off=frozenset(d["day"] for d in off if d["staff_id"] == sid),
+            )
+        return weeks
+
     # --- customers and admins ----------------------------------------------------------------
     async def touch_customer(
         self,
@@ -323,6 +525,24 @@ class Store:
         )
         return [(r["starts_at"], r["ends_at"]) for r in rows]
 
+    async def busy_by_staff(
+        self, start: datetime, end: datetime
+    ) -> dict[int, list[tuple[datetime, datetime]]]:
+        """Each staff member's appointments and classes they lead overlapping [start, end)."""
+        rows = await self.pool.fetch(
+            "SELECT staff_id, starts_at, ends_at FROM bookings"
+            " WHERE status <> 'cancelled' AND session_id IS NULL AND starts_at < $2 AND ends_at > $1"
+            " UNION ALL SELECT staff_id, starts_at, ends_at FROM class_sessions"
+            " WHERE staff_id IS NOT NULL AND cancelled_at IS NULL"
+            " AND starts_at < $2 AND ends_at > $1",
+            start,
+            end,
+        )
+        found: dict[int, list[tuple[datetime, datetime]]] = {}
+        for r in rows:
+            found.setdefault(r["staff_id"], []).append((r["starts_at"], r["ends_at"]))
+        return found
+
     async def create_booking(
         self,
         *,
@@ -333,22 +553,29 @@ class Store:
         phone: str,
         reminders: Iterable[tuple[int, datetime]] = (),
         source: str = "menu",
+        staff_id: int | None = None,
+        duration_min: int | None = None,
     ) -> Booking:
-        """Insert a confirmed booking and its due reminders; SlotTakenError when overlapping."""
-        ends_at = starts_at + timedelta(minutes=service.duration_min)
+        """Insert a confirmed booking of `staff_id` (None: the first active staff member) taking
+        `duration_min` (None: the service's) and its due reminders; SlotTakenError when the
+        staff member has an overlapping booking."""
+        ends_at = starts_at + timedelta(minutes=duration_min or service.duration_min)
         offsets = [offset for offset, _due in reminders]
         dues = [due for _offset, due in reminders]
         try:
             # One statement, so one round trip and atomic without an explicit transaction.
-            booking_id = await self.pool.fetchval(
+            row = await self.pool.fetchrow(
                 "WITH b AS ("
-                "  INSERT INTO bookings"
-                "  (customer_id, service_id, starts_at, ends_at, customer_name, phone, source)"
-                "  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id),"
+                "  INSERT INTO bookings (customer_id, service_id, starts_at, ends_at,"
+                "  customer_name, phone, source, staff_id)"
+                "  VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($10::integer,"
+                "  (SELECT id FROM staff WHERE active ORDER BY position, id LIMIT 1)))"
+                "  RETURNING id, staff_id),"
                 " r AS (INSERT INTO reminders (booking_id, offset_min, due_at)"
                 "  SELECT b.id, u.offset_min, u.due_at FROM b,"
                 "  unnest($8::integer[], $9::timestamptz[]) AS u(offset_min, due_at))"
-                " SELECT id FROM b",
+                " SELECT b.id, b.staff_id, st.name AS staff_name"
+                " FROM b LEFT JOIN staff st ON st.id = b.staff_id",
                 customer_id,
                 service.id,
                 starts_at,
@@ -358,11 +585,14 @@ class Store:
                 source,
                 offsets,
                 dues,
+                staff_id,
             )
         except asyncpg.ExclusionViolationError:
             raise SlotTakenError(starts_at) from None
         return Booking(
-            id=booking_id,
+            id=row["id"],
+            staff_id=row["staff_id"],
+            staff_name=row["staff_name"],
             customer_id=customer_id,
             service_id=service.id,
             service_name=service.name,
@@ -402,10 +632,14 @@ class Store:
         self, booking_id: int, *, by: str, note: str | None = None, customer_id: int | None = None
     ) -> Booking | None:
         """Cancel a confirmed booking (only the customer's own when `customer_id` is given)."""
+        # A seat in a class goes back to the session in the same statement.
         row = await self.pool.fetchrow(
-            "UPDATE bookings SET status = 'cancelled', cancelled_by = $2, cancel_note = $3,"
-            " updated_at = now() WHERE id = $1 AND status = 'confirmed'"
-            " AND ($4::bigint IS NULL OR customer_id = $4) RETURNING id",
+            "WITH c AS (UPDATE bookings SET status = 'cancelled', cancelled_by = $2,"
+            " cancel_note = $3, updated_at = now() WHERE id = $1 AND status = 'confirmed'"
+            " AND ($4::bigint IS NULL OR customer_id = $4) RETURNING id, session_id),"
+            " s AS (UPDATE class_sessions cs SET booked = booked - 1 FROM c"
+            "  WHERE cs.id = c.session_id)"
+            " SELECT id FROM c",
             booking_id,
             by,
             note,
@@ -427,15 +661,172 @@ class Store:
         )
         return await self.booking(booking_id) if row else None
 
+    # --- group classes ------------------------------------------------------------------------
+    async def add_timetable_entry(
+        self,
+        service_id: int,
+        weekday: int,
+        starts: time,
+        *,
+        capacity: int | None = None,
+        staff_id: int | None = None,
+    ) -> int:
+        entry_id: int = await self.pool.fetchval(
+            "INSERT INTO class_timetable (service_id, weekday, starts, capacity, staff_id)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            service_id,
+            weekday,
+            starts,
+            capacity,
+            staff_id,
+        )
+        self._changed()
+        return entry_id
+
+    async def remove_timetable_entry(self, entry_id: int) -> None:
+        """Future sessions nobody booked go with it; booked ones stay (cancel them explicitly)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "DELETE FROM class_sessions WHERE timetable_id = $1 AND booked = 0"
+                " AND starts_at > now() AND NOT EXISTS"
+                " (SELECT 1 FROM bookings b WHERE b.session_id = class_sessions.id)",
+                entry_id,
+            )
+            await conn.execute("DELETE FROM class_timetable WHERE id = $1", entry_id)
+        self._changed()
+
+    async def timetable(self, service_id: int | None = None) -> list[asyncpg.Record]:
+        """Timetable entries (id, service_id, weekday, starts, capacity, staff_id)."""
+        return list(
+            await self.pool.fetch(
+                "SELECT * FROM class_timetable WHERE $1::integer IS NULL OR service_id = $1"
+                " ORDER BY service_id, weekday, starts",
+                service_id,
+            )
+        )
+
+    async def ensure_sessions(
+        self, sessions: Sequence[tuple[int, datetime, datetime, int | None, int, int | None]]
+    ) -> None:
+        """Create the sessions (service_id, starts_at, ends_at, staff_id, capacity,
+        timetable_id) that do not exist yet; existing ones, booked or not, are left alone."""
+        if not sessions:
+            return
+        await self.pool.executemany(
+            "INSERT INTO class_sessions"
+            " (service_id, starts_at, ends_at, staff_id, capacity, timetable_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (service_id, starts_at) DO NOTHING",
+            sessions,
+        )
+
+    async def add_session(
+        self,
+        service_id: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        capacity: int,
+        staff_id: int | None = None,
+    ) -> ClassSession:
+        """A one-off session."""
+        row = await self.pool.fetchrow(
+            "INSERT INTO class_sessions (service_id, starts_at, ends_at, capacity, staff_id)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING *",
+            service_id,
+            starts_at,
+            ends_at,
+            capacity,
+            staff_id,
+        )
+        return ClassSession.from_row(row)
+
+    async def sessions(self, service_id: int, start: datetime, end: datetime) -> list[ClassSession]:
+        """Sessions of the class starting in [start, end), cancelled ones excluded."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM class_sessions WHERE service_id = $1 AND cancelled_at IS NULL"
+            " AND starts_at >= $2 AND starts_at < $3 ORDER BY starts_at",
+            service_id,
+            start,
+            end,
+        )
+        return [ClassSession.from_row(r) for r in rows]
+
+    async def session(self, session_id: int) -> ClassSession | None:
+        row = await self.pool.fetchrow("SELECT * FROM class_sessions WHERE id = $1", session_id)
+        return ClassSession.from_row(row) if row else None
+
+    async def set_session_capacity(self, session_id: int, capacity: int) -> bool:
+        """False when more seats are booked than `capacity` (the CHECK refuses it)."""
+        try:
+            await self.pool.execute(
+                "UPDATE class_sessions SET capacity = $2 WHERE id = $1", session_id, capacity
+            )
+        except asyncpg.CheckViolationError:
+            return False
+        return True
+
+    async def book_seat(
+        self,
+        *,
+        customer_id: int,
+        session_id: int,
+        not_before: datetime,
+        customer_name: str,
+        phone: str,
+        reminders: Iterable[tuple[int, datetime]] = (),
+        source: str = "menu",
+    ) -> Booking:
+        """Take a seat in the session and insert the booking with its reminders, in one
+        statement: the session row is updated under its lock and only while seats are left, so
+        concurrent confirmations never take more seats than there are. SeatRefused otherwise
+        ("full", "gone" for a cancelled/missing/started session, "already")."""
+        offsets = [offset for offset, _due in reminders]
+        dues = [due for _offset, due in reminders]
+        try:
+            booking_id = await self.pool.fetchval(
+                "WITH s AS (UPDATE class_sessions SET booked = booked + 1"
+                "  WHERE id = $1 AND cancelled_at IS NULL AND starts_at > $2"
+                "  AND booked < capacity RETURNING id, service_id, staff_id, starts_at, ends_at),"
+                " b AS (INSERT INTO bookings (customer_id, service_id, staff_id, session_id,"
+                "  starts_at, ends_at, customer_name, phone, source)"
+                "  SELECT $3, s.service_id, s.staff_id, s.id, s.starts_at, s.ends_at, $4, $5, $6"
+                "  FROM s RETURNING id),"
+                " r AS (INSERT INTO reminders (booking_id, offset_min, due_at)"
+                "  SELECT b.id, u.offset_min, u.due_at FROM b,"
+                "  unnest($7::integer[], $8::timestamptz[]) AS u(offset_min, due_at))"
+                " SELECT id FROM b",
+                session_id,
+                not_before,
+                customer_id,
+                customer_name,
+                phone,
+                source,
+                offsets,
+                dues,
+            )
+        except asyncpg.UniqueViolationError:
+            raise SeatRefused("already") from None
+        if booking_id is None:
+            session = await self.session(session_id)
+            usable = session is not None and not session.cancelled
+            raise SeatRefused(
+                "full" if usable and session and session.starts_at > not_before else "gone"
+            )
+        booking = await self.booking(booking_id)
+        assert booking is not None
+        return booking
+
     # --- reminders ----------------------------------------------------------------------------
     async def claim_due_reminders(self, now: datetime, limit: int = 50) -> list[DueReminder]:
         """Mark due reminders as sent and return them: each is handed out exactly once."""
         async with self.pool.acquire() as conn, conn.transaction():
+            # The rows are picked first (a materialized CTE runs once), then updated: a LIMIT
+            # subquery joined to the UPDATE may be re-run per row and claim more than asked.
             rows = await conn.fetch(
-                "UPDATE reminders r SET sent_at = $1 FROM ("
+                "WITH due AS MATERIALIZED ("
                 "  SELECT booking_id, offset_min FROM reminders"
                 "  WHERE sent_at IS NULL AND due_at <= $1 ORDER BY due_at LIMIT $2"
-                "  FOR UPDATE SKIP LOCKED) due"
+                "  FOR UPDATE SKIP LOCKED)"
+                " UPDATE reminders r SET sent_at = $1 FROM due"
                 " WHERE r.booking_id = due.booking_id AND r.offset_min = due.offset_min"
                 " RETURNING r.booking_id, r.offset_min",
                 now,
@@ -489,16 +880,32 @@ class Store:
         return [r["id"] for r in rows]
 
     async def claim_recipients(self, broadcast_id: int, limit: int) -> list[int]:
-        """Move up to `limit` pending recipients to 'sending' (claimed before any send)."""
+        """Move up to `limit` pending recipients to 'sending' (claimed before any send).
+
+        The rows are picked first, then updated: `UPDATE … WHERE id IN (SELECT … LIMIT n)`
+        planned as a nested-loop semi join re-runs the LIMIT subquery per row and claims far
+        more than `limit` (a restart then abandons them all). A MATERIALIZED CTE runs once."""
         rows = await self.pool.fetch(
-            "UPDATE broadcast_recipients SET status = 'sending' WHERE broadcast_id = $1"
-            " AND customer_id IN (SELECT customer_id FROM broadcast_recipients"
+            "WITH picked AS MATERIALIZED (SELECT customer_id FROM broadcast_recipients"
             "  WHERE broadcast_id = $1 AND status = 'pending' ORDER BY customer_id LIMIT $2"
-            "  FOR UPDATE SKIP LOCKED) RETURNING customer_id",
+            "  FOR UPDATE SKIP LOCKED)"
+            " UPDATE broadcast_recipients r SET status = 'sending' FROM picked"
+            " WHERE r.broadcast_id = $1 AND r.customer_id = picked.customer_id"
+            " RETURNING r.customer_id",
             broadcast_id,
             limit,
         )
         return sorted(r["customer_id"] for r in rows)
+
+    async def release_recipient(self, broadcast_id: int, customer_id: int) -> None:
+        """Give a claimed recipient back (nothing was sent): nobody stays 'sending' while the
+        worker waits, so a restart meanwhile does not abandon them."""
+        await self.pool.execute(
+            "UPDATE broadcast_recipients SET status = 'pending'"
+            " WHERE broadcast_id = $1 AND customer_id = $2 AND status = 'sending'",
+            broadcast_id,
+            customer_id,
+        )
 
     async def abandon_in_flight(self, broadcast_id: int) -> int:
         """After a restart: recipients left in 'sending' may have got it — never resend."""

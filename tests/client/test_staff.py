@@ -1,0 +1,216 @@
+"""Staff: customers pick a staff member or "any available"; PostgreSQL refuses one staff
+member's overlapping bookings, never two staff members' — through the emulator, as people do."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import time, timedelta
+
+import pytest
+
+from client_bot.store import SlotTakenError
+from database.migrator import load_migrations, migrate_tenant
+from database.redis_tenants import create_tenant_redis_user
+from tests.client.conftest import T0, TenantCreds, fetch
+
+WED_10 = T0 + timedelta(days=1, hours=1)  # Wednesday 2 December, 10:00 in Moscow
+PRICE = "1\u00a0500 ₽"
+
+
+async def two_masters(bot):
+    """The default staff member becomes Мария; Ольга joins, same hours, every service."""
+    [default] = await bot.store.staff()
+    await bot.store.update_staff(default.id, "name", "Мария")
+    olga = await bot.store.add_staff("Ольга", "Колорист")
+    return default, olga
+
+
+async def to_summary(customer, staff, *, time_="10:00", day="2", phone="+7 900 123-45-67"):
+    menu = await customer.ask("/start", "Добро пожаловать")
+    services = await customer.press(menu, "📅 Записаться", "Выберите услугу")
+    masters = await customer.press(services, f"Стрижка · {PRICE}", "Выберите специалиста")
+    calendar = await customer.press(masters, staff, "Выберите день")
+    slots = await customer.press(calendar, day, "Выберите время")
+    await customer.press(slots, time_, "Поделитесь номером телефона")
+    return await customer.ask(phone, "Проверьте запись")
+
+
+async def test_two_staff_members_at_one_time_are_fine_one_twice_is_refused(bot_factory):
+    bot = await bot_factory()
+    maria, olga = await two_masters(bot)
+    anna, boris = bot.customer(201, "Анна"), bot.customer(202, "Борис")
+
+    menu = await anna.ask("/start", "Добро пожаловать")
+    services = await anna.press(menu, "📅 Записаться", "Выберите услугу")
+    masters = await anna.press(services, f"Стрижка · {PRICE}", "Выберите специалиста")
+    assert masters.buttons() == [
+        [f"Мария · {PRICE}"], [f"Ольга · {PRICE}"], ["Любой свободный"], ["« Услуги"],
+    ]  # fmt: skip
+    summary = await to_summary(anna, f"Мария · {PRICE}")
+    assert "Специалист: Мария" in summary.plain_text
+    done = await anna.press(summary, "✅ Подтвердить", "Вы записаны")
+    assert "специалист: Мария" in done.plain_text and "ср, 2 дек., 10:00" in done.plain_text
+
+    # Мария's 10:00 is gone from her times, Ольга's is still there and Борис takes it.
+    calendar = await boris.press(
+        await boris.press(
+            await boris.press(
+                await boris.ask("/start", "Добро пожаловать"), "📅 Записаться", "Выберите услугу"
+            ),
+            f"Стрижка · {PRICE}",
+            "Выберите специалиста",
+        ),
+        f"Мария · {PRICE}",
+        "Выберите день",
+    )
+    marias = await boris.press(calendar, "2", "Выберите время")
+    assert "10:00" not in [b for row in marias.buttons() for b in row]
+    summary = await to_summary(boris, f"Ольга · {PRICE}")
+    done = await boris.press(summary, "✅ Подтвердить", "Вы записаны")
+    assert "специалист: Ольга" in done.plain_text
+
+    rows = await fetch(
+        bot.tenant.dsn, "SELECT customer_id, staff_id, starts_at FROM bookings ORDER BY id"
+    )
+    assert [(r["customer_id"], r["staff_id"], r["starts_at"]) for r in rows] == [
+        (201, maria.id, WED_10), (202, olga.id, WED_10),
+    ]  # fmt: skip
+    # The database itself refuses Мария twice at an overlapping time (10:30–11:30).
+    haircut = (await bot.store.services())[0]
+    with pytest.raises(SlotTakenError):
+        await bot.store.create_booking(
+            customer_id=201, service=haircut, starts_at=WED_10 + timedelta(minutes=30),
+            customer_name="X", phone="+70000000000", staff_id=maria.id,
+        )  # fmt: skip
+    assert len(await fetch(bot.tenant.dsn, "SELECT 1 FROM bookings")) == 2
+
+
+async def test_racing_for_the_last_free_staff_member_one_booking_one_fresh_choice(bot_factory):
+    bot = await bot_factory()
+    maria, olga = await two_masters(bot)
+    haircut = (await bot.store.services())[0]
+    await bot.store.touch_customer(299, "Вера", None, None)
+    at_15 = WED_10 + timedelta(hours=5)
+    await bot.store.create_booking(
+        customer_id=299, service=haircut, starts_at=at_15, customer_name="Вера",
+        phone="+70000000000", staff_id=olga.id,
+    )  # fmt: skip
+    anna, boris = bot.customer(203, "Анна"), bot.customer(204, "Борис")
+    summaries = await asyncio.gather(
+        to_summary(anna, "Любой свободный", time_="15:00"),
+        to_summary(boris, "Любой свободный", time_="15:00"),
+    )
+    assert all("Специалист: Любой свободный" in s.plain_text for s in summaries)
+    before = [await anna.seen(), await boris.seen()]
+    await asyncio.gather(
+        anna.click(summaries[0], "✅ Подтвердить"), boris.click(summaries[1], "✅ Подтвердить")
+    )
+    results = [
+        await customer.wait("", after=seen)
+        for customer, seen in zip((anna, boris), before, strict=True)
+    ]
+    winners = [r for r in results if "Вы записаны" in r.plain_text]
+    assert len(winners) == 1 and "специалист: Мария" in winners[0].plain_text
+    loser = next(r for r in results if "Вы записаны" not in r.plain_text)
+    assert "только что заняли" in loser.plain_text
+    times = [b for row in loser.buttons() for b in row]
+    assert "15:00" not in times and "16:00" in times
+    rows = await fetch(
+        bot.tenant.dsn, "SELECT staff_id FROM bookings WHERE starts_at = $1 ORDER BY id", at_15
+    )
+    assert [r["staff_id"] for r in rows] == [olga.id, maria.id]
+
+
+async def test_any_available_goes_to_the_least_loaded_and_a_removed_one_gets_a_fresh_choice(
+    bot_factory,
+):
+    bot = await bot_factory()
+    maria, olga = await two_masters(bot)
+    haircut = (await bot.store.services())[0]
+    await bot.store.touch_customer(298, "Вера", None, None)
+    for hours in (0, 1):  # Мария has two bookings on Wednesday, Ольга none
+        await bot.store.create_booking(
+            customer_id=298, service=haircut, starts_at=WED_10 + timedelta(hours=hours),
+            customer_name="Вера", phone="+70000000000", staff_id=maria.id,
+        )  # fmt: skip
+    anna = bot.customer(205, "Анна")
+    done = await anna.press(
+        await to_summary(anna, "Любой свободный", time_="16:00"), "✅ Подтвердить", "Вы записаны"
+    )
+    assert "специалист: Ольга" in done.plain_text
+
+    # Ольга leaves while Борис looks at her calendar: his old button gets a fresh choice.
+    boris = bot.customer(206, "Борис")
+    menu = await boris.ask("/start", "Добро пожаловать")
+    services = await boris.press(menu, "📅 Записаться", "Выберите услугу")
+    masters = await boris.press(services, f"Стрижка · {PRICE}", "Выберите специалиста")
+    calendar = await boris.press(masters, f"Ольга · {PRICE}", "Выберите день")
+    await bot.store.update_staff(olga.id, "active", False)
+    fresh = await boris.press(calendar, "3", "больше не выполняет эту услугу")
+    assert "Выберите день" in fresh.plain_text  # one left: straight to the calendar
+    assert await fetch(bot.tenant.dsn, "SELECT 1 FROM bookings WHERE customer_id = 206") == []
+
+
+async def test_a_business_from_before_staff_still_books_as_before(
+    bot_factory, make_tenant, redis_admin, redis_url, pg_dsn
+):
+    import asyncpg
+
+    db = await make_tenant(migrate=False)
+    old = [m for m in load_migrations("tenant") if m.version <= 6]
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await migrate_tenant(admin, db.tenant_id, migrations=old)
+    finally:
+        await admin.close()
+    # A populated business of the old schema: hours, a service, a customer, a booking.
+    conn = await asyncpg.connect(db.dsn)
+    try:
+        await conn.execute("UPDATE business SET name = 'Салон', welcome_text = 'Добро пожаловать'")
+        await conn.executemany(
+            "INSERT INTO working_hours (weekday, opens, closes) VALUES ($1, $2, $3)",
+            [(wd, time(10), time(19)) for wd in range(6)],
+        )
+        service_id = await conn.fetchval(
+            "INSERT INTO services (name, price, duration_min) VALUES ('Стрижка', 1500, 60)"
+            " RETURNING id"
+        )
+        await conn.execute("INSERT INTO customers (telegram_id, first_name) VALUES (290, 'Вера')")
+        old_id = await conn.fetchval(
+            "INSERT INTO bookings (customer_id, service_id, starts_at, ends_at, phone)"
+            " VALUES (290, $1, $2, $3, '+70000000000') RETURNING id",
+            service_id,
+            WED_10,
+            WED_10 + timedelta(hours=1),
+        )
+    finally:
+        await conn.close()
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        report = await migrate_tenant(admin, db.tenant_id)
+    finally:
+        await admin.close()
+    assert [label.split("_")[0] for label in report.applied][:2] == ["0007", "0008"]
+    staff = await fetch(db.dsn, "SELECT id, name FROM staff")
+    assert [r["name"] for r in staff] == ["Специалист"]
+    held = await fetch(db.dsn, "SELECT staff_id FROM bookings WHERE id = $1", old_id)
+    assert [r["staff_id"] for r in held] == [staff[0]["id"]]
+
+    redis_user = await create_tenant_redis_user(redis_admin, db.tenant_id, server_url=redis_url)
+    bot = await bot_factory(tenant=TenantCreds(db.tenant_id, db.dsn, redis_user.url), seed=False)
+    anna = bot.customer(207, "Анна")
+    menu = await anna.ask("/start", "Добро пожаловать")
+    services = await anna.press(menu, "📅 Записаться", "Выберите услугу")
+    calendar = await anna.press(services, f"Стрижка · {PRICE}", "Выберите день")  # no staff step
+    slots = await anna.press(calendar, "2", "Выберите время")
+    times = [b for row in slots.buttons() for b in row]
+    assert "10:00" not in times and "11:00" in times  # the old booking still holds 10:00
+    await anna.press(slots, "11:00", "Поделитесь номером")
+    summary = await anna.ask("+7 900 123-45-67", "Проверьте запись")
+    assert "Специалист" not in summary.plain_text
+    done = await anna.press(summary, "✅ Подтвердить", "Вы записаны")
+    assert "специалист" not in done.plain_text
+    rows = await fetch(db.dsn, "SELECT customer_id, staff_id FROM bookings ORDER BY id")
+    assert [(r["customer_id"], r["staff_id"]) for r in rows] == [
+        (290, staff[0]["id"]), (207, staff[0]["id"]),
+    ]  # fmt: skip
