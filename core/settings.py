@@ -351,6 +351,52 @@ class SalesSettings(
         return v
 
 
+class WebSettings(
+    PostgresSettings,
+    RedisSettings,
+    OpenAISettings,
+    AssistantTuningSettings,
+    EncryptionSettings,
+    LoggingSettings,
+    FleetSettings,
+):
+    """The owner's web (`python -m web`): accounts in the control schema (DATABASE_URL), each
+    tenant's data only through that tenant's own login role and ACL user, whose passwords it
+    decrypts with ENCRYPTION_KEYS (web/tenants.py)."""
+
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(8090, ge=1, le=65535)
+    web_public_url: HttpUrl = Field(
+        "http://127.0.0.1:8090", description="where browsers reach the web (login links, widget)"
+    )
+    web_jwt_keys: SecretStr = Field(
+        description="comma-separated JWT signing keys, newest first: the first signs, all verify"
+    )
+    web_access_ttl: int = Field(900, ge=30, le=86400, description="access JWT lifetime, seconds")
+    web_refresh_ttl: int = Field(30 * 86400, ge=300, le=365 * 86400)
+    web_link_ttl: int = Field(900, ge=30, le=86400, description="one-time login link lifetime")
+    web_login_email_limit: int = Field(10, ge=1, le=10000, description="failed logins/min/email")
+    web_login_ip_limit: int = Field(50, ge=1, le=100000, description="failed logins/min/IP")
+    web_redis_prefix: str = Field(
+        "web:", pattern=r"^[a-z][a-z0-9_:-]{0,40}:$", description="the web's own Redis keys"
+    )
+    tenant_database_url: SecretStr | None = Field(
+        None, description="server the tenants' roles log in to; defaults to DATABASE_URL's"
+    )
+    tenant_redis_url: SecretStr | None = None
+    sales_plans_file: str = Field("", description="the plans file: which plans have the assistant")
+
+    @field_validator("web_jwt_keys")
+    @classmethod
+    def _jwt_keys(cls, v: SecretStr) -> SecretStr:
+        keys = [k.strip() for k in v.get_secret_value().split(",") if k.strip()]
+        if not keys or any(len(k) < 32 for k in keys):
+            raise ValueError(
+                "needs one or more keys of at least 32 characters (python -m web.tokens prints one)"
+            )
+        return v
+
+
 S = TypeVar("S", bound=BaseSettings)
 
 

@@ -1,0 +1,30 @@
+// A one-time login link: the token travels in the URL fragment-free query, and is spent by a
+// POST from this page (a link preview that only GETs the page does not use it up).
+(function () {
+  "use strict";
+  var status = document.getElementById("status");
+  var token = new URLSearchParams(window.location.search).get("token");
+  // Drop the token from the address bar and history at once.
+  window.history.replaceState(null, "", window.location.pathname);
+  if (!token) {
+    status.textContent = "Ссылка без токена: попросите новую в боте.";
+    return;
+  }
+  fetch("/api/auth/link", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token: token }),
+  })
+    .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
+    .then(function (res) {
+      if (!res.ok) {
+        status.textContent = (res.body.error && res.body.error.message) || "Не удалось войти.";
+        return;
+      }
+      sessionStorage.setItem("botfleet.access", res.body.access_token);
+      localStorage.setItem("botfleet.refresh", res.body.refresh_token);
+      status.textContent = "Вы вошли. API: /docs";
+      status.dataset.state = "in";
+    })
+    .catch(function () { status.textContent = "Сеть недоступна, попробуйте ещё раз."; });
+})();
