@@ -18,9 +18,16 @@ DOCKER_ENGINE := docker_env="$$(scripts/docker_engine.sh up)" && eval "$$docker_
 # Operator targets use the servers named in .env (a VPS) or in the environment; only where
 # neither says anything (a development machine) the throwaway servers above.
 OPS_ENV := if [ -f .env ] || [ -n "$${DATABASE_URL:-}" ]; then :; else $(SERVICES); fi
+# Without .env, the master settings of the sandbox `make run` started (its deploy backend), so
+# `make stats`/`make logs` see its bots.
+SANDBOX_MASTER_ENV := { sandbox_env="$${BOTFLEET_RUN_DIR:-/tmp/botfleet-run-$$(id -u)}/master.env"; \
+	if [ ! -f .env ] && [ -f "$$sandbox_env" ]; then set -a && . "$$sandbox_env" && set +a; fi; }
 # docker compose v2 when installed, else docker-compose v1; project name fixed (volume names).
 PROJECT := botfleet
-COMPOSE = $(if $(shell docker compose version >/dev/null 2>&1 && echo v2),docker compose,docker-compose) -p $(PROJECT)
+# TRIAL=1: docker-compose.trial.yml too (the Telegram emulator and the YooKassa fake as services).
+COMPOSE_FILES = $(if $(TRIAL),-f docker-compose.yml -f docker-compose.trial.yml)
+COMPOSE = $(if $(shell docker compose version >/dev/null 2>&1 && echo v2),docker compose,docker-compose) \
+	-p $(PROJECT) $(COMPOSE_FILES)
 # Seconds `make up` waits for every service to be healthy (scripts/stack.sh wait).
 UP_TIMEOUT ?= 300
 
@@ -77,7 +84,7 @@ migrate: install ## apply control + tenant migrations (.env/DATABASE_URL, else t
 migrate-dry-run: install ## list pending migrations without applying them
 	@$(OPS_ENV) && $(PY) -m scripts.migrate --dry-run
 
-up: ## build and start the whole platform with docker compose (needs a filled .env; OFFLINE=1: images built here)
+up: ## build and start the platform with docker compose, wait until healthy (OFFLINE=1: images built here; TRIAL=1: with emulated Telegram + YooKassa)
 	@test -f .env || { echo "no .env: cp .env.example .env and fill it in (docs/operations.md)"; exit 1; }
 ifdef OFFLINE
 	@# Every image built here by scripts/docker_engine.sh (postgres/redis stand-ins included).
@@ -85,15 +92,16 @@ ifdef OFFLINE
 		export PLATFORM_IMAGE="$$BOTFLEET_PLATFORM_IMAGE" CLIENT_IMAGE="$$BOTFLEET_CLIENT_IMAGE" \
 			POSTGRES_IMAGE="$$BOTFLEET_POSTGRES_IMAGE" REDIS_IMAGE="$$BOTFLEET_REDIS_IMAGE" && \
 		echo "images: $$PLATFORM_IMAGE $$CLIENT_IMAGE $$POSTGRES_IMAGE $$REDIS_IMAGE" && \
-		DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --no-build
+		DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --no-build --remove-orphans
 else
 	@# BuildKit for the Dockerfiles' secret mounts: compose v1 (Debian 12) builds with the docker
 	@# CLI only when told (COMPOSE_DOCKER_CLI_BUILD); a 20.10 CLI needs DOCKER_BUILDKIT=1.
 	DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) \
-		COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 $(COMPOSE) up -d --build
+		COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 $(COMPOSE) up -d --build --remove-orphans
 endif
 	@STACK_COMPOSE="$(COMPOSE)" STACK_PROJECT=$(PROJECT) scripts/stack.sh wait $(UP_TIMEOUT)
 	@$(COMPOSE) ps
+	@$(if $(TRIAL),STACK_COMPOSE="$(COMPOSE)" scripts/stack.sh trial-help)
 
 down: ## stop the master, then this fleet's client-bot containers, then the stack (volumes and data stay)
 	@# The master first: it would start the bots again while they stop. Then only the client bots
@@ -104,14 +112,14 @@ down: ## stop the master, then this fleet's client-bot containers, then the stac
 		fleet="$${fleet:-botfleet}"; \
 		ids=$$(docker ps -q --filter label=botfleet.managed=true --filter "label=botfleet.fleet=$$fleet" 2>/dev/null); \
 		if [ -n "$$ids" ]; then echo "stopping the client bots of fleet $$fleet"; docker stop $$ids >/dev/null; fi
-	$(COMPOSE) down
+	$(COMPOSE) down --remove-orphans
 
 logs: install ## platform logs, or one bot's with TENANT=client_001 (LINES=200, FOLLOW=1)
-	@if [ -n "$(TENANT)" ]; then $(PY) -m scripts.logs $(TENANT) --lines $(LINES) $(if $(FOLLOW),--follow); \
+	@if [ -n "$(TENANT)" ]; then $(SANDBOX_MASTER_ENV) && $(PY) -m scripts.logs $(TENANT) --lines $(LINES) $(if $(FOLLOW),--follow); \
 	else $(COMPOSE) logs --tail=$(LINES) $(if $(FOLLOW),--follow); fi
 
 stats: install ## fleet statistics: tenants, expiries, payments, per-tenant numbers (ARGS=--json)
-	@$(OPS_ENV) && $(PY) -m scripts.stats $(ARGS)
+	@$(OPS_ENV) && $(SANDBOX_MASTER_ENV) && $(PY) -m scripts.stats $(ARGS)
 
 db-backup: install ## pg_dump the database (+ roles) into backups/, or one tenant: TENANT=client_001 (BACKUP_KEEP=14)
 	@$(OPS_ENV) && $(PY) -m scripts.backup dump --dir $(BACKUPS_DIR) --keep $(BACKUP_KEEP) $(if $(TENANT),--tenant $(TENANT))

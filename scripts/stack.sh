@@ -8,6 +8,7 @@
 #   scripts/stack.sh previous            # the tag deployed before the current one (rollback)
 #   scripts/stack.sh keep-images         # remove botfleet images of releases older than the last 2
 #   scripts/stack.sh uninstall           # this fleet's client containers, then `compose down`
+#   scripts/stack.sh trial-help          # how to chat with the trial stack's bots
 #
 # The Makefile passes STACK_COMPOSE (the compose command with -p and -f options) and
 # STACK_PROJECT (the compose project). `wait` reads the project's containers with `docker
@@ -89,7 +90,38 @@ wait_ready() {
   done
 }
 
+# How to play the trial stack (docker-compose.trial.yml): the bot tokens as compose resolves
+# them (the emulator's --bot arguments), ports and operator as compose would read them.
+setting() {  # NAME DEFAULT: the shell's value, else the last NAME= line of ./.env, else DEFAULT
+  local value="${!1:-}"
+  [ -n "$value" ] || value="$(sed -n "s/^$1=//p" .env 2>/dev/null | tail -n 1)"
+  echo "${value:-$2}"
+}
+
+trial_help() {
+  local config sales master operator telegram yookassa chat
+  config="$("${COMPOSE[@]}" config)"
+  sales="$(sed -n "s/^ *- *['\"]\{0,1\}\(.*\)=botfleet_trial_sales_bot.*/\1/p" <<<"$config" | head -n 1)"
+  master="$(sed -n "s/^ *- *['\"]\{0,1\}\(.*\)=botfleet_trial_master_bot.*/\1/p" <<<"$config" | head -n 1)"
+  operator="$(setting TRIAL_OPERATOR_ID 1001)"
+  telegram="$(setting TELEGRAM_PORT 8081)"
+  yookassa="$(setting YOOKASSA_PORT 8090)"
+  chat=".venv/bin/python -m telegram_emulator.chat --url http://127.0.0.1:$telegram"
+  cat <<EOF
+trial stack up: Telegram emulator on 127.0.0.1:$telegram, YooKassa fake on 127.0.0.1:$yookassa.
+Play the journey from this host (make install first; docs/operations.md, "Trial"):
+  1. the sales bot:  $chat --token $sales
+     /start, pick a plan, name the business; as your bot's token paste a made-up one,
+     e.g. 1234567:my-trial-bot-token-abcdefghij (the emulator creates that bot)
+  2. pay: the "Pay" button's link is the fake's checkout page: curl -X POST '<that link>'
+  3. your new bot:   $chat --token <the token you pasted>    (/start, /admin)
+  operators' bot:    $chat --token $master --user $operator   (/clients, /stats)
+Leave trial mode: make down, then make up with the real tokens in .env.
+EOF
+}
+
 case "${1:-}" in
   wait) wait_ready "${2:-300}" ;;
+  trial-help) trial_help ;;
   *) die "usage: $0 wait|tag|record|previous|keep-images|uninstall" ;;
 esac

@@ -12,6 +12,7 @@ from yookassa_emulator.server import YooKassaFake
 async def _serve(args: argparse.Namespace) -> None:
     fake = YooKassaFake(args.shop_id, args.secret_key)
     fake.webhook_url = args.webhook or None
+    fake.notify_source = args.notify_source or None
     await fake.start(args.host, args.port)
     print(f"YooKassa fake: YOOKASSA_API_URL={fake.api_url}", flush=True)
     try:
@@ -27,6 +28,11 @@ def main() -> None:
     parser.add_argument("--shop-id", default="100500")
     parser.add_argument("--secret-key", default="test_fake_secret")
     parser.add_argument("--webhook", default="", help="sales bot webhook URL for checkout 'Pay'")
+    parser.add_argument(
+        "--notify-source",
+        default="127.0.0.1",
+        help="local address notifications leave from ('' = any: in a container)",
+    )
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))

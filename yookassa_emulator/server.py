@@ -1,4 +1,14 @@
-"""The YooKassa fake: `/v3/payments`, `/v3/refunds`, a checkout page and test controls."""
+"""The YooKassa fake: `/v3/payments`, `/v3/refunds`, `/v3/payment_methods`, a checkout page and
+test controls.
+
+Saved methods (auto-payments): a payment created with `save_payment_method: true` saves the card
+when it is paid on the checkout page (`payment_method.saved`, with the card's mask and expiry);
+a payment created with `payment_method_id` is charged at once, without confirmation, and ends
+`succeeded` or `canceled` with `cancellation_details.reason`: `card_expired` (the card's expiry
+has passed, or `expire_card()`), `permission_revoked` (`revoke_method()`), or whatever
+`decline(method id, reason)` set (e.g. `insufficient_funds`). Every such charge is recorded in
+`charges` with its idempotence key and receipt.
+"""
 
 from __future__ import annotations
 
@@ -65,10 +75,20 @@ class YooKassaFake:
         self.refunds: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, tuple[str, str]] = {}  # idempotence key -> (body sha, payment id)
         self.requests: list[tuple[str, str]] = []
+        self.bodies: dict[str, dict[str, Any]] = {}  # payment id -> the request that made it
+        self.methods: dict[str, dict[str, Any]] = {}  # saved payment methods, by id
+        self.declines: dict[str, str] = {}  # method id -> reason its next charges fail with
+        self.charges: list[dict[str, Any]] = []  # charges of saved methods, in order
+        # The card the checkout page pays with (the next one saved).
+        self.card = {"first6": "555555", "last4": "4444", "expiry_month": "07",
+                     "expiry_year": "2031", "card_type": "MasterCard"}  # fmt: skip
         self.down = False  # every API call answers 500
         self.fail_next = 0  # this many next API calls answer 500, then it works again
         self.delay = 0.0  # seconds before every API answer
         self.webhook_url: str | None = None  # where the checkout page's "Pay" notifies
+        # Local address the notifications leave from (tests: a YooKassa-like sender on this
+        # host); None: the route's own (in a container, towards another container).
+        self.notify_source: str | None = "127.0.0.1"
         self.notifications_sent: list[tuple[str, str, int]] = []  # (event, object id, status)
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -88,6 +108,7 @@ class YooKassaFake:
         app.router.add_get("/v3/payments/{id}", self._get_payment)
         app.router.add_post("/v3/refunds", self._create_refund)
         app.router.add_get("/v3/refunds/{id}", self._get_refund)
+        app.router.add_get("/v3/payment_methods/{id}", self._get_method)
         app.router.add_get("/checkout/{id}", self._checkout)
         app.router.add_post("/checkout/{id}", self._checkout_pay)
         app.router.add_post("/_fake/payments/{id}/{action}", self._c_action)
@@ -121,8 +142,13 @@ class YooKassaFake:
             raise KeyError(f"no payment {payment_id}") from None
 
     def succeed(self, payment_id: str) -> dict[str, Any]:
+        """The owner paid on the checkout page (with `card`); the card is saved when the
+        payment asked for it."""
         payment = self._payment(payment_id)
         if payment["status"] == "pending":
+            if "payment_method" not in payment:
+                save = bool(self.bodies.get(payment_id, {}).get("save_payment_method"))
+                payment["payment_method"] = self._method(payment_id, save)
             payment.update(
                 status="succeeded",
                 paid=True,
@@ -131,6 +157,39 @@ class YooKassaFake:
                 income_amount=dict(payment["amount"]),
             )
         return payment
+
+    def _method(self, method_id: str, saved: bool) -> dict[str, Any]:
+        card = dict(self.card)
+        method = {"type": "bank_card", "id": method_id, "saved": saved,
+                  "title": f"Bank card *{card['last4']}", "card": card}  # fmt: skip
+        if saved:
+            self.methods[method_id] = {**method, "status": "active"}
+        return method
+
+    def decline(self, method_id: str, reason: str | None) -> None:
+        """Charges of `method_id` fail with `reason` from now on (None: they succeed again)."""
+        if reason is None:
+            self.declines.pop(method_id, None)
+        else:
+            self.declines[method_id] = reason
+
+    def revoke_method(self, method_id: str) -> None:
+        """The card holder withdrew the permission (or the bank did): charges fail."""
+        self.methods[method_id]["status"] = "inactive"
+
+    def expire_card(self, method_id: str) -> None:
+        self.methods[method_id]["card"].update(expiry_month="01", expiry_year="2020")
+
+    def _charge_outcome(self, method: dict[str, Any]) -> str | None:
+        """Why a charge of `method` fails now, or None."""
+        if method["status"] != "active":
+            return "permission_revoked"
+        card = method["card"]
+        expiry = (int(card["expiry_year"]), int(card["expiry_month"]))
+        today = datetime.now(UTC)
+        if expiry < (today.year, today.month):
+            return "card_expired"
+        return self.declines.get(method["id"])
 
     def cancel(self, payment_id: str) -> dict[str, Any]:
         payment = self._payment(payment_id)
@@ -171,14 +230,16 @@ class YooKassaFake:
         event: str,
         object_id: str,
         *,
-        source: str = "127.0.0.1",
+        source: str | None = "127.0.0.1",
         body: dict[str, Any] | bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> int:
         """POST a notification to `url` from the local address `source`; the HTTP status."""
         payload = body if body is not None else self.notification(event, object_id)
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        connector = aiohttp.TCPConnector(local_addr=(source, 0), force_close=True)
+        connector = aiohttp.TCPConnector(
+            local_addr=(source, 0) if source else None, force_close=True
+        )
         async with (
             aiohttp.ClientSession(connector=connector) as session,
             session.post(
@@ -225,10 +286,16 @@ class YooKassaFake:
 
     def _new_payment(self, body: dict[str, Any]) -> dict[str, Any]:
         amount = _amount(body.get("amount"), "amount")
+        method_id = body.get("payment_method_id")
         confirmation = body.get("confirmation")
-        if not isinstance(confirmation, dict) or confirmation.get("type") != "redirect":
+        if method_id is not None:
+            if method_id not in self.methods:
+                raise _Invalid("no saved payment method with this id", "payment_method_id")
+            if confirmation is not None or body.get("save_payment_method"):
+                raise _Invalid("a saved method is charged without confirmation", "confirmation")
+        elif not isinstance(confirmation, dict) or confirmation.get("type") != "redirect":
             raise _Invalid("confirmation.type must be redirect in this fake", "confirmation")
-        if not confirmation.get("return_url"):
+        elif not confirmation.get("return_url"):
             raise _Invalid("confirmation.return_url is required", "confirmation.return_url")
         receipt = body.get("receipt")
         if receipt is not None:
@@ -250,7 +317,7 @@ class YooKassaFake:
         if not isinstance(metadata, dict) or len(metadata) > 16:
             raise _Invalid("metadata must be an object of at most 16 keys", "metadata")
         payment_id = f"2{uuid.uuid4().hex[1:8]}-000f-5000-9000-{uuid.uuid4().hex[:12]}"
-        return {
+        payment: dict[str, Any] = {
             "id": payment_id,
             "status": "pending",
             "paid": False,
@@ -258,15 +325,30 @@ class YooKassaFake:
             "description": str(body.get("description") or "")[:128],
             "recipient": {"account_id": self.shop_id, "gateway_id": "100700"},
             "created_at": _now(),
-            "confirmation": {
-                "type": "redirect",
-                "return_url": confirmation["return_url"],
-                "confirmation_url": f"{self.base_url}/checkout/{payment_id}",
-            },
             "test": True,
             "refundable": False,
             "metadata": {str(k): str(v) for k, v in metadata.items()},
         }
+        if method_id is None:
+            assert isinstance(confirmation, dict)
+            payment["confirmation"] = {
+                "type": "redirect",
+                "return_url": confirmation["return_url"],
+                "confirmation_url": f"{self.base_url}/checkout/{payment_id}",
+            }
+            return payment
+        # A saved method: charged at once, no confirmation.
+        method = self.methods[method_id]
+        payment["payment_method"] = {k: v for k, v in method.items() if k != "status"}
+        reason = self._charge_outcome(method)
+        if reason is None:
+            payment.update(status="succeeded", paid=True, captured_at=_now(), refundable=True,
+                           income_amount=dict(amount))  # fmt: skip
+        else:
+            party = "yoo_money" if reason == "permission_revoked" else "payment_network"
+            payment.update(status="canceled",
+                           cancellation_details={"party": party, "reason": reason})  # fmt: skip
+        return payment
 
     async def _create_payment(self, request: web.Request) -> web.Response:
         key = request.headers.get("Idempotence-Key")
@@ -285,9 +367,23 @@ class YooKassaFake:
             payment = self._new_payment(await self._json(request))
         except _Invalid as exc:
             return _error(400, "invalid_request", exc.description, exc.parameter)
+        body = json.loads(raw)
         self.payments[payment["id"]] = payment
+        self.bodies[payment["id"]] = body
         self.keys[key] = (digest, payment["id"])
+        if "payment_method_id" in body:
+            self.charges.append({"payment_id": payment["id"], "idempotence_key": key,
+                                 "method_id": body["payment_method_id"],
+                                 "amount": payment["amount"], "status": payment["status"],
+                                 "receipt": body.get("receipt"),
+                                 "metadata": payment["metadata"]})  # fmt: skip
         return web.json_response(payment)
+
+    async def _get_method(self, request: web.Request) -> web.Response:
+        method = self.methods.get(request.match_info["id"])
+        if method is None:
+            return _error(404, "not_found", "no such payment method")
+        return web.json_response(method)
 
     async def _get_payment(self, request: web.Request) -> web.Response:
         payment = self.payments.get(request.match_info["id"])
@@ -330,7 +426,9 @@ class YooKassaFake:
             raise web.HTTPNotFound()
         self.succeed(payment_id)
         if self.webhook_url:
-            await self.notify(self.webhook_url, "payment.succeeded", payment_id)
+            await self.notify(
+                self.webhook_url, "payment.succeeded", payment_id, source=self.notify_source
+            )
         raise web.HTTPFound(self.payments[payment_id]["confirmation"]["return_url"])
 
     # ------------------------------------------------------------------ test controls

@@ -10,12 +10,12 @@ The stack is docker-compose.yml as `make up` runs it, with only these difference
   them, as `make up OFFLINE=1` does;
 - names and ports of its own: a unique project (-p), network (BOTFLEET_NETWORK, a free /24) and
   free 127.0.0.1 ports, so that it cannot clash with a real `make up` on the same machine;
-- Telegram: a test-only override adds the project's Telegram emulator as a service `telegram` of
-  the same network (the platform image has aiohttp; telegram_emulator/ is mounted read-only) and
-  TELEGRAM_API_URL points at it, so that the test can talk to the bots like a user does.
+- trial mode: docker-compose.trial.yml, the file of `make up TRIAL=1` itself, adds the project's
+  Telegram emulator and YooKassa fake as services `telegram` and `yookassa` of the same network,
+  so that the test talks to the bots and pays like an operator trying the platform does.
 
-Every server listens inside the containers or on 127.0.0.1 (published ports); YooKassa and
-OpenAI URLs point at a closed local port, so nothing leaves the machine.
+Every server listens inside the containers or on 127.0.0.1 (published ports); the OpenAI URL
+points at a closed local port, so nothing leaves the machine.
 
 The master of this stack has the Docker socket and, like any master, removes client-bot
 containers (label botfleet.managed=true) that have no tenant in its database. So the test
@@ -41,20 +41,21 @@ import aiohttp
 import asyncpg
 import docker
 import pytest
-import yaml
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
 from telegram_emulator.driver import EmulatorClient
 from tests.docker_support import RUN_ID, RUN_LABEL, compose_cli, run_engine_script
+from tests.sales.people import Person
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 1800  # a clean machine: debootstrap, then four image builds
 UP_TIMEOUT = 300  # `up -d` waits for the healthchecks the services depend on
 HEALTHY_WITHIN = 180
-LONG_RUNNING = ("postgres", "redis", "master", "sales")
+LONG_RUNNING = ("postgres", "redis", "master", "sales", "telegram", "yookassa")
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.trial.yml")
 ONE_SHOTS = ("migrate", "client-image")
 OWNER = 7001
 CUSTOMER = 424242
@@ -137,7 +138,7 @@ class Stack:
         return {"Authorization": f"Bearer {self.values['MASTER_API_TOKEN']}"}
 
     def compose(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        files = ["-f", "docker-compose.yml", "-f", "docker-compose.test.yml"]
+        files = [arg for name in COMPOSE_FILES for arg in ("-f", name)]
         return subprocess.run(
             [*self.cli, "-p", self.project, *files, *args],
             capture_output=True,
@@ -179,46 +180,6 @@ class Stack:
         pytest.fail(f"{message}\n--- compose logs ---\n{self.logs()}", pytrace=False)
 
 
-def _override(stack_values: dict[str, str], sales_token: str, tenant_token: str) -> dict[str, Any]:
-    """The test-only compose file: the Telegram emulator as a service of the stack."""
-    probe = (
-        "import urllib.request as u; u.urlopen('http://127.0.0.1:8081/_emulator/health', timeout=2)"
-    )
-    telegram_ready = {"telegram": {"condition": "service_healthy"}}
-    return {
-        "services": {
-            "telegram": {
-                "image": stack_values["PLATFORM_IMAGE"],
-                "command": [
-                    "python",
-                    "-m",
-                    "telegram_emulator",
-                    "--host",
-                    "0.0.0.0",  # noqa: S104 - inside its container, on the stack's network
-                    "--port",
-                    "8081",
-                    "--bot",
-                    f"{sales_token}=botfleet_stack_sales_bot",
-                    "--bot",
-                    f"{tenant_token}=stack_salon_bot",
-                ],
-                "environment": {"PYTHONPATH": "/opt/emulator"},
-                "volumes": [f"{ROOT / 'telegram_emulator'}:/opt/emulator/telegram_emulator:ro"],
-                "networks": ["botfleet"],
-                "ports": [f"127.0.0.1:{stack_values['TELEGRAM_PORT']}:8081"],
-                "healthcheck": {
-                    "test": ["CMD", "python", "-c", probe],
-                    "interval": "1s",
-                    "timeout": "3s",
-                    "retries": 60,
-                },
-            },
-            "master": {"depends_on": telegram_ready},
-            "sales": {"depends_on": telegram_ready},
-        },
-    }
-
-
 def _foreign_client_containers(api: docker.DockerClient) -> list[str]:
     found = api.containers.list(all=True, filters={"label": "botfleet.managed=true"})
     return [c.name for c in found if c.labels.get(RUN_LABEL) != RUN_ID]
@@ -247,7 +208,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         (env.get("DOCKER_HOST") or "unix:///var/run/docker.sock").removeprefix("unix://")
     )
     docker_gid = str(socket_path.stat().st_gid) if socket_path.exists() else "999"
-    ports = {name: free_port() for name in ("postgres", "redis", "master", "sales", "telegram")}
+    ports = {
+        name: free_port()
+        for name in ("postgres", "redis", "master", "sales", "telegram", "yookassa")
+    }
     sales_token, tenant_token = _made_up_token(), _made_up_token()
     network = f"{project}-net"
     values = {
@@ -270,23 +234,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "MASTER_API_PORT": str(ports["master"]),
         "WEBHOOK_PORT": str(ports["sales"]),
         "TELEGRAM_PORT": str(ports["telegram"]),
+        "YOOKASSA_PORT": str(ports["yookassa"]),
         "DOCKER_GID": docker_gid,
+        # docker-compose.trial.yml's: the emulators' source, the sales bot's token
+        "BOTFLEET_SOURCE": str(ROOT),
+        "TRIAL_SALES_BOT_TOKEN": sales_token,
         # the processes' settings (.env is their env_file)
         "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "MASTER_API_TOKEN": f"master-{secrets.token_hex(16)}",
-        "SALES_BOT_TOKEN": sales_token,
-        "YOOKASSA_SHOP_ID": "100500",
-        "YOOKASSA_SECRET_KEY": f"test_{secrets.token_hex(12)}",
-        "TELEGRAM_API_URL": "http://telegram:8081",
-        "YOOKASSA_API_URL": "http://127.0.0.1:9/v3",
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
         "LOG_LEVEL": "INFO",
     }
     workdir = tmp_path_factory.mktemp("compose-stack")
-    # A copy beside its own .env and the override (env_file and build paths are relative).
-    (workdir / "docker-compose.yml").write_text((ROOT / "docker-compose.yml").read_text())
-    override = _override(values, sales_token, tenant_token)
-    (workdir / "docker-compose.test.yml").write_text(yaml.safe_dump(override, sort_keys=False))
+    # Copies beside their own .env (env_file and build paths are relative to the project).
+    for name in COMPOSE_FILES:
+        (workdir / name).write_text((ROOT / name).read_text())
     (workdir / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     # The shell wins over .env in compose's interpolation: give it the same values.
     stack = Stack(
@@ -457,3 +419,51 @@ async def test_the_master_runs_a_client_bot_on_the_compose_network(stack: Stack)
         async with http.delete(f"{url}/{tid}?backup=false", headers=stack.auth) as response:
             assert response.status in (200, 204), await response.text()
     assert stack.api.containers.list(all=True, filters={"label": f"botfleet.tenant={tid}"}) == []
+
+
+async def test_the_trial_journey_buy_pay_and_the_new_bot_answers(stack: Stack) -> None:
+    """What docs/operations.md's "Trial" has an operator play: the sales dialog in the emulator,
+    the payment on the YooKassa fake's checkout page (its webhook crosses the stack's network),
+    the master provisioning a container, and the owner's new bot answering /start."""
+    owner_id = OWNER + 1
+    bot = _made_up_token()  # auto-registered by the emulator when the sales bot checks it
+    async with (
+        EmulatorClient(stack.emulator_url) as tg,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http,
+    ):
+        owner = Person(tg, stack.sales_token, owner_id)
+        try:
+            home = await owner.ask("/start", "Botfleet", timeout=60)
+            plans = await owner.press(home, "🛒 Купить бота", "Выберите тариф")
+            await owner.press(plans, plans.buttons()[0][0], "Как называется ваш бизнес")
+            kinds = await owner.ask("Пробный салон", "Чем занимается")
+            zones = await owner.press(kinds, kinds.buttons()[0][0], "часовом поясе")
+            await owner.press(zones, zones.buttons()[0][0], "@BotFather")
+            confirm = await owner.ask(bot, "Нашёл вашего бота", timeout=30)
+            await owner.press(confirm, "Да, это мой бот", "email для чека")
+            pay = await owner.ask("owner@example.com", "Оплатить", timeout=30)
+        except AssertionError as exc:
+            stack.fail(f"the sales dialog went astray: {exc}")
+        link = pay.reply_markup["inline_keyboard"][0][0]["url"]  # type: ignore[index]
+        assert link.startswith(f"http://127.0.0.1:{stack.ports['yookassa']}/checkout/"), link
+        # "Pay" on the checkout page, as the trial's instructions say: curl -X POST <link>.
+        async with http.post(link, allow_redirects=False) as response:
+            assert response.status == 302, await response.text()
+        try:
+            live = await owner.wait("запущен", timeout=180)
+        except AssertionError as exc:
+            stack.fail(f"the owner did not hear that the bot is live: {exc}")
+        assert "/admin" in live.plain_text
+        customer = Person(tg, bot, CUSTOMER + 1)
+        try:
+            welcome = await customer.ask("/start", "", timeout=120)
+        except AssertionError as exc:
+            stack.fail(f"the new bot did not answer /start: {exc}")
+        assert welcome.plain_text
+        async with http.get(f"{stack.master_url}/api/v1/tenants", headers=stack.auth) as response:
+            page = await response.json()
+        [tenant] = [t for t in page["items"] if t["owner_telegram_id"] == owner_id]
+        assert tenant["status"] == "active"
+        url = f"{stack.master_url}/api/v1/tenants/{tenant['tenant_id']}?backup=false"
+        async with http.delete(url, headers=stack.auth) as response:
+            assert response.status in (200, 204), await response.text()

@@ -9,6 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
+
+from scripts.init_env import main as init_env
+from tests.docker_support import compose_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "stack.sh"
@@ -130,3 +134,66 @@ def test_make_up_waits_for_the_stack(target: str) -> None:
     ).stdout
     assert "scripts/stack.sh wait" in dry
     assert dry.index("up -d") < dry.index("scripts/stack.sh wait")
+
+
+def _project_with_env(tmp_path: Path) -> Path:
+    """The compose files beside a `.env` as `make env` writes it (nothing filled by hand)."""
+    for name in ("docker-compose.yml", "docker-compose.trial.yml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    assert init_env(["--to", str(tmp_path / ".env")]) == 0
+    return tmp_path
+
+
+def test_the_trial_file_adds_the_emulators_on_loopback_only() -> None:
+    trial = yaml.safe_load((ROOT / "docker-compose.trial.yml").read_text())
+    services = trial["services"]
+    assert set(services) == {"telegram", "yookassa", "master", "sales"}
+    for name in ("telegram", "yookassa"):
+        assert all(str(p).startswith("127.0.0.1:") for p in services[name]["ports"]), name
+        assert not any("docker.sock" in str(v) for v in services[name]["volumes"]), name
+        assert services[name]["healthcheck"]["test"], name
+    assert services["master"]["environment"]["TELEGRAM_API_URL"] == "http://telegram:8081"
+    assert services["sales"]["depends_on"]["yookassa"] == {"condition": "service_healthy"}
+    for module in ("telegram_emulator", "yookassa_emulator"):
+        assert (ROOT / module / "__main__.py").is_file()
+
+
+def test_trial_help_names_the_tokens_compose_resolves(tmp_path: Path) -> None:
+    project = _project_with_env(tmp_path)
+    cli = " ".join(compose_cli())
+    env = {
+        "PATH": os.environ["PATH"],
+        "STACK_COMPOSE": f"{cli} -p trialhelp -f docker-compose.yml -f docker-compose.trial.yml",
+        "TRIAL_SALES_BOT_TOKEN": "4242:trial-help-sales-token-abcdefgh",
+    }
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "trial-help"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    chat = ".venv/bin/python -m telegram_emulator.chat --url http://127.0.0.1:8081"
+    assert f"{chat} --token 4242:trial-help-sales-token-abcdefgh" in result.stdout
+    assert "--token 1000002:trial-master-bot-token-0000000 --user 1001" in result.stdout
+    assert "curl -X POST" in result.stdout
+
+
+def test_make_up_trial_uses_the_trial_file() -> None:
+    dry = subprocess.run(
+        ["make", "-n", "up", "TRIAL=1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "-f docker-compose.yml -f docker-compose.trial.yml up -d" in dry
+    assert "scripts/stack.sh trial-help" in dry
+    plain = subprocess.run(
+        ["make", "-n", "up"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert "docker-compose.trial.yml" not in plain and "trial-help" not in plain
