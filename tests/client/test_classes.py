@@ -1,0 +1,130 @@
+"""Group classes: customers book seats in sessions of a weekly timetable or one-off sessions;
+PostgreSQL never sells more seats than a session has — through the emulator, as people do."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import time, timedelta
+from decimal import Decimal
+
+from tests.client.conftest import T0, fetch
+
+WED_18 = T0 + timedelta(days=1, hours=9)  # Wednesday 2 December, 18:00 in Moscow
+SEATS = 2
+
+
+async def yoga(bot, capacity: int = SEATS):
+    service = await bot.store.add_service("Йога", Decimal("800"), 60, "Хатха")
+    await bot.store.update_service(service.id, "capacity", capacity)
+    await bot.store.add_timetable_entry(service.id, 2, time(18))  # Wednesdays 18:00
+    return service
+
+
+async def to_summary(customer, session: str, phone: str = "+7 900 123-45-67"):
+    menu = await customer.ask("/start", "Добро пожаловать")
+    services = await customer.press(menu, "📅 Записаться", "Выберите услугу")
+    classes = await customer.press(services, "Йога · 800 ₽", "Выберите занятие")
+    await customer.press(classes, session, "Поделитесь номером телефона")
+    return await customer.ask(phone, "Проверьте запись")
+
+
+async def test_capacity_plus_one_simultaneous_confirmations_get_exactly_capacity_seats(bot_factory):
+    bot = await bot_factory()
+    service = await yoga(bot)
+    people = [bot.customer(301 + i, name) for i, name in enumerate(("Анна", "Борис", "Вера"))]
+    menu = await people[0].ask("/start", "Добро пожаловать")
+    services = await people[0].press(menu, "📅 Записаться", "Выберите услугу")
+    classes = await people[0].press(services, "Йога · 800 ₽", "Выберите занятие")
+    assert classes.buttons()[:2] == [
+        ["ср, 2 дек., 18:00 · мест: 2"],
+        ["ср, 9 дек., 18:00 · мест: 2"],
+    ]
+
+    summaries = await asyncio.gather(
+        *(to_summary(p, "ср, 2 дек., 18:00 · мест: 2") for p in people)
+    )
+    assert all("ср, 2 дек., 18:00" in s.plain_text for s in summaries)
+    before = [await p.seen() for p in people]
+    await asyncio.gather(
+        *(p.click(s, "✅ Подтвердить") for p, s in zip(people, summaries, strict=True))
+    )
+    results = [await p.wait("", after=n) for p, n in zip(people, before, strict=True)]
+    booked = [r for r in results if "Вы записаны" in r.plain_text]
+    assert len(booked) == SEATS
+    [refused] = [r for r in results if "Вы записаны" not in r.plain_text]
+    assert "последнее место только что заняли" in refused.plain_text
+    offered = [b for row in refused.buttons() for b in row]
+    assert not any(b.startswith("ср, 2 дек.") for b in offered)  # fresh choices: the full one gone
+    assert "ср, 9 дек., 18:00 · мест: 2" in offered
+
+    rows = await fetch(
+        bot.tenant.dsn,
+        "SELECT b.customer_id, s.booked, s.capacity, b.starts_at FROM bookings b"
+        " JOIN class_sessions s ON s.id = b.session_id WHERE b.status = 'confirmed'",
+    )
+    assert len(rows) == SEATS and {(r["booked"], r["capacity"]) for r in rows} == {(SEATS, SEATS)}
+    assert {r["starts_at"] for r in rows} == {WED_18}
+    assert (await fetch(bot.tenant.dsn, "SELECT count(*) AS n FROM reminders"))[0]["n"] == 2 * SEATS
+    sessions = await bot.store.sessions(service.id, WED_18, WED_18 + timedelta(minutes=1))
+    assert not await bot.store.set_session_capacity(sessions[0].id, 1)  # below the booked seats
+
+
+async def test_a_cancelled_seat_goes_back_and_one_customer_gets_one_seat(bot_factory):
+    bot = await bot_factory()
+    await yoga(bot, capacity=1)
+    anna, boris = bot.customer(311, "Анна"), bot.customer(312, "Борис")
+    await anna.press(
+        await to_summary(anna, "ср, 2 дек., 18:00 · мест: 1"), "✅ Подтвердить", "Вы записаны"
+    )
+    # Full now: Борис is not offered 2 Dec at all.
+    menu = await boris.ask("/start", "Добро пожаловать")
+    services = await boris.press(menu, "📅 Записаться", "Выберите услугу")
+    classes = await boris.press(services, "Йога · 800 ₽", "Выберите занятие")
+    assert classes.buttons()[0] == ["ср, 9 дек., 18:00 · мест: 1"]
+
+    # Анна books 9 Dec too.
+    await anna.press(
+        await to_summary(anna, "ср, 9 дек., 18:00 · мест: 1"), "✅ Подтвердить", "Вы записаны"
+    )
+    # Анна cancels 2 Dec: the seat is back and Борис takes it.
+    menu = await anna.ask("/start", "Добро пожаловать")
+    mine = await anna.press(menu, "🗂 Мои записи", "Ваши записи")
+    first_id = min(
+        r["id"]
+        for r in await fetch(bot.tenant.dsn, "SELECT id FROM bookings WHERE customer_id = 311")
+    )
+    await anna.press(mine, f"✖️ Отменить №{first_id}", "Ваши записи")
+    booked = await fetch(bot.tenant.dsn, "SELECT booked FROM class_sessions ORDER BY starts_at")
+    assert [r["booked"] for r in booked][:2] == [0, 1]
+    done = await boris.press(
+        await to_summary(boris, "ср, 2 дек., 18:00 · мест: 1"), "✅ Подтвердить", "Вы записаны"
+    )
+    assert "ср, 2 дек., 18:00" in done.plain_text
+
+
+async def test_one_seat_per_customer_and_a_cancelled_one_off_session(bot_factory):
+    bot = await bot_factory()
+    service = await yoga(bot)
+    thu_19 = WED_18 + timedelta(days=1, hours=1)
+    await bot.store.add_session(service.id, thu_19, thu_19 + timedelta(hours=1), 5)
+    anna, boris = bot.customer(321, "Анна"), bot.customer(322, "Борис")
+    done = await anna.press(
+        await to_summary(anna, "чт, 3 дек., 19:00 · мест: 5"), "✅ Подтвердить", "Вы записаны"
+    )
+    assert "чт, 3 дек., 19:00" in done.plain_text
+    again = await anna.press(
+        await to_summary(anna, "чт, 3 дек., 19:00 · мест: 4"), "✅ Подтвердить", "уже есть место"
+    )
+    assert "чт, 3 дек., 19:00 · мест: 4" in [b for row in again.buttons() for b in row]
+
+    # The business cancels the session while Борис is at the summary.
+    summary = await to_summary(boris, "чт, 3 дек., 19:00 · мест: 4")
+    await fetch(bot.tenant.dsn, "UPDATE class_sessions SET cancelled_at = now() WHERE capacity = 5")
+    gone = await boris.press(summary, "✅ Подтвердить", "занятие больше недоступно")
+    offered = [b for row in gone.buttons() for b in row]
+    assert "ср, 2 дек., 18:00 · мест: 2" in offered
+    assert not any(b.startswith("чт, 3 дек.") for b in offered)
+    rows = await fetch(
+        bot.tenant.dsn, "SELECT customer_id FROM bookings WHERE status = 'confirmed'"
+    )
+    assert [r["customer_id"] for r in rows] == [321]
