@@ -91,6 +91,11 @@ def test_lock_budget_detection() -> None:
     assert LockBudget(100, 1, 100, 100).fits  # prepared transactions count too
 
 
+def mode(path: Path) -> int:
+    """Permission bits of a backup file or folder."""
+    return path.stat().st_mode & 0o777
+
+
 async def test_whole_database_drill(fleet: Fleet, tmp_path: Path) -> None:
     tenants = await seeded(fleet)
     before = await fingerprints(fleet.dsn, tenants)
@@ -105,9 +110,9 @@ async def test_whole_database_drill(fleet: Fleet, tmp_path: Path) -> None:
     assert all(f"CREATE ROLE {t};" in roles for t in tenants)
     assert not files(tmp_path, "*.partial")
     # Every row of every tenant and the roles' password hashes: for the platform's user only.
-    assert tmp_path.stat().st_mode & 0o777 == 0o700
-    assert result.path.stat().st_mode & 0o777 == 0o600
-    assert result.roles.stat().st_mode & 0o777 == 0o600
+    assert mode(tmp_path) == 0o700
+    assert mode(result.path) == 0o600
+    assert mode(result.roles) == 0o600
 
     # Drop the whole database, then restore it in place under the same name.
     conn = await asyncpg.connect(fleet.server_dsn)
@@ -149,8 +154,8 @@ async def test_per_schema_drill_when_locks_are_short(
     assert "does NOT fit" in result.note and "max_locks_per_transaction" in result.note
     files = sorted(p.name for p in result.path.iterdir())
     assert files == sorted(["_base.dump", "manifest.json", *(f"{t}.dump" for t in tenants)])
-    assert result.path.stat().st_mode & 0o777 == 0o700
-    assert {p.stat().st_mode & 0o777 for p in result.path.glob("*.dump")} == {0o600}
+    assert mode(result.path) == 0o700
+    assert {mode(p) for p in result.path.glob("*.dump")} == {0o600}
 
     conn = await asyncpg.connect(fleet.server_dsn)
     try:
