@@ -367,11 +367,14 @@ class SalesStore:
         """Due rows, leased for `lease` seconds (another relay skips them meanwhile)."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "UPDATE control.sales_outbox SET attempts = attempts + 1,"
-                " next_attempt_at = now() + make_interval(secs => $2)"
-                " WHERE id IN (SELECT id FROM control.sales_outbox WHERE done_at IS NULL"
-                " AND next_attempt_at <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
-                " RETURNING id, order_id, action, attempts",
+                # Picked first, then updated (see client_bot Store.claim_recipients: a LIMIT
+                # subquery under the UPDATE can be re-run per row and claim more).
+                "WITH picked AS MATERIALIZED (SELECT id FROM control.sales_outbox"
+                " WHERE done_at IS NULL AND next_attempt_at <= now() ORDER BY id LIMIT $1"
+                " FOR UPDATE SKIP LOCKED)"
+                " UPDATE control.sales_outbox o SET attempts = o.attempts + 1,"
+                " next_attempt_at = now() + make_interval(secs => $2) FROM picked"
+                " WHERE o.id = picked.id RETURNING o.id, o.order_id, o.action, o.attempts",
                 limit,
                 lease,
             )
@@ -486,12 +489,12 @@ class SalesStore:
         """Due notices (never sent, not given up), leased for `lease` seconds."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "UPDATE control.sales_notices SET attempts = attempts + 1,"
-                " next_attempt_at = now() + make_interval(secs => $2)"
-                " WHERE id IN (SELECT id FROM control.sales_notices WHERE sent_at IS NULL"
-                " AND gave_up_at IS NULL AND next_attempt_at <= now() ORDER BY id LIMIT $1"
-                " FOR UPDATE SKIP LOCKED)"
-                " RETURNING id, order_id, kind, payload, attempts",
+                "WITH picked AS MATERIALIZED (SELECT id FROM control.sales_notices"
+                " WHERE sent_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= now()"
+                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+                " UPDATE control.sales_notices n SET attempts = n.attempts + 1,"
+                " next_attempt_at = now() + make_interval(secs => $2) FROM picked"
+                " WHERE n.id = picked.id RETURNING n.id, n.order_id, n.kind, n.payload, n.attempts",
                 limit,
                 lease,
             )
