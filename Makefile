@@ -24,10 +24,7 @@ SANDBOX_MASTER_ENV := { sandbox_env="$${BOTFLEET_RUN_DIR:-/tmp/botfleet-run-$$(i
 	if [ ! -f .env ] && [ -f "$$sandbox_env" ]; then set -a && . "$$sandbox_env" && set +a; fi; }
 # docker compose v2 when installed, else docker-compose v1; project name fixed (volume names).
 PROJECT := botfleet
-# TRIAL=1: docker-compose.trial.yml too (the Telegram emulator and the YooKassa fake as services).
-COMPOSE_FILES = $(if $(TRIAL),-f docker-compose.yml -f docker-compose.trial.yml)
-COMPOSE = $(if $(shell docker compose version >/dev/null 2>&1 && echo v2),docker compose,docker-compose) \
-	-p $(PROJECT) $(COMPOSE_FILES)
+COMPOSE = $(if $(shell docker compose version >/dev/null 2>&1 && echo v2),docker compose,docker-compose) -p $(PROJECT)
 # Seconds `make up` waits for every service to be healthy (scripts/stack.sh wait).
 UP_TIMEOUT ?= 300
 
@@ -84,7 +81,7 @@ migrate: install ## apply control + tenant migrations (.env/DATABASE_URL, else t
 migrate-dry-run: install ## list pending migrations without applying them
 	@$(OPS_ENV) && $(PY) -m scripts.migrate --dry-run
 
-up: ## build and start the platform with docker compose, wait until healthy (OFFLINE=1: images built here; TRIAL=1: with emulated Telegram + YooKassa)
+up: ## build and start the whole platform with docker compose (needs a filled .env; OFFLINE=1: images built here)
 	@test -f .env || { echo "no .env: cp .env.example .env and fill it in (docs/operations.md)"; exit 1; }
 ifdef OFFLINE
 	@# Every image built here by scripts/docker_engine.sh (postgres/redis stand-ins included).
@@ -92,16 +89,15 @@ ifdef OFFLINE
 		export PLATFORM_IMAGE="$$BOTFLEET_PLATFORM_IMAGE" CLIENT_IMAGE="$$BOTFLEET_CLIENT_IMAGE" \
 			POSTGRES_IMAGE="$$BOTFLEET_POSTGRES_IMAGE" REDIS_IMAGE="$$BOTFLEET_REDIS_IMAGE" && \
 		echo "images: $$PLATFORM_IMAGE $$CLIENT_IMAGE $$POSTGRES_IMAGE $$REDIS_IMAGE" && \
-		DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --no-build --remove-orphans
+		DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --no-build
 else
 	@# BuildKit for the Dockerfiles' secret mounts: compose v1 (Debian 12) builds with the docker
 	@# CLI only when told (COMPOSE_DOCKER_CLI_BUILD); a 20.10 CLI needs DOCKER_BUILDKIT=1.
 	DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) \
-		COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 $(COMPOSE) up -d --build --remove-orphans
+		COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 $(COMPOSE) up -d --build
 endif
 	@STACK_COMPOSE="$(COMPOSE)" STACK_PROJECT=$(PROJECT) scripts/stack.sh wait $(UP_TIMEOUT)
 	@$(COMPOSE) ps
-	@$(if $(TRIAL),STACK_COMPOSE="$(COMPOSE)" scripts/stack.sh trial-help)
 
 down: ## stop the master, then this fleet's client-bot containers, then the stack (volumes and data stay)
 	@# The master first: it would start the bots again while they stop. Then only the client bots
@@ -112,7 +108,7 @@ down: ## stop the master, then this fleet's client-bot containers, then the stac
 		fleet="$${fleet:-botfleet}"; \
 		ids=$$(docker ps -q --filter label=botfleet.managed=true --filter "label=botfleet.fleet=$$fleet" 2>/dev/null); \
 		if [ -n "$$ids" ]; then echo "stopping the client bots of fleet $$fleet"; docker stop $$ids >/dev/null; fi
-	$(COMPOSE) down --remove-orphans
+	$(COMPOSE) down
 
 logs: install ## platform logs, or one bot's with TENANT=client_001 (LINES=200, FOLLOW=1)
 	@if [ -n "$(TENANT)" ]; then $(SANDBOX_MASTER_ENV) && $(PY) -m scripts.logs $(TENANT) --lines $(LINES) $(if $(FOLLOW),--follow); \

@@ -1,0 +1,96 @@
+"""A real browser: Debian's Chromium driven by Playwright (the system browser, never a
+downloaded one; `make test` installs it through scripts/browser.sh). A business's page on
+another origin embeds /widget.js with its public key; a visitor opens the chat, asks, and reads
+the assistant's answer (the OpenAI emulator's), which survives a page reload."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, async_playwright, expect
+
+from tests.support import free_port
+from tests.web.conftest import fetch
+from tests.web.test_tenant_data import owner_client
+from tests.web.test_widget import widget_key
+
+CHROMIUM = os.environ.get("BOTFLEET_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(
+            f"no Chromium at {CHROMIUM}: run `eval \"$(scripts/browser.sh up)\"` (make test does)"
+        )
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        yield chromium
+        await chromium.close()
+
+
+async def business_site(web_url: str, key: str) -> tuple[str, web.AppRunner]:
+    """The business's own site (another origin) with the snippet the owner copied."""
+    page = (
+        '<!doctype html><html lang="ru"><head><meta charset="utf-8"><title>Салон</title></head>'
+        "<body><h1>Салон «Ромашка»</h1>"
+        f'<script src="{web_url}/widget.js" data-bot="{key}" async></script></body></html>'
+    )
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return f"http://127.0.0.1:{port}/", runner
+
+
+async def test_a_visitor_chats_through_the_widget_in_a_real_browser(
+    web_server, http, make_web_tenant, model, browser
+):
+    tenant = await make_web_tenant(web_server)
+    owner = await owner_client(http, web_server, tenant)
+    key = await widget_key(owner, tenant.tenant_id)
+    site_url, site = await business_site(web_server.url, key)
+    try:
+        model.reply("Стрижка стоит 1500 ₽, запишу вас на любое свободное время.")
+        page = await browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(site_url)
+        widget = page.locator("#botfleet-widget")
+        await widget.locator("button.btn").click()
+        await widget.locator("input[name=text]").fill("Сколько стоит стрижка?")
+        await widget.locator("input[name=text]").press("Enter")
+        answer = widget.locator(".msg.assistant")
+        await expect(answer).to_have_text(
+            "Стрижка стоит 1500 ₽, запишу вас на любое свободное время.", timeout=15_000
+        )
+        await expect(widget.locator(".msg.user")).to_have_text("Сколько стоит стрижка?")
+
+        # The conversation is the tenant's: stored under the visitor's web customer id.
+        rows = await fetch(
+            tenant.dsn, "SELECT customer_id, role, content FROM ai_messages ORDER BY id"
+        )
+        assert [(r["role"], r["content"]) for r in rows] == [
+            ("user", "Сколько стоит стрижка?"),
+            ("assistant", "Стрижка стоит 1500 ₽, запишу вас на любое свободное время."),
+        ]
+        assert rows[0]["customer_id"] < 0
+
+        # A reload keeps what the visitor saw (and their visitor id).
+        await page.reload()
+        await expect(page.locator("#botfleet-widget .msg.assistant")).to_have_count(1)
+        assert errors == []
+    finally:
+        await site.cleanup()
