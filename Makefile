@@ -22,9 +22,14 @@ OPS_ENV := if [ -f .env ] || [ -n "$${DATABASE_URL:-}" ]; then :; else $(SERVICE
 # `make stats`/`make logs` see its bots.
 SANDBOX_MASTER_ENV := { sandbox_env="$${BOTFLEET_RUN_DIR:-/tmp/botfleet-run-$$(id -u)}/master.env"; \
 	if [ ! -f .env ] && [ -f "$$sandbox_env" ]; then set -a && . "$$sandbox_env" && set +a; fi; }
+# Exports BOTFLEET_CHROMIUM: Debian's chromium for the browser tests (installed when missing).
+BROWSER := browser_env="$$(scripts/browser.sh up)" && eval "$$browser_env"
 # docker compose v2 when installed, else docker-compose v1; project name fixed (volume names).
 PROJECT := botfleet
-COMPOSE = $(if $(shell docker compose version >/dev/null 2>&1 && echo v2),docker compose,docker-compose) -p $(PROJECT)
+# TRIAL=1: docker-compose.trial.yml too (the Telegram emulator and the YooKassa fake as services).
+COMPOSE_FILES = $(if $(TRIAL),-f docker-compose.yml -f docker-compose.trial.yml)
+COMPOSE = $(if $(shell docker compose version >/dev/null 2>&1 && echo v2),docker compose,docker-compose) \
+	-p $(PROJECT) $(COMPOSE_FILES)
 # Seconds `make up` waits for every service to be healthy (scripts/stack.sh wait).
 UP_TIMEOUT ?= 300
 
@@ -65,7 +70,7 @@ run: install ## run the platform: sandbox (emulated Telegram + YooKassa) unless 
 		$(PY) -m scripts.migrate && $(PY) -m scripts.sandbox
 
 test: install ## run the whole test suite against real PostgreSQL, Redis and a Docker Engine
-	@$(SERVICES) && $(DOCKER_ENGINE) && $(PY) -m pytest $(PYTEST_ARGS)
+	@$(SERVICES) && $(DOCKER_ENGINE) && $(BROWSER) && $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
@@ -81,7 +86,7 @@ migrate: install ## apply control + tenant migrations (.env/DATABASE_URL, else t
 migrate-dry-run: install ## list pending migrations without applying them
 	@$(OPS_ENV) && $(PY) -m scripts.migrate --dry-run
 
-up: ## build and start the whole platform with docker compose (needs a filled .env; OFFLINE=1: images built here)
+up: ## build and start the platform with docker compose, wait until healthy (OFFLINE=1: images built here; TRIAL=1: with emulated Telegram + YooKassa)
 	@test -f .env || { echo "no .env: cp .env.example .env and fill it in (docs/operations.md)"; exit 1; }
 ifdef OFFLINE
 	@# Every image built here by scripts/docker_engine.sh (postgres/redis stand-ins included).
@@ -89,15 +94,16 @@ ifdef OFFLINE
 		export PLATFORM_IMAGE="$$BOTFLEET_PLATFORM_IMAGE" CLIENT_IMAGE="$$BOTFLEET_CLIENT_IMAGE" \
 			POSTGRES_IMAGE="$$BOTFLEET_POSTGRES_IMAGE" REDIS_IMAGE="$$BOTFLEET_REDIS_IMAGE" && \
 		echo "images: $$PLATFORM_IMAGE $$CLIENT_IMAGE $$POSTGRES_IMAGE $$REDIS_IMAGE" && \
-		DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --no-build
+		DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --no-build --remove-orphans
 else
 	@# BuildKit for the Dockerfiles' secret mounts: compose v1 (Debian 12) builds with the docker
 	@# CLI only when told (COMPOSE_DOCKER_CLI_BUILD); a 20.10 CLI needs DOCKER_BUILDKIT=1.
 	DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) \
-		COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 $(COMPOSE) up -d --build
+		COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 $(COMPOSE) up -d --build --remove-orphans
 endif
 	@STACK_COMPOSE="$(COMPOSE)" STACK_PROJECT=$(PROJECT) scripts/stack.sh wait $(UP_TIMEOUT)
 	@$(COMPOSE) ps
+	@$(if $(TRIAL),STACK_COMPOSE="$(COMPOSE)" scripts/stack.sh trial-help)
 
 down: ## stop the master, then this fleet's client-bot containers, then the stack (volumes and data stay)
 	@# The master first: it would start the bots again while they stop. Then only the client bots
@@ -108,7 +114,7 @@ down: ## stop the master, then this fleet's client-bot containers, then the stac
 		fleet="$${fleet:-botfleet}"; \
 		ids=$$(docker ps -q --filter label=botfleet.managed=true --filter "label=botfleet.fleet=$$fleet" 2>/dev/null); \
 		if [ -n "$$ids" ]; then echo "stopping the client bots of fleet $$fleet"; docker stop $$ids >/dev/null; fi
-	$(COMPOSE) down
+	$(COMPOSE) down --remove-orphans
 
 logs: install ## platform logs, or one bot's with TENANT=client_001 (LINES=200, FOLLOW=1)
 	@if [ -n "$(TENANT)" ]; then $(SANDBOX_MASTER_ENV) && $(PY) -m scripts.logs $(TENANT) --lines $(LINES) $(if $(FOLLOW),--follow); \
