@@ -10,7 +10,9 @@ sampled every 0.1 s:
 - idle: past the idle time, the mean and the maximum over `--window` seconds (long enough for
   the workers' periodic passes: reminders, admin notices), and the PSS of those backends;
 - burst: one customer's /start to every tenant at once, the peak and the time until every tenant
-  has answered; then the count once the idle time has passed again.
+  has answered; then the count once the idle time has passed again;
+- latency: a /start to one tenant after another (`--latency-tenants`), its pool as idle left it
+  (today: no connection, so the answer includes opening one), then at once again.
 `--compare` first runs the same with the pool settings before issue 13 (min_size=1, connections
 closed after 300 s unused, a reminder poll every 30 s), then with today's.
 
@@ -32,6 +34,7 @@ from pathlib import Path
 import asyncpg
 from redis.asyncio import Redis
 
+from bench.scratch import summary
 from client_bot.app import ClientBot
 from client_bot.clock import SystemClock
 from core.settings import ClientBotSettings
@@ -175,6 +178,28 @@ async def build(mode: Mode | None, idle: float, tenant: Tenant, api: str) -> Cli
     )
 
 
+async def start_latency(
+    client: EmulatorClient, tenants: list[Tenant]
+) -> tuple[list[float], list[float]]:
+    """Seconds from a /start to the answer, tenant after tenant: first with the tenant's pool as
+    idle left it, then at once again (its connection, if it opened one, still open)."""
+    cold: list[float] = []
+    warm: list[float] = []
+    for i, t in enumerate(tenants):
+        user, last = 910000 + i, 0
+        for bucket in (cold, warm):
+            began = time.perf_counter()
+            await client.send_message(t.token, user, "/start", first_name="Bench")
+            answer = await client.wait_for_message(
+                t.token, user, contains="", after_message_id=last, timeout=60
+            )
+            bucket.append(time.perf_counter() - began)
+            await asyncio.sleep(0.2)  # anything else the bot sends for it
+            last = max(m.message_id for m in await client.messages(t.token, user))
+            assert last >= answer.message_id
+    return cold, warm
+
+
 async def run_mode(
     label: str, mode: Mode | None, tenants: list[Tenant], db: str, args: argparse.Namespace
 ) -> None:
@@ -219,6 +244,7 @@ async def run_mode(
         answered = time.perf_counter() - began
         await asyncio.sleep(settle)
         after = await backends.count()
+        cold, warm = await start_latency(client, tenants[: args.latency_tenants])
 
         mean = statistics.fmean(at_idle)
         print(f"--- {label}: {n} tenants in one process")
@@ -232,6 +258,8 @@ async def run_mode(
             f"  /start burst to every tenant: peak {max(in_burst)} backends, all answered in"
             f" {answered:5.2f} s; {settle:.0f} s later {after} backends"
         )
+        print(summary("  /start, one tenant at a time, cold pool", cold))
+        print(summary("  /start again at once (connection open)", warm))
     finally:
         for app in apps:
             await app.stop()
@@ -255,5 +283,6 @@ if __name__ == "__main__":
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--idle", type=float, default=10.0, help="DATABASE_IDLE_SECONDS")
     parser.add_argument("--window", type=float, default=70.0, help="seconds of idle sampling")
+    parser.add_argument("--latency-tenants", type=int, default=20, help="for the /start latency")
     parser.add_argument("--compare", action="store_true", help="also the pool before issue 13")
     asyncio.run(main(parser.parse_args()))
