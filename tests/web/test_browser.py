@@ -21,15 +21,20 @@ from tests.web.test_widget import widget_key
 CHROMIUM = os.environ.get("BOTFLEET_CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+def chromium_path() -> str:
     if not Path(CHROMIUM).exists():
         raise RuntimeError(
-            f"no Chromium at {CHROMIUM}: run `eval \"$(scripts/browser.sh up)\"` (make test does)"
+            f'no Chromium at {CHROMIUM}: run `eval "$(scripts/browser.sh up)"` (make test does)'
         )
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    executable = chromium_path()
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+            executable_path=executable, args=["--headless", "--no-sandbox", "--disable-gpu"]
         )
         yield chromium
         await chromium.close()
