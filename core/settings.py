@@ -10,7 +10,6 @@ process with one readable message that names every bad variable, instead of a tr
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -343,12 +342,29 @@ class SalesSettings(
     sales_check_after: float = Field(300.0, ge=0, le=86400)
     sales_slow_after: float = Field(45.0, ge=0, le=86400)
     sales_retry_max_delay: float = Field(300.0, gt=0, le=86400)
+    renewal_days_before: int = Field(
+        3, ge=0, le=30, description="auto-renewal charges the saved card this many days early"
+    )
+    renewal_retry_days: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1, 2, 3],
+        description="days between a declined auto-renewal and the next attempts (then none)",
+    )
+    renewal_interval: float = Field(600.0, gt=0, le=86400, description="renewal worker period")
 
     @field_validator("webhook_trusted_proxies", mode="before")
     @classmethod
     def _proxies(cls, v: Any) -> Any:
         if isinstance(v, str):
             return [n.strip() for n in v.split(",") if n.strip()]
+        return v
+
+    @field_validator("renewal_retry_days", mode="before")
+    @classmethod
+    def _retry_days(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [int(n) for n in v.split(",") if n.strip()]
+        if any(int(n) < 1 or int(n) > 60 for n in v):
+            raise ValueError("each retry delay is 1 to 60 days")
         return v
 
 
@@ -366,9 +382,9 @@ class WebSettings(
     decrypts with ENCRYPTION_KEYS (web/tenants.py)."""
 
     web_host: str = "127.0.0.1"
-    web_port: int = Field(8070, ge=1, le=65535)
+    web_port: int = Field(8090, ge=1, le=65535)
     web_public_url: HttpUrl = Field(
-        "http://127.0.0.1:8070", description="where browsers reach the web (login links, widget)"
+        "http://127.0.0.1:8090", description="where browsers reach the web (login links, widget)"
     )
     web_jwt_keys: SecretStr = Field(
         description="comma-separated JWT signing keys, newest first: the first signs, all verify"
@@ -413,14 +429,7 @@ def describe_errors(cls: type[BaseSettings], error: ValidationError) -> str:
 
 
 def load_settings(cls: type[S], **overrides: Any) -> S:
-    """Read `cls` from the environment/.env; exit with a readable message when anything is wrong.
-
-    With SECRETS_DIR set (a Swarm service: master_bot/deploy/swarm.py), settings missing from
-    the environment are also read from files there, one per field (`bot_token`, `database_url`).
-    """
-    secrets_dir = os.environ.get("SECRETS_DIR")
-    if secrets_dir and "_secrets_dir" not in overrides:
-        overrides["_secrets_dir"] = secrets_dir
+    """Read `cls` from the environment/.env; exit with a readable message when anything is wrong."""
     try:
         return cls(**overrides)
     except ValidationError as exc:

@@ -18,6 +18,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from core.errors import ErrorReply
+from core.secrets import SecretBox
 from core.settings import SalesSettings
 from core.telegram import build_bot, wait_for_telegram
 from database.migrator import migrate_control
@@ -33,6 +34,7 @@ from sales_bot.notices import Notices
 from sales_bot.owner import BotNotifier
 from sales_bot.plans import Catalog, load_plans
 from sales_bot.relay import Relay
+from sales_bot.renewals import Renewals
 from sales_bot.store import SalesStore
 from sales_bot.vault import Vault
 from sales_bot.watch import Watcher
@@ -80,12 +82,16 @@ class SalesApp:
         self.kassa = kassa
         self.master = master
         self.catalog = Catalog(load_plans(settings.sales_plans_file))
-        self.store = SalesStore(pool)
+        self.store = SalesStore(pool, renewal_days_before=settings.renewal_days_before)
         self.vault = Vault(settings.encryption_keys.get_secret_value())
         self.i18n = build_i18n()
         self.notifier = BotNotifier(bot, self.i18n)
         self.billing = Billing(
-            self.store, kassa, self.vault, refund_suspends=settings.sales_refund_suspends
+            self.store,
+            kassa,
+            self.vault,
+            refund_suspends=settings.sales_refund_suspends,
+            renewal_retry_days=tuple(settings.renewal_retry_days),
         )
         self.notices = Notices(self.store, self.notifier, max_delay=settings.sales_retry_max_delay)
         self.relay = Relay(
@@ -99,6 +105,17 @@ class SalesApp:
             lease=tuning.relay_lease,
         )
         self.billing.on_outbox = self.relay.wake
+        self.renewals = Renewals(
+            self.store,
+            self.billing,
+            kassa,
+            self.vault,
+            SecretBox(settings.encryption_keys.get_secret_value()),
+            self.notices,
+            self.catalog,
+            interval=settings.renewal_interval,
+        )
+        self.relay.on_fulfilled = self.renewals.after_fulfilled
         self.watcher = Watcher(
             self.store,
             self.billing,
@@ -123,6 +140,7 @@ class SalesApp:
             telegram_timeout=min(settings.telegram_timeout, 15.0),
             support_contact=settings.sales_support_contact,
             own_bot_id=bot.id,
+            renewal_days_before=settings.renewal_days_before,
         )
         self.dp = Dispatcher(storage=fsm_storage(redis), ctx=self.ctx)
         # Not in front of the error handler: it resolves the locale itself, with a fallback.
@@ -201,11 +219,15 @@ class SalesApp:
         log.info("YooKassa webhook on port %d", self.webhook_port)
         return self.webhook_port
 
-    def start_workers(self, *, relay: bool = True, watcher: bool = True) -> None:
+    def start_workers(
+        self, *, relay: bool = True, watcher: bool = True, renewals: bool = True
+    ) -> None:
         if relay:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
         if watcher:
             self._tasks.append(asyncio.create_task(self.watcher.run(), name="watcher"))
+        if renewals:
+            self._tasks.append(asyncio.create_task(self.renewals.run(), name="renewals"))
 
     async def set_commands(self) -> None:
         for locale in ("ru", "en"):

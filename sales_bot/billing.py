@@ -52,6 +52,10 @@ class Notifier(Protocol):
 
     async def suspended(self, order: Order) -> None: ...
 
+    async def renewal_soon(self, order: Order, payload: dict[str, Any]) -> None: ...
+
+    async def renewal_failed(self, order: Order, payload: dict[str, Any]) -> None: ...
+
 
 class SilentNotifier:
     """A Notifier that tells nobody (tests of the payment rules, benchmarks)."""
@@ -70,6 +74,17 @@ class SilentNotifier:
 
     async def suspended(self, order: Order) -> None:
         return None
+
+    async def renewal_soon(self, order: Order, payload: dict[str, Any]) -> None:
+        return None
+
+    async def renewal_failed(self, order: Order, payload: dict[str, Any]) -> None:
+        return None
+
+
+def method_context(order_id: str) -> str:
+    """The Vault context a saved method's id is sealed under until it reaches the tenant."""
+    return f"method:{order_id}"
 
 
 def token_sha256(token: str) -> str:
@@ -90,6 +105,7 @@ class Draft:
     bot_id: int
     bot_username: str
     token: str = field(repr=False)
+    auto_renew: bool = False  # the owner agreed to auto-renewal at checkout
 
 
 class Billing:
@@ -102,8 +118,10 @@ class Billing:
         refund_suspends: bool = True,
         on_outbox: Callable[[], None] = lambda: None,
         workers: int = 4,
+        renewal_retry_days: tuple[int, ...] = (1, 2, 3),
     ) -> None:
         self.store = store
+        self.renewal_retry_days = renewal_retry_days
         self.kassa = kassa
         self.vault = vault
         self.refund_suspends = refund_suspends
@@ -141,11 +159,19 @@ class Billing:
                 bot_username=draft.bot_username,
                 bot_token_enc=self.vault.seal(f"order:{order_id}", draft.token),
                 bot_token_sha256=token_sha256(draft.token),
+                auto_renew=draft.auto_renew,
             )
         )
 
     async def open_extension(
-        self, *, user_id: int, locale: str, plan: Plan, email: str, tenant: Order
+        self,
+        *,
+        user_id: int,
+        locale: str,
+        plan: Plan,
+        email: str,
+        tenant: Order,
+        auto_renew: bool = False,
     ) -> Order:
         order_id = new_order_id()
         return await self.store.create_order(
@@ -163,6 +189,7 @@ class Billing:
                 business_name=tenant.business_name,
                 bot_username=tenant.bot_username,
                 tenant_id=tenant.tenant_id,
+                auto_renew=auto_renew,
             )
         )
 
@@ -181,6 +208,7 @@ class Billing:
                 description=description,
                 receipt_item=item,
                 email=order.email,
+                save_method=order.auto_renew,
             )
         )
         if payment.metadata.get("order_id") != order.order_id or payment.amount != order.amount:
@@ -204,8 +232,18 @@ class Billing:
             return None
         if verdict is Verdict.WAITING:
             return Applied(order, None)
+        method = payment.saved_method
+        sealed = None
+        if method is not None and order.auto_renew and order.kind is not OrderKind.RENEWAL:
+            sealed = self.vault.seal(method_context(order.order_id), method.id)
         applied = await self.store.apply(
-            order.order_id, verdict, payment.id, refund_suspends=self.refund_suspends
+            order.order_id,
+            verdict,
+            payment.id,
+            refund_suspends=self.refund_suspends,
+            payment=payment,
+            method_enc=sealed,
+            retry_days=self.renewal_retry_days,
         )
         if applied.moved is not None:
             log.info(
@@ -215,8 +253,8 @@ class Billing:
                 applied.moved.to.value,
                 reason,
             )
-            if applied.moved.actions:
-                self.on_outbox()
+            if applied.moved.actions or order.kind is OrderKind.RENEWAL:
+                self.on_outbox()  # the relay delivers outbox rows and owners' notices
         return applied
 
     async def check(self, order: Order) -> Order:

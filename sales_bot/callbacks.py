@@ -40,3 +40,29 @@ class OrderCb(CallbackData, prefix="o"):
 
 class ExtendCb(CallbackData, prefix="x"):
     tenant: str
+
+
+class ConsentCb(CallbackData, prefix="ar"):
+    """The auto-renewal question at checkout: `tenant` is empty for a new bot."""
+
+    tenant: str
+    on: bool
+
+
+class AutoRenewCb(CallbackData, prefix="as"):
+    """/subscription: turn auto-renewal on or off."""
+
+    tenant: str
+    on: bool
+
+
+class CardCb(CallbackData, prefix="cd"):
+    """/subscription: remove the saved card."""
+
+    tenant: str
+
+
+class PaymentsCb(CallbackData, prefix="ps"):
+    """/subscription: the list of payments."""
+
+    tenant: str

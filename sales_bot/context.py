@@ -24,3 +24,4 @@ class SalesContext:
     telegram_timeout: float
     support_contact: str
     own_bot_id: int = 0
+    renewal_days_before: int = 3

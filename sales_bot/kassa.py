@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from core.retry import backoff
-from sales_bot.orders import PaymentView, RefundView
+from sales_bot.orders import PaymentView, RefundView, SavedMethod
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +53,8 @@ class PaymentDraft:
     description: str  # <= 128 characters (YooKassa's limit)
     receipt_item: str  # <= 128 characters
     email: str
+    save_method: bool = False  # the owner agreed to auto-renewal: YooKassa saves the card
+    method_id: str | None = field(default=None, repr=False)  # charge this saved method
 
 
 class PaymentGateway(Protocol):
@@ -67,11 +69,26 @@ def _money(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
 
+def saved_method(raw: Any) -> SavedMethod | None:
+    """The payment's method when YooKassa saved it for later charges (a bank card's mask and
+    expiry with it), else None."""
+    method = getattr(raw, "payment_method", None)
+    if method is None or not getattr(method, "saved", False) or not getattr(method, "id", None):
+        return None
+    card = getattr(method, "card", None)
+    last4 = str(card.last4) if card is not None and card.last4 else None
+    expiry = None
+    if card is not None and card.expiry_month and card.expiry_year:
+        expiry = f"{int(card.expiry_month):02d}/{card.expiry_year}"
+    return SavedMethod(id=str(method.id), last4=last4, expiry=expiry)
+
+
 def payment_view(raw: Any) -> PaymentView:
     """A PaymentView from the SDK's PaymentResponse."""
     refunded = raw.refunded_amount
     confirmation = raw.confirmation
     metadata = raw.metadata or {}
+    details = getattr(raw, "cancellation_details", None)
     return PaymentView(
         id=str(raw.id),
         status=str(raw.status),
@@ -81,6 +98,8 @@ def payment_view(raw: Any) -> PaymentView:
         metadata={str(k): str(v) for k, v in dict(metadata).items()},
         refunded_amount=_money(refunded.value) if refunded is not None else Decimal("0.00"),
         confirmation_url=getattr(confirmation, "confirmation_url", None) if confirmation else None,
+        saved_method=saved_method(raw),
+        cancel_reason=str(details.reason) if details is not None and details.reason else None,
     )
 
 
@@ -95,12 +114,21 @@ def refund_view(raw: Any) -> RefundView:
 
 
 def payment_request(draft: PaymentDraft, *, vat_code: int, return_url: str) -> dict[str, Any]:
-    """The body of POST /payments: redirect confirmation, metadata, a 54-FZ receipt."""
+    """The body of POST /payments: metadata and a 54-FZ receipt always; a redirect confirmation
+    (the owner pays on YooKassa's page, saving the card when they agreed to auto-renewal), or a
+    saved method's id (a renewal: charged without the owner)."""
     value = f"{draft.amount:.2f}"
+    how: dict[str, Any]
+    if draft.method_id is not None:
+        how = {"payment_method_id": draft.method_id}
+    else:
+        how = {"confirmation": {"type": "redirect", "return_url": return_url}}
+        if draft.save_method:
+            how["save_payment_method"] = True
     return {
         "amount": {"value": value, "currency": draft.currency},
         "capture": True,
-        "confirmation": {"type": "redirect", "return_url": return_url},
+        **how,
         "description": draft.description[:128],
         "metadata": {"order_id": draft.order_id, "plan": draft.plan, "kind": draft.kind},
         "receipt": {

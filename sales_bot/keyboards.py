@@ -9,7 +9,9 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sales_bot.callbacks import (
     BotOkCb,
     CategoryCb,
+    ConsentCb,
     EmailCb,
+    ExtendCb,
     LangCb,
     MenuCb,
     OrderCb,
@@ -118,4 +120,24 @@ def retry_payment(order_id: str) -> InlineKeyboardMarkup:
 def new_token(order_id: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=_("Send a new token"), callback_data=OrderCb(action="token", order=order_id))
+    return kb.as_markup()
+
+
+def consent(tenant: str = "") -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=_("✅ Yes, renew automatically"), callback_data=ConsentCb(tenant=tenant, on=True)
+    )
+    kb.button(
+        text=_("Pay once, without auto-renewal"), callback_data=ConsentCb(tenant=tenant, on=False)
+    )
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def pay_renewal(tenant: str, amount_text: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=_("💳 Pay {amount}").format(amount=amount_text), callback_data=ExtendCb(tenant=tenant)
+    )
     return kb.as_markup()

@@ -1,5 +1,7 @@
 """Messages to owners that must not be lost: "your bot is live", "extended", "paused", "send
-another token", "we are setting it up".
+another token", "we are setting it up", and auto-renewal's "we are about to charge your card"
+and "the charge failed" (those two are written by the transactions that claim or decline a
+charge, and sent by `run_once`).
 
 `tell` writes the notice (control.sales_notices) before sending it and marks it sent after
 Telegram took it. When Telegram is down or answers 5xx / 429, the notice stays and `run_once`
@@ -42,6 +44,8 @@ class NoticeKind(enum.StrEnum):
     SUSPENDED = "suspended"
     TOKEN_REFUSED = "token_refused"  # noqa: S105 - a kind of message, not a secret
     SETTING_UP = "setting_up"
+    RENEWAL_SOON = "renewal_soon"  # written by the renewal worker's claim
+    RENEWAL_FAILED = "renewal_failed"  # written with the declined renewal's move
 
 
 class Notices:
@@ -76,6 +80,12 @@ class Notices:
 
     async def setting_up(self, order: Order) -> None:
         await self._tell(order, NoticeKind.SETTING_UP, {})
+
+    async def renewal_soon(self, order: Order, payload: dict[str, Any]) -> None:
+        await self._tell(order, NoticeKind.RENEWAL_SOON, payload)
+
+    async def renewal_failed(self, order: Order, payload: dict[str, Any]) -> None:
+        await self._tell(order, NoticeKind.RENEWAL_FAILED, payload)
 
     async def run_once(self) -> int:
         """Send the notices that are due (earlier sends failed, or were cut by a crash)."""
@@ -132,6 +142,10 @@ class Notices:
             await self.notifier.suspended(order)
         elif kind is NoticeKind.SETTING_UP:
             await self.notifier.setting_up(order)
+        elif kind is NoticeKind.RENEWAL_SOON:
+            await self.notifier.renewal_soon(order, payload)
+        elif kind is NoticeKind.RENEWAL_FAILED:
+            await self.notifier.renewal_failed(order, payload)
         else:
             await self.notifier.token_refused(order, str(payload["code"]))
 

@@ -29,6 +29,7 @@ class OrderStatus(enum.StrEnum):
 class OrderKind(enum.StrEnum):
     NEW = "new"
     EXTEND = "extend"
+    RENEWAL = "renewal"  # a charge of the saved card, made by the renewal worker
 
 
 class Action(enum.StrEnum):
@@ -49,6 +50,18 @@ def idempotence_key(order_id: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class SavedMethod:
+    """A payment method YooKassa saved for later charges: its id is a secret."""
+
+    id: str = field(repr=False)
+    last4: str | None = None
+    expiry: str | None = None  # MM/YYYY
+
+    def __repr__(self) -> str:
+        return f"SavedMethod(*{self.last4 or '????'}, {self.expiry or '--/----'})"
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentView:
     """The fields of a YooKassa payment the rules look at."""
 
@@ -60,6 +73,8 @@ class PaymentView:
     metadata: dict[str, str] = field(default_factory=dict)
     refunded_amount: Decimal = Decimal("0")
     confirmation_url: str | None = None
+    saved_method: SavedMethod | None = None  # payment_method.saved = true
+    cancel_reason: str | None = None  # cancellation_details.reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from aiogram import Bot
 from aiogram.types import InlineKeyboardMarkup, LinkPreviewOptions
@@ -12,8 +14,10 @@ from aiogram.utils.i18n import gettext as _
 
 from sales_bot import keyboards
 from sales_bot.master import Tenant
+from sales_bot.orders import OrderKind
+from sales_bot.plans import format_rub
 from sales_bot.store import Order
-from sales_bot.text import bot_link, date
+from sales_bot.text import bot_link, card, date, decline_reason
 
 
 class BotNotifier:
@@ -56,12 +60,65 @@ class BotNotifier:
 
     async def extended(self, order: Order, tenant: Tenant) -> None:
         def text() -> str:
+            if order.kind is OrderKind.RENEWAL:
+                return _(
+                    "Auto-renewal: {amount} charged from your card {card}. {bot} is paid until "
+                    "{date}. The receipt went to {email}. To turn auto-renewal off: /subscription"
+                ).format(
+                    amount=format_rub(order.amount),
+                    card=card(order.card_last4, None),
+                    bot=bot_link(tenant.bot_username or order.bot_username),
+                    date=date(tenant.expires_at),
+                    email=html.escape(order.email),
+                )
             return _("Thank you! {bot} is paid until {date}.").format(
                 bot=bot_link(tenant.bot_username or order.bot_username),
                 date=date(tenant.expires_at),
             )
 
         await self._send(order, text)
+
+    async def renewal_soon(self, order: Order, payload: dict[str, Any]) -> None:
+        def text() -> str:
+            return _(
+                "Auto-renewal of {bot}: I'm charging {amount} for {days} days from your card "
+                "{card} now. Don't want it? Turn auto-renewal off in /subscription."
+            ).format(
+                bot=bot_link(order.bot_username),
+                amount=format_rub(order.amount),
+                days=order.period_days,
+                card=card(payload.get("card_last4"), None),
+            )
+
+        await self._send(order, text)
+
+    async def renewal_failed(self, order: Order, payload: dict[str, Any]) -> None:
+        next_at = payload.get("next_at")
+
+        def text() -> str:
+            lines = [
+                _("Auto-renewal of {bot} failed: {reason}.").format(
+                    bot=bot_link(order.bot_username),
+                    reason=decline_reason(str(payload.get("reason") or "")),
+                )
+            ]
+            if payload.get("card_dropped"):
+                lines.append(_("This card can't be charged any more, so auto-renewal is off."))
+            elif next_at:
+                lines.append(
+                    _("I'll try again on {date}.").format(
+                        date=date(datetime.fromisoformat(str(next_at)))
+                    )
+                )
+            else:
+                lines.append(_("I won't try again."))
+            lines.append(_("To keep the bot running, pay with the button below (any card)."))
+            return "\n".join(lines)
+
+        def markup() -> InlineKeyboardMarkup:
+            return keyboards.pay_renewal(order.tenant_id or "", format_rub(order.amount))
+
+        await self._send(order, text, markup)
 
     async def setting_up(self, order: Order) -> None:
         def text() -> str:

@@ -21,6 +21,7 @@ from sales_bot.master import (
     MasterRejectedError,
     MasterUnavailableError,
     ProvisionRequest,
+    Tenant,
 )
 from sales_bot.notices import Notices
 from sales_bot.orders import Action, OrderStatus
@@ -31,9 +32,14 @@ log = logging.getLogger(__name__)
 
 TOKEN_REFUSALS = frozenset({"bot_token_in_use", "invalid_bot_token"})
 FaultHook = Callable[[OutboxItem], Awaitable[None]]
+FulfilledHook = Callable[[Order, Tenant], Awaitable[None]]
 
 
 async def _no_fault(item: OutboxItem) -> None:
+    return None
+
+
+async def _no_follow_up(order: Order, tenant: Tenant) -> None:
     return None
 
 
@@ -63,6 +69,9 @@ class Relay:
         self._wake = asyncio.Event()
         # Test hook: runs after the master answered and before the row is marked done.
         self.after_call: FaultHook = _no_fault
+        # After the master did what an order paid for, before the row is marked done (so it
+        # runs again after a crash): the subscription learns the new period and saved card.
+        self.on_fulfilled: FulfilledHook = _no_follow_up
 
     def wake(self) -> None:
         self._wake.set()
@@ -142,6 +151,7 @@ class Relay:
         )
         await self.after_call(item)
         done = await self.store.fulfilled(order.order_id, tenant.tenant_id, tenant.bot_username)
+        await self.on_fulfilled(done, tenant)
         await self.store.outbox_done(item.id, f"provisioned {tenant.tenant_id}")
         log.info("order %s provisioned %s", order.order_id, tenant.tenant_id)
         if done.status is OrderStatus.PAID:
@@ -153,6 +163,7 @@ class Relay:
         tenant = await self.master.extend(order.tenant_id, order.period_days, order.order_id)
         await self.after_call(item)
         done = await self.store.fulfilled(order.order_id, tenant.tenant_id, tenant.bot_username)
+        await self.on_fulfilled(done, tenant)
         await self.store.outbox_done(item.id, f"extended {tenant.tenant_id}")
         log.info("order %s extended %s", order.order_id, tenant.tenant_id)
         if done.status is OrderStatus.PAID:

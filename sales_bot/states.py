@@ -12,6 +12,7 @@ class Onboarding(StatesGroup):
     token = State()
     confirm_bot = State()
     email = State()
+    consent = State()  # auto-renewal: yes or no, then the payment
 
 
 class NewToken(StatesGroup):

@@ -7,8 +7,8 @@ connection from the pool, runs its statements and gives it back.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -20,16 +20,25 @@ from sales_bot.orders import (
     OrderFacts,
     OrderKind,
     OrderStatus,
+    PaymentView,
     Transition,
     Verdict,
     transition,
 )
 
+# Declines after which the saved card cannot be charged again: it is dropped, no retries.
+DEAD_CARD_REASONS = frozenset({"card_expired", "permission_revoked"})
+
 _ORDER_COLUMNS = (
     "order_id, kind, status, user_id, locale, plan, period_days, amount, currency, email,"
     " business_name, category, timezone, bot_id, bot_username, bot_token_enc, bot_token_sha256,"
     " tenant_id, idempotence_key, payment_id, confirmation_url, failure, created_at, paid_at,"
-    " fulfilled_at"
+    " fulfilled_at, auto_renew, method_enc, card_last4, card_expiry, cycle_end, cancel_reason"
+)
+_SUB_COLUMNS = (
+    "tenant_id, user_id, locale, email, bot_username, business_name, plan, period_days, amount,"
+    " currency, auto_renew, method_enc, card_last4, card_expiry, paid_until, next_charge_at,"
+    " failures, last_failure"
 )
 
 
@@ -60,6 +69,12 @@ class Order:
     created_at: datetime
     paid_at: datetime | None
     fulfilled_at: datetime | None
+    auto_renew: bool = False
+    method_enc: str | None = field(default=None, repr=False)
+    card_last4: str | None = None
+    card_expiry: str | None = None
+    cycle_end: datetime | None = None
+    cancel_reason: str | None = None
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> Order:
@@ -104,6 +119,49 @@ class NewOrder:
     bot_token_enc: str | None = None
     bot_token_sha256: str | None = None
     tenant_id: str | None = None
+    auto_renew: bool = False
+    cycle_end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A tenant's renewal terms (control.sales_subscriptions); `method_enc` is the saved card's
+    id, sealed with SecretBox for the tenant."""
+
+    tenant_id: str
+    user_id: int
+    locale: str
+    email: str
+    bot_username: str | None
+    business_name: str | None
+    plan: str
+    period_days: int
+    amount: Decimal
+    currency: str
+    auto_renew: bool
+    method_enc: str | None
+    card_last4: str | None
+    card_expiry: str | None
+    paid_until: datetime | None
+    next_charge_at: datetime | None
+    failures: int
+    last_failure: str | None
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> Subscription:
+        return cls(**dict(row))
+
+    def __repr__(self) -> str:
+        return f"Subscription({self.tenant_id}, auto_renew={self.auto_renew})"
+
+
+@dataclass(frozen=True, slots=True)
+class MethodUpdate:
+    """A saved method for the tenant's subscription: sealed for the tenant."""
+
+    method_enc: str = field(repr=False)
+    card_last4: str | None
+    card_expiry: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,17 +200,19 @@ async def _orders_of(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -
 
 
 class SalesStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, renewal_days_before: int = 3) -> None:
         self.pool = pool
+        self.renewal_days_before = renewal_days_before  # a saved card is charged this early
 
     # ------------------------------------------------------------------ orders
     async def create_order(self, new: NewOrder) -> Order:
         row = await self.pool.fetchrow(
             "INSERT INTO control.sales_orders (order_id, kind, user_id, locale, plan,"
             " period_days, amount, currency, email, idempotence_key, business_name, category,"
-            " timezone, bot_id, bot_username, bot_token_enc, bot_token_sha256, tenant_id)"
+            " timezone, bot_id, bot_username, bot_token_enc, bot_token_sha256, tenant_id,"
+            " auto_renew, cycle_end)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-            f" $17, $18) RETURNING {_ORDER_COLUMNS}",
+            f" $17, $18, $19, $20) RETURNING {_ORDER_COLUMNS}",
             new.order_id,
             new.kind.value,
             new.user_id,
@@ -171,6 +231,8 @@ class SalesStore:
             new.bot_token_enc,
             new.bot_token_sha256,
             new.tenant_id,
+            new.auto_renew,
+            new.cycle_end,
         )
         return Order.of(row)
 
@@ -241,8 +303,17 @@ class SalesStore:
         payment_id: str,
         *,
         refund_suspends: bool,
+        payment: PaymentView | None = None,
+        method_enc: str | None = None,
+        retry_days: Sequence[int] = (),
     ) -> Applied:
-        """Move the order by `verdict` and write its outbox rows, in one transaction."""
+        """Move the order by `verdict` and write its outbox rows, in one transaction.
+
+        A paid order the owner agreed to auto-renew keeps the method YooKassa saved
+        (`method_enc`, sealed for the order) until the relay moves it to the subscription. A
+        declined renewal counts a failure on the subscription, plans the next attempt
+        (`retry_days` after the claim, then none) and writes the owner's notice, all in the
+        same transaction as the move."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE order_id = $1 FOR UPDATE",
@@ -259,14 +330,28 @@ class SalesStore:
                 OrderStatus.CANCELED: "canceled_at",
                 OrderStatus.REFUNDED: "refunded_at",
             }[moved.to]
+            saved = payment.saved_method if payment is not None else None
+            keep = moved.to is OrderStatus.PAID and order.auto_renew and method_enc is not None
+            reason = payment.cancel_reason if payment is not None else None
             row = await conn.fetchrow(
                 f"UPDATE control.sales_orders SET status = $2, {stamp} = now(),"
-                " payment_id = coalesce(payment_id, $3), updated_at = now()"
+                " payment_id = coalesce(payment_id, $3), updated_at = now(),"
+                " method_enc = CASE WHEN $4 THEN $5 ELSE method_enc END,"
+                " card_last4 = CASE WHEN $4 THEN $6 ELSE card_last4 END,"
+                " card_expiry = CASE WHEN $4 THEN $7 ELSE card_expiry END,"
+                " cancel_reason = coalesce(cancel_reason, $8)"
                 f" WHERE order_id = $1 RETURNING {_ORDER_COLUMNS}",
                 order_id,
                 moved.to.value,
                 payment_id,
+                keep,
+                method_enc if keep else None,
+                saved.last4 if keep and saved else None,
+                saved.expiry if keep and saved else None,
+                reason if moved.to is OrderStatus.CANCELED else None,
             )
+            if order.kind is OrderKind.RENEWAL and moved.to is OrderStatus.CANCELED:
+                await self._renewal_failed(conn, Order.of(row), reason or "unknown", retry_days)
             actions = list(moved.actions)
             if Action.SUSPEND in actions:
                 # What the master never saw is dropped instead: nothing to suspend then.
@@ -314,6 +399,355 @@ class SalesStore:
             " AND paid_at < now() - make_interval(secs => $1)"
             f" RETURNING {_ORDER_COLUMNS}",
             older_than,
+        )
+        return [Order.of(r) for r in rows]
+
+    async def _renewal_failed(
+        self, conn: asyncpg.Connection, order: Order, reason: str, retry_days: Sequence[int]
+    ) -> None:
+        sub = await conn.fetchrow(
+            "SELECT failures, last_attempt_at, card_last4 FROM control.sales_subscriptions"
+            " WHERE tenant_id = $1 FOR UPDATE",
+            order.tenant_id,
+        )
+        if sub is None:
+            return
+        failures = int(sub["failures"]) + 1
+        dead = reason in DEAD_CARD_REASONS
+        days = retry_days[failures - 1] if failures <= len(retry_days) and not dead else None
+        next_at = await conn.fetchval(
+            "UPDATE control.sales_subscriptions SET failures = $2, last_failure = $3,"
+            " next_charge_at = CASE WHEN $4::int IS NULL THEN NULL"
+            " ELSE coalesce(last_attempt_at, now()) + make_interval(days => $4::int) END,"
+            " auto_renew = auto_renew AND NOT $5, method_enc = CASE WHEN $5 THEN NULL"
+            " ELSE method_enc END, revoked_at = CASE WHEN $5 THEN now() ELSE revoked_at END,"
+            " updated_at = now() WHERE tenant_id = $1 RETURNING next_charge_at",
+            order.tenant_id,
+            failures,
+            reason,
+            days,
+            dead,
+        )
+        payload = {
+            "reason": reason,
+            "next_at": next_at.isoformat() if next_at else None,
+            "card_dropped": dead,
+            "card_last4": sub["card_last4"],
+        }
+        await conn.execute(
+            "INSERT INTO control.sales_notices (order_id, kind, payload, attempts)"
+            " VALUES ($1, 'renewal_failed', $2::jsonb, 0) ON CONFLICT (order_id, kind) DO NOTHING",
+            order.order_id,
+            json.dumps(payload),
+        )
+
+    # ------------------------------------------------------------------ auto-renewal
+    async def subscription(self, tenant_id: str) -> Subscription | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_SUB_COLUMNS} FROM control.sales_subscriptions WHERE tenant_id = $1",
+            tenant_id,
+        )
+        return Subscription.of(row) if row else None
+
+    async def sync_subscription(
+        self,
+        order: Order,
+        *,
+        paid_until: datetime | None,
+        method: MethodUpdate | None,
+    ) -> Subscription:
+        """After the master provisioned or extended for `order`: the tenant's subscription
+        learns the new end of the paid period (and the next charge date), and the card the
+        owner saved with this payment — unless they turned auto-renewal off since. The order's
+        own copy of the method is cleared. Repeating it changes nothing more."""
+        assert order.tenant_id is not None
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL lock_timeout = '60s'")
+            row = await conn.fetchrow(
+                "SELECT revoked_at FROM control.sales_subscriptions WHERE tenant_id = $1"
+                " FOR UPDATE",
+                order.tenant_id,
+            )
+            if row is None:
+                await conn.execute(
+                    "INSERT INTO control.sales_subscriptions (tenant_id, user_id, locale, email,"
+                    " bot_username, business_name, plan, period_days, amount, currency)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    order.tenant_id,
+                    order.user_id,
+                    order.locale,
+                    order.email,
+                    order.bot_username,
+                    order.business_name,
+                    order.plan,
+                    order.period_days,
+                    order.amount,
+                    order.currency,
+                )
+            revoked_later = (
+                row is not None
+                and row["revoked_at"] is not None
+                and row["revoked_at"] > order.created_at
+            )
+            enable = method is not None and not revoked_later
+            updated = await conn.fetchrow(
+                "UPDATE control.sales_subscriptions SET paid_until = coalesce($2, paid_until),"
+                " plan = $3, period_days = $4, amount = $5, email = $6,"
+                " bot_username = coalesce($7, bot_username), failures = 0, last_failure = NULL,"
+                " auto_renew = auto_renew OR $8,"
+                " consent_at = CASE WHEN $8 THEN now() ELSE consent_at END,"
+                " revoked_at = CASE WHEN $8 THEN NULL ELSE revoked_at END,"
+                " method_enc = CASE WHEN $8 THEN $9 ELSE method_enc END,"
+                " card_last4 = CASE WHEN $8 THEN $10 ELSE card_last4 END,"
+                " card_expiry = CASE WHEN $8 THEN $11 ELSE card_expiry END,"
+                " updated_at = now() WHERE tenant_id = $1"
+                f" RETURNING {_SUB_COLUMNS}",
+                order.tenant_id,
+                paid_until,
+                order.plan,
+                order.period_days,
+                order.amount,
+                order.email,
+                order.bot_username,
+                enable,
+                method.method_enc if method else None,
+                method.card_last4 if method else None,
+                method.card_expiry if method else None,
+            )
+            sub = await conn.fetchrow(
+                "UPDATE control.sales_subscriptions SET next_charge_at = CASE WHEN auto_renew"
+                " AND paid_until IS NOT NULL THEN paid_until - make_interval(days => $2)"
+                f" END WHERE tenant_id = $1 RETURNING {_SUB_COLUMNS}",
+                order.tenant_id,
+                self.renewal_days_before,
+            )
+            if order.method_enc is not None:
+                await conn.execute(
+                    "UPDATE control.sales_orders SET method_enc = NULL WHERE order_id = $1",
+                    order.order_id,
+                )
+            assert updated is not None
+            return Subscription.of(sub)
+
+    async def subscriptions_of(self, user_id: int) -> dict[str, Subscription]:
+        rows = await self.pool.fetch(
+            f"SELECT {_SUB_COLUMNS} FROM control.sales_subscriptions WHERE user_id = $1",
+            user_id,
+        )
+        return {r["tenant_id"]: Subscription.of(r) for r in rows}
+
+    async def set_auto_renew(self, tenant_id: str, user_id: int, on: bool) -> Subscription | None:
+        """The owner's switch. It takes the lock the renewal worker holds from claiming a charge
+        to sending it, so it lands either before the charge (none is made) or after it was sent.
+        Turning it on needs a saved card; None when this is not the owner's tenant."""
+        return await self._switch(
+            tenant_id, user_id,
+            "auto_renew = $3 AND method_enc IS NOT NULL,"
+            " consent_at = CASE WHEN $3 AND method_enc IS NOT NULL THEN now() ELSE consent_at END,"
+            " revoked_at = CASE WHEN $3 THEN revoked_at ELSE now() END",
+            on,
+        )  # fmt: skip
+
+    async def remove_card(self, tenant_id: str, user_id: int) -> Subscription | None:
+        """Forget the saved card (and with it auto-renewal), under the same lock as a charge."""
+        return await self._switch(
+            tenant_id, user_id,
+            "auto_renew = false, method_enc = NULL, card_last4 = NULL, card_expiry = NULL,"
+            " revoked_at = CASE WHEN $3 THEN revoked_at ELSE now() END",
+            False,
+        )  # fmt: skip
+
+    async def _switch(
+        self, tenant_id: str, user_id: int, assignments: str, flag: bool
+    ) -> Subscription | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL lock_timeout = '120s'")
+            row = await conn.fetchrow(
+                "SELECT 1 FROM control.sales_subscriptions WHERE tenant_id = $1 AND user_id = $2"
+                " FOR UPDATE",
+                tenant_id,
+                user_id,
+            )
+            if row is None:
+                return None
+            await conn.execute(
+                f"UPDATE control.sales_subscriptions SET {assignments}, updated_at = now()"
+                " WHERE tenant_id = $1 AND user_id = $2",
+                tenant_id,
+                user_id,
+                flag,
+            )
+            sub = await conn.fetchrow(
+                "UPDATE control.sales_subscriptions SET next_charge_at = CASE WHEN auto_renew"
+                " AND paid_until IS NOT NULL THEN coalesce(next_charge_at,"
+                " paid_until - make_interval(days => $2)) END"
+                f" WHERE tenant_id = $1 RETURNING {_SUB_COLUMNS}",
+                tenant_id,
+                self.renewal_days_before,
+            )
+            return Subscription.of(sub)
+
+    async def due_renewals(self, now: datetime, limit: int = 50) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT tenant_id FROM control.sales_subscriptions WHERE auto_renew"
+            " AND next_charge_at <= $1 ORDER BY next_charge_at LIMIT $2",
+            now,
+            limit,
+        )
+        return [r["tenant_id"] for r in rows]
+
+    async def claim_renewal(
+        self, tenant_id: str, now: datetime, order_id: str, key: str
+    ) -> Order | None:
+        """Claim one charge of the tenant's saved card: re-read the subscription under its lock
+        (still on, a card, due), check no live charge exists for this period, then write the
+        renewal order and the owner's "we are about to charge" notice; None when not due."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT {_SUB_COLUMNS} FROM control.sales_subscriptions WHERE tenant_id = $1"
+                " FOR UPDATE",
+                tenant_id,
+            )
+            if row is None:
+                return None
+            sub = Subscription.of(row)
+            if (
+                not sub.auto_renew
+                or sub.method_enc is None
+                or sub.next_charge_at is None
+                or sub.next_charge_at > now
+                or sub.paid_until is None
+            ):
+                return None
+            live = await conn.fetchval(
+                "SELECT order_id FROM control.sales_orders WHERE kind = 'renewal'"
+                " AND tenant_id = $1 AND cycle_end = $2 AND status IN ('pending', 'paid')",
+                tenant_id,
+                sub.paid_until,
+            )
+            if live is not None:
+                return None
+            order = await conn.fetchrow(
+                "INSERT INTO control.sales_orders (order_id, kind, user_id, locale, plan,"
+                " period_days, amount, currency, email, idempotence_key, business_name,"
+                " bot_username, tenant_id, auto_renew, cycle_end, card_last4, card_expiry)"
+                " VALUES ($1, 'renewal', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, true,"
+                f" $13, $14, $15) RETURNING {_ORDER_COLUMNS}",
+                order_id,
+                sub.user_id,
+                sub.locale,
+                sub.plan,
+                sub.period_days,
+                sub.amount,
+                sub.currency,
+                sub.email,
+                key,
+                sub.business_name,
+                sub.bot_username,
+                tenant_id,
+                sub.paid_until,
+                sub.card_last4,
+                sub.card_expiry,
+            )
+            await conn.execute(
+                "UPDATE control.sales_subscriptions SET last_attempt_at = $2, updated_at = now()"
+                " WHERE tenant_id = $1",
+                tenant_id,
+                now,
+            )
+            await conn.execute(
+                "INSERT INTO control.sales_notices (order_id, kind, payload, attempts)"
+                " VALUES ($1, 'renewal_soon', $2::jsonb, 0)",
+                order_id,
+                json.dumps({"card_last4": sub.card_last4}),
+            )
+            return Order.of(order)
+
+    async def send_renewal(
+        self,
+        order_id: str,
+        send: Callable[[Subscription, Order], Awaitable[PaymentView]],
+    ) -> tuple[Order, PaymentView | None]:
+        """Send a claimed charge, holding the subscription's lock across `send` (the YooKassa
+        call): auto-renewal turned off or the card removed since the claim cancels the order
+        instead, and a switch arriving meanwhile waits until the charge was sent. A charge sent
+        already is not sent again (the payment is then re-read by the periodic check)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            tenant_id = await conn.fetchval(
+                "SELECT tenant_id FROM control.sales_orders WHERE order_id = $1", order_id
+            )
+            row = await conn.fetchrow(
+                f"SELECT {_SUB_COLUMNS} FROM control.sales_subscriptions WHERE tenant_id = $1"
+                " FOR UPDATE",
+                tenant_id,
+            )
+            order_row = await conn.fetchrow(
+                f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE order_id = $1 FOR UPDATE",
+                order_id,
+            )
+            order = Order.of(order_row)
+            if order.status is not OrderStatus.PENDING or order.payment_id is not None:
+                return order, None
+            sub = Subscription.of(row) if row is not None else None
+            if sub is None or not sub.auto_renew or sub.method_enc is None:
+                why = "card_removed" if sub is None or sub.method_enc is None else "opted_out"
+                canceled = await conn.fetchrow(
+                    "UPDATE control.sales_orders SET status = 'canceled', canceled_at = now(),"
+                    " cancel_reason = $2, updated_at = now() WHERE order_id = $1"
+                    f" RETURNING {_ORDER_COLUMNS}",
+                    order_id,
+                    why,
+                )
+                await conn.execute(
+                    "UPDATE control.sales_notices SET gave_up_at = now(),"
+                    " last_error = 'not charged: ' || $2 WHERE order_id = $1"
+                    " AND kind = 'renewal_soon' AND sent_at IS NULL",
+                    order_id,
+                    why,
+                )
+                return Order.of(canceled), None
+            payment = await send(sub, order)
+            sent = await conn.fetchrow(
+                "UPDATE control.sales_orders SET payment_id = $2, updated_at = now()"
+                f" WHERE order_id = $1 RETURNING {_ORDER_COLUMNS}",
+                order_id,
+                payment.id,
+            )
+            return Order.of(sent), payment
+
+    async def refuse_renewal(self, order_id: str, reason: str, retry_days: Sequence[int]) -> None:
+        """YooKassa refused to create a claimed charge (4xx): a failed attempt like a decline."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE control.sales_orders SET status = 'canceled', canceled_at = now(),"
+                " cancel_reason = $2, updated_at = now() WHERE order_id = $1"
+                f" AND status = 'pending' AND payment_id IS NULL RETURNING {_ORDER_COLUMNS}",
+                order_id,
+                reason,
+            )
+            if row is not None:
+                await self._renewal_failed(conn, Order.of(row), reason, retry_days)
+
+    async def unsent_renewals(self, older_than: float, limit: int = 20) -> list[str]:
+        """Claimed charges never sent (a crash, YooKassa down): sent again with their key."""
+        rows = await self.pool.fetch(
+            "SELECT order_id FROM control.sales_orders WHERE kind = 'renewal'"
+            " AND status = 'pending' AND payment_id IS NULL"
+            " AND created_at < now() - make_interval(secs => $1)"
+            " AND created_at > now() - interval '20 hours' ORDER BY created_at LIMIT $2",
+            older_than,
+            limit,
+        )
+        return [r["order_id"] for r in rows]
+
+    async def payments_of(self, tenant_id: str, user_id: int, limit: int = 10) -> list[Order]:
+        rows = await self.pool.fetch(
+            f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE tenant_id = $1"
+            " AND user_id = $2 AND (status <> 'pending' OR payment_id IS NOT NULL)"
+            " ORDER BY created_at DESC LIMIT $3",
+            tenant_id,
+            user_id,
+            limit,
         )
         return [Order.of(r) for r in rows]
 

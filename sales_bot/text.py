@@ -76,3 +76,30 @@ def date(value: datetime | None) -> str:
 
 def bot_link(username: str | None) -> str:
     return f"@{html.escape(username)}" if username else _("your bot")
+
+
+def decline_reason(reason: str) -> str:
+    """Why YooKassa declined a charge of the saved card, for the owner."""
+    names = {
+        "insufficient_funds": _("not enough money on the card"),
+        "card_expired": _("the card has expired"),
+        "permission_revoked": _("the permission to charge the card was withdrawn"),
+        "refused_by_yookassa": _("the payment service refused the charge"),
+    }
+    return names.get(reason, _("the bank declined the payment ({reason})").format(reason=reason))
+
+
+def card(last4: str | None, expiry: str | None) -> str:
+    text = f"•••• {html.escape(last4)}" if last4 else _("card")
+    return f"{text} ({html.escape(expiry)})" if expiry else text
+
+
+def auto_renewal_terms(amount: str, days: int, days_before: int) -> str:
+    """What auto-renewal means, in plain words, before the owner agrees to it."""
+    return _(
+        "<b>Auto-renewal</b>: if you turn it on, YooKassa saves your card and we charge {amount} "
+        "for every next {period}, {days_before} days before the paid period ends — without "
+        "asking you each time. Before each charge I write to you here, and the receipt comes "
+        "to your email. You can turn auto-renewal off or remove the card at any time in "
+        "/subscription, in one tap: after that nothing is charged."
+    ).format(amount=amount, period=period(days), days_before=days_before)

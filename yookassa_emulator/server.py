@@ -148,7 +148,7 @@ class YooKassaFake:
         if payment["status"] == "pending":
             if "payment_method" not in payment:
                 save = bool(self.bodies.get(payment_id, {}).get("save_payment_method"))
-                payment["payment_method"] = self._method(payment_id, save)
+                payment["payment_method"] = self._method(save)
             payment.update(
                 status="succeeded",
                 paid=True,
@@ -158,7 +158,9 @@ class YooKassaFake:
             )
         return payment
 
-    def _method(self, method_id: str, saved: bool) -> dict[str, Any]:
+    def _method(self, saved: bool) -> dict[str, Any]:
+        # Its own id (not the payment's), so tests can tell where the method id went.
+        method_id = f"pm-{uuid.uuid4()}"
         card = dict(self.card)
         method = {"type": "bank_card", "id": method_id, "saved": saved,
                   "title": f"Bank card *{card['last4']}", "card": card}  # fmt: skip

@@ -13,10 +13,18 @@ from aiogram.utils.i18n import gettext as _
 
 from sales_bot import keyboards
 from sales_bot.billing import Draft
-from sales_bot.callbacks import BotOkCb, CategoryCb, EmailCb, MenuCb, PlanCb, TimezoneCb
+from sales_bot.callbacks import (
+    BotOkCb,
+    CategoryCb,
+    ConsentCb,
+    EmailCb,
+    MenuCb,
+    PlanCb,
+    TimezoneCb,
+)
 from sales_bot.context import SalesContext
 from sales_bot.forms import CATEGORIES, TIMEZONES, clean_business_name, clean_email
-from sales_bot.handlers.payment import send_checkout
+from sales_bot.handlers.payment import ask_consent, send_checkout
 from sales_bot.handlers.tokens import instructions, read_token
 from sales_bot.states import Onboarding
 from sales_bot.text import category_name
@@ -143,7 +151,7 @@ async def email_given(message: Message, state: FSMContext, ctx: SalesContext, i1
             _("This doesn't look like an email address (e.g. name@example.com). Try again.")
         )
         return
-    await _order(message, message.from_user.id if message.from_user else 0, email, state, ctx, i18n)
+    await _consent(message, email, state, ctx, i18n)
 
 
 async def email_reused(
@@ -152,12 +160,40 @@ async def email_reused(
     await query.answer()
     email = await ctx.store.last_email(query.from_user.id)
     if email and isinstance(query.message, Message):
-        await _order(query.message, query.from_user.id, email, state, ctx, i18n)
+        await _consent(query.message, email, state, ctx, i18n)
+
+
+async def _consent(
+    message: Message, email: str, state: FSMContext, ctx: SalesContext, i18n: I18n
+) -> None:
+    """Before the payment: what auto-renewal means, and the owner's yes or no."""
+    plan = ctx.catalog.get(str((await state.get_data()).get("plan")))
+    if plan is None:
+        await state.clear()
+        await message.answer(_("Something got lost on the way, sorry. Send /start to begin again."))
+        return
+    await state.update_data(email=email)
+    await state.set_state(Onboarding.consent)
+    await ask_consent(message, ctx, plan, i18n.current_locale)
+
+
+async def consent_given(
+    query: CallbackQuery, callback_data: ConsentCb, state: FSMContext, ctx: SalesContext,
+    i18n: I18n,
+) -> None:  # fmt: skip
+    await query.answer()
+    email = str((await state.get_data()).get("email") or "")
+    if email and isinstance(query.message, Message):
+        await _order(
+            query.message, query.from_user.id, email, state, ctx, i18n,
+            auto_renew=callback_data.on,
+        )  # fmt: skip
 
 
 async def _order(
-    message: Message, user_id: int, email: str, state: FSMContext, ctx: SalesContext, i18n: I18n
-) -> None:
+    message: Message, user_id: int, email: str, state: FSMContext, ctx: SalesContext, i18n: I18n,
+    *, auto_renew: bool,
+) -> None:  # fmt: skip
     data = await state.get_data()
     plan = ctx.catalog.get(str(data.get("plan")))
     if plan is None or not data.get("token_enc") or not data.get("business_name"):
@@ -177,10 +213,11 @@ async def _order(
             bot_id=int(data["bot_id"]),
             bot_username=str(data["bot_username"]),
             token=token,
+            auto_renew=auto_renew,
         )
     )
     await state.clear()
-    log.info("order %s opened (plan %s)", order.order_id, plan.id)
+    log.info("order %s opened (plan %s, auto-renewal %s)", order.order_id, plan.id, auto_renew)
     await send_checkout(message, order, ctx, i18n.current_locale)
 
 
@@ -196,4 +233,5 @@ def router() -> Router:
     r.callback_query.register(bot_confirmed, Onboarding.confirm_bot, BotOkCb.filter())
     r.message.register(email_given, Onboarding.email, F.text)
     r.callback_query.register(email_reused, Onboarding.email, EmailCb.filter(F.reuse))
+    r.callback_query.register(consent_given, Onboarding.consent, ConsentCb.filter(F.tenant == ""))
     return r

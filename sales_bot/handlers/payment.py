@@ -17,10 +17,10 @@ from sales_bot.context import SalesContext
 from sales_bot.handlers.tokens import read_token
 from sales_bot.kassa import KassaError
 from sales_bot.orders import OrderKind, OrderStatus
-from sales_bot.plans import format_rub
+from sales_bot.plans import Plan, format_rub
 from sales_bot.states import NewToken
 from sales_bot.store import Order
-from sales_bot.text import bot_link
+from sales_bot.text import auto_renewal_terms, bot_link
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,28 @@ def _summary(order: Order, ctx: SalesContext, locale: str) -> str:
         plan=html.escape(plan_name),
         amount=format_rub(order.amount),
         days=order.period_days,
-    ) + "\n" + _("The receipt goes to {email}.").format(email=html.escape(order.email))  # fmt: skip
+    ) + "\n" + _("The receipt goes to {email}.").format(email=html.escape(order.email)) + "\n" + (
+        _("Auto-renewal: on — the card you pay with is saved for the next periods.")
+        if order.auto_renew else _("Auto-renewal: off.")
+    )  # fmt: skip
+
+
+async def ask_consent(
+    message: Message, ctx: SalesContext, plan: Plan, locale: str, tenant: str = ""
+) -> None:
+    """The auto-renewal question at checkout: the terms in plain words, a button each."""
+    await message.answer(
+        _("Plan {plan}: {amount} for {days} days.").format(
+            plan=html.escape(plan.name(locale)),
+            amount=format_rub(plan.price),
+            days=plan.period_days,
+        )
+        + "\n\n"
+        + auto_renewal_terms(format_rub(plan.price), plan.period_days, ctx.renewal_days_before)
+        + "\n\n"
+        + _("Turn auto-renewal on?"),
+        reply_markup=keyboards.consent(tenant),
+    )
 
 
 async def send_checkout(message: Message, order: Order, ctx: SalesContext, locale: str) -> None:

@@ -1,24 +1,27 @@
-"""/subscription: the owner's bots with plan, status and expiry; "Extend" pays another period."""
+"""/subscription: the owner's bots with plan, status and expiry; auto-renewal (next charge date
+and amount, on/off in one tap, remove the card); the list of payments; "Extend" pays another
+period (and, with auto-renewal chosen there, saves a new card: that is how a card is changed)."""
 
 from __future__ import annotations
 
 import asyncio
 import html
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from sales_bot.callbacks import ExtendCb
+from sales_bot.callbacks import AutoRenewCb, CardCb, ConsentCb, ExtendCb, PaymentsCb
 from sales_bot.context import SalesContext
-from sales_bot.handlers.payment import send_checkout
+from sales_bot.handlers.payment import ask_consent, send_checkout
 from sales_bot.master import MasterError, Tenant
+from sales_bot.orders import OrderKind, OrderStatus
 from sales_bot.plans import format_rub
-from sales_bot.store import Order
-from sales_bot.text import bot_link, date, status_name
+from sales_bot.store import Order, Subscription
+from sales_bot.text import bot_link, card, date, decline_reason, status_name
 
 
 async def _tenant(ctx: SalesContext, tenant_id: str) -> Tenant | None:
@@ -35,22 +38,42 @@ async def subscription(message: Message, ctx: SalesContext, i18n: I18n) -> None:
     if not orders and not waiting:
         await message.answer(_("You have no bots yet. Send /start and press “Buy a bot”."))
         return
+    subs = await ctx.store.subscriptions_of(message.from_user.id)
     lines: list[str] = []
     kb = InlineKeyboardBuilder()
     tenants = await asyncio.gather(*(_tenant(ctx, o.tenant_id or "") for o in orders))
     for order, tenant in zip(orders, tenants, strict=True):
         plan = ctx.catalog.get(tenant.plan if tenant else order.plan) or ctx.catalog.get(order.plan)
         plan_name = plan.name(i18n.current_locale) if plan else order.plan
-        lines.append(_card(order, tenant, plan_name))
+        sub = subs.get(order.tenant_id or "")
+        lines.append(_card(order, tenant, plan_name) + "\n" + _renewal(sub))
+        tenant_id = order.tenant_id or ""
+        bot = f"@{order.bot_username}"
         if plan is not None and (tenant is None or tenant.status != "deleted"):
             kb.button(
-                text=_("Extend {bot} — {amount}").format(
-                    bot=f"@{order.bot_username}", amount=format_rub(plan.price)
-                ),
-                callback_data=ExtendCb(tenant=order.tenant_id or ""),
+                text=_("Extend {bot} — {amount}").format(bot=bot, amount=format_rub(plan.price)),
+                callback_data=ExtendCb(tenant=tenant_id),
             )
+        if sub is not None and sub.auto_renew:
+            kb.button(
+                text=_("Turn auto-renewal off for {bot}").format(bot=bot),
+                callback_data=AutoRenewCb(tenant=tenant_id, on=False),
+            )
+        elif sub is not None and sub.method_enc is not None:
+            kb.button(
+                text=_("Turn auto-renewal on for {bot}").format(bot=bot),
+                callback_data=AutoRenewCb(tenant=tenant_id, on=True),
+            )
+        if sub is not None and sub.method_enc is not None:
+            kb.button(
+                text=_("Remove card {card}").format(card=card(sub.card_last4, None)),
+                callback_data=CardCb(tenant=tenant_id),
+            )
+        kb.button(
+            text=_("Payments of {bot}").format(bot=bot), callback_data=PaymentsCb(tenant=tenant_id)
+        )
     for order in waiting:
-        if order.kind.value == "new":
+        if order.kind is OrderKind.NEW:
             lines.append(_("{bot}: being set up.").format(bot=bot_link(order.bot_username)))
     kb.adjust(1)
     markup: InlineKeyboardMarkup | None = kb.as_markup() if kb.buttons else None
@@ -71,11 +94,133 @@ def _card(order: Order, tenant: Tenant | None, plan_name: str) -> str:
     )
 
 
+def _renewal(sub: Subscription | None) -> str:
+    if sub is None or not sub.auto_renew:
+        text = _("Auto-renewal: off.")
+        if sub is not None and sub.method_enc is not None:
+            text += " " + _("Saved card: {card}.").format(
+                card=card(sub.card_last4, sub.card_expiry)
+            )
+        return text
+    lines = [_("Auto-renewal: on, card {card}.").format(card=card(sub.card_last4, sub.card_expiry))]
+    if sub.next_charge_at is not None:
+        lines.append(
+            _("Next charge: {date}, {amount}.").format(
+                date=date(sub.next_charge_at), amount=format_rub(sub.amount)
+            )
+        )
+    if sub.last_failure:
+        lines.append(
+            _("The last charge failed: {reason}.").format(reason=decline_reason(sub.last_failure))
+        )
+    return "\n".join(lines)
+
+
+async def switch(query: CallbackQuery, callback_data: AutoRenewCb, ctx: SalesContext) -> None:
+    sub = await ctx.store.set_auto_renew(callback_data.tenant, query.from_user.id, callback_data.on)
+    if sub is None or not isinstance(query.message, Message):
+        await query.answer(_("This bot is not found."), show_alert=True)
+        return
+    await query.answer()
+    bot = bot_link(sub.bot_username)
+    if sub.auto_renew:
+        text = _("Auto-renewal of {bot} is on: next charge {date}, {amount} from card {card}.").format(
+            bot=bot, date=date(sub.next_charge_at), amount=format_rub(sub.amount),
+            card=card(sub.card_last4, None),
+        )  # fmt: skip
+    elif callback_data.on:
+        text = _(
+            "There is no saved card for {bot}. To turn auto-renewal on, press “Extend” in "
+            "/subscription and choose auto-renewal when you pay."
+        ).format(bot=bot)
+    else:
+        text = _(
+            "Auto-renewal of {bot} is off: nothing will be charged. The bot works until {date}."
+        ).format(bot=bot, date=date(sub.paid_until))
+    await query.message.answer(text)
+
+
+async def remove_card(query: CallbackQuery, callback_data: CardCb, ctx: SalesContext) -> None:
+    sub = await ctx.store.remove_card(callback_data.tenant, query.from_user.id)
+    if sub is None or not isinstance(query.message, Message):
+        await query.answer(_("This bot is not found."), show_alert=True)
+        return
+    await query.answer()
+    await query.message.answer(
+        _(
+            "The card is removed and auto-renewal of {bot} is off: nothing will be charged. "
+            "The bot works until {date}."
+        ).format(bot=bot_link(sub.bot_username), date=date(sub.paid_until))
+    )
+
+
+def _payment_line(order: Order) -> str:
+    kind = {
+        OrderKind.NEW: _("first payment"),
+        OrderKind.EXTEND: _("renewal"),
+        OrderKind.RENEWAL: _("auto-renewal"),
+    }[order.kind]
+    if order.status is OrderStatus.PAID:
+        outcome = _("paid")
+    elif order.status is OrderStatus.REFUNDED:
+        outcome = _("refunded")
+    elif order.status is OrderStatus.PENDING:
+        outcome = _("in progress")
+    elif order.cancel_reason in ("opted_out", "card_removed"):
+        outcome = _("not charged: auto-renewal was turned off")
+    elif order.kind is OrderKind.RENEWAL:
+        outcome = _("declined: {reason}").format(reason=decline_reason(order.cancel_reason or ""))
+    else:
+        outcome = _("not paid")
+    when = order.paid_at or order.created_at
+    return f"{date(when)} — {format_rub(order.amount)} — {kind}: {outcome}"
+
+
+async def payments(query: CallbackQuery, callback_data: PaymentsCb, ctx: SalesContext) -> None:
+    if not isinstance(query.message, Message):
+        return
+    orders = await ctx.store.payments_of(callback_data.tenant, query.from_user.id)
+    await query.answer()
+    if not orders:
+        await query.message.answer(_("No payments yet."))
+        return
+    emails = sorted({o.email for o in orders if o.status is not OrderStatus.CANCELED})
+    text = "\n".join(
+        [_("Payments of {bot}:").format(bot=bot_link(orders[0].bot_username))]
+        + [_payment_line(o) for o in orders]
+    )
+    if emails:
+        text += "\n\n" + _("YooKassa sent the receipts to {email}.").format(
+            email=html.escape(", ".join(emails))
+        )
+    await query.message.answer(text)
+
+
+async def _owned(ctx: SalesContext, user_id: int, tenant_id: str) -> Order | None:
+    orders = await ctx.store.tenants_of(user_id)
+    return next((o for o in orders if o.tenant_id == tenant_id), None)
+
+
 async def extend(
     query: CallbackQuery, callback_data: ExtendCb, ctx: SalesContext, i18n: I18n
 ) -> None:
-    orders = await ctx.store.tenants_of(query.from_user.id)
-    owned = next((o for o in orders if o.tenant_id == callback_data.tenant), None)
+    owned = await _owned(ctx, query.from_user.id, callback_data.tenant)
+    if owned is None or not isinstance(query.message, Message):
+        await query.answer(_("This bot is not found."), show_alert=True)
+        return
+    await query.answer()
+    tenant = await _tenant(ctx, callback_data.tenant)
+    plan = ctx.catalog.get(tenant.plan if tenant else owned.plan) or ctx.catalog.get(owned.plan)
+    if plan is None:
+        await query.message.answer(_("This plan is no longer sold. Send /start."))
+        return
+    await ask_consent(query.message, ctx, plan, i18n.current_locale, tenant=callback_data.tenant)
+
+
+async def extend_consent(
+    query: CallbackQuery, callback_data: ConsentCb, ctx: SalesContext, i18n: I18n
+) -> None:
+    owned = await _owned(ctx, query.from_user.id, callback_data.tenant)
     if owned is None or not isinstance(query.message, Message):
         await query.answer(_("This bot is not found."), show_alert=True)
         return
@@ -87,8 +232,9 @@ async def extend(
         await query.message.answer(_("This plan is no longer sold. Send /start."))
         return
     order = await ctx.billing.open_extension(
-        user_id=query.from_user.id, locale=i18n.current_locale, plan=plan, email=email, tenant=owned
-    )
+        user_id=query.from_user.id, locale=i18n.current_locale, plan=plan, email=email,
+        tenant=owned, auto_renew=callback_data.on,
+    )  # fmt: skip
     await send_checkout(query.message, order, ctx, i18n.current_locale)
 
 
@@ -97,4 +243,8 @@ def router() -> Router:
     r = Router(name="subscription")
     r.message.register(subscription, Command("subscription"))
     r.callback_query.register(extend, ExtendCb.filter())
+    r.callback_query.register(extend_consent, ConsentCb.filter(F.tenant != ""))
+    r.callback_query.register(switch, AutoRenewCb.filter())
+    r.callback_query.register(remove_card, CardCb.filter())
+    r.callback_query.register(payments, PaymentsCb.filter())
     return r

@@ -37,7 +37,8 @@ async def buy_until_payment(shop: Shop, owner: Person, token: str) -> tuple[str,
     assert not any(token in (m.text or "") for m in history if not m.deleted)
     await owner.press(confirm, "Да, это мой бот", "email для чека")
     await owner.ask("not-an-email", "не похоже на адрес почты")
-    pay = await owner.ask("Owner@Example.COM", "Оплатить")
+    consent = await owner.ask("Owner@Example.COM", "Включить автопродление?")
+    pay = await owner.press(consent, "Оплатить один раз, без автопродления", "Оплатить")
     assert "Бизнес" in pay.plain_text and "2\u00a0490\u00a0₽" in pay.plain_text
     assert "Чек придёт на Owner@example.com" in pay.plain_text
     assert pay.buttons() == [["💳 Оплатить 2\u00a0490\u00a0₽"], ["Я оплатил — проверить"]]
@@ -80,9 +81,10 @@ async def test_owner_buys_a_bot_and_hears_it_is_live(make_shop, stub: MasterStub
     subscription = await owner.ask("/subscription", "Статус: работает")
     assert "Тариф: Бизнес" in subscription.plain_text
     before = tenant.expires_at
-    renewal = await owner.press(
-        subscription, "Продлить @romashka_salon_bot — 2\u00a0490\u00a0₽", "Продление"
+    consent = await owner.press(
+        subscription, "Продлить @romashka_salon_bot — 2\u00a0490\u00a0₽", "автопродление?"
     )
+    renewal = await owner.press(consent, "Оплатить один раз, без автопродления", "Продление")
     renewal_payment = renewal.reply_markup["inline_keyboard"][0][0]["url"].rsplit("/", 1)[1]  # type: ignore[index]
     tenant.status = "suspended"  # expired meanwhile: paying brings it back
     shop.kassa.succeed(renewal_payment)
@@ -115,7 +117,8 @@ async def test_used_token_and_a_refused_token_after_payment(make_shop, stub: Mas
     stub.refuse_tokens[token] = "bot_token_in_use"
     confirm = await owner.ask(token, "@taken_elsewhere_bot")
     await owner.press(confirm, "Да, это мой бот", "email")
-    pay = await owner.ask("me@example.org", "Оплатить")
+    consent = await owner.ask("me@example.org", "Включить автопродление?")
+    pay = await owner.press(consent, "Оплатить один раз, без автопродления", "Оплатить")
     payment_id = pay.reply_markup["inline_keyboard"][0][0]["url"].rsplit("/", 1)[1]  # type: ignore[index]
     shop.kassa.succeed(payment_id)
     await shop.notify("payment.succeeded", payment_id)

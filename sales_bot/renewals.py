@@ -1,0 +1,171 @@
+"""Auto-renewal: the saved card is charged `days_before` days before the paid period ends.
+
+The worker (`run`, every `interval` seconds) finds subscriptions due, and for each one:
+
+1. claims the charge (`SalesStore.claim_renewal`): under the subscription's row lock it
+   re-reads the consent and the card, checks no live charge exists for this period, and writes
+   a renewal order (its own order id, hence a new idempotence key per attempt) with the owner's
+   "we are about to charge" notice, which is sent right away;
+2. sends it (`SalesStore.send_renewal`): under the same lock again, re-checks the consent and
+   creates the YooKassa payment with `payment_method_id` and a 54-FZ receipt. Turning auto-renewal
+   off or removing the card takes that lock too, so a switch either comes first (the order is
+   canceled, no charge) or waits until the charge was sent;
+3. settles the payment like any other (`Billing.settle`): success writes the outbox's `extend`
+   row, the relay extends the tenant once and tells the owner; a decline counts a failure, plans
+   the next attempt (`retry_days` after this one) and tells the owner why, with a pay button.
+
+A claimed charge never sent (a crash, YooKassa down) is sent again later with its own key, so
+YooKassa creates it once. Notifications about renewal payments reach `Billing.process` as any
+other, so duplicates and late or lost ones change nothing twice.
+
+After the master extended or provisioned for an order, `after_fulfilled` updates the tenant's
+subscription (end of the paid period, next charge date) and moves the card the owner saved with
+that payment into it, sealed with `core.secrets.SecretBox` for the tenant.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from core.loops import run_every
+from core.secrets import SecretBox
+from sales_bot.billing import Billing, method_context
+from sales_bot.kassa import KassaError, KassaUnavailableError, PaymentDraft, PaymentGateway
+from sales_bot.master import Tenant
+from sales_bot.notices import Notices
+from sales_bot.orders import PaymentView, idempotence_key, new_order_id
+from sales_bot.plans import Catalog
+from sales_bot.store import MethodUpdate, Order, SalesStore, Subscription
+from sales_bot.vault import Vault
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[Order], Awaitable[None]]
+
+
+async def _nothing(order: Order) -> None:
+    return None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Renewals:
+    def __init__(
+        self,
+        store: SalesStore,
+        billing: Billing,
+        kassa: PaymentGateway,
+        vault: Vault,
+        box: SecretBox,
+        notices: Notices,
+        catalog: Catalog,
+        *,
+        interval: float = 600.0,
+        resend_after: float = 300.0,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.billing = billing
+        self.kassa = kassa
+        self.vault = vault
+        self.box = box
+        self.notices = notices
+        self.catalog = catalog
+        self.interval = interval
+        self.resend_after = resend_after
+        self.clock = clock
+        # Test hook: runs after a charge was claimed and before it is sent.
+        self.after_claim: Hook = _nothing
+
+    async def run(self) -> None:
+        await run_every(self.interval, self.run_once, "renewals")
+
+    async def run_once(self) -> int:
+        """One pass: charges never sent are sent again, due subscriptions are charged; how
+        many charges were sent."""
+        sent = 0
+        for order_id in await self.store.unsent_renewals(self.resend_after):
+            sent += await self._send(order_id)
+        now = self.clock()
+        for tenant_id in await self.store.due_renewals(now):
+            order_id = new_order_id()
+            order = await self.store.claim_renewal(
+                tenant_id, now, order_id, idempotence_key(order_id)
+            )
+            if order is None:
+                continue
+            log.info("renewal %s of %s claimed", order.order_id, tenant_id)
+            try:
+                await self.notices.run_once()  # "we are about to charge": before the charge
+            except Exception:
+                log.exception("could not tell the owner of %s about the charge", tenant_id)
+            await self.after_claim(order)
+            sent += await self._send(order.order_id)
+        return sent
+
+    async def _send(self, order_id: str) -> int:
+        try:
+            order, payment = await self.store.send_renewal(order_id, self._charge)
+        except KassaUnavailableError as exc:
+            log.warning("renewal %s not sent: %s; sent again later", order_id, exc)
+            return 0
+        except KassaError as exc:
+            log.error("renewal %s refused by YooKassa: %s", order_id, exc)
+            await self.store.refuse_renewal(
+                order_id, "refused_by_yookassa", self.billing.renewal_retry_days
+            )
+            self.billing.on_outbox()
+            return 0
+        if payment is None:
+            if order.cancel_reason in ("opted_out", "card_removed"):
+                log.info("renewal %s not charged: %s", order_id, order.cancel_reason)
+            return 0
+        await self.billing.settle(payment, order)
+        return 1
+
+    async def _charge(self, sub: Subscription, order: Order) -> PaymentView:
+        assert sub.method_enc is not None
+        method_id = self.box.decrypt(sub.tenant_id, sub.method_enc)
+        plan = self.catalog.get(order.plan)
+        plan_name = plan.name("ru") if plan else order.plan
+        bot = f"@{order.bot_username}" if order.bot_username else order.tenant_id
+        payment = await self.kassa.create_payment(
+            PaymentDraft(
+                order_id=order.order_id,
+                idempotence_key=order.idempotence_key,
+                plan=order.plan,
+                kind=order.kind.value,
+                amount=order.amount,
+                currency=order.currency,
+                description=f"Botfleet: автопродление {bot}, {order.period_days} дн. "
+                f"({order.order_id})",
+                receipt_item=f"Botfleet: тариф «{plan_name}», {order.period_days} дн.",
+                email=order.email,
+                method_id=method_id,
+            )
+        )
+        if payment.metadata.get("order_id") != order.order_id or payment.amount != order.amount:
+            raise KassaError("YooKassa answered with a payment of another order")
+        return payment
+
+    # ------------------------------------------------------------------ after the master
+    async def after_fulfilled(self, order: Order, tenant: Tenant) -> None:
+        """The relay calls this once the master provisioned or extended for `order` (again
+        after a retry: it changes nothing more then)."""
+        method = None
+        if order.auto_renew and order.method_enc is not None:
+            method_id = self.vault.open(method_context(order.order_id), order.method_enc)
+            method = MethodUpdate(
+                self.box.encrypt(tenant.tenant_id, method_id), order.card_last4, order.card_expiry
+            )
+        sub = await self.store.sync_subscription(order, paid_until=tenant.expires_at, method=method)
+        log.info(
+            "%s: paid until %s, auto-renewal %s",
+            sub.tenant_id,
+            sub.paid_until,
+            "on" if sub.auto_renew else "off",
+        )

@@ -1,0 +1,372 @@
+"""Auto-renewal (issue 17) on real PostgreSQL, the YooKassa fake over HTTP through the real SDK,
+the Telegram emulator and the master stub; the renewal worker's clock is moved by the tests.
+
+The stub makes a tenant paid for 30 days from now, so with RENEWAL_DAYS_BEFORE=3 the saved card
+is due 27 days from now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from core.secrets import SecretBox
+from sales_bot.billing import Draft
+from sales_bot.orders import OrderStatus
+from sales_bot.store import Order
+from tests.sales.conftest import OWNER, SALES_TOKEN, Shop, bot_token
+from tests.sales.master_stub import MasterStub
+from tests.sales.people import Person
+
+DUE = timedelta(days=27, hours=1)  # past the charge date of a tenant paid for 30 days from now
+
+
+@pytest.fixture(autouse=True)
+async def no_subscriptions(pg_dsn: str) -> AsyncIterator[None]:
+    async def clean() -> None:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute("TRUNCATE control.sales_subscriptions")
+        finally:
+            await conn.close()
+
+    await clean()
+    yield
+    await clean()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def ahead(self, delta: timedelta) -> None:
+        self.now = datetime.now(UTC) + delta
+
+
+async def bought(shop: Shop, *, auto_renew: bool, user_id: int = OWNER) -> Order:
+    """A new bot bought and paid on the checkout page, the tenant provisioned."""
+    token = bot_token()
+    await shop.tg.send_message(SALES_TOKEN, user_id, "/start")
+    identity = await shop.tg.register_bot(token, f"salon{user_id}_bot", "Salon")
+    plan = shop.app.catalog.get("start")
+    assert plan is not None
+    order = await shop.app.billing.open_new(
+        Draft(
+            user_id=user_id, locale="ru", plan=plan, email="owner@example.com",
+            business_name="Салон", category="beauty", timezone="Europe/Moscow",
+            bot_id=int(identity["id"]), bot_username=str(identity["username"]), token=token,
+            auto_renew=auto_renew,
+        )
+    )  # fmt: skip
+    order = await shop.app.billing.checkout(order, description="test", item="test")
+    assert await shop.pay(order) == 200
+    await shop.settle(order)
+    return await shop.reload(order)
+
+
+async def subscription(shop: Shop, tenant_id: str) -> dict[str, Any]:
+    [row] = await shop.fetch(
+        "SELECT * FROM control.sales_subscriptions WHERE tenant_id = $1", tenant_id
+    )
+    return dict(row)
+
+
+async def renewal_orders(shop: Shop) -> list[dict[str, Any]]:
+    rows = await shop.fetch(
+        "SELECT * FROM control.sales_orders WHERE kind = 'renewal' ORDER BY created_at"
+    )
+    return [dict(r) for r in rows]
+
+
+async def deliver(shop: Shop) -> None:
+    """What the relay does meanwhile: outbox rows to the master, notices to the owner."""
+    await shop.app.billing.drain()
+    for _ in range(3):
+        await shop.app.relay.run_once()
+
+
+async def texts(shop: Shop, user_id: int = OWNER) -> list[str]:
+    return [m.plain_text for m in await shop.messages(user_id)]
+
+
+async def test_consent_saves_the_card_and_the_renewal_extends_exactly_once(
+    shop: Shop, stub: MasterStub
+) -> None:
+    clock = Clock()
+    shop.app.renewals.clock = clock
+    first = await bought(shop, auto_renew=True)
+    first_payment = shop.kassa.payments[first.payment_id or ""]
+    assert shop.kassa.bodies[first_payment["id"]]["save_payment_method"] is True
+    method_id = first_payment["payment_method"]["id"]
+    assert first_payment["payment_method"]["saved"] is True
+
+    tenant = stub.by_id(first.tenant_id or "")
+    assert tenant is not None
+    sub = await subscription(shop, tenant.tenant_id)
+    assert sub["auto_renew"] is True
+    assert (sub["card_last4"], sub["card_expiry"]) == ("4444", "07/2031")
+    assert method_id not in str(sub) and method_id not in str(await shop.fetch(
+        "SELECT * FROM control.sales_orders"))  # fmt: skip
+    keys = shop.app.settings.encryption_keys.get_secret_value()
+    assert SecretBox(keys).decrypt(tenant.tenant_id, sub["method_enc"]) == method_id
+    assert first.method_enc is None  # moved to the subscription, not kept on the order
+    assert sub["paid_until"] == tenant.expires_at
+    assert sub["next_charge_at"] == tenant.expires_at - timedelta(days=3)
+
+    clock.ahead(timedelta(days=26))  # not due yet
+    assert await shop.app.renewals.run_once() == 0
+    assert shop.kassa.charges == []
+
+    clock.ahead(DUE)
+    expires_before = tenant.expires_at
+    assert await shop.app.renewals.run_once() == 1
+    [charge] = shop.kassa.charges
+    assert charge["method_id"] == method_id and charge["status"] == "succeeded"
+    assert charge["amount"] == {"value": "990.00", "currency": "RUB"}
+    assert charge["receipt"]["customer"] == {"email": "owner@example.com"}
+    assert charge["receipt"]["items"][0]["amount"] == {"value": "990.00", "currency": "RUB"}
+    assert charge["idempotence_key"] != first.idempotence_key
+    [renewal] = await renewal_orders(shop)
+    assert charge["metadata"]["order_id"] == renewal["order_id"]
+    assert charge["metadata"]["kind"] == "renewal"
+    assert renewal["payment_id"] == charge["payment_id"]
+    assert renewal["cycle_end"] == expires_before
+    told = await texts(shop)
+    assert any("сейчас списываю 990" in t and "•••• 4444" in t for t in told)
+
+    # YooKassa's notification, twice at once and once more late: one extension.
+    statuses = await asyncio.gather(
+        *(shop.notify("payment.succeeded", charge["payment_id"]) for _ in range(2))
+    )
+    assert statuses == [200, 200]
+    await deliver(shop)
+    assert await shop.notify("payment.succeeded", charge["payment_id"]) == 200
+    await deliver(shop)
+    assert renewal["order_id"] in stub.extend_keys
+    extend_calls = [c for c in stub.calls if c[1].endswith("/extend")]
+    assert len(extend_calls) == 1
+    assert tenant.expires_at - expires_before == timedelta(days=30)
+    [renewal] = await renewal_orders(shop)
+    assert renewal["status"] == OrderStatus.PAID and renewal["fulfilled_at"] is not None
+    outbox = await shop.fetch(
+        "SELECT action, done_at FROM control.sales_outbox WHERE order_id = $1",
+        renewal["order_id"],
+    )
+    assert [(r["action"], r["done_at"] is not None) for r in outbox] == [("extend", True)]
+    told = await texts(shop)
+    assert sum("Автопродление: списано 990" in t for t in told) == 1
+    # The "we are about to charge" notice was sent before the payment was settled.
+    [soon] = await shop.fetch(
+        "SELECT sent_at FROM control.sales_notices WHERE order_id = $1 AND kind = 'renewal_soon'",
+        renewal["order_id"],
+    )
+    assert soon["sent_at"] is not None and soon["sent_at"] < renewal["paid_at"]
+
+    sub = await subscription(shop, tenant.tenant_id)
+    assert sub["paid_until"] == tenant.expires_at
+    assert sub["next_charge_at"] == tenant.expires_at - timedelta(days=3)
+    assert await shop.app.renewals.run_once() == 0  # same clock: this period is paid
+    assert len(shop.kassa.charges) == 1
+
+
+async def test_without_consent_the_card_is_never_saved_nor_charged(
+    shop: Shop, stub: MasterStub
+) -> None:
+    clock = Clock()
+    shop.app.renewals.clock = clock
+    order = await bought(shop, auto_renew=False)
+    payment = shop.kassa.payments[order.payment_id or ""]
+    assert "save_payment_method" not in shop.kassa.bodies[payment["id"]]
+    assert payment["payment_method"]["saved"] is False
+    sub = await subscription(shop, order.tenant_id or "")
+    assert sub["auto_renew"] is False and sub["method_enc"] is None
+    assert sub["next_charge_at"] is None
+    for days in (27, 29, 31, 60):
+        clock.ahead(timedelta(days=days))
+        assert await shop.app.renewals.run_once() == 0
+    assert shop.kassa.charges == []
+    assert await renewal_orders(shop) == []
+
+
+async def test_a_declined_charge_tells_the_owner_why_offers_to_pay_and_is_retried(
+    make_shop: Callable[..., Awaitable[Shop]], stub: MasterStub
+) -> None:
+    shop = await make_shop(polling=True)
+    clock = Clock()
+    shop.app.renewals.clock = clock
+    order = await bought(shop, auto_renew=True)
+    tenant = stub.by_id(order.tenant_id or "")
+    assert tenant is not None
+    method_id = shop.kassa.payments[order.payment_id or ""]["payment_method"]["id"]
+    shop.kassa.decline(method_id, "insufficient_funds")
+
+    clock.ahead(DUE)
+    await shop.app.renewals.run_once()
+    await deliver(shop)
+    [declined] = shop.kassa.charges
+    assert declined["status"] == "canceled"
+    [failed] = await renewal_orders(shop)
+    assert failed["status"] == OrderStatus.CANCELED
+    assert failed["cancel_reason"] == "insufficient_funds"
+    sub = await subscription(shop, tenant.tenant_id)
+    assert sub["failures"] == 1 and sub["auto_renew"] is True
+    assert sub["next_charge_at"] == clock.now + timedelta(days=1)
+    assert not stub.extend_keys
+
+    owner = Person(shop.tg, SALES_TOKEN, OWNER)
+    notice = await owner.wait("Не удалось продлить")
+    assert "на карте не хватает денег" in notice.plain_text
+    retry_day = (clock.now + timedelta(days=1)).strftime("%d.%m.%Y")
+    assert f"Попробую снова {retry_day}" in notice.plain_text
+    assert notice.buttons() == [["💳 Оплатить 990\u00a0₽"]]
+    # The button leads to a payment link (auto-renewal asked again first).
+    consent = await owner.press(notice, "💳 Оплатить 990\u00a0₽", "Включить автопродление?")
+    link = await owner.press(consent, "Оплатить один раз, без автопродления", "Продление")
+    assert link.reply_markup["inline_keyboard"][0][0]["url"].startswith(shop.kassa.base_url)  # type: ignore[index]
+
+    # Same day: not charged again.
+    await shop.app.renewals.run_once()
+    assert len(shop.kassa.charges) == 1
+    # A day later, with money on the card: charged with a new key, extended once.
+    shop.kassa.decline(method_id, None)
+    clock.ahead(DUE + timedelta(days=1, minutes=1))
+    expires_before = tenant.expires_at
+    assert await shop.app.renewals.run_once() == 1
+    await deliver(shop)
+    first_try, second_try = shop.kassa.charges
+    assert second_try["status"] == "succeeded"
+    assert second_try["idempotence_key"] != first_try["idempotence_key"]
+    assert tenant.expires_at - expires_before == timedelta(days=30)
+    sub = await subscription(shop, tenant.tenant_id)
+    assert sub["failures"] == 0 and sub["last_failure"] is None
+    await owner.wait("Автопродление: списано 990")
+
+
+async def test_turning_auto_renewal_off_while_a_charge_is_claimed_charges_nothing(
+    shop: Shop, stub: MasterStub
+) -> None:
+    clock = Clock()
+    shop.app.renewals.clock = clock
+    order = await bought(shop, auto_renew=True)
+    tenant_id = order.tenant_id or ""
+    switched: list[Any] = []
+
+    async def owner_switches_off(claimed: Order) -> None:
+        # The charge is claimed (order written, owner warned) but not sent yet.
+        [row] = await renewal_orders(shop)
+        assert row["status"] == OrderStatus.PENDING and row["payment_id"] is None
+        switched.append(await shop.app.store.set_auto_renew(tenant_id, OWNER, False))
+
+    shop.app.renewals.after_claim = owner_switches_off
+    clock.ahead(DUE)
+    assert await shop.app.renewals.run_once() == 0
+    assert switched and switched[0].auto_renew is False
+    assert shop.kassa.charges == []
+    assert not [p for p in shop.kassa.payments.values() if p["metadata"].get("kind") == "renewal"]
+    [row] = await renewal_orders(shop)
+    assert row["status"] == OrderStatus.CANCELED and row["cancel_reason"] == "opted_out"
+    assert row["payment_id"] is None
+    sub = await subscription(shop, tenant_id)
+    assert sub["auto_renew"] is False and sub["next_charge_at"] is None
+    clock.ahead(DUE + timedelta(days=5))
+    assert await shop.app.renewals.run_once() == 0
+    assert shop.kassa.charges == []
+
+
+async def test_a_switch_during_the_charge_waits_for_it(shop: Shop, stub: MasterStub) -> None:
+    """The switch takes the lock the charge holds: it lands after the charge was sent (made
+    with consent), never between the consent check and YooKassa."""
+    clock = Clock()
+    shop.app.renewals.clock = clock
+    order = await bought(shop, auto_renew=True)
+    shop.kassa.delay = 1.0  # YooKassa answers slowly: the charge holds the lock meanwhile
+    clock.ahead(DUE)
+    charging = asyncio.create_task(shop.app.renewals.run_once())
+    await shop.wait(
+        lambda: asyncio.sleep(0, result=("POST", "/v3/payments") in shop.kassa.requests[-1:])
+    )
+    sub = await shop.app.store.set_auto_renew(order.tenant_id or "", OWNER, False)
+    assert sub is not None and sub.auto_renew is False
+    [row] = await renewal_orders(shop)  # read after the switch returned
+    assert row["payment_id"] is not None  # the charge was sent before the switch landed
+    assert await charging == 1
+    shop.kassa.delay = 0
+    clock.ahead(DUE + timedelta(days=40))
+    assert await shop.app.renewals.run_once() == 0
+    assert len(shop.kassa.charges) == 1
+
+
+async def test_subscription_shows_the_card_and_removing_it_stops_charges(
+    make_shop: Callable[..., Awaitable[Shop]], stub: MasterStub
+) -> None:
+    shop = await make_shop(polling=True)
+    clock = Clock()
+    shop.app.renewals.clock = clock
+    order = await bought(shop, auto_renew=True)
+    tenant = stub.by_id(order.tenant_id or "")
+    assert tenant is not None
+    owner = Person(shop.tg, SALES_TOKEN, OWNER)
+    card = await owner.ask("/subscription", "Автопродление: включено")
+    assert "карта •••• 4444 (07/2031)" in card.plain_text
+    next_day = (tenant.expires_at - timedelta(days=3)).strftime("%d.%m.%Y")
+    assert f"Следующее списание: {next_day}, 990\u00a0₽" in card.plain_text
+    bot = f"@{order.bot_username}"
+    assert [f"Отключить автопродление {bot}"] in card.buttons()
+
+    payments = await owner.press(card, f"Платежи {bot}", "Платежи")
+    assert "990\u00a0₽ — первый платёж: оплачен" in payments.plain_text
+    assert "owner@example.com" in payments.plain_text
+
+    removed = await owner.press(card, "Удалить карту •••• 4444", "Карта удалена")
+    assert "ничего списываться не будет" in removed.plain_text
+    sub = await subscription(shop, tenant.tenant_id)
+    assert sub["method_enc"] is None and sub["card_last4"] is None
+    assert sub["auto_renew"] is False and sub["next_charge_at"] is None
+    again = await owner.ask("/subscription", "Автопродление: выключено")
+    assert not any("Удалить карту" in b for row in again.buttons() for b in row)
+
+    for days in (27, 28, 40):
+        clock.ahead(timedelta(days=days, hours=1))
+        assert await shop.app.renewals.run_once() == 0
+    assert shop.kassa.charges == []
+
+
+async def test_checkout_asks_for_consent_with_the_terms(
+    make_shop: Callable[..., Awaitable[Shop]], stub: MasterStub
+) -> None:
+    """Through the dialog: the terms in plain words, a button each; "yes" saves the card."""
+    shop = await make_shop(polling=True)
+    owner = Person(shop.tg, SALES_TOKEN, OWNER)
+    home = await owner.ask("/start", "Botfleet")
+    plans = await owner.press(home, "🛒 Купить бота", "Выберите тариф")
+    await owner.press(plans, plans.buttons()[0][0], "Как называется")
+    kinds = await owner.ask("Барбершоп", "Чем занимается")
+    zones = await owner.press(kinds, "Другое", "часовом поясе")
+    await owner.press(zones, "Самара (UTC+4)", "@BotFather")
+    token = bot_token()
+    await shop.tg.register_bot(token, "barber_auto_bot")
+    confirm = await owner.ask(token, "@barber_auto_bot")
+    await owner.press(confirm, "Да, это мой бот", "email")
+    consent = await owner.ask("me@example.org", "Включить автопродление?")
+    terms = consent.plain_text
+    for part in ("990\u00a0₽", "за 3 дн. до конца", "Перед каждым списанием", "/subscription",
+                 "ничего не списывается"):  # fmt: skip
+        assert part in terms, part
+    assert consent.buttons() == [
+        ["✅ Да, продлевать автоматически"],
+        ["Оплатить один раз, без автопродления"],
+    ]
+    pay = await owner.press(consent, "✅ Да, продлевать автоматически", "Оплатить")
+    assert "Автопродление: включено" in pay.plain_text
+    payment_id = pay.reply_markup["inline_keyboard"][0][0]["url"].rsplit("/", 1)[1]  # type: ignore[index]
+    assert shop.kassa.bodies[payment_id]["save_payment_method"] is True
+    [row] = await shop.fetch("SELECT auto_renew FROM control.sales_orders")
+    assert row["auto_renew"] is True
