@@ -1,4 +1,8 @@
-"""The OpenAPI 3.1 document, generated from the route table and the pydantic models."""
+"""The OpenAPI document, generated from the route table and the pydantic models.
+
+OpenAPI 3.0.3, not 3.1: the Swagger UI that `swagger-ui-bundle` ships (4.x) renders only 3.0, so
+pydantic's JSON Schema is written down in 3.0 terms (`nullable` instead of a null type, `enum`
+instead of `const`)."""
 
 from __future__ import annotations
 
@@ -93,6 +97,26 @@ def _operation(route: Route) -> dict[str, Any]:
     return op
 
 
+def to_openapi30(node: Any) -> Any:
+    """Pydantic's (JSON Schema 2020-12) spelling of a schema, rewritten for OpenAPI 3.0."""
+    if isinstance(node, list):
+        return [to_openapi30(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: to_openapi30(value) for key, value in node.items()}
+    variants = node.get("anyOf")
+    if isinstance(variants, list) and {"type": "null"} in variants:
+        others = [v for v in variants if v != {"type": "null"}]
+        del node["anyOf"]
+        if len(others) == 1:
+            node = {**others[0], **node, "nullable": True}
+        else:
+            node = {**node, "anyOf": others, "nullable": True}
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    return node
+
+
 def build_openapi() -> dict[str, Any]:
     _, schemas = models_json_schema([(m, "serialization") for m in _models()], ref_template=REF)
     components = schemas.get("$defs", {})
@@ -105,9 +129,9 @@ def build_openapi() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         if route.documented:
-            paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+            paths.setdefault(route.path, {})[route.method.lower()] = to_openapi30(_operation(route))
     return {
-        "openapi": "3.1.0",
+        "openapi": "3.0.3",
         "info": {
             "title": "botfleet web API",
             "version": "1.0.0",
@@ -117,7 +141,7 @@ def build_openapi() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": components,
+            "schemas": to_openapi30(components),
             "securitySchemes": {
                 "oauth2": {
                     "type": "oauth2",

@@ -99,3 +99,18 @@ async def test_a_visitor_chats_through_the_widget_in_a_real_browser(
         assert errors == []
     finally:
         await site.cleanup()
+
+
+async def test_swagger_ui_renders_the_document_under_its_own_csp(web_server, browser):
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    await page.goto(web_server.url + "/docs")
+    await expect(page.locator(".info .title")).to_contain_text("botfleet web API", timeout=15_000)
+    await expect(page.locator(".opblock-summary-path", has_text="/api/auth/login")).to_have_count(1)
+    await expect(page.locator("button.authorize")).to_be_visible()
+    assert errors == []
