@@ -19,6 +19,7 @@ class AlertKind(enum.StrEnum):
     PROVISION_FAILED = "provision_failed"
     CRASH_LOOP = "crash_loop"
     SUBSCRIPTION_EXPIRED = "subscription_expired"
+    ROLLOUT_HALTED = "rollout_halted"
 
 
 class Alerter(Protocol):

@@ -11,8 +11,11 @@ Rules:
 - a runtime with no live tenant row -> removed (orphan); runtimes that exist are adopted;
 - active, running, but made from another spec than `build_spec` gives now (a new client image,
   other limits, a re-created network: `backend.drifted`, checked on the first pass and then every
-  `drift_interval`) -> deploy, which re-creates it; a stopped one is re-created by the restart
-  itself (`deploy` replaces a container it cannot start: its network is gone);
+  `drift_interval`) -> deploy, which re-creates it, in batches gated on health
+  (master_bot/rollout.py: one bot first, then growing batches, each once the last has run
+  `settle` seconds without a restart; a batch that does not come up halts the rollout and alerts
+  the operators); a stopped one is re-created by the restart itself (`deploy` replaces a
+  container it cannot start: its network is gone);
 - provisioning (not in progress here) -> provisioning resumes from its last step;
 - Redis ACL users missing (Redis restarted) -> re-created from the encrypted password, disabled
   for suspended tenants; PostgreSQL logins follow the status the same way.
@@ -38,12 +41,14 @@ from master_bot.alert import AlertKind
 from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.deps import Deps
 from master_bot.provision import Provisioner
+from master_bot.rollout import Rollout, RolloutPolicy, RolloutStep
 from master_bot.spec import build_spec
 from master_bot.store import Step, TenantRecord, TenantStatus
 
 log = logging.getLogger(__name__)
 
 _NOT_RUNNING = (TenantStatus.STOPPED, TenantStatus.SUSPENDED, TenantStatus.FAILED)
+SPEC_CHANGED = "spec changed"  # the detail of a drift re-deploy (these go through the rollout)
 
 
 class Act(enum.StrEnum):
@@ -172,7 +177,7 @@ def plan(
                 elif now >= mem.next_drift:
                     mem.drift_attempts += 1
                     mem.next_drift = now + policy.delay(mem.drift_attempts)
-                    out.add(Act.DEPLOY, tid, "spec changed")
+                    out.add(Act.DEPLOY, tid, SPEC_CHANGED)
             elif state is RuntimeState.MISSING:
                 _crash_restart(out, tid, mem, now, policy, Act.DEPLOY, "not running")
             else:
@@ -231,6 +236,7 @@ class Reconciler:
         policy: Backoff | None = None,
         concurrency: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        rollout: RolloutPolicy | None = None,
     ) -> None:
         self.deps = deps
         self.provisioner = provisioner
@@ -243,6 +249,7 @@ class Reconciler:
         self.memory: dict[str, Memory] = {}
         self._wake = asyncio.Event()
         self.last_actions: list[Action] = []
+        self.rollout = Rollout(rollout)
 
     def wake(self) -> None:
         self._wake.set()
@@ -271,24 +278,67 @@ class Reconciler:
         observed = Observed(
             observed.runtimes, observed.redis_users, observed.pg_logins, busy, drifted
         )
-        actions = plan(tenants, observed, self.memory, self.clock(), self.policy)
+        now = self.clock()
+        planned = plan(tenants, observed, self.memory, now, self.policy)
+        # Drift re-deploys go through the rollout: batches, each gated on the last one's health.
+        self.rollout.offer(
+            a.tenant_id for a in planned if a.act is Act.DEPLOY and a.detail == SPEC_CHANGED
+        )
+        actions = [a for a in planned if not (a.act is Act.DEPLOY and a.detail == SPEC_CHANGED)]
+        active = (t.tenant_id for t in tenants if t.status is TenantStatus.ACTIVE)
+        step = self.rollout.step(observed.runtimes, now, eligible=active)
+        await self._rollout_news(step)
+        rolled = {tid for tid in step.deploy if tid not in busy}
+        actions += [Action(Act.DEPLOY, tid, SPEC_CHANGED) for tid in step.deploy if tid in rolled]
+        for tid in set(step.deploy) - rolled:  # an operation holds it: a later pass retries
+            self.rollout.postpone(tid)
         by_id = {t.tenant_id: t for t in tenants}
         semaphore = asyncio.Semaphore(self.concurrency)
 
         async def one(action: Action) -> None:
             async with semaphore:
+                error = None
                 try:
                     await self._act(action, by_id.get(action.tenant_id))
                 except Exception as exc:
+                    error = str(exc) or type(exc).__name__
                     self.deps.metrics.failed(f"reconcile_{action.act.value}")
                     log.warning(
                         "reconciler: %s %s failed: %s", action.act.value, action.tenant_id, exc
                     )
+                if action.tenant_id in rolled and action.detail == SPEC_CHANGED:
+                    self.rollout.deployed(action.tenant_id, self.clock(), error)
 
         await asyncio.gather(*(one(a) for a in actions))
         self.deps.metrics.reconciled(time.perf_counter() - started)
         self.last_actions = actions
         return actions
+
+    async def _rollout_news(self, step: RolloutStep) -> None:
+        """Log the rollout's progress; a halt is an operator alert."""
+        for tid, why in step.unhealthy.items():
+            log.warning("rollout: %s did not come up on the new spec: %s", tid, why)
+        if step.deploy:
+            log.info(
+                "rollout: batch %d, %d bot(s) (%d waiting)",
+                self.rollout.batches + (0 if self.rollout.batch else 1),
+                len(step.deploy),
+                len(self.rollout.queue),
+            )
+        if step.finished:
+            log.info(
+                "rollout finished: %d bot(s) on the new spec, %d unhealthy",
+                len(self.rollout.done),
+                len(self.rollout.failed),
+            )
+        if step.halted:
+            text = (
+                f"rollout halted: {step.halted}. Roll back (`make rollback`) or fix and "
+                "`make up`; a master restart resumes it."
+            )
+            log.error("%s", text)
+            await self.deps.alerts.alert(AlertKind.ROLLOUT_HALTED, None, text)
+            await self.deps.store.audit("reconciler", None, "rollout.halted", {"why": step.halted})
 
     async def _drifted(
         self,
@@ -388,5 +438,9 @@ class Reconciler:
                 log.warning("reconciler pass failed: %s", exc)
             except Exception:
                 log.exception("reconciler pass failed")
+            wait = self.interval
+            due = self.rollout.next_check(self.clock())
+            if due is not None:  # a batch settles sooner than the next pass
+                wait = min(wait, max(1.0, due - self.clock()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), wait)

@@ -41,6 +41,7 @@ _ALERT_TITLES = {
     AlertKind.PROVISION_FAILED: "❌ Развёртывание не удалось",
     AlertKind.CRASH_LOOP: "🔁 Бот клиента падает снова и снова",
     AlertKind.SUBSCRIPTION_EXPIRED: "⌛ Подписка истекла, бот приостановлен",
+    AlertKind.ROLLOUT_HALTED: "⛔ Обновление ботов остановлено",
 }
 
 REFUSAL = (
