@@ -40,6 +40,7 @@ class ReminderWorker:
         self.claimed = 0  # reminders the last pass claimed
         self.postponed = 0  # of them, given back after a temporary failure
         self.passes = 0  # passes made by `run`
+        self.first_pass_done = asyncio.Event()
 
     async def tick(self) -> int:
         """One pass: send every due reminder; returns how many were delivered."""
@@ -107,6 +108,7 @@ class ReminderWorker:
                 log.exception("reminder pass failed")
                 delay = min(RETRY_SECONDS, self.interval)
             self.passes += 1
+            self.first_pass_done.set()
             if delay > 0:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), delay)
