@@ -80,6 +80,8 @@ class Payments:
     refunds: int
     revenue: Decimal
     currency: str
+    renewals_due_week: int | None = None  # auto-renewals to charge within 7 days
+    renewals_failed: int | None = None  # declined auto-renewal charges this month
 
 
 @dataclass(slots=True)
@@ -189,6 +191,18 @@ async def _control(
             row["revenue"],
             row["currency"],
         )
+        if await conn.fetchval("SELECT to_regclass('control.sales_subscriptions') IS NOT NULL"):
+            payments.renewals_due_week = await conn.fetchval(
+                "SELECT count(*) FROM control.sales_subscriptions WHERE auto_renew"
+                " AND next_charge_at < $1",
+                now + timedelta(days=7),
+            )
+            payments.renewals_failed = await conn.fetchval(
+                "SELECT count(*) FROM control.sales_orders WHERE kind = 'renewal'"
+                " AND status = 'canceled' AND cancel_reason NOT IN ('opted_out', 'card_removed')"
+                " AND canceled_at >= $1",
+                month_start(now, tz),
+            )
     else:
         notes.append("payments: control.sales_orders does not exist (sales bot not migrated)")
     return tenants, payments, notes
@@ -465,12 +479,15 @@ def render(stats: FleetStats, console: Console) -> None:
     pay = stats.payments
     month = stats.month_start.astimezone(ZoneInfo(stats.timezone)).strftime("%Y-%m")
     payments = Table(title=f"Payments this month ({month}, {stats.timezone})", title_justify="left")
-    for col in ("payments", "refunds", "revenue"):
+    for col in ("payments", "refunds", "revenue", "renewals due in 7 days", "failed renewals"):
         payments.add_column(col, justify="right")
     if pay is None:
-        payments.add_row(NA, NA, NA)
+        payments.add_row(NA, NA, NA, NA, NA)
     else:
-        payments.add_row(str(pay.payments), str(pay.refunds), f"{pay.revenue:,.2f} {pay.currency}")
+        payments.add_row(
+            str(pay.payments), str(pay.refunds), f"{pay.revenue:,.2f} {pay.currency}",
+            _n(pay.renewals_due_week), _n(pay.renewals_failed),
+        )  # fmt: skip
     console.print(payments)
 
     backend = stats.backend or "none"

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -19,6 +20,7 @@ from core.secrets import SecretBox
 from sales_bot.billing import Draft
 from sales_bot.orders import OrderStatus
 from sales_bot.store import Order
+from scripts.stats import _control
 from tests.sales.conftest import OWNER, SALES_TOKEN, Shop, bot_token
 from tests.sales.master_stub import MasterStub
 from tests.sales.people import Person
@@ -220,6 +222,17 @@ async def test_a_declined_charge_tells_the_owner_why_offers_to_pay_and_is_retrie
     assert sub["failures"] == 1 and sub["auto_renew"] is True
     assert sub["next_charge_at"] == clock.now + timedelta(days=1)
     assert not stub.extend_keys
+    # Operators see it in `make stats`: a failed renewal this month, one due within the week
+    # of the retry.
+    conn = await asyncpg.connect(shop.pg_dsn)
+    try:
+        _, payments, _ = await _control(conn, datetime.now(UTC), ZoneInfo("Europe/Moscow"))
+        assert payments is not None and payments.renewals_failed == 1
+        assert payments.renewals_due_week == 0
+        _, later, _ = await _control(conn, clock.now, ZoneInfo("Europe/Moscow"))
+        assert later is not None and later.renewals_due_week == 1
+    finally:
+        await conn.close()
 
     owner = Person(shop.tg, SALES_TOKEN, OWNER)
     notice = await owner.wait("Не удалось продлить")
