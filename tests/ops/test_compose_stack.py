@@ -441,7 +441,8 @@ async def test_the_trial_journey_buy_pay_and_the_new_bot_answers(stack: Stack) -
             await owner.press(zones, zones.buttons()[0][0], "@BotFather")
             confirm = await owner.ask(bot, "Нашёл вашего бота", timeout=30)
             await owner.press(confirm, "Да, это мой бот", "email для чека")
-            pay = await owner.ask("owner@example.com", "Оплатить", timeout=30)
+            consent = await owner.ask("owner@example.com", "автопродление?", timeout=30)
+            pay = await owner.press(consent, "Оплатить один раз, без автопродления", "Оплатить")
         except AssertionError as exc:
             stack.fail(f"the sales dialog went astray: {exc}")
         link = pay.reply_markup["inline_keyboard"][0][0]["url"]  # type: ignore[index]
