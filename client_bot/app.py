@@ -38,6 +38,7 @@ from client_bot.workers.housekeeping import Housekeeping
 from client_bot.workers.notices import NoticeRetry
 from client_bot.workers.reminders import ReminderWorker
 from core.errors import ErrorReply
+from core.redis import redis_client
 from core.settings import ClientBotSettings
 from core.telegram import build_bot, wait_for_telegram
 from database.pool import create_pool
@@ -54,6 +55,11 @@ ExtraRouters = Callable[[], list]  # type: ignore[type-arg]
 def went_wrong() -> str:
     """What a customer reads when a handler failed (core.errors.ErrorReply)."""
     return _("Something went wrong, please try again.")
+
+
+def unavailable() -> str:
+    """What a customer reads when the bot's database or Redis is unreachable for now."""
+    return _("The bot is briefly unavailable. Please try again in a minute.")
 
 
 class ClientBot:
@@ -102,7 +108,7 @@ class ClientBot:
             stateless=True,
             idle_seconds=settings.database_idle_seconds,
         )
-        redis = Redis.from_url(settings.redis_url.get_secret_value())
+        redis = redis_client(settings.redis_url.get_secret_value())
         bot = build_bot(
             settings.bot_token.get_secret_value(),
             settings.telegram_api_url,
@@ -126,7 +132,11 @@ class ClientBot:
         # Not in front of the error handler: it resolves the locale itself, with a fallback.
         TenantLocaleMiddleware(self.i18n, self.ctx.locale).setup(dp, exclude={"error"})
         ErrorReply(
-            went_wrong, name=f"tenant {tenant_id}", i18n=self.i18n, locale=self._error_locale
+            went_wrong,
+            name=f"tenant {tenant_id}",
+            unavailable=unavailable,
+            i18n=self.i18n,
+            locale=self._error_locale,
         ).register(dp)
         throttling = ThrottlingMiddleware(
             self.redis, self.settings.redis_key_prefix, on_throttled=self._throttled
@@ -189,6 +199,11 @@ class ClientBot:
                 handle_signals=handle_signals,
                 close_bot_session=False,
                 allowed_updates=self.dp.resolve_used_update_types(),
+                # An update is confirmed to Telegram (the next getUpdates' offset) only once it
+                # was handled: as tasks, aiogram confirms it as soon as its task is created, and
+                # a kill -9 then loses the customer's action. The price: one tenant's updates
+                # are handled one after another.
+                handle_as_tasks=False,
             )
         finally:
             await self._stop_tasks()

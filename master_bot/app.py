@@ -14,9 +14,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from core.plans import Catalog, load_plans
+from core.redis import redis_client
 from core.secrets import SecretBox
 from core.settings import MasterSettings
 from database.migrator import migrate_control
@@ -143,7 +143,7 @@ async def open_master(
     pool = await create_pool(
         settings.database_url.get_secret_value(), max_size=settings.database_pool_max
     )
-    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    redis = redis_client(settings.redis_url.get_secret_value())
     backend = backend or make_backend(settings, config)
     try:
         async with pool.acquire() as conn:

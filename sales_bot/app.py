@@ -18,6 +18,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from core.errors import ErrorReply
+from core.redis import redis_client
 from core.secrets import SecretBox
 from core.settings import SalesSettings
 from core.telegram import build_bot, wait_for_telegram
@@ -27,7 +28,7 @@ from sales_bot.allowlist import SenderPolicy
 from sales_bot.billing import Billing
 from sales_bot.context import SalesContext
 from sales_bot.handlers import routers
-from sales_bot.i18n import UserLocaleMiddleware, build_i18n, went_wrong
+from sales_bot.i18n import UserLocaleMiddleware, build_i18n, unavailable, went_wrong
 from sales_bot.kassa import PaymentGateway, YooKassa
 from sales_bot.master import HttpMaster, MasterApi
 from sales_bot.notices import Notices
@@ -146,7 +147,11 @@ class SalesApp:
         # Not in front of the error handler: it resolves the locale itself, with a fallback.
         self.locales.setup(self.dp, exclude={"error"})
         ErrorReply(
-            went_wrong, name="sales bot", i18n=self.i18n, locale=self._error_locale
+            went_wrong,
+            name="sales bot",
+            unavailable=unavailable,
+            i18n=self.i18n,
+            locale=self._error_locale,
         ).register(self.dp)
         self.dp.include_routers(*routers())
         self._runner: web.AppRunner | None = None
@@ -174,7 +179,7 @@ class SalesApp:
         except BaseException:
             await pool.close()
             raise
-        redis = Redis.from_url(settings.redis_url.get_secret_value())
+        redis = redis_client(settings.redis_url.get_secret_value())
         bot = build_bot(
             settings.sales_bot_token.get_secret_value(),
             settings.telegram_api_url,

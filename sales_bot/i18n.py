@@ -27,6 +27,11 @@ def went_wrong() -> str:
     return _("Something went wrong, please try again.")
 
 
+def unavailable() -> str:
+    """What a user reads when the sales bot's database or Redis is unreachable for now."""
+    return _("The bot is briefly unavailable. Please try again in a minute.")
+
+
 def locale_key(user_id: int) -> str:
     return f"sales:locale:{user_id}"
 
