@@ -16,7 +16,12 @@ from contextlib import suppress
 from datetime import datetime
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramForbiddenError, TelegramNetworkError, TelegramRetryAfter
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+)
 from aiogram.utils.i18n import gettext as _
 
 from client_bot import text
@@ -68,6 +73,8 @@ class ReminderWorker:
                     sent += 1
                 except TelegramForbiddenError:
                     await self.ctx.store.mark_blocked(b.customer_id)
+                except TelegramBadRequest as exc:  # e.g. a web customer: no chat, not ever
+                    log.warning("reminder for booking %s not sent: %s", b.id, exc)
                 except (TelegramRetryAfter, TelegramNetworkError) as exc:
                     log.warning("reminder for booking %s postponed: %s", b.id, exc)
                     await self.ctx.store.release_reminder(b.id, item.offset_min)

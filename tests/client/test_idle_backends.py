@@ -13,7 +13,7 @@ from client_bot.booking_service import Booker, place_booking
 from client_bot.clock import SystemClock
 from client_bot.store import Booking
 from database.dsn import parse_dsn
-from tests.client.conftest import fetch
+from tests.client.conftest import T0, fetch
 
 IDLE = 1.0  # DATABASE_IDLE_SECONDS in these tests
 
@@ -107,3 +107,22 @@ async def test_a_new_booking_wakes_the_sleeping_reminder_worker(bot_factory):
     assert rows[0]["sent_at"] >= due  # not early
     await asyncio.sleep(1.5)  # the passes that follow send nothing more
     assert len(await reminders_in(bot, 302)) == 1
+
+
+async def test_an_undeliverable_reminder_does_not_stop_the_others(bot_factory):
+    # A web customer (negative id) has no Telegram chat: "chat not found". The reminder due
+    # after it, claimed in the same pass, still goes out.
+    bot = await bot_factory(reminder_interval=0.1)
+    anna = bot.customer(304, "Анна")
+    await anna.ask("/start", "Добро пожаловать")
+    service = (await bot.store.services())[0]
+    await bot.store.touch_customer(-5, "Веб", None, None)
+    visit = T0 + timedelta(days=1, hours=1)  # 10:00 on 2 Dec
+    for customer, start, due in ((-5, visit, T0 + timedelta(minutes=10)),
+                                 (304, visit + timedelta(hours=1), T0 + timedelta(minutes=20))):  # fmt: skip
+        await bot.store.create_booking(
+            customer_id=customer, service=service, starts_at=start, customer_name="Имя",
+            phone="+79001234567", reminders=[(60, due)],
+        )  # fmt: skip
+    bot.clock.set(T0 + timedelta(minutes=30))  # both due
+    assert "Стрижка" in (await anna.wait("Напоминание")).plain_text
