@@ -18,6 +18,7 @@ import pytest
 
 from core.secrets import SecretBox
 from sales_bot.billing import Draft
+from sales_bot.kassa import KassaUnavailableError
 from sales_bot.orders import OrderStatus
 from sales_bot.store import Order
 from scripts.stats import _control
@@ -383,3 +384,78 @@ async def test_checkout_asks_for_consent_with_the_terms(
     assert shop.kassa.bodies[payment_id]["save_payment_method"] is True
     [row] = await shop.fetch("SELECT auto_renew FROM control.sales_orders")
     assert row["auto_renew"] is True
+
+
+class LosesAnswers:
+    """A PaymentGateway whose next `lose` create answers are lost after YooKassa acted (a crash
+    or a cut connection between the charge and recording it)."""
+
+    def __init__(self, inner: Any, lose: int) -> None:
+        self.inner, self.lose = inner, lose
+
+    async def create_payment(self, draft: Any) -> Any:
+        payment = await self.inner.create_payment(draft)
+        if self.lose > 0:
+            self.lose -= 1
+            raise KassaUnavailableError("the answer was lost")
+        return payment
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_charge_whose_answer_was_lost_is_resent_with_its_key_and_charged_once(
+    shop: Shop, stub: MasterStub
+) -> None:
+    clock = Clock()
+    renewals = shop.app.renewals
+    renewals.clock = clock
+    order = await bought(shop, auto_renew=True)
+    tenant = stub.by_id(order.tenant_id or "")
+    assert tenant is not None
+    renewals.kassa = LosesAnswers(renewals.kassa, lose=1)
+    renewals.resend_after = 0
+    clock.ahead(DUE)
+    expires_before = tenant.expires_at
+    assert await renewals.run_once() == 0  # charged at YooKassa, not recorded here
+    [charge] = shop.kassa.charges
+    [row] = await renewal_orders(shop)
+    assert row["status"] == OrderStatus.PENDING and row["payment_id"] is None
+
+    assert await renewals.run_once() == 1  # resent: same idempotence key, the same payment
+    assert len(shop.kassa.charges) == 1
+    [row] = await renewal_orders(shop)
+    assert row["payment_id"] == charge["payment_id"]
+    assert row["idempotence_key"] == charge["idempotence_key"]
+    await deliver(shop)
+    assert await shop.notify("payment.succeeded", charge["payment_id"]) == 200
+    await deliver(shop)
+    assert tenant.expires_at - expires_before == timedelta(days=30)
+    assert len([c for c in stub.calls if c[1].endswith("/extend")]) == 1
+
+
+async def test_paying_with_auto_renewal_again_replaces_the_card(
+    shop: Shop, stub: MasterStub
+) -> None:
+    """Card change: an extension paid with consent saves the new card in place of the old."""
+    order = await bought(shop, auto_renew=True)
+    tenant_id = order.tenant_id or ""
+    old = await subscription(shop, tenant_id)
+    plan = shop.app.catalog.get("start")
+    assert plan is not None
+    owned = await shop.reload(order)
+    shop.kassa.card = {**shop.kassa.card, "last4": "1111", "expiry_month": "12",
+                       "expiry_year": "2030"}  # fmt: skip
+    extension = await shop.app.billing.open_extension(
+        user_id=OWNER, locale="ru", plan=plan, email="owner@example.com", tenant=owned,
+        auto_renew=True,
+    )  # fmt: skip
+    extension = await shop.app.billing.checkout(extension, description="t", item="t")
+    assert await shop.pay(extension) == 200
+    await shop.settle(extension)
+    new = await subscription(shop, tenant_id)
+    assert (new["card_last4"], new["card_expiry"]) == ("1111", "12/2030")
+    assert new["auto_renew"] is True and new["method_enc"] != old["method_enc"]
+    keys = shop.app.settings.encryption_keys.get_secret_value()
+    saved = shop.kassa.payments[extension.payment_id or ""]["payment_method"]["id"]
+    assert SecretBox(keys).decrypt(tenant_id, new["method_enc"]) == saved
