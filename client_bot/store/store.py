@@ -384,6 +384,54 @@ class Store:
         )
         self._changed()
 
+    async def set_staff_performs(self, staff_id: int, service_id: int, performs: bool) -> None:
+        """Add the service to the staff member's list or take it off. A staff member doing every
+        service who stops doing one gets a list of all the others."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            every = await conn.fetchval(
+                "SELECT all_services FROM staff WHERE id = $1 FOR UPDATE", staff_id
+            )
+            if every is None or (every and performs):
+                return
+            if every:
+                await conn.execute(
+                    "INSERT INTO staff_services (staff_id, service_id)"
+                    " SELECT $1, id FROM services ON CONFLICT DO NOTHING",
+                    staff_id,
+                )
+                await conn.execute("UPDATE staff SET all_services = false WHERE id = $1", staff_id)
+            if performs:
+                await conn.execute(
+                    "INSERT INTO staff_services (staff_id, service_id) VALUES ($1, $2)"
+                    " ON CONFLICT DO NOTHING",
+                    staff_id,
+                    service_id,
+                )
+            else:
+                await conn.execute(
+                    "DELETE FROM staff_services WHERE staff_id = $1 AND service_id = $2",
+                    staff_id,
+                    service_id,
+                )
+        self._changed()
+
+    async def staff_terms(self, staff_id: int) -> dict[int, tuple[Decimal | None, int | None]]:
+        """The staff member's listed services: {service_id: (own price, own minutes)}."""
+        rows = await self.pool.fetch(
+            "SELECT service_id, price, duration_min FROM staff_services WHERE staff_id = $1",
+            staff_id,
+        )
+        return {r["service_id"]: (r["price"], r["duration_min"]) for r in rows}
+
+    async def future_bookings_of_staff(self, staff_id: int, now: datetime) -> int:
+        count: int = await self.pool.fetchval(
+            "SELECT count(*) FROM bookings WHERE staff_id = $1 AND status = 'confirmed'"
+            " AND starts_at > $2",
+            staff_id,
+            now,
+        )
+        return count
+
     async def remove_staff_service(self, staff_id: int, service_id: int) -> None:
         await self.pool.execute(
             "DELETE FROM staff_services WHERE staff_id = $1 AND service_id = $2",
@@ -683,14 +731,15 @@ class Store:
         self._changed()
         return entry_id
 
-    async def remove_timetable_entry(self, entry_id: int) -> None:
-        """Future sessions nobody booked go with it; booked ones stay (cancel them explicitly)."""
+    async def remove_timetable_entry(self, entry_id: int, now: datetime) -> None:
+        """Sessions after `now` nobody booked go with it; booked ones stay."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "DELETE FROM class_sessions WHERE timetable_id = $1 AND booked = 0"
-                " AND starts_at > now() AND NOT EXISTS"
+                " AND starts_at > $2 AND NOT EXISTS"
                 " (SELECT 1 FROM bookings b WHERE b.session_id = class_sessions.id)",
                 entry_id,
+                now,
             )
             await conn.execute("DELETE FROM class_timetable WHERE id = $1", entry_id)
         self._changed()

@@ -7,7 +7,7 @@ import asyncio
 from datetime import time, timedelta
 from decimal import Decimal
 
-from tests.client.conftest import T0, fetch
+from tests.client.conftest import ADMIN, T0, fetch
 
 WED_18 = T0 + timedelta(days=1, hours=9)  # Wednesday 2 December, 18:00 in Moscow
 SEATS = 2
@@ -128,3 +128,53 @@ async def test_one_seat_per_customer_and_a_cancelled_one_off_session(bot_factory
         bot.tenant.dsn, "SELECT customer_id FROM bookings WHERE status = 'confirmed'"
     )
     assert [r["customer_id"] for r in rows] == [321]
+
+
+async def test_the_owner_makes_a_class_with_a_weekly_timetable_and_a_one_off_session(bot_factory):
+    bot = await bot_factory()
+    owner = await bot.admin()
+    home = await owner.ask("/admin", "Панель управления")
+    settings = await owner.press(home, "⚙️ Настройки", "Что хотите изменить")
+    services = await owner.press(settings, "💇 Услуги", "Услуги")
+    await owner.press(services, "➕ Добавить услугу", "одним сообщением")
+    card = await owner.ask("Йога; 800; 60; Хатха", "Услуга добавлена")
+    await owner.press(card, "👥 Групповое занятие", "число мест")
+    await owner.ask("много", "целое число от 1 до 1000")
+    timetable = await owner.ask("12", "Теперь это групповое занятие")
+    await owner.press(timetable, "➕ Каждую неделю", "день недели и время")
+    await owner.ask("ср", "две части")
+    await owner.ask("среду 18:00", "не день недели")
+    timetable = await owner.ask("Ср 18:00", "Добавлено")
+    assert "среда 18:00" in timetable.plain_text
+    assert "ср, 2 дек., 18:00 — 0/12" in timetable.plain_text
+    await owner.press(timetable, "➕ Разовое занятие", "дату и время")
+    await owner.ask("01.12.2026 08:00", "уже прошло")
+    timetable = await owner.ask("03.12.2026 19:00", "Добавлено")
+    assert "чт, 3 дек., 19:00 — 0/12" in timetable.plain_text
+
+    await calm(bot)
+    anna = bot.customer(331, "Анна")
+    menu = await anna.ask("/start", "Добро пожаловать")
+    choice = await anna.press(menu, "📅 Записаться", "Выберите услугу")
+    classes = await anna.press(choice, "Йога · 800 ₽", "Выберите занятие")
+    assert flat(classes)[:3] == [
+        "ср, 2 дек., 18:00 · мест: 12", "чт, 3 дек., 19:00 · мест: 12",
+        "ср, 9 дек., 18:00 · мест: 12",
+    ]  # fmt: skip
+
+    # The weekly entry goes: its unbooked sessions with it, the one-off stays.
+    timetable = await owner.press(timetable, "✖️ ср 18:00", "Удалено")
+    assert "ср, 2 дек." not in timetable.plain_text and "чт, 3 дек., 19:00" in timetable.plain_text
+    classes = await anna.press(choice, "Йога · 800 ₽", "Выберите занятие")
+    assert flat(classes) == ["чт, 3 дек., 19:00 · мест: 12", "« Услуги"]
+    rows = await fetch(bot.tenant.dsn, "SELECT capacity FROM services WHERE name = 'Йога'")
+    assert rows[0]["capacity"] == 12
+
+
+def flat(message):
+    return [b for row in message.buttons() for b in row]
+
+
+async def calm(bot, user_id=ADMIN):
+    """Reset the flood counter: these tests click faster than the 20-per-10-s limit allows."""
+    await bot.app.redis.delete(f"{bot.settings.redis_key_prefix}throttle:{user_id}")

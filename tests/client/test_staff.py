@@ -11,7 +11,7 @@ import pytest
 from client_bot.store import SlotTakenError
 from database.migrator import load_migrations, migrate_tenant
 from database.redis_tenants import create_tenant_redis_user
-from tests.client.conftest import T0, TenantCreds, fetch
+from tests.client.conftest import ADMIN, T0, TenantCreds, fetch
 
 WED_10 = T0 + timedelta(days=1, hours=1)  # Wednesday 2 December, 10:00 in Moscow
 PRICE = "1\u00a0500 ₽"
@@ -214,3 +214,82 @@ async def test_a_business_from_before_staff_still_books_as_before(
     assert [(r["customer_id"], r["staff_id"]) for r in rows] == [
         (290, staff[0]["id"]), (207, staff[0]["id"]),
     ]  # fmt: skip
+
+
+def flat(message):
+    return [b for row in message.buttons() for b in row]
+
+
+async def calm(bot, user_id=ADMIN):
+    """Reset the flood counter: these tests click faster than the 20-per-10-s limit allows."""
+    await bot.app.redis.delete(f"{bot.settings.redis_key_prefix}throttle:{user_id}")
+
+
+async def test_the_owner_adds_a_staff_member_with_own_hours_services_and_price(bot_factory):
+    bot = await bot_factory()
+    owner = await bot.admin()
+    home = await owner.ask("/admin", "Панель управления")
+    settings = await owner.press(home, "⚙️ Настройки", "Что хотите изменить")
+    staff = await owner.press(settings, "👤 Специалисты", "Специалисты")
+    assert "1. Специалист — график салона · все услуги" in staff.plain_text
+    await owner.press(staff, "➕ Добавить специалиста", "одним сообщением")
+    await owner.ask(";", "Пустой текст")
+    card = await owner.ask("Ольга; колорист", "Специалист добавлен")
+    assert "колорист" in card.plain_text
+
+    week = await owner.press(card, "🕒 График", "выберите день недели")
+    await owner.press(week, "ср", "через косую черту")
+    await owner.ask("15:00-12:00", "позже начала")
+    card = await owner.ask("15:00-19:00 / 17:00-17:30", "Сохранено")
+    assert "ср: 15:00–19:00 (перерывы: 17:00–17:30)" in card.plain_text
+    assert "пн: 10:00–19:00" in card.plain_text  # copied from the business's week
+    assert "вс: выходной" in card.plain_text
+
+    services = await owner.press(card, "💇 Услуги", "услуги, которые он выполняет")
+    assert flat(services)[:4] == [
+        "✅ Стрижка",
+        "💰 Цена, время",
+        "✅ Окрашивание",
+        "💰 Цена, время",
+    ]
+    services = await owner.press(services, "✅ Окрашивание", "Сохранено")
+    assert flat(services)[2] == "▫️ Окрашивание"
+    await owner.press(services, "💰 Цена, время", "цену и минуты")  # the first: Стрижка
+    await owner.ask("дорого; 90", "Цена — это число")
+    await owner.ask("1800; 90", "Сохранено")
+    rows = await fetch(
+        bot.tenant.dsn,
+        "SELECT s.name, ss.price, ss.duration_min FROM staff_services ss"
+        " JOIN services s ON s.id = ss.service_id JOIN staff st ON st.id = ss.staff_id"
+        " WHERE st.name = 'Ольга'",
+    )
+    assert [(r["name"], r["price"], r["duration_min"]) for r in rows] == [("Стрижка", 1800, 90)]
+
+    # The customer sees Ольга at her price, on her hours, for her duration (90 min, break).
+    anna = bot.customer(208, "Анна")
+    menu = await anna.ask("/start", "Добро пожаловать")
+    choice = await anna.press(menu, "📅 Записаться", "Выберите услугу")
+    masters = await anna.press(choice, f"Стрижка · {PRICE}", "Выберите специалиста")
+    assert flat(masters)[:2] == [f"Специалист · {PRICE}", "Ольга · 1\u00a0800 ₽"]
+    calendar = await anna.press(masters, "Ольга · 1\u00a0800 ₽", "Выберите день")
+    times = flat(await anna.press(calendar, "2", "Выберите время"))
+    assert [t for t in times if ":" in t] == ["15:00", "15:30", "17:30"]
+    # Окрашивание: only the first staff member performs it, so no staff step.
+    choice = await anna.press(menu, "📅 Записаться", "Выберите услугу")
+    await anna.press(choice, "Окрашивание · 4\u00a0000 ₽", "Выберите день")
+
+    # Deactivated, Ольга is gone for customers; the last one cannot be deactivated.
+    await calm(bot)
+    card = await owner.press(
+        await owner.press(
+            await owner.press(settings, "👤 Специалисты", "Специалисты"), "Ольга", "колорист"
+        ),
+        "🚫 Отключить",
+        "клиенты его больше не видят",
+    )
+    choice = await anna.press(menu, "📅 Записаться", "Выберите услугу")
+    await anna.press(choice, f"Стрижка · {PRICE}", "Выберите день")
+    first = await owner.press(
+        await owner.press(settings, "👤 Специалисты", "Специалисты"), "Специалист", "Услуги"
+    )
+    await owner.press(first, "🚫 Отключить", "Последний активный специалист")

@@ -12,6 +12,7 @@ from client_bot.handlers.admin import (
     admins,
     assistant,
     bookings,
+    classes,
     customers,
     handoff,
     leads,
@@ -20,6 +21,7 @@ from client_bot.handlers.admin import (
     rules,
     schedule,
     services,
+    staff,
     stats,
 )
 
@@ -30,6 +32,8 @@ def admin_routers() -> list[Router]:
     return [
         panel.router(),
         services.router(),
+        classes.router(),
+        staff.router(),
         schedule.router(),
         rules.router(),
         profile.router(),

@@ -22,6 +22,7 @@ class Screen(enum.StrEnum):
     admins = "a"
     assistant = "ai"
     leads = "ld"
+    staff = "sf"
 
 
 class AdminCb(CallbackData, prefix="ad"):
@@ -148,6 +149,44 @@ class AssistantAction(enum.StrEnum):
 
 class AssistantCb(CallbackData, prefix="ai"):
     action: AssistantAction
+
+
+class StaffAction(enum.StrEnum):
+    view = "v"
+    add = "a"
+    name = "n"
+    description = "d"
+    hours = "h"  # the week screen
+    weekday = "w"  # type one weekday's hours / breaks
+    business_hours = "bh"
+    services = "s"
+    toggle_service = "t"
+    service_terms = "st"
+    day_off = "o"
+    active = "x"
+
+
+class StaffAdminCb(CallbackData, prefix="af"):
+    action: StaffAction
+    staff_id: int = 0
+    weekday: int = 0
+    service_id: int = 0
+
+
+class ClassAction(enum.StrEnum):
+    capacity = "c"
+    timetable = "t"
+    add_weekly = "w"
+    add_once = "o"
+    remove_weekly = "rw"
+
+
+class ClassAdminCb(CallbackData, prefix="ag"):
+    """A class's seats and timetable (`entry_id`: a weekly timetable entry)."""
+
+    action: ClassAction
+    service_id: int
+    entry_id: int = 0
 
 
 def pack_day(value: date) -> int:

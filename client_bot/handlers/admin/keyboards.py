@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -20,6 +21,8 @@ from client_bot.handlers.admin.callbacks import (
     AssistantCb,
     BookingAction,
     BookingAdminCb,
+    ClassAction,
+    ClassAdminCb,
     CustomersAction,
     CustomersCb,
     Locale,
@@ -48,6 +51,7 @@ def _back(kb: InlineKeyboardBuilder, screen: Screen) -> None:
         Screen.profile: _("« Profile"),
         Screen.customers: _("« Customers"),
         Screen.leads: _("« Leads"),
+        Screen.staff: _("« Staff"),
     }
     kb.button(text=labels.get(screen, _("« Back")), callback_data=AdminCb(screen=screen))
 
@@ -71,8 +75,9 @@ def settings() -> InlineKeyboardMarkup:
     kb.button(text=_("📏 Booking rules"), callback_data=AdminCb(screen=Screen.rules))
     kb.button(text=_("🏷 Business profile"), callback_data=AdminCb(screen=Screen.profile))
     kb.button(text=_("🔑 Admins"), callback_data=AdminCb(screen=Screen.admins))
+    kb.button(text=_("👤 Staff"), callback_data=AdminCb(screen=Screen.staff))
     _back(kb, Screen.home)
-    kb.adjust(2, 2, 1, 1)
+    kb.adjust(2, 2, 2, 1)
     return kb.as_markup()
 
 
@@ -82,7 +87,7 @@ def back(screen: Screen) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def cancel_input(back: AdminCb | None) -> InlineKeyboardMarkup | None:
+def cancel_input(back: CallbackData | None) -> InlineKeyboardMarkup | None:
     if back is None:
         return None
     kb = InlineKeyboardBuilder()
@@ -117,8 +122,17 @@ def service(item: Service) -> InlineKeyboardMarkup:
     button(_("👁 Show") if item.hidden else _("🙈 Hide"), ServiceAction.hide)
     button(_("⬆️ Up"), ServiceAction.up)
     button(_("⬇️ Down"), ServiceAction.down)
+    kb.button(
+        text=_("👥 Group class"),
+        callback_data=ClassAdminCb(action=ClassAction.capacity, service_id=item.id),
+    )
+    if item.is_class:
+        kb.button(
+            text=_("🗓 Timetable"),
+            callback_data=ClassAdminCb(action=ClassAction.timetable, service_id=item.id),
+        )
     _back(kb, Screen.services)
-    kb.adjust(2, 2, 1, 2, 1)
+    kb.adjust(2, 2, 1, 2, 2 if item.is_class else 1, 1)
     return kb.as_markup()
 
 

@@ -6,6 +6,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
+from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -13,7 +14,6 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from client_bot.context import TenantContext
 from client_bot.filters import IsAdmin
 from client_bot.handlers.admin import keyboards
-from client_bot.handlers.admin.callbacks import AdminCb
 
 # A typed answer to a prompt: text that is not a command (/cancel, /start, /admin stay commands).
 TYPED = F.text & ~F.text.startswith("/")
@@ -47,7 +47,7 @@ async def prompt(
     state: FSMContext,
     waiting_for: State,
     body: str,
-    back: AdminCb | None = None,
+    back: CallbackData | None = None,
     **data: object,
 ) -> None:
     """Ask the admin to type something; the answer goes to the handler of `waiting_for`."""

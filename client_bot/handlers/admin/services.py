@@ -50,6 +50,8 @@ async def show_service(
         description=text.esc(item.description) or "—",
         status=_("🙈 Hidden from customers") if item.hidden else _("👁 Shown to customers"),
     )
+    if item.is_class:
+        body += "\n" + _("👥 Group class: {seats} seats per session").format(seats=item.capacity)
     await show(event, (note + "\n\n" if note else "") + body, keyboards.service(item))
 
 

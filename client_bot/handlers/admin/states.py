@@ -20,3 +20,11 @@ class AdminInput(StatesGroup):
     assistant_faq = State()
     assistant_tone = State()
     handoff_reply = State()  # data: customer_id
+    staff_add = State()  # `Name; description`
+    staff_edit = State()  # data: staff_id, key (StaffAction.name / description)
+    staff_week = State()  # data: staff_id, weekday: `hours / breaks`
+    staff_terms = State()  # data: staff_id, service_id: `price; minutes` or -
+    staff_day_off = State()  # data: staff_id
+    class_capacity = State()  # data: service_id
+    class_weekly = State()  # data: service_id: `Wed 18:00`
+    class_once = State()  # data: service_id: `31.12 18:00`

@@ -1,0 +1,498 @@
+"""Staff: add, rename, describe, their own weekly hours and breaks (or the business's), their
+days off, the services they perform at their own price and duration, deactivate."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import time
+
+from aiogram import F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from client_bot import text
+from client_bot.context import TenantContext
+from client_bot.handlers.admin import parse
+from client_bot.handlers.admin.callbacks import AdminCb, Screen, StaffAction, StaffAdminCb
+from client_bot.handlers.admin.screen import TYPED, admin_router, local_today, prompt, show
+from client_bot.handlers.admin.states import AdminInput
+from client_bot.store import Staff
+
+STAFF_NAME_MAX = 100
+STAFF_DESCRIPTION_MAX = 500
+DAYS_OFF_SHOWN = 10
+
+
+def _intervals(items: Sequence[tuple[time, time]]) -> str:
+    return ", ".join(
+        f"{s:%H:%M}–{'24:00' if e == parse.MIDNIGHT else f'{e:%H:%M}'}" for s, e in items
+    )
+
+
+def _cb(action: StaffAction, staff_id: int = 0, **kwargs: int) -> StaffAdminCb:
+    return StaffAdminCb(action=action, staff_id=staff_id, **kwargs)
+
+
+def _back(kb: InlineKeyboardBuilder, staff_id: int | None = None) -> None:
+    if staff_id is None:
+        kb.button(text=_("« Settings"), callback_data=AdminCb(screen=Screen.settings))
+    else:
+        kb.button(text=_("« Staff"), callback_data=AdminCb(screen=Screen.staff))
+
+
+# --- the list -----------------------------------------------------------------------------------
+async def show_list(event: Message | CallbackQuery, ctx: TenantContext, note: str = "") -> None:
+    items = await ctx.store.staff(include_inactive=True)
+    lines = [_("<b>👤 Staff</b> (customers choose among the active ones)")]
+    for n, member in enumerate(items, start=1):
+        hours = _("own hours") if member.own_hours else _("business hours")
+        services = _("all services") if member.all_services else _("some services")
+        line = f"{n}. {text.esc(member.name)} — {hours} · {services}"
+        lines.append(line + ("" if member.active else _(" · inactive")))
+    kb = InlineKeyboardBuilder()
+    for member in items:
+        kb.button(
+            text=("" if member.active else "🚫 ") + member.name,
+            callback_data=_cb(StaffAction.view, member.id),
+        )
+    kb.button(text=_("➕ Add a staff member"), callback_data=_cb(StaffAction.add))
+    _back(kb)
+    kb.adjust(1)
+    await show(event, (note + "\n\n" if note else "") + "\n".join(lines), kb.as_markup())
+
+
+async def open_list(query: CallbackQuery, ctx: TenantContext, state: FSMContext) -> None:
+    await state.clear()
+    await show_list(query, ctx)
+
+
+# --- one staff member -----------------------------------------------------------------------------
+async def _member_or_list(
+    event: Message | CallbackQuery, ctx: TenantContext, staff_id: int
+) -> Staff | None:
+    member = await ctx.store.staff_member(staff_id)
+    if member is None:
+        await show_list(event, ctx, _("This staff member no longer exists."))
+    return member
+
+
+async def show_member(
+    event: Message | CallbackQuery, ctx: TenantContext, member: Staff, note: str = ""
+) -> None:
+    business = await ctx.business()
+    week = (await ctx.store.staff_weeks([member.id]))[member.id]
+    lines = [f"<b>{text.esc(member.name)}</b>"]
+    if member.description:
+        lines.append(text.esc(member.description))
+    if member.own_hours:
+        lines.append(_("Hours (own):"))
+        for weekday in range(7):
+            hours = week.hours.get(weekday, [])
+            breaks = [(s, e) for wd, s, e in week.breaks if wd == weekday]
+            line = f"{text.weekday_short(weekday, business.locale)}: " + (
+                _intervals(hours) if hours else _("closed")
+            )
+            if hours and breaks:
+                line += _(" (breaks: {breaks})").format(breaks=_intervals(breaks))
+            lines.append(line)
+    else:
+        lines.append(_("Hours: the business's (🕒 Schedule)"))
+    services = await ctx.store.services(include_hidden=True)
+    terms = await ctx.store.staff_terms(member.id)
+    performed = [s for s in services if member.all_services or s.id in terms]
+    lines.append(_("Services:") + (" " + _("all") if member.all_services else ""))
+    for s in performed:
+        price, minutes = terms.get(s.id, (None, None))
+        lines.append(
+            f"· {text.esc(s.name)} — {text.price(price or s.price, business.locale)}, "
+            + _("{minutes} min").format(minutes=minutes or s.duration_min)
+        )
+    today = local_today(ctx, business.zone)
+    days_off = sorted(d for d in week.days_off if d >= today)[:DAYS_OFF_SHOWN]
+    if days_off:
+        lines.append(
+            _("Days off: {days}").format(
+                days=", ".join(text.day(d, business.locale) for d in days_off)
+            )
+        )
+    if not member.active:
+        lines.append(_("🚫 Inactive: customers cannot choose them."))
+    await show(event, (note + "\n\n" if note else "") + "\n".join(lines), _member_kb(member))
+
+
+def _member_kb(member: Staff) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("✏️ Name"), callback_data=_cb(StaffAction.name, member.id))
+    kb.button(text=_("✏️ Description"), callback_data=_cb(StaffAction.description, member.id))
+    kb.button(text=_("🕒 Hours"), callback_data=_cb(StaffAction.hours, member.id))
+    kb.button(text=_("💇 Services"), callback_data=_cb(StaffAction.services, member.id))
+    kb.button(text=_("🏖 Days off"), callback_data=_cb(StaffAction.day_off, member.id))
+    kb.button(
+        text=_("🚫 Deactivate") if member.active else _("✅ Activate"),
+        callback_data=_cb(StaffAction.active, member.id),
+    )
+    _back(kb, member.id)
+    kb.adjust(2, 2, 2, 1)
+    return kb.as_markup()
+
+
+async def view(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    await state.clear()
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is not None:
+        await show_member(query, ctx, member)
+
+
+async def ask_new(query: CallbackQuery, state: FSMContext) -> None:
+    await prompt(
+        query,
+        state,
+        AdminInput.staff_add,
+        _(
+            "Send the new staff member as one message:\n<code>Name; description</code>\n"
+            "For example: <code>Olga; colourist</code>. The description may be left out."
+            " /cancel to stop."
+        ),
+        AdminCb(screen=Screen.staff),
+    )
+
+
+async def add(message: Message, ctx: TenantContext, state: FSMContext) -> None:
+    assert message.text is not None
+    name, _sep, description = message.text.partition(";")
+    try:
+        name = parse.text_value(name, STAFF_NAME_MAX)
+        description = parse.text_value(description, STAFF_DESCRIPTION_MAX, optional=True)
+    except parse.InputError as exc:
+        await message.answer(str(exc))
+        return
+    await state.clear()
+    member = await ctx.store.add_staff(name, description)
+    await show_member(
+        message, ctx, member, _("✅ Staff member added: on the business's hours, all services.")
+    )
+
+
+async def ask_edit(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is None:
+        return
+    question = (
+        _("Send the new name of «{name}».")
+        if callback_data.action is StaffAction.name
+        else _("Send the new description of «{name}», or - to remove it.")
+    )
+    await prompt(
+        query,
+        state,
+        AdminInput.staff_edit,
+        question.format(name=text.esc(member.name)) + "\n" + _("/cancel to stop."),
+        _cb(StaffAction.view, member.id),
+        staff_id=member.id,
+        key=callback_data.action.value,
+    )
+
+
+async def edit(message: Message, ctx: TenantContext, state: FSMContext) -> None:
+    assert message.text is not None
+    data = await state.get_data()
+    try:
+        if data["key"] == StaffAction.name.value:
+            field, value = "name", parse.text_value(message.text, STAFF_NAME_MAX)
+        else:
+            field = "description"
+            value = parse.text_value(message.text, STAFF_DESCRIPTION_MAX, optional=True)
+    except parse.InputError as exc:
+        await message.answer(str(exc))
+        return
+    await state.clear()
+    member = await ctx.store.update_staff(int(data["staff_id"]), field, value)
+    if member is None:
+        await show_list(message, ctx, _("This staff member no longer exists."))
+        return
+    await show_member(message, ctx, member, _("✅ Saved."))
+
+
+async def toggle_active(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    await state.clear()
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is None:
+        return
+    if member.active and len(await ctx.store.staff()) == 1:
+        await show_member(query, ctx, member, _("The last active staff member stays active."))
+        return
+    updated = await ctx.store.update_staff(member.id, "active", not member.active)
+    assert updated is not None
+    note = _("✅ Active again.")
+    if not updated.active:
+        note = _("🚫 Deactivated: customers no longer see them.")
+        booked = await ctx.store.future_bookings_of_staff(member.id, ctx.now())
+        if booked:
+            note += "\n" + _(
+                "⚠️ They still have {n} upcoming bookings: these stay; open 📅 Bookings to"
+                " cancel them with a note."
+            ).format(n=booked)
+    await show_member(query, ctx, updated, note)
+
+
+# --- hours ----------------------------------------------------------------------------------------
+async def open_hours(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    await state.clear()
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is None:
+        return
+    locale = (await ctx.business()).locale
+    kb = InlineKeyboardBuilder()
+    for weekday in range(7):
+        kb.button(
+            text=text.weekday_short(weekday, locale),
+            callback_data=_cb(StaffAction.weekday, member.id, weekday=weekday),
+        )
+    if member.own_hours:
+        kb.button(
+            text=_("🔁 Use the business's hours"),
+            callback_data=_cb(StaffAction.business_hours, member.id),
+        )
+    kb.button(text=_("« Back"), callback_data=_cb(StaffAction.view, member.id))
+    kb.adjust(7, 1, 1)
+    await show(
+        query,
+        _("<b>{name}</b>: pick a weekday to set their own hours and breaks.").format(
+            name=text.esc(member.name)
+        ),
+        kb.as_markup(),
+    )
+
+
+async def ask_weekday(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is None:
+        return
+    weekday = callback_data.weekday % 7
+    name = text.weekday_long(weekday, (await ctx.business()).locale).capitalize()
+    await prompt(
+        query,
+        state,
+        AdminInput.staff_week,
+        _(
+            "<b>{name}</b>, {weekday}: send the hours and, after a slash, the breaks, like"
+            " <code>10:00-19:00 / 13:00-14:00</code>, or <code>-</code> for a day off."
+            " /cancel to stop."
+        ).format(name=text.esc(member.name), weekday=name),
+        _cb(StaffAction.view, member.id),
+        staff_id=member.id,
+        weekday=weekday,
+    )
+
+
+async def set_weekday(message: Message, ctx: TenantContext, state: FSMContext) -> None:
+    assert message.text is not None
+    hours_raw, _slash, breaks_raw = message.text.partition("/")
+    try:
+        hours = parse.intervals(hours_raw)
+        breaks = parse.intervals(breaks_raw, until_midnight=False) if hours else []
+    except parse.InputError as exc:
+        await message.answer(str(exc))
+        return
+    data = await state.get_data()
+    await state.clear()
+    staff_id, weekday = int(data["staff_id"]), int(data["weekday"])
+    await ctx.store.set_staff_hours(staff_id, weekday, hours)
+    await ctx.store.set_staff_breaks(staff_id, weekday, breaks)
+    member = await _member_or_list(message, ctx, staff_id)
+    if member is not None:
+        await show_member(message, ctx, member, _("✅ Saved."))
+
+
+async def business_hours(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    await state.clear()
+    await ctx.store.use_business_hours(callback_data.staff_id)
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is not None:
+        await show_member(query, ctx, member, _("✅ On the business's hours again."))
+
+
+# --- services -------------------------------------------------------------------------------------
+async def show_services(
+    event: Message | CallbackQuery, ctx: TenantContext, member: Staff, note: str = ""
+) -> None:
+    services = await ctx.store.services(include_hidden=True)
+    terms = await ctx.store.staff_terms(member.id)
+    kb = InlineKeyboardBuilder()
+    for s in services:
+        if s.is_class:
+            continue
+        performs = member.all_services or s.id in terms
+        kb.button(
+            text=("✅ " if performs else "▫️ ") + s.name,
+            callback_data=_cb(StaffAction.toggle_service, member.id, service_id=s.id),
+        )
+        kb.button(
+            text=_("💰 Price, time"),
+            callback_data=_cb(StaffAction.service_terms, member.id, service_id=s.id),
+        )
+    kb.button(text=_("« Back"), callback_data=_cb(StaffAction.view, member.id))
+    kb.adjust(*([2] * sum(1 for s in services if not s.is_class)), 1)
+    body = _(
+        "<b>{name}</b>: ✅ marks the services they perform; tap to switch."
+        " 💰 sets their own price and duration."
+    ).format(name=text.esc(member.name))
+    await show(event, (note + "\n\n" if note else "") + body, kb.as_markup())
+
+
+async def open_services(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    await state.clear()
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is not None:
+        await show_services(query, ctx, member)
+
+
+async def toggle_service(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    await state.clear()
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is None:
+        return
+    service = await ctx.store.service(callback_data.service_id)
+    if service is None:
+        await show_services(query, ctx, member, _("This service no longer exists."))
+        return
+    performs = member.all_services or service.id in await ctx.store.staff_terms(member.id)
+    await ctx.store.set_staff_performs(member.id, service.id, not performs)
+    updated = await ctx.store.staff_member(member.id)
+    assert updated is not None
+    await show_services(query, ctx, updated, _("✅ Saved."))
+
+
+async def ask_terms(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    service = await ctx.store.service(callback_data.service_id)
+    if member is None or service is None:
+        return
+    await prompt(
+        query,
+        state,
+        AdminInput.staff_terms,
+        _(
+            "«{service}» by {name}: send their price and minutes, like <code>1800; 75</code>,"
+            " or <code>-</code> for the service's own. /cancel to stop."
+        ).format(service=text.esc(service.name), name=text.esc(member.name)),
+        _cb(StaffAction.services, member.id),
+        staff_id=member.id,
+        service_id=service.id,
+    )
+
+
+async def set_terms(message: Message, ctx: TenantContext, state: FSMContext) -> None:
+    assert message.text is not None
+    raw = message.text
+    try:
+        if parse.is_blank(raw):
+            price, minutes = None, None
+        else:
+            price_raw, _sep, minutes_raw = raw.partition(";")
+            price = parse.price(price_raw)
+            minutes = parse.duration(minutes_raw) if minutes_raw.strip() else None
+    except parse.InputError as exc:
+        await message.answer(str(exc))
+        return
+    data = await state.get_data()
+    await state.clear()
+    staff_id, service_id = int(data["staff_id"]), int(data["service_id"])
+    if await ctx.store.service(service_id) is None:
+        await show_list(message, ctx, _("This service no longer exists."))
+        return
+    await ctx.store.set_staff_service(staff_id, service_id, price=price, duration_min=minutes)
+    member = await _member_or_list(message, ctx, staff_id)
+    if member is not None:
+        await show_services(message, ctx, member, _("✅ Saved."))
+
+
+# --- days off -------------------------------------------------------------------------------------
+async def ask_day_off(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is None:
+        return
+    await prompt(
+        query,
+        state,
+        AdminInput.staff_day_off,
+        _(
+            "Send a day off of {name}, like <code>31.12.2026</code>; a day already listed is"
+            " removed. /cancel to stop."
+        ).format(name=text.esc(member.name)),
+        _cb(StaffAction.view, member.id),
+        staff_id=member.id,
+    )
+
+
+async def toggle_day_off(message: Message, ctx: TenantContext, state: FSMContext) -> None:
+    assert message.text is not None
+    business = await ctx.business()
+    try:
+        day = parse.future_day(message.text, local_today(ctx, business.zone))
+    except parse.InputError as exc:
+        await message.answer(str(exc))
+        return
+    staff_id = int((await state.get_data())["staff_id"])
+    await state.clear()
+    week = (await ctx.store.staff_weeks([staff_id])).get(staff_id)
+    if week is not None and day in week.days_off:
+        await ctx.store.remove_staff_day_off(staff_id, day)
+        note = _("✅ {day} is a working day again.")
+    else:
+        await ctx.store.add_staff_day_off(staff_id, day)
+        note = _("✅ {day} is a day off now.")
+    member = await _member_or_list(message, ctx, staff_id)
+    if member is not None:
+        await show_member(
+            message, ctx, member, note.format(day=text.day_long(day, business.locale))
+        )
+
+
+def router() -> Router:
+    r = admin_router("admin_staff")
+    r.callback_query.register(open_list, AdminCb.filter(F.screen == Screen.staff))
+    actions: dict[StaffAction, Callable[..., Awaitable[None]]] = {
+        StaffAction.view: view,
+        StaffAction.add: ask_new,
+        StaffAction.name: ask_edit,
+        StaffAction.description: ask_edit,
+        StaffAction.hours: open_hours,
+        StaffAction.weekday: ask_weekday,
+        StaffAction.business_hours: business_hours,
+        StaffAction.services: open_services,
+        StaffAction.toggle_service: toggle_service,
+        StaffAction.service_terms: ask_terms,
+        StaffAction.day_off: ask_day_off,
+        StaffAction.active: toggle_active,
+    }
+    for action, handler in actions.items():
+        r.callback_query.register(handler, StaffAdminCb.filter(F.action == action))
+    r.message.register(add, AdminInput.staff_add, TYPED)
+    r.message.register(edit, AdminInput.staff_edit, TYPED)
+    r.message.register(set_weekday, AdminInput.staff_week, TYPED)
+    r.message.register(set_terms, AdminInput.staff_terms, TYPED)
+    r.message.register(toggle_day_off, AdminInput.staff_day_off, TYPED)
+    return r
