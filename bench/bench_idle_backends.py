@@ -14,7 +14,9 @@ sampled every 0.1 s:
 - latency: a /start to one tenant after another (`--latency-tenants`), its pool as idle left it
   (today: no connection, so the answer includes opening one), then at once again.
 `--compare` first runs the same with the pool settings before issue 13 (min_size=1, connections
-closed after 300 s unused, a reminder poll every 30 s), then with today's.
+closed after 300 s unused, a reminder pass at least every 30 s), then with today's. Both run
+today's code otherwise: the workers' first passes one after another (before issue 13 they ran at
+once, and a starting tenant opened 3-4 connections).
 
 This takes up to N×3 backends of the server's max_connections in the old mode.
 """
@@ -56,7 +58,7 @@ class Mode:
     reminder_interval: float
 
 
-OLD = Mode("before (min_size=1, idle 300 s)", 1, 300.0, 30.0)
+OLD = Mode("old pool (min_size=1, idle 300 s; reminder sleep ≤ 30 s)", 1, 300.0, 30.0)
 
 
 @dataclass(frozen=True)
