@@ -200,6 +200,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET", "/widget.js", pages.widget_js, "the website widget", auth="public", documented=False
     ),
+    Route("GET", "/dashboard", pages.dashboard, "the dashboard", auth="public", documented=False),
     Route(
         "GET",
         "/login/link",

@@ -1,7 +1,8 @@
 """A real browser: Debian's Chromium driven by Playwright (the system browser, never a
 downloaded one; `make test` installs it through scripts/browser.sh). A business's page on
 another origin embeds /widget.js with its public key; a visitor opens the chat, asks, and reads
-the assistant's answer (the OpenAI emulator's), which survives a page reload."""
+the assistant's answer (the OpenAI emulator's), which survives a page reload. Swagger UI renders
+the web's document; an owner arrives by a login link on the dashboard and sees only their leads."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from aiohttp import web
 from playwright.async_api import Browser, async_playwright, expect
 
 from tests.support import free_port
-from tests.web.conftest import fetch
-from tests.web.test_tenant_data import owner_client
+from tests.web.conftest import Client, fetch, new_email
+from tests.web.test_tenant_data import add_lead, owner_client
 from tests.web.test_widget import widget_key
+from web.tokens import login_link_url
 
 CHROMIUM = os.environ.get("BOTFLEET_CHROMIUM", "/usr/bin/chromium")
 
@@ -113,4 +115,50 @@ async def test_swagger_ui_renders_the_document_under_its_own_csp(web_server, bro
     await expect(page.locator(".info .title")).to_contain_text("botfleet web API", timeout=15_000)
     await expect(page.locator(".opblock-summary-path", has_text="/api/auth/login")).to_have_count(1)
     await expect(page.locator("button.authorize")).to_be_visible()
+    assert errors == []
+
+
+async def test_the_owner_arrives_by_login_link_and_sees_only_their_leads(
+    web_server, http, make_web_tenant, browser
+):
+    mine = await make_web_tenant(web_server)
+    other = await make_web_tenant(web_server)
+    await add_lead(mine, "Анна")
+    await add_lead(mine, "Борис", "won")
+    await add_lead(other, "Чужой Клиент")
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    link = login_link_url(
+        web_server.deps.keys,
+        web_server.url,
+        mine.owner_telegram_id,
+        web_server.settings.web_link_ttl,
+    )
+    await page.goto(link)
+    await page.wait_for_url(web_server.url + "/dashboard", timeout=15_000)
+    assert "token=" not in page.url
+    rows = page.locator("#leads tbody tr")
+    await expect(rows).to_have_count(2, timeout=15_000)
+    await expect(page.locator("#leads")).to_contain_text("Анна")
+    await expect(page.locator("#leads")).not_to_contain_text("Чужой")
+    await expect(page.locator("code.snippet")).to_contain_text("/widget.js")
+    await page.select_option("#status", "won")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("Борис")
+
+    # Logging out ends the session for the API too; the form logs a password account in.
+    await page.click("#logout")
+    await expect(page.locator("#login")).to_be_visible()
+    email = new_email()
+    await Client(http, web_server).register(email, "correct horse battery")
+    await page.fill("input[name=username]", email)
+    await page.fill("input[name=password]", "wrong one")
+    await page.click("#login button[type=submit]")
+    await expect(page.locator("#login-error")).to_contain_text("wrong email or password")
+    await page.fill("input[name=password]", "correct horse battery")
+    await page.click("#login button[type=submit]")
+    await expect(page.locator("#bots")).to_contain_text("Ботов пока нет")
+    await expect(rows).to_have_count(0)
     assert errors == []

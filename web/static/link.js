@@ -23,8 +23,8 @@
       }
       sessionStorage.setItem("botfleet.access", res.body.access_token);
       localStorage.setItem("botfleet.refresh", res.body.refresh_token);
-      status.textContent = "Вы вошли. API: /docs";
-      status.dataset.state = "in";
+      status.textContent = "Вы вошли.";
+      window.location.replace("/dashboard");
     })
     .catch(function () { status.textContent = "Сеть недоступна, попробуйте ещё раз."; });
 })();
