@@ -382,9 +382,9 @@ class WebSettings(
     decrypts with ENCRYPTION_KEYS (web/tenants.py)."""
 
     web_host: str = "127.0.0.1"
-    web_port: int = Field(8090, ge=1, le=65535)
+    web_port: int = Field(8070, ge=1, le=65535)
     web_public_url: HttpUrl = Field(
-        "http://127.0.0.1:8090", description="where browsers reach the web (login links, widget)"
+        "http://127.0.0.1:8070", description="where browsers reach the web (login links, widget)"
     )
     web_jwt_keys: SecretStr = Field(
         description="comma-separated JWT signing keys, newest first: the first signs, all verify"
