@@ -32,6 +32,13 @@ COMPOSE = $(if $(shell docker compose version >/dev/null 2>&1 && echo v2),docker
 	-p $(PROJECT) $(COMPOSE_FILES)
 # Seconds `make up` waits for every service to be healthy (scripts/stack.sh wait).
 UP_TIMEOUT ?= 300
+# Images of this checkout, tagged <version>-<commit> (scripts/stack.sh tag): the releases
+# `make rollback` goes back through. Set PLATFORM_IMAGE / CLIENT_IMAGE to use others.
+TAG := $(shell scripts/stack.sh tag 2>/dev/null || echo unknown)
+PLATFORM_IMAGE ?= botfleet-platform:$(TAG)
+CLIENT_IMAGE ?= botfleet-client:$(TAG)
+# The group of the Docker socket, for the master's group_add.
+DOCKER_GID = $$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999)
 
 BACKUPS_DIR ?= backups
 BACKUP_KEEP ?= 14
@@ -40,7 +47,7 @@ LINES ?= 200
 
 .PHONY: help install run test lint typecheck migrate migrate-dry-run services-up services-down i18n bench clean \
 	up down logs stats db-backup db-restore db-check redis-cli redis-keys import-legacy rotate-keys \
-	docker-up docker-down image env secret
+	docker-up docker-down image env secret rollback
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,23 +94,41 @@ migrate-dry-run: install ## list pending migrations without applying them
 	@$(OPS_ENV) && $(PY) -m scripts.migrate --dry-run
 
 up: ## build and start the platform with docker compose, wait until healthy (OFFLINE=1: images built here; TRIAL=1: with emulated Telegram + YooKassa)
-	@test -f .env || { echo "no .env: cp .env.example .env and fill it in (docs/operations.md)"; exit 1; }
+	@test -f .env || { echo "no .env: make env (or cp .env.example .env and fill it in; docs/operations.md)"; exit 1; }
 ifdef OFFLINE
 	@# Every image built here by scripts/docker_engine.sh (postgres/redis stand-ins included).
-	@stack_env="$$(scripts/docker_engine.sh stack)" && eval "$$stack_env" && \
+	@stack_env="$$(BOTFLEET_PLATFORM_IMAGE=$(PLATFORM_IMAGE) BOTFLEET_CLIENT_IMAGE=$(CLIENT_IMAGE) \
+			scripts/docker_engine.sh stack)" && eval "$$stack_env" && \
 		export PLATFORM_IMAGE="$$BOTFLEET_PLATFORM_IMAGE" CLIENT_IMAGE="$$BOTFLEET_CLIENT_IMAGE" \
 			POSTGRES_IMAGE="$$BOTFLEET_POSTGRES_IMAGE" REDIS_IMAGE="$$BOTFLEET_REDIS_IMAGE" && \
 		echo "images: $$PLATFORM_IMAGE $$CLIENT_IMAGE $$POSTGRES_IMAGE $$REDIS_IMAGE" && \
-		DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) $(COMPOSE) up -d --no-build --remove-orphans
+		DOCKER_GID=$(DOCKER_GID) $(COMPOSE) up -d --no-build --remove-orphans && \
+		STACK_COMPOSE="$(COMPOSE)" STACK_PROJECT=$(PROJECT) scripts/stack.sh wait $(UP_TIMEOUT) && \
+		scripts/stack.sh record $(TAG)
 else
 	@# BuildKit for the Dockerfiles' secret mounts: compose v1 (Debian 12) builds with the docker
 	@# CLI only when told (COMPOSE_DOCKER_CLI_BUILD); a 20.10 CLI needs DOCKER_BUILDKIT=1.
-	DOCKER_GID=$$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999) \
-		COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 $(COMPOSE) up -d --build --remove-orphans
+	@export PLATFORM_IMAGE=$(PLATFORM_IMAGE) CLIENT_IMAGE=$(CLIENT_IMAGE) && \
+		echo "images: $$PLATFORM_IMAGE $$CLIENT_IMAGE" && \
+		DOCKER_GID=$(DOCKER_GID) COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 \
+			$(COMPOSE) up -d --build --remove-orphans && \
+		STACK_COMPOSE="$(COMPOSE)" STACK_PROJECT=$(PROJECT) scripts/stack.sh wait $(UP_TIMEOUT) && \
+		scripts/stack.sh record $(TAG)
 endif
-	@STACK_COMPOSE="$(COMPOSE)" STACK_PROJECT=$(PROJECT) scripts/stack.sh wait $(UP_TIMEOUT)
 	@$(COMPOSE) ps
 	@$(if $(TRIAL),STACK_COMPOSE="$(COMPOSE)" scripts/stack.sh trial-help)
+
+rollback: ## run the previous release's images again (.botfleet/releases); client bots follow in batches
+	@test -f .env || { echo "no .env"; exit 1; }
+	@release="$$(scripts/stack.sh previous)" && set -- $$release && \
+		export PLATFORM_IMAGE="$$2" CLIENT_IMAGE="$$3" && \
+		if [ "$$4" != - ]; then export POSTGRES_IMAGE="$$4"; fi && \
+		if [ "$$5" != - ]; then export REDIS_IMAGE="$$5"; fi && \
+		echo "rolling back to release $$1: $$PLATFORM_IMAGE $$CLIENT_IMAGE" && \
+		DOCKER_GID=$(DOCKER_GID) $(COMPOSE) up -d --no-build --remove-orphans && \
+		STACK_COMPOSE="$(COMPOSE)" STACK_PROJECT=$(PROJECT) scripts/stack.sh wait $(UP_TIMEOUT) && \
+		scripts/stack.sh record "$$1" && \
+		echo "the master now re-deploys the client bots onto $$CLIENT_IMAGE in batches (make logs FOLLOW=1)"
 
 down: ## stop the master, then this fleet's client-bot containers, then the stack (volumes and data stay)
 	@# The master first: it would start the bots again while they stop. Then only the client bots

@@ -17,7 +17,9 @@
 #      ca-certificates, tzdata) from this machine's own Debian mirror, loaded with `docker import`;
 #   4. the client image $BOTFLEET_CLIENT_IMAGE (default botfleet-client:test) from ./Dockerfile with
 #      BASE_IMAGE set to the base image. It is rebuilt only when the label botfleet.source-hash
-#      (Dockerfile, .dockerignore and every file it lets in, plus the base image id) changed.
+#      (Dockerfile, .dockerignore and every file it lets in, plus the base image id) changed; an
+#      image of the same repository with the same hash under another tag is tagged instead
+#      (`make up OFFLINE=1` names images by release: botfleet-client:<version>-<commit>).
 #      pip inside the build uses this machine's index and CA bundle, passed as BuildKit secrets
 #      (never stored in an image layer), over the host network.
 #   5. `stack` only: what docker-compose.yml runs, for `make up OFFLINE=1` and
@@ -211,6 +213,15 @@ build_image() {
   local have started cli pipconf index extra logfile
   have="$(docker image inspect --format '{{ index .Config.Labels "botfleet.source-hash" }}' "$image" 2>/dev/null || true)"
   if [ "$want" = "$have" ]; then log "$what image $image up to date ($want)"; return 0; fi
+  # The same sources under another tag (a release tag of the same commit, :test): tag it.
+  local candidate
+  for candidate in $(docker images "${image%:*}" --filter "label=botfleet.source-hash=$want" \
+      --format '{{.ID}}' 2>/dev/null | sort -u); do
+    # Not an image made FROM it (the tests' idle image inherits the label, not the program).
+    [ -z "$(docker image inspect --format '{{ index .Config.Labels "botfleet.test-run-image" }}' \
+      "$candidate" 2>/dev/null)" ] || continue
+    docker tag "$candidate" "$image" && { log "$what image $image: same sources as $candidate, tagged"; return 0; }
+  done
   cli="$(buildkit_cli)" || die "no BuildKit-capable docker CLI: install the docker-buildx plugin (or docker.io's CLI)"
   log "building $image from ${dockerfile#"$ROOT"/} on $BASE_IMAGE (source hash $want, was ${have:-none})"
   started="$(now)"

@@ -4,9 +4,10 @@
 #
 #   scripts/stack.sh wait [SECONDS]      # until every service of the project is ready (300 s)
 #   scripts/stack.sh tag                 # <version>-<commit>[-dirty], e.g. 0.1.0-1a2b3c4d5e6f
-#   scripts/stack.sh record TAG          # TAG is now deployed: appended to the releases file
-#   scripts/stack.sh previous            # the tag deployed before the current one (rollback)
-#   scripts/stack.sh keep-images         # remove botfleet images of releases older than the last 2
+#   scripts/stack.sh record TAG          # TAG is now deployed (with $PLATFORM_IMAGE etc.): appended
+#                                        # to .botfleet/releases, images of older releases removed
+#   scripts/stack.sh previous            # the release deployed before the current one (rollback)
+#   scripts/stack.sh keep-images         # remove images of releases older than the last 2
 #   scripts/stack.sh uninstall           # this fleet's client containers, then `compose down`
 #   scripts/stack.sh trial-help          # how to chat with the trial stack's bots
 #
@@ -18,12 +19,11 @@
 # are still starting and, after SECONDS, fails naming them.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="${STACK_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 PROJECT="${STACK_PROJECT:-botfleet}"
 read -r -a COMPOSE <<<"${STACK_COMPOSE:-docker compose -p $PROJECT}"
 RELEASES="${STACK_RELEASES:-$ROOT/.botfleet/releases}"
 KEEP_RELEASES="${STACK_KEEP_RELEASES:-2}"
-IMAGE_REPOS=(botfleet-platform botfleet-client)
 
 log() { echo "stack: $*" >&2; }
 die() { echo "stack: ERROR: $*" >&2; exit 1; }
@@ -90,6 +90,69 @@ wait_ready() {
   done
 }
 
+# ---------------------------------------------------------------- releases and their images
+# The tag of this checkout's images: <version of pyproject.toml>-<commit>, "-dirty" when tracked
+# files differ from the commit (the same tag is then rebuilt in place).
+image_tag() {
+  local version sha
+  version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/pyproject.toml" | head -n 1)"
+  [ -n "$version" ] || die "no version in $ROOT/pyproject.toml"
+  if sha="$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null)"; then
+    if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+      sha="$sha-dirty"
+    fi
+  else
+    sha="nogit"
+  fi
+  echo "$version-$sha"
+}
+
+# One line per deployment, newest last: "<tag> <platform> <client> <postgres> <redis>" ("-" for
+# an image compose takes by default). PLATFORM_IMAGE etc. come from the environment of `make up`.
+record_release() {
+  local tag="$1" line last
+  [ -n "$tag" ] || die "usage: $0 record TAG"
+  line="$tag ${PLATFORM_IMAGE:--} ${CLIENT_IMAGE:--} ${POSTGRES_IMAGE:--} ${REDIS_IMAGE:--}"
+  mkdir -p "$(dirname "$RELEASES")"
+  last="$(tail -n 1 "$RELEASES" 2>/dev/null || true)"
+  if [ "$line" != "$last" ]; then echo "$line" >>"$RELEASES"; log "release $tag recorded in $RELEASES"; fi
+  keep_images
+}
+
+# The release before the current one (the last line whose tag differs from the last line's),
+# when its platform and client images are still on the engine.
+previous_release() {
+  local current line tag platform client
+  [ -s "$RELEASES" ] || die "no release recorded yet ($RELEASES): nothing to roll back to"
+  current="$(tail -n 1 "$RELEASES" | cut -d' ' -f1)"
+  line="$(awk -v cur="$current" '$1 != cur { found = $0 } END { print found }' "$RELEASES")"
+  [ -n "$line" ] || die "only release $current was deployed here: nothing to roll back to"
+  read -r tag platform client _ <<<"$line"
+  for image in "$platform" "$client"; do
+    docker image inspect "$image" >/dev/null 2>&1 \
+      || die "image $image of release $tag is no longer on this engine: cannot roll back to it"
+  done
+  echo "$line"
+}
+
+# Remove the platform and client images of releases older than the last KEEP_RELEASES distinct
+# tags (images still used by a container stay: docker refuses, quietly).
+keep_images() {
+  local keep old image
+  [ -s "$RELEASES" ] || return 0
+  keep="$(awk '{ print $1 }' "$RELEASES" | tac | awk '!seen[$0]++' | head -n "$KEEP_RELEASES")"
+  while read -r old; do
+    grep -qxF "$old" <<<"$keep" && continue
+    for image in $(awk -v t="$old" '$1 == t { print $2; print $3 }' "$RELEASES" | sort -u); do
+      [ "$image" = - ] && continue
+      awk -v t="$old" '$1 != t { print $2; print $3 }' "$RELEASES" | grep -qxF "$image" && continue
+      docker image inspect "$image" >/dev/null 2>&1 || continue
+      docker rmi "$image" >/dev/null 2>&1 && log "removed $image (release $old)"
+    done
+  done < <(awk '{ print $1 }' "$RELEASES" | awk '!seen[$0]++')
+  return 0
+}
+
 # How to play the trial stack (docker-compose.trial.yml): the bot tokens as compose resolves
 # them (the emulator's --bot arguments), ports and operator as compose would read them.
 setting() {  # NAME DEFAULT: the shell's value, else the last NAME= line of ./.env, else DEFAULT
@@ -123,5 +186,9 @@ EOF
 case "${1:-}" in
   wait) wait_ready "${2:-300}" ;;
   trial-help) trial_help ;;
+  tag) image_tag ;;
+  record) record_release "${2:-}" ;;
+  previous) previous_release ;;
+  keep-images) keep_images ;;
   *) die "usage: $0 wait|tag|record|previous|keep-images|uninstall" ;;
 esac

@@ -5,6 +5,7 @@ rollback`, and the Makefile's use of them (`make -n`)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -27,6 +28,13 @@ case "$1" in
       case "$a" in label=com.docker.compose.service=*) svc="${a#label=com.docker.compose.service=}" ;; esac
     done
     [ -f "$dir/$svc" ] && echo "$svc"
+    exit 0 ;;
+  image)  # image inspect NAME: present when $FAKE_DIR/images/NAME exists
+    [ -e "$FAKE_DIR/images/${3//\//_}" ]
+    exit ;;
+  rmi)
+    echo "rmi $2" >>"$FAKE_DIR/docker.calls"
+    rm -f "$FAKE_DIR/images/${2//\//_}"
     exit 0 ;;
   inspect)
     f="$dir/${*: -1}"
@@ -197,3 +205,123 @@ def test_make_up_trial_uses_the_trial_file() -> None:
         ["make", "-n", "up"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
     ).stdout
     assert "docker-compose.trial.yml" not in plain and "trial-help" not in plain
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()
+
+
+def test_the_image_tag_is_the_version_and_the_commit(tmp_path: Path) -> None:
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+    (repo / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0.7.2"\n')
+    _git(repo, "init", "-q")
+    _git(repo, "add", "pyproject.toml")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "one")
+    env = {**os.environ, "STACK_ROOT": str(repo)}
+
+    def tag() -> str:
+        return subprocess.run(
+            ["bash", str(SCRIPT), "tag"], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    sha = _git(repo, "rev-parse", "--short=12", "HEAD")
+    assert tag() == f"0.7.2-{sha}"
+    (repo / "untracked.txt").write_text("not part of a build")
+    assert tag() == f"0.7.2-{sha}"
+    (repo / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0.7.3"\n')
+    assert tag() == f"0.7.3-{sha}-dirty"
+
+
+def _stack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_releases_previous_and_the_images_kept(tmp_path: Path) -> None:
+    env = _fake(tmp_path, {})
+    env["STACK_RELEASES"] = str(tmp_path / "releases")
+    images = tmp_path / "images"
+    images.mkdir()
+
+    def up(tag: str) -> None:
+        for repo in ("botfleet-platform", "botfleet-client"):
+            (images / f"{repo}:{tag}").touch()
+        release = {**env, "PLATFORM_IMAGE": f"botfleet-platform:{tag}"}
+        release["CLIENT_IMAGE"] = f"botfleet-client:{tag}"
+        release["POSTGRES_IMAGE"] = "botfleet-postgres:15"
+        result = _stack(release, "record", tag)
+        assert result.returncode == 0, result.stderr
+
+    assert "nothing to roll back to" in _stack(env, "previous").stderr
+    up("0.1.0-aaa")
+    assert "only release 0.1.0-aaa" in _stack(env, "previous").stderr
+    up("0.1.0-aaa")  # the same release again: one line
+    up("0.2.0-bbb")
+    previous = _stack(env, "previous")
+    assert previous.returncode == 0, previous.stderr
+    assert previous.stdout.split() == [
+        "0.1.0-aaa", "botfleet-platform:0.1.0-aaa", "botfleet-client:0.1.0-aaa",
+        "botfleet-postgres:15", "-",
+    ]  # fmt: skip
+    # A third release: the first one's images go, the last two releases' stay.
+    up("0.3.0-ccc")
+    calls = (tmp_path / "docker.calls").read_text().split("\n")
+    assert "rmi botfleet-platform:0.1.0-aaa" in calls and "rmi botfleet-client:0.1.0-aaa" in calls
+    assert not [c for c in calls if "0.2.0" in c or "0.3.0" in c]
+    assert _stack(env, "previous").stdout.split()[0] == "0.2.0-bbb"
+    # Rolled back to 0.2.0 (recorded as the newest): "previous" is now 0.3.0 again.
+    up("0.2.0-bbb")
+    assert _stack(env, "previous").stdout.split()[0] == "0.3.0-ccc"
+    # Images gone from the engine: no rollback to them.
+    (images / "botfleet-client:0.3.0-ccc").unlink()
+    gone = _stack(env, "previous")
+    assert gone.returncode == 1 and "botfleet-client:0.3.0-ccc" in gone.stderr
+    lines = (tmp_path / "releases").read_text().splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "0.1.0-aaa",
+        "0.2.0-bbb",
+        "0.3.0-ccc",
+        "0.2.0-bbb",
+    ]
+
+
+def test_make_rollback_runs_the_previous_images_and_waits() -> None:
+    dry = subprocess.run(
+        ["make", "-n", "rollback"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert "scripts/stack.sh previous" in dry
+    assert 'export PLATFORM_IMAGE="$2" CLIENT_IMAGE="$3"' in dry
+    order = [
+        "up -d --no-build --remove-orphans",
+        "scripts/stack.sh wait",
+        "scripts/stack.sh record",
+    ]
+    assert all(part in dry for part in order)
+    assert [dry.index(part) for part in order] == sorted(dry.index(part) for part in order)
+
+
+def test_make_up_tags_the_images_with_the_release() -> None:
+    for target in (["up"], ["up", "OFFLINE=1"]):
+        dry = subprocess.run(
+            ["make", "-n", *target],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        # (Other commits may land while this runs: the tag is read from make's own output.)
+        match = re.search(r"scripts/stack.sh record (\S+)", dry)
+        assert match, dry
+        tag = match.group(1)
+        assert re.fullmatch(r"\d+\.\d+\.\d+\S*-([0-9a-f]{12}(-dirty)?|nogit)", tag), tag
+        assert f"botfleet-platform:{tag}" in dry and f"botfleet-client:{tag}" in dry, target
