@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
-from redis.asyncio import Redis
 
+from core.redis import redis_client
 from core.secrets import SecretBox
 from core.settings import WebSettings
 from database.pool import create_pool
@@ -70,7 +70,7 @@ async def open_deps(settings: WebSettings) -> WebDeps:
         max_size=settings.database_pool_max,
         stateless=True,
     )
-    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    redis = redis_client(settings.redis_url.get_secret_value())
     box = SecretBox(settings.encryption_keys.get_secret_value())
     return WebDeps(
         settings=settings,

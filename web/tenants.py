@@ -25,6 +25,7 @@ from client_bot.context import TenantContext
 from client_bot.i18n import build_i18n
 from client_bot.store import Store
 from core.plans import SAFEST_FEATURES, Catalog, load_plans
+from core.redis import redis_client
 from core.secrets import SecretBox, SecretDecryptionError
 from core.settings import ClientBotSettings, WebSettings
 from database.dsn import parse_dsn
@@ -142,7 +143,7 @@ class TenantGate:
             _env_file=None,
         )
         pool = await create_pool(dsn, min_size=0, max_size=3, stateless=True, idle_seconds=10.0)
-        redis = Redis.from_url(redis_url)
+        redis = redis_client(redis_url)
         ctx = TenantContext(config, Store(pool), SystemClock(), build_i18n(config.locale))
         from web.chat import QueuedNotices  # local: chat imports this module's types
 
