@@ -24,6 +24,9 @@ FEATURES = ("booking", "reminders", "admin_panel", "broadcasts", "ai_assistant")
 # What a tenant whose plan is not in the catalogue gets: the bot itself, nothing that costs the
 # platform money or reaches every customer at once (no AI assistant, no broadcasts).
 SAFEST_FEATURES = ("booking", "reminders", "admin_panel")
+# Where a plan's tenants run unless an operator moves them (docs/scaling.md): a container of
+# their own, or one of many tenants in a hub process.
+PLACEMENTS = ("dedicated", "shared")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
@@ -38,6 +41,7 @@ class Plan:
     price: Decimal  # rubles, two decimals
     period_days: int
     features: tuple[str, ...]
+    placement: str = "dedicated"
 
     def name(self, locale: str) -> str:
         return self.title.get(locale) or self.title.get("ru") or self.id
@@ -82,7 +86,12 @@ def _plan(raw: Any, where: str) -> Plan:
     features = raw.get("features", [])
     if not isinstance(features, list) or any(f not in FEATURES for f in features):
         raise PlansError(f"{where}: features must be a list of {', '.join(FEATURES)}")
-    return Plan(plan_id, dict(title), price.quantize(Decimal("0.01")), days, tuple(features))
+    placement = raw.get("placement", "dedicated")
+    if placement not in PLACEMENTS:
+        raise PlansError(f"{where}: placement must be one of {', '.join(PLACEMENTS)}")
+    return Plan(
+        plan_id, dict(title), price.quantize(Decimal("0.01")), days, tuple(features), placement
+    )
 
 
 def parse_plans(text: str, where: str = "plans") -> tuple[Plan, ...]:
@@ -123,6 +132,11 @@ class Catalog:
 
     def __iter__(self) -> Iterator[Plan]:
         return iter(self.plans)
+
+    def placement(self, plan_id: str) -> str:
+        """Where the plan's tenants run by default; a plan not in the catalogue: dedicated."""
+        plan = self._by_id.get(plan_id)
+        return "dedicated" if plan is None else plan.placement
 
     def features(self, plan_id: str) -> tuple[str, ...] | None:
         """The features of a plan, or None when the catalogue has no such plan."""

@@ -82,9 +82,18 @@ def config_from(settings: MasterSettings) -> MasterConfig:
 
 def make_backend(settings: MasterSettings, config: MasterConfig) -> DeployBackend:
     if settings.deploy_backend == "process":
+        from master_bot.deploy.hub import HUB_RE, HubBackend, PlacedBackend
         from master_bot.deploy.process import ProcessBackend
 
-        return ProcessBackend(config.clients_dir)
+        # Shared tenants in hub processes, up to HUB_CAPACITY each (docs/scaling.md).
+        hubs = HubBackend(
+            config.clients_dir,
+            capacity=settings.hub_capacity,
+            tenant_concurrency=settings.hub_tenant_concurrency,
+            hub_env={"LOG_LEVEL": settings.log_level, "LOG_FORMAT": settings.log_format},
+            processes=ProcessBackend(config.clients_dir, names=HUB_RE),
+        )
+        return PlacedBackend(ProcessBackend(config.clients_dir), hubs)
     from master_bot.deploy.docker import DockerBackend
 
     if settings.client_network != "host":

@@ -17,6 +17,7 @@ from database.dsn import parse_dsn
 from database.redis_tenants import key_prefix, tenant_redis_url
 from database.roles import login_role
 from master_bot.deploy.base import ClientSpec
+from master_bot.deploy.hub import LABEL_PLACEMENT
 from master_bot.deps import MasterConfig
 from master_bot.store import TenantRecord
 
@@ -48,6 +49,11 @@ def labels(tenant_id: str) -> dict[str, str]:
 def assistant_env(settings: MasterSettings) -> dict[str, str]:
     """The master's own assistant settings as client-bot environment (for `MasterConfig`)."""
     return {name.upper(): str(getattr(settings, name)) for name in ASSISTANT_FIELDS}
+
+
+def placement(config: MasterConfig, tenant: TenantRecord) -> str:
+    """Where the tenant's bot runs: as an operator set it, else its plan's default."""
+    return tenant.placement or config.plans.placement(tenant.plan)
 
 
 def plan_features(config: MasterConfig, tenant: TenantRecord) -> tuple[str, ...]:
@@ -102,4 +108,7 @@ def build_spec(config: MasterConfig, box: SecretBox, tenant: TenantRecord) -> Cl
     )
     if config.openai_api_key and ai:  # the platform pays for the model: only plans that include it
         env["OPENAI_API_KEY"] = config.openai_api_key
-    return ClientSpec(tenant_id=tid, env=env, labels=labels(tid))
+    spec_labels = labels(tid)
+    if placement(config, tenant) == "shared":  # dedicated specs stay as they were (no drift)
+        spec_labels[LABEL_PLACEMENT] = "shared"
+    return ClientSpec(tenant_id=tid, env=env, labels=spec_labels)

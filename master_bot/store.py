@@ -47,8 +47,9 @@ _COLUMNS = (
     "tenant_id, number, status, plan, business_name, owner_telegram_id, locale, timezone,"
     " bot_id, bot_username, bot_token_enc, bot_token_sha256, db_password_enc,"
     " redis_password_enc, provision_step, expires_at, last_error, created_at, updated_at,"
-    " suspended_at, deleted_at"
+    " suspended_at, deleted_at, placement"
 )
+PLACEMENTS = ("dedicated", "shared")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class TenantRecord:
     updated_at: datetime
     suspended_at: datetime | None
     deleted_at: datetime | None
+    placement: str | None = None  # None: the plan's default
 
     def __repr__(self) -> str:  # ciphertexts stay out of reprs too
         return f"TenantRecord({self.tenant_id!r}, status={self.status.value!r})"
@@ -427,6 +429,36 @@ class TenantStore:
                     {"from": "provisioning", "to": "active"},
                 )
         return TenantRecord.from_row(row)
+
+    async def set_placement(
+        self, tenant_id: str, placement: str, *, actor: str
+    ) -> tuple[TenantRecord, str | None] | None:
+        """Set where the tenant's bot runs; returns the row and the explicit placement it had
+        (None: its plan's default), or None when there is no such live tenant."""
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}")
+        async with self.pool.acquire() as conn, conn.transaction():
+            before = await conn.fetchrow(
+                "SELECT placement FROM control.tenants"
+                " WHERE tenant_id = $1 AND status <> 'deleted' FOR UPDATE",
+                tenant_id,
+            )
+            if before is None:
+                return None
+            row = await conn.fetchrow(
+                "UPDATE control.tenants SET placement = $2, updated_at = now()"
+                f" WHERE tenant_id = $1 RETURNING {_COLUMNS}",
+                tenant_id,
+                placement,
+            )
+            await _audit(
+                conn,
+                actor,
+                tenant_id,
+                "tenant.placement",
+                {"from": before["placement"], "to": placement},
+            )
+        return TenantRecord.from_row(row), before["placement"]
 
     async def record_error(self, tenant_id: str, error: str, *, actor: str, action: str) -> None:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -27,6 +27,8 @@ from master_bot.api.models import (
     HealthQuery,
     ListQuery,
     LogsQuery,
+    PlacementIn,
+    PlacementOut,
     ProvisionIn,
     TenantOut,
     TenantPage,
@@ -35,6 +37,7 @@ from master_bot.api.models import (
 from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.errors import NotFoundError
 from master_bot.metrics import FleetState, Snapshot
+from master_bot.placement import move
 from master_bot.provision import ProvisionOrder
 
 if TYPE_CHECKING:
@@ -215,6 +218,16 @@ async def delete_tenant(request: web.Request) -> web.Response:
         tenant_id, actor=ACTOR, backup=query.backup
     )
     return _json(DeletedOut(**TenantOut.of(tenant).model_dump(), backup_file=backup))
+
+
+async def move_tenant(request: web.Request) -> web.Response:
+    tenant_id = _tenant_id(request)
+    body = await _body(request, PlacementIn)
+    master = _master(request)
+    tenant, placement = await move(master.deps, tenant_id, body.placement, actor=ACTOR)
+    runtime = await master.fleet.runtime(tenant_id)
+    out = TenantOut.of(tenant, runtime).model_dump()
+    return _json(PlacementOut(**out, placement=placement))
 
 
 async def tenant_logs(request: web.Request) -> web.Response:

@@ -155,6 +155,16 @@ class TenantOut(BaseModel):
         )
 
 
+class PlacementIn(_In):
+    placement: Literal["dedicated", "shared"]
+
+
+class PlacementOut(TenantOut):
+    placement: Literal["dedicated", "shared"] = Field(
+        description="where the bot runs: a runtime of its own, or one of many in a hub"
+    )
+
+
 class DeletedOut(TenantOut):
     backup_file: str | None = None
 

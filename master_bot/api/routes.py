@@ -16,6 +16,8 @@ from master_bot.api.models import (
     HealthQuery,
     ListQuery,
     LogsQuery,
+    PlacementIn,
+    PlacementOut,
     ProvisionIn,
     TenantOut,
     TenantPage,
@@ -88,6 +90,16 @@ ROUTES: tuple[Route, ...] = (
             ("suspend", h.suspend_tenant, "Suspend: bot stopped, logins disabled, data kept"),
             ("resume", h.resume_tenant, "Resume a suspended tenant"),
         )
+    ),
+    Route(
+        "POST",
+        TENANT + "/placement",
+        h.move_tenant,
+        "Move the bot between placements (dedicated runtime / shared hub): the old runtime is"
+        " stopped and confirmed stopped before the new one starts; data and dialogs are kept",
+        response=PlacementOut,
+        body=PlacementIn,
+        errors=(400, 401, 404, 409, 415, 422, 503),
     ),
     Route(
         "DELETE",

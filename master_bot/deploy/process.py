@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -153,8 +154,10 @@ class ProcessBackend(DeployBackend):
         cwd: Path | None = None,
         separate_users: bool | None = None,
         uid_base: int = DEFAULT_UID_BASE,
+        names: re.Pattern[str] = TENANT_ID_RE,
     ) -> None:
-        """`separate_users`: a uid per bot. None (the default): whenever possible, i.e. the master
+        """`names`: what a runtime may be called (tenant ids; the hub backend's hubs: hub_<n>).
+        `separate_users`: a uid per bot. None (the default): whenever possible, i.e. the master
         is root and other users can reach the interpreter and the project; True: required."""
         if not 1000 <= uid_base <= 2**31 - 2**20:
             raise ValueError("uid_base: between 1000 and 2**31 - 2**20")
@@ -178,6 +181,7 @@ class ProcessBackend(DeployBackend):
         self.uid_base = uid_base
         self._uid_lock = asyncio.Lock()
         self.module = module
+        self.names = names
         self.stop_timeout = stop_timeout
         self.launch_timeout = launch_timeout
         self._specs: dict[str, ClientSpec] = {}
@@ -186,7 +190,14 @@ class ProcessBackend(DeployBackend):
 
     # ------------------------------------------------------------------ files
     def _dir(self, tenant_id: str) -> Path:
-        return self.runtime_dir / validate_tenant_id(tenant_id)
+        return self.runtime_dir / self._name(tenant_id)
+
+    def _name(self, name: str) -> str:
+        if self.names is TENANT_ID_RE:
+            return validate_tenant_id(name)
+        if not isinstance(name, str) or not self.names.fullmatch(name):
+            raise DeployError(f"invalid runtime name {name!r}")
+        return name
 
     def _read_pid(self, tenant_id: str) -> PidInfo | None:
         try:
@@ -262,6 +273,14 @@ class ProcessBackend(DeployBackend):
         tmp.write_text(f"{uid}\n")
         os.replace(tmp, path)
         return uid
+
+    async def uid_for(self, name: str) -> int | None:
+        """The uid `name`'s process runs as (allocated now when new); None when bots run as the
+        master's own user. For files the runtime must own (the hub backend's folders)."""
+        if not self.separate_users:
+            return None
+        async with self._uid_lock:
+            return await asyncio.to_thread(self._uid, self._name(name))
 
     def _unreachable_by_others(self) -> str | None:
         """Why a bot under a uid of its own could not run the interpreter (its venv and its
@@ -374,7 +393,7 @@ class ProcessBackend(DeployBackend):
 
     # ------------------------------------------------------------------ interface
     async def deploy(self, spec: ClientSpec) -> RuntimeStatus:
-        tid = validate_tenant_id(spec.tenant_id)
+        tid = self._name(spec.tenant_id)
         async with self._lock(tid):
             info = self._read_pid(tid)
             if info is not None and _alive(info):
@@ -426,7 +445,7 @@ class ProcessBackend(DeployBackend):
             self._restarts.pop(tenant_id, None)
 
     async def status(self, tenant_id: str) -> RuntimeStatus:
-        return self._status(validate_tenant_id(tenant_id))
+        return self._status(self._name(tenant_id))
 
     async def drifted(self, specs: Mapping[str, ClientSpec]) -> set[str]:
         def check() -> set[str]:
@@ -445,7 +464,7 @@ class ProcessBackend(DeployBackend):
             if not self.runtime_dir.is_dir():
                 return found
             for entry in self.runtime_dir.iterdir():
-                if TENANT_ID_RE.match(entry.name) and (
+                if self.names.match(entry.name) and (
                     (entry / PID_FILE).exists() or (entry / STOPPED_FILE).exists()
                 ):
                     found[entry.name] = self._status(entry.name)

@@ -1,0 +1,174 @@
+"""Placements through the master's REST API, with real processes: the real client bot as a
+dedicated process, and a real hub process (`python -m client_bot.hub`) for shared tenants.
+
+A tenant moved dedicated → shared → dedicated in the middle of a booking dialog continues where
+it was (its FSM state is in Redis under the same prefix, its data in the same schema), and at
+every moment exactly one runtime serves its token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from client_bot.store import Store
+from core.plans import Catalog, PlansError, parse_plans
+from master_bot.deploy.base import DeployError
+from master_bot.deploy.hub import HUB_RE, HubBackend, PlacedBackend, render_env
+from master_bot.deploy.memory import MemoryBackend
+from master_bot.deploy.process import ProcessBackend
+from tests.client.conftest import Customer, seed_business
+from tests.master.conftest import Harness
+from tests.master.procs import processes_of
+
+CUSTOMER = 515151
+
+
+def placed(clients: Path) -> PlacedBackend:
+    dedicated = ProcessBackend(clients, module="client_bot", stop_timeout=5)
+    hubs = HubBackend(
+        clients,
+        capacity=2,
+        scan_interval=0.2,
+        processes=ProcessBackend(clients, names=HUB_RE, stop_timeout=5),
+    )
+    return PlacedBackend(dedicated, hubs)
+
+
+async def seed(pg_dsn: str, tenant_id: str) -> None:
+    """The salon's services and hours, written as the platform (the schema is the tenant id)."""
+    pool = await asyncpg.create_pool(
+        pg_dsn, min_size=1, max_size=1, server_settings={"search_path": tenant_id}
+    )
+    try:
+        await seed_business(Store(pool))
+    finally:
+        await pool.close()
+
+
+def hub_reports(clients: Path) -> dict[str, str]:
+    """tenant id -> state, as every hub reports it in its status.json."""
+    found: dict[str, str] = {}
+    for status in (clients / "hubs").glob("hub-*/status.json"):
+        for tid, entry in json.loads(status.read_text())["tenants"].items():
+            found[tid] = entry["state"]
+    return found
+
+
+async def move(harness: Harness, tid: str, to: str) -> dict[str, object]:
+    reply = await harness.api.call(
+        "POST", f"/api/v1/tenants/{tid}/placement", json={"placement": to}
+    )
+    assert reply.status == 200, reply.body
+    assert reply.body["placement"] == to
+    assert reply.body["runtime"]["state"] == "running", reply.body
+    return dict(reply.body)
+
+
+async def test_a_move_in_the_middle_of_a_booking_continues_where_it_was(
+    make_harness: Callable[..., Awaitable[Harness]], tmp_path: Path
+) -> None:
+    harness = await make_harness(backend=placed(tmp_path / "clients"))
+    clients = tmp_path / "clients"
+    token = await harness.new_bot("moving_salon_bot")
+    reply = await harness.api.provision(token, business_name="Салон «Ромашка»")
+    assert reply.status == 201, reply.body
+    tid = reply.body["tenant_id"]
+    await seed(harness.pg_dsn, tid)
+    (pid,) = processes_of(tid)  # dedicated: a process of its own
+    anna = Customer(harness.tg, token, CUSTOMER, "Анна")
+
+    menu = await anna.ask("/start", "Добро пожаловать")
+    services = await anna.press(menu, "📅 Записаться", "Выберите услугу")
+    button = next(b for row in services.buttons() for b in row if b.startswith("Стрижка"))
+    calendar = await anna.press(services, button, "Выберите день")
+    day = [b for row in calendar.buttons() for b in row if b.isdigit()][-1]
+    slots = await anna.press(calendar, day, "Выберите время")
+    slot = next(b for row in slots.buttons() for b in row if ":" in b)
+    await anna.press(slots, slot, "Поделитесь номером телефона")  # FSM: waiting for a phone
+
+    moved = await move(harness, tid, "shared")
+    assert processes_of(tid) == []  # the dedicated process is gone, confirmed before the hub
+    assert hub_reports(clients) == {tid: "running"}
+    assert "hub-1" in str(moved["runtime"])
+    summary = await anna.ask("+7 900 123-45-67", "Проверьте запись")  # the hub continues
+    assert "Стрижка" in summary.plain_text and "+79001234567" in summary.plain_text
+
+    await move(harness, tid, "dedicated")
+    assert hub_reports(clients) == {}  # the hub let it go, and (empty) was stopped
+    (new_pid,) = processes_of(tid)
+    assert new_pid != pid
+    await anna.press(summary, "✅ Подтвердить", "Вы записаны")
+    rows = await harness.fetch(f'SELECT status FROM "{tid}".bookings')
+    assert [r["status"] for r in rows] == ["confirmed"]
+    audit = await harness.fetch(
+        "SELECT details FROM control.audit_log WHERE tenant_id = $1 AND action = $2 ORDER BY at",
+        tid,
+        "tenant.placement",
+    )
+    assert [json.loads(r["details"])["to"] for r in audit] == ["shared", "dedicated"]
+
+
+async def test_bad_placement_requests_get_a_clear_4xx(
+    make_harness: Callable[..., Awaitable[Harness]],
+) -> None:
+    harness = await make_harness(backend=MemoryBackend())
+    token = await harness.new_bot()
+    tid = (await harness.api.provision(token)).body["tenant_id"]
+    path = f"/api/v1/tenants/{tid}/placement"
+    for body in ({"placement": "cloud"}, {}, {"placement": 1}, {"placement": "shared", "x": 1}):
+        reply = await harness.api.call("POST", path, json=body)
+        assert reply.status == 422, (body, reply.status, reply.body)
+    reply = await harness.api.call("POST", path, data="{", headers={"Content-Type": "text/plain"})
+    assert 400 <= reply.status < 500
+    missing = await harness.api.call(
+        "POST", "/api/v1/tenants/client_999999999/placement", json={"placement": "shared"}
+    )
+    assert missing.status == 404
+    # A master whose backend runs no hubs refuses the shared placement, and records nothing.
+    refused = await harness.api.call("POST", path, json={"placement": "shared"})
+    assert refused.status == 409 and refused.error_code == "no_hubs"
+    rows = await harness.fetch("SELECT placement FROM control.tenants WHERE tenant_id = $1", tid)
+    assert rows[0]["placement"] is None
+
+
+def test_hub_names_fill_gaps_and_the_hubs_backend_names_hubs(tmp_path: Path) -> None:
+    clients = tmp_path / "clients"
+    hubs = HubBackend(clients, capacity=2, processes=ProcessBackend(clients, names=HUB_RE))
+    names = [hubs._new_name([]), hubs._new_name(["hub-1"]), hubs._new_name(["hub-1", "hub-3"])]
+    assert names == ["hub-1", "hub-2", "hub-2"]
+    with pytest.raises(ValueError, match="names=HUB_RE"):
+        HubBackend(clients, processes=ProcessBackend(clients))
+
+
+def test_plans_choose_the_default_placement() -> None:
+    plans = Catalog(
+        parse_plans(
+            '{"plans": [{"id": "lite", "title": "Лайт", "price_rub": "490.00",'
+            ' "period_days": 30, "placement": "shared"},'
+            ' {"id": "pro", "title": "Про", "price_rub": "990.00", "period_days": 30}]}'
+        )
+    )
+    assert (plans.placement("lite"), plans.placement("pro")) == ("shared", "dedicated")
+    assert plans.placement("unknown") == "dedicated"
+    with pytest.raises(PlansError, match="placement"):
+        parse_plans(
+            '{"plans": [{"id": "x", "title": "X", "price_rub": "1.00", "period_days": 1,'
+            ' "placement": "cloud"}]}'
+        )
+
+
+def test_a_tenant_env_file_reads_back_exactly() -> None:
+    env = {"BUSINESS_NAME": 'It\'s \\ $HOME ${X} "q"\nБарбершоп', "LOCALE": "ru"}
+    text = render_env(env)
+    from io import StringIO
+
+    from dotenv import dotenv_values
+
+    assert dotenv_values(stream=StringIO(text), interpolate=False) == env
+    with pytest.raises(DeployError, match="not an environment variable name"):
+        render_env({"A=B": "x"})
