@@ -344,12 +344,29 @@ class SalesSettings(
     sales_check_after: float = Field(300.0, ge=0, le=86400)
     sales_slow_after: float = Field(45.0, ge=0, le=86400)
     sales_retry_max_delay: float = Field(300.0, gt=0, le=86400)
+    renewal_days_before: int = Field(
+        3, ge=0, le=30, description="auto-renewal charges the saved card this many days early"
+    )
+    renewal_retry_days: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1, 2, 3],
+        description="days between a declined auto-renewal and the next attempts (then none)",
+    )
+    renewal_interval: float = Field(600.0, gt=0, le=86400, description="renewal worker period")
 
     @field_validator("webhook_trusted_proxies", mode="before")
     @classmethod
     def _proxies(cls, v: Any) -> Any:
         if isinstance(v, str):
             return [n.strip() for n in v.split(",") if n.strip()]
+        return v
+
+    @field_validator("renewal_retry_days", mode="before")
+    @classmethod
+    def _retry_days(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [int(n) for n in v.split(",") if n.strip()]
+        if any(int(n) < 1 or int(n) > 60 for n in v):
+            raise ValueError("each retry delay is 1 to 60 days")
         return v
 
 
@@ -367,9 +384,9 @@ class WebSettings(
     decrypts with ENCRYPTION_KEYS (web/tenants.py)."""
 
     web_host: str = "127.0.0.1"
-    web_port: int = Field(8090, ge=1, le=65535)
+    web_port: int = Field(8070, ge=1, le=65535)
     web_public_url: HttpUrl = Field(
-        "http://127.0.0.1:8090", description="where browsers reach the web (login links, widget)"
+        "http://127.0.0.1:8070", description="where browsers reach the web (login links, widget)"
     )
     web_jwt_keys: SecretStr = Field(
         description="comma-separated JWT signing keys, newest first: the first signs, all verify"
