@@ -70,6 +70,11 @@ async def open_deps(settings: WebSettings) -> WebDeps:
         max_size=settings.database_pool_max,
         stateless=True,
     )
+    if await control.fetchval("SELECT to_regclass('control.web_widget_keys')") is None:
+        await control.close()
+        raise SystemExit(
+            "the control schema lacks the web's tables (migrations 0009, 0010): run `make migrate`"
+        )
     redis = redis_client(settings.redis_url.get_secret_value())
     box = SecretBox(settings.encryption_keys.get_secret_value())
     return WebDeps(
