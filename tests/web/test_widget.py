@@ -157,3 +157,37 @@ async def test_openapi_and_swagger_ui_are_served_locally(web_server, http):
         assert response.headers["Access-Control-Allow-Origin"] == "*"
     async with http.get(web_server.url + "/health") as response:
         assert (response.status, (await response.json())["status"]) == (200, "ok")
+
+
+async def test_a_lead_from_the_site_lands_in_leads_and_is_queued_for_the_owner(
+    web_server, http, make_web_tenant, model
+):
+    """The assistant's register_lead tool on the web: the lead is the tenant's (listed by the
+    API), and the notice to the owner waits in the tenant's admin_notices, rendered in Russian
+    with the bot's "take it" button, for the tenant's bot to deliver."""
+    tenant = await make_web_tenant(web_server)
+    owner = await owner_client(http, web_server, tenant)
+    key = await widget_key(owner, tenant.tenant_id)
+    model.call_tools(
+        ("register_lead", {"name": "Ольга", "phone": "+7 900 555-44-33", "interest": "окрашивание"})
+    )
+    model.reply("Спасибо, Ольга! Менеджер перезвонит.")
+    status, out, _ = await widget_chat(http, web_server, key, "visitor-lead", "Перезвоните мне")
+    assert (status, out["reply"]) == (200, "Спасибо, Ольга! Менеджер перезвонит.")
+    assert model.chat_requests[-1].tool_results()[0].get("error") is None
+
+    status, page = await owner.call("GET", "/api/leads", params={"status": "new"})
+    assert status == 200
+    (lead,) = page["items"]
+    assert (lead["name"], lead["interest"], lead["customer_id"]) == (
+        "Ольга",
+        "окрашивание",
+        out["customer_id"],
+    )
+    notices = await fetch(
+        tenant.dsn, "SELECT admin_id, text, reply_markup, sent_at FROM admin_notices"
+    )
+    assert [n["admin_id"] for n in notices] == [tenant.owner_telegram_id]
+    assert "Новый лид" in notices[0]["text"] and "Имя: Ольга" in notices[0]["text"]
+    assert "inline_keyboard" in notices[0]["reply_markup"]
+    assert notices[0]["sent_at"] is None  # the tenant's bot delivers it, not the web
