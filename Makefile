@@ -47,7 +47,7 @@ LINES ?= 200
 
 .PHONY: help install run test lint typecheck migrate migrate-dry-run services-up services-down i18n bench clean \
 	up down logs stats db-backup db-restore db-check redis-cli redis-keys import-legacy rotate-keys \
-	docker-up docker-down image env secret rollback
+	docker-up docker-down image env secret rollback uninstall redis-restore
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -141,6 +141,12 @@ down: ## stop the master, then this fleet's client-bot containers, then the stac
 		if [ -n "$$ids" ]; then echo "stopping the client bots of fleet $$fleet"; docker stop $$ids >/dev/null; fi
 	$(COMPOSE) down --remove-orphans
 
+uninstall: ## remove this fleet: its bots (label botfleet.fleet), the compose project; YES=1: its volumes and images too
+	@STACK_COMPOSE="$(COMPOSE)" STACK_PROJECT=$(PROJECT) YES=$(YES) scripts/stack.sh uninstall
+
+redis-restore: ## replace Redis's data with FILE=backups/redis-<stamp>.rdb (YES=1; stops master, sales, redis meanwhile)
+	@STACK_COMPOSE="$(COMPOSE)" STACK_PROJECT=$(PROJECT) YES=$(YES) scripts/stack.sh redis-restore "$(FILE)"
+
 logs: install ## platform logs, or one bot's with TENANT=client_001 (LINES=200, FOLLOW=1)
 	@if [ -n "$(TENANT)" ]; then $(SANDBOX_MASTER_ENV) && $(PY) -m scripts.logs $(TENANT) --lines $(LINES) $(if $(FOLLOW),--follow); \
 	else $(COMPOSE) logs --tail=$(LINES) $(if $(FOLLOW),--follow); fi
@@ -148,7 +154,7 @@ logs: install ## platform logs, or one bot's with TENANT=client_001 (LINES=200, 
 stats: install ## fleet statistics: tenants, expiries, payments, per-tenant numbers (ARGS=--json)
 	@$(OPS_ENV) && $(SANDBOX_MASTER_ENV) && $(PY) -m scripts.stats $(ARGS)
 
-db-backup: install ## pg_dump the database (+ roles) into backups/, or one tenant: TENANT=client_001 (BACKUP_KEEP=14)
+db-backup: install ## pg_dump the database (+ roles) and a Redis RDB into backups/, or one tenant: TENANT=client_001 (BACKUP_KEEP=14)
 	@$(OPS_ENV) && $(PY) -m scripts.backup dump --dir $(BACKUPS_DIR) --keep $(BACKUP_KEEP) $(if $(TENANT),--tenant $(TENANT))
 
 db-restore: install ## restore FILE=... [TENANT=client_001] [INTO=scratch|inplace] [YES=1] [ROLES=file.roles.sql]

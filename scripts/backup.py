@@ -1,7 +1,7 @@
 """Backups and restores of the platform database (`make db-backup`, `make db-restore`).
 
     python -m scripts.backup dump [--tenant client_001] [--dir backups] [--keep N]
-                                  [--mode auto|whole|per-schema] [--jobs 2]
+                                  [--mode auto|whole|per-schema] [--jobs 2] [--no-redis]
     python -m scripts.backup restore PATH [--tenant client_001] [--into scratch|inplace]
                                   [--as SCHEMA_OR_DATABASE] [--roles ROLES.sql] [--yes]
     python -m scripts.backup check        # what a whole dump would need (locks) and do
@@ -15,7 +15,12 @@ complete, so a failed dump never looks like a backup):
 - whole database, per schema: `<db>-<stamp>.d/` with `_base.dump` (everything but the tenant
   schemas), one `<tenant>.dump` per tenant schema, `manifest.json`; all taken from one exported
   snapshot, so the set is as consistent as a single dump;
-- one tenant: `<tenant>-<stamp>.dump` (the same name the master uses for final backups).
+- one tenant: `<tenant>-<stamp>.dump` (the same name the master uses for final backups);
+- Redis, with every whole-database dump (`--no-redis` skips it): `redis-<stamp>.rdb`, a
+  point-in-time RDB taken with `redis-cli --rdb` as the admin user of REDIS_URL (over the
+  replication protocol: nothing of the server's disk is needed). It holds dialog state, throttling
+  and assistant counters; tenant ACL users live in the server's users.acl and are re-created by
+  the master from PostgreSQL. A Redis that cannot be dumped is reported, not fatal.
 
 pg_dump holds an ACCESS SHARE lock on every table it dumps, in one transaction, and all locks
 live in one shared table of max_locks_per_transaction x (max_connections +
@@ -56,7 +61,7 @@ import asyncpg
 
 from core.files import PRIVATE_UMASK, ensure_private_dir
 from core.logs import redact, setup_logging
-from core.settings import FleetSettings, PostgresSettings, load_settings
+from core.settings import FleetSettings, PostgresSettings, RedisSettings, load_settings
 from core.tenant_id import TENANT_ID_RE, validate_tenant_id
 from database.audit import tenant_code_objects
 from database.dsn import parse_dsn
@@ -444,6 +449,57 @@ def prune(folder: Path, prefix: str, keep: int) -> list[Path]:
         if roles.exists():
             roles.unlink()
             removed.append(roles)
+    return removed
+
+
+# ---------------------------------------------------------------------------------- Redis
+
+REDIS_PREFIX = "redis"
+
+
+async def dump_redis(url: str, folder: Path, *, limit: float = 900) -> Path:
+    """`redis-cli --rdb` into `<folder>/redis-<stamp>.rdb` (0600, written as `.partial`)."""
+    from scripts.redis_cli import command
+
+    if shutil.which("redis-cli") is None:
+        raise BackupError("redis-cli is not installed (Debian/Ubuntu: apt-get install redis-tools)")
+    ensure_private_dir(folder)
+    target = folder / f"{REDIS_PREFIX}-{stamp()}.rdb"
+    partial = target.with_name(target.name + PARTIAL)
+    argv, env = command(url, ["--rdb", str(partial)])
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        env={**os.environ, **env},
+        umask=PRIVATE_UMASK,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), limit)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"redis-cli --rdb took longer than {limit:.0f} s") from None
+    if process.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        reason = redact((err or out).decode(errors="replace").strip(), list(env.values()))
+        raise BackupError(f"redis-cli --rdb failed: {reason[-500:]}")
+    partial.chmod(0o600)
+    partial.rename(target)
+    return target
+
+
+def prune_redis(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the `keep` newest `redis-<stamp>.rdb`."""
+    if keep <= 0 or not folder.is_dir():
+        return []
+    pattern = re.compile(rf"^{REDIS_PREFIX}-({_STAMP_RE})\.rdb$")
+    found = sorted(p.name for p in folder.iterdir() if pattern.match(p.name))
+    removed = [folder / name for name in found[:-keep]]
+    for path in removed:
+        path.unlink()
     return removed
 
 
@@ -919,6 +975,13 @@ async def _cmd_dump(args: argparse.Namespace) -> int:
     print(f"backup: {result.path} ({result.mode}, {result.schemas} tenant schema(s))")
     if result.roles:
         print(f"roles:  {result.roles}")
+    if not args.tenant and not args.no_redis:
+        try:
+            url = load_settings(RedisSettings).redis_url.get_secret_value()
+            print(f"redis:  {await dump_redis(url, folder)}")
+            removed += prune_redis(folder, args.keep)
+        except (BackupError, SystemExit) as exc:
+            print(f"WARNING: Redis not backed up: {exc or 'REDIS_URL is not set'}", file=sys.stderr)
     print(f"took {result.seconds:.1f} s")
     if result.note:
         print(f"note: {result.note}")
@@ -1006,7 +1069,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         print(f"no backups folder {folder}")
         return 0
-    pattern = re.compile(rf"^(.+)-({_STAMP_RE})(\.dump|\.d|\.roles\.sql)$")
+    pattern = re.compile(rf"^(.+)-({_STAMP_RE})(\.dump|\.d|\.roles\.sql|\.rdb)$")
     for path in sorted(folder.iterdir(), key=lambda p: p.name):
         if pattern.match(path.name):
             size = (
@@ -1031,6 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
     dump.add_argument("--keep", type=int, default=int(os.environ.get("BACKUP_KEEP", "0")))
     dump.add_argument("--mode", choices=("auto", "whole", "per-schema"), default="auto")
     dump.add_argument("--jobs", type=int, default=2, help="pg_dump processes at once (per-schema)")
+    dump.add_argument("--no-redis", action="store_true", help="skip the Redis RDB")
     restore = sub.add_parser("restore", help="restore a tenant or the database")
     restore.add_argument("path")
     restore.add_argument("--tenant", type=validate_tenant_id)

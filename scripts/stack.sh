@@ -9,6 +9,8 @@
 #   scripts/stack.sh previous            # the release deployed before the current one (rollback)
 #   scripts/stack.sh keep-images         # remove images of releases older than the last 2
 #   scripts/stack.sh uninstall           # this fleet's client containers, then `compose down`
+#                                        # (YES=1: volumes and release images too)
+#   scripts/stack.sh redis-restore FILE  # Redis from an RDB of make db-backup (YES=1)
 #   scripts/stack.sh trial-help          # how to chat with the trial stack's bots
 #
 # The Makefile passes STACK_COMPOSE (the compose command with -p and -f options) and
@@ -153,6 +155,78 @@ keep_images() {
   return 0
 }
 
+# ---------------------------------------------------------------- removing a fleet, Redis restore
+# `make uninstall`: the master first (it would restart bots), then every container of this
+# fleet (label botfleet.fleet=FLEET_NAME; another fleet's are not touched), then the compose
+# project. Volumes (database, Redis, the master's backups) only with YES=1, and then the
+# release list and this fleet's release images too. .env and ./backups are never touched.
+uninstall() {
+  local fleet ids volumes=()
+  fleet="$(setting FLEET_NAME botfleet)"
+  "${COMPOSE[@]}" stop master >&2 || true
+  ids="$(docker ps -aq --filter label=botfleet.managed=true --filter "label=botfleet.fleet=$fleet")"
+  if [ -n "$ids" ]; then
+    log "removing the $(wc -w <<<"$ids") client-bot container(s) of fleet $fleet"
+    # shellcheck disable=SC2086 # container ids
+    docker rm -f $ids >/dev/null
+  fi
+  [ "${YES:-}" = 1 ] && volumes=(--volumes)
+  "${COMPOSE[@]}" down --remove-orphans "${volumes[@]}" >&2
+  if [ "${YES:-}" = 1 ]; then
+    if [ -s "$RELEASES" ]; then
+      for image in $(awk '{ print $2; print $3 }' "$RELEASES" | sort -u); do
+        [ "$image" = - ] || docker rmi "$image" >/dev/null 2>&1 || true
+      done
+      rm -f "$RELEASES"
+    fi
+    log "fleet $fleet removed, with its volumes (database, Redis, the master's backups) and images;"
+    log ".env and $ROOT/backups are still here: delete them yourself when you are sure"
+  else
+    log "fleet $fleet stopped and removed; its volumes are kept (make up brings it back):"
+    docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" | sed 's/^/  /' >&2
+    log "make uninstall YES=1 deletes them too (the database and every tenant's data)"
+  fi
+}
+
+# The redis volume from an RDB of `make db-backup`: Redis 7 with appendonly on ignores a
+# dump.rdb when it has no AOF, so the RDB is loaded with AOF off, then AOF is switched on
+# (rewritten from memory) before the server stops. Runs in a container of the Redis image.
+restore_redis_volume() {
+  local image="$1" volume="$2" file="$3"
+  docker run --rm --network none --entrypoint sh -v "$volume:/data" \
+    -v "$(realpath "$file"):/restore.rdb:ro" "$image" -c '
+      set -e
+      rm -rf /data/appendonlydir /data/appendonly.aof /data/dump.rdb
+      cp /restore.rdb /data/dump.rdb
+      redis-server --port 6390 --dir /data --appendonly no --save "" --daemonize yes \
+        --logfile /data/restore.log
+      for i in $(seq 100); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
+      echo "keys loaded: $(redis-cli -p 6390 dbsize)"
+      redis-cli -p 6390 config set appendonly yes >/dev/null
+      while redis-cli -p 6390 info persistence | grep -Eq "aof_rewrite_(in_progress|scheduled):1"; do
+        sleep 0.2
+      done
+      redis-cli -p 6390 shutdown
+      rm -f /data/restore.log
+      chown -R redis:redis /data 2>/dev/null || true' >&2
+}
+
+redis_restore() {
+  local file="${1:-}" id image volume
+  [ -f "$file" ] || die "usage: make redis-restore FILE=backups/redis-<stamp>.rdb YES=1"
+  [ "${YES:-}" = 1 ] || die "this replaces every key in Redis with $file: run with YES=1"
+  id="$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" \
+    --filter label=com.docker.compose.service=redis | head -n 1)"
+  [ -n "$id" ] || die "no redis container in the compose project $PROJECT (make up first)"
+  image="$(docker inspect --format '{{.Config.Image}}' "$id")"
+  volume="$(docker inspect --format '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}' "$id")"
+  [ -n "$volume" ] || die "the redis container has no /data volume"
+  "${COMPOSE[@]}" stop master sales redis >&2
+  restore_redis_volume "$image" "$volume" "$file"
+  "${COMPOSE[@]}" start redis master sales >&2
+  log "Redis restored from $file; the master re-creates the tenants' ACL users on its next pass"
+}
+
 # How to play the trial stack (docker-compose.trial.yml): the bot tokens as compose resolves
 # them (the emulator's --bot arguments), ports and operator as compose would read them.
 setting() {  # NAME DEFAULT: the shell's value, else the last NAME= line of ./.env, else DEFAULT
@@ -190,5 +264,8 @@ case "${1:-}" in
   record) record_release "${2:-}" ;;
   previous) previous_release ;;
   keep-images) keep_images ;;
-  *) die "usage: $0 wait|tag|record|previous|keep-images|uninstall" ;;
+  uninstall) uninstall ;;
+  redis-restore) redis_restore "${2:-}" ;;
+  restore-redis-volume) restore_redis_volume "$2" "$3" "$4" ;;
+  *) die "usage: $0 wait|tag|record|previous|keep-images|uninstall|redis-restore|trial-help" ;;
 esac

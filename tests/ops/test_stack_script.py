@@ -24,9 +24,14 @@ FAKE_DOCKER = r"""#!/usr/bin/env bash
 dir="$FAKE_DIR/containers"
 case "$1" in
   ps)
+    svc="" fleet=""
     for a in "$@"; do
-      case "$a" in label=com.docker.compose.service=*) svc="${a#label=com.docker.compose.service=}" ;; esac
+      case "$a" in
+        label=com.docker.compose.service=*) svc="${a#label=com.docker.compose.service=}" ;;
+        label=botfleet.fleet=*) fleet="${a#label=botfleet.fleet=}" ;;
+      esac
     done
+    if [ -n "$fleet" ]; then cat "$FAKE_DIR/fleet-$fleet" 2>/dev/null; exit 0; fi
     [ -f "$dir/$svc" ] && echo "$svc"
     exit 0 ;;
   image)  # image inspect NAME: present when $FAKE_DIR/images/NAME exists
@@ -46,6 +51,7 @@ echo "$*" >>"$FAKE_DIR/docker.calls"
 """
 
 FAKE_COMPOSE = r"""#!/usr/bin/env bash
+echo "$*" >>"$FAKE_DIR/compose.calls"
 case " $* " in
   *" config "*) cat "$FAKE_DIR/services" ;;
   *" logs "*) echo "last words of ${*: -1}" ;;
@@ -325,3 +331,62 @@ def test_make_up_tags_the_images_with_the_release() -> None:
         tag = match.group(1)
         assert re.fullmatch(r"\d+\.\d+\.\d+\S*-([0-9a-f]{12}(-dirty)?|nogit)", tag), tag
         assert f"botfleet-platform:{tag}" in dry and f"botfleet-client:{tag}" in dry, target
+
+
+def _calls(tmp_path: Path, name: str) -> list[str]:
+    path = tmp_path / name
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_uninstall_removes_this_fleet_only_and_keeps_volumes_unless_told(tmp_path: Path) -> None:
+    env = _fake(tmp_path, {})
+    env["FLEET_NAME"] = "ours"
+    (tmp_path / "fleet-ours").write_text("c1\nc2\n")
+    (tmp_path / "fleet-theirs").write_text("t1\n")
+    kept = _stack(env, "uninstall")
+    assert kept.returncode == 0, kept.stderr
+    compose = _calls(tmp_path, "compose.calls")
+    assert compose == [
+        "-p trialtest stop master",
+        "-p trialtest down --remove-orphans",
+    ]
+    docker = _calls(tmp_path, "docker.calls")
+    assert "rm -f c1 c2" in docker and not [c for c in docker if "t1" in c]
+    assert "volumes are kept" in kept.stderr and "YES=1" in kept.stderr
+
+
+def test_uninstall_yes_removes_the_volumes_and_the_release_images(tmp_path: Path) -> None:
+    env = _fake(tmp_path, {})
+    env["YES"] = "1"
+    env["STACK_RELEASES"] = str(tmp_path / "releases")
+    (tmp_path / "releases").write_text(
+        "0.1.0-aaa botfleet-platform:0.1.0-aaa botfleet-client:0.1.0-aaa - -\n"
+    )
+    gone = _stack(env, "uninstall")
+    assert gone.returncode == 0, gone.stderr
+    assert "-p trialtest down --remove-orphans --volumes" in _calls(tmp_path, "compose.calls")
+    docker = _calls(tmp_path, "docker.calls")
+    assert "rmi botfleet-client:0.1.0-aaa" in docker
+    assert not (tmp_path / "releases").exists()
+
+
+def test_redis_restore_refuses_without_yes(tmp_path: Path) -> None:
+    env = _fake(tmp_path, {})
+    rdb = tmp_path / "redis-20300101T000000000000Z.rdb"
+    rdb.write_bytes(b"REDIS0010")
+    refused = _stack(env, "redis-restore", str(rdb))
+    assert refused.returncode == 1 and "YES=1" in refused.stderr
+    assert _calls(tmp_path, "compose.calls") == []
+
+
+def test_make_uninstall_and_redis_restore_pass_yes() -> None:
+    dry = subprocess.run(
+        ["make", "-n", "uninstall", "redis-restore", "YES=1", "FILE=backups/x.rdb"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "YES=1 scripts/stack.sh uninstall" in dry
+    assert 'YES=1 scripts/stack.sh redis-restore "backups/x.rdb"' in dry
