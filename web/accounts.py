@@ -31,6 +31,7 @@ class Account:
 @dataclass(frozen=True, slots=True)
 class OwnedTenant:
     tenant_id: str
+    owner_telegram_id: int
     business_name: str
     status: str
     plan: str
@@ -123,7 +124,7 @@ class Accounts:
         """Tenants the account owns: linked ones and those bought under its Telegram id.
         Deleted tenants are not listed."""
         rows = await self.pool.fetch(
-            "SELECT t.tenant_id, t.business_name, t.status, t.plan, t.bot_username, t.expires_at"
+            "SELECT t.tenant_id, t.owner_telegram_id, t.business_name, t.status, t.plan, t.bot_username, t.expires_at"
             " FROM control.tenants t"
             " WHERE t.status <> 'deleted' AND ("
             "   EXISTS (SELECT 1 FROM control.web_account_tenants l"
@@ -136,6 +137,7 @@ class Accounts:
         return [
             OwnedTenant(
                 r["tenant_id"],
+                r["owner_telegram_id"],
                 r["business_name"],
                 r["status"],
                 r["plan"],

@@ -24,6 +24,7 @@ from web.models import (
     LeadOut,
     LeadPage,
     LeadsQuery,
+    LeadStatusIn,
     LinkIn,
     LoginForm,
     MeOut,
@@ -371,6 +372,32 @@ async def leads(request: web.Request) -> web.Response:
     items.sort(key=lambda lead: (lead.created_at, lead.id), reverse=True)
     page = items[query.offset : query.offset + query.limit]
     return _json(LeadPage(total=total, items=page))
+
+
+def _lead_id(request: web.Request) -> int:
+    raw = request.match_info["lead_id"]
+    if not (raw.isdigit() and len(raw) <= 18):
+        raise ApiError(404, "not_found", "no such lead")
+    return int(raw)
+
+
+async def set_lead_status(request: web.Request) -> web.Response:
+    """The same change as /admin → Leads (the bot's own store), as the tenant's role."""
+    deps = _deps(request)
+    account, _claims = await _caller(request)
+    (tenant,) = await _owned(deps, account, request.match_info["tenant_id"])
+    lead_id = _lead_id(request)
+    body = await _body(request, LeadStatusIn)
+    runtime = await _runtime(deps.gate, tenant.tenant_id)
+    by = account.owner_telegram_id or tenant.owner_telegram_id
+    lead = await runtime.ctx.store.assistant.set_lead_status(
+        lead_id, body.status, by=by, now=runtime.ctx.now()
+    )
+    if lead is None:
+        raise ApiError(404, "not_found", f"no lead #{lead_id} in {tenant.tenant_id}")
+    async with runtime.pool.acquire() as conn:
+        row = await conn.fetchrow(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1", lead_id)
+    return _json(LeadOut(tenant_id=tenant.tenant_id, **dict(row)))
 
 
 def _chat_out(reply_outcome: Outcome, text: str, customer_id: int, locale: str) -> ChatOut:

@@ -91,6 +91,10 @@ class LeadOut(BaseModel):
     updated_at: datetime
 
 
+class LeadStatusIn(_In):
+    status: LeadStatus
+
+
 class LeadPage(BaseModel):
     total: int
     items: list[LeadOut]

@@ -53,10 +53,14 @@ def _operation(route: Route) -> dict[str, Any]:
         "parameters": [],
         "responses": {},
     }
-    for name in ("tenant_id", "key"):
+    for name, schema in (
+        ("tenant_id", {"type": "string"}),
+        ("key", {"type": "string"}),
+        ("lead_id", {"type": "integer", "minimum": 1}),
+    ):
         if "{" + name + "}" in route.path:
             op["parameters"].append(
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": schema}
             )
     if route.query is not None:
         op["parameters"].extend(_parameters(route.query, "query"))

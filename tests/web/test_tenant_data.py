@@ -195,3 +195,40 @@ async def test_chat_refused_when_the_plan_has_no_assistant(web_server, http, mak
     client = await owner_client(http, web_server, tenant)
     status, body = await client.call("POST", "/api/chat", json={"user_id": "u", "text": "hi"})
     assert (status, body["error"]["code"]) == (409, "assistant_off")
+
+
+async def test_the_owner_changes_a_leads_status_and_only_their_own(
+    web_server, http, make_web_tenant
+):
+    a_tenant = await make_web_tenant(web_server)
+    b_tenant = await make_web_tenant(web_server)
+    await add_lead(a_tenant, "Анна")
+    await add_lead(b_tenant, "Секрет Б")
+    a = await owner_client(http, web_server, a_tenant)
+    b = await owner_client(http, web_server, b_tenant)
+    (a_lead,) = (await a.call("GET", "/api/leads"))[1]["items"]
+    (b_lead,) = (await b.call("GET", "/api/leads"))[1]["items"]
+
+    path = f"/api/tenants/{a_tenant.tenant_id}/leads/{a_lead['id']}"
+    status, lead = await a.call("PATCH", path, json={"status": "in_work"})
+    assert status == 200, lead
+    assert (lead["status"], lead["taken_by"]) == ("in_work", a_tenant.owner_telegram_id)
+    # In the tenant's table, where the bot's /admin → Leads reads it.
+    rows = await fetch(
+        a_tenant.dsn, "SELECT status, taken_by FROM leads WHERE id = $1", a_lead["id"]
+    )
+    assert (rows[0]["status"], rows[0]["taken_by"]) == ("in_work", a_tenant.owner_telegram_id)
+
+    # The attack: B's lead through B's bot id in A's path, or A's bot with an unknown lead id.
+    b_path = f"/api/tenants/{b_tenant.tenant_id}/leads/{b_lead['id']}"
+    status, _ = await a.call("PATCH", b_path, json={"status": "lost"})
+    assert status == 404
+    rows = await fetch(b_tenant.dsn, "SELECT status FROM leads")
+    assert [r["status"] for r in rows] == ["new"]
+    for bad in ("999999", "-1", "1e3", "99999999999999999999"):
+        status, _ = await a.call(
+            "PATCH", f"/api/tenants/{a_tenant.tenant_id}/leads/{bad}", json={"status": "won"}
+        )
+        assert status == 404, bad
+    status, _ = await a.call("PATCH", path, json={"status": "deleted"})
+    assert status == 422
