@@ -339,6 +339,16 @@ async def test_subscription_shows_the_card_and_removing_it_stops_charges(
     assert "990\u00a0₽ — первый платёж: оплачен" in payments.plain_text
     assert "owner@example.com" in payments.plain_text
 
+    off = await owner.press(card, f"Отключить автопродление {bot}", "отключено")
+    assert "ничего списываться не будет" in off.plain_text
+    assert (await subscription(shop, tenant.tenant_id))["auto_renew"] is False
+    twice = await owner.press(card, f"Отключить автопродление {bot}", "отключено")
+    assert twice.plain_text == off.plain_text  # pressing it again changes nothing
+    again = await owner.ask("/subscription", "Сохранённая карта: •••• 4444 (07/2031)")
+    back = await owner.press(again, f"Включить автопродление {bot}", "включено")
+    assert f"следующее списание {next_day}, 990\u00a0₽" in back.plain_text
+    assert (await subscription(shop, tenant.tenant_id))["auto_renew"] is True
+
     removed = await owner.press(card, "Удалить карту •••• 4444", "Карта удалена")
     assert "ничего списываться не будет" in removed.plain_text
     sub = await subscription(shop, tenant.tenant_id)
@@ -459,3 +469,29 @@ async def test_paying_with_auto_renewal_again_replaces_the_card(
     keys = shop.app.settings.encryption_keys.get_secret_value()
     saved = shop.kassa.payments[extension.payment_id or ""]["payment_method"]["id"]
     assert SecretBox(keys).decrypt(tenant_id, new["method_enc"]) == saved
+
+
+async def test_a_revoked_permission_drops_the_card_and_stops_retries(
+    shop: Shop, stub: MasterStub
+) -> None:
+    clock = Clock()
+    shop.app.renewals.clock = clock
+    order = await bought(shop, auto_renew=True)
+    method_id = shop.kassa.payments[order.payment_id or ""]["payment_method"]["id"]
+    shop.kassa.revoke_method(method_id)
+    clock.ahead(DUE)
+    await shop.app.renewals.run_once()
+    await deliver(shop)
+    [charge] = shop.kassa.charges
+    assert charge["status"] == "canceled"
+    sub = await subscription(shop, order.tenant_id or "")
+    assert sub["auto_renew"] is False and sub["method_enc"] is None
+    assert sub["last_failure"] == "permission_revoked" and sub["next_charge_at"] is None
+    told = await texts(shop)
+    [notice] = [t for t in told if "Не удалось продлить" in t]
+    assert "разрешение на списание с карты отозвано" in notice
+    assert "больше нельзя списывать" in notice
+    for days in (1, 2, 3, 10):
+        clock.ahead(DUE + timedelta(days=days))
+        assert await shop.app.renewals.run_once() == 0
+    assert len(shop.kassa.charges) == 1
