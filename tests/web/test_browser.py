@@ -144,6 +144,12 @@ async def test_the_owner_arrives_by_login_link_and_sees_only_their_leads(
     await expect(page.locator("#leads")).to_contain_text("Анна")
     await expect(page.locator("#leads")).not_to_contain_text("Чужой")
     await expect(page.locator("code.snippet")).to_contain_text("/widget.js")
+    # Anna's lead taken into work from the dashboard: saved in the tenant's table at once.
+    anna = rows.filter(has_text="Анна").locator("select.lead-status")
+    await anna.select_option("in_work")
+    await expect(anna).to_have_attribute("data-saved", "in_work")
+    saved = await fetch(mine.dsn, "SELECT status FROM leads WHERE name = 'Анна'")
+    assert [r["status"] for r in saved] == ["in_work"]
     await page.select_option("#status", "won")
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("Борис")

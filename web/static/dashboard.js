@@ -52,11 +52,16 @@
     });
   }
 
-  function api(path, retried) {
-    return fetch(path, { headers: { Authorization: "Bearer " + access() } }).then(function (r) {
+  function api(path, retried, method, payload) {
+    var init = { method: method || "GET", headers: { Authorization: "Bearer " + access() } };
+    if (payload !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(payload);
+    }
+    return fetch(path, init).then(function (r) {
       if (r.status === 401 && !retried) {
         return refresh().then(function (ok) {
-          if (ok) { return api(path, true); }
+          if (ok) { return api(path, true, method, payload); }
           showLogin();
           throw new Error("logged out");
         });
@@ -74,6 +79,33 @@
     row.appendChild(td);
   }
 
+  var STATUSES = ["new", "in_work", "won", "lost"];
+
+  // The lead's status as a choice: a change is saved at once (PATCH), as in /admin → Leads.
+  function statusCell(lead) {
+    var td = document.createElement("td");
+    var select = document.createElement("select");
+    select.className = "lead-status";
+    select.setAttribute("aria-label", lead.name);
+    STATUSES.forEach(function (status) {
+      var option = document.createElement("option");
+      option.value = status;
+      option.textContent = t(status, status);
+      option.selected = status === lead.status;
+      select.appendChild(option);
+    });
+    select.addEventListener("change", function () {
+      select.disabled = true;
+      var path = "/api/tenants/" + encodeURIComponent(lead.tenant_id) + "/leads/" + lead.id;
+      api(path, false, "PATCH", { status: select.value })
+        .then(function (saved) { select.value = saved.status; select.dataset.saved = saved.status; })
+        .catch(function (err) { select.value = lead.status; alert(err.message); })
+        .then(function () { select.disabled = false; });
+    });
+    td.appendChild(select);
+    return td;
+  }
+
   function loadLeads() {
     var status = $("status").value;
     return api("/api/leads?limit=200" + (status ? "&status=" + encodeURIComponent(status) : ""))
@@ -86,7 +118,7 @@
           cell(row, lead.name);
           cell(row, lead.phone);
           cell(row, lead.interest);
-          cell(row, t(lead.status, lead.status));
+          row.appendChild(statusCell(lead));
           cell(row, new Date(lead.created_at).toLocaleString(lang));
           body.appendChild(row);
         });
