@@ -117,18 +117,18 @@ class BroadcastWorker:
             run.text = state.text
         await self._record(run)  # what an outage kept from the database, first
         while True:
-            claimed = await self.ctx.store.claim_recipients(run.id, 1)
-            if not claimed:
-                break
             started = time.monotonic()
-            attempt = asyncio.ensure_future(self._attempt(run, claimed[0], run.text))
+            # Claim, send and record as one step that a stop lets finish: a recipient is never
+            # left claimed (or its delivery uncertain) by a cancelled task.
+            step = asyncio.ensure_future(self._step(run, run.text))
             try:
-                wait = await asyncio.shield(attempt)
+                wait = await asyncio.shield(step)
             except asyncio.CancelledError:
-                # Stopping: the send under way is finished and recorded, never left uncertain.
                 with suppress(Exception):
-                    await asyncio.wait_for(attempt, STOP_GRACE)
+                    await asyncio.wait_for(step, STOP_GRACE)
                 raise
+            if wait is None:
+                break
             run.failures = 0
             if time.monotonic() - run.last_progress >= self.progress_every:
                 run.last_progress = time.monotonic()
@@ -136,6 +136,13 @@ class BroadcastWorker:
             await asyncio.sleep(max(wait, self.interval - (time.monotonic() - started)))
         await self.ctx.store.finish_broadcast(run.id)
         await self._progress(run.id, final=True)
+
+    async def _step(self, run: _Run, body: str) -> float | None:
+        """Claim the next recipient and deliver to them; None when nobody is left."""
+        claimed = await self.ctx.store.claim_recipients(run.id, 1)
+        if not claimed:
+            return None
+        return await self._attempt(run, claimed[0], body)
 
     async def _attempt(self, run: _Run, customer_id: int, body: str) -> float:
         """Send to one claimed recipient and record the outcome; seconds to wait before the
