@@ -37,8 +37,9 @@ UP_TIMEOUT ?= 300
 TAG := $(shell scripts/stack.sh tag 2>/dev/null || echo unknown)
 PLATFORM_IMAGE ?= botfleet-platform:$(TAG)
 CLIENT_IMAGE ?= botfleet-client:$(TAG)
-# The group of the Docker socket, for the master's group_add.
-DOCKER_GID = $$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999)
+# The group of the Docker socket (DOCKER_SOCKET in the environment when not the default one,
+# e.g. rootless Docker; compose mounts the same), for the master's group_add.
+DOCKER_GID = $$(stat -c %g "$${DOCKER_SOCKET:-/var/run/docker.sock}" 2>/dev/null || echo 999)
 
 BACKUPS_DIR ?= backups
 BACKUP_KEEP ?= 14
