@@ -114,6 +114,7 @@ class SalesApp:
             SecretBox(settings.encryption_keys.get_secret_value()),
             self.notices,
             self.catalog,
+            master,
             interval=settings.renewal_interval,
         )
         self.relay.on_fulfilled = self.renewals.after_fulfilled

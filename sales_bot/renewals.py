@@ -33,7 +33,7 @@ from core.loops import run_every
 from core.secrets import SecretBox
 from sales_bot.billing import Billing, method_context
 from sales_bot.kassa import KassaError, KassaUnavailableError, PaymentDraft, PaymentGateway
-from sales_bot.master import Tenant
+from sales_bot.master import MasterApi, MasterError, MasterRejectedError, Tenant
 from sales_bot.notices import Notices
 from sales_bot.orders import PaymentView, idempotence_key, new_order_id
 from sales_bot.plans import Catalog
@@ -63,6 +63,7 @@ class Renewals:
         box: SecretBox,
         notices: Notices,
         catalog: Catalog,
+        master: MasterApi | None = None,
         *,
         interval: float = 600.0,
         resend_after: float = 300.0,
@@ -75,6 +76,7 @@ class Renewals:
         self.box = box
         self.notices = notices
         self.catalog = catalog
+        self.master = master
         self.interval = interval
         self.resend_after = resend_after
         self.clock = clock
@@ -92,6 +94,8 @@ class Renewals:
             sent += await self._send(order_id)
         now = self.clock()
         for tenant_id in await self.store.due_renewals(now):
+            if not await self._still_due(tenant_id):
+                continue
             order_id = new_order_id()
             order = await self.store.claim_renewal(
                 tenant_id, now, order_id, idempotence_key(order_id)
@@ -106,6 +110,29 @@ class Renewals:
             await self.after_claim(order)
             sent += await self._send(order.order_id)
         return sent
+
+    async def _still_due(self, tenant_id: str) -> bool:
+        """Ask the master first: a deleted tenant is not charged, a period an operator extended
+        moves the charge; while the master is unreachable the charge waits for the next pass."""
+        if self.master is None:
+            return True
+        try:
+            tenant = await self.master.get(tenant_id)
+        except MasterRejectedError as exc:
+            if exc.status != 404:
+                log.warning("renewal of %s waits: %s", tenant_id, exc)
+                return False
+            tenant = None
+        except (MasterError, TimeoutError) as exc:
+            log.warning("renewal of %s waits for the master: %s", tenant_id, exc)
+            return False
+        gone = tenant is None or tenant.status == "deleted"
+        due = await self.store.refresh_period(
+            tenant_id, tenant.expires_at if tenant else None, gone=gone
+        )
+        if not due:
+            log.info("renewal of %s not due: %s", tenant_id, "deleted" if gone else "extended")
+        return due
 
     async def _send(self, order_id: str) -> int:
         try:

@@ -587,6 +587,41 @@ class SalesStore:
             )
             return Subscription.of(sub)
 
+    async def refresh_period(
+        self, tenant_id: str, paid_until: datetime | None, *, gone: bool
+    ) -> bool:
+        """What the master says now, before a charge: a tenant deleted (`gone`) is never charged
+        again; a period extended elsewhere (an operator) moves the next charge. True when the
+        charge is still due as planned."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT paid_until FROM control.sales_subscriptions WHERE tenant_id = $1"
+                " FOR UPDATE",
+                tenant_id,
+            )
+            if row is None:
+                return False
+            if gone:
+                await conn.execute(
+                    "UPDATE control.sales_subscriptions SET auto_renew = false,"
+                    " next_charge_at = NULL, last_failure = 'tenant_deleted', revoked_at = now(),"
+                    " updated_at = now() WHERE tenant_id = $1",
+                    tenant_id,
+                )
+                return False
+            if paid_until is None or row["paid_until"] is None or paid_until <= row["paid_until"]:
+                return True
+            await conn.execute(
+                "UPDATE control.sales_subscriptions SET paid_until = $2, failures = 0,"
+                " next_charge_at = CASE WHEN auto_renew"
+                " THEN $2::timestamptz - make_interval(days => $3) END,"
+                " updated_at = now() WHERE tenant_id = $1",
+                tenant_id,
+                paid_until,
+                self.renewal_days_before,
+            )
+            return False
+
     async def due_renewals(self, now: datetime, limit: int = 50) -> list[str]:
         rows = await self.pool.fetch(
             "SELECT tenant_id FROM control.sales_subscriptions WHERE auto_renew"

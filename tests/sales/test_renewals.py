@@ -495,3 +495,30 @@ async def test_a_revoked_permission_drops_the_card_and_stops_retries(
         clock.ahead(DUE + timedelta(days=days))
         assert await shop.app.renewals.run_once() == 0
     assert len(shop.kassa.charges) == 1
+
+
+async def test_the_master_is_asked_first_deleted_is_never_charged_extended_moves_the_date(
+    shop: Shop, stub: MasterStub
+) -> None:
+    clock = Clock()
+    shop.app.renewals.clock = clock
+    kept = await bought(shop, auto_renew=True)
+    deleted = await bought(shop, auto_renew=True, user_id=OWNER + 1)
+    kept_tenant = stub.by_id(kept.tenant_id or "")
+    deleted_tenant = stub.by_id(deleted.tenant_id or "")
+    assert kept_tenant is not None and deleted_tenant is not None
+    deleted_tenant.status = "deleted"
+    kept_tenant.expires_at += timedelta(days=10)  # an operator extended it in the master
+    clock.ahead(DUE)
+    assert await shop.app.renewals.run_once() == 0
+    assert shop.kassa.charges == []
+    gone = await subscription(shop, deleted_tenant.tenant_id)
+    assert gone["auto_renew"] is False and gone["next_charge_at"] is None
+    moved = await subscription(shop, kept_tenant.tenant_id)
+    assert moved["paid_until"] == kept_tenant.expires_at
+    assert moved["next_charge_at"] == kept_tenant.expires_at - timedelta(days=3)
+    clock.ahead(DUE + timedelta(days=10))
+    assert await shop.app.renewals.run_once() == 1
+    [charge] = shop.kassa.charges
+    [row] = await renewal_orders(shop)
+    assert row["tenant_id"] == kept_tenant.tenant_id and charge["status"] == "succeeded"
