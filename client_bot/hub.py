@@ -12,10 +12,11 @@ one stops it (polling, workers, pool, Redis and FSM storage closed). It writes w
 the moment its file is seen until its runtime has stopped, so "gone from status.json" means
 "nothing of it polls Telegram any more".
 
-Neighbours are isolated in behaviour: each tenant handles at most HUB_TENANT_CONCURRENCY updates
-at once (aiogram's `tasks_concurrency_limit`, so a flooded bot stops fetching instead of
-queueing), a handler's exception is answered by that tenant's ErrorReply, and a tenant whose
-token Telegram refuses is marked `token_refused` while the others run on.
+Neighbours are isolated in behaviour: each tenant handles its updates one at a time (ClientBot
+polls with handle_as_tasks=False, so nothing is confirmed to Telegram before it was handled),
+so a flooded bot fetches no more until it is through and cannot crowd out the others; a
+handler's exception is answered by that tenant's ErrorReply; a tenant whose token Telegram
+refuses is marked `token_refused` while the others run on.
 
 Shared where it is safe: one aiohttp session (one SSL context, one connector sized above the
 number of long polls) per Telegram endpoint for every bot, the i18n catalogs per locale, and
@@ -27,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import functools
 import gc
 import json
 import logging
@@ -69,9 +69,6 @@ class HubSettings(LoggingSettings):
 
     hub_dir: str = Field(description="the hub's folder; tenants' env files in its tenants/")
     hub_scan_interval: float = Field(3.0, gt=0, le=300)
-    hub_tenant_concurrency: int = Field(
-        8, ge=1, le=1000, description="updates one tenant handles at once"
-    )
     hub_capacity: int = Field(200, ge=1, le=10_000, description="sizes the shared HTTP pool")
 
 
@@ -99,7 +96,9 @@ class _TenantFile(ClientBotSettings):
 
 def read_tenant_file(path: Path) -> ClientBotSettings:
     """The settings in one tenant's env file; ValueError with a readable reason (no values)."""
-    values = {k.lower(): v for k, v in dotenv_values(path).items() if v is not None}
+    values = {
+        k.lower(): v for k, v in dotenv_values(path, interpolate=False).items() if v is not None
+    }
     try:
         settings = _TenantFile.model_validate(values)
     except ValidationError as exc:
@@ -139,7 +138,6 @@ class Hub:
         self,
         folder: Path | str,
         *,
-        concurrency: int = 8,
         capacity: int = 200,
         clock: Clock | None = None,
         redaction: RedactingFilter | None = None,
@@ -147,7 +145,6 @@ class Hub:
         **app_kwargs: float,
     ) -> None:
         self.folder = Path(folder)
-        self.concurrency = concurrency
         self.capacity = capacity
         self.clock = clock or SystemClock()
         self.redaction = redaction
@@ -266,10 +263,6 @@ class Hub:
                 self._mark(tenant, TenantState.RUNNING)
                 log.info("hub: tenant %s (@%s) is up", tenant.tenant_id, me.username)
                 failures = 0
-                # At most `concurrency` of its updates at once; polling waits for a free slot.
-                app.dp.start_polling = functools.partial(  # type: ignore[method-assign]
-                    app.dp.start_polling, tasks_concurrency_limit=self.concurrency
-                )
                 await app.run(handle_signals=False)
                 return  # stopped on purpose (_remove)
             except BotTokenRefusedError as exc:
@@ -348,7 +341,6 @@ def _catalogs(locale: str) -> Any:
 async def serve(settings: HubSettings, redaction: RedactingFilter | None = None) -> None:
     hub = Hub(
         settings.hub_dir,
-        concurrency=settings.hub_tenant_concurrency,
         capacity=settings.hub_capacity,
         redaction=redaction,
     )

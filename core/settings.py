@@ -283,7 +283,6 @@ class MasterSettings(
         "", description="the sales bot's plans file (same variable): each tenant gets its features"
     )
     hub_capacity: int = Field(200, ge=1, le=10_000, description="shared tenants per hub process")
-    hub_tenant_concurrency: int = Field(8, ge=1, le=1000, description="per tenant, in a hub")
 
     @field_validator("operator_ids", mode="before")
     @classmethod

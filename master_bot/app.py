@@ -89,7 +89,6 @@ def make_backend(settings: MasterSettings, config: MasterConfig) -> DeployBacken
         hubs = HubBackend(
             config.clients_dir,
             capacity=settings.hub_capacity,
-            tenant_concurrency=settings.hub_tenant_concurrency,
             hub_env={"LOG_LEVEL": settings.log_level, "LOG_FORMAT": settings.log_format},
             processes=ProcessBackend(config.clients_dir, names=HUB_RE),
         )

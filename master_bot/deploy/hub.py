@@ -73,7 +73,6 @@ class HubBackend(DeployBackend):
         clients_dir: Path | str,
         *,
         capacity: int = 200,
-        tenant_concurrency: int = 8,
         scan_interval: float = 2.0,
         confirm_timeout: float = 30.0,
         hub_env: Mapping[str, str] | None = None,
@@ -83,7 +82,6 @@ class HubBackend(DeployBackend):
             raise ValueError("capacity: at least 1")
         self.root = Path(clients_dir) / "hubs"
         self.capacity = capacity
-        self.tenant_concurrency = tenant_concurrency
         self.scan_interval = scan_interval
         self.confirm_timeout = confirm_timeout
         self.hub_env = dict(hub_env or {})  # LOG_LEVEL, LOG_FORMAT: nothing secret
@@ -140,7 +138,6 @@ class HubBackend(DeployBackend):
             **self.hub_env,
             "HUB_DIR": str((self.root / hub).resolve()),
             "HUB_CAPACITY": str(self.capacity),
-            "HUB_TENANT_CONCURRENCY": str(self.tenant_concurrency),
             "HUB_SCAN_INTERVAL": str(self.scan_interval),
         }
         return ClientSpec(hub, env, {"botfleet.role": "hub"})
