@@ -23,6 +23,7 @@ from client_bot.booking import (
     can_cancel,
     days_free_for_anyone,
     free_staff_at,
+    offer_until,
     slots_free_for_anyone,
     staff_schedule,
     timetable_sessions,
@@ -35,6 +36,7 @@ from client_bot.store import (
     Service,
     SlotTakenError,
     StaffOffer,
+    WaitlistOffer,
 )
 
 
@@ -263,6 +265,50 @@ async def place_seat(
     except SeatRefused as refused:
         return SeatProblem(refused.reason)
     _wake_reminders(ctx, reminders)
+    return booking
+
+
+# --- the waitlist of full classes -----------------------------------------------------------------
+async def join_waitlist(
+    ctx: TenantContext, booker: Booker, session_id: int, *, name: str, phone: str
+) -> int | SeatProblem:
+    """Put the customer in the line of a session (their place, 1 = next), or why not: GONE
+    (cancelled, started or past the booking cut-off), ALREADY (they have a seat)."""
+    business = await ctx.business()
+    session = await ctx.store.session(session_id)
+    if (
+        session is None
+        or session.cancelled
+        or session.starts_at <= ctx.now() + business.rules.lead_delta
+    ):
+        return SeatProblem.GONE
+    await ctx.store.touch_customer(
+        booker.id, booker.first_name, booker.username, booker.language, phone=phone
+    )
+    place = await ctx.store.join_waitlist(session_id, booker.id, name, phone)
+    return SeatProblem.ALREADY if place is None else place
+
+
+async def waitlist_offers(ctx: TenantContext) -> list[WaitlistOffer]:
+    """Expire the offers whose time is up and offer every free seat to the first in line;
+    the offers the customers have not been told of yet."""
+    lead = (await ctx.business()).rules.lead_delta
+    now = ctx.now()
+    return await ctx.store.make_waitlist_offers(now, lambda start: offer_until(now, start, lead))
+
+
+async def accept_offer(ctx: TenantContext, booker: Booker, entry_id: int) -> Booking | None:
+    """The offered seat becomes the customer's booking, or None when the offer is over."""
+    business = await ctx.business()
+    now = ctx.now()
+    booking = await ctx.store.accept_offer(
+        entry_id,
+        booker.id,
+        now,
+        lambda start: _reminders(business.reminder_offsets_min, start, now),
+    )
+    if booking is not None:
+        ctx.reminders_changed.set()
     return booking
 
 

@@ -57,6 +57,19 @@ class SessionCb(CallbackData, prefix="bg"):
     session_id: int
 
 
+class WaitlistAction(enum.StrEnum):
+    get_in_line = "j"  # a full session: get in line
+    take = "t"  # a freed seat offered: book it
+    decline = "d"  # give the offered seat (or the place in line) up
+
+
+class WaitlistCb(CallbackData, prefix="bw"):
+    action: WaitlistAction
+    service_id: int = 0
+    session_id: int = 0
+    entry_id: int = 0
+
+
 class ConfirmAction(enum.StrEnum):
     confirm = "y"
     cancel = "n"

@@ -30,6 +30,8 @@ from client_bot.callbacks import (
     SessionCb,
     SlotCb,
     StaffCb,
+    WaitlistAction,
+    WaitlistCb,
 )
 from client_bot.store import Booking, ClassSession, Service, StaffOffer
 
@@ -108,16 +110,30 @@ def staff_choice(
 def class_sessions(
     service_id: int, sessions: Sequence[ClassSession], tz: str, locale: str
 ) -> InlineKeyboardMarkup:
-    """One button per session with free seats."""
+    """One button per session: its free seats, or the waitlist of a full one."""
     kb = InlineKeyboardBuilder()
     for session in sessions:
+        when = text.when(session.starts_at, tz, locale)
         kb.button(
-            text=_("{when} · seats: {seats}").format(
-                when=text.when(session.starts_at, tz, locale), seats=session.free_seats
-            ),
+            text=_("{when} · seats: {seats}").format(when=when, seats=session.free_seats)
+            if session.free_seats
+            else _("{when} · full, waitlist").format(when=when),
             callback_data=SessionCb(service_id=service_id, session_id=session.id),
         )
     kb.button(text=_("« Services"), callback_data=MenuCb(action=MenuAction.book))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def waitlist_join(service_id: int, session_id: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=_("📝 Get in line"),
+        callback_data=WaitlistCb(
+            action=WaitlistAction.get_in_line, service_id=service_id, session_id=session_id
+        ),
+    )
+    kb.button(text=_("« Classes"), callback_data=ServiceCb(service_id=service_id))
     kb.adjust(1)
     return kb.as_markup()
 

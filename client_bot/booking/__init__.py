@@ -3,7 +3,12 @@
 Pure stdlib (``datetime``/``zoneinfo``); no Telegram, database or cache imports.
 """
 
-from client_bot.booking.classes import TimetableEntry, timetable_sessions
+from client_bot.booking.classes import (
+    WAITLIST_HOLD,
+    TimetableEntry,
+    offer_until,
+    timetable_sessions,
+)
 from client_bot.booking.rules import (
     DEFAULT_REMINDER_OFFSETS,
     BookingRules,
@@ -41,6 +46,7 @@ from client_bot.booking.staff import (
 __all__ = [
     "ALL_WEEKDAYS",
     "DEFAULT_REMINDER_OFFSETS",
+    "WAITLIST_HOLD",
     "BookingRules",
     "Break",
     "Busy",
@@ -63,6 +69,7 @@ __all__ = [
     "free_staff_at",
     "is_slot_free",
     "load_on",
+    "offer_until",
     "reminder_times",
     "slots_free_for_anyone",
     "staff_schedule",

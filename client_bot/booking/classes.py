@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-__all__ = ["TimetableEntry", "timetable_sessions"]
+__all__ = ["WAITLIST_HOLD", "TimetableEntry", "offer_until", "timetable_sessions"]
+
+# How long a freed seat is kept for the first customer of the waitlist before the next one gets it.
+WAITLIST_HOLD = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +47,15 @@ def timetable_sessions(
             found.append((entry, start))
         day += timedelta(days=1)
     return sorted(found, key=lambda pair: (pair[1], pair[0].id))
+
+
+def offer_until(
+    now: datetime, session_start: datetime, lead: timedelta, hold: timedelta = WAITLIST_HOLD
+) -> datetime | None:
+    """Until when a freed seat is kept for a waiting customer: `hold` from now, but no later
+    than the last moment the session can be booked (`lead` before its start); None when that
+    moment has passed (nobody is offered the seat any more)."""
+    last = session_start - lead
+    if last <= now:
+        return None
+    return min(now + hold, last)

@@ -18,7 +18,7 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
 
 from client_bot import booking_service, keyboards, text
-from client_bot.booking import SlotProblem
+from client_bot.booking import WAITLIST_HOLD, SlotProblem
 from client_bot.booking_service import Booker
 from client_bot.callbacks import (
     CalendarCb,
@@ -32,6 +32,7 @@ from client_bot.callbacks import (
     StaffCb,
 )
 from client_bot.context import TenantContext
+from client_bot.handlers import waitlist
 from client_bot.notices import AdminNotices
 from client_bot.states import BookingForm
 from client_bot.store import Booking, Service
@@ -122,12 +123,12 @@ async def offer_sessions(
     query: CallbackQuery, ctx: TenantContext, service: Service, note: str = ""
 ) -> None:
     business = await ctx.business()
-    sessions = [s for s in await booking_service.class_sessions(ctx, service) if s.free_seats]
+    sessions = await booking_service.class_sessions(ctx, service)
     if not sessions:
         await _reply(
             query,
             _note(note)
-            + _("Sorry, «{service}» has no classes with free seats in the coming days.").format(
+            + _("Sorry, «{service}» has no classes in the coming days.").format(
                 service=text.esc(service.name)
             ),
             reply_markup=keyboards.home_button(),
@@ -313,7 +314,18 @@ async def pick_session(
         await offer_sessions(query, ctx, service, _("This class is no longer available."))
         return
     if not session.free_seats:
-        await offer_sessions(query, ctx, service, _("Sorry, the last seat has just been taken."))
+        await _reply(
+            query,
+            _(
+                "All seats of «{service}» on {when} are taken. Get in line: when a seat frees"
+                " up, the first in line is offered it for {minutes} min, then the next."
+            ).format(
+                service=text.esc(service.name),
+                when=text.when(session.starts_at, business.timezone, business.locale),
+                minutes=int(WAITLIST_HOLD.total_seconds() // 60),
+            ),
+            reply_markup=keyboards.waitlist_join(service.id, session.id),
+        )
         return
     await state.set_state(BookingForm.contact)
     await state.set_data({"service_id": service.id, "session_id": session.id})
@@ -544,4 +556,5 @@ def router() -> Router:
         cancel, BookingForm.confirm, ConfirmCb.filter(F.action == ConfirmAction.cancel)
     )
     r.callback_query.register(stale_confirm, ConfirmCb.filter())
+    r.include_router(waitlist.router())
     return r

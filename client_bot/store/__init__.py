@@ -23,6 +23,7 @@ from client_bot.store.models import (
     Staff,
     StaffOffer,
     StaffWeek,
+    WaitlistOffer,
 )
 from client_bot.store.store import SeatRefused, SlotTakenError, Store
 
@@ -45,4 +46,5 @@ __all__ = [
     "StaffWeek",
     "Store",
     "TurnState",
+    "WaitlistOffer",
 ]

@@ -132,10 +132,11 @@ class ClassSession:
     capacity: int
     booked: int
     cancelled: bool
+    held: int = 0  # seats kept for customers of the waitlist who were offered them
 
     @property
     def free_seats(self) -> int:
-        return max(self.capacity - self.booked, 0)
+        return max(self.capacity - self.booked - self.held, 0)
 
     @classmethod
     def from_row(cls, row: Any) -> ClassSession:
@@ -148,7 +149,19 @@ class ClassSession:
             capacity=row["capacity"],
             booked=row["booked"],
             cancelled=row["cancelled_at"] is not None,
+            held=row["held"],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WaitlistOffer:
+    """A freed seat offered to a waiting customer until `until`."""
+
+    entry_id: int
+    customer_id: int
+    session: ClassSession
+    service_name: str
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from client_bot.store.models import (
     Staff,
     StaffOffer,
     StaffWeek,
+    WaitlistOffer,
     WorkSchedule,
 )
 
@@ -834,7 +835,8 @@ class Store:
             booking_id = await self.pool.fetchval(
                 "WITH s AS (UPDATE class_sessions SET booked = booked + 1"
                 "  WHERE id = $1 AND cancelled_at IS NULL AND starts_at > $2"
-                "  AND booked < capacity RETURNING id, service_id, staff_id, starts_at, ends_at),"
+                "  AND booked + held < capacity"
+                "  RETURNING id, service_id, staff_id, starts_at, ends_at),"
                 " b AS (INSERT INTO bookings (customer_id, service_id, staff_id, session_id,"
                 "  starts_at, ends_at, customer_name, phone, source)"
                 "  SELECT $3, s.service_id, s.staff_id, s.id, s.starts_at, s.ends_at, $4, $5, $6"
@@ -863,6 +865,179 @@ class Store:
         booking = await self.booking(booking_id)
         assert booking is not None
         return booking
+
+    # --- waitlist of full classes ----------------------------------------------------------------
+    async def join_waitlist(
+        self, session_id: int, customer_id: int, customer_name: str, phone: str
+    ) -> int | None:
+        """Put the customer in the session's line: their place (1 = next), or None when they
+        have a seat in it already. Joining twice keeps the first place."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            seated = await conn.fetchval(
+                "SELECT 1 FROM bookings WHERE session_id = $1 AND customer_id = $2"
+                " AND status <> 'cancelled'",
+                session_id,
+                customer_id,
+            )
+            if seated:
+                return None
+            await conn.execute(
+                "INSERT INTO class_waitlist (session_id, customer_id, customer_name, phone)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                session_id,
+                customer_id,
+                customer_name,
+                phone,
+            )
+            place: int = await conn.fetchval(
+                "SELECT count(*) FROM class_waitlist WHERE session_id = $1"
+                " AND status IN ('waiting', 'offered') AND id <= (SELECT id FROM class_waitlist"
+                "  WHERE session_id = $1 AND customer_id = $2"
+                "  AND status IN ('waiting', 'offered'))",
+                session_id,
+                customer_id,
+            )
+        return place
+
+    async def waitlist_pending(self) -> bool:
+        """Anyone waiting or holding an offer (the waitlist worker idles otherwise)."""
+        return bool(
+            await self.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM class_waitlist"
+                " WHERE status IN ('waiting', 'offered'))"
+            )
+        )
+
+    async def next_offer_end(self) -> datetime | None:
+        end: datetime | None = await self.pool.fetchval(
+            "SELECT min(offered_until) FROM class_waitlist WHERE status = 'offered'"
+        )
+        return end
+
+    async def make_waitlist_offers(
+        self, now: datetime, until: Callable[[datetime], datetime | None]
+    ) -> list[WaitlistOffer]:
+        """Expire offers whose time is up (their seats are free again), then offer every free
+        seat of a future session to its first waiting customers, the seat held for each until
+        `until(session start)` (None: too late to offer). Returns the offers not yet told to
+        the customer (`offer_told` marks them)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "WITH e AS (UPDATE class_waitlist SET status = 'expired'"
+                "  WHERE status = 'offered' AND offered_until <= $1 RETURNING session_id)"
+                " UPDATE class_sessions s SET held = s.held - x.n"
+                " FROM (SELECT session_id, count(*)::integer AS n FROM e GROUP BY 1) x"
+                " WHERE s.id = x.session_id",
+                now,
+            )
+            sessions = await conn.fetch(
+                "SELECT * FROM class_sessions s WHERE cancelled_at IS NULL AND starts_at > $1"
+                " AND booked + held < capacity AND EXISTS (SELECT 1 FROM class_waitlist w"
+                "  WHERE w.session_id = s.id AND w.status = 'waiting')"
+                " ORDER BY starts_at FOR UPDATE",
+                now,
+            )
+            for row in sessions:
+                deadline = until(row["starts_at"])
+                if deadline is None:
+                    continue
+                free = row["capacity"] - row["booked"] - row["held"]
+                offered = await conn.fetchval(
+                    "WITH o AS (UPDATE class_waitlist SET status = 'offered', offered_until = $3"
+                    "  WHERE id IN (SELECT id FROM class_waitlist WHERE session_id = $1"
+                    "  AND status = 'waiting' ORDER BY id LIMIT $2) RETURNING 1)"
+                    " SELECT count(*)::integer FROM o",
+                    row["id"],
+                    free,
+                    deadline,
+                )
+                await conn.execute(
+                    "UPDATE class_sessions SET held = held + $2 WHERE id = $1", row["id"], offered
+                )
+            rows = await conn.fetch(
+                "SELECT w.id AS entry_id, w.customer_id, w.offered_until, sv.name AS service_name,"
+                " s.* FROM class_waitlist w JOIN class_sessions s ON s.id = w.session_id"
+                " JOIN services sv ON sv.id = s.service_id"
+                " WHERE w.status = 'offered' AND w.notified_at IS NULL ORDER BY w.id"
+            )
+        return [
+            WaitlistOffer(
+                r["entry_id"],
+                r["customer_id"],
+                ClassSession.from_row(r),
+                r["service_name"],
+                r["offered_until"],
+            )
+            for r in rows
+        ]
+
+    async def offer_told(self, entry_id: int) -> None:
+        await self.pool.execute(
+            "UPDATE class_waitlist SET notified_at = now() WHERE id = $1", entry_id
+        )
+
+    async def accept_offer(
+        self,
+        entry_id: int,
+        customer_id: int,
+        now: datetime,
+        reminders: Callable[[datetime], Iterable[tuple[int, datetime]]],
+    ) -> Booking | None:
+        """Turn the customer's offer, while it lasts, into a booked seat (the held seat becomes
+        theirs); None when it has expired, was declined or is not theirs."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            offer = await conn.fetchrow(
+                "UPDATE class_waitlist SET status = 'booked' WHERE id = $1 AND customer_id = $2"
+                " AND status = 'offered' AND offered_until > $3"
+                " RETURNING session_id, customer_name, phone",
+                entry_id,
+                customer_id,
+                now,
+            )
+            if offer is None:
+                return None
+            session = await conn.fetchrow(
+                "UPDATE class_sessions SET booked = booked + 1, held = held - 1 WHERE id = $1"
+                " RETURNING *",
+                offer["session_id"],
+            )
+            due = list(reminders(session["starts_at"]))
+            booking_id = await conn.fetchval(
+                "INSERT INTO bookings (customer_id, service_id, staff_id, session_id, starts_at,"
+                " ends_at, customer_name, phone, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+                " 'waitlist') RETURNING id",
+                customer_id,
+                session["service_id"],
+                session["staff_id"],
+                session["id"],
+                session["starts_at"],
+                session["ends_at"],
+                offer["customer_name"],
+                offer["phone"],
+            )
+            await conn.executemany(
+                "INSERT INTO reminders (booking_id, offset_min, due_at) VALUES ($1, $2, $3)",
+                [(booking_id, offset, at) for offset, at in due],
+            )
+        return await self.booking(booking_id)
+
+    async def decline_offer(self, entry_id: int, customer_id: int) -> bool:
+        """The customer gives the offered seat (or their place in the line) up."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE class_waitlist w SET status = 'left' FROM class_waitlist old"
+                " WHERE w.id = $1 AND w.customer_id = $2 AND old.id = w.id"
+                " AND w.status IN ('waiting', 'offered') RETURNING w.session_id, old.status",
+                entry_id,
+                customer_id,
+            )
+            if row is None:
+                return False
+            if row["status"] == "offered":
+                await conn.execute(
+                    "UPDATE class_sessions SET held = held - 1 WHERE id = $1", row["session_id"]
+                )
+        return True
 
     # --- reminders ----------------------------------------------------------------------------
     async def claim_due_reminders(self, now: datetime, limit: int = 50) -> list[DueReminder]:

@@ -54,8 +54,11 @@ async def test_capacity_plus_one_simultaneous_confirmations_get_exactly_capacity
     [refused] = [r for r in results if "Вы записаны" not in r.plain_text]
     assert "последнее место только что заняли" in refused.plain_text
     offered = [b for row in refused.buttons() for b in row]
-    assert not any(b.startswith("ср, 2 дек.") for b in offered)  # fresh choices: the full one gone
-    assert "ср, 9 дек., 18:00 · мест: 2" in offered
+    # Fresh choices: the full one now leads to its waitlist.
+    assert offered[:2] == [
+        "ср, 2 дек., 18:00 · мест нет, лист ожидания",
+        "ср, 9 дек., 18:00 · мест: 2",
+    ]
 
     rows = await fetch(
         bot.tenant.dsn,
@@ -76,11 +79,13 @@ async def test_a_cancelled_seat_goes_back_and_one_customer_gets_one_seat(bot_fac
     await anna.press(
         await to_summary(anna, "ср, 2 дек., 18:00 · мест: 1"), "✅ Подтвердить", "Вы записаны"
     )
-    # Full now: Борис is not offered 2 Dec at all.
+    # Full now: Борис sees 2 Dec only as a waitlist.
     menu = await boris.ask("/start", "Добро пожаловать")
     services = await boris.press(menu, "📅 Записаться", "Выберите услугу")
     classes = await boris.press(services, "Йога · 800 ₽", "Выберите занятие")
-    assert classes.buttons()[0] == ["ср, 9 дек., 18:00 · мест: 1"]
+    assert classes.buttons()[:2] == [
+        ["ср, 2 дек., 18:00 · мест нет, лист ожидания"], ["ср, 9 дек., 18:00 · мест: 1"],
+    ]  # fmt: skip
 
     # Анна books 9 Dec too.
     await anna.press(
@@ -178,3 +183,59 @@ def flat(message):
 async def calm(bot, user_id=ADMIN):
     """Reset the flood counter: these tests click faster than the 20-per-10-s limit allows."""
     await bot.app.redis.delete(f"{bot.settings.redis_key_prefix}throttle:{user_id}")
+
+
+async def test_a_freed_seat_goes_to_the_first_in_line_for_a_while_then_to_the_next(
+    bot_factory, monkeypatch
+):
+    from client_bot.booking import WAITLIST_HOLD
+    from client_bot.handlers import waitlist
+
+    monkeypatch.setattr(waitlist, "POLL_SECONDS", 0.2)
+    bot = await bot_factory()
+    await yoga(bot, capacity=1)
+    anna, boris, vera = (bot.customer(341 + i, n) for i, n in enumerate(("Анна", "Борис", "Вера")))
+    await anna.press(
+        await to_summary(anna, "ср, 2 дек., 18:00 · мест: 1"), "✅ Подтвердить", "Вы записаны"
+    )
+    full = "ср, 2 дек., 18:00 · мест нет, лист ожидания"
+    for customer, place in ((boris, "1"), (vera, "2")):  # Борис first, then Вера
+        menu = await customer.ask("/start", "Добро пожаловать")
+        services = await customer.press(menu, "📅 Записаться", "Выберите услугу")
+        classes = await customer.press(services, "Йога · 800 ₽", "Выберите занятие")
+        offer = await customer.press(classes, full, "Все места на «Йога»")
+        await customer.press(offer, "📝 Встать в лист ожидания", "Поделитесь номером")
+        joined = await customer.ask("+7 900 000-00-0" + place, "в листе ожидания")
+        assert f": {place}." in joined.plain_text
+    # A full session sells nothing: not even a seat nobody holds yet.
+    rows = await fetch(bot.tenant.dsn, "SELECT booked, held FROM class_sessions WHERE booked > 0")
+    assert [(r["booked"], r["held"]) for r in rows] == [(1, 0)]
+
+    # Анна cancels: the seat is held for Борис (not for a newcomer) and he is told.
+    menu = await anna.ask("/start", "Добро пожаловать")
+    mine = await anna.press(menu, "🗂 Мои записи", "Ваши записи")
+    await anna.press(mine, next(b for b in flat(mine) if b.startswith("✖️")), "нет предстоящих")
+    to_boris = await boris.wait("Освободилось место", timeout=15)
+    assert "закреплено за вами до вт, 1 дек., 09:30" in to_boris.plain_text
+    newcomer = bot.customer(349, "Глеб")
+    menu = await newcomer.ask("/start", "Добро пожаловать")
+    services = await newcomer.press(menu, "📅 Записаться", "Выберите услугу")
+    classes = await newcomer.press(services, "Йога · 800 ₽", "Выберите занятие")
+    assert flat(classes)[0] == full
+
+    # Борис does not answer in time: Вера is offered it; Борис's late tap gets a clear answer.
+    bot.clock.advance(WAITLIST_HOLD)
+    to_vera = await vera.wait("Освободилось место", timeout=15)
+    await boris.press(to_boris, "✅ Занять место", "предложение уже не действует")
+    done = await vera.press(to_vera, "✅ Занять место", "Вы записаны")
+    assert "ср, 2 дек., 18:00" in done.plain_text
+    rows = await fetch(
+        bot.tenant.dsn,
+        "SELECT b.customer_id, b.phone, b.source, s.booked, s.held FROM bookings b"
+        " JOIN class_sessions s ON s.id = b.session_id WHERE b.status = 'confirmed'",
+    )
+    assert [tuple(r.values()) for r in rows] == [(343, "+79000000002", "waitlist", 1, 0)]
+    statuses = await fetch(
+        bot.tenant.dsn, "SELECT customer_id, status FROM class_waitlist ORDER BY id"
+    )
+    assert [tuple(r.values()) for r in statuses] == [(342, "expired"), (343, "booked")]
