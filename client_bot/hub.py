@@ -142,6 +142,7 @@ class Hub:
         clock: Clock | None = None,
         redaction: RedactingFilter | None = None,
         retry_max_delay: float = 60.0,
+        starting: int = 8,
         **app_kwargs: float,
     ) -> None:
         self.folder = Path(folder)
@@ -153,6 +154,9 @@ class Hub:
         self.tenants: dict[str, HubTenant] = {}
         self._sessions: dict[tuple[str, float], SharedSession] = {}
         self._scan_lock = asyncio.Lock()
+        # Tenants connect to PostgreSQL a few at a time: a hub starting 200 at once would open
+        # 200 connections (SCRAM and fork each) in the same second.
+        self._starting = asyncio.Semaphore(starting)
 
     # ------------------------------------------------------------------ the folder
     def _files(self) -> dict[str, tuple[Path, int]]:
@@ -257,7 +261,8 @@ class Hub:
         while True:
             app = None
             try:
-                app = tenant.app = await self._build(tenant.settings)
+                async with self._starting:
+                    app = tenant.app = await self._build(tenant.settings)
                 me = await wait_for_telegram(app.bot, f"BOT_TOKEN of {tenant.tenant_id}")
                 tenant.username = me.username or ""
                 self._mark(tenant, TenantState.RUNNING)
