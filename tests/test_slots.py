@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from client_bot.booking import (
+    WAITLIST_HOLD,
     BookingRules,
     Break,
     Busy,
@@ -28,6 +29,7 @@ from client_bot.booking import (
     free_slots,
     free_staff_at,
     is_slot_free,
+    offer_until,
     reminder_times,
     slots_free_for_anyone,
     staff_schedule,
@@ -572,3 +574,11 @@ def test_timetable_sessions_cover_the_days_given_and_skip_a_time_lost_to_dst():
     night = TimetableEntry(3, 6, t("02:30"))  # Sundays, 02:30 does not exist on 30 March 2025
     berlin = timetable_sessions([night], "Europe/Berlin", date(2025, 3, 23), date(2025, 4, 6))
     assert [s.date() for _e, s in berlin] == [date(2025, 3, 23), date(2025, 4, 6)]
+
+
+def test_a_waitlist_offer_lasts_the_hold_but_never_past_the_booking_cut_off():
+    now = msk(MON, "09:00")
+    lead = timedelta(hours=1)
+    assert offer_until(now, msk(TUE, "18:00"), lead) == now + WAITLIST_HOLD
+    assert offer_until(now, msk(MON, "10:10"), lead) == msk(MON, "09:10")  # cut-off first
+    assert offer_until(now, msk(MON, "10:00"), lead) is None  # nobody can book it any more

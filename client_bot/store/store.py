@@ -866,6 +866,41 @@ class Store:
         assert booking is not None
         return booking
 
+    async def cancel_session(
+        self, session_id: int, note: str | None = None
+    ) -> list[Booking] | None:
+        """The business cancels a session: every seat in it is cancelled (reminders gone), the
+        waitlist closed. The cancelled bookings, or None when the session is gone or was
+        cancelled already (so its customers are told once)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchval(
+                "UPDATE class_sessions SET cancelled_at = now(), booked = 0, held = 0"
+                " WHERE id = $1 AND cancelled_at IS NULL RETURNING id",
+                session_id,
+            )
+            if found is None:
+                return None
+            ids = [
+                r["id"]
+                for r in await conn.fetch(
+                    "UPDATE bookings SET status = 'cancelled', cancelled_by = 'admin',"
+                    " cancel_note = $2, updated_at = now()"
+                    " WHERE session_id = $1 AND status = 'confirmed' RETURNING id",
+                    session_id,
+                    note,
+                )
+            ]
+            await conn.execute("DELETE FROM reminders WHERE booking_id = ANY($1::bigint[])", ids)
+            await conn.execute(
+                "UPDATE class_waitlist SET status = 'left' WHERE session_id = $1"
+                " AND status IN ('waiting', 'offered')",
+                session_id,
+            )
+            rows = await conn.fetch(
+                _BOOKING_SELECT + " WHERE b.id = ANY($1::bigint[]) ORDER BY b.id", ids
+            )
+        return [Booking.from_row(r) for r in rows]
+
     # --- waitlist of full classes ----------------------------------------------------------------
     async def join_waitlist(
         self, session_id: int, customer_id: int, customer_name: str, phone: str

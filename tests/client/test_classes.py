@@ -71,6 +71,34 @@ async def test_capacity_plus_one_simultaneous_confirmations_get_exactly_capacity
     sessions = await bot.store.sessions(service.id, WED_18, WED_18 + timedelta(minutes=1))
     assert not await bot.store.set_session_capacity(sessions[0].id, 1)  # below the booked seats
 
+    # The business cancels the session: each booked customer is told once, seats and
+    # reminders are gone; a second tap on the old button tells nobody again.
+    owner = await bot.admin()
+    home = await owner.ask("/admin", "Панель управления")
+    settings = await owner.press(home, "⚙️ Настройки", "Что хотите изменить")
+    card = await owner.press(
+        await owner.press(settings, "💇 Услуги", "Услуги"), "Йога", "Групповое занятие"
+    )
+    timetable = await owner.press(card, "🗓 Расписание занятий", "Ближайшие занятия")
+    assert "ср, 2 дек., 18:00 — 2/2" in timetable.plain_text
+    ask = await owner.press(timetable, "🚫 Отменить ср, 2 дек., 18:00", "Записавшимся клиентам (2)")
+    done = await owner.press(ask, "🚫 Да, отменить", "Занятие отменено")
+    assert "Клиентов уведомлено: 2 из 2" in done.plain_text
+    await owner.press(ask, "🚫 Да, отменить", "уже отменено")
+    winners = [p for p, r in zip(people, results, strict=True) if "Вы записаны" in r.plain_text]
+    for person in winners:
+        await person.wait("отменено: ваша запись", timeout=10)
+        told = [
+            m
+            for m in await person.client.messages(bot.token, person.id)
+            if "отменено:" in m.plain_text
+        ]
+        assert len(told) == 1
+    rows = await fetch(bot.tenant.dsn, "SELECT status, cancelled_by FROM bookings")
+    assert {(r["status"], r["cancelled_by"]) for r in rows} == {("cancelled", "admin")}
+    assert await fetch(bot.tenant.dsn, "SELECT 1 FROM reminders") == []
+    assert "ср, 2 дек., 18:00" not in done.plain_text  # gone from the next sessions
+
 
 async def test_a_cancelled_seat_goes_back_and_one_customer_gets_one_seat(bot_factory):
     bot = await bot_factory()

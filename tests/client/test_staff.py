@@ -83,6 +83,13 @@ async def test_two_staff_members_at_one_time_are_fine_one_twice_is_refused(bot_f
             customer_name="X", phone="+70000000000", staff_id=maria.id,
         )  # fmt: skip
     assert len(await fetch(bot.tenant.dsn, "SELECT 1 FROM bookings")) == 2
+    # The admin's day shows who works with whom.
+    owner = await bot.admin()
+    home = await owner.ask("/admin", "Панель управления")
+    bot.clock.advance(timedelta(days=1))  # the panel opens on today: make it Wednesday
+    day = await owner.press(home, "📅 Записи", "Записи")
+    assert "10:00–11:00 · Стрижка · Мария · Анна" in day.plain_text
+    assert "10:00–11:00 · Стрижка · Ольга · Борис" in day.plain_text
 
 
 async def test_racing_for_the_last_free_staff_member_one_booking_one_fresh_choice(bot_factory):

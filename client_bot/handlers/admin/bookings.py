@@ -67,11 +67,13 @@ async def show_day(event: Message | CallbackQuery, ctx: TenantContext, day: date
         start, start + timedelta(days=1), include_cancelled=True
     )
     lines = [_("<b>📅 Bookings · {day}</b>").format(day=text.day_long(day, business.locale))]
+    several = len(await ctx.store.staff()) > 1
     for b in items:
         lines.append(
             f"{text.hhmm(b.starts_at.astimezone(business.zone))}–"
             f"{text.hhmm(b.ends_at.astimezone(business.zone))} · {text.esc(b.service_name)} · "
-            f"{text.esc(b.customer_name)}, {text.esc(b.phone)} — {status_label(b.status)}"
+            + (f"{text.esc(b.staff_name)} · " if several and b.staff_name else "")
+            + f"{text.esc(b.customer_name)}, {text.esc(b.phone)} — {status_label(b.status)}"
         )
     if not items:
         lines.append(_("No bookings on this day."))
@@ -129,6 +131,8 @@ async def show_booking(
         phone=text.esc(b.phone),
         status=status_label(b.status),
     )
+    if b.staff_name and len(await ctx.store.staff(include_inactive=True)) > 1:
+        body += "\n" + _("Specialist: {staff}").format(staff=text.esc(b.staff_name))
     if b.cancel_note:
         body += "\n" + _("Note: {note}").format(note=text.esc(b.cancel_note))
     markup = keyboards.booking(b, _local_day(b, business))

@@ -179,10 +179,12 @@ class ClassAction(enum.StrEnum):
     add_weekly = "w"
     add_once = "o"
     remove_weekly = "rw"
+    cancel_session = "cs"  # asks first
+    confirm_cancel = "cc"
 
 
 class ClassAdminCb(CallbackData, prefix="ag"):
-    """A class's seats and timetable (`entry_id`: a weekly timetable entry)."""
+    """A class's seats and timetable (`entry_id`: a weekly timetable entry or a session)."""
 
     action: ClassAction
     service_id: int

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
@@ -24,6 +26,8 @@ from client_bot.handlers.admin.screen import TYPED, admin_router, local_today, p
 from client_bot.handlers.admin.services import show_service, show_services
 from client_bot.handlers.admin.states import AdminInput
 from client_bot.store import Service
+
+log = logging.getLogger(__name__)
 
 SESSIONS_SHOWN = 10
 MAX_SEATS = 1000
@@ -93,11 +97,21 @@ async def show_timetable(
                 action=ClassAction.remove_weekly, service_id=item.id, entry_id=e["id"]
             ),
         )
+    shown = sessions[:SESSIONS_SHOWN]
+    for session in shown:
+        kb.button(
+            text=_("🚫 Cancel {when}").format(
+                when=text.when(session.starts_at, business.timezone, business.locale)
+            ),
+            callback_data=ClassAdminCb(
+                action=ClassAction.cancel_session, service_id=item.id, entry_id=session.id
+            ),
+        )
     kb.button(
         text=_("« Back"),
         callback_data=ServiceAdminCb(action=ServiceAction.view, service_id=item.id),
     )
-    kb.adjust(2, *([1] * (len(entries) + 1)))
+    kb.adjust(2, *([1] * (len(entries) + len(shown) + 1)))
     await show(event, (note + "\n\n" if note else "") + "\n".join(lines), kb.as_markup())
 
 
@@ -245,6 +259,81 @@ async def remove_weekly(
     )
 
 
+async def ask_cancel_session(
+    query: CallbackQuery, callback_data: ClassAdminCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    await state.clear()
+    item = await _class_or_services(query, ctx, callback_data.service_id)
+    if item is None:
+        return
+    session = await ctx.store.session(callback_data.entry_id)
+    if session is None or session.cancelled:
+        await show_timetable(query, ctx, item, _("This session is cancelled already."))
+        return
+    business = await ctx.business()
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=_("🚫 Yes, cancel it"),
+        callback_data=ClassAdminCb(
+            action=ClassAction.confirm_cancel, service_id=item.id, entry_id=session.id
+        ),
+    )
+    kb.button(
+        text=_("« Back"),
+        callback_data=ClassAdminCb(action=ClassAction.timetable, service_id=item.id),
+    )
+    kb.adjust(1)
+    await show(
+        query,
+        _(
+            "Cancel «{name}», {when}? Its {n} booked customers are told, and their seats are"
+            " cancelled."
+        ).format(
+            name=text.esc(item.name),
+            when=text.when(session.starts_at, business.timezone, business.locale),
+            n=session.booked,
+        ),
+        kb.as_markup(),
+    )
+
+
+async def cancel_session(
+    query: CallbackQuery,
+    callback_data: ClassAdminCb,
+    ctx: TenantContext,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    await state.clear()
+    item = await _class_or_services(query, ctx, callback_data.service_id)
+    if item is None:
+        return
+    cancelled = await ctx.store.cancel_session(callback_data.entry_id)
+    if cancelled is None:  # a second tap, or another admin was first: nobody is told twice
+        await show_timetable(query, ctx, item, _("This session is cancelled already."))
+        return
+    business = await ctx.business()
+    told = 0
+    for booking in cancelled:
+        body = _(
+            "❌ «{service}», {when} is cancelled by the business: your booking #{id} is"
+            " cancelled. We are sorry!"
+        ).format(
+            service=text.esc(booking.service_name),
+            when=text.when(booking.starts_at, business.timezone, business.locale),
+            id=booking.id,
+        )
+        try:
+            await bot.send_message(booking.customer_id, body)
+            told += 1
+        except TelegramAPIError as exc:
+            log.info("tenant %s: cancelled class not told: %s", ctx.tenant_id, exc)
+    note = _("🚫 Session cancelled. Customers told: {told} of {n}.").format(
+        told=told, n=len(cancelled)
+    )
+    await show_timetable(query, ctx, item, note)
+
+
 def router() -> Router:
     r = admin_router("admin_classes")
     r.callback_query.register(ask_capacity, ClassAdminCb.filter(F.action == ClassAction.capacity))
@@ -257,6 +346,12 @@ def router() -> Router:
     )
     r.callback_query.register(
         remove_weekly, ClassAdminCb.filter(F.action == ClassAction.remove_weekly)
+    )
+    r.callback_query.register(
+        ask_cancel_session, ClassAdminCb.filter(F.action == ClassAction.cancel_session)
+    )
+    r.callback_query.register(
+        cancel_session, ClassAdminCb.filter(F.action == ClassAction.confirm_cancel)
     )
     r.message.register(set_capacity, AdminInput.class_capacity, TYPED)
     r.message.register(add_weekly, AdminInput.class_weekly, TYPED)
