@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import time, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -300,3 +301,85 @@ async def test_the_owner_adds_a_staff_member_with_own_hours_services_and_price(b
         await owner.press(settings, "👤 Специалисты", "Специалисты"), "Специалист", "Услуги"
     )
     await owner.press(first, "🚫 Отключить", "Последний активный специалист")
+
+
+class Told:
+    """The assistant's notifier: what the admins would have heard."""
+
+    def __init__(self) -> None:
+        self.bookings: list[int] = []
+
+    async def booking_created(self, booking, *, by_assistant=False):
+        self.bookings.append(booking.id)
+
+    async def booking_cancelled(self, booking):
+        pass
+
+    async def lead_saved(self, saved):
+        pass
+
+    async def handoff_requested(self, customer_id, name, reason):
+        pass
+
+
+async def test_the_assistants_tools_know_staff_any_available_and_classes(bot_factory):
+    import json
+
+    from client_bot.assistant.tools import Toolbox
+    from client_bot.booking_service import Booker
+
+    bot = await bot_factory()
+    maria, olga = await two_masters(bot)
+    haircut = (await bot.store.services())[0]
+    await bot.store.touch_customer(297, "Вера", None, None)
+    await bot.store.create_booking(
+        customer_id=297, service=haircut, starts_at=WED_10, customer_name="Вера",
+        phone="+70000000000", staff_id=maria.id,
+    )  # fmt: skip
+    told = Told()
+    tools = Toolbox(bot.app.ctx, Booker(209, "Анна"), told)
+
+    async def call(tool, **args):
+        return json.loads(await tools.run(tool, json.dumps(args)))
+
+    listed = await call("list_services")
+    assert [s["name"] for s in listed["services"][0]["specialists"]] == ["Мария", "Ольга"]
+    anyone = await call("find_free_slots", service=haircut.id, date="2026-12-02")
+    assert anyone["free_times"][0] == "10:00"  # Ольга is free then
+    marias = await call("find_free_slots", service=haircut.id, date="2026-12-02", staff="Мария")
+    assert "10:00" not in marias["free_times"] and "11:00" in marias["free_times"]
+    refused = await call(
+        "create_booking", service=haircut.id, slot="2026-12-02T10:00", name="Анна",
+        phone="+79001234567", staff="Мария",
+    )  # fmt: skip
+    assert refused["ok"] is False and "taken" in refused["error"]
+    booked = await call(
+        "create_booking", service=haircut.id, slot="2026-12-02T10:00", name="Анна",
+        phone="+79001234567",
+    )  # fmt: skip
+    assert booked["ok"] is True and booked["specialist"] == "Ольга"
+    nobody = await call("find_free_slots", service=haircut.id, date="2026-12-02", staff="Пётр")
+    assert nobody["ok"] is False and "Мария" in nobody["error"]
+
+    yoga = await bot.store.add_service("Йога", Decimal("800"), 60)
+    await bot.store.update_service(yoga.id, "capacity", 1)
+    await bot.store.add_timetable_entry(yoga.id, 2, time(18))
+    seats = await call("find_free_slots", service="Йога", date="2026-12-02")
+    assert seats["free_times"] == ["18:00"]
+    seat = await call(
+        "create_booking", service="Йога", slot="2026-12-02T18:00", name="Анна",
+        phone="+79001234567",
+    )  # fmt: skip
+    assert seat["ok"] is True
+    full = await call("find_free_slots", service="Йога", date="2026-12-02")
+    assert full["free_times"] == []
+    rows = await fetch(
+        bot.tenant.dsn,
+        "SELECT staff_id, session_id IS NOT NULL AS seat, source FROM bookings"
+        " WHERE customer_id = 209 ORDER BY id",
+    )
+    assert [tuple(r.values()) for r in rows] == [
+        (olga.id, False, "assistant"),
+        (None, True, "assistant"),
+    ]
+    assert told.bookings == [booked["booking_id"], seat["booking_id"]]
