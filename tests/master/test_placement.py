@@ -8,7 +8,10 @@ every moment exactly one runtime serves its token.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -172,3 +175,51 @@ def test_a_tenant_env_file_reads_back_exactly() -> None:
     assert dotenv_values(stream=StringIO(text), interpolate=False) == env
     with pytest.raises(DeployError, match="not an environment variable name"):
         render_env({"A=B": "x"})
+
+
+async def test_a_move_cut_short_is_finished_and_a_dead_hub_restarted_by_the_reconciler(
+    make_harness: Callable[..., Awaitable[Harness]], tmp_path: Path
+) -> None:
+    clients = tmp_path / "clients"
+    first = await make_harness(backend=placed(clients))
+    token = await first.new_bot("cut_short_salon_bot")
+    reply = await first.api.provision(token, business_name="Салон «Ромашка»")
+    assert reply.status == 201, reply.body
+    tid = reply.body["tenant_id"]
+    assert len(processes_of(tid)) == 1
+    # The master recorded the move and died before touching the runtime.
+    rows = await first.fetch(
+        "UPDATE control.tenants SET placement = 'shared' WHERE tenant_id = $1 RETURNING 1", tid
+    )
+    assert len(rows) == 1
+
+    second = await make_harness(backend=placed(clients))  # the master, restarted
+    actions = await second.master.reconciler.run_once()
+    assert [(a.act.value, a.tenant_id) for a in actions] == [("deploy", tid)], actions
+    assert processes_of(tid) == []  # exactly one runtime: the hub's
+    assert hub_reports(clients) == {tid: "running"}
+    anna = Customer(second.tg, token, CUSTOMER, "Анна")
+    await anna.ask("/start", "Ромашка")
+    assert await second.master.reconciler.run_once() == []  # settled
+
+    # The hub process dies: its tenant is crashed, and the reconciler starts the hub again.
+    pid = json.loads((clients / "hubs" / "hub-1" / "status.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    await second.wait_for(lambda: _gone(pid))
+    assert (await second.backend.status(tid)).state.value == "crashed"
+    actions = await second.master.reconciler.run_once()
+    assert [a.tenant_id for a in actions] == [tid]
+    assert hub_reports(clients) == {tid: "running"}
+    await anna.ask("/start", "Ромашка")
+
+
+async def _gone(pid: int) -> bool:
+    return await asyncio.to_thread(_dead, pid)
+
+
+def _dead(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
