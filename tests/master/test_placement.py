@@ -20,7 +20,7 @@ import pytest
 
 from client_bot.store import Store
 from core.plans import Catalog, PlansError, parse_plans
-from master_bot.deploy.base import DeployError
+from master_bot.deploy.base import ClientSpec, DeployError, RuntimeState, RuntimeStatus
 from master_bot.deploy.hub import HUB_RE, HubBackend, PlacedBackend, render_env
 from master_bot.deploy.memory import MemoryBackend
 from master_bot.deploy.process import ProcessBackend
@@ -137,6 +137,77 @@ async def test_bad_placement_requests_get_a_clear_4xx(
     assert refused.status == 409 and refused.error_code == "no_hubs"
     rows = await harness.fetch("SELECT placement FROM control.tenants WHERE tenant_id = $1", tid)
     assert rows[0]["placement"] is None
+
+
+class HubStub(ProcessBackend):
+    """Hub "processes" that report every assigned tenant running at once (no interpreter)."""
+
+    def __init__(self, clients: Path) -> None:
+        super().__init__(clients, names=HUB_RE)
+        self.running: set[str] = set()
+
+    def scan(self, hub: str) -> None:
+        """What a hub's scan does: report the tenants whose files are there."""
+        folder = self.runtime_dir / "hubs" / hub
+        tenants = {p.name.removesuffix(".env") for p in (folder / "tenants").glob("*.env")}
+        report = {t: {"state": "running", "detail": ""} for t in tenants}
+        (folder / "status.json").write_text(json.dumps({"pid": 0, "tenants": report}))
+
+    async def deploy(self, spec: ClientSpec) -> RuntimeStatus:
+        self.scan(spec.tenant_id)
+        self.running.add(spec.tenant_id)
+        return RuntimeStatus(spec.tenant_id, RuntimeState.RUNNING)
+
+    async def status(self, tenant_id: str) -> RuntimeStatus:
+        if tenant_id in self.running:
+            self.scan(tenant_id)
+        state = RuntimeState.RUNNING if tenant_id in self.running else RuntimeState.MISSING
+        return RuntimeStatus(tenant_id, state)
+
+    def _status(self, tenant_id: str) -> RuntimeStatus:
+        state = RuntimeState.RUNNING if tenant_id in self.running else RuntimeState.MISSING
+        return RuntimeStatus(tenant_id, state)
+
+    async def remove(self, tenant_id: str) -> None:
+        self.running.discard(tenant_id)
+
+
+async def test_a_full_hub_means_a_new_hub_and_an_empty_one_is_stopped(tmp_path: Path) -> None:
+    clients = tmp_path / "clients"
+    stub = HubStub(clients)
+    hubs = HubBackend(clients, capacity=2, processes=stub, confirm_timeout=5)
+    tids = ["client_101", "client_102", "client_103"]
+    for tid in tids:
+        env = {"TENANT_ID": tid, "BOT_TOKEN": f"1:{'a' * 30}", "BUSINESS_NAME": "x' \nY=1"}
+        status = await hubs.deploy(ClientSpec(tid, env))
+        assert status.state is RuntimeState.RUNNING
+    where = {
+        t: f
+        for t in tids
+        for f in ("hub-1", "hub-2")
+        if (clients / "hubs" / f / "tenants" / f"{t}.env").exists()
+    }
+    assert where == {"client_101": "hub-1", "client_102": "hub-1", "client_103": "hub-2"}
+    path = clients / "hubs" / "hub-2" / "tenants" / "client_103.env"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert (clients / "hubs" / "hub-2").stat().st_mode & 0o777 == 0o700
+    assert stub.running == {"hub-1", "hub-2"}
+    # Deploying again changes nothing (the file is not rewritten: the hub would restart it).
+    mtime = path.stat().st_mtime_ns
+    await hubs.deploy(
+        ClientSpec(
+            "client_103",
+            {"TENANT_ID": "client_103", "BOT_TOKEN": f"1:{'a' * 30}", "BUSINESS_NAME": "x' \nY=1"},
+        )
+    )
+    assert path.stat().st_mtime_ns == mtime
+    await hubs.remove("client_103")
+    assert stub.running == {"hub-1"}  # hub-2 had no tenant left
+    assert set(await hubs.list()) == {"client_101", "client_102"}
+    with pytest.raises(DeployError, match="platform-wide"):
+        await hubs.deploy(
+            ClientSpec("client_104", {"TENANT_ID": "client_104", "ENCRYPTION_KEYS": "k"})
+        )
 
 
 def test_hub_names_fill_gaps_and_the_hubs_backend_names_hubs(tmp_path: Path) -> None:
