@@ -10,6 +10,7 @@ process with one readable message that names every bad variable, instead of a tr
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -430,7 +431,14 @@ def describe_errors(cls: type[BaseSettings], error: ValidationError) -> str:
 
 
 def load_settings(cls: type[S], **overrides: Any) -> S:
-    """Read `cls` from the environment/.env; exit with a readable message when anything is wrong."""
+    """Read `cls` from the environment/.env; exit with a readable message when anything is wrong.
+
+    With SECRETS_DIR set (a Swarm service: master_bot/deploy/swarm.py), settings missing from
+    the environment are also read from files there, one per field (`bot_token`, `database_url`).
+    """
+    secrets_dir = os.environ.get("SECRETS_DIR")
+    if secrets_dir and "_secrets_dir" not in overrides:
+        overrides["_secrets_dir"] = secrets_dir
     try:
         return cls(**overrides)
     except ValidationError as exc:
