@@ -4,6 +4,8 @@ tests/master/test_reconciler.py and test_docker_master.py (one drifted bot: the 
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from master_bot.deploy.base import RuntimeState, RuntimeStatus
@@ -82,7 +84,7 @@ def test_a_healthy_rollout_goes_canary_first_then_in_growing_batches() -> None:
     assert not rollout.active and rollout.next_check(10_000) is None
     # Every batch started only once the one before had run `settle` seconds.
     starts = [runtime.deployed_at[b[0]] for b in batches]
-    assert all(b - a >= POLICY.settle for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a >= POLICY.settle for a, b in itertools.pairwise(starts))
 
 
 def test_a_broken_image_stops_after_the_canary_and_the_rest_keep_their_version() -> None:
@@ -125,7 +127,7 @@ def test_a_restart_after_the_deploy_restarts_the_settling_time() -> None:
     rollout = Rollout(POLICY)
     rollout.offer(fleet)
     runtime = Runtime(fleet, flaky={"client_001"})
-    batches, last, _ = drive(rollout, runtime)
+    _, last, _ = drive(rollout, runtime)
     assert last.finished and rollout.done == fleet
     # The canary crashed once at 5 s: it counted as settled only 20 s after that was seen.
     assert runtime.deployed_at["client_002"] >= 5 + POLICY.settle
