@@ -267,7 +267,17 @@ class MasterSettings(
     master_api_token: SecretStr
     metrics_token: SecretStr | None = None  # bearer token for GET /metrics only (optional)
     operator_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
-    deploy_backend: Literal["docker", "process"] = "docker"
+    deploy_backend: Literal["docker", "process", "swarm"] = "docker"
+    # Swarm services (DEPLOY_BACKEND=swarm): placement constraints and spread preferences,
+    # comma-separated, e.g. SWARM_CONSTRAINTS=node.labels.pool==bots, SWARM_SPREAD=node.labels.zone
+    swarm_constraints: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    swarm_spread: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("swarm_constraints", "swarm_spread", mode="before")
+    @classmethod
+    def _comma_list(cls, v: Any) -> Any:
+        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
     client_image: str = "botfleet-client:latest"
     # A bridge network the master creates when missing; `host` (loopback shared) only if set.
     client_network: str = Field("botfleet-clients", min_length=1)

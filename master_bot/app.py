@@ -95,6 +95,16 @@ def make_backend(settings: MasterSettings, config: MasterConfig) -> DeployBacken
         return PlacedBackend(ProcessBackend(config.clients_dir), hubs)
     from master_bot.deploy.docker import DockerBackend
 
+    if settings.deploy_backend == "swarm":
+        from master_bot.deploy.swarm import SwarmBackend
+
+        return SwarmBackend(
+            settings.client_image,
+            network=settings.client_network,
+            fleet=settings.fleet_name,
+            constraints=settings.swarm_constraints,
+            preferences=settings.swarm_spread,
+        )
     if settings.client_network != "host":
         for name, url in (
             ("TENANT_DATABASE_URL", config.tenant_database_url),

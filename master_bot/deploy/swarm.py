@@ -1,0 +1,422 @@
+"""SwarmBackend: each tenant's bot as a Docker Swarm service (issue 16, past one server).
+
+Same contract as DockerBackend (master_bot/deploy/base.py) and the same names, labels and
+hardening, through the Engine's `services` API on a Swarm manager: a replicated service with one
+replica per tenant (`botfleet-<tenant_id>`, another fleet's `botfleet-<fleet>-<tenant_id>`),
+labels `botfleet.tenant` / `botfleet.managed` / `botfleet.fleet` / `botfleet.spec-hash` on the
+service (how `list()` adopts services after a master restart) and on its containers.
+
+Secrets never go into the service's environment (which `docker service inspect` shows to anyone
+with access to the manager): BOT_TOKEN, DATABASE_URL, REDIS_URL and OPENAI_API_KEY become **Swarm
+secrets**, mounted read-only for the bot's user at `/run/secrets/<name>` (`bot_token`,
+`database_url`, …); the bot reads them through pydantic-settings' secrets directory
+(`SECRETS_DIR=/run/secrets`, core/settings.load_settings). A secret's name carries a digest of
+its value (`<service>-bot_token-<digest>`), so a new token is a new secret and a re-deploy; a
+removed service's secrets are removed with it.
+
+Hardening as far as Swarm's container spec goes: read-only root with a tmpfs on /tmp, every
+capability dropped (API 1.41), memory/CPU/pids limits, a non-root user, an init process, no
+volumes and never the Docker socket; the restart policy `on-failure` with a few attempts, then
+the master's reconciler (with its backoff and alerts) takes over, as with containers.
+`no-new-privileges` is not part of Swarm's container spec before Engine 25 (API 1.44):
+with cap-drop ALL and a non-root user nothing can gain privileges through setuid binaries of
+the image anyway, and the client image has none.
+
+Placement: `constraints` (e.g. `node.labels.pool==business`) and `preferences` (spread over
+`node.labels.zone`) come from the master's settings; on one node they are simply met.
+Networks: `network` as for DockerBackend; an overlay network created by the operator
+(`docker network create -d overlay --attachable --subnet 10.20.0.0/16 botfleet-clients`: the
+default /24 holds about 250 tasks, too few for a fleet) or `host` on a single node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import docker
+from docker.errors import NotFound
+from docker.models.services import Service
+from docker.types import (
+    Mount,
+    Resources,
+    RestartPolicy,
+    SecretReference,
+    ServiceMode,
+)
+
+from core.tenant_id import TENANT_ID_RE, validate_tenant_id
+from master_bot.deploy.base import ClientSpec, DeployError, RuntimeState, RuntimeStatus
+from master_bot.deploy.docker import (
+    LABEL_FLEET,
+    LABEL_MANAGED,
+    LABEL_SPEC,
+    LABEL_TENANT,
+    DockerBackend,
+    _secrets_of,
+)
+
+log = logging.getLogger(__name__)
+
+# What goes into Swarm secrets rather than the service's environment (file name = lower case).
+SECRET_ENV = ("BOT_TOKEN", "DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY")
+SECRETS_DIR = "/run/secrets"
+_MEMORY_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _bytes(size: str) -> int:
+    size = size.strip().lower()
+    if size and size[-1] in _MEMORY_UNITS:
+        return int(float(size[:-1]) * _MEMORY_UNITS[size[-1]])
+    return int(size)
+
+
+class SwarmBackend(DockerBackend):
+    """Client bots as Swarm services (one replica each) on a Swarm manager."""
+
+    name = "swarm"
+
+    def __init__(
+        self,
+        image: str,
+        *,
+        constraints: list[str] | None = None,
+        preferences: list[str] | None = None,
+        uid: int = 10001,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(image, **kwargs)
+        self.constraints = list(constraints or [])
+        self.preferences = list(preferences or [])
+        self.uid = uid
+
+    # ------------------------------------------------------------------ lookups
+    async def _service(self, tenant_id: str) -> Service | None:
+        client = await self._docker()
+        name = self._name(tenant_id)
+
+        def get() -> Service | None:
+            try:
+                return client.services.get(name)
+            except NotFound:
+                return None
+
+        service = await self._call(f"inspect service {name}", get)
+        if service is None:
+            return None
+        labels = service.attrs.get("Spec", {}).get("Labels") or {}
+        if labels.get(LABEL_TENANT) != tenant_id:
+            raise DeployError(
+                f"a service named {name} exists but was not created by botfleet for {tenant_id} "
+                f"(label {LABEL_TENANT} is missing or differs); remove or rename it"
+            )
+        if labels.get(LABEL_FLEET) != self.fleet:
+            raise DeployError(
+                f"service {name} belongs to the fleet {labels.get(LABEL_FLEET)!r}, not to "
+                f"{self.fleet!r}; this master leaves it alone"
+            )
+        return service
+
+    async def _need(self, tenant_id: str, action: str) -> Service:
+        service = await self._service(tenant_id)
+        if service is None:
+            raise DeployError(
+                f"cannot {action} {tenant_id}: it has no service ({self._name(tenant_id)}); "
+                "deploy it first"
+            )
+        return service
+
+    # ------------------------------------------------------------------ the service
+    def _split(self, env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """(plain environment, secrets by file name): secrets never in the environment."""
+        plain = {k: v for k, v in env.items() if k not in SECRET_ENV}
+        secret = {k.lower(): v for k, v in env.items() if k in SECRET_ENV and v}
+        plain["SECRETS_DIR"] = SECRETS_DIR
+        return plain, secret
+
+    def _secret_name(self, tenant_id: str, file: str, value: str) -> str:
+        digest = hashlib.sha256(f"{tenant_id}\0{file}\0{value}".encode()).hexdigest()[:16]
+        return f"{self._name(tenant_id)}-{file}-{digest}"
+
+    def _shape(self) -> dict[str, Any]:
+        return {
+            "memory": self.memory,
+            "nano_cpus": self.nano_cpus,
+            "pids": self.pids_limit,
+            "restart": [self.restart_policy, self.restart_retries],
+            "tmpfs": self.tmpfs_size,
+            "network": self.network,
+            "constraints": self.constraints,
+            "preferences": self.preferences,
+            "stop": self.stop_timeout,
+        }
+
+    def _service_hash(
+        self, image_id: str, user: str, env: Mapping[str, str], labels: Mapping[str, str]
+    ) -> str:
+        shape = {
+            "image": image_id,
+            "user": user,
+            "env": sorted(env.items()),
+            "labels": sorted(labels.items()),
+            "service": self._shape(),
+        }
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
+
+    async def _ensure_secrets(
+        self, client: docker.DockerClient, tenant_id: str, secrets: Mapping[str, str]
+    ) -> list[SecretReference]:
+        refs: list[SecretReference] = []
+        labels = {LABEL_TENANT: tenant_id, LABEL_MANAGED: "true", LABEL_FLEET: self.fleet}
+        for file, value in sorted(secrets.items()):
+            name = self._secret_name(tenant_id, file, value)
+
+            def ensure(name: str = name, value: str = value) -> str:
+                found = client.secrets.list(filters={"name": name})
+                exact = [s for s in found if s.name == name]
+                if exact:
+                    return str(exact[0].id)
+                return str(client.secrets.create(name=name, data=value.encode(), labels=labels).id)
+
+            secret_id = await self._call(
+                f"create secret {name}", ensure, secrets=_secrets_of({"v": value})
+            )
+            refs.append(
+                SecretReference(
+                    secret_id, name, filename=file, uid=str(self.uid), gid=str(self.uid), mode=0o400
+                )
+            )
+        return refs
+
+    async def _drop_secrets(
+        self, client: docker.DockerClient, tenant_id: str, keep: frozenset[str] = frozenset()
+    ) -> None:
+        """Remove this tenant's secrets not in `keep` (by name); ones still in use stay."""
+
+        def drop() -> None:
+            found = client.secrets.list(
+                filters={"label": [f"{LABEL_TENANT}={tenant_id}", f"{LABEL_FLEET}={self.fleet}"]}
+            )
+            for secret in found:
+                if secret.name in keep:
+                    continue
+                try:
+                    secret.remove()
+                except docker.errors.APIError as exc:  # still referenced by a task going away
+                    log.debug("secret %s not removed yet: %s", secret.name, exc)
+
+        await self._call(f"remove old secrets of {tenant_id}", drop)
+
+    def _resources(self) -> Resources:
+        resources = Resources(cpu_limit=self.nano_cpus, mem_limit=_bytes(self.memory))
+        resources["Limits"]["Pids"] = self.pids_limit  # API 1.41; not in the SDK's helper yet
+        return resources
+
+    def _restart(self) -> RestartPolicy:
+        condition = {"on-failure": "on-failure", "no": "none"}.get(self.restart_policy, "any")
+        return RestartPolicy(
+            condition=condition, delay=5 * 10**9, max_attempts=self.restart_retries
+        )
+
+    # ------------------------------------------------------------------ DeployBackend
+    async def deploy(self, spec: ClientSpec) -> RuntimeStatus:
+        tenant_id = validate_tenant_id(spec.tenant_id)
+        name = self._name(tenant_id)
+        async with self._lock(tenant_id):
+            client = await self._docker()
+            image_id, user = await self._image(client)
+            if self.network not in {"host", "none", "bridge"}:
+                await self._call(
+                    f"find network {self.network}", lambda: client.networks.get(self.network)
+                )
+            plain, secret = self._split(spec.env)
+            labels = self._labels(spec)
+            secret_names = {
+                file: self._secret_name(tenant_id, file, value) for file, value in secret.items()
+            }
+            labels[LABEL_SPEC] = self._service_hash(
+                image_id, user, {**plain, **secret_names}, labels
+            )
+            existing = await self._service(tenant_id)
+            if existing is not None:
+                if (existing.attrs["Spec"].get("Labels") or {}).get(LABEL_SPEC) == labels[
+                    LABEL_SPEC
+                ]:
+                    await self._scale(existing, 1)
+                    return await self._status(tenant_id)
+                log.info("replacing service %s: its spec changed", name)
+                await self._call(f"remove service {name}", existing.remove)
+            refs = await self._ensure_secrets(client, tenant_id, secret)
+            tmp = Mount("/tmp", None, type="tmpfs", tmpfs_size=_bytes(self.tmpfs_size))  # noqa: S108
+
+            def create() -> Service:
+                service: Service = client.services.create(
+                    self.image,
+                    name=name,
+                    labels=labels,
+                    container_labels=labels,
+                    mode=ServiceMode("replicated", replicas=1),
+                    networks=[self.network] if self.network != "none" else None,
+                    resources=self._resources(),
+                    restart_policy=self._restart(),
+                    constraints=self.constraints or None,
+                    preferences=[("spread", label) for label in self.preferences] or None,
+                    env=[f"{k}={v}" for k, v in sorted(plain.items())],
+                    user=user,
+                    read_only=True,
+                    init=True,
+                    cap_drop=["ALL"],
+                    secrets=refs,
+                    stop_signal="SIGTERM",
+                    stop_grace_period=self.stop_timeout * 10**9,
+                    mounts=[tmp],
+                )
+                return service
+
+            await self._call(f"create service {name}", create, secrets=_secrets_of(spec.env))
+            await self._drop_secrets(client, tenant_id, keep=frozenset(secret_names.values()))
+            log.info("created service %s (%s)", name, self.image)
+        return await self._status(tenant_id)
+
+    async def _scale(self, service: Service, replicas: int) -> None:
+        current = (service.attrs["Spec"].get("Mode") or {}).get("Replicated", {}).get("Replicas")
+        if current != replicas:
+            await self._call(
+                f"scale service {service.name} to {replicas}", lambda: service.scale(replicas)
+            )
+
+    async def start(self, tenant_id: str) -> RuntimeStatus:
+        async with self._lock(validate_tenant_id(tenant_id)):
+            await self._scale(await self._need(tenant_id, "start"), 1)
+        return await self._status(tenant_id)
+
+    async def stop(self, tenant_id: str) -> RuntimeStatus:
+        async with self._lock(validate_tenant_id(tenant_id)):
+            service = await self._service(tenant_id)
+            if service is not None:
+                await self._scale(service, 0)
+        return await self._status(tenant_id)
+
+    async def restart(self, tenant_id: str) -> RuntimeStatus:
+        async with self._lock(validate_tenant_id(tenant_id)):
+            service = await self._need(tenant_id, "restart")
+            await self._scale(service, 1)
+            await self._call(f"restart service {service.name}", service.force_update)
+        return await self._status(tenant_id)
+
+    async def remove(self, tenant_id: str) -> None:
+        async with self._lock(validate_tenant_id(tenant_id)):
+            service = await self._service(tenant_id)
+            if service is not None:
+                await self._call(f"remove service {service.name}", service.remove)
+            client = await self._docker()
+            await self._drop_secrets(client, tenant_id)
+
+    async def _status(self, tenant_id: str, *, memory: bool = False) -> RuntimeStatus:
+        service = await self._service(tenant_id)
+        if service is None:
+            return RuntimeStatus(tenant_id, RuntimeState.MISSING, detail="no service")
+        tasks = await self._call(f"tasks of service {service.name}", service.tasks)
+        return _service_status(tenant_id, service.attrs, tasks)
+
+    async def list(self) -> dict[str, RuntimeStatus]:
+        client = await self._docker()
+
+        def services() -> list[tuple[Service, list[dict[str, Any]]]]:
+            labels = [f"{LABEL_MANAGED}=true", f"{LABEL_FLEET}={self.fleet}"]
+            found = client.services.list(filters={"label": labels})
+            return [(s, s.tasks()) for s in found]
+
+        found = await self._call(f"list the services of fleet {self.fleet}", services)
+        result: dict[str, RuntimeStatus] = {}
+        for service, tasks in found:
+            labels = service.attrs.get("Spec", {}).get("Labels") or {}
+            tenant_id = labels.get(LABEL_TENANT, "")
+            if labels.get(LABEL_FLEET) != self.fleet:
+                continue
+            if not TENANT_ID_RE.match(tenant_id) or service.name != self._name(tenant_id):
+                log.warning("ignoring service %s: labels do not name its tenant", service.name)
+                continue
+            result[tenant_id] = _service_status(tenant_id, service.attrs, tasks)
+        return result
+
+    async def drifted(self, specs: Mapping[str, ClientSpec]) -> set[str]:
+        if not specs:
+            return set()
+        client = await self._docker()
+        image_id, user = await self._image(client)
+        drifted = set()
+        for tenant_id, spec in specs.items():
+            service = await self._service(tenant_id)
+            if service is None:
+                continue
+            plain, secret = self._split(spec.env)
+            names = {f: self._secret_name(tenant_id, f, v) for f, v in secret.items()}
+            want = self._service_hash(image_id, user, {**plain, **names}, self._labels(spec))
+            if (service.attrs["Spec"].get("Labels") or {}).get(LABEL_SPEC) != want:
+                drifted.add(tenant_id)
+        return drifted
+
+    async def logs(self, tenant_id: str, lines: int = 100) -> str:
+        service = await self._need(validate_tenant_id(tenant_id), "read the logs of")
+        tail = max(1, min(int(lines), 10_000))
+
+        def read() -> bytes:
+            return b"".join(service.logs(stdout=True, stderr=True, tail=tail))
+
+        data = await self._call(f"logs of service {service.name}", read)
+        return data.decode("utf-8", errors="replace")
+
+    async def ping(self) -> None:
+        client = await self._docker()
+        info = await self._call("ask the Docker Engine about its swarm", client.info)
+        swarm = info.get("Swarm") or {}
+        if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+            raise DeployError(
+                "the Docker Engine is not a Swarm manager (swarm state "
+                f"{swarm.get('LocalNodeState')!r}): run `docker swarm init` on it, or point "
+                "DOCKER_HOST at a manager"
+            )
+
+
+def _service_status(
+    tenant_id: str, attrs: Mapping[str, Any], tasks: list[dict[str, Any]]
+) -> RuntimeStatus:
+    """Swarm's view of a one-replica service, as a RuntimeStatus."""
+    replicas = ((attrs.get("Spec") or {}).get("Mode") or {}).get("Replicated", {}).get("Replicas")
+    tasks = sorted(tasks, key=lambda t: str(t.get("CreatedAt") or ""))
+    restarts = max(0, len(tasks) - 1)
+    if not tasks:
+        state = RuntimeState.STOPPED if replicas == 0 else RuntimeState.MISSING
+        detail = "scaled to 0" if replicas == 0 else "no task yet"
+        return RuntimeStatus(
+            tenant_id, state if replicas == 0 else RuntimeState.STOPPED, detail=detail
+        )
+    last = tasks[-1]
+    status = last.get("Status") or {}
+    current = str(status.get("State") or "unknown")
+    desired = str(last.get("DesiredState") or "")
+    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+    exit_code = int(code) if isinstance(code, int) else None
+    if replicas == 0:
+        return RuntimeStatus(
+            tenant_id, RuntimeState.STOPPED, exit_code, restarts, detail="scaled to 0"
+        )
+    if current == "running":
+        return RuntimeStatus(tenant_id, RuntimeState.RUNNING, None, restarts, detail="running")
+    if current in {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"}:
+        return RuntimeStatus(tenant_id, RuntimeState.STOPPED, None, restarts, detail=current)
+    if current == "complete" and desired == "shutdown":
+        return RuntimeStatus(
+            tenant_id, RuntimeState.STOPPED, exit_code, restarts, detail="complete"
+        )
+    error = str(status.get("Err") or status.get("Message") or "")
+    detail = (
+        f"{current}"
+        + (f": {error}" if error else "")
+        + (f", exit code {exit_code}" if exit_code is not None else "")
+    )
+    return RuntimeStatus(tenant_id, RuntimeState.CRASHED, exit_code, restarts, detail=detail)
