@@ -190,7 +190,40 @@ def _wake_reminders(ctx: TenantContext, reminders: list[tuple[int, datetime]]) -
         ctx.reminders_changed.set()
 
 
-# --- group classes -------------------------------------------------------------------------------
+async def move_to_others(ctx: TenantContext, staff_id: int) -> tuple[list[Booking], list[Booking]]:
+    """Give each upcoming booking of the staff member to another one who performs the service
+    and is free then (least loaded first): (moved, left with them)."""
+    moved: list[Booking] = []
+    stuck: list[Booking] = []
+    services = {s.id: s for s in await ctx.store.services(include_hidden=True)}
+    for booking in await ctx.store.upcoming_of_staff(staff_id, ctx.now()):
+        service = services.get(booking.service_id)
+        start = booking.starts_at
+        options = [
+            option
+            for option in (
+                await _options(
+                    ctx, service, None, start - timedelta(days=1), start + timedelta(days=1)
+                )
+                if service is not None
+                else []
+            )
+            if option.staff_id != staff_id
+        ]
+        # Is it a free time of theirs, however soon it is (the customer booked it long ago)?
+        lead = (await ctx.business()).rules.lead_delta
+        candidates, _problem = free_staff_at(options, start, start - lead - timedelta(minutes=1))
+        for candidate in candidates:
+            done = await ctx.store.move_booking(booking.id, candidate)
+            if done is not None:
+                moved.append(done)
+                break
+        else:
+            stuck.append(booking)
+    return moved, stuck
+
+
+# --- group classes ---# --- group classes -------------------------------------------------------------------------------
 class SeatProblem(enum.StrEnum):
     FULL = "full"  # every seat is taken
     GONE = "gone"  # the session was cancelled, removed, or is too close to its start

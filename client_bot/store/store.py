@@ -424,14 +424,29 @@ class Store:
         )
         return {r["service_id"]: (r["price"], r["duration_min"]) for r in rows}
 
-    async def future_bookings_of_staff(self, staff_id: int, now: datetime) -> int:
-        count: int = await self.pool.fetchval(
-            "SELECT count(*) FROM bookings WHERE staff_id = $1 AND status = 'confirmed'"
-            " AND starts_at > $2",
+    async def upcoming_of_staff(self, staff_id: int, now: datetime) -> list[Booking]:
+        """The staff member's confirmed appointments after `now` (class seats not included)."""
+        rows = await self.pool.fetch(
+            _BOOKING_SELECT + " WHERE b.staff_id = $1 AND b.status = 'confirmed'"
+            " AND b.session_id IS NULL AND b.starts_at > $2 ORDER BY b.starts_at",
             staff_id,
             now,
         )
-        return count
+        return [Booking.from_row(r) for r in rows]
+
+    async def move_booking(self, booking_id: int, staff_id: int) -> Booking | None:
+        """Give a confirmed booking to another staff member at the same time; None when they
+        are busy then (the database refuses the overlap) or the booking is not active."""
+        try:
+            row = await self.pool.fetchrow(
+                "UPDATE bookings SET staff_id = $2, updated_at = now()"
+                " WHERE id = $1 AND status = 'confirmed' AND session_id IS NULL RETURNING id",
+                booking_id,
+                staff_id,
+            )
+        except asyncpg.ExclusionViolationError:
+            return None
+        return await self.booking(booking_id) if row else None
 
     async def remove_staff_service(self, staff_id: int, service_id: int) -> None:
         await self.pool.execute(

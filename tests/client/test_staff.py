@@ -383,3 +383,48 @@ async def test_the_assistants_tools_know_staff_any_available_and_classes(bot_fac
         (None, True, "assistant"),
     ]
     assert told.bookings == [booked["booking_id"], seat["booking_id"]]
+
+
+async def test_a_staff_member_leaving_with_bookings_the_admin_moves_or_cancels_them(bot_factory):
+    bot = await bot_factory()
+    maria, olga = await two_masters(bot)
+    haircut = (await bot.store.services())[0]
+    anna, boris = bot.customer(210, "Анна"), bot.customer(211, "Борис")
+    ids = {}
+    for customer, staff, start in (
+        (anna, olga, WED_10), (boris, olga, WED_10 + timedelta(hours=5)),
+        (bot.customer(212, "Вера"), maria, WED_10 + timedelta(hours=5)),
+    ):  # fmt: skip
+        await customer.ask("/start", "Добро пожаловать")
+        booking = await bot.store.create_booking(
+            customer_id=customer.id, service=haircut, starts_at=start, customer_name=customer.name,
+            phone="+70000000000", staff_id=staff.id,
+        )  # fmt: skip
+        ids[customer.id] = booking.id
+    owner = await bot.admin()
+    home = await owner.ask("/admin", "Панель управления")
+    settings = await owner.press(home, "⚙️ Настройки", "Что хотите изменить")
+    card = await owner.press(
+        await owner.press(settings, "👤 Специалисты", "Специалисты"), "Ольга", "Колорист"
+    )
+    before = await owner.seen()
+    await owner.click(card, "🚫 Отключить")
+    choice = await owner.wait("ещё есть предстоящие записи: 2", after=before)
+    # Мария is free at 10:00 but not at 15:00 (Вера): one moves, one stays for a decision.
+    before = await owner.seen()
+    await owner.click(choice, "🔀 Передать другим специалистам")
+    report = await owner.wait("Передано: 1", after=before)
+    assert f"Не нашлось свободного специалиста для: #{ids[211]}" in report.plain_text
+    again = await owner.wait("ещё есть предстоящие записи: 1", after=before)
+    moved = await anna.wait("передана специалисту Мария")
+    assert "ср, 2 дек., 10:00" in moved.plain_text and "Ольга не сможет" in moved.plain_text
+    await owner.press(again, "✖️ Отменить с уведомлением", "Отменено: 1")
+    await boris.wait(f"Ваша запись №{ids[211]}")
+    rows = await fetch(
+        bot.tenant.dsn,
+        "SELECT customer_id, staff_id, status, cancelled_by FROM bookings ORDER BY id",
+    )
+    assert [tuple(r.values()) for r in rows] == [
+        (210, maria.id, "confirmed", None), (211, olga.id, "cancelled", "admin"),
+        (212, maria.id, "confirmed", None),
+    ]  # fmt: skip

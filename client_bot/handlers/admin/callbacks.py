@@ -164,6 +164,8 @@ class StaffAction(enum.StrEnum):
     service_terms = "st"
     day_off = "o"
     active = "x"
+    move_bookings = "mv"  # an inactive staff member's upcoming bookings to the others
+    cancel_bookings = "cx"  # ... or cancelled with a notice
 
 
 class StaffAdminCb(CallbackData, prefix="af"):

@@ -3,22 +3,26 @@ days off, the services they perform at their own price and duration, deactivate.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import time
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from client_bot import text
+from client_bot import booking_service, text
 from client_bot.context import TenantContext
 from client_bot.handlers.admin import parse
 from client_bot.handlers.admin.callbacks import AdminCb, Screen, StaffAction, StaffAdminCb
 from client_bot.handlers.admin.screen import TYPED, admin_router, local_today, prompt, show
 from client_bot.handlers.admin.states import AdminInput
 from client_bot.store import Staff
+
+log = logging.getLogger(__name__)
 
 STAFF_NAME_MAX = 100
 STAFF_DESCRIPTION_MAX = 500
@@ -145,6 +149,8 @@ async def view(
     member = await _member_or_list(query, ctx, callback_data.staff_id)
     if member is not None:
         await show_member(query, ctx, member)
+        if not member.active:  # bookings left to decide about
+            await offer_their_bookings(query, ctx, member)
 
 
 async def ask_new(query: CallbackQuery, state: FSMContext) -> None:
@@ -231,16 +237,115 @@ async def toggle_active(
         return
     updated = await ctx.store.update_staff(member.id, "active", not member.active)
     assert updated is not None
-    note = _("✅ Active again.")
-    if not updated.active:
-        note = _("🚫 Deactivated: customers no longer see them.")
-        booked = await ctx.store.future_bookings_of_staff(member.id, ctx.now())
-        if booked:
-            note += "\n" + _(
-                "⚠️ They still have {n} upcoming bookings: these stay; open 📅 Bookings to"
-                " cancel them with a note."
-            ).format(n=booked)
-    await show_member(query, ctx, updated, note)
+    if updated.active:
+        await show_member(query, ctx, updated, _("✅ Active again."))
+        return
+    await show_member(query, ctx, updated, _("🚫 Deactivated: customers no longer see them."))
+    await offer_their_bookings(query, ctx, updated)
+
+
+async def offer_their_bookings(
+    event: Message | CallbackQuery, ctx: TenantContext, member: Staff
+) -> None:
+    """An inactive staff member with upcoming bookings: the admin moves them to the others or
+    cancels them with a notice (until then they stay, nothing is lost)."""
+    upcoming = await ctx.store.upcoming_of_staff(member.id, ctx.now())
+    if not upcoming:
+        return
+    if isinstance(event, CallbackQuery):  # answered already by the screen before this one
+        if not isinstance(event.message, Message):
+            return
+        event = event.message
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=_("🔀 Move to the other staff"),
+        callback_data=_cb(StaffAction.move_bookings, member.id),
+    )
+    kb.button(
+        text=_("✖️ Cancel them with a notice"),
+        callback_data=_cb(StaffAction.cancel_bookings, member.id),
+    )
+    kb.adjust(1)
+    await show(
+        event,
+        _(
+            "⚠️ {name} still has {n} upcoming bookings. Move them to the other staff (whoever"
+            " is free at that time; the customers are told), or cancel them with a notice?"
+        ).format(name=text.esc(member.name), n=len(upcoming)),
+        kb.as_markup(),
+    )
+
+
+async def _tell(bot: Bot, ctx: TenantContext, customer_id: int, body: str) -> bool:
+    try:
+        await bot.send_message(customer_id, body)
+    except TelegramAPIError as exc:
+        log.info("tenant %s: customer %s not told: %s", ctx.tenant_id, customer_id, exc)
+        return False
+    return True
+
+
+async def move_bookings(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext,
+    bot: Bot,
+) -> None:  # fmt: skip
+    await state.clear()
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is None:
+        return
+    business = await ctx.business()
+    moved, stuck = await booking_service.move_to_others(ctx, member.id)
+    for booking in moved:
+        await _tell(
+            bot,
+            ctx,
+            booking.customer_id,
+            _(
+                "ℹ️ Your booking #{id} ({service}, {when}) is now with {staff}: {old} is not"
+                " available. The time stays the same."
+            ).format(
+                id=booking.id,
+                service=text.esc(booking.service_name),
+                when=text.when(booking.starts_at, business.timezone, business.locale),
+                staff=text.esc(booking.staff_name or ""),
+                old=text.esc(member.name),
+            ),
+        )
+    note = _("🔀 Moved: {moved}. Nobody free for: {stuck}.").format(
+        moved=len(moved), stuck=", ".join(f"#{b.id}" for b in stuck) or "—"
+    )
+    await show_member(query, ctx, member, note)
+    await offer_their_bookings(query, ctx, member)
+
+
+async def cancel_bookings(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext,
+    bot: Bot,
+) -> None:  # fmt: skip
+    await state.clear()
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is None:
+        return
+    business = await ctx.business()
+    cancelled = 0
+    for booking in await ctx.store.upcoming_of_staff(member.id, ctx.now()):
+        done = await ctx.store.cancel_booking(booking.id, by="admin", note=member.name)
+        if done is None:  # cancelled meanwhile (by the customer, another admin)
+            continue
+        cancelled += 1
+        await _tell(
+            bot,
+            ctx,
+            done.customer_id,
+            _("❌ Your booking #{id} ({service}, {when}) has been cancelled.").format(
+                id=done.id,
+                service=text.esc(done.service_name),
+                when=text.when(done.starts_at, business.timezone, business.locale),
+            ),
+        )
+    await show_member(
+        query, ctx, member, _("✖️ Cancelled: {n}; the customers were told.").format(n=cancelled)
+    )
 
 
 # --- hours ----------------------------------------------------------------------------------------
@@ -487,6 +592,8 @@ def router() -> Router:
         StaffAction.service_terms: ask_terms,
         StaffAction.day_off: ask_day_off,
         StaffAction.active: toggle_active,
+        StaffAction.move_bookings: move_bookings,
+        StaffAction.cancel_bookings: cancel_bookings,
     }
     for action, handler in actions.items():
         r.callback_query.register(handler, StaffAdminCb.filter(F.action == action))
