@@ -3,7 +3,9 @@
 With no real sales-bot credentials (SALES_BOT_TOKEN unset in the environment and in `.env`) it
 runs in **sandbox mode**: the project's Telegram emulator and YooKassa fake stand in for the
 outside services, and the master (Docker backend when an engine answers, else processes) and
-the sales bot run against them. It then prints how to play the owner's journey from a terminal.
+the sales bot run against them. It then prints how to play the owner's journey in a browser
+(the emulator's chat view) or a terminal, and writes the master's settings to
+`<run dir>/master.env`, which `make stats` and `make logs` read when there is no `.env`.
 With real credentials, the master and the sales bot run against Telegram and YooKassa as
 configured in `.env`. Ctrl-C stops everything it started.
 """
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -72,6 +75,7 @@ def sandbox_env() -> dict[str, dict[str, str]]:
         # network (chosen here explicitly; a real fleet's bots get a bridge network).
         "CLIENT_NETWORK": os.environ.get("CLIENT_NETWORK", "host"),
     }
+    chat_view = f"{telegram}/?bot=botfleet_sales_bot&user={OPERATOR_ID}&name=Owner"
     sales = {
         **common,
         "SALES_BOT_TOKEN": SALES_TOKEN,
@@ -80,9 +84,24 @@ def sandbox_env() -> dict[str, dict[str, str]]:
         "YOOKASSA_SECRET_KEY": "test_fake_secret",
         "YOOKASSA_API_URL": f"http://127.0.0.1:{PORTS['yookassa']}/v3",
         "YOOKASSA_TRUSTED_NETWORKS": "127.0.0.0/8",
+        # After paying, the checkout page sends the owner back to the sales bot's chat.
+        "YOOKASSA_RETURN_URL": chat_view,
         "WEBHOOK_PORT": str(PORTS["sales"]),
     }
     return {"master": master, "sales": sales, "common": common}
+
+
+def write_master_env(master: dict[str, str]) -> Path:
+    """The master's sandbox settings (not the servers' URLs, which `make` finds itself), for
+    `make stats`/`make logs`: they ask the same deploy backend as the running master."""
+    names = {"TELEGRAM_API_URL", "DOCKER_HOST", "ENCRYPTION_KEYS", "MASTER_API_TOKEN"}
+    names |= {k for k in master if k.startswith(("MASTER_", "DEPLOY_", "CLIENT", "OPERATOR_"))}
+    path = RUN_DIR / "master.env"
+    path.write_text(
+        "".join(f"{k}={shlex.quote(master[k])}\n" for k in sorted(names) if k in master)
+    )
+    path.chmod(0o600)
+    return path
 
 
 class Stack:
@@ -147,6 +166,7 @@ async def wait_http(url: str, stack: Stack, seconds: float = 90) -> None:
 
 async def run_sandbox() -> None:
     env = sandbox_env()
+    write_master_env(env["master"])
     stack = Stack()
     print(f"botfleet sandbox ({env['master']['DEPLOY_BACKEND']} backend):", flush=True)
     try:
@@ -167,19 +187,23 @@ async def run_sandbox() -> None:
         await wait_http(f"http://127.0.0.1:{PORTS['master']}/health", stack)
         await stack.start("sales", ["-m", "sales_bot"], env["sales"])
         await wait_http(f"http://127.0.0.1:{PORTS['sales']}/yookassa/webhook", stack)
-        chat = (
-            f"{sys.executable} -m telegram_emulator.chat --url http://127.0.0.1:{PORTS['telegram']}"
-        )
+        telegram = f"http://127.0.0.1:{PORTS['telegram']}"
+        chat = f"{sys.executable} -m telegram_emulator.chat --url {telegram}"
         print(
             f"""
-ready. Play the owner's journey in another terminal:
-  1. talk to the sales bot:   {chat} --token {SALES_TOKEN}
-     buy a plan; when it asks for a bot token, paste any made-up one, e.g.
-     1234567:my-sandbox-bot-token-abcdefghij (the emulator creates that bot)
-  2. pay: the "Pay" button's link is the YooKassa fake's checkout page; pay with
-     curl -X POST <that link>   (the fake then notifies the sales bot's webhook)
-  3. talk to your new bot:    {chat} --token <the token you pasted>   (try /start, /admin)
-  operators: {chat} --token {MASTER_TOKEN} --user {OPERATOR_ID}   (/clients, /stats)
+ready. Play the owner's journey in a browser: {telegram}/
+(the emulator's chat view: pick a bot and a user id, type, press buttons; links open in a tab)
+  1. the sales bot @botfleet_sales_bot, user {OPERATOR_ID}: /start, buy a plan; when it asks for
+     a bot token, paste any made-up one, e.g. 1234567:my-sandbox-bot-token-abcdefghij
+     (the emulator creates that bot)
+  2. pay: the "Оплатить" button opens the YooKassa fake's checkout page; press "Pay" there
+     (the fake notifies the sales bot's webhook and brings you back to the chat)
+  3. your new bot appears in the bot list: /start as a customer, /admin as user {OPERATOR_ID}
+  4. operators: @botfleet_master_bot as user {OPERATOR_ID}: /clients, /stats
+Or in a terminal: {chat} --token {SALES_TOKEN}
+  (`:N` presses button N; a link button prints its link: pay with curl -X POST <link>),
+  then --token <the token you pasted>, and --token {MASTER_TOKEN} --user {OPERATOR_ID}
+  make stats; make logs TENANT=client_001   (they read {RUN_DIR / "master.env"})
   REST API: http://127.0.0.1:{PORTS["master"]}/openapi.json (MASTER_API_TOKEN in {RUN_DIR / "sandbox.env"})
 Ctrl-C stops everything.""",
             flush=True,

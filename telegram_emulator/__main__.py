@@ -1,4 +1,8 @@
-"""Run the emulator standalone: ``python -m telegram_emulator --host 127.0.0.1 --port 8081``."""
+"""Run the emulator standalone: ``python -m telegram_emulator --host 127.0.0.1 --port 8081``.
+
+Besides the Bot API and the control API it serves a chat view for a browser at its root URL
+(choose a bot and a user, read and send messages, press inline and reply buttons, open links).
+"""
 
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ async def _run(args: argparse.Namespace) -> None:
         server.state.register_bot(token, username or None)
     base_url = await server.start(args.host, args.port)
     log.info("Telegram emulator listening on %s (control API: %s/_emulator/)", base_url, base_url)
+    log.info("chat view for a browser: %s/", base_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -3,8 +3,10 @@
     python -m telegram_emulator.chat --token <bot token> [--url http://127.0.0.1:8081] [--user 1001]
 
 Type a message and press Enter to send it. Inline buttons of the bot's messages are numbered:
-`:3` presses button 3 of the latest message that has buttons. Other commands:
+`:3` presses button 3 of the latest message that has buttons (a link button, shown with ↗,
+prints its link to open in a browser: Telegram sends the bot nothing for it). Other commands:
 `:contact +79001234567` shares a phone number, `:bot <token>` talks to another bot, `:quit`.
+The same chats in a browser: the emulator's own page, e.g. http://127.0.0.1:8081/.
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ import argparse
 import asyncio
 import sys
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from telegram_emulator.driver import EmulatorClient, SentMessage
+from telegram_emulator.driver import EmulatorClient, EmulatorControlError, SentMessage
+
+
+class Button(NamedTuple):
+    message_id: int
+    text: str
+    url: str | None  # a link button: opened, never sent to the bot
 
 
 @dataclass
@@ -24,18 +33,27 @@ class Session:
     user_id: int
     name: str
     shown: dict[int, int] = field(default_factory=dict)  # message id -> edits already shown
-    buttons: list[tuple[int, str]] = field(default_factory=list)  # (message id, button text)
+    buttons: list[Button] = field(default_factory=list)
 
 
-def render(message: SentMessage, first_number: int) -> tuple[str, list[str]]:
-    """A bot message as terminal text, its inline buttons numbered from `first_number`."""
+def inline_buttons(message: SentMessage) -> list[list[Button]]:
+    rows = (message.reply_markup or {}).get("inline_keyboard") or []
+    return [
+        [Button(message.message_id, str(b.get("text")), b.get("url") or None) for b in row]
+        for row in rows
+    ]
+
+
+def render(message: SentMessage, first_number: int) -> tuple[str, list[Button]]:
+    """A bot message as terminal text, its inline buttons numbered from `first_number`
+    (link buttons marked ↗)."""
     lines = [f"🤖 {message.plain_text}"]
-    labels = [text for row in message.buttons() for text in row]
+    rows = inline_buttons(message)
     number = first_number
-    for row in message.buttons():
+    for row in rows:
         cells = []
-        for text in row:
-            cells.append(f"[{number}] {text}")
+        for button in row:
+            cells.append(f"[{number}] {button.text}{' ↗' if button.url else ''}")
             number += 1
         lines.append("   " + "  ".join(cells))
     if message.reply_buttons():
@@ -44,7 +62,7 @@ def render(message: SentMessage, first_number: int) -> tuple[str, list[str]]:
         )
     if message.document:
         lines.append(f"   📎 {message.document.get('file_name', 'document')}")
-    return "\n".join(lines), labels
+    return "\n".join(lines), [button for row in rows for button in row]
 
 
 def parse(line: str) -> tuple[str, str]:
@@ -66,8 +84,8 @@ async def show_new(session: Session) -> None:
         session.shown[message.message_id] = len(message.edits)
         if message.buttons():
             session.buttons = []
-        text, labels = render(message, len(session.buttons) + 1)
-        session.buttons += [(message.message_id, label) for label in labels]
+        text, buttons = render(message, len(session.buttons) + 1)
+        session.buttons += buttons
         print(("✏️ " if seen is not None else "") + text, flush=True)
 
 
@@ -85,8 +103,13 @@ async def act(session: Session, line: str) -> bool:
         if not 0 <= index < len(session.buttons):
             print(f"no button {arg}")
         else:
-            message_id, label = session.buttons[index]
-            await session.client.click(session.token, session.user_id, message_id, text=label)
+            button = session.buttons[index]
+            if button.url:
+                print(f"🔗 {button.text}: {button.url}  (open it in a browser)", flush=True)
+            else:
+                await session.client.click(
+                    session.token, session.user_id, button.message_id, text=button.text
+                )
     elif command == "contact":
         await session.client.send_contact(
             session.token, session.user_id, arg, first_name=session.name
@@ -109,8 +132,11 @@ async def main(args: argparse.Namespace) -> None:
             await show_new(session)
             if done:
                 line = reader.result()
-                if not line or not await act(session, line):
-                    break
+                try:
+                    if not line or not await act(session, line):
+                        break
+                except EmulatorControlError as exc:  # e.g. a button of a deleted message
+                    print(f"emulator: {exc.description}", flush=True)
                 await asyncio.sleep(0.3)
                 reader = loop.run_in_executor(None, sys.stdin.readline)
 

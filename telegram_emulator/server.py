@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,6 +32,13 @@ log = logging.getLogger("telegram_emulator")
 
 MAX_UPLOAD_SIZE = 50 * 1024 * 1024
 _MAX_WAIT = 60.0
+# The browser chat view (`GET /`): static files, no build step, nothing from a CDN.
+_UI_DIR = Path(__file__).resolve().parent / "ui"
+_UI_FILES = {
+    "index.html": "text/html",
+    "app.js": "text/javascript",
+    "style.css": "text/css",
+}
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -217,6 +225,8 @@ class EmulatorServer:
         router = app.router
         router.add_route("*", "/bot{token}/{method}", self._handle_bot)
         router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
+        router.add_get("/", self._ui_index)
+        router.add_get("/ui/{name}", self._ui_file)
         control: list[tuple[str, str, _Handler]] = [
             ("GET", "/health", self._c_health),
             ("GET", "/bots", self._c_bots),
@@ -231,6 +241,7 @@ class EmulatorServer:
             ("POST", "/users/block", self._c_block),
             ("POST", "/users/unblock", self._c_unblock),
             ("GET", "/messages", self._c_messages),
+            ("GET", "/chats", self._c_chats),
             ("GET", "/chat_actions", self._c_chat_actions),
             ("GET", "/callback_queries", self._c_callback_queries),
             ("GET", "/calls", self._c_calls),
@@ -305,6 +316,26 @@ class EmulatorServer:
             body=record.data,
             content_type=record.mime_type or "application/octet-stream",
         )
+
+    # ------------------------------------------------------------------ browser view
+    @staticmethod
+    def _ui_response(name: str) -> web.Response:
+        body = (_UI_DIR / name).read_bytes()
+        return web.Response(
+            body=body,
+            content_type=_UI_FILES[name],
+            charset="utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def _ui_index(self, request: web.Request) -> web.StreamResponse:
+        return self._ui_response("index.html")
+
+    async def _ui_file(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in _UI_FILES:
+            raise web.HTTPNotFound()
+        return self._ui_response(name)
 
     # ------------------------------------------------------------------ webhooks
     def _on_webhook_change(self, bot: BotRecord) -> None:
@@ -527,7 +558,31 @@ class EmulatorServer:
             for message in (chat.messages if chat else [])
             if message.outgoing or include_incoming
         ]
-        return _ok({"version": version, "messages": messages})
+        return _ok(
+            {
+                "version": version,
+                "messages": messages,
+                "reply_keyboard": chat.reply_keyboard if chat else None,
+            }
+        )
+
+    async def _c_chats(self, request: web.Request) -> web.StreamResponse:
+        """The users who have a chat with the bot, most recently active first."""
+        token = _query_str(request, "token")
+        self.state.control_bot(token)
+        chats = [chat for (owner, _), chat in self.state.chats.items() if owner == token]
+        chats.sort(key=lambda chat: chat.messages[-1].date if chat.messages else 0, reverse=True)
+        return _ok(
+            [
+                {
+                    "user_id": chat.user.id,
+                    "first_name": chat.user.first_name,
+                    "username": chat.user.username,
+                    "messages": len(chat.messages),
+                }
+                for chat in chats
+            ]
+        )
 
     async def _c_chat_actions(self, request: web.Request) -> web.StreamResponse:
         chat = self.state.get_chat(_query_str(request, "token"), _query_int(request, "chat_id"))

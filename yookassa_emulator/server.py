@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import html
 import json
+import logging
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -24,6 +26,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+log = logging.getLogger(__name__)
 
 _AMOUNT_KEYS = {"value", "currency"}
 
@@ -412,25 +416,48 @@ class YooKassaFake:
 
     # ------------------------------------------------------------------ checkout page
     async def _checkout(self, request: web.Request) -> web.Response:
+        """The page the payment's confirmation_url opens in a browser: "Pay" pays with `card`."""
         payment = self.payments.get(request.match_info["id"])
         if payment is None:
             raise web.HTTPNotFound()
-        html = (
-            f"<h1>YooKassa fake</h1><p>{payment['description']}: "
-            f"{payment['amount']['value']} RUB — {payment['status']}</p>"
-            f"<form method=post><button>Pay</button></form>"
+        amount = f"{payment['amount']['value']} {payment['amount']['currency']}"
+        back = (payment.get("confirmation") or {}).get("return_url", "")
+        if payment["status"] == "pending":
+            card = f"{self.card['card_type']} *{self.card['last4']}"
+            action = (
+                f"<form method=post><p>Card: {html.escape(card)}</p>"
+                "<button type=submit>Pay</button></form>"
+            )
+        else:
+            action = f'<p><a href="{html.escape(back)}">Back to the shop</a></p>' if back else ""
+        page = (
+            "<!doctype html><html lang=en><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width, initial-scale=1'>"
+            "<title>YooKassa fake: checkout</title></head>"
+            "<body style='font:16px system-ui,sans-serif;max-width:32em;margin:2em auto'>"
+            "<h1>YooKassa fake</h1>"
+            f"<p>{html.escape(payment['description'])}</p>"
+            f"<p><b>{html.escape(amount)}</b> — {html.escape(payment['status'])}</p>"
+            f"{action}</body></html>"
         )
-        return web.Response(text=html, content_type="text/html")
+        return web.Response(text=page, content_type="text/html", charset="utf-8")
 
     async def _checkout_pay(self, request: web.Request) -> web.Response:
+        """Pay, notify the shop's webhook (as YooKassa would; a shop that does not answer does
+        not undo the payment), and send the payer back to the shop's return_url."""
         payment_id = request.match_info["id"]
         if payment_id not in self.payments:
             raise web.HTTPNotFound()
         self.succeed(payment_id)
         if self.webhook_url:
-            await self.notify(
-                self.webhook_url, "payment.succeeded", payment_id, source=self.notify_source
-            )
+            try:
+                await self.notify(
+                    self.webhook_url, "payment.succeeded", payment_id, source=self.notify_source
+                )
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "notification of %s to %s failed: %s", payment_id, self.webhook_url, exc
+                )
         raise web.HTTPFound(self.payments[payment_id]["confirmation"]["return_url"])
 
     # ------------------------------------------------------------------ test controls
