@@ -183,7 +183,7 @@ async def cleanup_tenants(pg_dsn: str, redis: Redis, backend: DeployBackend) -> 
             await remove_tenant_redis(redis, row["tenant_id"], drop_data=True)
         await conn.execute(
             "TRUNCATE control.subscription_reminders, control.idempotency_keys,"
-            " control.audit_log, control.tenants"
+            " control.audit_log, control.tenants CASCADE"
         )
     finally:
         await conn.close()
