@@ -80,10 +80,11 @@ run: install ## run the platform: sandbox (emulated Telegram + YooKassa) unless 
 test: install ## run the whole test suite against real PostgreSQL, Redis and a Docker Engine
 	@$(SERVICES) && $(DOCKER_ENGINE) && $(BROWSER) && $(PY) -m pytest $(PYTEST_ARGS)
 
-lint: install ## ruff (lint + format check) and mypy
+lint: install ## ruff (lint + format check), mypy and the import contracts (.importlinter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: install ## mypy only
 	$(VENV)/bin/mypy .
