@@ -1,4 +1,4 @@
-"""`python -m client_bot`: one tenant's bot, configured only by its environment (DESIGN.md)."""
+"""`python -m client_bot`: one tenant's bot, configured only by its environment (docs/architecture.md)."""
 
 from __future__ import annotations
 

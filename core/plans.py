@@ -2,7 +2,7 @@
 
 One file for the whole platform: the sales bot sells from it (prices, periods) and the master
 reads the same file (`SALES_PLANS_FILE`, default the built-in `sales_bot/plans.json`) to give each
-tenant's bot only the features of its plan (DESIGN.md, "Master → client bot": `PLAN_FEATURES`).
+tenant's bot only the features of its plan (docs/architecture.md, "Master → client bot": `PLAN_FEATURES`).
 
 Prices are `Decimal` rubles with kopecks; the amount of a payment always comes from here, never
 from what a user typed.

@@ -1,4 +1,4 @@
-"""Catalog checks that guard the isolation promises of DESIGN.md."""
+"""Catalog checks that guard the isolation promises of docs/architecture.md."""
 
 from __future__ import annotations
 

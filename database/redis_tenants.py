@@ -280,7 +280,7 @@ async def _persist_acl(admin: Redis) -> None:
 
 
 def fsm_key_builder(tenant_id: str, key_prefix: str | None = None) -> DefaultKeyBuilder:
-    """Keys like `client_001:fsm:<bot>:<chat>:<user>:<destiny>:state` (DESIGN.md); under
+    """Keys like `client_001:fsm:<bot>:<chat>:<user>:<destiny>:state` (docs/architecture.md); under
     `key_prefix` (the bot's REDIS_KEY_PREFIX, `<fleet>_client_001:` in another fleet) when given."""
     base = key_prefix.removesuffix(":") if key_prefix else validate_tenant_id(tenant_id)
     return DefaultKeyBuilder(prefix=f"{base}:fsm", with_bot_id=True, with_destiny=True)

@@ -1,4 +1,4 @@
-"""The environment contract of a client bot (DESIGN.md), built from a tenant row.
+"""The environment contract of a client bot (docs/architecture.md), built from a tenant row.
 
 Secrets are decrypted here, just before a start, and go only into the `ClientSpec` env.
 Plans mean what they say: the features of the tenant's plan (from the plan catalogue, never from

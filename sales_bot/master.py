@@ -1,7 +1,7 @@
 """The master's REST API as the sales bot needs it, behind a small interface.
 
 `MasterApi` is the protocol the relay and the handlers use; `HttpMaster` speaks the contract of
-DESIGN.md (`Authorization: Bearer`, `Idempotency-Key` = order id). Errors come in two kinds: a
+docs/architecture.md (`Authorization: Bearer`, `Idempotency-Key` = order id). Errors come in two kinds: a
 `MasterUnavailableError` is worth retrying (network, timeouts, 5xx, 401 while an operator fixes
 the token), a `MasterRejectedError` is not (409 token in use, 422 invalid token, 404 ...).
 """

@@ -598,7 +598,7 @@ async def restore_checked(
     what: str,
     schemas: Sequence[str] | None = None,
 ) -> None:
-    """pg_restore in two passes with an audit between (DESIGN.md: the platform never runs a
+    """pg_restore in two passes with an audit between (docs/architecture.md: the platform never runs a
     tenant's objects with its own rights).
 
     The definitions (`--section=pre-data`) are created first, which runs nothing; then every

@@ -2,7 +2,7 @@
 
     python -m scripts.redis_keys [--json] [--families] [--no-memory] [--count 1000]
 
-Every key of a tenant starts with `<tenant_id>:` (DESIGN.md); the second segment is its family
+Every key of a tenant starts with `<tenant_id>:` (docs/architecture.md); the second segment is its family
 (`fsm`, `throttle`, `ai`, ...). Other prefixes (`sales:` of the sales bot) are listed under
 their own name, keys without a colon under "(no prefix)". Needs the admin REDIS_URL: tenant ACL
 users may not SCAN.

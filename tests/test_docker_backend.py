@@ -497,7 +497,7 @@ async def test_real_client_bot_in_a_container_answers_start(
     await tg.register_bot(token, f"salon{tenant_id[-4:]}_bot", "Salon")
     backend = make_backend(image=docker_env.image)  # on the default (bridge) network
     relay = Relay(await backend.network_gateway() or "")
-    env = {  # the DESIGN.md contract; every endpoint through a relay on the network's gateway
+    env = {  # the docs/architecture.md contract; every endpoint through a relay on the network's gateway
         "TENANT_ID": tenant_id,
         "BOT_TOKEN": token,
         "DATABASE_URL": await relay.expose(tenant.dsn),

@@ -1,4 +1,4 @@
-"""A tenant's PostgreSQL role reaches its own schema and nothing else (DESIGN.md, Isolation)."""
+"""A tenant's PostgreSQL role reaches its own schema and nothing else (docs/architecture.md, Isolation)."""
 
 from __future__ import annotations
 

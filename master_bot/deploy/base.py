@@ -1,4 +1,4 @@
-"""One interface for every way of running client bots (DESIGN.md: Docker now, Swarm later).
+"""One interface for every way of running client bots (docs/architecture.md: Docker now, Swarm later).
 
 A backend knows nothing about the database: the master hands it a `ClientSpec` (who, what
 environment) and asks it to make the runtime match. All methods are idempotent.

@@ -1,4 +1,4 @@
-"""DockerBackend: one hardened container per tenant on a Docker Engine (DESIGN.md).
+"""DockerBackend: one hardened container per tenant on a Docker Engine (docs/architecture.md).
 
 Each tenant runs in a container named `botfleet-<tenant_id>` from the client image, with exactly
 the `ClientSpec` environment and these limits: read-only root with a tmpfs on /tmp, every

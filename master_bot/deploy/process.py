@@ -53,7 +53,7 @@ STOPPED_FILE = "bot.stopped"
 LOG_FILE = "bot.log"
 UID_FILE = "bot.uid"
 DEFAULT_UID_BASE = 1_900_000_000  # far from system users and the usual subuid ranges
-# Never in a client bot's environment: the platform's own secrets and settings (DESIGN.md).
+# Never in a client bot's environment: the platform's own secrets and settings (docs/architecture.md).
 PLATFORM_ONLY = frozenset(
     {
         "ENCRYPTION_KEYS",

@@ -58,7 +58,7 @@ async def tenant(make_tenant, redis_admin, redis_url):
 
 
 def contract_env(tenant: TenantCreds, api_url: str, **extra: str) -> dict[str, str]:
-    """Exactly the DESIGN.md environment of a client bot (plus PATH)."""
+    """Exactly the docs/architecture.md environment of a client bot (plus PATH)."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "TENANT_ID": tenant.tenant_id,
