@@ -2,7 +2,7 @@
 
 Shared groups (PostgreSQL, Redis, Telegram endpoint, OpenAI, YooKassa, encryption keys) are small
 classes; each process composes the groups it needs into one settings class. Variable names are
-exactly the environment contract of DESIGN.md (`BOT_TOKEN`, `DATABASE_URL`, ...).
+exactly the environment contract of docs/architecture.md (`BOT_TOKEN`, `DATABASE_URL`, ...).
 
 `load_settings(cls)` is the one way to read them: a missing or malformed variable stops the
 process with one readable message that names every bad variable, instead of a traceback.
@@ -168,7 +168,7 @@ class ClientBotSettings(
     AssistantTuningSettings,
     LoggingSettings,
 ):
-    """Environment of one client bot: only its own tenant's credentials (DESIGN.md)."""
+    """Environment of one client bot: only its own tenant's credentials (docs/architecture.md)."""
 
     tenant_id: Annotated[str, AfterValidator(validate_tenant_id)]
     bot_token: SecretStr
