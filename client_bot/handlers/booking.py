@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -386,14 +387,18 @@ async def typed_phone(message: Message, ctx: TenantContext, state: FSMContext) -
     await _take_phone(message, ctx, state, message.text, name)
 
 
-async def _summary_staff(ctx: TenantContext, service: Service, staff_id: int) -> str:
-    """The summary's specialist line ("" when the business has one for the service)."""
+async def _summary_staff(
+    ctx: TenantContext, service: Service, staff_id: int
+) -> tuple[str, Decimal]:
+    """The summary's specialist line ("" when one staff member performs the service) and the
+    price: the chosen staff member's own, else the service's."""
     offers = await booking_service.offers(ctx, service)
+    chosen = next((o for o in offers if o.staff.id == staff_id), None)
+    price = chosen.price if chosen is not None else service.price
     if len(offers) < 2 and not (staff_id and offers and offers[0].staff.id != staff_id):
-        return ""
-    chosen = next((o.staff.name for o in offers if o.staff.id == staff_id), None)
-    name = text.esc(chosen) if chosen else _("Any available")
-    return "\n" + _("Specialist: {staff}").format(staff=name)
+        return "", price
+    name = text.esc(chosen.staff.name) if chosen else _("Any available")
+    return "\n" + _("Specialist: {staff}").format(staff=name), price
 
 
 async def _take_phone(
@@ -424,10 +429,10 @@ async def _take_phone(
     business = await ctx.business()
     staff_id = int(data.get("staff_id", 0))
     if session is not None:
-        start, extra = session.starts_at, ""
+        start, extra, price = session.starts_at, "", service.price
     else:
         start = datetime.fromtimestamp(int(data["ts"]), UTC)
-        extra = await _summary_staff(ctx, service, staff_id)
+        extra, price = await _summary_staff(ctx, service, staff_id)
     await message.answer(_("Thank you!"), reply_markup=ReplyKeyboardRemove())
     await message.answer(
         _(
@@ -436,7 +441,7 @@ async def _take_phone(
         ).format(
             service=text.esc(service.name),
             when=text.when(start, business.timezone, business.locale),
-            price=text.price(service.price, business.locale),
+            price=text.price(price, business.locale),
             name=text.esc(name),
             phone=phone,
         )

@@ -280,8 +280,13 @@ async def test_the_owner_adds_a_staff_member_with_own_hours_services_and_price(b
     masters = await anna.press(choice, f"Стрижка · {PRICE}", "Выберите специалиста")
     assert flat(masters)[:2] == [f"Специалист · {PRICE}", "Ольга · 1\u00a0800 ₽"]
     calendar = await anna.press(masters, "Ольга · 1\u00a0800 ₽", "Выберите день")
-    times = flat(await anna.press(calendar, "2", "Выберите время"))
-    assert [t for t in times if ":" in t] == ["15:00", "15:30", "17:30"]
+    slots = await anna.press(calendar, "2", "Выберите время")
+    assert [t for t in flat(slots) if ":" in t] == ["15:00", "15:30", "17:30"]
+    await anna.press(slots, "15:30", "Поделитесь номером")
+    summary = await anna.ask("+7 900 123-45-67", "Проверьте запись")
+    assert "Стоимость: 1\u00a0800 ₽" in summary.plain_text  # her price
+    assert "Специалист: Ольга" in summary.plain_text
+    await anna.press(summary, "✖️ Отмена", "Запись отменена")
     # Окрашивание: only the first staff member performs it, so no staff step.
     choice = await anna.press(menu, "📅 Записаться", "Выберите услугу")
     await anna.press(choice, "Окрашивание · 4\u00a0000 ₽", "Выберите день")
