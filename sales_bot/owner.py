@@ -12,6 +12,7 @@ from aiogram.types import InlineKeyboardMarkup, LinkPreviewOptions
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from core.dates import paid_until
 from sales_bot import keyboards
 from sales_bot.master import Tenant
 from sales_bot.orders import OrderKind
@@ -54,7 +55,7 @@ class BotNotifier:
                 "2. Add your services with prices and durations, and your working hours.\n"
                 "3. Share the link with your customers: they book in the bot and get reminders.\n\n"
                 "Paid until {date}. Your bots and renewal: /subscription"
-            ).format(username=html.escape(username), date=date(tenant.expires_at))
+            ).format(username=html.escape(username), date=paid_until(tenant.expires_at))
 
         await self._send(order, text)
 
@@ -68,12 +69,12 @@ class BotNotifier:
                     amount=format_rub(order.amount),
                     card=card(order.card_last4, None),
                     bot=bot_link(tenant.bot_username or order.bot_username),
-                    date=date(tenant.expires_at),
+                    date=paid_until(tenant.expires_at),
                     email=html.escape(order.email),
                 )
             return _("Thank you! {bot} is paid until {date}.").format(
                 bot=bot_link(tenant.bot_username or order.bot_username),
-                date=date(tenant.expires_at),
+                date=paid_until(tenant.expires_at),
             )
 
         await self._send(order, text)

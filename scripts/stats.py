@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
+from core.dates import paid_until
 from core.logs import setup_logging
 from core.settings import MasterSettings, PostgresSettings, RedisSettings, load_settings
 from database.identifiers import quote_ident
@@ -414,6 +415,7 @@ async def collect_stats(
             "business_name": t.business_name,
             "plan": t.plan,
             "expires_at": t.expires_at,
+            "paid_until": paid_until(t.expires_at),  # the bots' "paid until" (core/dates.py)
             "days_left": round((t.expires_at - now).total_seconds() / 86400, 1),
         }
         for t in tenants
@@ -462,18 +464,19 @@ def render(stats: FleetStats, console: Console) -> None:
     console.print(fleet)
 
     expiring = Table(title="Expiring within 7 days", title_justify="left")
-    for col in ("tenant", "business", "plan", "expires", "days left"):
+    for col in ("tenant", "business", "plan", "paid until", "ends", "days left"):
         expiring.add_column(col)
     for e in stats.expiring:
         expiring.add_row(
             e["tenant_id"],
             e["business_name"],
             e["plan"],
+            e["paid_until"],
             e["expires_at"].astimezone(ZoneInfo(stats.timezone)).strftime("%Y-%m-%d %H:%M"),
             str(e["days_left"]),
         )
     if not stats.expiring:
-        expiring.add_row("none", "", "", "", "")
+        expiring.add_row("none", "", "", "", "", "")
     console.print(expiring)
 
     pay = stats.payments

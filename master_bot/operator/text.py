@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from core.dates import paid_until
 from core.logs import redact
 from master_bot.alert import AlertKind
 from master_bot.deploy.base import RuntimeState, RuntimeStatus
@@ -84,7 +85,7 @@ def username(tenant: TenantRecord) -> str:
 def tenant_line(tenant: TenantRecord) -> str:
     return (
         f"<b>{tenant.tenant_id}</b> · {STATUS[tenant.status]} · {esc(tenant.plan)} · "
-        f"до {when(tenant.expires_at, time=False)} · {username(tenant)}"
+        f"до {paid_until(tenant.expires_at)} · {username(tenant)}"
     )
 
 
@@ -126,9 +127,11 @@ def card(
         extra = f", перезапусков: {runtime.restarts}" if runtime.restarts else ""
         lines.append(f"Процесс: {state}{extra}")
     lines.append(f"Тариф: {esc(tenant.plan)}")
-    expiry = when(tenant.expires_at)
+    # The last paid day, as the sales bot tells the owner (core/dates.py), then the exact end.
+    expiry = paid_until(tenant.expires_at)
     if tenant.expires_at is not None:
-        expiry += f" ({days_left(tenant.expires_at, now)})"
+        end = when(tenant.expires_at)
+        expiry += f" включительно (конец {end}, {days_left(tenant.expires_at, now)})"
     lines += [
         f"Подписка до: {expiry}",
         f"Владелец: <code>{tenant.owner_telegram_id}</code>",
@@ -185,7 +188,7 @@ def stats(s: FleetStats) -> str:
         f"💰 Выручка за {month_name(s.now)}: {revenue(s.revenue)}",
         f"⌛ Истекают в ближайшие {s.horizon_days} дн.: {len(s.expiring)}"
         + (
-            f" — {_ids([f'{tid} ({when(at, time=False)})' for tid, at in s.expiring])}"
+            f" — {_ids([f'{tid} (до {paid_until(at)})' for tid, at in s.expiring])}"
             if s.expiring
             else ""
         ),

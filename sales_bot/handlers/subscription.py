@@ -14,6 +14,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from core.dates import paid_until
 from sales_bot.callbacks import AutoRenewCb, CardCb, ConsentCb, ExtendCb, PaymentsCb
 from sales_bot.context import SalesContext
 from sales_bot.handlers.payment import ask_consent, send_checkout
@@ -89,7 +90,7 @@ def _card(order: Order, tenant: Tenant | None, plan_name: str) -> str:
             head,
             _("Plan: {plan}").format(plan=html.escape(plan_name)),
             _("Status: {status}").format(status=status_name(tenant.status)),
-            _("Paid until: {date}").format(date=date(tenant.expires_at)),
+            _("Paid until: {date}").format(date=paid_until(tenant.expires_at)),
         ]
     )
 
@@ -136,7 +137,7 @@ async def switch(query: CallbackQuery, callback_data: AutoRenewCb, ctx: SalesCon
     else:
         text = _(
             "Auto-renewal of {bot} is off: nothing will be charged. The bot works until {date}."
-        ).format(bot=bot, date=date(sub.paid_until))
+        ).format(bot=bot, date=paid_until(sub.paid_until))
     await query.message.answer(text)
 
 
@@ -150,7 +151,7 @@ async def remove_card(query: CallbackQuery, callback_data: CardCb, ctx: SalesCon
         _(
             "The card is removed and auto-renewal of {bot} is off: nothing will be charged. "
             "The bot works until {date}."
-        ).format(bot=bot_link(sub.bot_username), date=date(sub.paid_until))
+        ).format(bot=bot_link(sub.bot_username), date=paid_until(sub.paid_until))
     )
 
 
