@@ -1,16 +1,31 @@
-"""Prometheus metrics of the master, rendered in the text exposition format by hand.
+"""Prometheus metrics of the master, with the ecosystem's library (`prometheus_client`).
 
-`FAMILIES` is the registry: every metric the master exposes, with its type and help. The alert
-rules in docs/prometheus/alerts.yml may only use these names (a test checks it). Counters live
-in `Metrics` (they reset when the master restarts, as Prometheus expects); gauges are read at
-scrape time (`Snapshot`) from the database, the deploy backend and the backups folder.
+`FAMILIES` names every metric the master exposes, with its type and help. The alert rules in
+docs/prometheus/alerts.yml may only use these names (a test checks it). Counters, the reconcile
+summary and its last-pass gauge are `prometheus_client` metrics in a registry of their own per
+`Metrics` (several masters may share a test process; they reset when the master restarts, as
+Prometheus expects); gauges read at scrape time (`Snapshot`: the database, the deploy backend,
+the backups folder) come from a custom collector. `render` is the text exposition format
+(`generate_latest`), without the `_created` series.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Summary,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `<counter>_created` series: not ours, and not in FAMILIES
 
 FAMILIES: dict[str, tuple[str, str]] = {
     "botfleet_tenants": ("gauge", "Tenants by status."),
@@ -45,23 +60,6 @@ FAMILIES: dict[str, tuple[str, str]] = {
 }
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
-
-
-def _number(value: float) -> str:
-    """Integers without a fraction, other values exactly (`:g` would round timestamps)."""
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
-
-
 @dataclass(frozen=True, slots=True)
 class FleetState:
     """Active tenants vs what the deploy backend runs (shared by /health and /metrics)."""
@@ -83,75 +81,105 @@ class Snapshot:
     backup_last_success: float | None = None
 
 
+def _family(name: str, samples: Mapping[str, float] | float, label: str = "") -> Metric:
+    """A gauge family of `FAMILIES`: one sample, or one per label value (sorted)."""
+    family = GaugeMetricFamily(name, FAMILIES[name][1], labels=[label] if label else None)
+    if isinstance(samples, Mapping):
+        for value, number in sorted(samples.items()):
+            family.add_metric([value], float(number))
+    else:
+        family.add_metric([], float(samples))
+    return family
+
+
+class _Scrape(Collector):
+    """The master's own metrics, then the gauges of one scrape's `Snapshot`."""
+
+    def __init__(self, own: CollectorRegistry, snapshot: Snapshot) -> None:
+        self.own = own
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.snapshot
+        yield _family("botfleet_tenants", snap.tenants_by_status, "status")
+        if snap.fleet is not None:
+            yield _family("botfleet_tenants_should_run", snap.fleet.should_run)
+            yield _family("botfleet_tenants_running", snap.fleet.running)
+            yield _family("botfleet_tenants_down", len(snap.fleet.down))
+        if snap.backend_up is not None:
+            yield _family("botfleet_deploy_backend_up", 1.0 if snap.backend_up else 0.0)
+        yield from self.own.collect()
+        if snap.orders_by_status is not None:
+            yield _family("botfleet_orders", snap.orders_by_status, "status")
+        if snap.orders_paid_undelivered is not None:
+            yield _family("botfleet_orders_paid_undelivered", snap.orders_paid_undelivered)
+        if snap.backup_last_success is not None:
+            yield _family(
+                "botfleet_backup_last_success_timestamp_seconds", snap.backup_last_success
+            )
+
+
+def _base(name: str) -> str:
+    """prometheus_client adds `_total` to a counter's name itself."""
+    return name.removesuffix("_total")
+
+
 class Metrics:
     """Counters the master bumps. Also an alerter (`alert`), so alerts are counted by kind."""
 
     def __init__(self) -> None:
-        self.deploys: dict[str, int] = defaultdict(int)  # by backend operation
-        self.failures: dict[str, int] = defaultdict(int)  # by kind
-        self.alerts: dict[str, int] = defaultdict(int)  # by alert kind
-        self.provisioned = 0
-        self.reconcile_passes = 0
-        self.reconcile_seconds_sum = 0.0
-        self.reconcile_last_seconds = 0.0
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+
+        def counter(name: str, labels: Sequence[str] = ()) -> Counter:
+            return Counter(_base(name), FAMILIES[name][1], labels, registry=reg)
+
+        self._deploys = counter("botfleet_deploys_total", ["operation"])
+        self._failures = counter("botfleet_failures_total", ["kind"])
+        self._alerts = counter("botfleet_alerts_total", ["kind"])
+        self._provisioned = counter("botfleet_provisioned_total")
+        self._provisioned_count = 0
+        name = "botfleet_reconcile_duration_seconds"
+        self._reconcile = Summary(name, FAMILIES[name][1], registry=reg)
+        name = "botfleet_reconcile_last_duration_seconds"
+        self._reconcile_last = Gauge(name, FAMILIES[name][1], registry=reg)
+        # The same counts by label, for code and tests that read them.
+        self.deploys: dict[str, int] = {}
+        self.failures: dict[str, int] = {}
+        self.alerts: dict[str, int] = {}
+
+    @property
+    def provisioned(self) -> int:
+        return self._provisioned_count
+
+    @provisioned.setter
+    def provisioned(self, value: int) -> None:
+        """`metrics.provisioned += 1` (a counter only grows: a smaller value raises)."""
+        self._provisioned.inc(value - self._provisioned_count)
+        self._provisioned_count = value
 
     def deployed(self, operation: str) -> None:
-        self.deploys[operation] += 1
+        self._deploys.labels(operation=operation).inc()
+        self.deploys[operation] = self.deploys.get(operation, 0) + 1
 
     def failed(self, kind: str) -> None:
-        self.failures[kind] += 1
+        self._failures.labels(kind=kind).inc()
+        self.failures[kind] = self.failures.get(kind, 0) + 1
 
     def reconciled(self, seconds: float) -> None:
-        self.reconcile_passes += 1
-        self.reconcile_seconds_sum += seconds
-        self.reconcile_last_seconds = seconds
+        self._reconcile.observe(seconds)
+        self._reconcile_last.set(seconds)
 
     async def alert(self, kind: object, tenant_id: str | None, text: str) -> None:
         """The Alerter protocol (master_bot.alert): count the alert, nothing else."""
-        self.alerts[str(getattr(kind, "value", kind))] += 1
+        label = str(getattr(kind, "value", kind))
+        self._alerts.labels(kind=label).inc()
+        self.alerts[label] = self.alerts.get(label, 0) + 1
 
     def render(self, snapshot: Snapshot | Mapping[str, int]) -> str:
+        """The Prometheus text exposition of the master's metrics and one scrape's gauges."""
         if not isinstance(snapshot, Snapshot):
             snapshot = Snapshot(tenants_by_status=snapshot)
-        out: list[str] = []
-
-        def family(name: str, samples: list[tuple[dict[str, str], float]]) -> None:
-            kind, help_ = FAMILIES[name]
-            out.append(f"# HELP {name} {help_}")
-            out.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                out.append(f"{name}{_labels(labels)} {_number(value)}")
-
-        def by(label: str, values: Mapping[str, float]) -> list[tuple[dict[str, str], float]]:
-            return [({label: k}, float(v)) for k, v in sorted(values.items())]
-
-        family("botfleet_tenants", by("status", snapshot.tenants_by_status))
-        if snapshot.fleet is not None:
-            family("botfleet_tenants_should_run", [({}, float(snapshot.fleet.should_run))])
-            family("botfleet_tenants_running", [({}, float(snapshot.fleet.running))])
-            family("botfleet_tenants_down", [({}, float(len(snapshot.fleet.down)))])
-        if snapshot.backend_up is not None:
-            family("botfleet_deploy_backend_up", [({}, 1.0 if snapshot.backend_up else 0.0)])
-        family("botfleet_deploys_total", by("operation", self.deploys))
-        family("botfleet_failures_total", by("kind", self.failures))
-        family("botfleet_alerts_total", by("kind", self.alerts))
-        family("botfleet_provisioned_total", [({}, float(self.provisioned))])
-        name = "botfleet_reconcile_duration_seconds"
-        out.append(f"# HELP {name} {FAMILIES[name][1]}")
-        out.append(f"# TYPE {name} {FAMILIES[name][0]}")
-        out.append(f"{name}_sum {_number(self.reconcile_seconds_sum)}")
-        out.append(f"{name}_count {self.reconcile_passes}")
-        family("botfleet_reconcile_last_duration_seconds", [({}, self.reconcile_last_seconds)])
-        if snapshot.orders_by_status is not None:
-            family("botfleet_orders", by("status", snapshot.orders_by_status))
-        if snapshot.orders_paid_undelivered is not None:
-            family(
-                "botfleet_orders_paid_undelivered",
-                [({}, float(snapshot.orders_paid_undelivered))],
-            )
-        if snapshot.backup_last_success is not None:
-            family(
-                "botfleet_backup_last_success_timestamp_seconds",
-                [({}, snapshot.backup_last_success)],
-            )
-        return "\n".join(out) + "\n"
+        scrape = CollectorRegistry(auto_describe=False)
+        scrape.register(_Scrape(self.registry, snapshot))
+        return generate_latest(scrape).decode()
