@@ -121,7 +121,7 @@ class ClientBot:
     def _dispatcher(self) -> Dispatcher:
         tenant_id = self.settings.tenant_id
         dp = Dispatcher(
-            storage=fsm_storage(self.redis, tenant_id),
+            storage=fsm_storage(self.redis, tenant_id, self.settings.redis_key_prefix),
             # One process polls a bot token (Telegram refuses a second poller), so an in-process
             # per-user lock is enough; RedisEventIsolation would add two round trips per update.
             events_isolation=SimpleEventIsolation(),
