@@ -42,6 +42,19 @@ async def run(args: argparse.Namespace) -> int:
         async with pool.acquire() as conn:
             control = await migrate_control(conn, dry_run=args.dry_run)
             tenants = args.tenant or await known_tenants(conn)
+            if not args.tenant:
+                # A tenant still provisioning (or failed before its database step) has no schema
+                # yet: provisioning creates and migrates it, so it is skipped, not a failure
+                # (one such tenant must not keep `migrate`, and with it the master, from starting).
+                waiting = await conn.fetch(
+                    "SELECT t.tenant_id FROM control.tenants t WHERE t.tenant_id = ANY($1::text[])"
+                    " AND t.status IN ('provisioning', 'failed') AND NOT EXISTS"
+                    " (SELECT 1 FROM pg_namespace n WHERE n.nspname = t.tenant_id)",
+                    tenants,
+                )
+                for row in waiting:
+                    print(f"{row['tenant_id']}: no schema yet (provisioning creates it): skipped")
+                tenants = [t for t in tenants if t not in {r["tenant_id"] for r in waiting}]
             if not args.dry_run:
                 # Roles, grants and session limits re-applied (a tenant may have changed its
                 # own defaults); schemas from before the owner split converted, or refused.

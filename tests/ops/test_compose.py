@@ -3,11 +3,12 @@ when one is installed (`docker compose` v2 or `docker-compose` v1)."""
 
 from __future__ import annotations
 
-import ast
 import importlib.util
+import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,19 +81,36 @@ def test_images_are_built_from_the_project(compose: dict[str, Any]) -> None:
             assert importlib.util.find_spec(command[2]) is not None, name
 
 
+_IMPORTS_SCRIPT = """
+import ast, json, pathlib, sys
+root, package = pathlib.Path(sys.argv[1]), sys.argv[2]
+local = {p.name for p in root.iterdir() if (p / "__init__.py").exists()}
+found = set()
+for path in (root / package).rglob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module]
+        else:
+            continue
+        found |= {n.split(".")[0] for n in names} & local
+print(json.dumps(sorted(found)))
+"""
+
+
 def _local_imports(package: str) -> set[str]:
-    local = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
-    found: set[str] = set()
-    for path in (ROOT / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module]
-            else:
-                continue
-            found |= {n.split(".")[0] for n in names} & local
-    return found
+    """The project's own packages that `package` imports. Parsed in a fresh interpreter:
+    CPython 3.11.7's ast.parse can fail with "AST constructor recursion depth mismatch" in a
+    process where an earlier parse hit a RecursionError (fixed in 3.11.8)."""
+    run = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_SCRIPT, str(ROOT), package],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return set(json.loads(run.stdout))
 
 
 def test_platform_build_context_has_every_package_it_imports() -> None:
