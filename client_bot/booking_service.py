@@ -12,6 +12,8 @@ booked by the seat (`place_seat`).
 from __future__ import annotations
 
 import enum
+import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -35,6 +37,7 @@ from client_bot.store import (
     SeatRefused,
     Service,
     SlotTakenError,
+    Staff,
     StaffOffer,
     WaitlistOffer,
 )
@@ -57,9 +60,15 @@ async def offers(ctx: TenantContext, service: Service) -> list[StaffOffer]:
 
 
 async def _options(
-    ctx: TenantContext, service: Service, staff_id: int | None, start: datetime, end: datetime
+    ctx: TenantContext,
+    service: Service,
+    staff_id: int | None,
+    start: datetime,
+    end: datetime,
+    except_booking: int = 0,
 ) -> list[StaffOption]:
-    """Who can do `service` (only `staff_id` when given), with their bookings in [start, end)."""
+    """Who can do `service` (only `staff_id` when given), with their bookings in [start, end)
+    (but `except_booking`, the one being moved)."""
     found = await ctx.store.offers(service.id)
     if staff_id is not None:
         found = [offer for offer in found if offer.staff.id == staff_id]
@@ -67,7 +76,7 @@ async def _options(
         return []
     business_schedule = await ctx.schedule()
     weeks = await ctx.store.staff_weeks([offer.staff.id for offer in found])
-    busy = await ctx.store.busy_by_staff(start, end)
+    busy = await ctx.store.busy_by_staff(start, end, except_booking=except_booking)
     options = []
     for position, offer in enumerate(found):
         week = weeks.get(offer.staff.id)
@@ -91,20 +100,23 @@ async def _horizon(ctx: TenantContext) -> tuple[datetime, datetime]:
     return now - timedelta(days=1), now + timedelta(days=business.horizon_days + 2)
 
 
-async def free_days(ctx: TenantContext, service: Service, staff_id: int | None) -> list[date]:
-    """Days with a free time for `service` with `staff_id` (None: with anyone)."""
-    options = await _options(ctx, service, staff_id, *await _horizon(ctx))
+async def free_days(
+    ctx: TenantContext, service: Service, staff_id: int | None, *, moving: int = 0
+) -> list[date]:
+    """Days with a free time for `service` with `staff_id` (None: with anyone); `moving`: the
+    booking being moved, whose own time counts as free."""
+    options = await _options(ctx, service, staff_id, *await _horizon(ctx), moving)
     return days_free_for_anyone(options, ctx.now())
 
 
 async def free_times(
-    ctx: TenantContext, service: Service, staff_id: int | None, day: date
+    ctx: TenantContext, service: Service, staff_id: int | None, day: date, *, moving: int = 0
 ) -> list[datetime]:
     """Free starts on `day` for `service` with `staff_id` (None: with anyone), ascending."""
     business = await ctx.business()
     noon = datetime.combine(day, time(12), tzinfo=business.zone)
     options = await _options(
-        ctx, service, staff_id, noon - timedelta(days=1), noon + timedelta(days=1)
+        ctx, service, staff_id, noon - timedelta(days=1), noon + timedelta(days=1), moving
     )
     return list(slots_free_for_anyone(options, day, ctx.now()))
 
@@ -223,7 +235,7 @@ async def move_to_others(ctx: TenantContext, staff_id: int) -> tuple[list[Bookin
     return moved, stuck
 
 
-# --- group classes ---# --- group classes -------------------------------------------------------------------------------
+# --- group classes -------------------------------------------------------------------------------
 class SeatProblem(enum.StrEnum):
     FULL = "full"  # every seat is taken
     GONE = "gone"  # the session was cancelled, removed, or is too close to its start
@@ -369,3 +381,121 @@ async def cancel_for_customer(
         return CancelRefusal.TOO_LATE
     cancelled = await ctx.store.cancel_booking(booking.id, by="customer", customer_id=customer_id)
     return cancelled if cancelled is not None else CancelRefusal.INACTIVE
+
+
+# --- rescheduling --------------------------------------------------------------------------------
+class MoveRefusal(enum.StrEnum):
+    NOT_FOUND = "not_found"  # no such booking, or another customer's
+    INACTIVE = "inactive"  # cancelled, done, past, a class seat, or changed meanwhile
+    TOO_LATE = "too_late"  # within the business's cancellation cut-off (customers only)
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A booking moved: as it is now, and when and with whom it was before."""
+
+    booking: Booking
+    was: datetime
+    was_staff_id: int | None
+
+
+async def movable(
+    ctx: TenantContext, booking_id: int, customer_id: int | None
+) -> Booking | MoveRefusal:
+    """The booking when it may be moved now: the customer's own (`customer_id`) outside the
+    cut-off, or any confirmed upcoming appointment for an admin (`customer_id=None`)."""
+    booking = await ctx.store.booking(booking_id)
+    if booking is None or (customer_id is not None and booking.customer_id != customer_id):
+        return MoveRefusal.NOT_FOUND
+    now = ctx.now()
+    if booking.status != "confirmed" or booking.starts_at <= now or booking.session_id is not None:
+        return MoveRefusal.INACTIVE
+    if customer_id is not None and not can_cancel(
+        (await ctx.business()).rules, booking.starts_at, now
+    ):
+        return MoveRefusal.TOO_LATE
+    return booking
+
+
+async def move_staff(ctx: TenantContext, booking: Booking, service: Service) -> int | None:
+    """Whom a customer's move is with: their staff member while they still perform the service,
+    else anyone available (None)."""
+    offered = {offer.staff.id for offer in await ctx.store.offers(service.id)}
+    return booking.staff_id if booking.staff_id in offered else None
+
+
+async def reschedule(
+    ctx: TenantContext,
+    booking_id: int,
+    start: datetime,
+    *,
+    customer_id: int | None,
+    staff_id: int | None,
+) -> Moved | MoveRefusal | SlotProblem:
+    """Move a booking to `start` with `staff_id` (None: whoever is free then, least loaded
+    first), keeping its number; the customer's move only outside the cut-off. The old time is
+    freed and the reminders re-armed in the same transaction. Of two moves into one slot the
+    database lets one win: the other gets `SlotProblem.TAKEN`."""
+    booking = await movable(ctx, booking_id, customer_id)
+    if isinstance(booking, MoveRefusal):
+        return booking
+    service = await ctx.service(booking.service_id)
+    if service is None:
+        return SlotProblem.NO_STAFF
+    options = await _options(
+        ctx, service, staff_id, start - timedelta(days=1), start + timedelta(days=1), booking.id
+    )
+    if not options:
+        return SlotProblem.NO_STAFF
+    now = ctx.now()
+    candidates, problem = free_staff_at(options, start, now)
+    if problem is not None:
+        return problem
+    business = await ctx.business()
+    reminders = _reminders(business.reminder_offsets_min, start, now)
+    durations = {option.staff_id: option.duration_min for option in options}
+    for candidate in candidates:
+        try:
+            moved = await ctx.store.reschedule_booking(
+                booking.id,
+                was=booking.starts_at,
+                staff_id=candidate,
+                starts_at=start,
+                ends_at=start + timedelta(minutes=durations[candidate]),
+                reminders=reminders,
+                customer_id=customer_id,
+            )
+        except SlotTakenError:
+            continue
+        if moved is None:
+            return MoveRefusal.INACTIVE
+        _wake_reminders(ctx, reminders)
+        return Moved(moved, booking.starts_at, booking.staff_id)
+    return SlotProblem.TAKEN
+
+
+# --- staff in Telegram ---------------------------------------------------------------------------
+INVITE_TTL = timedelta(days=3)
+INVITE_PREFIX = "staff_"
+
+
+def invite_hash(code: str) -> bytes:
+    return hashlib.sha256(code.encode()).digest()
+
+
+async def create_invite(ctx: TenantContext, staff_id: int, created_by: int) -> str | None:
+    """A new one-time invite code for the staff member (only its hash is kept), valid for
+    `INVITE_TTL`; None when there is no such staff member."""
+    code = secrets.token_urlsafe(18)  # 24 characters of [A-Za-z0-9_-]: a deep-link payload
+    stored = await ctx.store.add_staff_invite(
+        staff_id, invite_hash(code), created_by, ctx.now() + INVITE_TTL
+    )
+    return code if stored else None
+
+
+async def redeem_invite(ctx: TenantContext, code: str, telegram_id: int) -> Staff | None:
+    """Link the Telegram account to the invite's staff member, once; None for a code that is
+    unknown, used, expired or of a deactivated staff member."""
+    if not code or len(code) > 64:
+        return None
+    return await ctx.store.redeem_staff_invite(invite_hash(code), telegram_id, ctx.now())

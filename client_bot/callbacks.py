@@ -119,3 +119,51 @@ class HandoffAction(enum.StrEnum):
 class HandoffCb(CallbackData, prefix="ao"):
     action: HandoffAction
     customer_id: int
+
+
+# --- moving a booking to another time (and, for admins, to another staff member) ---------------
+class MoveStep(enum.StrEnum):
+    start = "s"  # the move begins: admins pick a staff member, customers a day
+    staff = "p"  # a staff member picked (`staff_id`, 0 = whoever is free)
+    month = "m"  # a calendar page (`value` = YYYYMM)
+    day = "d"  # a day (`value` = YYYYMMDD)
+    time = "t"  # the new start (`value` = a Unix timestamp): move now
+    noop = "n"  # a decorative calendar cell
+
+
+class MoveCb(CallbackData, prefix="mv"):
+    """A customer moving their own booking (with its staff member, 0 = anyone free)."""
+
+    step: MoveStep
+    booking_id: int
+    staff_id: int = 0
+    value: int = 0
+
+
+class MoveAdminCb(CallbackData, prefix="am"):
+    """An admin moving any booking, also to another staff member (admin-only handlers)."""
+
+    step: MoveStep
+    booking_id: int
+    staff_id: int = 0
+    value: int = 0
+
+
+# --- staff in Telegram: their own day and visits --------------------------------------------------
+class StaffDayCb(CallbackData, prefix="sd"):
+    """A staff member's own day (`day` = YYYYMMDD, 0 = today)."""
+
+    day: int = 0
+
+
+class VisitAction(enum.StrEnum):
+    view = "v"
+    done = "ok"
+    no_show = "ns"
+
+
+class StaffVisitCb(CallbackData, prefix="sk"):
+    """A staff member's own booking: open it, mark it done or no-show."""
+
+    action: VisitAction
+    booking_id: int

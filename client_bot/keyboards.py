@@ -25,6 +25,8 @@ from client_bot.callbacks import (
     ConfirmCb,
     MenuAction,
     MenuCb,
+    MoveCb,
+    MoveStep,
     MyBookingCb,
     ServiceCb,
     SessionCb,
@@ -146,50 +148,56 @@ def calendar_month(
     service_id: int, month: date, free_days: Iterable[date], locale: str, staff_id: int = 0
 ) -> InlineKeyboardMarkup:
     """A month grid where only days with a free slot are buttons; « » move between months."""
+    return month_grid(
+        month,
+        free_days,
+        locale,
+        day=lambda d: CalendarCb(service_id=service_id, day=pack_day(d), staff_id=staff_id),
+        page=lambda m: CalendarCb(service_id=service_id, month=_month_key(m), staff_id=staff_id),
+        noop=CalendarCb(service_id=service_id),
+        back=(_("« Services"), MenuCb(action=MenuAction.book)),
+    )
+
+
+def pack_day(d: date) -> int:
+    return d.year * 10000 + d.month * 100 + d.day
+
+
+def month_grid(
+    month: date,
+    free_days: Iterable[date],
+    locale: str,
+    *,
+    day: Callable[[date], CallbackData],
+    page: Callable[[date], CallbackData],
+    noop: CallbackData,
+    back: tuple[str, CallbackData],
+) -> InlineKeyboardMarkup:
+    """A month grid where only `free_days` are buttons (`day`), « » pages (`page`) between the
+    months that have some, decorative cells `noop`, and a back button."""
     free = sorted(set(free_days))
     free_set = set(free)
     months = sorted({date(d.year, d.month, 1) for d in free})
     month = date(month.year, month.month, 1)
-    noop = CalendarCb(service_id=service_id).pack()
+    blank = noop.pack()
     kb = InlineKeyboardBuilder()
     earlier = [m for m in months if m < month]
     later = [m for m in months if m > month]
-    kb.button(
-        text="«" if earlier else " ",
-        callback_data=CalendarCb(
-            service_id=service_id, month=_month_key(earlier[-1]), staff_id=staff_id
-        ).pack()
-        if earlier
-        else noop,
-    )
-    kb.button(text=text.month(month, locale).capitalize(), callback_data=noop)
-    kb.button(
-        text="»" if later else " ",
-        callback_data=CalendarCb(
-            service_id=service_id, month=_month_key(later[0]), staff_id=staff_id
-        ).pack()
-        if later
-        else noop,
-    )
+    kb.button(text="«" if earlier else " ", callback_data=page(earlier[-1]) if earlier else blank)
+    kb.button(text=text.month(month, locale).capitalize(), callback_data=blank)
+    kb.button(text="»" if later else " ", callback_data=page(later[0]) if later else blank)
     widths = [3]
     for wd in range(7):
-        kb.button(text=text.weekday_short(wd, locale), callback_data=noop)
+        kb.button(text=text.weekday_short(wd, locale), callback_data=blank)
     widths.append(7)
     for week in calendar.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month):
         for d in week:
             if d.month == month.month and d in free_set:
-                kb.button(
-                    text=str(d.day),
-                    callback_data=CalendarCb(
-                        service_id=service_id,
-                        day=d.year * 10000 + d.month * 100 + d.day,
-                        staff_id=staff_id,
-                    ),
-                )
+                kb.button(text=str(d.day), callback_data=day(d))
             else:
-                kb.button(text="·" if d.month == month.month else " ", callback_data=noop)
+                kb.button(text="·" if d.month == month.month else " ", callback_data=blank)
         widths.append(7)
-    kb.button(text=_("« Services"), callback_data=MenuCb(action=MenuAction.book))
+    kb.button(text=back[0], callback_data=back[1])
     widths.append(1)
     kb.adjust(*widths)
     return kb.as_markup()
@@ -238,7 +246,8 @@ def confirm() -> InlineKeyboardMarkup:
 
 
 def my_bookings(items: Sequence[tuple[Booking, bool]]) -> InlineKeyboardMarkup:
-    """One cancel button per booking that may still be cancelled."""
+    """Cancel and move buttons for each booking that may still be cancelled (a class seat is
+    not moved: its time is the class's)."""
     kb = InlineKeyboardBuilder()
     for booking, cancellable in items:
         if cancellable:
@@ -246,6 +255,11 @@ def my_bookings(items: Sequence[tuple[Booking, bool]]) -> InlineKeyboardMarkup:
                 text=_("✖️ Cancel #{id}").format(id=booking.id),
                 callback_data=MyBookingCb(booking_id=booking.id),
             )
+            if booking.session_id is None:
+                kb.button(
+                    text=_("🔁 Move #{id}").format(id=booking.id),
+                    callback_data=MoveCb(step=MoveStep.start, booking_id=booking.id),
+                )
     kb.button(text=_("« Menu"), callback_data=MenuCb(action=MenuAction.home))
     kb.adjust(1)
     return kb.as_markup()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
@@ -21,6 +22,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from client_bot import text
+from client_bot.booking_service import Moved
 from client_bot.callbacks import HandoffAction, HandoffCb, LeadAction, LeadCb
 from client_bot.context import TenantContext
 from client_bot.store import Booking, Business, ChatMessage, Lead, SavedLead
@@ -54,6 +56,32 @@ def booking_cancelled(booking: Booking, business: Business) -> str:
         when=when,
         name=text.esc(booking.customer_name),
         phone=booking.phone,
+    )
+
+
+def booking_moved(booking: Booking, was: datetime, business: Business, *, by_customer: bool) -> str:
+    head = (
+        _("🔁 Booking #{id} moved by the customer: {service}, {when} (was {was})\n{name}, {phone}")
+        if by_customer
+        else _("🔁 Booking #{id} moved by an admin: {service}, {when} (was {was})\n{name}, {phone}")
+    )
+    return head.format(
+        id=booking.id,
+        service=text.esc(booking.service_name),
+        when=text.when(booking.starts_at, business.timezone, business.locale),
+        was=text.when(was, business.timezone, business.locale),
+        name=text.esc(booking.customer_name),
+        phone=booking.phone,
+    )
+
+
+def staff_reminder(booking: Booking, business: Business) -> str:
+    return _("⏰ Reminder: {when} — {service}, {name}, {phone}. Booking #{id}.").format(
+        when=text.when(booking.starts_at, business.timezone, business.locale),
+        service=text.esc(booking.service_name),
+        name=text.esc(booking.customer_name),
+        phone=booking.phone,
+        id=booking.id,
     )
 
 
@@ -282,11 +310,27 @@ class AdminNotices:
 
     async def booking_created(self, booking: Booking, *, by_assistant: bool = False) -> None:
         business = await self.ctx.business()
-        await self.outbox.send(booking_created(booking, business, by_assistant=by_assistant))
+        body = booking_created(booking, business, by_assistant=by_assistant)
+        await self.outbox.send(body)
+        await tell_staff(self.ctx, self.bot, booking.staff_id, body)
 
     async def booking_cancelled(self, booking: Booking) -> None:
         business = await self.ctx.business()
-        await self.outbox.send(booking_cancelled(booking, business))
+        body = booking_cancelled(booking, business)
+        await self.outbox.send(body)
+        await tell_staff(self.ctx, self.bot, booking.staff_id, body)
+
+    async def booking_moved(self, moved: Moved, *, by_customer: bool, skip: int = 0) -> None:
+        """The admins hear of a customer's move (an admin's own move they saw happen); the
+        staff member it is with now, and the one it was with, hear of either."""
+        business = await self.ctx.business()
+        booking = moved.booking
+        body = booking_moved(booking, moved.was, business, by_customer=by_customer)
+        if by_customer:
+            await self.outbox.send(body)
+        await tell_staff(self.ctx, self.bot, booking.staff_id, body, skip=skip)
+        if moved.was_staff_id not in (None, booking.staff_id):
+            await tell_staff(self.ctx, self.bot, moved.was_staff_id, body, skip=skip)
 
     async def lead_saved(self, saved: SavedLead) -> None:
         business = await self.ctx.business()
@@ -302,3 +346,30 @@ class AdminNotices:
         await self.outbox.send(
             customer_wrote(customer_id, name, content), handoff_buttons(customer_id)
         )
+
+
+async def tell_staff(
+    ctx: TenantContext,
+    bot: Bot,
+    staff_id: int | None,
+    body: str,
+    *,
+    skip: int = 0,
+    admins_too: bool = False,
+) -> bool:
+    """Send `body` about one of their bookings to the staff member linked in Telegram, unless
+    they are `skip` or an admin (whom the admins' notice reached; `admins_too` for what admins
+    do not get, like reminders). Best-effort: a staff member who blocked the bot misses it."""
+    if staff_id is None:
+        return False
+    member = await ctx.store.staff_member(staff_id)
+    if member is None or member.telegram_id is None or not member.active:
+        return False
+    if member.telegram_id == skip or (not admins_too and await ctx.is_admin(member.telegram_id)):
+        return False
+    try:
+        await bot.send_message(member.telegram_id, body)
+    except TelegramAPIError as exc:
+        log.info("tenant %s: staff member %s not told: %s", ctx.tenant_id, staff_id, exc)
+        return False
+    return True

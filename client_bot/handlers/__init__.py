@@ -5,11 +5,25 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from client_bot.handlers import assistant, booking, fallback, my_bookings, start
+from client_bot.handlers import (
+    assistant,
+    booking,
+    fallback,
+    my_bookings,
+    reschedule,
+    staff_panel,
+    start,
+)
 
 
 def customer_routers() -> list[Router]:
-    return [start.router(), booking.router(), my_bookings.router()]
+    return [
+        staff_panel.router(),  # before /start: a staff invite link is a /start with a payload
+        start.router(),
+        booking.router(),
+        my_bookings.router(),
+        reschedule.router(),
+    ]
 
 
 def last_routers(*, assistant_on: bool = False) -> list[Router]:

@@ -89,6 +89,7 @@ class Staff:
     own_hours: bool  # False: the business's hours and breaks
     all_services: bool  # False: only the services listed in staff_services
     active: bool
+    telegram_id: int | None = None  # linked through an invite (staff_invites)
 
     @classmethod
     def from_row(cls, row: Any) -> Staff:
@@ -100,6 +101,7 @@ class Staff:
             own_hours=row["own_hours"],
             all_services=row["all_services"],
             active=row["active"],
+            telegram_id=row.get("telegram_id"),
         )
 
 

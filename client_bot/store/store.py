@@ -448,6 +448,137 @@ class Store:
             return None
         return await self.booking(booking_id) if row else None
 
+    async def reschedule_booking(
+        self,
+        booking_id: int,
+        *,
+        was: datetime,
+        staff_id: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        reminders: Iterable[tuple[int, datetime]] = (),
+        customer_id: int | None = None,
+    ) -> Booking | None:
+        """Move a confirmed appointment (only the customer's own when `customer_id` is given)
+        to `starts_at`–`ends_at` with `staff_id`, keeping its number, and re-arm its reminders.
+        None when it is no longer a confirmed appointment at `was` (changed meanwhile);
+        SlotTakenError when the staff member is busy then (the database refuses the overlap)."""
+        offsets = [offset for offset, _due in reminders]
+        dues = [due for _offset, due in reminders]
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "UPDATE bookings SET starts_at = $2, ends_at = $3, staff_id = $4,"
+                    " moved_at = now(), moves = moves + 1, updated_at = now()"
+                    " WHERE id = $1 AND status = 'confirmed' AND session_id IS NULL"
+                    " AND starts_at = $5 AND ($6::bigint IS NULL OR customer_id = $6)"
+                    " RETURNING id",
+                    booking_id,
+                    starts_at,
+                    ends_at,
+                    staff_id,
+                    was,
+                    customer_id,
+                )
+                if row is None:
+                    return None
+                await conn.execute("DELETE FROM reminders WHERE booking_id = $1", booking_id)
+                await conn.execute(
+                    "INSERT INTO reminders (booking_id, offset_min, due_at)"
+                    " SELECT $1, u.offset_min, u.due_at"
+                    " FROM unnest($2::integer[], $3::timestamptz[]) AS u(offset_min, due_at)",
+                    booking_id,
+                    offsets,
+                    dues,
+                )
+        except asyncpg.ExclusionViolationError:
+            raise SlotTakenError(starts_at) from None
+        return await self.booking(booking_id)
+
+    # --- staff in Telegram ----------------------------------------------------------------------
+    async def add_staff_invite(
+        self, staff_id: int, code_hash: bytes, created_by: int, expires_at: datetime
+    ) -> bool:
+        """Keep a new invite of an existing staff member (False: no such staff member)."""
+        row = await self.pool.fetchrow(
+            "INSERT INTO staff_invites (code_hash, staff_id, created_by, expires_at)"
+            " SELECT $1, id, $3, $4 FROM staff WHERE id = $2 RETURNING staff_id",
+            code_hash,
+            staff_id,
+            created_by,
+            expires_at,
+        )
+        return row is not None
+
+    async def redeem_staff_invite(
+        self, code_hash: bytes, telegram_id: int, now: datetime
+    ) -> Staff | None:
+        """Use an unused, unexpired invite of an active staff member once: the Telegram account
+        becomes theirs (and no other staff member's). None when there is no such invite."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            staff_id = await conn.fetchval(
+                "UPDATE staff_invites i SET used_at = $3, used_by = $2 FROM staff st"
+                " WHERE i.code_hash = $1 AND i.used_at IS NULL AND i.expires_at > $3"
+                " AND st.id = i.staff_id AND st.active RETURNING i.staff_id",
+                code_hash,
+                telegram_id,
+                now,
+            )
+            if staff_id is None:
+                return None
+            await conn.execute(
+                "UPDATE staff SET telegram_id = NULL WHERE telegram_id = $1 AND id <> $2",
+                telegram_id,
+                staff_id,
+            )
+            row = await conn.fetchrow(
+                "UPDATE staff SET telegram_id = $2 WHERE id = $1 RETURNING *",
+                staff_id,
+                telegram_id,
+            )
+        self._changed()
+        return Staff.from_row(row)
+
+    async def staff_by_telegram(self, telegram_id: int) -> Staff | None:
+        """The active staff member linked to this Telegram account, if any."""
+        row = await self.pool.fetchrow(
+            "SELECT * FROM staff WHERE telegram_id = $1 AND active", telegram_id
+        )
+        return Staff.from_row(row) if row else None
+
+    async def unlink_staff(self, staff_id: int) -> None:
+        await self.pool.execute("UPDATE staff SET telegram_id = NULL WHERE id = $1", staff_id)
+        self._changed()
+
+    async def staff_bookings_between(
+        self, staff_id: int, start: datetime, end: datetime
+    ) -> list[Booking]:
+        """One staff member's bookings starting in [start, end), cancelled ones left out."""
+        rows = await self.pool.fetch(
+            _BOOKING_SELECT + " WHERE b.staff_id = $1 AND b.starts_at >= $2 AND b.starts_at < $3"
+            " AND b.status <> 'cancelled' ORDER BY b.starts_at",
+            staff_id,
+            start,
+            end,
+        )
+        return [Booking.from_row(r) for r in rows]
+
+    async def set_staff_booking_status(
+        self, booking_id: int, staff_id: int, status: str
+    ) -> Booking | None:
+        """Mark a confirmed booking of `staff_id` done or no-show; None when it is not theirs
+        or not confirmed any more (nothing changes then)."""
+        if status not in ("done", "no_show"):
+            raise ValueError(f"unknown booking status {status!r}")
+        row = await self.pool.fetchrow(
+            "UPDATE bookings SET status = $3, updated_at = now()"
+            " WHERE id = $1 AND staff_id = $2 AND status = 'confirmed' RETURNING id",
+            booking_id,
+            staff_id,
+            status,
+        )
+        return await self.booking(booking_id) if row else None
+
     async def remove_staff_service(self, staff_id: int, service_id: int) -> None:
         await self.pool.execute(
             "DELETE FROM staff_services WHERE staff_id = $1 AND service_id = $2",
@@ -590,17 +721,20 @@ class Store:
         return [(r["starts_at"], r["ends_at"]) for r in rows]
 
     async def busy_by_staff(
-        self, start: datetime, end: datetime
+        self, start: datetime, end: datetime, *, except_booking: int = 0
     ) -> dict[int, list[tuple[datetime, datetime]]]:
-        """Each staff member's appointments and classes they lead overlapping [start, end)."""
+        """Each staff member's appointments and classes they lead overlapping [start, end),
+        leaving out `except_booking` (a booking being moved does not block its own new time)."""
         rows = await self.pool.fetch(
             "SELECT staff_id, starts_at, ends_at FROM bookings"
             " WHERE status <> 'cancelled' AND session_id IS NULL AND starts_at < $2 AND ends_at > $1"
+            " AND id <> $3"
             " UNION ALL SELECT staff_id, starts_at, ends_at FROM class_sessions"
             " WHERE staff_id IS NOT NULL AND cancelled_at IS NULL"
             " AND starts_at < $2 AND ends_at > $1",
             start,
             end,
+            except_booking,
         )
         found: dict[int, list[tuple[datetime, datetime]]] = {}
         for r in rows:

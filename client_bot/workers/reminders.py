@@ -26,6 +26,8 @@ from aiogram.utils.i18n import gettext as _
 
 from client_bot import text
 from client_bot.context import TenantContext
+from client_bot.notices import staff_reminder, tell_staff
+from client_bot.store import Booking, Business
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,23 @@ class ReminderWorker:
                     log.warning("reminder for booking %s postponed: %s", b.id, exc)
                     await self.ctx.store.release_reminder(b.id, item.offset_min)
                     self.postponed += 1
+                    continue  # the staff member hears of it with the retry
+                # The staff member it is with hears of it too (when linked in Telegram);
+                # best-effort, never retried: the customer's reminder is what is claimed.
+                await self._tell_staff(b, business)
         return sent
+
+    async def _tell_staff(self, booking: Booking, business: Business) -> None:
+        try:
+            await tell_staff(
+                self.ctx,
+                self.bot,
+                booking.staff_id,
+                staff_reminder(booking, business),
+                admins_too=True,
+            )
+        except Exception:  # the customer's reminder must go out whatever happens here
+            log.exception("staff reminder of booking %s not sent", booking.id)
 
     async def next_due(self) -> datetime | None:
         """When the earliest unsent reminder is due (None: there is none)."""

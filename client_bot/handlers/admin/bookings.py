@@ -14,7 +14,9 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from client_bot import text
+from client_bot.callbacks import MoveAdminCb
 from client_bot.context import TenantContext
+from client_bot.handlers import reschedule
 from client_bot.handlers.admin import keyboards, parse
 from client_bot.handlers.admin.callbacks import (
     AdminCb,
@@ -327,6 +329,8 @@ def router() -> Router:
         ask_cancel_note, BookingAdminCb.filter(F.action == BookingAction.cancel)
     )
     r.callback_query.register(export_csv, BookingAdminCb.filter(F.action == BookingAction.csv))
+    # Moving a booking (to another time or staff member): the customers' steps, admins only.
+    r.callback_query.register(reschedule.step, MoveAdminCb.filter())
     r.message.register(got_date, AdminInput.booking_date, TYPED)
     r.message.register(cancel_with_note, AdminInput.cancel_note, TYPED)
     return r

@@ -166,6 +166,7 @@ class StaffAction(enum.StrEnum):
     active = "x"
     move_bookings = "mv"  # an inactive staff member's upcoming bookings to the others
     cancel_bookings = "cx"  # ... or cancelled with a notice
+    invite = "i"  # a one-time link that connects their Telegram account
 
 
 class StaffAdminCb(CallbackData, prefix="af"):

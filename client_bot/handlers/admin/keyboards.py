@@ -12,7 +12,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from client_bot import text
-from client_bot.callbacks import LeadAction, LeadCb, LeadStatus
+from client_bot.callbacks import LeadAction, LeadCb, LeadStatus, MoveAdminCb, MoveStep
 from client_bot.handlers.admin.callbacks import (
     AdminCb,
     AdminsAction,
@@ -241,6 +241,11 @@ def booking(item: Booking, day: date) -> InlineKeyboardMarkup:
         button(_("✅ Done"), BookingAction.done)
         button(_("🚫 No-show"), BookingAction.no_show)
         button(_("✖️ Cancel with a note"), BookingAction.cancel)
+        if item.session_id is None:
+            kb.button(
+                text=_("🔁 Move"),
+                callback_data=MoveAdminCb(step=MoveStep.start, booking_id=item.id),
+            )
     elif item.status in ("done", "no_show"):
         button(_("↩️ Back to confirmed"), BookingAction.restore)
     kb.button(

@@ -121,6 +121,11 @@ async def show_member(
                 days=", ".join(text.day(d, business.locale) for d in days_off)
             )
         )
+    lines.append(
+        _("Telegram: linked (they see their own day with /staff)")
+        if member.telegram_id is not None
+        else _("Telegram: not linked")
+    )
     if not member.active:
         lines.append(_("🚫 Inactive: customers cannot choose them."))
     await show(event, (note + "\n\n" if note else "") + "\n".join(lines), _member_kb(member))
@@ -137,8 +142,9 @@ def _member_kb(member: Staff) -> InlineKeyboardMarkup:
         text=_("🚫 Deactivate") if member.active else _("✅ Activate"),
         callback_data=_cb(StaffAction.active, member.id),
     )
+    kb.button(text=_("🔗 Telegram invite"), callback_data=_cb(StaffAction.invite, member.id))
     _back(kb, member.id)
-    kb.adjust(2, 2, 2, 1)
+    kb.adjust(2, 2, 2, 1, 1)
     return kb.as_markup()
 
 
@@ -345,6 +351,43 @@ async def cancel_bookings(
         )
     await show_member(
         query, ctx, member, _("✖️ Cancelled: {n}; the customers were told.").format(n=cancelled)
+    )
+
+
+async def invite(
+    query: CallbackQuery, callback_data: StaffAdminCb, ctx: TenantContext, state: FSMContext,
+    bot: Bot,
+) -> None:  # fmt: skip
+    """A one-time link for the staff member to open in their own Telegram (only its hash is
+    kept; it expires). Whoever opens it first becomes that staff member in the bot."""
+    await state.clear()
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is None:
+        return
+    if not member.active:
+        await show_member(
+            query, ctx, member, _("Activate them first: an inactive one is not linked.")
+        )
+        return
+    code = await booking_service.create_invite(ctx, member.id, query.from_user.id)
+    if code is None:
+        await show_list(query, ctx, _("This staff member no longer exists."))
+        return
+    me = await bot.me()
+    business = await ctx.business()
+    link = f"https://t.me/{me.username}?start={booking_service.INVITE_PREFIX}{code}"
+    until = ctx.now() + booking_service.INVITE_TTL
+    await show(
+        query,
+        _(
+            "🔗 Send this link to {name}; opened in their Telegram, it links them as this staff"
+            " member (once, until {until}):\n{link}\n\nThey will see only their own bookings."
+        ).format(
+            name=text.esc(member.name),
+            until=text.when(until, business.timezone, business.locale),
+            link=link,
+        ),
+        _member_kb(member),
     )
 
 
@@ -594,6 +637,7 @@ def router() -> Router:
         StaffAction.active: toggle_active,
         StaffAction.move_bookings: move_bookings,
         StaffAction.cancel_bookings: cancel_bookings,
+        StaffAction.invite: invite,
     }
     for action, handler in actions.items():
         r.callback_query.register(handler, StaffAdminCb.filter(F.action == action))
