@@ -20,6 +20,7 @@ class AlertKind(enum.StrEnum):
     CRASH_LOOP = "crash_loop"
     SUBSCRIPTION_EXPIRED = "subscription_expired"
     ROLLOUT_HALTED = "rollout_halted"
+    RENEWAL_FAILED = "renewal_failed"  # a saved card declined (read from the sales bot's orders)
 
 
 class Alerter(Protocol):

@@ -45,6 +45,7 @@ from core.logs import setup_logging
 from core.settings import MasterSettings, PostgresSettings, RedisSettings, load_settings
 from database.identifiers import quote_ident
 from database.pool import create_pool
+from database.subscription_figures import subscription_figures
 from master_bot.deploy.base import DeployBackend, DeployError, RuntimeState, RuntimeStatus
 from scripts.redis_keys import human_bytes, tenant_usage
 
@@ -83,6 +84,9 @@ class Payments:
     currency: str
     renewals_due_week: int | None = None  # auto-renewals to charge within 7 days
     renewals_failed: int | None = None  # declined auto-renewal charges this month
+    mrr: Decimal | None = None  # monthly value of the paid-up subscriptions
+    paying: int | None = None  # subscriptions counted in the MRR
+    churned: list[str] | None = None  # tenants whose period ended this month, not renewed
 
 
 @dataclass(slots=True)
@@ -192,18 +196,12 @@ async def _control(
             row["revenue"],
             row["currency"],
         )
-        if await conn.fetchval("SELECT to_regclass('control.sales_subscriptions') IS NOT NULL"):
-            payments.renewals_due_week = await conn.fetchval(
-                "SELECT count(*) FROM control.sales_subscriptions WHERE auto_renew"
-                " AND next_charge_at < $1",
-                now + timedelta(days=7),
-            )
-            payments.renewals_failed = await conn.fetchval(
-                "SELECT count(*) FROM control.sales_orders WHERE kind = 'renewal'"
-                " AND status = 'canceled' AND cancel_reason NOT IN ('opted_out', 'card_removed')"
-                " AND canceled_at >= $1",
-                month_start(now, tz),
-            )
+        figures = await subscription_figures(conn, now, month_start(now, tz))
+        if figures is not None:  # definitions: database/subscription_figures.py
+            payments.renewals_due_week = figures.renewals_due_week
+            payments.renewals_failed = figures.renewals_failed
+            payments.mrr, payments.paying = figures.mrr, figures.paying
+            payments.churned = list(figures.churned)
     else:
         notes.append("payments: control.sales_orders does not exist (sales bot not migrated)")
     return tenants, payments, notes
@@ -482,14 +480,19 @@ def render(stats: FleetStats, console: Console) -> None:
     pay = stats.payments
     month = stats.month_start.astimezone(ZoneInfo(stats.timezone)).strftime("%Y-%m")
     payments = Table(title=f"Payments this month ({month}, {stats.timezone})", title_justify="left")
-    for col in ("payments", "refunds", "revenue", "renewals due in 7 days", "failed renewals"):
+    for col in (
+        "payments", "refunds", "revenue", "MRR", "renewals due in 7 days", "failed renewals",
+        "churn",
+    ):  # fmt: skip
         payments.add_column(col, justify="right")
     if pay is None:
-        payments.add_row(NA, NA, NA, NA, NA)
+        payments.add_row(NA, NA, NA, NA, NA, NA, NA)
     else:
         payments.add_row(
             str(pay.payments), str(pay.refunds), f"{pay.revenue:,.2f} {pay.currency}",
+            NA if pay.mrr is None else f"{pay.mrr:,.2f} {pay.currency}",
             _n(pay.renewals_due_week), _n(pay.renewals_failed),
+            NA if pay.churned is None else str(len(pay.churned)),
         )  # fmt: skip
     console.print(payments)
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from database.subscription_figures import SubscriptionFigures, subscription_figures
 from master_bot.deploy.base import DeployError, RuntimeState
 from master_bot.store import TenantStatus
 
@@ -32,6 +33,7 @@ class FleetStats:
     in_grace: list[str] = field(default_factory=list)  # expired, not suspended yet
     crash_looping: list[str] = field(default_factory=list)
     horizon_days: int = EXPIRING_DAYS
+    subscriptions: SubscriptionFigures | None = None  # MRR, renewals, churn (None: no sales bot)
 
 
 def month_bounds(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -64,4 +66,8 @@ async def collect(master: Master, now: datetime, zone: ZoneInfo) -> FleetStats:
         else:
             in_grace.append(tenant.tenant_id)
     looping = sorted(tid for tid, memory in master.reconciler.memory.items() if memory.alerted)
-    return FleetStats(now, counts, by_state, revenue, expiring, in_grace, looping)
+    async with master.deps.pool.acquire() as conn:
+        figures = await subscription_figures(conn, now, since)
+    return FleetStats(
+        now, counts, by_state, revenue, expiring, in_grace, looping, subscriptions=figures
+    )

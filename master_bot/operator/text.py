@@ -43,6 +43,7 @@ _ALERT_TITLES = {
     AlertKind.CRASH_LOOP: "🔁 Бот клиента падает снова и снова",
     AlertKind.SUBSCRIPTION_EXPIRED: "⌛ Подписка истекла, бот приостановлен",
     AlertKind.ROLLOUT_HALTED: "⛔ Обновление ботов остановлено",
+    AlertKind.RENEWAL_FAILED: "💳 Автопродление не прошло",
 }
 
 REFUSAL = (
@@ -197,6 +198,16 @@ def stats(s: FleetStats) -> str:
         f"🔁 Падают снова и снова: {len(s.crash_looping)}"
         + (f" — {_ids(list(s.crash_looping))}" if s.crash_looping else ""),
     ]
+    if s.subscriptions is not None:
+        sub = s.subscriptions
+        lines += [
+            "",
+            f"📈 MRR: {revenue({sub.currency: sub.mrr})} (оплаченных подписок: {sub.paying})",
+            f"🔄 Автопродлений в ближайшие 7 дн.: {sub.renewals_due_week}",
+            f"💳 Неудачных автопродлений за {month_name(s.now)}: {sub.renewals_failed}",
+            f"📉 Отток за {month_name(s.now)}: {len(sub.churned)}"
+            + (f" — {_ids(list(sub.churned))}" if sub.churned else ""),
+        ]
     return "\n".join(lines)
 
 

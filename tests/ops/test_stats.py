@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from rich.console import Console
 
 from database.identifiers import quote_ident
 from database.pool import create_pool
+from database.subscription_figures import subscription_figures
 from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.deploy.memory import MemoryBackend
-from scripts.stats import build_chunk_query, collect_stats, day_and_week, render
+from master_bot.operator.stats import FleetStats as OperatorFleetStats
+from master_bot.operator.text import stats as operator_stats
+from scripts.stats import build_chunk_query, collect_stats, day_and_week, month_start, render
 from tests.ops.conftest import Fleet, add_order, run_cli, seed_rows
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -248,3 +253,130 @@ async def test_redis_keys_and_memory_per_tenant(fleet: Fleet, redis_url: str) ->
         async for key in redis.scan_iter(match=f"{a}:*"):
             await redis.unlink(key)
         await redis.aclose()
+
+
+async def _subscription(
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    *,
+    amount: str,
+    days: int,
+    auto_renew: bool,
+    next_charge: datetime | None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO control.sales_subscriptions (tenant_id, user_id, email, plan, period_days,"
+        " amount, auto_renew, method_enc, next_charge_at)"
+        " VALUES ($1, 1, 'a@b.ru', 'x', $2, $3, $4, CASE WHEN $4 THEN 'sealed' END, $5)",
+        tenant_id,
+        days,
+        Decimal(amount),
+        auto_renew,
+        next_charge,
+    )
+
+
+async def _renewal(
+    conn: asyncpg.Connection, tenant_id: str, *, status: str, reason: str | None, at: datetime
+) -> None:
+    order_id = "ord_" + secrets.token_hex(12)
+    await conn.execute(
+        "INSERT INTO control.sales_orders (order_id, kind, status, user_id, plan, period_days,"
+        " amount, email, idempotence_key, tenant_id, cancel_reason, canceled_at, created_at)"
+        " VALUES ($1, 'renewal', $2, 1, 'x', 30, 990, 'a@b.ru', $1, $3, $4,"
+        " CASE WHEN $2 = 'canceled' THEN $5::timestamptz END, $5)",
+        order_id,
+        status,
+        tenant_id,
+        reason,
+        at,
+    )
+
+
+async def test_mrr_renewals_and_churn_of_a_seeded_fleet(fleet: Fleet) -> None:
+    """Issue 17: MRR, renewals due this week, failed renewals and churn this month, in make
+    stats (table and JSON) and the operators' /stats, from the rows below."""
+    days = timedelta(days=1)
+    monthly = await fleet.add_tenant(plan="start", expires_in=20 * days, now=NOW, schema=False)
+    yearly = await fleet.add_tenant(plan="year", expires_in=200 * days, now=NOW, schema=False)
+    due = await fleet.add_tenant(plan="biz", expires_in=5 * days, now=NOW, schema=False)
+    stopped = await fleet.add_tenant(
+        status="stopped", plan="start", expires_in=9 * days, now=NOW, schema=False
+    )
+    # Ended this month (May 2031) and not renewed: churn, not MRR.
+    ended = await fleet.add_tenant(
+        status="suspended", plan="start", expires_in=-10 * days, now=NOW, schema=False
+    )
+    ended_deleted = await fleet.add_tenant(
+        status="deleted", plan="start", expires_in=-2 * days, now=NOW, schema=False
+    )
+    # Ended last month: neither churn this month nor MRR.
+    april = await fleet.add_tenant(
+        status="suspended", plan="start", expires_in=-20 * days, now=NOW, schema=False
+    )
+    # Paid up but deleted: no MRR.
+    gone = await fleet.add_tenant(
+        status="deleted", plan="biz", expires_in=9 * days, now=NOW, schema=False
+    )
+    conn = await fleet.connect()
+    try:
+        await _subscription(
+            conn, monthly, amount="990.00", days=30, auto_renew=True, next_charge=NOW + 17 * days
+        )
+        await _subscription(
+            conn, yearly, amount="24900.00", days=365, auto_renew=False, next_charge=None
+        )
+        await _subscription(
+            conn, due, amount="2490.00", days=30, auto_renew=True, next_charge=NOW + 2 * days
+        )
+        await _subscription(
+            conn, stopped, amount="990.00", days=30, auto_renew=True, next_charge=NOW - 1 * days
+        )  # overdue: due
+        await _subscription(
+            conn, ended, amount="990.00", days=30, auto_renew=False, next_charge=None
+        )
+        await _subscription(
+            conn, gone, amount="2490.00", days=30, auto_renew=False, next_charge=None
+        )
+        await _renewal(
+            conn, ended, status="canceled", reason="insufficient_funds", at=NOW - 13 * days
+        )  # May 1st
+        await _renewal(conn, due, status="canceled", reason="card_expired", at=NOW - 1 * days)
+        await _renewal(conn, due, status="canceled", reason="opted_out", at=NOW - 1 * days)
+        await _renewal(
+            conn, april, status="canceled", reason="insufficient_funds", at=NOW - 20 * days
+        )  # April
+        await _renewal(conn, monthly, status="paid", reason=None, at=NOW - 3 * days)
+        figures = await subscription_figures(conn, NOW, month_start(NOW, MSK))
+    finally:
+        await conn.close()
+
+    # 990 + 24900 * 30 / 365 (2046.58) + 2490 + 990 (stopped, still paid up)
+    mrr = Decimal("990.00") + Decimal("2046.58") + Decimal("2490.00") + Decimal("990.00")
+    assert figures is not None
+    assert (figures.mrr, figures.paying) == (mrr, 4)
+    assert figures.renewals_due_week == 2  # `due` in 2 days, `stopped` overdue; not `monthly`
+    assert figures.renewals_failed == 2  # May's two declines; the opt-out and April's are not
+    assert set(figures.churned) == {ended, ended_deleted}
+
+    pool = await create_pool(fleet.dsn, max_size=2)
+    try:
+        stats = await collect_stats(pool, None, now=NOW)
+    finally:
+        await pool.close()
+    pay = stats.payments
+    assert pay is not None
+    assert (pay.mrr, pay.paying, pay.renewals_due_week, pay.renewals_failed) == (mrr, 4, 2, 2)
+    assert set(pay.churned or []) == {ended, ended_deleted}
+    assert stats.to_json()["payments"]["mrr"] == "6516.58"
+    out = io.StringIO()
+    render(stats, Console(file=out, width=220))
+    assert "6,516.58 RUB" in out.getvalue() and "churn" in out.getvalue()
+
+    text = operator_stats(
+        OperatorFleetStats(NOW, {}, {}, {}, subscriptions=figures)
+    )  # the operators' /stats
+    assert "MRR: 6 516,58 RUB (оплаченных подписок: 4)" in text
+    assert "Автопродлений в ближайшие 7 дн.: 2" in text
+    assert "Неудачных автопродлений за май 2031: 2" in text
+    assert "Отток за май 2031: 2 — " in text and ended in text and ended_deleted in text
