@@ -575,6 +575,45 @@ class TenantStore:
             )
         return TenantRecord.from_row(row), True
 
+    async def change_plan(
+        self, request: IdempotentRequest, tenant_id: str, plan: str, *, actor: str
+    ) -> tuple[TenantRecord, bool]:
+        """Switch the tenant to `plan` once per idempotency key; (tenant, applied now). The
+        key is used up only together with the change (one transaction)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO control.idempotency_keys (scope, key, request_sha256, tenant_id)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+                request.scope,
+                request.key,
+                request.request_sha256,
+                tenant_id,
+            )
+            if not inserted:
+                known = await conn.fetchval(
+                    "SELECT request_sha256 FROM control.idempotency_keys"
+                    " WHERE scope = $1 AND key = $2",
+                    request.scope,
+                    request.key,
+                )
+                if known not in (None, request.request_sha256):
+                    raise IdempotencyKeyReusedError(request.key)
+                row = await conn.fetchrow(
+                    f"SELECT {_COLUMNS} FROM control.tenants WHERE tenant_id = $1", tenant_id
+                )
+                return TenantRecord.from_row(row), False
+            before = await conn.fetchval(
+                "SELECT plan FROM control.tenants WHERE tenant_id = $1 FOR UPDATE", tenant_id
+            )
+            row = await conn.fetchrow(
+                "UPDATE control.tenants SET plan = $2, updated_at = now()"
+                f" WHERE tenant_id = $1 RETURNING {_COLUMNS}",
+                tenant_id,
+                plan,
+            )
+            await _audit(conn, actor, tenant_id, "plan.changed", {"from": before, "to": plan})
+        return TenantRecord.from_row(row), True
+
     async def audit(
         self, actor: str, tenant_id: str | None, action: str, details: Mapping[str, Any]
     ) -> None:

@@ -29,6 +29,7 @@ from master_bot.api.models import (
     LogsQuery,
     PlacementIn,
     PlacementOut,
+    PlanIn,
     ProvisionIn,
     TenantOut,
     TenantPage,
@@ -38,6 +39,7 @@ from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.errors import NotFoundError
 from master_bot.metrics import FleetState, Snapshot
 from master_bot.placement import move
+from master_bot.plan import change_plan
 from master_bot.provision import ProvisionOrder
 
 if TYPE_CHECKING:
@@ -178,6 +180,15 @@ async def extend_tenant(request: web.Request) -> web.Response:
     key = _idempotency_key(request)
     body = await _body(request, ExtendIn)
     await _master(request).fleet.extend(tenant_id, body.days, key, actor=ACTOR)
+    return await _detail(request, tenant_id)
+
+
+async def change_tenant_plan(request: web.Request) -> web.Response:
+    tenant_id = _tenant_id(request)
+    key = _idempotency_key(request)
+    body = await _body(request, PlanIn)
+    async with request.app[KEY_LOCKS](key):
+        await change_plan(_master(request).deps, tenant_id, body.plan, key, actor=ACTOR)
     return await _detail(request, tenant_id)
 
 

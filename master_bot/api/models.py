@@ -68,6 +68,10 @@ class ExtendIn(_In):
     days: int = Field(ge=1, le=MAX_DAYS)
 
 
+class PlanIn(_In):
+    plan: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+
+
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
