@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.loops import run_every
+from database.subscription_figures import claim_failed_renewals
 from master_bot.alert import AlertKind
 from master_bot.deps import Deps
 from master_bot.errors import MasterError
@@ -100,7 +101,26 @@ class SubscriptionMonitor:
             threshold = due_threshold(tenant.expires_at, now, config.reminder_days)
             if threshold is not None:
                 await self._remind(tenant, threshold, report)
+        await self._renewal_alerts()
         return report
+
+    async def _renewal_alerts(self) -> None:
+        """Failed auto-renewal charges (the sales bot's orders, same database): one operator
+        alert per charge, claimed in control.renewal_alerts before it is raised."""
+        try:
+            async with self.deps.pool.acquire() as conn:
+                failed = await claim_failed_renewals(conn)
+        except Exception:
+            log.exception("failed renewals not read")
+            return
+        for charge in failed:
+            await self.deps.alerts.alert(
+                AlertKind.RENEWAL_FAILED,
+                charge.tenant_id,
+                f"{charge.tenant_id} (@{charge.bot_username}): the card was not charged "
+                f"{charge.amount} {charge.currency}: {charge.reason} (order {charge.order_id});"
+                " the owner was told and offered a pay link",
+            )
 
     async def _suspend(self, tenant: TenantRecord, report: MonitorReport) -> None:
         tid = tenant.tenant_id

@@ -86,7 +86,7 @@ class SalesApp:
         self.store = SalesStore(pool, renewal_days_before=settings.renewal_days_before)
         self.vault = Vault(settings.encryption_keys.get_secret_value())
         self.i18n = build_i18n()
-        self.notifier = BotNotifier(bot, self.i18n)
+        self.notifier = BotNotifier(bot, self.i18n, self.catalog)
         self.billing = Billing(
             self.store,
             kassa,

@@ -13,8 +13,11 @@ import contextlib
 import functools
 import hashlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from sales_bot.kassa import KassaError, KassaUnavailableError, PaymentDraft, PaymentGateway
@@ -37,6 +40,38 @@ log = logging.getLogger(__name__)
 PAYMENT_EVENTS = frozenset({"payment.succeeded", "payment.canceled", "payment.waiting_for_capture"})
 REFUND_EVENTS = frozenset({"refund.succeeded"})
 EVENTS = PAYMENT_EVENTS | REFUND_EVENTS
+
+
+MIN_CHARGE = Decimal("1.00")  # YooKassa takes no smaller payment
+
+
+@dataclass(frozen=True, slots=True)
+class PlanChange:
+    """Moving a tenant from `current` to `to` with the period ending at `period_end`.
+
+    Plans are compared by their price per day. An upgrade is paid now: the whole days left of
+    the period (a started day counts) at the difference of the daily prices, at least 1 ₽. A
+    downgrade costs nothing now and starts with the next period."""
+
+    current: Plan
+    to: Plan
+    period_end: datetime
+    days_left: int
+    amount: Decimal
+
+    @property
+    def upgrade(self) -> bool:
+        return self.amount > 0
+
+    @classmethod
+    def of(cls, current: Plan, to: Plan, period_end: datetime, now: datetime) -> PlanChange:
+        seconds = (period_end - now).total_seconds()
+        days_left = max(0, math.ceil(seconds / 86400))
+        daily = to.price / to.period_days - current.price / current.period_days
+        if daily <= 0 or days_left == 0:
+            return cls(current, to, period_end, days_left, Decimal("0"))
+        amount = (daily * days_left).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return cls(current, to, period_end, days_left, max(amount, MIN_CHARGE))
 
 
 class Notifier(Protocol):
@@ -190,6 +225,32 @@ class Billing:
                 bot_username=tenant.bot_username,
                 tenant_id=tenant.tenant_id,
                 auto_renew=auto_renew,
+            )
+        )
+
+    async def open_upgrade(
+        self, *, user_id: int, locale: str, email: str, tenant: Order, change: PlanChange
+    ) -> Order:
+        """The prorated payment of an upgrade (the same one again when pressed twice)."""
+        assert change.upgrade
+        order_id = new_order_id()
+        return await self.store.open_upgrade(
+            NewOrder(
+                order_id=order_id,
+                kind=OrderKind.UPGRADE,
+                user_id=user_id,
+                locale=locale,
+                plan=change.to.id,
+                period_days=change.days_left,
+                amount=change.amount,
+                currency="RUB",
+                email=email,
+                idempotence_key=idempotence_key(order_id),
+                business_name=tenant.business_name,
+                bot_username=tenant.bot_username,
+                tenant_id=tenant.tenant_id,
+                cycle_end=change.period_end,
+                plan_from=change.current.id,
             )
         )
 

@@ -62,6 +62,13 @@ class CardCb(CallbackData, prefix="cd"):
     tenant: str
 
 
+class ChangePlanCb(CallbackData, prefix="pl"):
+    """/subscription: change the plan (`plan` empty: show the choice)."""
+
+    tenant: str
+    plan: str
+
+
 class PaymentsCb(CallbackData, prefix="ps"):
     """/subscription: the list of payments."""
 

@@ -84,6 +84,8 @@ class MasterApi(Protocol):
 
     async def suspend(self, tenant_id: str) -> Tenant: ...
 
+    async def change_plan(self, tenant_id: str, plan: str, idempotency_key: str) -> Tenant: ...
+
     async def get(self, tenant_id: str) -> Tenant: ...
 
 
@@ -153,6 +155,11 @@ class HttpMaster:
 
     async def suspend(self, tenant_id: str) -> Tenant:
         return await self._call("POST", f"/api/v1/tenants/{tenant_id}/suspend")
+
+    async def change_plan(self, tenant_id: str, plan: str, idempotency_key: str) -> Tenant:
+        return await self._call(
+            "POST", f"/api/v1/tenants/{tenant_id}/plan", body={"plan": plan}, key=idempotency_key
+        )
 
     async def get(self, tenant_id: str) -> Tenant:
         return await self._call("GET", f"/api/v1/tenants/{tenant_id}")

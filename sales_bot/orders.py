@@ -30,6 +30,7 @@ class OrderKind(enum.StrEnum):
     NEW = "new"
     EXTEND = "extend"
     RENEWAL = "renewal"  # a charge of the saved card, made by the renewal worker
+    UPGRADE = "upgrade"  # a higher plan now: the rest of the period at the price difference
 
 
 class Action(enum.StrEnum):
@@ -38,6 +39,7 @@ class Action(enum.StrEnum):
     PROVISION = "provision"
     EXTEND = "extend"
     SUSPEND = "suspend"
+    CHANGE_PLAN = "change_plan"
 
 
 def new_order_id() -> str:
@@ -144,7 +146,9 @@ def transition(
     order that was paid asks for a suspension (when configured); whether the master was ever
     asked to provision is settled by the store (an untried provisioning is simply dropped).
     """
-    paid_action = Action.PROVISION if kind is OrderKind.NEW else Action.EXTEND
+    paid_action = {OrderKind.NEW: Action.PROVISION, OrderKind.UPGRADE: Action.CHANGE_PLAN}.get(
+        kind, Action.EXTEND
+    )
     if status is OrderStatus.PENDING or status is OrderStatus.CANCELED:
         if verdict is Verdict.PAID:
             return Transition(OrderStatus.PAID, (paid_action,))
@@ -154,5 +158,7 @@ def transition(
             return Transition(OrderStatus.CANCELED)
         return None
     if status is OrderStatus.PAID and verdict is Verdict.REFUNDED:
-        return Transition(OrderStatus.REFUNDED, (Action.SUSPEND,) if refund_suspends else ())
+        # A refunded upgrade leaves the period paid for by an earlier order: nothing to suspend.
+        suspend = refund_suspends and kind is not OrderKind.UPGRADE
+        return Transition(OrderStatus.REFUNDED, (Action.SUSPEND,) if suspend else ())
     return None

@@ -16,7 +16,7 @@ from core.dates import paid_until
 from sales_bot import keyboards
 from sales_bot.master import Tenant
 from sales_bot.orders import OrderKind
-from sales_bot.plans import format_rub
+from sales_bot.plans import Catalog, format_rub
 from sales_bot.store import Order
 from sales_bot.text import bot_link, card, date, decline_reason
 
@@ -24,9 +24,10 @@ from sales_bot.text import bot_link, card, date, decline_reason
 class BotNotifier:
     """`billing.Notifier` through the sales bot."""
 
-    def __init__(self, bot: Bot, i18n: I18n) -> None:
+    def __init__(self, bot: Bot, i18n: I18n, catalog: Catalog | None = None) -> None:
         self.bot = bot
         self.i18n = i18n
+        self.catalog = catalog
 
     async def _send(
         self,
@@ -60,7 +61,20 @@ class BotNotifier:
         await self._send(order, text)
 
     async def extended(self, order: Order, tenant: Tenant) -> None:
+        plan = self.catalog.get(order.plan) if self.catalog is not None else None
+
         def text() -> str:
+            if order.kind is OrderKind.UPGRADE:
+                return _(
+                    "Done: {bot} is on plan {plan} now, with all its features. Paid until "
+                    "{date}; after that the plan costs {price} for {days} days. /subscription"
+                ).format(
+                    bot=bot_link(tenant.bot_username or order.bot_username),
+                    plan=html.escape(plan.name(order.locale) if plan else order.plan),
+                    date=paid_until(tenant.expires_at),
+                    price=format_rub(plan.price) if plan else "—",
+                    days=plan.period_days if plan else "—",
+                )
             if order.kind is OrderKind.RENEWAL:
                 return _(
                     "Auto-renewal: {amount} charged from your card {card}. {bot} is paid until "

@@ -106,6 +106,8 @@ class Relay:
                 await self._provision(item, order)
             elif item.action is Action.EXTEND:
                 await self._extend(item, order)
+            elif item.action is Action.CHANGE_PLAN:
+                await self._change_plan(item, order)
             else:
                 await self._suspend(item, order)
         except MasterUnavailableError as exc:
@@ -166,6 +168,20 @@ class Relay:
         await self.on_fulfilled(done, tenant)
         await self.store.outbox_done(item.id, f"extended {tenant.tenant_id}")
         log.info("order %s extended %s", order.order_id, tenant.tenant_id)
+        if done.status is OrderStatus.PAID:
+            await self._tell(self.notices.extended(done, tenant))
+
+    async def _change_plan(self, item: OutboxItem, order: Order) -> None:
+        """A paid upgrade: the master switches the plan (once per order id) and the bot is
+        re-deployed with the plan's features."""
+        if order.tenant_id is None:
+            raise VaultError(f"upgrade order {order.order_id} names no tenant")
+        tenant = await self.master.change_plan(order.tenant_id, order.plan, order.order_id)
+        await self.after_call(item)
+        done = await self.store.fulfilled(order.order_id, tenant.tenant_id, tenant.bot_username)
+        await self.on_fulfilled(done, tenant)
+        await self.store.outbox_done(item.id, f"plan {order.plan} for {tenant.tenant_id}")
+        log.info("order %s: %s is on plan %s", order.order_id, tenant.tenant_id, tenant.plan)
         if done.status is OrderStatus.PAID:
             await self._tell(self.notices.extended(done, tenant))
 

@@ -21,6 +21,12 @@ other, so duplicates and late or lost ones change nothing twice.
 After the master extended or provisioned for an order, `after_fulfilled` updates the tenant's
 subscription (end of the paid period, next charge date) and moves the card the owner saved with
 that payment into it, sealed with `core.secrets.SecretBox` for the tenant.
+
+Plan changes: an upgrade is an order of its own (kind 'upgrade', the rest of the period at the
+price difference); once the master switched the plan, `after_fulfilled` makes renewals charge the
+new plan. A downgrade is stored on the subscription (`next_plan`): the next renewal is charged
+and recorded on the lower plan, and `switch_plans` asks the master to switch when that period
+begins (`cycle_end`), not before.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from sales_bot.billing import Billing, method_context
 from sales_bot.kassa import KassaError, KassaUnavailableError, PaymentDraft, PaymentGateway
 from sales_bot.master import MasterApi, MasterError, MasterRejectedError, Tenant
 from sales_bot.notices import Notices
-from sales_bot.orders import PaymentView, idempotence_key, new_order_id
+from sales_bot.orders import OrderKind, PaymentView, idempotence_key, new_order_id
 from sales_bot.plans import Catalog
 from sales_bot.store import MethodUpdate, Order, SalesStore, Subscription
 from sales_bot.vault import Vault
@@ -90,6 +96,7 @@ class Renewals:
         """One pass: charges never sent are sent again, due subscriptions are charged; how
         many charges were sent."""
         sent = 0
+        await self.switch_plans()
         for order_id in await self.store.unsent_renewals(self.resend_after):
             sent += await self._send(order_id)
         now = self.clock()
@@ -110,6 +117,29 @@ class Renewals:
             await self.after_claim(order)
             sent += await self._send(order.order_id)
         return sent
+
+    async def switch_plans(self) -> int:
+        """Periods paid on a lower plan (a downgrade the owner chose) that have begun: the master
+        switches the tenant (Idempotency-Key = the order, so a retry changes nothing twice); while
+        the master is unreachable the switch waits for the next pass. How many were switched."""
+        if self.master is None:
+            return 0
+        switched = 0
+        for order in await self.store.due_plan_switches(self.clock()):
+            assert order.tenant_id is not None
+            try:
+                await self.master.change_plan(order.tenant_id, order.plan, order.order_id)
+            except MasterRejectedError as exc:
+                log.error("plan of %s not switched to %s: %s", order.tenant_id, order.plan, exc)
+                if exc.status != 404:
+                    continue
+            except (MasterError, TimeoutError) as exc:
+                log.warning("plan switch of %s waits for the master: %s", order.tenant_id, exc)
+                continue
+            await self.store.plan_switched(order.order_id)
+            log.info("%s: plan %s -> %s (downgrade)", order.tenant_id, order.plan_from, order.plan)
+            switched += 1
+        return switched
 
     async def _still_due(self, tenant_id: str) -> bool:
         """Ask the master first: a deleted tenant is not charged, a period an operator extended
@@ -183,6 +213,16 @@ class Renewals:
     async def after_fulfilled(self, order: Order, tenant: Tenant) -> None:
         """The relay calls this once the master provisioned or extended for `order` (again
         after a retry: it changes nothing more then)."""
+        if order.kind is OrderKind.UPGRADE:
+            plan = self.catalog.get(order.plan)
+            if plan is None:  # sold a moment ago, gone from the catalogue since: keep the terms
+                log.error("upgrade %s: plan %s is not in the catalogue", order.order_id, order.plan)
+                return
+            await self.store.upgraded(
+                order, amount=plan.price, period_days=plan.period_days, paid_until=tenant.expires_at
+            )
+            log.info("%s upgraded to %s", tenant.tenant_id, order.plan)
+            return
         method = None
         if order.auto_renew and order.method_enc is not None:
             method_id = self.vault.open(method_context(order.order_id), order.method_enc)

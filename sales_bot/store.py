@@ -33,12 +33,13 @@ _ORDER_COLUMNS = (
     "order_id, kind, status, user_id, locale, plan, period_days, amount, currency, email,"
     " business_name, category, timezone, bot_id, bot_username, bot_token_enc, bot_token_sha256,"
     " tenant_id, idempotence_key, payment_id, confirmation_url, failure, created_at, paid_at,"
-    " fulfilled_at, auto_renew, method_enc, card_last4, card_expiry, cycle_end, cancel_reason"
+    " fulfilled_at, auto_renew, method_enc, card_last4, card_expiry, cycle_end, cancel_reason,"
+    " plan_from, plan_switched_at"
 )
 _SUB_COLUMNS = (
     "tenant_id, user_id, locale, email, bot_username, business_name, plan, period_days, amount,"
     " currency, auto_renew, method_enc, card_last4, card_expiry, paid_until, next_charge_at,"
-    " failures, last_failure"
+    " failures, last_failure, next_plan, next_amount, next_period_days"
 )
 
 
@@ -75,6 +76,8 @@ class Order:
     card_expiry: str | None = None
     cycle_end: datetime | None = None
     cancel_reason: str | None = None
+    plan_from: str | None = None  # an upgrade, or a renewal carrying a downgrade: the plan left
+    plan_switched_at: datetime | None = None
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> Order:
@@ -121,6 +124,7 @@ class NewOrder:
     tenant_id: str | None = None
     auto_renew: bool = False
     cycle_end: datetime | None = None
+    plan_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,9 @@ class Subscription:
     next_charge_at: datetime | None
     failures: int
     last_failure: str | None
+    next_plan: str | None = None  # a downgrade the owner chose: from the next period
+    next_amount: Decimal | None = None
+    next_period_days: int | None = None
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> Subscription:
@@ -210,9 +217,9 @@ class SalesStore:
             "INSERT INTO control.sales_orders (order_id, kind, user_id, locale, plan,"
             " period_days, amount, currency, email, idempotence_key, business_name, category,"
             " timezone, bot_id, bot_username, bot_token_enc, bot_token_sha256, tenant_id,"
-            " auto_renew, cycle_end)"
+            " auto_renew, cycle_end, plan_from)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-            f" $17, $18, $19, $20) RETURNING {_ORDER_COLUMNS}",
+            f" $17, $18, $19, $20, $21) RETURNING {_ORDER_COLUMNS}",
             new.order_id,
             new.kind.value,
             new.user_id,
@@ -233,8 +240,35 @@ class SalesStore:
             new.tenant_id,
             new.auto_renew,
             new.cycle_end,
+            new.plan_from,
         )
         return Order.of(row)
+
+    async def open_upgrade(self, new: NewOrder) -> Order:
+        """The upgrade order of (tenant, period, plan): the live one when there is one (pressed
+        twice, the owner gets the same payment), else `new`."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT 1 FROM control.sales_subscriptions WHERE tenant_id = $1 FOR UPDATE",
+                new.tenant_id,
+            )
+            row = await conn.fetchrow(
+                f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE kind = 'upgrade'"
+                " AND tenant_id = $1 AND cycle_end = $2 AND plan = $3"
+                " AND status IN ('pending', 'paid')",
+                new.tenant_id,
+                new.cycle_end,
+                new.plan,
+            )
+            if row is not None:
+                return Order.of(row)
+            # A downgrade chosen earlier is dropped: the owner went the other way.
+            await conn.execute(
+                "UPDATE control.sales_subscriptions SET next_plan = NULL, next_amount = NULL,"
+                " next_period_days = NULL, updated_at = now() WHERE tenant_id = $1",
+                new.tenant_id,
+            )
+        return await self.create_order(new)
 
     async def get(self, order_id: str) -> Order | None:
         row = await self.pool.fetchrow(
@@ -494,6 +528,9 @@ class SalesStore:
                 "UPDATE control.sales_subscriptions SET paid_until = coalesce($2, paid_until),"
                 " plan = $3, period_days = $4, amount = $5, email = $6,"
                 " bot_username = coalesce($7, bot_username), failures = 0, last_failure = NULL,"
+                " next_plan = CASE WHEN next_plan = $3 THEN NULL ELSE next_plan END,"
+                " next_amount = CASE WHEN next_plan = $3 THEN NULL ELSE next_amount END,"
+                " next_period_days = CASE WHEN next_plan = $3 THEN NULL ELSE next_period_days END,"
                 " auto_renew = auto_renew OR $8,"
                 " consent_at = CASE WHEN $8 THEN now() ELSE consent_at END,"
                 " revoked_at = CASE WHEN $8 THEN NULL ELSE revoked_at END,"
@@ -528,6 +565,68 @@ class SalesStore:
                 )
             assert updated is not None
             return Subscription.of(sub)
+
+    async def upgraded(
+        self, order: Order, *, amount: Decimal, period_days: int, paid_until: datetime | None
+    ) -> None:
+        """The master switched the tenant to the upgrade's plan: renewals charge the new plan's
+        price for its period from now on; the order records the switch. Repeating it changes
+        nothing more."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE control.sales_subscriptions SET plan = $2, amount = $3, period_days = $4,"
+                " paid_until = coalesce($5, paid_until), next_plan = NULL, next_amount = NULL,"
+                " next_period_days = NULL, updated_at = now() WHERE tenant_id = $1",
+                order.tenant_id,
+                order.plan,
+                amount,
+                period_days,
+                paid_until,
+            )
+            await conn.execute(
+                "UPDATE control.sales_orders SET plan_switched_at = coalesce(plan_switched_at,"
+                " now()) WHERE order_id = $1",
+                order.order_id,
+            )
+
+    async def set_next_plan(
+        self, tenant_id: str, user_id: int, plan: str | None, amount: Decimal | None,
+        period_days: int | None,
+    ) -> Subscription | None:  # fmt: skip
+        """A downgrade from the next period (`plan` None: keep the current plan); None when this
+        is not the owner's tenant. Under the lock a charge takes, so a claimed charge keeps the
+        terms it was claimed with."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL lock_timeout = '120s'")
+            row = await conn.fetchrow(
+                "UPDATE control.sales_subscriptions SET next_plan = $3, next_amount = $4,"
+                " next_period_days = $5, updated_at = now() WHERE tenant_id = $1"
+                f" AND user_id = $2 RETURNING {_SUB_COLUMNS}",
+                tenant_id,
+                user_id,
+                plan,
+                amount,
+                period_days,
+            )
+            return Subscription.of(row) if row else None
+
+    async def due_plan_switches(self, now: datetime, limit: int = 50) -> list[Order]:
+        """Paid and fulfilled periods that start on another plan (a downgrade) and have begun."""
+        rows = await self.pool.fetch(
+            f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE plan_from IS NOT NULL"
+            " AND plan_switched_at IS NULL AND status = 'paid' AND kind <> 'upgrade'"
+            " AND fulfilled_at IS NOT NULL AND cycle_end <= $1 ORDER BY cycle_end LIMIT $2",
+            now,
+            limit,
+        )
+        return [Order.of(r) for r in rows]
+
+    async def plan_switched(self, order_id: str) -> None:
+        await self.pool.execute(
+            "UPDATE control.sales_orders SET plan_switched_at = coalesce(plan_switched_at, now())"
+            " WHERE order_id = $1",
+            order_id,
+        )
 
     async def subscriptions_of(self, user_id: int) -> dict[str, Subscription]:
         rows = await self.pool.fetch(
@@ -665,15 +764,16 @@ class SalesStore:
             order = await conn.fetchrow(
                 "INSERT INTO control.sales_orders (order_id, kind, user_id, locale, plan,"
                 " period_days, amount, currency, email, idempotence_key, business_name,"
-                " bot_username, tenant_id, auto_renew, cycle_end, card_last4, card_expiry)"
+                " bot_username, tenant_id, auto_renew, cycle_end, card_last4, card_expiry,"
+                " plan_from)"
                 " VALUES ($1, 'renewal', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, true,"
-                f" $13, $14, $15) RETURNING {_ORDER_COLUMNS}",
+                f" $13, $14, $15, $16) RETURNING {_ORDER_COLUMNS}",
                 order_id,
                 sub.user_id,
                 sub.locale,
-                sub.plan,
-                sub.period_days,
-                sub.amount,
+                sub.next_plan or sub.plan,  # a downgrade is charged and served from this period
+                sub.next_period_days or sub.period_days,
+                sub.next_amount or sub.amount,
                 sub.currency,
                 sub.email,
                 key,
@@ -683,6 +783,7 @@ class SalesStore:
                 sub.paid_until,
                 sub.card_last4,
                 sub.card_expiry,
+                sub.plan if sub.next_plan is not None and sub.next_plan != sub.plan else None,
             )
             await conn.execute(
                 "UPDATE control.sales_subscriptions SET last_attempt_at = $2, updated_at = now()"

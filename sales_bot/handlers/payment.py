@@ -30,6 +30,10 @@ def _summary(order: Order, ctx: SalesContext, locale: str) -> str:
     plan_name = plan.name(locale) if plan else order.plan
     if order.kind is OrderKind.EXTEND:
         head = _("Renewal of {bot}: plan {plan}, {amount} for {days} days.")
+    elif order.kind is OrderKind.UPGRADE:
+        head = _(
+            "Upgrade of {bot} to plan {plan}: {amount} for the {days} days left of the period."
+        )
     else:
         head = _("Bot {bot} for “{name}”: plan {plan}, {amount} for {days} days.")
     return head.format(

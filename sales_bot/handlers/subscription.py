@@ -1,11 +1,15 @@
 """/subscription: the owner's bots with plan, status and expiry; auto-renewal (next charge date
 and amount, on/off in one tap, remove the card); the list of payments; "Extend" pays another
-period (and, with auto-renewal chosen there, saves a new card: that is how a card is changed)."""
+period (and, with auto-renewal chosen there, saves a new card: that is how a card is changed);
+"Change the plan": a higher plan now for the rest of the period at the price difference (an
+'upgrade' order, paid on the YooKassa page), a lower one from the next period (stored, charged
+and switched at renewal)."""
 
 from __future__ import annotations
 
 import asyncio
 import html
+from datetime import UTC, datetime
 
 from aiogram import F, Router
 from aiogram.filters import Command
@@ -15,12 +19,13 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from core.dates import paid_until
-from sales_bot.callbacks import AutoRenewCb, CardCb, ConsentCb, ExtendCb, PaymentsCb
+from sales_bot.billing import PlanChange
+from sales_bot.callbacks import AutoRenewCb, CardCb, ChangePlanCb, ConsentCb, ExtendCb, PaymentsCb
 from sales_bot.context import SalesContext
 from sales_bot.handlers.payment import ask_consent, send_checkout
 from sales_bot.master import MasterError, Tenant
 from sales_bot.orders import OrderKind, OrderStatus
-from sales_bot.plans import format_rub
+from sales_bot.plans import Plan, format_rub
 from sales_bot.store import Order, Subscription
 from sales_bot.text import bot_link, card, date, decline_reason, status_name
 
@@ -47,13 +52,18 @@ async def subscription(message: Message, ctx: SalesContext, i18n: I18n) -> None:
         plan = ctx.catalog.get(tenant.plan if tenant else order.plan) or ctx.catalog.get(order.plan)
         plan_name = plan.name(i18n.current_locale) if plan else order.plan
         sub = subs.get(order.tenant_id or "")
-        lines.append(_card(order, tenant, plan_name) + "\n" + _renewal(sub))
+        lines.append(_card(order, tenant, plan_name) + "\n" + _renewal(sub, ctx, i18n))
         tenant_id = order.tenant_id or ""
         bot = f"@{order.bot_username}"
         if plan is not None and (tenant is None or tenant.status != "deleted"):
             kb.button(
                 text=_("Extend {bot} — {amount}").format(bot=bot, amount=format_rub(plan.price)),
                 callback_data=ExtendCb(tenant=tenant_id),
+            )
+        if plan is not None and tenant is not None and tenant.status in ("active", "stopped"):
+            kb.button(
+                text=_("Change the plan of {bot}").format(bot=bot),
+                callback_data=ChangePlanCb(tenant=tenant_id, plan=""),
             )
         if sub is not None and sub.auto_renew:
             kb.button(
@@ -95,7 +105,20 @@ def _card(order: Order, tenant: Tenant | None, plan_name: str) -> str:
     )
 
 
-def _renewal(sub: Subscription | None) -> str:
+def _renewal(sub: Subscription | None, ctx: SalesContext, i18n: I18n) -> str:
+    text = _auto_renewal(sub)
+    if sub is not None and sub.next_plan is not None and sub.next_amount is not None:
+        plan = ctx.catalog.get(sub.next_plan)
+        text += "\n" + _("From {date}: plan {plan}, {amount} for {days} days.").format(
+            date=paid_until(sub.paid_until) if sub.paid_until else "—",
+            plan=html.escape(plan.name(i18n.current_locale) if plan else sub.next_plan),
+            amount=format_rub(sub.next_amount),
+            days=sub.next_period_days,
+        )
+    return text
+
+
+def _auto_renewal(sub: Subscription | None) -> str:
     if sub is None or not sub.auto_renew:
         text = _("Auto-renewal: off.")
         if sub is not None and sub.method_enc is not None:
@@ -160,6 +183,7 @@ def _payment_line(order: Order) -> str:
         OrderKind.NEW: _("first payment"),
         OrderKind.EXTEND: _("renewal"),
         OrderKind.RENEWAL: _("auto-renewal"),
+        OrderKind.UPGRADE: _("plan upgrade"),
     }[order.kind]
     if order.status is OrderStatus.PAID:
         outcome = _("paid")
@@ -239,6 +263,114 @@ async def extend_consent(
     await send_checkout(query.message, order, ctx, i18n.current_locale)
 
 
+async def change_plan(
+    query: CallbackQuery, callback_data: ChangePlanCb, ctx: SalesContext, i18n: I18n
+) -> None:
+    """The plans to move to (`plan` empty), or the move itself: an upgrade is paid now, a
+    downgrade is stored for the next period, the current plan cancels a stored downgrade."""
+    owned = await _owned(ctx, query.from_user.id, callback_data.tenant)
+    if owned is None or not isinstance(query.message, Message):
+        await query.answer(_("This bot is not found."), show_alert=True)
+        return
+    await query.answer()
+    tenant = await _tenant(ctx, callback_data.tenant)
+    current = ctx.catalog.get(tenant.plan) if tenant else None
+    if tenant is None or current is None or tenant.expires_at is None:
+        await query.message.answer(_("Status is unavailable right now, try again later."))
+        return
+    locale = i18n.current_locale
+    now = datetime.now(UTC)
+    if not callback_data.plan:
+        await _plan_choice(query.message, ctx, tenant.tenant_id, current, tenant.expires_at, locale)
+        return
+    target = ctx.catalog.get(callback_data.plan)
+    if target is None:
+        await query.message.answer(_("This plan is no longer sold. Send /start."))
+        return
+    bot = bot_link(owned.bot_username)
+    if target.id == current.id:
+        await ctx.store.set_next_plan(tenant.tenant_id, query.from_user.id, None, None, None)
+        await query.message.answer(
+            _("{bot} stays on plan {plan}.").format(bot=bot, plan=html.escape(current.name(locale)))
+        )
+        return
+    change = PlanChange.of(current, target, tenant.expires_at, now)
+    if change.upgrade:
+        email = await ctx.store.last_email(query.from_user.id) or owned.email
+        order = await ctx.billing.open_upgrade(
+            user_id=query.from_user.id, locale=locale, email=email, tenant=owned, change=change
+        )
+        if order.status is OrderStatus.PAID:
+            await query.message.answer(
+                _("This upgrade is paid already: the plan is being changed.")
+            )
+            return
+        await send_checkout(query.message, order, ctx, locale)
+        return
+    sub = await ctx.store.set_next_plan(
+        tenant.tenant_id, query.from_user.id, target.id, target.price, target.period_days
+    )
+    if sub is None:
+        await query.answer(_("This bot is not found."), show_alert=True)
+        return
+    await query.message.answer(
+        _(
+            "From {date} {bot} moves to plan {plan}: {amount} for {days} days. Until then "
+            "everything of plan {current} keeps working; nothing is charged now."
+        ).format(
+            date=paid_until(tenant.expires_at),
+            bot=bot,
+            plan=html.escape(target.name(locale)),
+            amount=format_rub(target.price),
+            days=target.period_days,
+            current=html.escape(current.name(locale)),
+        )
+    )
+
+
+async def _plan_choice(
+    message: Message, ctx: SalesContext, tenant_id: str, current: Plan, end: datetime, locale: str
+) -> None:
+    kb = InlineKeyboardBuilder()
+    lines = [
+        _("Plan now: {plan}. Choose another one:").format(plan=html.escape(current.name(locale)))
+    ]
+    for plan in ctx.catalog:
+        if plan.id == current.id:
+            continue
+        change = PlanChange.of(current, plan, end, datetime.now(UTC))
+        if change.upgrade:
+            lines.append(
+                _(
+                    "{plan}: now, {amount} for the {days} days left; then {price} for {period} days."
+                ).format(
+                    plan=html.escape(plan.name(locale)),
+                    amount=format_rub(change.amount),
+                    days=change.days_left,
+                    price=format_rub(plan.price),
+                    period=plan.period_days,
+                )
+            )
+        else:
+            lines.append(
+                _("{plan}: from {date}, {price} for {period} days.").format(
+                    plan=html.escape(plan.name(locale)),
+                    date=paid_until(end),
+                    price=format_rub(plan.price),
+                    period=plan.period_days,
+                )
+            )
+        kb.button(
+            text=plan.name(locale), callback_data=ChangePlanCb(tenant=tenant_id, plan=plan.id)
+        )
+    kb.button(
+        text=_("Keep {plan}").format(plan=current.name(locale)),
+        callback_data=ChangePlanCb(tenant=tenant_id, plan=current.id),
+    )
+    kb.adjust(1)
+    await message.answer("\n".join(lines), reply_markup=kb.as_markup())
+
+
 def router() -> Router:
     """A fresh router (a process may build several bots)."""
     r = Router(name="subscription")
@@ -248,4 +380,5 @@ def router() -> Router:
     r.callback_query.register(switch, AutoRenewCb.filter())
     r.callback_query.register(remove_card, CardCb.filter())
     r.callback_query.register(payments, PaymentsCb.filter())
+    r.callback_query.register(change_plan, ChangePlanCb.filter())
     return r

@@ -1,0 +1,275 @@
+"""Plan changes from /subscription and failed-renewal alerts (issue 17), end to end: the sales
+bot in the Telegram emulator, the YooKassa fake through the real SDK, and the real master
+(process backend: each tenant's bot is a real client bot process) over its REST API.
+
+- an upgrade mid-period is charged once, the remaining days at the price difference, and the
+  master switches the plan: control.tenants says so and the re-deployed bot process has the new
+  plan's features in its environment;
+- a downgrade is stored, charged at the lower price by the next renewal and switched by the
+  master only when that period begins;
+- a failed renewal raises exactly one operator alert (the master's subscription monitor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from master_bot.alert import AlertKind
+from master_bot.app import Master
+from master_bot.deploy.process import PID_FILE
+from sales_bot.billing import Draft
+from sales_bot.store import Order
+from tests.sales.conftest import OWNER, SALES_TOKEN, Shop, bot_token
+from tests.sales.people import Person
+from tests.sales.test_headline import MASTER_TOKEN, real_master
+from tests.sales.test_renewals import DUE, Clock, deliver, subscription
+from tests.support import wait_until
+
+__all__ = ["real_master"]  # the fixture, used by name below
+
+AI = "ai_assistant"
+
+
+@pytest.fixture(autouse=True)
+async def no_subscriptions(pg_dsn: str) -> None:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute("TRUNCATE control.sales_subscriptions, control.renewal_alerts")
+    finally:
+        await conn.close()
+
+
+async def buy(shop: Shop, plan_id: str, name: str) -> Order:
+    """A bot bought with auto-renewal on the checkout page; the real master provisions it."""
+    token = bot_token()
+    await shop.tg.send_message(SALES_TOKEN, OWNER, "/start")
+    identity = await shop.tg.register_bot(token, name, "Salon")
+    plan = shop.app.catalog.get(plan_id)
+    assert plan is not None
+    order = await shop.app.billing.open_new(
+        Draft(
+            user_id=OWNER, locale="ru", plan=plan, email="owner@example.com",
+            business_name="Салон", category="beauty", timezone="Europe/Moscow",
+            bot_id=int(identity["id"]), bot_username=str(identity["username"]), token=token,
+            auto_renew=True,
+        )
+    )  # fmt: skip
+    order = await shop.app.billing.checkout(order, description="test", item="test")
+    assert await shop.pay(order) == 200
+    await shop.settle(order, timeout=60)
+    return await shop.reload(order)
+
+
+async def tenant_row(shop: Shop, tenant_id: str) -> dict[str, Any]:
+    [row] = await shop.fetch(
+        "SELECT plan, expires_at FROM control.tenants WHERE tenant_id = $1", tenant_id
+    )
+    return dict(row)
+
+
+def bot_features(clients: Path, tenant_id: str) -> set[str]:
+    """PLAN_FEATURES in the environment of the tenant's running bot process."""
+    import json
+
+    pid = json.loads((clients / tenant_id / PID_FILE).read_text())["pid"]
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+    return set(filter(None, env["PLAN_FEATURES"].split(",")))
+
+
+async def test_an_upgrade_mid_period_is_charged_once_prorated_and_the_bot_gets_the_features(
+    make_shop: Callable[..., Awaitable[Shop]],
+    real_master: tuple[Master, str],
+    tmp_path: Path,
+) -> None:
+    master, url = real_master
+    shop = await make_shop(master_url=url, master_token=MASTER_TOKEN, polling=True)
+    order = await buy(shop, "start", "upgrade_salon_bot")
+    tid = order.tenant_id or ""
+    clients = tmp_path / "clients"
+    assert bot_features(clients, tid) == {"booking", "reminders", "admin_panel"}
+    # Mid-period: 20 days of the 30 left (990 ₽ -> 2490 ₽ a month: 50 ₽ a day more).
+    conn = await asyncpg.connect(shop.pg_dsn)
+    try:
+        await conn.execute(
+            "UPDATE control.tenants SET expires_at = now() + interval '20 days' - interval '1 min'"
+            " WHERE tenant_id = $1",
+            tid,
+        )
+    finally:
+        await conn.close()
+    expires = (await tenant_row(shop, tid))["expires_at"]
+
+    owner = Person(shop.tg, SALES_TOKEN, OWNER)
+    card = await owner.ask("/subscription", "Тариф: Старт")
+    bot = f"@{order.bot_username}"
+    choice = await owner.press(card, f"Сменить тариф {bot}", "Выберите другой")
+    assert (
+        "«Бизнес»: сразу, 1\u00a0000\u00a0₽ за оставшиеся 20 дн.; затем 2\u00a0490\u00a0₽ за 30 дн."
+        in (choice.plain_text)
+    )
+    checkout = await owner.press(choice, "Бизнес", "Переход")
+    assert f"Переход {bot} на тариф «Бизнес»: 1\u00a0000\u00a0₽ за оставшиеся 20 дн." in (
+        checkout.plain_text
+    )
+    again = await owner.press(choice, "Бизнес", "Переход")  # pressed twice: the same payment
+    assert again.buttons() == checkout.buttons()
+    [upgrade] = await shop.fetch("SELECT * FROM control.sales_orders WHERE kind = 'upgrade'")
+    assert (upgrade["plan"], upgrade["plan_from"], upgrade["amount"], upgrade["period_days"]) == (
+        "business", "start", Decimal("1000.00"), 20,
+    )  # fmt: skip
+    assert upgrade["tenant_id"] == tid and upgrade["cycle_end"] == expires
+    payment = shop.kassa.payments[upgrade["payment_id"]]
+    assert payment["amount"] == {"value": "1000.00", "currency": "RUB"}
+    assert shop.kassa.bodies[payment["id"]].get("save_payment_method") in (None, False)
+
+    shop.kassa.succeed(payment["id"])  # paid on the YooKassa page
+    assert await shop.notify("payment.succeeded", payment["id"]) == 200
+    assert await shop.notify("payment.succeeded", payment["id"]) == 200  # a duplicate
+    paid = await shop.app.store.get(upgrade["order_id"])
+    assert paid is not None
+    await shop.settle(paid, timeout=60)
+    done = await owner.wait("теперь на тарифе «Бизнес»")
+    assert "дальше тариф стоит 2\u00a0490\u00a0₽ за 30 дн." in done.plain_text
+
+    # Charged once, the plan switched once, the period unchanged.
+    upgrade_payments = [
+        p for p in shop.kassa.payments.values() if p["metadata"].get("order_id") == paid.order_id
+    ]
+    assert len(upgrade_payments) == 1
+    assert await tenant_row(shop, tid) == {"plan": "business", "expires_at": expires}
+    changes = await shop.fetch(
+        "SELECT details FROM control.audit_log WHERE tenant_id = $1 AND action = 'plan.changed'",
+        tid,
+    )
+    assert len(changes) == 1
+    [outbox] = await shop.fetch(
+        "SELECT action, done_at, attempts FROM control.sales_outbox WHERE order_id = $1",
+        paid.order_id,
+    )
+    assert outbox["action"] == "change_plan" and outbox["done_at"] is not None
+    # Renewals now charge the new plan; the bot runs with the plan's features.
+    sub = await subscription(shop, tid)
+    assert (sub["plan"], sub["amount"], sub["period_days"]) == ("business", Decimal("2490.00"), 30)
+    assert AI in bot_features(clients, tid) and "broadcasts" in bot_features(clients, tid)
+    payments = await owner.press(card, f"Платежи {bot}", "Платежи")
+    assert "1\u00a0000\u00a0₽ — переход на тариф выше: оплачен" in payments.plain_text
+    assert master.deps.metrics.deploys.get("plan") == 1
+
+
+async def test_a_downgrade_is_charged_and_applied_at_the_next_renewal_not_before(
+    make_shop: Callable[..., Awaitable[Shop]],
+    real_master: tuple[Master, str],
+    tmp_path: Path,
+) -> None:
+    _, url = real_master
+    shop = await make_shop(master_url=url, master_token=MASTER_TOKEN, polling=True)
+    clock = Clock()
+    shop.app.renewals.clock = clock
+    order = await buy(shop, "business", "downgrade_salon_bot")
+    tid = order.tenant_id or ""
+    bot = f"@{order.bot_username}"
+    before = await tenant_row(shop, tid)
+
+    owner = Person(shop.tg, SALES_TOKEN, OWNER)
+    card = await owner.ask("/subscription", "Тариф: Бизнес")
+    choice = await owner.press(card, f"Сменить тариф {bot}", "Выберите другой")
+    picked = await owner.press(choice, "Старт", "переходит на тариф «Старт»")
+    assert "990\u00a0₽ за 30 дн." in picked.plain_text
+    assert "сейчас ничего не списывается" in picked.plain_text
+    sub = await subscription(shop, tid)
+    assert (sub["next_plan"], sub["next_amount"], sub["plan"]) == (
+        "start", Decimal("990.00"), "business",
+    )  # fmt: skip
+    shown = await owner.ask("/subscription", "тариф «Старт», 990")
+    assert "Тариф: Бизнес" in shown.plain_text
+    assert await shop.fetch("SELECT 1 FROM control.sales_orders WHERE kind = 'upgrade'") == []
+
+    clock.ahead(timedelta(days=20))  # mid-period: nothing charged, nothing switched
+    assert await shop.app.renewals.run_once() == 0
+    assert shop.kassa.charges == [] and (await tenant_row(shop, tid))["plan"] == "business"
+
+    clock.ahead(DUE)  # the renewal: charged at the lower price, for the next period
+    assert await shop.app.renewals.run_once() == 1
+    await deliver(shop)
+    [charge] = shop.kassa.charges
+    assert charge["status"] == "succeeded"
+    assert charge["amount"] == {"value": "990.00", "currency": "RUB"}
+    [renewal] = await shop.fetch("SELECT * FROM control.sales_orders WHERE kind = 'renewal'")
+    assert (renewal["plan"], renewal["plan_from"], renewal["status"]) == (
+        "start", "business", "paid",
+    )  # fmt: skip
+    await shop.wait(lambda: _fulfilled(shop, renewal["order_id"]))
+    row = await tenant_row(shop, tid)
+    assert row["expires_at"] == before["expires_at"] + timedelta(days=30)
+    assert row["plan"] == "business"  # the paid period has not ended yet: still Business
+    assert AI in bot_features(tmp_path / "clients", tid)
+    assert await shop.app.renewals.switch_plans() == 0
+
+    clock.ahead(timedelta(days=30, minutes=5))  # the new period has begun
+    assert await shop.app.renewals.switch_plans() == 1
+    assert await shop.app.renewals.switch_plans() == 0  # once
+    assert (await tenant_row(shop, tid))["plan"] == "start"
+    sub = await subscription(shop, tid)
+    assert (sub["plan"], sub["amount"], sub["next_plan"]) == ("start", Decimal("990.00"), None)
+    await wait_until(lambda: _features_lack(tmp_path / "clients", tid, AI), 30)
+    assert bot_features(tmp_path / "clients", tid) == {"booking", "reminders", "admin_panel"}
+    assert len(shop.kassa.charges) == 1
+
+
+async def test_a_failed_renewal_alerts_the_operators_once(
+    make_shop: Callable[..., Awaitable[Shop]],
+    real_master: tuple[Master, str],
+) -> None:
+    master, url = real_master
+    alerts: list[tuple[AlertKind, str | None, str]] = []
+
+    class Recorder:
+        async def alert(self, kind: AlertKind, tenant_id: str | None, text: str) -> None:
+            alerts.append((kind, tenant_id, text))
+
+    master.deps.alerts.add(Recorder())
+    shop = await make_shop(master_url=url, master_token=MASTER_TOKEN)
+    clock = Clock()
+    shop.app.renewals.clock = clock
+    order = await buy(shop, "start", "declined_salon_bot")
+    tid = order.tenant_id or ""
+    method_id = shop.kassa.payments[order.payment_id or ""]["payment_method"]["id"]
+    shop.kassa.decline(method_id, "insufficient_funds")
+    await master.monitor.run_once()
+    assert [a for a in alerts if a[0] is AlertKind.RENEWAL_FAILED] == []
+
+    clock.ahead(DUE)
+    await shop.app.renewals.run_once()
+    await deliver(shop)
+    [declined] = shop.kassa.charges
+    assert declined["status"] == "canceled"
+    for _ in range(3):  # every pass of the monitor sees the failed charge; one alert
+        await master.monitor.run_once()
+    failed = [a for a in alerts if a[0] is AlertKind.RENEWAL_FAILED]
+    assert len(failed) == 1
+    _, tenant_id, text = failed[0]
+    assert tenant_id == tid and "insufficient_funds" in text and "990.00 RUB" in text
+    assert method_id not in text
+
+
+async def _fulfilled(shop: Shop, order_id: str) -> bool:
+    rows = await shop.fetch(
+        "SELECT 1 FROM control.sales_orders WHERE order_id = $1 AND fulfilled_at IS NOT NULL",
+        order_id,
+    )
+    return bool(rows)
+
+
+async def _features_lack(clients: Path, tenant_id: str, feature: str) -> bool:
+    try:
+        return feature not in bot_features(clients, tenant_id)
+    except (OSError, KeyError, ValueError):
+        return False  # being re-deployed
