@@ -207,7 +207,11 @@ class Billing:
         email: str,
         tenant: Order,
         auto_renew: bool = False,
+        cycle_end: datetime | None = None,
+        plan_from: str | None = None,
     ) -> Order:
+        """Another period; `plan_from` set: a downgrade the owner chose, on `plan` from
+        `cycle_end` (the renewal worker switches the master's plan then)."""
         order_id = new_order_id()
         return await self.store.create_order(
             NewOrder(
@@ -225,6 +229,8 @@ class Billing:
                 bot_username=tenant.bot_username,
                 tenant_id=tenant.tenant_id,
                 auto_renew=auto_renew,
+                cycle_end=cycle_end if plan_from is not None else None,
+                plan_from=plan_from,
             )
         )
 

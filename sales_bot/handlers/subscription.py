@@ -52,12 +52,15 @@ async def subscription(message: Message, ctx: SalesContext, i18n: I18n) -> None:
         plan = ctx.catalog.get(tenant.plan if tenant else order.plan) or ctx.catalog.get(order.plan)
         plan_name = plan.name(i18n.current_locale) if plan else order.plan
         sub = subs.get(order.tenant_id or "")
+        following = _next_period_plan(ctx, plan, sub)
         lines.append(_card(order, tenant, plan_name) + "\n" + _renewal(sub, ctx, i18n))
         tenant_id = order.tenant_id or ""
         bot = f"@{order.bot_username}"
         if plan is not None and (tenant is None or tenant.status != "deleted"):
             kb.button(
-                text=_("Extend {bot} — {amount}").format(bot=bot, amount=format_rub(plan.price)),
+                text=_("Extend {bot} — {amount}").format(
+                    bot=bot, amount=format_rub((following or plan).price)
+                ),
                 callback_data=ExtendCb(tenant=tenant_id),
             )
         if plan is not None and tenant is not None and tenant.status in ("active", "stopped"):
@@ -89,6 +92,15 @@ async def subscription(message: Message, ctx: SalesContext, i18n: I18n) -> None:
     kb.adjust(1)
     markup: InlineKeyboardMarkup | None = kb.as_markup() if kb.buttons else None
     await message.answer("\n\n".join(lines), reply_markup=markup)
+
+
+def _next_period_plan(
+    ctx: SalesContext, current: Plan | None, sub: Subscription | None
+) -> Plan | None:
+    """The plan the next period is paid on when the owner chose a downgrade, else None."""
+    if sub is None or sub.next_plan is None or (current and current.id == sub.next_plan):
+        return None
+    return ctx.catalog.get(sub.next_plan)
 
 
 def _card(order: Order, tenant: Tenant | None, plan_name: str) -> str:
@@ -236,6 +248,8 @@ async def extend(
     await query.answer()
     tenant = await _tenant(ctx, callback_data.tenant)
     plan = ctx.catalog.get(tenant.plan if tenant else owned.plan) or ctx.catalog.get(owned.plan)
+    sub = (await ctx.store.subscriptions_of(query.from_user.id)).get(callback_data.tenant)
+    plan = _next_period_plan(ctx, plan, sub) or plan
     if plan is None:
         await query.message.answer(_("This plan is no longer sold. Send /start."))
         return
@@ -252,13 +266,17 @@ async def extend_consent(
     await query.answer()
     tenant = await _tenant(ctx, callback_data.tenant)
     plan = ctx.catalog.get(tenant.plan if tenant else owned.plan) or ctx.catalog.get(owned.plan)
+    sub = (await ctx.store.subscriptions_of(query.from_user.id)).get(callback_data.tenant)
+    lower = _next_period_plan(ctx, plan, sub) if tenant and tenant.expires_at else None
     email = await ctx.store.last_email(query.from_user.id)
     if plan is None or email is None:
         await query.message.answer(_("This plan is no longer sold. Send /start."))
         return
     order = await ctx.billing.open_extension(
-        user_id=query.from_user.id, locale=i18n.current_locale, plan=plan, email=email,
+        user_id=query.from_user.id, locale=i18n.current_locale, plan=lower or plan, email=email,
         tenant=owned, auto_renew=callback_data.on,
+        cycle_end=tenant.expires_at if lower and tenant else None,
+        plan_from=plan.id if lower else None,
     )  # fmt: skip
     await send_checkout(query.message, order, ctx, i18n.current_locale)
 

@@ -190,6 +190,14 @@ async def test_a_downgrade_is_charged_and_applied_at_the_next_renewal_not_before
     )  # fmt: skip
     shown = await owner.ask("/subscription", "тариф «Старт», 990")
     assert "Тариф: Бизнес" in shown.plain_text
+    # Paying the next period by hand is on the lower plan too, switched when that period begins.
+    terms = await owner.press(shown, f"Продлить {bot} — 990\u00a0₽", "Тариф Старт: 990")
+    await owner.press(terms, "Оплатить один раз, без автопродления", "Продление")
+    [manual] = await shop.fetch("SELECT * FROM control.sales_orders WHERE kind = 'extend'")
+    assert (manual["plan"], manual["plan_from"], manual["amount"]) == (
+        "start", "business", Decimal("990.00"),
+    )  # fmt: skip
+    assert manual["cycle_end"] == before["expires_at"] and manual["status"] == "pending"
     assert await shop.fetch("SELECT 1 FROM control.sales_orders WHERE kind = 'upgrade'") == []
 
     clock.ahead(timedelta(days=20))  # mid-period: nothing charged, nothing switched
