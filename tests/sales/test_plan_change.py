@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -162,6 +163,32 @@ async def test_an_upgrade_mid_period_is_charged_once_prorated_and_the_bot_gets_t
     payments = await owner.press(card, f"Платежи {bot}", "Платежи")
     assert "1\u00a0000\u00a0₽ — переход на тариф выше: оплачен" in payments.plain_text
     assert master.deps.metrics.deploys.get("plan") == 1
+
+    # The endpoint itself: a retry with the order's key changes nothing; bad requests are 4xx.
+    async def post(plan: str, key: str | None) -> tuple[int, dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {MASTER_TOKEN}"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{url}/api/v1/tenants/{tid}/plan", json={"plan": plan}, headers=headers
+            ) as resp,
+        ):
+            return resp.status, await resp.json()
+
+    status, body = await post("business", paid.order_id)
+    assert (status, body["plan"]) == (200, "business")
+    status, body = await post("start", paid.order_id)
+    assert (status, body["error"]["code"]) == (409, "idempotency_key_reused")
+    status, body = await post("platinum", "k-1")
+    assert (status, body["error"]["code"]) == (422, "unknown_plan")
+    status, body = await post("start", None)
+    assert (status, body["error"]["code"]) == (400, "idempotency_key_required")
+    assert (await tenant_row(shop, tid))["plan"] == "business"
+    assert len(await shop.fetch(
+        "SELECT 1 FROM control.audit_log WHERE tenant_id = $1 AND action = 'plan.changed'", tid
+    )) == 1  # fmt: skip
 
 
 async def test_a_downgrade_is_charged_and_applied_at_the_next_renewal_not_before(
