@@ -160,7 +160,27 @@ class LoggingSettings(_Base):
     log_format: Literal["json", "text"] = "text"
 
 
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,256}\Z")  # Telegram's secret_token alphabet
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("must be host:port (e.g. 0.0.0.0:8080)")
+    return value
+
+
+class WebhookSettings(_Base):
+    """Updates by webhook (docs/scaling.md): empty WEBHOOK_BASE_URL = long polling (development,
+    the sandbox). A bot's URL is `<WEBHOOK_BASE_URL>/tg/<tenant_id>`, never its token."""
+
+    webhook_base_url: Annotated[str, AfterValidator(lambda v: _check_http_url(v) if v else v)] = (
+        Field("", description="public URL of the reverse proxy; empty = long polling")
+    )
+
+
 class ClientBotSettings(
+    WebhookSettings,
     PostgresSettings,
     RedisSettings,
     TelegramSettings,
@@ -183,6 +203,23 @@ class ClientBotSettings(
     database_idle_seconds: float = Field(
         10.0, gt=0, le=3600, description="a PostgreSQL connection unused this long is closed"
     )
+    webhook_secret: SecretStr | None = Field(
+        None, description="this bot's secret_token (the master sets it with WEBHOOK_BASE_URL)"
+    )
+    webhook_listen: Annotated[str, AfterValidator(_host_port)] = Field(
+        "127.0.0.1:8080", description="host:port the webhook server listens on"
+    )
+
+    @property
+    def webhook_on(self) -> bool:
+        return bool(self.webhook_base_url)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not WEBHOOK_SECRET_RE.match(v.get_secret_value()):
+            raise ValueError("must be 16-256 characters of A-Z, a-z, 0-9, _ and -")
+        return v
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -228,6 +265,12 @@ class ClientBotSettings(
         return v
 
     @model_validator(mode="after")
+    def _webhook(self) -> ClientBotSettings:
+        if self.webhook_base_url and self.webhook_secret is None:
+            raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_BASE_URL is set")
+        return self
+
+    @model_validator(mode="after")
     def _prefix(self) -> ClientBotSettings:
         expected = f"{self.tenant_id}:"
         if not self.redis_key_prefix:
@@ -250,6 +293,7 @@ class FleetSettings(_Base):
 
 
 class MasterSettings(
+    WebhookSettings,
     PostgresSettings,
     RedisSettings,
     TelegramSettings,
@@ -294,6 +338,12 @@ class MasterSettings(
         "", description="the sales bot's plans file (same variable): each tenant gets its features"
     )
     hub_capacity: int = Field(200, ge=1, le=10_000, description="shared tenants per hub process")
+    # Webhooks (WEBHOOK_BASE_URL set): the reverse proxy's admin API and the routes it serves.
+    caddy_admin_url: HttpUrl = "http://127.0.0.1:2019"
+    webhook_proxy_listen: str = Field(":8443", description="the proxy's site address")
+    webhook_port_base: int = Field(
+        20000, ge=1024, le=60000, description="process backend: bot N listens on base + N"
+    )
 
     @field_validator("operator_ids", mode="before")
     @classmethod

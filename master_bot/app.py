@@ -77,6 +77,10 @@ def config_from(settings: MasterSettings) -> MasterConfig:
         admin_database_url=database_url,
         plans=Catalog(load_plans(settings.sales_plans_file)),
         assistant_env=assistant_env(settings),
+        webhook_base_url=settings.webhook_base_url,
+        webhook_port_base=settings.webhook_port_base if settings.deploy_backend == "process" else 0,
+        caddy_admin_url=settings.caddy_admin_url,
+        webhook_proxy_listen=settings.webhook_proxy_listen,
     )
 
 

@@ -42,6 +42,12 @@ class MasterConfig:
     admin_database_url: str = field(default="", repr=False)  # for pg_dump backups
     plans: Catalog = field(default_factory=default_catalog)  # each tenant's features
     assistant_env: Mapping[str, str] = field(default_factory=dict)  # fleet-wide, non-secret
+    # Updates by webhook (master_bot/ingress.py): "" = long polling. Process backend: bot N
+    # listens on 127.0.0.1:<webhook_port_base + N>; 0 = containers, each on 0.0.0.0:8080.
+    webhook_base_url: str = ""
+    webhook_port_base: int = 0
+    caddy_admin_url: str = "http://127.0.0.1:2019"
+    webhook_proxy_listen: str = ":8443"
 
     @property
     def fleet_mark(self) -> str | None:

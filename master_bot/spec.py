@@ -89,6 +89,30 @@ def public_env(config: MasterConfig, tenant: TenantRecord) -> dict[str, str]:
     return env
 
 
+def webhook_url(config: MasterConfig, tenant_id: str) -> str:
+    """The bot's webhook URL: its tenant id under the proxy's /tg/, never its token."""
+    return f"{config.webhook_base_url}/tg/{tenant_id}"
+
+
+def webhook_listen(config: MasterConfig, tenant: TenantRecord) -> str:
+    """Where a dedicated bot serves its webhook: a process gets a port of its own, a container
+    (its own network namespace) 8080."""
+    if config.webhook_port_base:
+        return f"127.0.0.1:{config.webhook_port_base + tenant.number}"
+    return "0.0.0.0:8080"  # inside the container, reached by the proxy only
+
+
+def serves_webhook(config: MasterConfig, tenant: TenantRecord) -> bool:
+    """Whether the tenant's bot takes updates by webhook: the platform has a public URL, the
+    tenant has its secret (set before its runtime starts), and it runs dedicated (hubs still
+    poll: the proxy's routes to hubs are not done yet)."""
+    return bool(
+        config.webhook_base_url
+        and tenant.webhook_secret_enc
+        and placement(config, tenant) == "dedicated"
+    )
+
+
 def build_spec(config: MasterConfig, box: SecretBox, tenant: TenantRecord) -> ClientSpec:
     """Everything the tenant's bot gets: its own credentials and nothing platform-wide."""
     if not (tenant.bot_token_enc and tenant.db_password_enc and tenant.redis_password_enc):
@@ -106,6 +130,13 @@ def build_spec(config: MasterConfig, box: SecretBox, tenant: TenantRecord) -> Cl
     env["REDIS_URL"] = tenant_redis_url(
         config.tenant_redis_url, login_role(tid, config.fleet_name), redis_password
     )
+    if config.webhook_base_url:  # explicit either way: a stray .env must not decide it
+        env["WEBHOOK_BASE_URL"] = ""
+        if serves_webhook(config, tenant):
+            assert tenant.webhook_secret_enc is not None
+            env["WEBHOOK_BASE_URL"] = config.webhook_base_url
+            env["WEBHOOK_LISTEN"] = webhook_listen(config, tenant)
+            env["WEBHOOK_SECRET"] = box.decrypt(tid, tenant.webhook_secret_enc)
     if config.openai_api_key and ai:  # the platform pays for the model: only plans that include it
         env["OPENAI_API_KEY"] = config.openai_api_key
     spec_labels = labels(tid)

@@ -47,7 +47,7 @@ _COLUMNS = (
     "tenant_id, number, status, plan, business_name, owner_telegram_id, locale, timezone,"
     " bot_id, bot_username, bot_token_enc, bot_token_sha256, db_password_enc,"
     " redis_password_enc, provision_step, expires_at, last_error, created_at, updated_at,"
-    " suspended_at, deleted_at, placement"
+    " suspended_at, deleted_at, placement, webhook_secret_enc"
 )
 PLACEMENTS = ("dedicated", "shared")
 
@@ -76,6 +76,7 @@ class TenantRecord:
     suspended_at: datetime | None
     deleted_at: datetime | None
     placement: str | None = None  # None: the plan's default
+    webhook_secret_enc: str | None = None  # the bot's webhook secret_token (migration 0014)
 
     def __repr__(self) -> str:  # ciphertexts stay out of reprs too
         return f"TenantRecord({self.tenant_id!r}, status={self.status.value!r})"
@@ -398,7 +399,7 @@ class TenantStore:
 
     async def set_secret(self, tenant_id: str, column: str, ciphertext: str) -> TenantRecord:
         """Store a ciphertext unless one is there already; return the row as it is then."""
-        if column not in {"db_password_enc", "redis_password_enc"}:
+        if column not in {"db_password_enc", "redis_password_enc", "webhook_secret_enc"}:
             raise ValueError(f"not a secret column: {column}")
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
