@@ -20,6 +20,7 @@ def main() -> int:
         urlsplit(settings.database_url.get_secret_value()).password or "",
         urlsplit(settings.redis_url.get_secret_value()).password or "",
         settings.openai_api_key.get_secret_value() if settings.openai_api_key else "",
+        settings.webhook_secret.get_secret_value() if settings.webhook_secret else "",
     ]
     setup_logging(settings.log_level, settings.log_format, secrets=secrets)
     try:

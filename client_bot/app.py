@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
@@ -33,6 +34,7 @@ from client_bot.handlers import customer_routers, last_routers
 from client_bot.i18n import TenantLocaleMiddleware, build_i18n
 from client_bot.notices import AdminNotices, AdminWroteMiddleware
 from client_bot.store import Store
+from client_bot.webhook import WebhookServer
 from client_bot.workers.broadcast import BroadcastWorker
 from client_bot.workers.housekeeping import Housekeeping
 from client_bot.workers.notices import NoticeRetry
@@ -94,6 +96,8 @@ class ClientBot:
         )
         self.dp = self._dispatcher()
         self._tasks: list[asyncio.Task[None]] = []
+        # Set while serving by webhook (WEBHOOK_BASE_URL): stop() ends it.
+        self._webhook_stop: asyncio.Event | None = None
 
     @classmethod
     async def create(
@@ -172,9 +176,15 @@ class ClientBot:
         except TelegramAPIError as exc:  # an admin who never opened the bot, etc.
             log.info("commands not fully set: %s", exc)
 
-    async def run(self, *, handle_signals: bool = True) -> None:
-        """Poll Telegram and run the workers until stopped (waiting for Telegram first when it
-        is unreachable: a bot started during an outage comes up when Telegram does)."""
+    async def run(
+        self, *, handle_signals: bool = True, webhooks: WebhookServer | None = None
+    ) -> None:
+        """Take updates and run the workers until stopped (waiting for Telegram first when it
+        is unreachable: a bot started during an outage comes up when Telegram does).
+
+        Updates come by long polling, or with WEBHOOK_BASE_URL set by webhook (the master sets
+        the webhook): on `webhooks` when given (a hub's shared server), else on a server of
+        its own on WEBHOOK_LISTEN."""
         s = self.settings  # the contract's name, language, zone, unless the owner set them
         await self.ctx.store.seed_business(
             name=s.business_name, locale=s.locale, timezone=s.timezone
@@ -194,6 +204,9 @@ class ClientBot:
             ),
         ]
         try:
+            if self.settings.webhook_on:
+                await self._serve_webhook(webhooks, handle_signals=handle_signals)
+                return
             await self.dp.start_polling(
                 self.bot,
                 handle_signals=handle_signals,
@@ -208,6 +221,40 @@ class ClientBot:
         finally:
             await self._stop_tasks()
 
+    async def _serve_webhook(self, shared: WebhookServer | None, *, handle_signals: bool) -> None:
+        assert self.settings.webhook_secret is not None  # settings require it with a base URL
+        tenant_id = self.settings.tenant_id
+        stop = self._webhook_stop = asyncio.Event()
+        server = shared or WebhookServer(self.settings.webhook_listen)
+        server.add(tenant_id, self.dp, self.bot, self.settings.webhook_secret.get_secret_value())
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+        workflow = {"dispatcher": self.dp, "bots": [self.bot], "bot": self.bot}
+        try:
+            await self.dp.emit_startup(**self.dp.workflow_data, **workflow)
+            if shared is None:
+                await server.start()
+            await stop.wait()
+        finally:
+            server.remove(tenant_id)
+            if shared is None:
+                await server.close()  # in-flight updates are handled first
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            await self.dp.emit_shutdown(**self.dp.workflow_data, **workflow)
+            self._webhook_stop = None
+
+    async def stop_updates(self) -> None:
+        """Stop taking updates: polling ends, or the webhook is no longer served (in-flight
+        updates are handled first). RuntimeError when not taking any yet."""
+        if self._webhook_stop is not None:
+            self._webhook_stop.set()
+            return
+        await self.dp.stop_polling()
+
     @staticmethod
     async def _after(event: asyncio.Event, work: Callable[[], Awaitable[None]]) -> None:
         await event.wait()
@@ -215,7 +262,7 @@ class ClientBot:
 
     async def stop(self) -> None:
         with suppress(RuntimeError):  # not polling
-            await self.dp.stop_polling()
+            await self.stop_updates()
 
     async def _stop_tasks(self) -> None:
         tasks = [*self._tasks, *self.broadcasts.tasks.values()]

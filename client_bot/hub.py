@@ -51,6 +51,7 @@ from redis.asyncio import Redis
 from client_bot.app import ClientBot
 from client_bot.clock import Clock, SystemClock
 from client_bot.i18n import build_i18n
+from client_bot.webhook import WebhookServer
 from core.logs import RedactingFilter, redact, setup_logging
 from core.retry import backoff
 from core.settings import ClientBotSettings, LoggingSettings, describe_errors, load_settings
@@ -70,6 +71,9 @@ class HubSettings(LoggingSettings):
     hub_dir: str = Field(description="the hub's folder; tenants' env files in its tenants/")
     hub_scan_interval: float = Field(3.0, gt=0, le=300)
     hub_capacity: int = Field(200, ge=1, le=10_000, description="sizes the shared HTTP pool")
+    hub_webhook_listen: str = Field(
+        "", description="host:port serving every tenant's webhook (POST /tg/<tenant_id>)"
+    )
 
 
 class TenantState(enum.StrEnum):
@@ -143,6 +147,7 @@ class Hub:
         redaction: RedactingFilter | None = None,
         retry_max_delay: float = 60.0,
         starting: int = 8,
+        webhook_listen: str = "",
         **app_kwargs: float,
     ) -> None:
         self.folder = Path(folder)
@@ -157,6 +162,8 @@ class Hub:
         # Tenants connect to PostgreSQL a few at a time: a hub starting 200 at once would open
         # 200 connections (SCRAM and fork each) in the same second.
         self._starting = asyncio.Semaphore(starting)
+        # Tenants with WEBHOOK_BASE_URL are served here, one port for all, routed by path.
+        self.webhooks = WebhookServer(webhook_listen) if webhook_listen else None
 
     # ------------------------------------------------------------------ the folder
     def _files(self) -> dict[str, tuple[Path, int]]:
@@ -218,6 +225,8 @@ class Hub:
         if self.redaction is None:
             return
         self.redaction.add_secret(s.bot_token.get_secret_value())
+        if s.webhook_secret is not None:
+            self.redaction.add_secret(s.webhook_secret.get_secret_value())
         for url in (s.database_url, s.redis_url):
             self.redaction.add_secret(urlsplit(url.get_secret_value()).password or "")
 
@@ -261,6 +270,8 @@ class Hub:
         while True:
             app = None
             try:
+                if tenant.settings.webhook_on and self.webhooks is None:
+                    raise ValueError("webhook tenant, but the hub has no HUB_WEBHOOK_LISTEN")
                 async with self._starting:
                     app = tenant.app = await self._build(tenant.settings)
                 me = await wait_for_telegram(app.bot, f"BOT_TOKEN of {tenant.tenant_id}")
@@ -268,7 +279,7 @@ class Hub:
                 self._mark(tenant, TenantState.RUNNING)
                 log.info("hub: tenant %s (@%s) is up", tenant.tenant_id, me.username)
                 failures = 0
-                await app.run(handle_signals=False)
+                await app.run(handle_signals=False, webhooks=self.webhooks)
                 return  # stopped on purpose (_remove)
             except BotTokenRefusedError as exc:
                 self._mark(tenant, TenantState.TOKEN_REFUSED, str(exc))
@@ -291,8 +302,8 @@ class Hub:
         if task is not None and not task.done():
             polling = tenant.app is not None
             if tenant.app is not None:
-                try:  # polling ends (its updates handled first); run() stops the workers
-                    await tenant.app.dp.stop_polling()
+                try:  # updates stop (in-flight ones handled first); run() stops the workers
+                    await tenant.app.stop_updates()
                 except RuntimeError:  # not polling yet: starting, or waiting for a retry
                     polling = False
             if not polling or not (await asyncio.wait({task}, timeout=10))[0]:
@@ -306,6 +317,8 @@ class Hub:
         stop = stop or asyncio.Event()
         (self.folder / TENANTS).mkdir(parents=True, exist_ok=True)
         try:
+            if self.webhooks is not None:
+                await self.webhooks.start()
             while not stop.is_set():
                 try:
                     await self.scan()
@@ -321,6 +334,8 @@ class Hub:
             await asyncio.gather(*(self._remove(tid) for tid in list(self.tenants)))
             with contextlib.suppress(OSError):
                 self.write_status()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         for session in self._sessions.values():
             await session.close_shared()
         self._sessions.clear()
@@ -348,6 +363,7 @@ async def serve(settings: HubSettings, redaction: RedactingFilter | None = None)
         settings.hub_dir,
         capacity=settings.hub_capacity,
         redaction=redaction,
+        webhook_listen=settings.hub_webhook_listen,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
