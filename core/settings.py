@@ -214,6 +214,11 @@ class ClientBotSettings(
     def webhook_on(self) -> bool:
         return bool(self.webhook_base_url)
 
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _no_webhook_secret(cls, v: Any) -> Any:
+        return None if v == "" else v  # WEBHOOK_SECRET= (an .env from .env.example)
+
     @field_validator("webhook_secret")
     @classmethod
     def _webhook_secret(cls, v: SecretStr | None) -> SecretStr | None:

@@ -23,6 +23,7 @@ from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.deps import Deps
 from master_bot.errors import ConflictError, NotFoundError, UnavailableError
 from master_bot.folder import remove_client_folder
+from master_bot.ingress import ensure_secret, publish, withdraw
 from master_bot.spec import build_spec
 from master_bot.store import IdempotentRequest, Step, TenantRecord, TenantStatus
 
@@ -92,16 +93,19 @@ class Fleet:
 
     async def _run_bot(self, tenant: TenantRecord, *, restart: bool = False) -> None:
         deps = self.deps
+        tenant = await ensure_secret(deps, tenant)  # with WEBHOOK_BASE_URL
         try:
             if restart:
                 try:
                     await deps.backend.restart(tenant.tenant_id)
                     deps.metrics.deployed("restart")
+                    await publish(deps, tenant)
                     return
                 except DeployError:
                     await deps.backend.stop(tenant.tenant_id)
             await deps.backend.deploy(build_spec(deps.config, deps.box, tenant))
             deps.metrics.deployed("deploy")
+            await publish(deps, tenant)  # the route and setWebhook (or none, when it polls)
         except DeployError as exc:
             deps.metrics.failed("deploy")
             await deps.store.record_error(
@@ -136,6 +140,7 @@ class Fleet:
             tenant = await self._transition(
                 tenant_id, TenantStatus.STOPPED, _RUNNABLE, actor=actor, action="tenant.stop"
             )
+            await withdraw(self.deps, tenant)
             await self._stop_bot(tenant_id)
         return tenant
 
@@ -163,6 +168,7 @@ class Fleet:
                 action="tenant.suspend",
                 details={"reason": reason} if reason else None,
             )
+            await withdraw(self.deps, tenant)
             await self._stop_bot(tenant_id)
             await self._lock_out(tenant)
         return tenant
@@ -288,6 +294,8 @@ class Fleet:
                 action="tenant.delete",
                 details={"backup": backup_file.name if backup_file else None},
             )
+            if deleted is not None:
+                await withdraw(deps, deleted)  # before the token is forgotten
             await deps.store.forget_secrets(tenant_id)
         deps.on_change()
         assert deleted is not None

@@ -14,6 +14,7 @@ from master_bot.deploy.base import DeployError
 from master_bot.deploy.hub import PlacedBackend
 from master_bot.deps import Deps
 from master_bot.errors import ConflictError, NotFoundError, UnavailableError
+from master_bot.ingress import ensure_secret, publish
 from master_bot.spec import build_spec, placement
 from master_bot.store import Step, TenantRecord, TenantStatus
 
@@ -36,9 +37,11 @@ async def move(deps: Deps, tenant_id: str, to: str, *, actor: str) -> tuple[Tena
         tenant, _ = changed
         deps.on_change()
         if tenant.status is TenantStatus.ACTIVE and tenant.provision_step is Step.DONE:
+            tenant = await ensure_secret(deps, tenant)
             try:
                 await deps.backend.deploy(build_spec(deps.config, deps.box, tenant))
                 deps.metrics.deployed("move")
+                await publish(deps, tenant)  # a webhook for dedicated, none for a hub's polling
             except DeployError as exc:
                 deps.metrics.failed("deploy")
                 await deps.store.record_error(

@@ -28,6 +28,7 @@ from master_bot.deploy.base import DeployError
 from master_bot.deps import Deps
 from master_bot.errors import ConflictError, NotFoundError, RejectedError, UnavailableError
 from master_bot.folder import write_client_folder
+from master_bot.ingress import ensure_secret, publish
 from master_bot.spec import build_spec
 from master_bot.store import (
     STEPS,
@@ -223,6 +224,7 @@ class Provisioner:
         elif step is Step.FILES:
             await write_client_folder(deps.config, tenant)
         elif step is Step.RUNTIME:
+            tenant = await ensure_secret(deps, tenant)  # the webhook's, with WEBHOOK_BASE_URL
             spec = build_spec(deps.config, deps.box, tenant)
             try:
                 await deps.backend.deploy(spec)
@@ -230,6 +232,7 @@ class Provisioner:
                 deps.metrics.failed("deploy")
                 raise
             deps.metrics.deployed("deploy")
+            await publish(deps, tenant)  # its route and setWebhook, once it listens
         return tenant
 
 

@@ -96,3 +96,36 @@ class TelegramGateway:
             raise SendFailedError(redact(str(exc), [token]), permanent=False) from None
         finally:
             await bot.session.close()
+
+    async def set_webhook(self, token: str, url: str, secret_token: str) -> None:
+        """setWebhook for the bot of `token`: `url` (never containing the token) and its own
+        `secret_token`; pending updates are kept (delivered to the webhook)."""
+        if token in url:
+            raise ValueError("a webhook URL must not contain the bot token")
+        await self._call_webhook(token, url=url, secret_token=secret_token)
+
+    async def delete_webhook(self, token: str) -> None:
+        """deleteWebhook (pending updates kept, for the next webhook or getUpdates)."""
+        await self._call_webhook(token)
+
+    async def _call_webhook(
+        self, token: str, *, url: str | None = None, secret_token: str | None = None
+    ) -> None:
+        bot = build_bot(token, self.api_url, timeout=self.timeout)
+        hide = [token, secret_token or token]
+        try:
+            if url is None:
+                await bot.delete_webhook(drop_pending_updates=False)
+            else:
+                await bot.set_webhook(url, secret_token=secret_token, drop_pending_updates=False)
+        except (TelegramUnauthorizedError, TelegramNotFound):
+            raise TokenRejectedError(
+                "Telegram rejected this bot token (invalid or revoked)"
+            ) from None
+        except TelegramAPIError as exc:
+            method = "deleteWebhook" if url is None else "setWebhook"
+            raise TelegramUnavailableError(
+                f"Telegram refused {method}: {redact(str(exc), hide)}"
+            ) from None
+        finally:
+            await bot.session.close()

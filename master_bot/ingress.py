@@ -1,0 +1,137 @@
+"""Updates by webhook (docs/scaling.md): Telegram -> Caddy -> the tenant's bot.
+
+With WEBHOOK_BASE_URL set, the master owns each bot's webhook:
+
+- a random `secret_token` per tenant, generated once and stored encrypted
+  (`control.tenants.webhook_secret_enc`, core/secrets.py), given to the bot as WEBHOOK_SECRET;
+- the URL `<WEBHOOK_BASE_URL>/tg/<tenant_id>` (never the token), set with `setWebhook` once the
+  bot's runtime is up, removed with `deleteWebhook` when it stops, is suspended or removed (the
+  updates Telegram keeps meanwhile are delivered when the webhook is set again);
+- Caddy's routes: one `handle /tg/<tenant_id>` per tenant served by webhook, to its runtime's
+  address, rendered as a whole Caddyfile, written to `<CLIENTS_DIR>/caddy/Caddyfile` and loaded
+  through Caddy's admin API (`POST /load`, the same as `caddy reload`). Any other path is 404
+  at the proxy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from master_bot.deploy.docker import container_name
+from master_bot.deps import Deps, MasterConfig
+from master_bot.errors import UnavailableError
+from master_bot.spec import serves_webhook, webhook_listen, webhook_url
+from master_bot.store import TenantRecord, TenantStatus
+from master_bot.telegram import TelegramUnavailableError, TokenRejectedError
+
+log = logging.getLogger(__name__)
+
+CADDYFILE = Path("caddy") / "Caddyfile"  # under CLIENTS_DIR
+
+
+def upstream(config: MasterConfig, tenant: TenantRecord) -> str:
+    """Where the proxy reaches the tenant's bot: a process on its own local port, a container
+    by its name on the client network."""
+    if config.webhook_port_base:
+        return webhook_listen(config, tenant)
+    return f"{container_name(tenant.tenant_id, config.fleet_name)}:8080"
+
+
+def render_caddyfile(config: MasterConfig, routes: Mapping[str, str]) -> str:
+    """The whole proxy configuration: a route per tenant (exact path), 404 for anything else.
+    The site address is WEBHOOK_PROXY_LISTEN: a domain gets Caddy's automatic HTTPS, `:port`
+    plain HTTP (a TLS terminator in front, or tests)."""
+    admin = urlsplit(config.caddy_admin_url).netloc
+    lines = ["{", f"\tadmin {admin}", "}", "", f"{config.webhook_proxy_listen} {{"]
+    lines += ["\trequest_body {", "\t\tmax_size 1MB", "\t}"]
+    for tenant_id, address in sorted(routes.items()):
+        lines += [f"\thandle /tg/{tenant_id} {{", f"\t\treverse_proxy {address}", "\t}"]
+    lines += ["\thandle {", "\t\trespond 404", "\t}", "}", ""]
+    return "\n".join(lines)
+
+
+async def ensure_secret(deps: Deps, tenant: TenantRecord) -> TenantRecord:
+    """The tenant's webhook secret, generated and stored (encrypted) the first time."""
+    if not deps.config.webhook_base_url or tenant.webhook_secret_enc is not None:
+        return tenant
+    sealed = deps.box.encrypt(tenant.tenant_id, secrets.token_urlsafe(32))
+    return await deps.store.set_secret(tenant.tenant_id, "webhook_secret_enc", sealed)
+
+
+async def reload_routes(deps: Deps) -> str:
+    """Render the routes of every active tenant served by webhook and load them into Caddy."""
+    config = deps.config
+    routes = {
+        t.tenant_id: upstream(config, t)
+        for t in await deps.store.live()
+        if t.status is TenantStatus.ACTIVE and serves_webhook(config, t)
+    }
+    text = render_caddyfile(config, routes)
+    path = config.clients_dir / CADDYFILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http,
+            http.post(
+                f"{config.caddy_admin_url}/load",
+                data=text.encode(),
+                headers={"Content-Type": "text/caddyfile"},
+            ) as response,
+        ):
+            if response.status != 200:
+                detail = (await response.text())[:300]
+                raise UnavailableError(
+                    "proxy_failed", f"Caddy refused the routes ({response.status}): {detail}"
+                )
+    except aiohttp.ClientError as exc:
+        raise UnavailableError("proxy_unavailable", f"Caddy's admin API: {exc}") from None
+    return text
+
+
+async def publish(deps: Deps, tenant: TenantRecord) -> None:
+    """After the tenant's runtime was (re)started: its route and its webhook, or, when it polls
+    (a hub), no webhook (Telegram refuses getUpdates while one is set)."""
+    config = deps.config
+    if not config.webhook_base_url or not tenant.bot_token_enc:
+        return
+    token = deps.box.decrypt(tenant.tenant_id, tenant.bot_token_enc)
+    try:
+        if serves_webhook(config, tenant):
+            assert tenant.webhook_secret_enc is not None
+            await reload_routes(deps)
+            await deps.telegram.set_webhook(
+                token,
+                webhook_url(config, tenant.tenant_id),
+                deps.box.decrypt(tenant.tenant_id, tenant.webhook_secret_enc),
+            )
+        else:
+            await deps.telegram.delete_webhook(token)
+    except (TelegramUnavailableError, TokenRejectedError) as exc:
+        raise UnavailableError("webhook_failed", f"{tenant.tenant_id}: {exc}") from None
+
+
+async def withdraw(deps: Deps, tenant: TenantRecord) -> None:
+    """The tenant's bot stops (stop, suspension, removal): no webhook, no route."""
+    if not deps.config.webhook_base_url or not tenant.bot_token_enc:
+        return
+    token = deps.box.decrypt(tenant.tenant_id, tenant.bot_token_enc)
+    try:
+        await deps.telegram.delete_webhook(token)
+    except TokenRejectedError:
+        pass  # a revoked token has no webhook to remove
+    except TelegramUnavailableError as exc:
+        raise UnavailableError("webhook_failed", f"{tenant.tenant_id}: {exc}") from None
+    try:
+        await reload_routes(deps)
+    except UnavailableError as exc:  # a stale route only reaches a stopped bot
+        log.warning("routes not reloaded after %s stopped: %s", tenant.tenant_id, exc)
