@@ -24,6 +24,8 @@ SANDBOX_MASTER_ENV := { sandbox_env="$${BOTFLEET_RUN_DIR:-/tmp/botfleet-run-$$(i
 	if [ ! -f .env ] && [ -f "$$sandbox_env" ]; then set -a && . "$$sandbox_env" && set +a; fi; }
 # Exports BOTFLEET_CHROMIUM: Debian's chromium for the browser tests (installed when missing).
 BROWSER := browser_env="$$(scripts/browser.sh up)" && eval "$$browser_env"
+# Exports BOTFLEET_CADDY: Debian's caddy for the webhook tests (installed when missing).
+CADDY := caddy_env="$$(scripts/caddy.sh up)" && eval "$$caddy_env"
 # docker compose v2 when installed, else docker-compose v1; project name fixed (volume names).
 PROJECT := botfleet
 # TRIAL=1: docker-compose.trial.yml too (the Telegram emulator and the YooKassa fake as services).
@@ -78,7 +80,7 @@ run: install ## run the platform: sandbox (emulated Telegram + YooKassa) unless 
 		$(PY) -m scripts.migrate && $(PY) -m scripts.sandbox
 
 test: install ## run the whole test suite against real PostgreSQL, Redis and a Docker Engine
-	@$(SERVICES) && $(DOCKER_ENGINE) && $(BROWSER) && $(PY) -m pytest $(PYTEST_ARGS)
+	@$(SERVICES) && $(DOCKER_ENGINE) && $(BROWSER) && $(CADDY) && $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check), mypy and the import contracts (.importlinter)
 	$(VENV)/bin/ruff check .
