@@ -65,14 +65,21 @@ async def ensure_secret(deps: Deps, tenant: TenantRecord) -> TenantRecord:
     return await deps.store.set_secret(tenant.tenant_id, "webhook_secret_enc", sealed)
 
 
-async def reload_routes(deps: Deps) -> str:
-    """Render the routes of every active tenant served by webhook and load them into Caddy."""
+async def reload_routes(
+    deps: Deps, *, add: TenantRecord | None = None, drop: str | None = None
+) -> str:
+    """Render the routes of every active tenant served by webhook (and `add`, a tenant still
+    provisioning; without `drop`, one stopping) and load them into Caddy."""
     config = deps.config
     routes = {
         t.tenant_id: upstream(config, t)
         for t in await deps.store.live()
         if t.status is TenantStatus.ACTIVE and serves_webhook(config, t)
     }
+    if add is not None and serves_webhook(config, add):
+        routes[add.tenant_id] = upstream(config, add)
+    if drop is not None:
+        routes.pop(drop, None)
     text = render_caddyfile(config, routes)
     path = config.clients_dir / CADDYFILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +115,7 @@ async def publish(deps: Deps, tenant: TenantRecord) -> None:
     try:
         if serves_webhook(config, tenant):
             assert tenant.webhook_secret_enc is not None
-            await reload_routes(deps)
+            await reload_routes(deps, add=tenant)
             await deps.telegram.set_webhook(
                 token,
                 webhook_url(config, tenant.tenant_id),
@@ -132,6 +139,6 @@ async def withdraw(deps: Deps, tenant: TenantRecord) -> None:
     except TelegramUnavailableError as exc:
         raise UnavailableError("webhook_failed", f"{tenant.tenant_id}: {exc}") from None
     try:
-        await reload_routes(deps)
+        await reload_routes(deps, drop=tenant.tenant_id)
     except UnavailableError as exc:  # a stale route only reaches a stopped bot
         log.warning("routes not reloaded after %s stopped: %s", tenant.tenant_id, exc)

@@ -98,7 +98,10 @@ def webhook_listen(config: MasterConfig, tenant: TenantRecord) -> str:
     """Where a dedicated bot serves its webhook: a process gets a port of its own, a container
     (its own network namespace) 8080."""
     if config.webhook_port_base:
-        return f"127.0.0.1:{config.webhook_port_base + tenant.number}"
+        port = config.webhook_port_base + tenant.number
+        if port > 65535:
+            raise SpecError(f"tenant {tenant.tenant_id}: no webhook port (base + number > 65535)")
+        return f"127.0.0.1:{port}"
     return "0.0.0.0:8080"  # inside the container, reached by the proxy only
 
 

@@ -23,6 +23,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import aiohttp
+import asyncpg
 import pytest
 from pydantic import ValidationError
 
@@ -32,10 +33,13 @@ from client_bot.store import Store
 from core.secrets import SecretBox, generate_key
 from core.settings import ClientBotSettings
 from database.pool import create_pool
+from master_bot.deploy.memory import MemoryBackend
 from master_bot.deps import Deps
+from master_bot.fleet import Fleet
 from master_bot.ingress import ensure_secret, publish, reload_routes, render_caddyfile, withdraw
-from master_bot.spec import build_spec, webhook_url
-from master_bot.store import TenantRecord, TenantStatus
+from master_bot.provision import Provisioner, ProvisionOrder
+from master_bot.spec import SpecError, build_spec, webhook_url
+from master_bot.store import TenantRecord, TenantStatus, TenantStore
 from master_bot.telegram import TelegramGateway
 from tests.client.conftest import T0, Customer, TenantCreds, seed_business
 from tests.client.test_hub import assign, hub_tenant, until  # noqa: F401 (hub_tenant: a fixture)
@@ -268,6 +272,12 @@ def test_the_spec_polls_without_a_secret_or_in_a_hub() -> None:
     ):
         env = build_spec(config, box, other).env
         assert env["WEBHOOK_BASE_URL"] == "" and "WEBHOOK_SECRET" not in env
+    # A process backend's port per tenant: refused rather than wrapped past 65535.
+    far = dataclasses.replace(row, number=50_000)
+    with pytest.raises(SpecError, match="no webhook port"):
+        build_spec(
+            master_config(webhook_base_url="https://b.example", webhook_port_base=20000), box, far
+        )
     # Webhooks off in the master: the contract is as before (no re-deploy of every bot).
     assert "WEBHOOK_BASE_URL" not in build_spec(master_config(), box, row).env
 
@@ -439,3 +449,75 @@ def test_webhook_settings_are_checked() -> None:
             ClientBotSettings(**base, **values)
     on = ClientBotSettings(**base, webhook_base_url="https://b.example/", webhook_secret=SECRET)
     assert on.webhook_on and on.webhook_base_url == "https://b.example"
+
+
+async def test_provisioning_suspension_resumption_and_removal_drive_the_webhook(
+    emulator, caddy, tmp_path, pg_dsn, redis_url, redis_admin
+):
+    """The master's own steps, on its real store (migration 0014), with the emulator and Caddy:
+    provisioning ends with the webhook set and routed, suspension removes both, resumption
+    sets them again, removal removes them; the secret is stored encrypted and given only in
+    the bot's spec."""
+    server, client = emulator
+    token = "6000015:test-webhook-lifecycle-token-abcdef"
+    await client.register_bot(token, "webhook_lifecycle_bot")
+    config = master_config(
+        tenant_database_url=pg_dsn,
+        tenant_redis_url=redis_url,
+        admin_database_url=pg_dsn,
+        clients_dir=tmp_path / "clients",
+        backups_dir=tmp_path / "backups",
+        telegram_api_url=server.base_url,
+        webhook_base_url=caddy.url,
+        caddy_admin_url=f"http://127.0.0.1:{caddy.admin}",
+        webhook_proxy_listen=f":{caddy.port}",
+    )
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
+    box = SecretBox(generate_key())
+    backend = MemoryBackend()
+    deps = Deps(
+        config=config,
+        pool=pool,
+        redis=redis_admin,
+        backend=backend,
+        box=box,
+        telegram=TelegramGateway(server.base_url, timeout=5),
+        store=TenantStore(pool),
+    )
+    order = ProvisionOrder("basic", 30, "Webhook Salon", token, 7001, "ru", "Europe/Moscow")
+    tid = ""
+    try:
+        tenant, _ = await Provisioner(deps).provision(order, "webhook-order-1", actor="test")
+        tid = tenant.tenant_id
+        assert tenant.status is TenantStatus.ACTIVE and tenant.webhook_secret_enc
+        secret = box.decrypt(tid, tenant.webhook_secret_enc)
+        stored = await pool.fetchval(
+            "SELECT webhook_secret_enc FROM control.tenants WHERE tenant_id = $1", tid
+        )
+        assert stored == tenant.webhook_secret_enc and secret not in stored
+        env = backend.specs[tid].env
+        assert env["WEBHOOK_SECRET"] == secret and env["WEBHOOK_LISTEN"] == "0.0.0.0:8080"
+        info = await client.webhook_info(token)
+        assert info["url"] == f"{caddy.url}/tg/{tid}" and token.split(":")[1] not in info["url"]
+        routes = await caddy_config(caddy)
+        assert f"/tg/{tid}" in routes and f"botfleet-{tid}:8080" in routes
+
+        fleet = Fleet(deps)
+        await fleet.suspend(tid, actor="test")
+        assert (await client.webhook_info(token))["url"] == ""
+        assert f"/tg/{tid}" not in await caddy_config(caddy)
+        await fleet.resume(tid, actor="test")
+        assert (await client.webhook_info(token))["url"] == f"{caddy.url}/tg/{tid}"
+        assert f"/tg/{tid}" in await caddy_config(caddy)
+        # The same secret after the resumption: generated once.
+        resumed = await deps.store.get(tid)
+        assert resumed is not None and resumed.webhook_secret_enc == tenant.webhook_secret_enc
+
+        await fleet.delete(tid, actor="test", backup=False)
+        assert (await client.webhook_info(token))["url"] == ""
+        assert f"/tg/{tid}" not in await caddy_config(caddy)
+        tid = ""
+    finally:
+        if tid:
+            await Fleet(deps).delete(tid, actor="test", backup=False)
+        await pool.close()
