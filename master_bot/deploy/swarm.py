@@ -7,8 +7,8 @@ labels `botfleet.tenant` / `botfleet.managed` / `botfleet.fleet` / `botfleet.spe
 service (how `list()` adopts services after a master restart) and on its containers.
 
 Secrets never go into the service's environment (which `docker service inspect` shows to anyone
-with access to the manager): BOT_TOKEN, DATABASE_URL, REDIS_URL and OPENAI_API_KEY become **Swarm
-secrets**, mounted read-only for the bot's user at `/run/secrets/<name>` (`bot_token`,
+with access to the manager): BOT_TOKEN, DATABASE_URL, REDIS_URL, OPENAI_API_KEY and
+WEBHOOK_SECRET become **Swarm secrets**, mounted read-only for the bot's user at `/run/secrets/<name>` (`bot_token`,
 `database_url`, …); the bot reads them through pydantic-settings' secrets directory
 (`SECRETS_DIR=/run/secrets`, core/settings.load_settings). A secret's name carries a digest of
 its value (`<service>-bot_token-<digest>`), so a new token is a new secret and a re-deploy; a
@@ -62,7 +62,7 @@ from master_bot.deploy.docker import (
 log = logging.getLogger(__name__)
 
 # What goes into Swarm secrets rather than the service's environment (file name = lower case).
-SECRET_ENV = ("BOT_TOKEN", "DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY")
+SECRET_ENV = ("BOT_TOKEN", "DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY", "WEBHOOK_SECRET")
 SECRETS_DIR = "/run/secrets"
 _MEMORY_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 
