@@ -31,7 +31,17 @@ def compose() -> dict[str, Any]:
 
 def test_services_and_their_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "client-image", "master", "sales"}
+    assert set(services) == {
+        "postgres",
+        "redis",
+        "migrate",
+        "client-image",
+        "master",
+        "sales",
+        "caddy",
+    }
+    # The webhook ingress runs only with its profile (`--profile webhooks`, docs/scaling.md).
+    assert services["caddy"]["profiles"] == ["webhooks"]
     master = services["master"]["depends_on"]
     assert master["migrate"] == {"condition": "service_completed_successfully"}
     assert master["client-image"] == {"condition": "service_completed_successfully"}
@@ -48,6 +58,9 @@ def test_only_the_master_has_the_docker_socket(compose: dict[str, Any]) -> None:
 
 def test_ports_are_on_loopback_and_services_are_watched(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
+        if name == "caddy":  # the public ingress: Telegram reaches it on 80/443 (and TLS)
+            assert service["ports"] == ["${CADDY_HTTP_PORT:-80}:80", "${CADDY_HTTPS_PORT:-443}:443"]
+            continue
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), (name, port)
         if name in LONG_RUNNING:
