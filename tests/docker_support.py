@@ -10,6 +10,7 @@ removes its containers afterwards, and the session removes any that are left.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -29,6 +30,7 @@ from docker.errors import NotFound
 
 from master_bot.deploy.base import ClientSpec
 from master_bot.deploy.docker import DockerBackend, docker_client_factory
+from telegram_emulator import EmulatorClient, EmulatorServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENGINE_SCRIPT = REPO_ROOT / "scripts" / "docker_engine.sh"
@@ -195,3 +197,30 @@ def compose_cli() -> list[str]:
             pytrace=False,
         )
     return [legacy]
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition"
+) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy; return it."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
+
+
+@pytest.fixture(name="emulator")
+async def fixture_emulator() -> AsyncIterator[tuple[EmulatorServer, EmulatorClient]]:
+    """The Telegram emulator on a free port of 127.0.0.1, and a client of its control API."""
+    server = EmulatorServer()
+    await server.start(host="127.0.0.1", port=0)
+    client = EmulatorClient(server.base_url)
+    yield server, client
+    await client.close()
+    await server.stop()

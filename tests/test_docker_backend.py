@@ -41,8 +41,10 @@ from tests.docker_support import (
     RUN_ID,
     RUN_LABEL,
     DockerEnv,
+    eventually,
     fixture_docker_api,  # noqa: F401 - fixtures, used by name
     fixture_docker_env,  # noqa: F401
+    fixture_emulator,  # noqa: F401
     fixture_make_backend,  # noqa: F401
     spec_for,
 )
@@ -119,22 +121,6 @@ async def relay_for(backend: DockerBackend) -> AsyncIterator[Relay]:
 def inspect(api: docker.DockerClient, tenant_id: str) -> dict[str, Any]:
     attrs: dict[str, Any] = api.api.inspect_container(f"botfleet-{tenant_id}")
     return attrs
-
-
-async def eventually(
-    check: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition"
-) -> Any:
-    """Poll `check` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
 
 
 @pytest.mark.timeout(900)  # the first run on a machine builds the images (about two minutes)
@@ -469,16 +455,6 @@ async def test_errors_name_the_problem_and_no_secret(
 
 
 # ---------------------------------------------------------------------- the real client bot
-@pytest.fixture
-async def emulator() -> AsyncIterator[tuple[EmulatorServer, EmulatorClient]]:
-    server = EmulatorServer()
-    await server.start(host="127.0.0.1", port=0)
-    client = EmulatorClient(server.base_url)
-    yield server, client
-    await client.close()
-    await server.stop()
-
-
 @pytest.mark.timeout(180)
 async def test_real_client_bot_in_a_container_answers_start(
     make_backend: MakeBackend,

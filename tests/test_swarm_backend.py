@@ -10,7 +10,6 @@ node, and the throwaway PostgreSQL/Redis/emulator listen on the host's 127.0.0.1
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -34,7 +33,9 @@ from telegram_emulator import EmulatorClient, EmulatorServer
 from tests.conftest import new_tenant_id
 from tests.docker_support import (
     DockerEnv,
-    fixture_docker_env,  # noqa: F401 - fixtures, used by name
+    eventually,
+    fixture_docker_env,  # noqa: F401
+    fixture_emulator,  # noqa: F401 - fixtures, used by name
     spec_for,
 )
 
@@ -153,19 +154,6 @@ def swarm_api(swarm_host: str) -> Iterator[docker.DockerClient]:
     client.close()
 
 
-async def eventually(check: Callable[[], Any], *, timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
-
-
 async def _state(backend: SwarmBackend, tenant_id: str, state: RuntimeState) -> bool:
     return (await backend.status(tenant_id)).state is state
 
@@ -180,7 +168,9 @@ async def test_lifecycle_hardening_secrets_and_adoption(
     token = spec.env["BOT_TOKEN"]
     assert (await backend.status(tenant_id)).state is RuntimeState.MISSING
     await backend.deploy(spec)
-    await eventually(lambda: _state(backend, tenant_id, RuntimeState.RUNNING), what="running")
+    await eventually(
+        lambda: _state(backend, tenant_id, RuntimeState.RUNNING), timeout=60, what="running"
+    )
 
     service = swarm_api.services.get(f"botfleet-{tenant_id}")
     inspected = json.dumps(service.attrs)
@@ -221,7 +211,9 @@ async def test_lifecycle_hardening_secrets_and_adoption(
     # another fleet's backend does not see it.
     assert (await backend.stop(tenant_id)).state is RuntimeState.STOPPED
     await backend.start(tenant_id)
-    await eventually(lambda: _state(backend, tenant_id, RuntimeState.RUNNING), what="restarted")
+    await eventually(
+        lambda: _state(backend, tenant_id, RuntimeState.RUNNING), timeout=60, what="restarted"
+    )
     await backend.restart(tenant_id)
     assert tenant_id in await make_swarm().list()
     assert tenant_id not in await make_swarm(fleet="staging").list()
@@ -238,16 +230,6 @@ async def test_a_manager_is_required(make_swarm: MakeSwarm, docker_env: DockerEn
     plain = make_swarm(client_factory=docker_client_factory(docker_env.docker_host, timeout=30))
     with pytest.raises(DeployError, match="not a Swarm manager"):
         await plain.ping()
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[tuple[EmulatorServer, EmulatorClient]]:
-    server = EmulatorServer()
-    await server.start(host="127.0.0.1", port=0)
-    client = EmulatorClient(server.base_url)
-    yield server, client
-    await client.close()
-    await server.stop()
 
 
 @pytest.mark.timeout(240)
