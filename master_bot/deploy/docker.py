@@ -253,18 +253,33 @@ class DockerBackend(DeployBackend):
                 return None
 
         container = await self._call(f"inspect container {name}", get)
-        if container is not None and container.labels.get(LABEL_TENANT) != tenant_id:
+        if container is not None:
+            self._check_ours("container", name, tenant_id, container.labels)
+        return container
+
+    def _check_ours(
+        self,
+        kind: str,
+        name: str,
+        tenant_id: str,
+        labels: Mapping[str, str],
+        *,
+        fleet_label_required: bool = False,
+    ) -> None:
+        """Refuse a runtime (container, service) named like the tenant's but not made by this
+        fleet's botfleet for it; another fleet's is left alone. Containers from before the fleet
+        label pass without one; `fleet_label_required` (Swarm services, always labelled) not."""
+        if labels.get(LABEL_TENANT) != tenant_id:
             raise DeployError(
-                f"a container named {name} exists but was not created by botfleet for "
+                f"a {kind} named {name} exists but was not created by botfleet for "
                 f"{tenant_id} (label {LABEL_TENANT} is missing or differs); remove or rename it"
             )
-        fleet = container.labels.get(LABEL_FLEET) if container is not None else None
-        if fleet is not None and fleet != self.fleet:
+        fleet = labels.get(LABEL_FLEET)
+        if (fleet is not None or fleet_label_required) and fleet != self.fleet:
             raise DeployError(
-                f"container {name} belongs to the fleet {fleet!r}, not to {self.fleet!r} "
+                f"{kind} {name} belongs to the fleet {fleet!r}, not to {self.fleet!r} "
                 f"(label {LABEL_FLEET}); this master leaves it alone"
             )
-        return container
 
     async def _require(self, tenant_id: str, action: str) -> Container:
         container = await self._find(tenant_id)

@@ -105,19 +105,9 @@ class SwarmBackend(DockerBackend):
                 return None
 
         service = await self._call(f"inspect service {name}", get)
-        if service is None:
-            return None
-        labels = service.attrs.get("Spec", {}).get("Labels") or {}
-        if labels.get(LABEL_TENANT) != tenant_id:
-            raise DeployError(
-                f"a service named {name} exists but was not created by botfleet for {tenant_id} "
-                f"(label {LABEL_TENANT} is missing or differs); remove or rename it"
-            )
-        if labels.get(LABEL_FLEET) != self.fleet:
-            raise DeployError(
-                f"service {name} belongs to the fleet {labels.get(LABEL_FLEET)!r}, not to "
-                f"{self.fleet!r}; this master leaves it alone"
-            )
+        if service is not None:
+            labels = service.attrs.get("Spec", {}).get("Labels") or {}
+            self._check_ours("service", name, tenant_id, labels, fleet_label_required=True)
         return service
 
     async def _need(self, tenant_id: str, action: str) -> Service:
