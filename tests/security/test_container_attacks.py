@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -165,7 +167,7 @@ def _spec(tid: str, **extra: str) -> ClientSpec:
 
 @pytest.mark.timeout(120)
 async def test_a_process_bot_finds_no_master_secret_and_no_other_tenant(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     # The master's environment holds its secrets: this process's (os.environ), and a stand-in
     # master process started with them (/proc/<pid>/environ shows the environment at exec).
@@ -185,6 +187,7 @@ async def test_a_process_bot_finds_no_master_secret_and_no_other_tenant(
         tmp_path / "clients",
         python=python,
         module=PROBE_MODULE,
+        cwd=_probe_root(request) if root else None,
         stop_timeout=5,
         uid_base=uid_base,
         separate_users=root or None,  # required when root: no silent fallback in this test
@@ -236,6 +239,24 @@ async def test_a_process_bot_finds_no_master_secret_and_no_other_tenant(
         await backend.close()
         master.kill()
         await master.wait()
+
+
+def _probe_root(request: pytest.FixtureRequest) -> Path:
+    """A folder other users can reach with the probe (standard library only) as
+    `tests.security.hostile_bot`: the checkout itself may sit in a folder only root can enter
+    (a `mktemp -d` clone), and a bot under a uid of its own must import the probe."""
+    root = Path(tempfile.mkdtemp(prefix="botfleet-probe-"))
+    request.addfinalizer(lambda: shutil.rmtree(root, ignore_errors=True))
+    package = root / "tests" / "security"
+    package.mkdir(parents=True)
+    for folder in (root, root / "tests", package):
+        folder.chmod(0o755)
+        if folder is not root:
+            (folder / "__init__.py").write_text("")
+    shutil.copy(Path(__file__).with_name("hostile_bot.py"), package / "hostile_bot.py")
+    for file in root.rglob("*.py"):
+        file.chmod(0o644)
+    return root
 
 
 def _python_other_users_can_run(monkeypatch: pytest.MonkeyPatch) -> str:
