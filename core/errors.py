@@ -48,6 +48,11 @@ OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InvalidAuthorizationSpecificationError,  # login disabled (suspension)
     asyncpg.exceptions.OperatorInterventionError,  # shut down, terminated, starting up
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections
+    # A pooled connection whose session the server ended while it sat idle (a suspension
+    # terminates the tenant's sessions) can be handed out before asyncpg has seen the socket
+    # close; its next query fails with "cannot switch to state …; another operation (2) is in
+    # progress" (MagicStack/asyncpg#784). The pool drops it on release.
+    asyncpg.exceptions.InternalClientError,
 )
 
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
