@@ -170,6 +170,18 @@ def _host_port(value: str) -> str:
     return value
 
 
+class MetricsSettings(_Base):
+    """A bot process's Prometheus `/metrics` (core/metrics.py): on an internal-only port (a
+    container port that is not published, or 127.0.0.1), optionally behind a Bearer token."""
+
+    metrics_listen: Annotated[str, AfterValidator(lambda v: _host_port(v) if v else v)] = Field(
+        "", description="host:port serving GET /metrics (internal only); empty = none"
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="when set, /metrics asks for Authorization: Bearer <token>"
+    )
+
+
 class WebhookSettings(_Base):
     """Updates by webhook (docs/scaling.md): empty WEBHOOK_BASE_URL = long polling (development,
     the sandbox). A bot's URL is `<WEBHOOK_BASE_URL>/tg/<tenant_id>`, never its token."""
@@ -187,6 +199,7 @@ class ClientBotSettings(
     OpenAISettings,
     AssistantTuningSettings,
     LoggingSettings,
+    MetricsSettings,
 ):
     """Environment of one client bot: only its own tenant's credentials (docs/architecture.md)."""
 
@@ -382,6 +395,7 @@ class SalesSettings(
     YooKassaSettings,
     EncryptionSettings,
     LoggingSettings,
+    MetricsSettings,
 ):
     """The sales bot and its YooKassa webhook.
 
