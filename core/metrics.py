@@ -83,6 +83,16 @@ def error_kind(exc: BaseException) -> str:
     return "handler"
 
 
+def webhook_outcome(status: int) -> str:
+    if status < 400:
+        return "ok"
+    if status in (401, 403):
+        return "unauthorized"
+    if status == 404:
+        return "not_found"
+    return "invalid" if status < 500 else "error"
+
+
 class _Refusals(BaseRequestMiddleware):
     """Counts what Telegram refuses; the call's outcome itself is untouched."""
 
@@ -135,6 +145,28 @@ class BotMetrics:
 
     def webhook(self, outcome: str) -> None:
         self.webhooks.labels(outcome=outcome).inc()
+
+    def webhook_middleware(self) -> Any:
+        """An aiohttp middleware counting a webhook server's answers by outcome (2xx ok, 401/403
+        unauthorized, 404 not_found, other 4xx invalid, 5xx or an exception error)."""
+
+        @web.middleware
+        async def counted(
+            request: web.Request,
+            handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        ) -> web.StreamResponse:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                self.webhook(webhook_outcome(exc.status))
+                raise
+            except Exception:
+                self.webhook("error")
+                raise
+            self.webhook(webhook_outcome(response.status))
+            return response
+
+        return counted
 
     async def _timed(
         self,

@@ -18,6 +18,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from core.errors import ErrorReply
+from core.metrics import BotMetrics, serve_metrics
 from core.redis import redis_client
 from core.secrets import SecretBox
 from core.settings import SalesSettings
@@ -155,6 +156,10 @@ class SalesApp:
             locale=self._error_locale,
         ).register(self.dp)
         self.dp.include_routers(*routers())
+        self.metrics = BotMetrics()  # GET /metrics on METRICS_LISTEN (core/metrics.py)
+        self.metrics.setup(self.dp)
+        self.metrics.watch(bot.session)
+        self._metrics_runner: web.AppRunner | None = None
         self._runner: web.AppRunner | None = None
         self.webhook_port = 0
         self._tasks: list[asyncio.Task[Any]] = []
@@ -212,6 +217,7 @@ class SalesApp:
     # ------------------------------------------------------------------ parts
     async def start_webhook(self, host: str | None = None, port: int | None = None) -> int:
         app = build_webhook(self.store, self.billing, self.policy)
+        app.middlewares.append(self.metrics.webhook_middleware())  # notifications by outcome
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(
@@ -224,6 +230,13 @@ class SalesApp:
         self.webhook_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         log.info("YooKassa webhook on port %d", self.webhook_port)
         return self.webhook_port
+
+    async def start_metrics(self) -> None:
+        """GET /metrics on METRICS_LISTEN (an internal-only port), when set."""
+        s = self.settings
+        if s.metrics_listen and self._metrics_runner is None:
+            token = s.metrics_token.get_secret_value() if s.metrics_token else None
+            self._metrics_runner = await serve_metrics(self.metrics, s.metrics_listen, token)
 
     def start_workers(
         self, *, relay: bool = True, watcher: bool = True, renewals: bool = True
@@ -257,6 +270,7 @@ class SalesApp:
         The webhook and the workers start first and keep taking payments and provisioning
         while Telegram is unreachable; polling starts once Telegram answers getMe."""
         await self.start_webhook(port=webhook_port)
+        await self.start_metrics()
         self.start_workers()
         me = await wait_for_telegram(self.bot, "SALES_BOT_TOKEN")
         log.info("sales bot @%s is up", me.username)
@@ -282,6 +296,8 @@ class SalesApp:
         await self.billing.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
         if isinstance(self.master, HttpMaster):
             await self.master.close()
         await self.bot.session.close()
