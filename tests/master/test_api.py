@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.metrics import FAMILIES as BOT_FAMILIES
 from database.redis_tenants import TENANT_COMMANDS
 from database.roles import owner_role
 from master_bot.metrics import FAMILIES
@@ -262,6 +263,7 @@ async def test_openapi_health_and_metrics(harness: Harness) -> None:
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "docs" / "prometheus"
 SUMMARY = ("_sum", "_count")
+HISTO = ("_bucket", "_sum", "_count")
 PROMQL_BUILTINS = {"up"}  # series Prometheus makes itself
 PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring"}
 
@@ -277,8 +279,10 @@ def metric_names(expr: str) -> set[str]:
 
 
 def test_prometheus_rules_use_only_metrics_the_master_exposes() -> None:
-    exposed = set(FAMILIES)
-    exposed |= {f"{n}{s}" for n, (t, _) in FAMILIES.items() if t == "summary" for s in SUMMARY}
+    families = {**FAMILIES, **BOT_FAMILIES}  # the master's and a bot process's
+    exposed = set(families)
+    exposed |= {f"{n}{s}" for n, (t, _) in families.items() if t == "summary" for s in SUMMARY}
+    exposed |= {f"{n}{s}" for n, (t, _) in families.items() if t == "histogram" for s in HISTO}
     rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
     assert {"BotfleetBotsDown", "BotfleetCrashLoop", "BotfleetPaymentsFailing"} <= {
@@ -292,13 +296,16 @@ def test_prometheus_rules_use_only_metrics_the_master_exposes() -> None:
         names = metric_names(rule["expr"])
         assert names, rule
         unknown = names - exposed - PROMQL_BUILTINS
-        assert not unknown, f"{rule['alert']}: {sorted(unknown)} not in master_bot/metrics.py"
+        assert not unknown, f"{rule['alert']}: {sorted(unknown)} not in any FAMILIES"
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     assert config["rule_files"] == ["alerts.yml"]
-    [job] = config["scrape_configs"]
-    assert job["metrics_path"] == "/metrics"
-    assert job["authorization"]["type"] == "Bearer" and "credentials" not in job["authorization"]
-    assert 'job="' + job["job_name"] + '"' in json.dumps(alerts).replace('\\"', '"')
+    jobs = config["scrape_configs"]
+    assert {j["job_name"] for j in jobs} == {"botfleet-master", "botfleet-sales"}
+    for job in jobs:  # each behind its token (kept in a file), each watched by an `up` alert
+        assert job["metrics_path"] == "/metrics"
+        auth = job["authorization"]
+        assert auth["type"] == "Bearer" and "credentials" not in auth
+        assert 'job="' + job["job_name"] + '"' in json.dumps(alerts).replace('\\"', '"')
     promtool = shutil.which("promtool")  # Debian's `prometheus` package; optional here
     if promtool:
         for args in (["check", "rules", "alerts.yml"], ["check", "config", "prometheus.yml"]):
