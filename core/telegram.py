@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError, TelegramNotFound, TelegramUnauthorizedError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
 from aiogram.types import User
 
+from core.logs import redact
 from core.retry import backoff
 from core.settings import BOT_TOKEN_RE, TELEGRAM_PUBLIC_API
 
@@ -69,3 +78,81 @@ async def wait_for_telegram(
                 "Telegram does not answer getMe for %s (%s); retrying in %.0f s", who, exc, delay
             )
             await asyncio.sleep(delay)
+
+
+class TokenRejectedError(ValueError):
+    """The token is malformed, wrong or revoked, or not a bot's: ask for a current one."""
+
+
+class TelegramUnavailableError(RuntimeError):
+    """Telegram could not confirm the token now (network, 5xx, flood control): try again later.
+
+    `retry_after` is Telegram's own wait in seconds when it asked for one (429), else None."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    bot_id: int
+    username: str
+    first_name: str
+    token_sha256: str
+
+
+def token_fingerprint(token: str) -> str:
+    """The SHA-256 of a bot token: how a token is recognised (already used?) without storing it."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def check_bot_token(
+    token: str,
+    api_url: str = TELEGRAM_PUBLIC_API,
+    request_timeout: float = 10.0,
+    *,
+    max_wait: float = 5.0,
+) -> BotIdentity:
+    """getMe with `token` through `api_url` (TELEGRAM_API_URL), with a throwaway Bot.
+
+    TokenRejectedError when the token cannot serve a tenant (malformed, refused, not a bot);
+    TelegramUnavailableError when Telegram can't say now. Flood control (429) is waited out
+    once when Telegram asks for at most `max_wait` seconds, otherwise reported as unavailable
+    with its `retry_after`. Messages never contain the token."""
+    try:
+        check_token_format(token)
+    except InvalidBotTokenError as exc:
+        raise TokenRejectedError(str(exc)) from None
+    bot = build_bot(token, api_url, timeout=request_timeout)
+    try:
+        for attempt in (1, 2):
+            try:
+                me = await bot.get_me()
+                break
+            except TelegramRetryAfter as exc:
+                if attempt == 1 and exc.retry_after <= max_wait:
+                    await asyncio.sleep(exc.retry_after)
+                    continue
+                raise TelegramUnavailableError(
+                    f"Telegram asked to retry getMe in {exc.retry_after} s (flood control)",
+                    retry_after=exc.retry_after,
+                ) from None
+            except (TelegramUnauthorizedError, TelegramNotFound):
+                raise TokenRejectedError(
+                    "Telegram rejected this bot token (invalid or revoked): get a current token "
+                    "from @BotFather"
+                ) from None
+            except (TelegramNetworkError, TimeoutError) as exc:
+                raise TelegramUnavailableError(
+                    f"Telegram did not answer getMe: {redact(str(exc), [token])}"
+                ) from None
+            except TelegramAPIError as exc:
+                raise TelegramUnavailableError(
+                    f"Telegram refused getMe: {redact(str(exc), [token])}"
+                ) from None
+    finally:
+        await bot.session.close()
+    if not me.is_bot or not me.username:
+        raise TokenRejectedError("this token does not belong to a bot")
+    return BotIdentity(me.id, me.username, me.first_name, token_fingerprint(token))

@@ -1,13 +1,11 @@
-"""The master's calls to Telegram: token validation (getMe) and messages sent as a tenant bot.
+"""The master's calls to Telegram: token validation (getMe, `core.telegram.check_bot_token`, the
+one token check every process uses) and messages and webhooks sent as a tenant bot.
 
 Every call builds its Bot through `core.telegram.build_bot` (so `TELEGRAM_API_URL` applies),
 closes its session, and reports errors without the token.
 """
 
 from __future__ import annotations
-
-import hashlib
-from dataclasses import dataclass
 
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -19,15 +17,21 @@ from aiogram.exceptions import (
 )
 
 from core.logs import redact
-from core.telegram import InvalidBotTokenError, build_bot, check_token_format
+from core.telegram import (
+    BotIdentity,
+    TelegramUnavailableError,
+    TokenRejectedError,
+    build_bot,
+    check_bot_token,
+)
 
-
-class TokenRejectedError(ValueError):
-    """The token is malformed, invalid or revoked (an answer for the caller: 422)."""
-
-
-class TelegramUnavailableError(RuntimeError):
-    """Telegram did not answer: try again later (503)."""
+__all__ = [
+    "BotIdentity",
+    "SendFailedError",
+    "TelegramGateway",
+    "TelegramUnavailableError",
+    "TokenRejectedError",
+]
 
 
 class SendFailedError(RuntimeError):
@@ -36,49 +40,15 @@ class SendFailedError(RuntimeError):
         self.permanent = permanent
 
 
-@dataclass(frozen=True, slots=True)
-class BotIdentity:
-    bot_id: int
-    username: str | None
-    token_sha256: str
-
-
-def token_fingerprint(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class TelegramGateway:
     def __init__(self, api_url: str, *, timeout: float = 10.0) -> None:
         self.api_url = api_url
         self.timeout = timeout
 
     async def check_token(self, token: str) -> BotIdentity:
-        """getMe with `token`; TokenRejectedError says why it cannot serve a tenant."""
-        try:
-            check_token_format(token)
-        except InvalidBotTokenError as exc:
-            raise TokenRejectedError(str(exc)) from None
-        bot = build_bot(token, self.api_url, timeout=self.timeout)
-        try:
-            me = await bot.get_me()
-        except (TelegramUnauthorizedError, TelegramNotFound):
-            raise TokenRejectedError(
-                "Telegram rejected this bot token (invalid or revoked): get a current token "
-                "from @BotFather"
-            ) from None
-        except TelegramNetworkError as exc:
-            raise TelegramUnavailableError(
-                f"Telegram did not answer getMe: {redact(str(exc), [token])}"
-            ) from None
-        except TelegramAPIError as exc:
-            raise TelegramUnavailableError(
-                f"Telegram refused getMe: {redact(str(exc), [token])}"
-            ) from None
-        finally:
-            await bot.session.close()
-        if not me.is_bot:
-            raise TokenRejectedError("this token does not belong to a bot")
-        return BotIdentity(me.id, me.username, token_fingerprint(token))
+        """getMe with `token` (core.telegram.check_bot_token): TokenRejectedError says why it
+        cannot serve a tenant, TelegramUnavailableError that Telegram can't say now."""
+        return await check_bot_token(token, self.api_url, self.timeout)
 
     async def send_message(self, token: str, chat_id: int, text: str) -> None:
         """Send `text` as the bot of `token`; SendFailedError(permanent=...) on failure."""

@@ -5,7 +5,16 @@ import asyncio
 import pytest
 from aiogram.enums import ParseMode
 
-from core.telegram import BotTokenRefusedError, InvalidBotTokenError, build_bot, wait_for_telegram
+from core.telegram import (
+    BotTokenRefusedError,
+    InvalidBotTokenError,
+    TelegramUnavailableError,
+    TokenRejectedError,
+    build_bot,
+    check_bot_token,
+    token_fingerprint,
+    wait_for_telegram,
+)
 from telegram_emulator import EmulatorClient, EmulatorServer
 from tests.support import free_port
 
@@ -63,3 +72,43 @@ async def test_wait_for_telegram_gives_up_on_a_refused_token():
             assert TOKEN.split(":")[1] not in str(info.value)
         finally:
             await bot.session.close()
+
+
+async def test_check_bot_token_is_the_one_check_and_waits_out_a_short_flood_wait():
+    """core.telegram.check_bot_token (used by the sales bot and the master): a bot's identity
+    and fingerprint; a 429 asking for 1 s is waited out once, a 429 asking for 30 s is a clear
+    TelegramUnavailableError carrying retry_after (the sales bot used to let it escape)."""
+    async with EmulatorServer() as server:
+        async with EmulatorClient(server.base_url) as client:
+            await client.register_bot(TOKEN, "checked_test_bot", "Checked")
+            me = await check_bot_token(TOKEN, server.base_url, 5)
+            assert (me.username, me.first_name) == ("checked_test_bot", "Checked")
+            assert me.token_sha256 == token_fingerprint(TOKEN) != token_fingerprint(TOKEN + "x")
+
+            await client.inject_fault(
+                TOKEN, "getMe", error_code=429, description="Too Many Requests", retry_after=1
+            )
+            started = asyncio.get_running_loop().time()
+            assert (await check_bot_token(TOKEN, server.base_url, 5)).bot_id == me.bot_id
+            assert asyncio.get_running_loop().time() - started >= 0.9
+
+            await client.inject_fault(
+                TOKEN, "getMe", error_code=429, description="Too Many Requests", retry_after=30
+            )
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(TelegramUnavailableError, match="retry getMe in 30") as info:
+                await check_bot_token(TOKEN, server.base_url, 5)
+            assert info.value.retry_after == 30
+            assert asyncio.get_running_loop().time() - started < 5
+            assert TOKEN.split(":")[1] not in str(info.value)
+
+            await client.inject_fault(
+                TOKEN, "getMe", error_code=500, description="Internal Server Error"
+            )
+            with pytest.raises(TelegramUnavailableError):
+                await check_bot_token(TOKEN, server.base_url, 5)
+            await client.revoke_bot(TOKEN)
+            with pytest.raises(TokenRejectedError, match="@BotFather"):
+                await check_bot_token(TOKEN, server.base_url, 5)
+        with pytest.raises(TokenRejectedError, match="@BotFather"):
+            await check_bot_token("nope", server.base_url, 5)

@@ -11,7 +11,6 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from sales_bot import keyboards
-from sales_bot.billing import token_sha256
 from sales_bot.callbacks import OrderCb
 from sales_bot.context import SalesContext
 from sales_bot.handlers.tokens import read_token
@@ -179,7 +178,7 @@ async def new_token_given(message: Message, state: FSMContext, ctx: SalesContext
     replaced = await ctx.store.replace_token(
         order_id,
         token_enc=ctx.vault.seal(f"order:{order_id}", token),
-        token_sha256=token_sha256(token),
+        token_sha256=identity.token_sha256,
         bot_id=identity.bot_id,
         username=identity.username,
     )

@@ -9,8 +9,12 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from sales_bot.billing import token_sha256
-from sales_bot.botcheck import BotIdentity, TelegramDownError, TokenRejectedError, check_bot_token
+from core.telegram import (
+    BotIdentity,
+    TelegramUnavailableError,
+    TokenRejectedError,
+    check_bot_token,
+)
 from sales_bot.context import SalesContext
 from sales_bot.forms import extract_token
 
@@ -54,12 +58,12 @@ async def read_token(message: Message, ctx: SalesContext) -> tuple[str, BotIdent
             )
         )
         return None
-    except TelegramDownError:
+    except TelegramUnavailableError:
         await message.answer(
             _("I couldn't reach Telegram to check the token. Please send it again in a minute.")
         )
         return None
-    if await ctx.store.token_taken(token_sha256(token)):
+    if await ctx.store.token_taken(identity.token_sha256):
         await message.answer(
             _(
                 "The bot @{username} is already connected to Botfleet. Create a new bot in "

@@ -31,6 +31,11 @@ async def buy_until_payment(shop: Shop, owner: Person, token: str) -> tuple[str,
     await owner.ask(SALES_TOKEN, "мой собственный токен")
 
     await shop.tg.register_bot(token, "romashka_salon_bot", "Ромашка")
+    # Flood control on the check of the pasted token: a clear "send it again", not silence.
+    await shop.tg.inject_fault(
+        token, "getMe", error_code=429, description="Too Many Requests", retry_after=60
+    )
+    await owner.ask(token, "Не удалось связаться с Telegram, чтобы проверить токен")
     confirm = await owner.ask(f"вот он {token}", "Нашёл вашего бота @romashka_salon_bot")
     # The token was taken out of the chat.
     history = await shop.tg.history(SALES_TOKEN, OWNER)
