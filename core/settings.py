@@ -210,6 +210,12 @@ class ClientBotSettings(
     locale: Literal["ru", "en"] = "ru"
     timezone: str = "Europe/Moscow"
     business_name: str = Field("", description="seeds the profile's name on first start")
+    business_category: str = Field(
+        "",
+        pattern=r"^[a-z_]{0,32}$",
+        description="the category picked in the sales bot: seeds example services and hours"
+        " on first start (unknown or empty: none)",
+    )
     plan_features: Annotated[frozenset[str] | None, NoDecode] = Field(
         None, description="the plan's features (comma-separated); unset = all (a bot run by hand)"
     )
