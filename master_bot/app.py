@@ -1,5 +1,8 @@
-"""Builds the master from MasterSettings and runs its parts: REST API, reconciler, monitor,
-and the operators' Telegram bot (when MASTER_BOT_TOKEN is set)."""
+"""The master's composition root: builds it from MasterSettings and runs its parts: REST API,
+reconciler, monitor, and the operators' Telegram bot (when MASTER_BOT_TOKEN is set).
+
+Nothing in master_bot imports this module but `__main__` (an import-linter contract): the parts
+share `master_bot.services.Master` and `master_bot.deps.Deps` instead."""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ import dataclasses
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,24 +32,13 @@ from master_bot.guard import run_guard
 from master_bot.operator import OperatorBot
 from master_bot.provision import Provisioner
 from master_bot.reconciler import Reconciler
+from master_bot.services import Master
 from master_bot.spec import assistant_env
 from master_bot.store import TenantStore
 from master_bot.subscription import SubscriptionMonitor
 from master_bot.telegram import TelegramGateway
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class Master:
-    deps: Deps
-    provisioner: Provisioner
-    fleet: Fleet
-    reconciler: Reconciler
-    monitor: SubscriptionMonitor
-
-    def build_api(self, api_token: str, *, metrics_token: str | None = None) -> web.Application:
-        return build_api(self, api_token, metrics_token=metrics_token)
 
 
 def config_from(settings: MasterSettings) -> MasterConfig:
@@ -213,7 +204,8 @@ def operator_bot(settings: MasterSettings, master: Master) -> OperatorBot | None
 async def serve(settings: MasterSettings, *, stop: asyncio.Event | None = None) -> None:
     """Run the API, the reconciler, the subscription monitor and the operator bot until `stop`."""
     async with open_master(settings) as master:
-        app = master.build_api(
+        app = build_api(
+            master,
             settings.master_api_token.get_secret_value(),
             metrics_token=(
                 settings.metrics_token.get_secret_value() if settings.metrics_token else None

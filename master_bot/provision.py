@@ -11,12 +11,9 @@ encrypted before they are used, so a repeated step sets the same password again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
 
 from core.logs import redact
 from core.tenant_id import validate_tenant_id
@@ -29,6 +26,7 @@ from master_bot.deps import Deps
 from master_bot.errors import ConflictError, NotFoundError, RejectedError, UnavailableError
 from master_bot.folder import write_client_folder
 from master_bot.ingress import ensure_secret, publish
+from master_bot.orders import ProvisionOrder
 from master_bot.spec import build_spec
 from master_bot.store import (
     STEPS,
@@ -45,25 +43,6 @@ log = logging.getLogger(__name__)
 
 PROVISION_SCOPE = "provision"
 FaultHook = Callable[[str, Step], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class ProvisionOrder:
-    plan: str
-    period_days: int
-    business_name: str
-    bot_token: str
-    owner_telegram_id: int
-    locale: str
-    timezone: str
-
-    def __repr__(self) -> str:
-        return f"ProvisionOrder(plan={self.plan!r}, owner={self.owner_telegram_id})"
-
-    def fingerprint(self) -> str:
-        return hashlib.sha256(
-            json.dumps(asdict(self), sort_keys=True, ensure_ascii=False).encode()
-        ).hexdigest()
 
 
 class ProvisionIncompleteError(UnavailableError):

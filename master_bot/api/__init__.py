@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from master_bot.api.errors import auth_middleware, error_middleware, json_body_middleware
 from master_bot.api.handlers import KEY_LOCKS, MASTER, OPENAPI, KeyLocks
 from master_bot.api.openapi import build_openapi
 from master_bot.api.routes import ROUTES
-
-if TYPE_CHECKING:
-    from master_bot.app import Master
+from master_bot.services import Master
 
 MAX_BODY = 64 * 1024
 

@@ -40,10 +40,9 @@ from master_bot.errors import NotFoundError
 from master_bot.metrics import FleetState, Snapshot
 from master_bot.placement import move
 from master_bot.plan import change_plan
-from master_bot.provision import ProvisionOrder
+from master_bot.services import Master
 
 if TYPE_CHECKING:
-    from master_bot.app import Master
     from master_bot.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -139,15 +138,7 @@ KEY_LOCKS: web.AppKey[KeyLocks] = web.AppKey("idempotency_key_locks")
 async def create_tenant(request: web.Request) -> web.Response:
     key = _idempotency_key(request)
     body = await _body(request, ProvisionIn)
-    order = ProvisionOrder(
-        plan=body.plan,
-        period_days=body.period_days,
-        business_name=body.business_name,
-        bot_token=body.bot_token,
-        owner_telegram_id=body.owner_telegram_id,
-        locale=body.locale,
-        timezone=body.timezone,
-    )
+    order = body.to_order()
     async with request.app[KEY_LOCKS](key):
         tenant, created = await _master(request).provisioner.provision(order, key, actor=ACTOR)
     return await _detail(request, tenant.tenant_id, 201 if created else 200)

@@ -3,65 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from master_bot.deploy.base import RuntimeStatus
 from master_bot.metrics import FleetState
+from master_bot.orders import MAX_DAYS, OrderIn, Text
+from master_bot.orders import StrictIn as _In
 from master_bot.store import TenantRecord, TenantStatus
 
-MAX_DAYS = 3660
+__all__ = ["MAX_DAYS", "Text"]
 
 
-def _storable(value: str) -> str:
-    """PostgreSQL text holds neither NUL nor lone surrogates: refuse them as bad input."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
-    return value
-
-
-Text = Annotated[str, AfterValidator(_storable)]
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ProvisionIn(_In):
+class ProvisionIn(OrderIn):
     """A paid order: what to provision. The token is validated with getMe."""
-
-    plan: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    period_days: int = Field(ge=1, le=MAX_DAYS)
-    business_name: Text = Field(min_length=1, max_length=200)
-    bot_token: Text = Field(min_length=1, max_length=200, json_schema_extra={"writeOnly": True})
-    owner_telegram_id: int = Field(ge=1, le=2**52)
-    locale: Literal["ru", "en"] = "ru"
-    timezone: Text = Field("Europe/Moscow", min_length=1, max_length=64)
-
-    def __repr__(self) -> str:
-        return f"ProvisionIn(plan={self.plan!r}, owner={self.owner_telegram_id})"
-
-    @field_validator("business_name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Moscow)") from None
-        return value
 
 
 class ExtendIn(_In):

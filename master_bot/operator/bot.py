@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from contextlib import suppress
-from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
@@ -17,9 +16,7 @@ from master_bot.operator.access import OperatorsOnly
 from master_bot.operator.alerts import OperatorAlerter
 from master_bot.operator.handlers import on_error, routers
 from master_bot.operator.options import Options
-
-if TYPE_CHECKING:
-    from master_bot.app import Master
+from master_bot.services import Master
 
 log = logging.getLogger(__name__)
 

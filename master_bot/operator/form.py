@@ -1,5 +1,6 @@
-"""The /deploy form: each answer is checked by the REST API's own model (`ProvisionIn`), so a
-manual deployment accepts exactly what `POST /api/v1/tenants` accepts. No aiogram here."""
+"""The /deploy form: each answer is checked by the order's own rules (`master_bot.orders.OrderIn`,
+which the REST API's `ProvisionIn` is), so a manual deployment accepts exactly what
+`POST /api/v1/tenants` accepts. No aiogram here."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.tenant_id import format_tenant_id, validate_tenant_id
-from master_bot.api.models import ProvisionIn
-from master_bot.provision import ProvisionOrder
+from master_bot.orders import OrderIn, ProvisionOrder
 
 DEFAULT_LOCALE = "ru"
 DEFAULT_TIMEZONE = "Europe/Moscow"
@@ -37,9 +37,9 @@ def _reason(exc: ValidationError) -> str:
 
 
 def check(field: str, value: Any) -> Any:
-    """The value of `field` as ProvisionIn normalises it, or FormError."""
+    """The value of `field` as OrderIn normalises it, or FormError."""
     try:
-        model = ProvisionIn.model_validate({**_SAMPLE, field: value})
+        model = OrderIn.model_validate({**_SAMPLE, field: value})
     except ValidationError as exc:
         raise FormError(_reason(exc)) from None
     return getattr(model, field)
@@ -67,18 +67,10 @@ def order(data: dict[str, Any]) -> ProvisionOrder:
     """The complete form as the ProvisionOrder the REST API would build; FormError otherwise."""
     fields = {name: data.get(name) for name in _SAMPLE}
     try:
-        body = ProvisionIn.model_validate(fields)
+        body = OrderIn.model_validate(fields)
     except ValidationError as exc:
         raise FormError(_reason(exc)) from None
-    return ProvisionOrder(
-        plan=body.plan,
-        period_days=body.period_days,
-        business_name=body.business_name,
-        bot_token=body.bot_token,
-        owner_telegram_id=body.owner_telegram_id,
-        locale=body.locale,
-        timezone=body.timezone,
-    )
+    return body.to_order()
 
 
 def tenant_ref(text: str | None) -> str | None:

@@ -9,15 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from database.subscription_figures import SubscriptionFigures, subscription_figures
 from master_bot.deploy.base import DeployError, RuntimeState
+from master_bot.services import Master
 from master_bot.store import TenantStatus
-
-if TYPE_CHECKING:
-    from master_bot.app import Master
 
 EXPIRING_DAYS = 7
 _WATCHED = (TenantStatus.ACTIVE, TenantStatus.STOPPED)

@@ -25,6 +25,7 @@ from core.secrets import SecretBox
 from database.redis_tenants import remove_tenant_redis
 from database.tenants import drop_tenant_database
 from master_bot.alert import AlertKind, Alerts
+from master_bot.api import build_api
 from master_bot.app import Master, assemble
 from master_bot.deploy.base import DeployBackend
 from master_bot.deploy.process import ProcessBackend
@@ -242,7 +243,7 @@ async def make_harness(
         master = assemble(deps, reconcile_interval=0.2)
         master.fleet.clock = clock
         master.monitor.clock = clock
-        runner = web.AppRunner(master.build_api(API_TOKEN), access_log=None)
+        runner = web.AppRunner(build_api(master, API_TOKEN), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

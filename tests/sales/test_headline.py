@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from core.settings import MasterSettings
 from database.redis_tenants import remove_tenant_redis
 from database.tenants import drop_tenant_database
+from master_bot.api import build_api
 from master_bot.app import Master, open_master
 from master_bot.deploy.process import ProcessBackend
 from telegram_emulator import EmulatorClient, EmulatorServer
@@ -54,7 +55,7 @@ async def real_master(
     )
     backend = ProcessBackend(tmp_path / "clients", module="client_bot", stop_timeout=5)
     async with open_master(settings, backend=backend) as master:
-        runner = web.AppRunner(master.build_api(MASTER_TOKEN), access_log=None)
+        runner = web.AppRunner(build_api(master, MASTER_TOKEN), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from contextlib import suppress
-from typing import TYPE_CHECKING
 
 from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
@@ -12,16 +11,14 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 
 from core.secrets import SecretDecryptionError, mask_token
-from master_bot.api.models import MAX_DAYS
 from master_bot.errors import MasterError
 from master_bot.operator import keyboards, text
 from master_bot.operator.callbacks import ListCb, RemoveCb, TenantAction, TenantCb
 from master_bot.operator.form import tenant_ref
 from master_bot.operator.options import Options
+from master_bot.orders import MAX_DAYS
+from master_bot.services import Master
 from master_bot.store import TenantRecord, TenantStatus
-
-if TYPE_CHECKING:
-    from master_bot.app import Master
 
 LIFECYCLE = ("stop", "restart", "suspend", "resume")  # /start <id> is handled with /start
 _DONE = {

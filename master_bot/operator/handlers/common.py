@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
@@ -11,9 +9,7 @@ from aiogram.types import CallbackQuery, Message
 
 from master_bot.operator import stats, text
 from master_bot.operator.handlers.clients import lifecycle
-
-if TYPE_CHECKING:
-    from master_bot.app import Master
+from master_bot.services import Master
 
 
 async def start(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiogram import F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -28,10 +28,8 @@ from master_bot.operator.callbacks import DeployAction, DeployCb
 from master_bot.operator.handlers.clients import edit, render_card
 from master_bot.operator.states import DeployForm
 from master_bot.provision import ProvisionIncompleteError
+from master_bot.services import Master
 from master_bot.telegram import TelegramUnavailableError, TokenRejectedError
-
-if TYPE_CHECKING:
-    from master_bot.app import Master
 
 log = logging.getLogger(__name__)
 
