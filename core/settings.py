@@ -228,6 +228,9 @@ class ClientBotSettings(
     webhook_listen: Annotated[str, AfterValidator(_host_port)] = Field(
         "127.0.0.1:8080", description="host:port the webhook server listens on"
     )
+    web_public_url: Annotated[str, AfterValidator(lambda v: _check_http_url(v) if v else v)] = (
+        Field("", description="the owner's web: /admin offers a login link to it; empty = none")
+    )
 
     @property
     def webhook_on(self) -> bool:
@@ -458,6 +461,7 @@ class SalesSettings(
 class WebSettings(
     PostgresSettings,
     RedisSettings,
+    TelegramSettings,
     OpenAISettings,
     AssistantTuningSettings,
     EncryptionSettings,
@@ -489,6 +493,19 @@ class WebSettings(
     )
     tenant_redis_url: SecretStr | None = None
     sales_plans_file: str = Field("", description="the plans file: which plans have the assistant")
+    sales_bot_token: SecretStr | None = Field(
+        None, description="the sales bot's token: password-reset links go to the owner's chat"
+    )
+    web_reset_ttl: int = Field(1800, ge=60, le=86400, description="password reset link lifetime")
+    web_reset_log_links: bool = Field(
+        False,
+        description="sandbox only: write reset links for accounts without Telegram to the log",
+    )
+
+    @field_validator("sales_bot_token", mode="before")
+    @classmethod
+    def _no_sales_token(cls, v: Any) -> Any:
+        return None if v == "" else v
 
     @field_validator("web_jwt_keys")
     @classmethod

@@ -39,6 +39,12 @@ class OwnedTenant:
     expires_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    tenant_id: str | None  # set: opened by a bot's link, limited to that bot
+
+
 class RefreshRefused(Exception):
     """Unknown, expired, already used (the session is then revoked) or of a revoked session."""
 
@@ -89,12 +95,18 @@ class Accounts:
         )
         return None if row is None else _account(row)
 
-    async def set_password_hash(self, account_id: int, password_hash: str) -> None:
-        await self.pool.execute(
-            "UPDATE control.web_accounts SET password_hash = $2, updated_at = now() WHERE id = $1",
-            account_id,
-            password_hash,
-        )
+    async def set_login(self, account_id: int, email: str, password_hash: str) -> None:
+        """The account's email (unique) and password hash."""
+        try:
+            await self.pool.execute(
+                "UPDATE control.web_accounts SET email = $2, password_hash = $3,"
+                " updated_at = now() WHERE id = $1",
+                account_id,
+                email,
+                password_hash,
+            )
+        except asyncpg.UniqueViolationError:
+            raise EmailTaken(email) from None
 
     async def for_telegram(self, telegram_id: int, company_name: str) -> Account:
         """The account bound to this Telegram id, created (without email/password) if none."""
@@ -120,9 +132,9 @@ class Accounts:
             return False
         return bool(status == "UPDATE 1")
 
-    async def tenants(self, account_id: int) -> list[OwnedTenant]:
-        """Tenants the account owns: linked ones and those bought under its Telegram id.
-        Deleted tenants are not listed."""
+    async def tenants(self, account_id: int, only: str | None = None) -> list[OwnedTenant]:
+        """Tenants the account owns: linked ones and those bought under its Telegram id
+        (`only`: that one, if owned). Deleted tenants are not listed."""
         rows = await self.pool.fetch(
             "SELECT t.tenant_id, t.owner_telegram_id, t.business_name, t.status, t.plan, t.bot_username, t.expires_at"
             " FROM control.tenants t"
@@ -131,8 +143,10 @@ class Accounts:
             "           WHERE l.account_id = $1 AND l.tenant_id = t.tenant_id)"
             "   OR t.owner_telegram_id = (SELECT owner_telegram_id FROM control.web_accounts"
             "                             WHERE id = $1))"
+            " AND ($2::text IS NULL OR t.tenant_id = $2)"
             " ORDER BY t.number",
             account_id,
+            only,
         )
         return [
             OwnedTenant(
@@ -148,13 +162,16 @@ class Accounts:
         ]
 
     # --- sessions and refresh tokens ------------------------------------------------------
-    async def open_session(self, account_id: int) -> tuple[str, str]:
-        """A new session and its first refresh token: (session id, refresh token)."""
+    async def open_session(self, account_id: int, tenant_id: str | None = None) -> tuple[str, str]:
+        """A new session (limited to `tenant_id` when given) and its first refresh token:
+        (session id, refresh token)."""
         token = secrets.token_urlsafe(32)
         async with self.pool.acquire() as conn, conn.transaction():
             session_id = await conn.fetchval(
-                "INSERT INTO control.web_sessions (account_id) VALUES ($1) RETURNING id",
+                "INSERT INTO control.web_sessions (account_id, tenant_id) VALUES ($1, $2)"
+                " RETURNING id",
                 account_id,
+                tenant_id,
             )
             await self._add_refresh(conn, session_id, token)
         return str(session_id), token
@@ -208,14 +225,66 @@ class Accounts:
         async with self.pool.acquire() as conn:
             await self._revoke(conn, session_id, reason)
 
-    async def session_active(self, session_id: str, account_id: int) -> bool:
-        found = await self.pool.fetchval(
-            "SELECT true FROM control.web_sessions"
+    async def session(self, session_id: str, account_id: int) -> Session | None:
+        """The account's session, unless revoked (logout, reuse, password change)."""
+        row = await self.pool.fetchrow(
+            "SELECT id, tenant_id FROM control.web_sessions"
             " WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL",
             session_id,
             account_id,
         )
-        return bool(found)
+        return None if row is None else Session(str(row["id"]), row["tenant_id"])
+
+    async def revoke_all(self, account_id: int, reason: str) -> None:
+        await self.pool.execute(
+            "UPDATE control.web_sessions SET revoked_at = now(), revoke_reason = $2"
+            " WHERE account_id = $1 AND revoked_at IS NULL",
+            account_id,
+            reason,
+        )
+
+    # --- password resets ------------------------------------------------------------------
+    async def start_reset(self, account_id: int, ttl: int) -> str:
+        """A one-time reset token (only its digest is kept)."""
+        token = secrets.token_urlsafe(32)
+        await self.pool.execute(
+            "INSERT INTO control.web_password_resets (token_sha256, account_id, expires_at)"
+            " VALUES ($1, $2, now() + make_interval(secs => $3))",
+            digest(token),
+            account_id,
+            float(ttl),
+        )
+        return token
+
+    async def finish_reset(self, token: str, password_hash: str) -> int | None:
+        """Spend a reset token: set the password, end every session; the account id, or None
+        when the token is unknown, used or expired. Other pending resets of the account die."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            account_id = await conn.fetchval(
+                "UPDATE control.web_password_resets SET used_at = now()"
+                " WHERE token_sha256 = $1 AND used_at IS NULL AND expires_at > now()"
+                " RETURNING account_id",
+                digest(token),
+            )
+            if account_id is None:
+                return None
+            await conn.execute(
+                "UPDATE control.web_password_resets SET used_at = now()"
+                " WHERE account_id = $1 AND used_at IS NULL",
+                account_id,
+            )
+            await conn.execute(
+                "UPDATE control.web_accounts SET password_hash = $2, updated_at = now()"
+                " WHERE id = $1",
+                account_id,
+                password_hash,
+            )
+            await conn.execute(
+                "UPDATE control.web_sessions SET revoked_at = now(),"
+                " revoke_reason = 'password reset' WHERE account_id = $1 AND revoked_at IS NULL",
+                account_id,
+            )
+        return int(account_id)
 
     # --- one-time login links -------------------------------------------------------------
     async def use_link(self, jti: str, expires_at: int) -> bool:
@@ -231,6 +300,9 @@ class Accounts:
     async def forget_old(self) -> None:
         """Housekeeping: expired links and refresh tokens are of no use any more."""
         await self.pool.execute("DELETE FROM control.web_used_links WHERE expires_at < now()")
+        await self.pool.execute(
+            "DELETE FROM control.web_password_resets WHERE expires_at < now() - interval '1 day'"
+        )
         await self.pool.execute(
             "DELETE FROM control.web_refresh_tokens WHERE expires_at < now() - interval '1 day'"
         )

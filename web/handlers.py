@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from datetime import datetime, time, timedelta
 from typing import TypeVar
 
 import asyncpg
@@ -13,13 +14,26 @@ from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
 from client_bot.assistant import Outcome
-from web.accounts import Account, EmailTaken, OwnedTenant, RefreshRefused
-from web.chat import API, WIDGET, AssistantOff, chat_turn
+from client_bot.store import Service
+from web import data
+from web.accounts import Account, EmailTaken, OwnedTenant, RefreshRefused, Session
+from web.chat import API, WIDGET, AssistantOff, QueuedNotices, chat_turn
 from web.deps import DEPS, WebDeps
 from web.errors import ApiError, from_validation, unauthorized
 from web.models import (
+    BookingCancelIn,
+    BookingOut,
+    BookingPage,
+    BookingsQuery,
+    BookingStatusIn,
+    BotLinkIn,
     ChatIn,
     ChatOut,
+    ConversationDetail,
+    ConversationOut,
+    ConversationPage,
+    CustomerOut,
+    CustomerPage,
     HealthOut,
     LeadOut,
     LeadPage,
@@ -28,8 +42,18 @@ from web.models import (
     LinkIn,
     LoginForm,
     MeOut,
+    MessageOut,
+    PageQuery,
+    PasswordIn,
     RefreshIn,
     RegisterIn,
+    ResetConfirmIn,
+    ResetIn,
+    ResetOut,
+    ServiceIn,
+    ServiceList,
+    ServiceOut,
+    ServicePatch,
     TenantOut,
     TokenOut,
     WidgetChatIn,
@@ -37,8 +61,9 @@ from web.models import (
     WidgetOriginsIn,
 )
 from web.passwords import hash_password, verify_password
+from web.reset import deliver_reset
 from web.tenants import TenantGate, TenantRuntime, TenantUnavailable
-from web.tokens import AccessClaims, TokenError, issue_access, verify_access, verify_login_link
+from web.tokens import TokenError, issue_access, verify_access, verify_login_link
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -87,7 +112,7 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
     return web.json_response(text=model.model_dump_json(), status=status)
 
 
-async def _caller(request: web.Request) -> tuple[Account, AccessClaims]:
+async def _caller(request: web.Request) -> tuple[Account, Session]:
     """The account behind `Authorization: Bearer <access JWT>` (401 otherwise)."""
     deps = _deps(request)
     header = request.headers.get("Authorization", "")
@@ -98,12 +123,13 @@ async def _caller(request: web.Request) -> tuple[Account, AccessClaims]:
         claims = verify_access(deps.keys, token.strip())
     except TokenError as exc:
         raise unauthorized(f"the access token is not valid ({exc}); log in again") from None
-    if not await deps.accounts.session_active(claims.session_id, claims.account_id):
+    session = await deps.accounts.session(claims.session_id, claims.account_id)
+    if session is None:
         raise unauthorized("this session has ended (logged out); log in again")
     account = await deps.accounts.get(claims.account_id)
     if account is None:
         raise unauthorized("this account no longer exists")
-    return account, claims
+    return account, session
 
 
 async def _tokens(deps: WebDeps, account_id: int) -> TokenOut:
@@ -251,8 +277,8 @@ async def refresh(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     deps = _deps(request)
-    _account, claims = await _caller(request)
-    await deps.accounts.revoke(claims.session_id)
+    _account, session = await _caller(request)
+    await deps.accounts.revoke(session.id)
     return web.Response(status=204)
 
 
@@ -269,11 +295,12 @@ def _tenant_out(t: OwnedTenant) -> TenantOut:
 
 async def me(request: web.Request) -> web.Response:
     deps = _deps(request)
-    account, _claims = await _caller(request)
-    tenants = await deps.accounts.tenants(account.id)
+    account, session = await _caller(request)
+    tenants = await deps.accounts.tenants(account.id, session.tenant_id)
     out = MeOut(
         id=account.id,
-        email=account.email,
+        email=None if session.tenant_id else account.email,
+        only_bot=session.tenant_id,
         company_name=account.company_name,
         telegram_linked=account.owner_telegram_id is not None,
         created_at=account.created_at,
@@ -295,7 +322,8 @@ async def link_login(request: web.Request) -> web.Response:
         ) from None
     current: Account | None = None
     if request.headers.get("Authorization"):
-        current, _access = await _caller(request)
+        current, session = await _caller(request)
+        _whole_account(session)
     if not await deps.accounts.use_link(claims.jti, claims.expires_at):
         raise unauthorized("this login link was already used; ask the bot for a new one")
     if current is not None:
@@ -318,10 +346,25 @@ async def link_login(request: web.Request) -> web.Response:
     return _json(await _tokens(deps, account_id))
 
 
+def _whole_account(session: Session) -> None:
+    """Changing the account itself (its password, its Telegram binding) needs a session of the
+    whole account: one opened by a bot's link speaks for that bot only."""
+    if session.tenant_id is not None:
+        raise ApiError(
+            403,
+            "whole_account_required",
+            "this session was opened from one bot's /admin and covers that bot only: log in with"
+            " your password or the link from the sales bot to change the account",
+        )
+
+
 # --- tenants' data ----------------------------------------------------------------------
-async def _owned(deps: WebDeps, account: Account, tenant_id: str | None) -> list[OwnedTenant]:
-    """The caller's tenants, or the one asked for; someone else's (or unknown) id is a 404."""
-    tenants = await deps.accounts.tenants(account.id)
+async def _owned(
+    deps: WebDeps, account: Account, tenant_id: str | None, session: Session
+) -> list[OwnedTenant]:
+    """The caller's tenants, or the one asked for; someone else's (or unknown) id is a 404.
+    A session opened by a bot's link sees that bot only."""
+    tenants = await deps.accounts.tenants(account.id, session.tenant_id)
     if tenant_id is None:
         return tenants
     chosen = [t for t in tenants if t.tenant_id == tenant_id]
@@ -346,9 +389,9 @@ LEAD_COLUMNS = (
 
 async def leads(request: web.Request) -> web.Response:
     deps = _deps(request)
-    account, _claims = await _caller(request)
+    account, session = await _caller(request)
     query = _query(request, LeadsQuery)
-    tenants = await _owned(deps, account, query.tenant_id)
+    tenants = await _owned(deps, account, query.tenant_id, session)
     window = query.offset + query.limit
     total = 0
     items: list[LeadOut] = []
@@ -384,8 +427,8 @@ def _lead_id(request: web.Request) -> int:
 async def set_lead_status(request: web.Request) -> web.Response:
     """The same change as /admin → Leads (the bot's own store), as the tenant's role."""
     deps = _deps(request)
-    account, _claims = await _caller(request)
-    (tenant,) = await _owned(deps, account, request.match_info["tenant_id"])
+    account, session = await _caller(request)
+    (tenant,) = await _owned(deps, account, request.match_info["tenant_id"], session)
     lead_id = _lead_id(request)
     body = await _body(request, LeadStatusIn)
     runtime = await _runtime(deps.gate, tenant.tenant_id)
@@ -438,9 +481,9 @@ async def _turn(
 
 async def chat(request: web.Request) -> web.Response:
     deps = _deps(request)
-    account, _claims = await _caller(request)
+    account, session = await _caller(request)
     body = await _body(request, ChatIn)
-    tenants = await _owned(deps, account, body.tenant_id)
+    tenants = await _owned(deps, account, body.tenant_id, session)
     if len(tenants) != 1:
         raise ApiError(
             422,
@@ -462,9 +505,9 @@ def _snippet(public_url: str, key: str) -> str:
 
 async def widget_key(request: web.Request) -> web.Response:
     deps = _deps(request)
-    account, _claims = await _caller(request)
+    account, session = await _caller(request)
     tenant_id = request.match_info["tenant_id"]
-    (tenant,) = await _owned(deps, account, tenant_id)
+    (tenant,) = await _owned(deps, account, tenant_id, session)
     key, origins = await deps.accounts.widget_key(tenant.tenant_id)
     out = WidgetKeyOut(
         tenant_id=tenant.tenant_id,
@@ -477,8 +520,8 @@ async def widget_key(request: web.Request) -> web.Response:
 
 async def widget_origins(request: web.Request) -> web.Response:
     deps = _deps(request)
-    account, _claims = await _caller(request)
-    (tenant,) = await _owned(deps, account, request.match_info["tenant_id"])
+    account, session = await _caller(request)
+    (tenant,) = await _owned(deps, account, request.match_info["tenant_id"], session)
     body = await _body(request, WidgetOriginsIn)
     key, _old = await deps.accounts.widget_key(tenant.tenant_id)
     await deps.accounts.set_widget_origins(tenant.tenant_id, body.allowed_origins)
@@ -555,3 +598,255 @@ async def widget_chat(request: web.Request) -> web.Response:
     response = _json(out)
     response.headers.update(headers)
     return response
+
+
+# --- one bot's bookings, customers, conversations and services --------------------------
+# Every one of these takes the bot's id in the path: someone else's (or an unknown one) is a
+# 404 before anything is read, and then only that bot's own role reaches its schema.
+def _path_id(request: web.Request, name: str, what: str, *, signed: bool = False) -> int:
+    raw = request.match_info[name]
+    digits = raw[1:] if signed and raw.startswith("-") else raw
+    if not (digits.isdigit() and len(digits) <= 18):
+        raise ApiError(404, "not_found", f"no such {what}")
+    return int(raw)
+
+
+async def _tenant_runtime(request: web.Request) -> tuple[Account, OwnedTenant, TenantRuntime]:
+    deps = _deps(request)
+    account, session = await _caller(request)
+    (tenant,) = await _owned(deps, account, request.match_info["tenant_id"], session)
+    runtime = await _runtime(deps.gate, tenant.tenant_id)
+    runtime.ctx.refresh()  # what the bot's /admin changed meanwhile
+    return account, tenant, runtime
+
+
+def _booking_out(tenant_id: str, row: dict[str, object]) -> BookingOut:
+    return BookingOut.model_validate({"tenant_id": tenant_id, **row})
+
+
+async def bookings(request: web.Request) -> web.Response:
+    _account, tenant, runtime = await _tenant_runtime(request)
+    query = _query(request, BookingsQuery)
+    business = await runtime.ctx.business()
+    zone = business.zone
+    first = query.day or runtime.ctx.now().astimezone(zone).date()
+    start = datetime.combine(first, time(0), zone)
+    end = datetime.combine(first + timedelta(days=query.days), time(0), zone)
+    total, rows = await data.bookings(runtime, start, end, query.status, query.limit, query.offset)
+    items = [_booking_out(tenant.tenant_id, r) for r in rows]
+    return _json(BookingPage(total=total, items=items))
+
+
+async def _booking_or_404(runtime: TenantRuntime, booking_id: int) -> dict[str, object]:
+    row = await data.booking(runtime, booking_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no booking #{booking_id} in {runtime.tenant_id}")
+    return row
+
+
+async def cancel_booking(request: web.Request) -> web.Response:
+    """As /admin → Bookings → Cancel: the booking is cancelled by an admin with the note, its
+    reminders dropped, a class seat freed; the bot's admins get the notice in Telegram."""
+    _account, tenant, runtime = await _tenant_runtime(request)
+    booking_id = _path_id(request, "booking_id", "booking")
+    body = await _body(request, BookingCancelIn) if request.can_read_body else BookingCancelIn()
+    await _booking_or_404(runtime, booking_id)
+    cancelled = await runtime.ctx.store.cancel_booking(
+        booking_id, by="admin", note=body.note or None
+    )
+    if cancelled is None:
+        raise ApiError(
+            409, "booking_not_active", f"booking #{booking_id} is not confirmed (done or cancelled)"
+        )
+    locale = await runtime.ctx.locale()
+    with runtime.ctx.i18n.context(), runtime.ctx.i18n.use_locale(locale):
+        await QueuedNotices(runtime.ctx).booking_cancelled(cancelled)
+    log.info("tenant %s: booking %s cancelled on the web", tenant.tenant_id, booking_id)
+    return _json(_booking_out(tenant.tenant_id, await _booking_or_404(runtime, booking_id)))
+
+
+async def set_booking_status(request: web.Request) -> web.Response:
+    _account, tenant, runtime = await _tenant_runtime(request)
+    booking_id = _path_id(request, "booking_id", "booking")
+    body = await _body(request, BookingStatusIn)
+    await _booking_or_404(runtime, booking_id)
+    if await runtime.ctx.store.set_booking_status(booking_id, body.status) is None:
+        raise ApiError(409, "booking_not_active", f"booking #{booking_id} was cancelled")
+    return _json(_booking_out(tenant.tenant_id, await _booking_or_404(runtime, booking_id)))
+
+
+async def customers(request: web.Request) -> web.Response:
+    _account, _tenant, runtime = await _tenant_runtime(request)
+    query = _query(request, PageQuery)
+    total, rows = await data.customers(runtime, query.limit, query.offset)
+    items = [CustomerOut.model_validate(r) for r in rows]
+    return _json(CustomerPage(total=total, items=items))
+
+
+async def conversations(request: web.Request) -> web.Response:
+    _account, _tenant, runtime = await _tenant_runtime(request)
+    query = _query(request, PageQuery)
+    total, rows = await data.conversations(runtime, query.limit, query.offset)
+    items = [ConversationOut.model_validate(r) for r in rows]
+    return _json(ConversationPage(total=total, items=items))
+
+
+async def conversation(request: web.Request) -> web.Response:
+    _account, _tenant, runtime = await _tenant_runtime(request)
+    customer_id = _path_id(request, "customer_id", "conversation", signed=True)
+    found = await data.conversation(runtime, customer_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"no conversation with {customer_id}")
+    name, with_human, messages = found
+    out = ConversationDetail(
+        customer_id=customer_id,
+        name=name,
+        with_human=with_human,
+        messages=[MessageOut.model_validate(m) for m in messages],
+    )
+    return _json(out)
+
+
+def _service_out(service: Service) -> ServiceOut:
+    return ServiceOut.model_validate(service, from_attributes=True)
+
+
+async def services(request: web.Request) -> web.Response:
+    _account, _tenant, runtime = await _tenant_runtime(request)
+    found = await runtime.ctx.store.services(include_hidden=True)
+    return _json(ServiceList([_service_out(s) for s in found]))
+
+
+async def add_service(request: web.Request) -> web.Response:
+    """As /admin → Services → Add: at the end of the menu."""
+    _account, tenant, runtime = await _tenant_runtime(request)
+    body = await _body(request, ServiceIn)
+    store = runtime.ctx.store
+    service = await store.add_service(body.name, body.price, body.duration_min, body.description)
+    if body.hidden:
+        await store.set_service_hidden(service.id, True)
+        service = await store.service(service.id) or service
+    log.info("tenant %s: service %s added on the web", tenant.tenant_id, service.id)
+    return _json(_service_out(service), 201)
+
+
+async def edit_service(request: web.Request) -> web.Response:
+    _account, _tenant, runtime = await _tenant_runtime(request)
+    service_id = _path_id(request, "service_id", "service")
+    body = await _body(request, ServicePatch)
+    store = runtime.ctx.store
+    if await store.service(service_id) is None:
+        raise ApiError(404, "not_found", f"no service #{service_id} in {runtime.tenant_id}")
+    changes = body.model_dump(include=body.model_fields_set)
+    hidden = changes.pop("hidden", None)
+    for field_name, value in changes.items():
+        await store.update_service(service_id, field_name, value)
+    if hidden is not None:
+        await store.set_service_hidden(service_id, hidden)
+    service = await store.service(service_id)
+    if service is None:
+        raise ApiError(404, "not_found", f"no service #{service_id} in {runtime.tenant_id}")
+    return _json(_service_out(service))
+
+
+# --- a bot's "Open the web panel" link, passwords -----------------------------------------
+async def bot_link(request: web.Request) -> web.Response:
+    """Spend the one-time token a bot's /admin wrote (hashed) into its own schema: checked and
+    marked used as that tenant's own role. Only the tenant's owner (by the platform's record,
+    control.tenants) is let in, and the session covers that bot only: the token was vouched for
+    by the tenant's data alone, which must not open the owner's other bots."""
+    deps = _deps(request)
+    body = await _body(request, BotLinkIn)
+    refused = unauthorized(
+        "this link is not valid (used, expired or unknown); press the button again"
+    )
+    try:
+        runtime = await deps.gate.runtime(body.tenant_id)
+    except TenantUnavailable:
+        raise refused from None
+    telegram_id = await runtime.pool.fetchval(
+        "UPDATE web_login_tokens SET used_at = now()"
+        " WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING telegram_id",
+        hashlib.sha256(body.token.encode()).digest(),
+    )
+    if telegram_id is None:
+        raise refused
+    owner, name = await deps.control.fetchrow(
+        "SELECT owner_telegram_id, business_name FROM control.tenants WHERE tenant_id = $1",
+        body.tenant_id,
+    ) or (None, "")
+    if telegram_id != owner:
+        log.warning("tenant %s: a web-panel link for someone not its owner", body.tenant_id)
+        raise ApiError(403, "not_the_owner", "only the bot's owner can open its web panel for now")
+    account = await deps.accounts.for_telegram(owner, name)
+    session_id, refresh_token = await deps.accounts.open_session(account.id, body.tenant_id)
+    ttl = deps.settings.web_access_ttl
+    log.info("web account %s logged in from %s's /admin", account.id, body.tenant_id)
+    out = TokenOut(
+        access_token=issue_access(deps.keys, account.id, session_id, ttl),
+        expires_in=ttl,
+        refresh_token=refresh_token,
+    )
+    return _json(out)
+
+
+RESET_SENT = (
+    "if an account with this email exists and has a Telegram chat linked, the reset link is on"
+    " its way to that chat with the sales bot"
+)
+
+
+async def reset_password(request: web.Request) -> web.Response:
+    """Start a password reset. The answer is the same whoever asks (no account enumeration);
+    the link goes to the account's Telegram through the sales bot's chat, never in the answer."""
+    deps = _deps(request)
+    body = await _body(request, ResetIn)
+    ip = _client_ip(request)
+    await _throttle_login(deps, ip, body.email)
+    await _login_failed(deps, ip, body.email)  # resets count as attempts: no mail-bombing
+    found = await deps.accounts.credentials(body.email)
+    if found is not None:
+        account, _hash = found
+        token = await deps.accounts.start_reset(account.id, deps.settings.web_reset_ttl)
+        url = f"{deps.settings.web_public_url.rstrip('/')}/reset#token={token}"
+        await deliver_reset(deps, account, url)
+    return _json(ResetOut(message=RESET_SENT), 202)
+
+
+async def reset_confirm(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    body = await _body(request, ResetConfirmIn)
+    account_id = await deps.accounts.finish_reset(body.token, await hash_password(body.password))
+    if account_id is None:
+        raise unauthorized("this reset link is not valid (used, expired or unknown); ask again")
+    log.info("web account %s set a new password by a reset link", account_id)
+    return _json(await _tokens(deps, account_id))
+
+
+async def set_password(request: web.Request) -> web.Response:
+    """Set (or change) the account's password; the account's other sessions end."""
+    deps = _deps(request)
+    account, session = await _caller(request)
+    _whole_account(session)
+    body = await _body(request, PasswordIn)
+    email = account.email
+    if email is None:
+        if body.email is None:
+            raise ApiError(
+                422, "email_required", "this account has no email yet: send one with the password"
+            )
+        email = body.email.lower()
+    found = await deps.accounts.credentials(account.email) if account.email else None
+    current_hash = found[1] if found is not None else None
+    if current_hash is not None and not await verify_password(
+        current_hash, body.current_password or ""
+    ):
+        raise ApiError(403, "wrong_password", "the current password is wrong")
+    try:
+        await deps.accounts.set_login(account.id, email, await hash_password(body.password))
+    except EmailTaken:
+        raise ApiError(
+            409, "email_taken", "another account uses this email: log in there instead"
+        ) from None
+    await deps.accounts.revoke_all(account.id, "password changed")
+    return _json(await _tokens(deps, account.id))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
 LeadStatus = Literal["new", "in_work", "won", "lost"]
@@ -45,6 +46,42 @@ class LinkIn(_In):
     token: str = Field(min_length=1, max_length=2000)
 
 
+class BotLinkIn(_In):
+    tenant_id: str = Field(pattern=r"^client_[0-9]{1,12}$")
+    token: str = Field(pattern=r"^[A-Za-z0-9_-]{20,100}$")
+
+
+class ResetIn(_In):
+    email: str = Field(max_length=254, pattern=EMAIL_PATTERN)
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower()
+
+
+class ResetOut(BaseModel):
+    message: str
+
+
+class ResetConfirmIn(_In):
+    token: str = Field(pattern=r"^[A-Za-z0-9_-]{20,100}$")
+    password: str = Field(min_length=8, max_length=200)
+
+
+class PasswordIn(_In):
+    password: str = Field(min_length=8, max_length=200)
+    email: str | None = Field(
+        None,
+        max_length=254,
+        pattern=EMAIL_PATTERN,
+        description="the email to log in with, when the account (made by a bot's link) has none",
+    )
+    current_password: str | None = Field(
+        None, max_length=200, description="required when the account already has a password"
+    )
+
+
 class TokenOut(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
@@ -64,6 +101,9 @@ class TenantOut(BaseModel):
 class MeOut(BaseModel):
     id: int
     email: str | None
+    only_bot: str | None = Field(
+        None, description="set: this session was opened from that bot's /admin and sees it only"
+    )
     company_name: str
     telegram_linked: bool
     created_at: datetime
@@ -163,3 +203,140 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     postgres: bool
     redis: bool
+
+
+# --- bookings, customers, conversations, services (one tenant's, in the path) ----------
+BookingStatus = Literal["confirmed", "done", "no_show", "cancelled"]
+
+
+class BookingsQuery(_In):
+    day: date | None = Field(
+        None, description="first day shown, in the bot's time zone (default: today there)"
+    )
+    days: int = Field(1, ge=1, le=62, description="how many days from `day` (7: a week)")
+    status: BookingStatus | None = None
+    limit: int = Field(100, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+
+class BookingOut(BaseModel):
+    tenant_id: str
+    id: int
+    customer_id: int
+    customer_name: str
+    phone: str
+    service_id: int
+    service_name: str
+    staff_name: str | None
+    starts_at: datetime
+    ends_at: datetime
+    status: BookingStatus
+    cancel_note: str | None
+
+
+class BookingPage(BaseModel):
+    total: int
+    items: list[BookingOut]
+
+
+class BookingStatusIn(_In):
+    status: Literal["done", "no_show", "confirmed"] = Field(
+        description="done or no_show after the visit (confirmed undoes a mark); cancelling is"
+        " POST …/cancel"
+    )
+
+
+class BookingCancelIn(_In):
+    note: str = Field("", max_length=500, description="why (kept with the booking)")
+
+
+class PageQuery(_In):
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+
+class CustomerOut(BaseModel):
+    id: int = Field(description="Telegram user id; negative: a website or API customer")
+    first_name: str
+    username: str | None
+    phone: str | None
+    blocked: bool
+    created_at: datetime
+    last_seen_at: datetime
+
+
+class CustomerPage(BaseModel):
+    total: int
+    items: list[CustomerOut]
+
+
+class ConversationOut(BaseModel):
+    customer_id: int
+    name: str
+    messages: int
+    last_role: Literal["user", "assistant", "staff"]
+    last_text: str
+    last_at: datetime
+    with_human: bool = Field(description="an admin has it: the assistant is silent")
+
+
+class ConversationPage(BaseModel):
+    total: int
+    items: list[ConversationOut]
+
+
+class MessageOut(BaseModel):
+    id: int
+    role: Literal["user", "assistant", "staff"]
+    content: str
+    created_at: datetime
+
+
+class ConversationDetail(BaseModel):
+    customer_id: int
+    name: str
+    with_human: bool
+    messages: list[MessageOut]
+
+
+Price = Annotated[Decimal, Field(ge=0, le=Decimal("9999999999.99"), decimal_places=2)]
+
+
+class ServiceOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    price: Decimal
+    duration_min: int
+    position: int
+    hidden: bool
+    capacity: int | None = Field(description="set: a group class with this many seats")
+
+
+class ServiceList(RootModel[list[ServiceOut]]):
+    pass
+
+
+class ServiceIn(_In):
+    name: str = Field(min_length=1, max_length=100)
+    price: Price
+    duration_min: int = Field(ge=5, le=1440)
+    description: str = Field("", max_length=1000)
+    hidden: bool = False
+
+
+class ServicePatch(_In):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    price: Price | None = None
+    duration_min: int | None = Field(None, ge=5, le=1440)
+    description: str | None = Field(None, max_length=1000)
+    hidden: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ServicePatch:
+        if not self.model_fields_set:
+            raise ValueError("say what to change (name, price, duration_min, description, hidden)")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self

@@ -57,6 +57,9 @@ def _operation(route: Route) -> dict[str, Any]:
         ("tenant_id", {"type": "string"}),
         ("key", {"type": "string"}),
         ("lead_id", {"type": "integer", "minimum": 1}),
+        ("booking_id", {"type": "integer", "minimum": 1}),
+        ("service_id", {"type": "integer", "minimum": 1}),
+        ("customer_id", {"type": "integer", "description": "negative: a web customer"}),
     ):
         if "{" + name + "}" in route.path:
             op["parameters"].append(

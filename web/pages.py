@@ -13,7 +13,7 @@ SWAGGER = Path(swagger_ui_path)
 SWAGGER_ASSETS = frozenset(
     {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js"}
 )
-OWN_ASSETS = frozenset({"docs-init.js", "link.js", "dashboard.js", "dashboard.css"})
+OWN_ASSETS = frozenset({"docs-init.js", "link.js", "reset.js", "dashboard.js", "dashboard.css"})
 _TYPES = {".js": "application/javascript", ".css": "text/css", ".html": "text/html"}
 # The pages run only our own scripts and styles.
 PAGE_CSP = (
@@ -52,6 +52,10 @@ async def docs(request: web.Request) -> web.Response:
 
 async def login_link_page(request: web.Request) -> web.Response:
     return _page("link.html")
+
+
+async def reset_page(request: web.Request) -> web.Response:
+    return _page("reset.html")
 
 
 async def dashboard(request: web.Request) -> web.Response:

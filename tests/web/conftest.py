@@ -48,6 +48,7 @@ class Tenant:
     tenant_id: str
     owner_telegram_id: int
     dsn: str  # the tenant's own login (for the test's checks only)
+    redis_url: str = ""  # its ACL user (to run its bot)
 
 
 @pytest.fixture
@@ -116,11 +117,17 @@ async def make_web_tenant(
     client bot's tests (a salon with two services)."""
     made: list[str] = []
 
-    async def make(server: WebServer, *, plan: str = "business", status: str = "active") -> Tenant:
+    async def make(
+        server: WebServer,
+        *,
+        plan: str = "business",
+        status: str = "active",
+        owner: int | None = None,
+    ) -> Tenant:
         db = await make_tenant()
         made.append(db.tenant_id)
         redis_user = await create_tenant_redis_user(redis_admin, db.tenant_id, server_url=redis_url)
-        owner = next(_owners)
+        owner = owner or next(_owners)
         conn = await asyncpg.connect(pg_dsn)
         try:
             await conn.execute(
@@ -145,7 +152,7 @@ async def make_web_tenant(
             await seed_business(Store(pool))
         finally:
             await pool.close()
-        return Tenant(db.tenant_id, owner, db.dsn)
+        return Tenant(db.tenant_id, owner, db.dsn, redis_user.url)
 
     yield make
     conn = await asyncpg.connect(pg_dsn)

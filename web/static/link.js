@@ -3,17 +3,20 @@
 (function () {
   "use strict";
   var status = document.getElementById("status");
-  var token = new URLSearchParams(window.location.search).get("token");
+  var params = new URLSearchParams(window.location.search);
+  var token = params.get("token");
+  // A bot's /admin link names the bot: its token is checked in that bot's own data.
+  var bot = params.get("bot");
   // Drop the token from the address bar and history at once.
   window.history.replaceState(null, "", window.location.pathname);
   if (!token) {
     status.textContent = "Ссылка без токена: попросите новую в боте.";
     return;
   }
-  fetch("/api/auth/link", {
+  fetch(bot ? "/api/auth/bot-link" : "/api/auth/link", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ token: token }),
+    body: JSON.stringify(bot ? { tenant_id: bot, token: token } : { token: token }),
   })
     .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
     .then(function (res) {
