@@ -68,19 +68,26 @@ async def stub() -> AsyncIterator[MasterStub]:
 
 
 @pytest.fixture
-async def clean_sales(pg_dsn: str, redis_admin: Redis) -> None:
-    """No orders, no dialog state, no language choices left from an earlier test."""
-    conn = await asyncpg.connect(pg_dsn)
-    try:
-        await conn.execute(
-            "TRUNCATE control.sales_notices, control.sales_outbox, control.sales_notifications,"
-            " control.sales_orders"
-        )
-    finally:
-        await conn.close()
+async def clean_sales(pg_dsn: str, redis_admin: Redis) -> AsyncIterator[None]:
+    """No orders, subscriptions, dialog state or language choices left from an earlier test;
+    no subscriptions left for later ones either (make stats counts them)."""
+
+    async def truncate(tables: str) -> None:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute(f"TRUNCATE {tables}")
+        finally:
+            await conn.close()
+
+    await truncate(
+        "control.sales_notices, control.sales_outbox, control.sales_notifications,"
+        " control.sales_orders, control.sales_subscriptions, control.renewal_alerts"
+    )
     keys = [key async for key in redis_admin.scan_iter(match="sales:*")]
     if keys:
         await redis_admin.delete(*keys)
+    yield
+    await truncate("control.sales_subscriptions, control.renewal_alerts")
 
 
 def make_settings(

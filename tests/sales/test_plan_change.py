@@ -20,17 +20,15 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 
 from master_bot.alert import AlertKind
-from master_bot.app import Master
 from master_bot.deploy.process import PID_FILE
-from sales_bot.billing import Draft
+from master_bot.services import Master
 from sales_bot.store import Order
-from tests.sales.conftest import OWNER, SALES_TOKEN, Shop, bot_token
+from tests.sales.conftest import OWNER, SALES_TOKEN, Shop
 from tests.sales.people import Person
+from tests.sales.renewing import DUE, bought, deliver, moved_clock, subscription
 from tests.sales.test_headline import MASTER_TOKEN, real_master
-from tests.sales.test_renewals import DUE, Clock, deliver, subscription
 from tests.support import wait_until
 
 __all__ = ["real_master"]  # the fixture, used by name below
@@ -38,34 +36,9 @@ __all__ = ["real_master"]  # the fixture, used by name below
 AI = "ai_assistant"
 
 
-@pytest.fixture(autouse=True)
-async def no_subscriptions(pg_dsn: str) -> None:
-    conn = await asyncpg.connect(pg_dsn)
-    try:
-        await conn.execute("TRUNCATE control.sales_subscriptions, control.renewal_alerts")
-    finally:
-        await conn.close()
-
-
 async def buy(shop: Shop, plan_id: str, name: str) -> Order:
     """A bot bought with auto-renewal on the checkout page; the real master provisions it."""
-    token = bot_token()
-    await shop.tg.send_message(SALES_TOKEN, OWNER, "/start")
-    identity = await shop.tg.register_bot(token, name, "Salon")
-    plan = shop.app.catalog.get(plan_id)
-    assert plan is not None
-    order = await shop.app.billing.open_new(
-        Draft(
-            user_id=OWNER, locale="ru", plan=plan, email="owner@example.com",
-            business_name="Салон", category="beauty", timezone="Europe/Moscow",
-            bot_id=int(identity["id"]), bot_username=str(identity["username"]), token=token,
-            auto_renew=True,
-        )
-    )  # fmt: skip
-    order = await shop.app.billing.checkout(order, description="test", item="test")
-    assert await shop.pay(order) == 200
-    await shop.settle(order, timeout=60)
-    return await shop.reload(order)
+    return await bought(shop, auto_renew=True, plan=plan_id, name=name, timeout=60)
 
 
 async def tenant_row(shop: Shop, tenant_id: str) -> dict[str, Any]:
@@ -198,8 +171,7 @@ async def test_a_downgrade_is_charged_and_applied_at_the_next_renewal_not_before
 ) -> None:
     _, url = real_master
     shop = await make_shop(master_url=url, master_token=MASTER_TOKEN, polling=True)
-    clock = Clock()
-    shop.app.renewals.clock = clock
+    clock = moved_clock(shop)
     order = await buy(shop, "business", "downgrade_salon_bot")
     tid = order.tenant_id or ""
     bot = f"@{order.bot_username}"
@@ -272,8 +244,7 @@ async def test_a_failed_renewal_alerts_the_operators_once(
 
     master.deps.alerts.add(Recorder())
     shop = await make_shop(master_url=url, master_token=MASTER_TOKEN)
-    clock = Clock()
-    shop.app.renewals.clock = clock
+    clock = moved_clock(shop)
     order = await buy(shop, "start", "declined_salon_bot")
     tid = order.tenant_id or ""
     method_id = shop.kassa.payments[order.payment_id or ""]["payment_method"]["id"]

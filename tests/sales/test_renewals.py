@@ -1,23 +1,21 @@
 """Auto-renewal (issue 17) on real PostgreSQL, the YooKassa fake over HTTP through the real SDK,
 the Telegram emulator and the master stub; the renewal worker's clock is moved by the tests.
 
-The stub makes a tenant paid for 30 days from now, so with RENEWAL_DAYS_BEFORE=3 the saved card
-is due 27 days from now.
+The helpers (a clock the tests move, a bot bought with auto-renewal, the rows read afterwards)
+are in tests/sales/renewing.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import pytest
 
 from core.secrets import SecretBox
-from sales_bot.billing import Draft
 from sales_bot.kassa import KassaUnavailableError
 from sales_bot.orders import OrderStatus
 from sales_bot.store import Order
@@ -25,86 +23,23 @@ from scripts.stats import _control
 from tests.sales.conftest import OWNER, SALES_TOKEN, Shop, bot_token
 from tests.sales.master_stub import MasterStub
 from tests.sales.people import Person
-
-DUE = timedelta(days=27, hours=1)  # past the charge date of a tenant paid for 30 days from now
-
-
-@pytest.fixture(autouse=True)
-async def no_subscriptions(pg_dsn: str) -> AsyncIterator[None]:
-    async def clean() -> None:
-        conn = await asyncpg.connect(pg_dsn)
-        try:
-            await conn.execute("TRUNCATE control.sales_subscriptions")
-        finally:
-            await conn.close()
-
-    await clean()
-    yield
-    await clean()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def ahead(self, delta: timedelta) -> None:
-        self.now = datetime.now(UTC) + delta
-
-
-async def bought(shop: Shop, *, auto_renew: bool, user_id: int = OWNER) -> Order:
-    """A new bot bought and paid on the checkout page, the tenant provisioned."""
-    token = bot_token()
-    await shop.tg.send_message(SALES_TOKEN, user_id, "/start")
-    identity = await shop.tg.register_bot(token, f"salon{user_id}_bot", "Salon")
-    plan = shop.app.catalog.get("start")
-    assert plan is not None
-    order = await shop.app.billing.open_new(
-        Draft(
-            user_id=user_id, locale="ru", plan=plan, email="owner@example.com",
-            business_name="Салон", category="beauty", timezone="Europe/Moscow",
-            bot_id=int(identity["id"]), bot_username=str(identity["username"]), token=token,
-            auto_renew=auto_renew,
-        )
-    )  # fmt: skip
-    order = await shop.app.billing.checkout(order, description="test", item="test")
-    assert await shop.pay(order) == 200
-    await shop.settle(order)
-    return await shop.reload(order)
-
-
-async def subscription(shop: Shop, tenant_id: str) -> dict[str, Any]:
-    [row] = await shop.fetch(
-        "SELECT * FROM control.sales_subscriptions WHERE tenant_id = $1", tenant_id
-    )
-    return dict(row)
-
-
-async def renewal_orders(shop: Shop) -> list[dict[str, Any]]:
-    rows = await shop.fetch(
-        "SELECT * FROM control.sales_orders WHERE kind = 'renewal' ORDER BY created_at"
-    )
-    return [dict(r) for r in rows]
-
-
-async def deliver(shop: Shop) -> None:
-    """What the relay does meanwhile: outbox rows to the master, notices to the owner."""
-    await shop.app.billing.drain()
-    for _ in range(3):
-        await shop.app.relay.run_once()
-
-
-async def texts(shop: Shop, user_id: int = OWNER) -> list[str]:
-    return [m.plain_text for m in await shop.messages(user_id)]
+from tests.sales.renewing import (
+    DUE,
+    bought,
+    bought_renewing,
+    deliver,
+    extend_calls,
+    moved_clock,
+    renewal_orders,
+    subscription,
+    texts,
+)
 
 
 async def test_consent_saves_the_card_and_the_renewal_extends_exactly_once(
     shop: Shop, stub: MasterStub
 ) -> None:
-    clock = Clock()
-    shop.app.renewals.clock = clock
+    clock = moved_clock(shop)
     first = await bought(shop, auto_renew=True)
     first_payment = shop.kassa.payments[first.payment_id or ""]
     assert shop.kassa.bodies[first_payment["id"]]["save_payment_method"] is True
@@ -154,8 +89,7 @@ async def test_consent_saves_the_card_and_the_renewal_extends_exactly_once(
     assert await shop.notify("payment.succeeded", charge["payment_id"]) == 200
     await deliver(shop)
     assert renewal["order_id"] in stub.extend_keys
-    extend_calls = [c for c in stub.calls if c[1].endswith("/extend")]
-    assert len(extend_calls) == 1
+    assert extend_calls(stub) == 1
     assert tenant.expires_at - expires_before == timedelta(days=30)
     [renewal] = await renewal_orders(shop)
     assert renewal["status"] == OrderStatus.PAID and renewal["fulfilled_at"] is not None
@@ -183,8 +117,7 @@ async def test_consent_saves_the_card_and_the_renewal_extends_exactly_once(
 async def test_without_consent_the_card_is_never_saved_nor_charged(
     shop: Shop, stub: MasterStub
 ) -> None:
-    clock = Clock()
-    shop.app.renewals.clock = clock
+    clock = moved_clock(shop)
     order = await bought(shop, auto_renew=False)
     payment = shop.kassa.payments[order.payment_id or ""]
     assert "save_payment_method" not in shop.kassa.bodies[payment["id"]]
@@ -203,12 +136,9 @@ async def test_a_declined_charge_tells_the_owner_why_offers_to_pay_and_is_retrie
     make_shop: Callable[..., Awaitable[Shop]], stub: MasterStub
 ) -> None:
     shop = await make_shop(polling=True)
-    clock = Clock()
-    shop.app.renewals.clock = clock
-    order = await bought(shop, auto_renew=True)
-    tenant = stub.by_id(order.tenant_id or "")
-    assert tenant is not None
-    method_id = shop.kassa.payments[order.payment_id or ""]["payment_method"]["id"]
+    clock = moved_clock(shop)
+    bot = await bought_renewing(shop, stub)
+    tenant, method_id = bot.tenant, bot.method_id
     shop.kassa.decline(method_id, "insufficient_funds")
 
     clock.ahead(DUE)
@@ -267,8 +197,7 @@ async def test_a_declined_charge_tells_the_owner_why_offers_to_pay_and_is_retrie
 async def test_turning_auto_renewal_off_while_a_charge_is_claimed_charges_nothing(
     shop: Shop, stub: MasterStub
 ) -> None:
-    clock = Clock()
-    shop.app.renewals.clock = clock
+    clock = moved_clock(shop)
     order = await bought(shop, auto_renew=True)
     tenant_id = order.tenant_id or ""
     switched: list[Any] = []
@@ -298,8 +227,7 @@ async def test_turning_auto_renewal_off_while_a_charge_is_claimed_charges_nothin
 async def test_a_switch_during_the_charge_waits_for_it(shop: Shop, stub: MasterStub) -> None:
     """The switch takes the lock the charge holds: it lands after the charge was sent (made
     with consent), never between the consent check and YooKassa."""
-    clock = Clock()
-    shop.app.renewals.clock = clock
+    clock = moved_clock(shop)
     order = await bought(shop, auto_renew=True)
     shop.kassa.delay = 1.0  # YooKassa answers slowly: the charge holds the lock meanwhile
     clock.ahead(DUE)
@@ -322,11 +250,9 @@ async def test_subscription_shows_the_card_and_removing_it_stops_charges(
     make_shop: Callable[..., Awaitable[Shop]], stub: MasterStub
 ) -> None:
     shop = await make_shop(polling=True)
-    clock = Clock()
-    shop.app.renewals.clock = clock
-    order = await bought(shop, auto_renew=True)
-    tenant = stub.by_id(order.tenant_id or "")
-    assert tenant is not None
+    clock = moved_clock(shop)
+    bought_bot = await bought_renewing(shop, stub)
+    order, tenant = bought_bot.order, bought_bot.tenant
     owner = Person(shop.tg, SALES_TOKEN, OWNER)
     card = await owner.ask("/subscription", "Автопродление: включено")
     assert "карта •••• 4444 (07/2031)" in card.plain_text
@@ -417,12 +343,9 @@ class LosesAnswers:
 async def test_a_charge_whose_answer_was_lost_is_resent_with_its_key_and_charged_once(
     shop: Shop, stub: MasterStub
 ) -> None:
-    clock = Clock()
+    clock = moved_clock(shop)
     renewals = shop.app.renewals
-    renewals.clock = clock
-    order = await bought(shop, auto_renew=True)
-    tenant = stub.by_id(order.tenant_id or "")
-    assert tenant is not None
+    tenant = (await bought_renewing(shop, stub)).tenant
     renewals.kassa = LosesAnswers(renewals.kassa, lose=1)
     renewals.resend_after = 0
     clock.ahead(DUE)
@@ -441,7 +364,7 @@ async def test_a_charge_whose_answer_was_lost_is_resent_with_its_key_and_charged
     assert await shop.notify("payment.succeeded", charge["payment_id"]) == 200
     await deliver(shop)
     assert tenant.expires_at - expires_before == timedelta(days=30)
-    assert len([c for c in stub.calls if c[1].endswith("/extend")]) == 1
+    assert extend_calls(stub) == 1
 
 
 async def test_paying_with_auto_renewal_again_replaces_the_card(
@@ -474,17 +397,15 @@ async def test_paying_with_auto_renewal_again_replaces_the_card(
 async def test_a_revoked_permission_drops_the_card_and_stops_retries(
     shop: Shop, stub: MasterStub
 ) -> None:
-    clock = Clock()
-    shop.app.renewals.clock = clock
-    order = await bought(shop, auto_renew=True)
-    method_id = shop.kassa.payments[order.payment_id or ""]["payment_method"]["id"]
-    shop.kassa.revoke_method(method_id)
+    clock = moved_clock(shop)
+    bot = await bought_renewing(shop, stub)
+    shop.kassa.revoke_method(bot.method_id)
     clock.ahead(DUE)
     await shop.app.renewals.run_once()
     await deliver(shop)
     [charge] = shop.kassa.charges
     assert charge["status"] == "canceled"
-    sub = await subscription(shop, order.tenant_id or "")
+    sub = await subscription(shop, bot.tenant_id)
     assert sub["auto_renew"] is False and sub["method_enc"] is None
     assert sub["last_failure"] == "permission_revoked" and sub["next_charge_at"] is None
     told = await texts(shop)
@@ -500,13 +421,9 @@ async def test_a_revoked_permission_drops_the_card_and_stops_retries(
 async def test_the_master_is_asked_first_deleted_is_never_charged_extended_moves_the_date(
     shop: Shop, stub: MasterStub
 ) -> None:
-    clock = Clock()
-    shop.app.renewals.clock = clock
-    kept = await bought(shop, auto_renew=True)
-    deleted = await bought(shop, auto_renew=True, user_id=OWNER + 1)
-    kept_tenant = stub.by_id(kept.tenant_id or "")
-    deleted_tenant = stub.by_id(deleted.tenant_id or "")
-    assert kept_tenant is not None and deleted_tenant is not None
+    clock = moved_clock(shop)
+    kept_tenant = (await bought_renewing(shop, stub)).tenant
+    deleted_tenant = (await bought_renewing(shop, stub, user_id=OWNER + 1)).tenant
     deleted_tenant.status = "deleted"
     kept_tenant.expires_at += timedelta(days=10)  # an operator extended it in the master
     clock.ahead(DUE)
