@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import urlsplit
 
 from client_bot.app import run_forever
 from core.logs import setup_logging
@@ -15,14 +14,7 @@ from database.pool import DatabaseUnavailableError
 
 def main() -> int:
     settings = load_settings(ClientBotSettings)
-    secrets = [
-        settings.bot_token.get_secret_value(),
-        urlsplit(settings.database_url.get_secret_value()).password or "",
-        urlsplit(settings.redis_url.get_secret_value()).password or "",
-        settings.openai_api_key.get_secret_value() if settings.openai_api_key else "",
-        settings.webhook_secret.get_secret_value() if settings.webhook_secret else "",
-    ]
-    setup_logging(settings.log_level, settings.log_format, secrets=secrets)
+    setup_logging(settings.log_level, settings.log_format, settings=settings)
     try:
         asyncio.run(run_forever(settings))
     except (DatabaseUnavailableError, BotTokenRefusedError) as exc:

@@ -10,9 +10,12 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, SecretBytes, SecretStr
 
 # Telegram bot tokens anywhere (URLs like /bot<token>/getMe included).
 _TOKEN_RE = re.compile(r"\d{5,20}:[A-Za-z0-9_-]{20,}")
@@ -30,6 +33,56 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     return _DSN_PASSWORD_RE.sub(rf"\g<scheme>{REDACTED}@", text)
 
 
+def url_password(url: str) -> str | None:
+    """The password of `scheme://user:password@host/...`, or None (no password, not a URL)."""
+    if "://" not in url:
+        return None
+    try:
+        return urlsplit(url.strip()).password or None
+    except ValueError:
+        return None
+
+
+def secrets_of(settings: object) -> list[str]:
+    """Every secret a settings object holds, derived from its types rather than listed by hand,
+    so a new `SecretStr` field is redacted without touching the logging set-up: each `SecretStr`
+    / `SecretBytes` value (walking nested models, lists and mappings), each comma-separated part
+    of one (key lists such as ENCRYPTION_KEYS), and the password of every URL, secret or not."""
+    found: list[str] = []
+
+    def add(*candidates: str | None) -> None:
+        for candidate in candidates:
+            candidate = (candidate or "").strip()
+            if candidate and candidate not in found:
+                found.append(candidate)
+
+    def add_secret(value: str) -> None:
+        if "://" in value:  # a DSN or URL: its password is the secret, the address is not
+            add(*(url_password(part) for part in value.split(",")))
+        else:
+            add(value, *value.split(","))
+
+    def walk(value: object) -> None:
+        if isinstance(value, SecretStr):
+            add_secret(value.get_secret_value())
+        elif isinstance(value, SecretBytes):
+            add_secret(value.get_secret_value().decode("utf-8", "replace"))
+        elif isinstance(value, str):
+            add(url_password(value))
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple | set | frozenset):
+            for item in value:
+                walk(item)
+
+    walk(settings)
+    return found
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites each record's message (and traceback) with secrets removed."""
 
@@ -40,6 +93,11 @@ class RedactingFilter(logging.Filter):
     def add_secret(self, secret: str) -> None:
         if secret:
             self.secrets.add(secret)
+
+    def add_settings(self, settings: object) -> None:
+        """Redact every secret of `settings` (`secrets_of`) from now on."""
+        for secret in secrets_of(settings):
+            self.add_secret(secret)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = redact(record.getMessage(), self.secrets)
@@ -76,8 +134,15 @@ def setup_logging(
     fmt: str = "text",
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
+    *,
+    settings: object = None,
 ) -> RedactingFilter:
-    """Configure the root logger once per process; returns the redaction filter."""
+    """Configure the root logger once per process; returns the redaction filter.
+
+    `settings` (the process's settings object): all its secrets are redacted (`secrets_of`);
+    `secrets`: any further values known only at run time."""
+    if settings is not None:
+        _filter.add_settings(settings)
     for secret in secrets:
         _filter.add_secret(secret)
     handler = logging.StreamHandler(stream or sys.stderr)

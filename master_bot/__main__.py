@@ -14,15 +14,7 @@ from master_bot.app import serve
 
 async def _main() -> None:
     settings = load_settings(MasterSettings)
-    setup_logging(
-        settings.log_level,
-        settings.log_format,
-        secrets=[
-            settings.master_api_token.get_secret_value(),
-            settings.encryption_keys.get_secret_value(),
-            settings.master_bot_token.get_secret_value() if settings.master_bot_token else "",
-        ],
-    )
+    setup_logging(settings.log_level, settings.log_format, settings=settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

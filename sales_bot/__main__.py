@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import urlsplit
 
 from core.logs import setup_logging
 from core.settings import SalesSettings, load_settings
@@ -24,15 +23,7 @@ async def _run(settings: SalesSettings) -> None:
 
 def main() -> int:
     settings = load_settings(SalesSettings)
-    secrets = [
-        settings.sales_bot_token.get_secret_value(),
-        settings.master_api_token.get_secret_value(),
-        settings.encryption_keys.get_secret_value(),
-        settings.yookassa_secret_key.get_secret_value() if settings.yookassa_secret_key else "",
-        urlsplit(settings.database_url.get_secret_value()).password or "",
-        urlsplit(settings.redis_url.get_secret_value()).password or "",
-    ]
-    setup_logging(settings.log_level, settings.log_format, secrets=secrets)
+    setup_logging(settings.log_level, settings.log_format, settings=settings)
     log = logging.getLogger("sales_bot")
     if not settings.yookassa_shop_id or not settings.yookassa_secret_key:
         log.error("YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY are required to take payments")
