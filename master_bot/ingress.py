@@ -8,13 +8,15 @@ With WEBHOOK_BASE_URL set, the master owns each bot's webhook:
   bot's runtime is up, removed with `deleteWebhook` when it stops, is suspended or removed (the
   updates Telegram keeps meanwhile are delivered when the webhook is set again);
 - Caddy's routes: one `handle /tg/<tenant_id>` per tenant served by webhook, to its runtime's
-  address, rendered as a whole Caddyfile, written to `<CLIENTS_DIR>/caddy/Caddyfile` and loaded
+  address (a dedicated bot's own, or the webhook server of the hub container it is in, as the
+  backend says), rendered as a whole Caddyfile, written to `<CLIENTS_DIR>/caddy/Caddyfile` and loaded
   through Caddy's admin API (`POST /load`, the same as `caddy reload`). Any other path is 404
   at the proxy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -27,18 +29,24 @@ import aiohttp
 from master_bot.deploy.docker import container_name
 from master_bot.deps import Deps, MasterConfig
 from master_bot.errors import UnavailableError
-from master_bot.spec import serves_webhook, webhook_listen, webhook_url
+from master_bot.spec import placement, serves_webhook, webhook_listen, webhook_url
 from master_bot.store import TenantRecord, TenantStatus
 from master_bot.telegram import TelegramUnavailableError, TokenRejectedError
 
 log = logging.getLogger(__name__)
 
 CADDYFILE = Path("caddy") / "Caddyfile"  # under CLIENTS_DIR
+_loaded: dict[Path, str] = {}  # the routes this master loaded last, by Caddyfile path
 
 
-def upstream(config: MasterConfig, tenant: TenantRecord) -> str:
+def upstream(
+    config: MasterConfig, tenant: TenantRecord, decided: Mapping[str, str] | None = None
+) -> str | None:
     """Where the proxy reaches the tenant's bot: a process on its own local port, a container
-    by its name on the client network."""
+    by its name on the client network; a hub's tenant at its hub's webhook server (`decided`,
+    from the backend's `webhook_upstreams`), None while it is in no hub."""
+    if placement(config, tenant) == "shared":
+        return (decided or {}).get(tenant.tenant_id)
     if config.webhook_port_base:
         return webhook_listen(config, tenant)
     return f"{container_name(tenant.tenant_id, config.fleet_name)}:8080"
@@ -66,23 +74,37 @@ async def ensure_secret(deps: Deps, tenant: TenantRecord) -> TenantRecord:
 
 
 async def reload_routes(
-    deps: Deps, *, add: TenantRecord | None = None, drop: str | None = None
+    deps: Deps,
+    *,
+    add: TenantRecord | None = None,
+    drop: str | None = None,
+    only_changed: bool = False,
 ) -> str:
     """Render the routes of every active tenant served by webhook (and `add`, a tenant still
-    provisioning; without `drop`, one stopping) and load them into Caddy."""
+    provisioning; without `drop`, one stopping) and load them into Caddy (`only_changed`: not
+    when they are what was loaded last)."""
     config = deps.config
-    routes = {
-        t.tenant_id: upstream(config, t)
-        for t in await deps.store.live()
-        if t.status is TenantStatus.ACTIVE and serves_webhook(config, t)
-    }
-    if add is not None and serves_webhook(config, add):
-        routes[add.tenant_id] = upstream(config, add)
+    backend = getattr(deps, "backend", None)
+    decided = await asyncio.to_thread(backend.webhook_upstreams) if backend is not None else {}
+    rows = [t for t in await deps.store.live() if t.status is TenantStatus.ACTIVE]
+    rows += [add] if add is not None else []
+    routes: dict[str, str] = {}
+    for tenant in rows:
+        if serves_webhook(config, tenant):
+            address = upstream(config, tenant, decided)
+            if address is not None:
+                routes[tenant.tenant_id] = address
+            elif tenant is add:
+                raise UnavailableError(
+                    "proxy_failed", f"{tenant.tenant_id} is in no hub: no route to it"
+                )
     if drop is not None:
         routes.pop(drop, None)
     text = render_caddyfile(config, routes)
     path = config.clients_dir / CADDYFILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    if only_changed and _loaded.get(path) == text:
+        return text
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -102,12 +124,13 @@ async def reload_routes(
                 )
     except aiohttp.ClientError as exc:
         raise UnavailableError("proxy_unavailable", f"Caddy's admin API: {exc}") from None
+    _loaded[path] = text
     return text
 
 
 async def publish(deps: Deps, tenant: TenantRecord) -> None:
-    """After the tenant's runtime was (re)started: its route and its webhook, or, when it polls
-    (a hub), no webhook (Telegram refuses getUpdates while one is set)."""
+    """After the tenant's runtime was (re)started or moved: its route and its webhook, or, when
+    it polls (a hub process), no webhook (Telegram refuses getUpdates while one is set)."""
     config = deps.config
     if not config.webhook_base_url or not tenant.bot_token_enc:
         return
@@ -142,3 +165,15 @@ async def withdraw(deps: Deps, tenant: TenantRecord) -> None:
         await reload_routes(deps, drop=tenant.tenant_id)
     except UnavailableError as exc:  # a stale route only reaches a stopped bot
         log.warning("routes not reloaded after %s stopped: %s", tenant.tenant_id, exc)
+
+
+async def sync_routes(deps: Deps) -> None:
+    """After the reconciler (re)deployed runtimes: a hub's tenant may be in another hub now (a
+    move finished, a tenant re-assigned), so the routes are rendered again and loaded when
+    they changed. A failure is logged: the next pass tries again."""
+    if not deps.config.webhook_base_url:
+        return
+    try:
+        await reload_routes(deps, only_changed=True)
+    except UnavailableError as exc:
+        log.warning("routes not reloaded after the reconciler's deploys: %s", exc)

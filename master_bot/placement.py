@@ -2,7 +2,9 @@
 
 Both placements run the same client code on the same tenant schema and Redis key prefix, so a
 move is only: record the placement, stop the old runtime, confirm it stopped, start the new one
-(PlacedBackend.deploy does the last three, under the tenant's lock). Telegram keeps updates
+(PlacedBackend.deploy does the last three, under the tenant's lock), then point the proxy's
+route at the new runtime (master_bot/ingress.py: a webhook's URL and secret do not change;
+hub processes poll, so a move into one deletes the webhook). Telegram keeps updates
 that arrive meanwhile until the new runtime asks for them; FSM state and bookings stay where
 they are. A master killed in the middle: the row already says where the tenant goes, and the
 reconciler sees its runtime on the wrong side as drift and finishes the move.
@@ -28,7 +30,7 @@ async def move(deps: Deps, tenant_id: str, to: str, *, actor: str) -> tuple[Tena
         raise ConflictError(
             "no_hubs",
             f"this master's backend ({deps.backend.name}) runs no hubs: the shared placement "
-            "needs DEPLOY_BACKEND=process (hubs as Docker containers are not done yet)",
+            "needs DEPLOY_BACKEND=docker or process (Swarm services run no hubs yet)",
         )
     async with deps.locks(tenant_id):
         changed = await deps.store.set_placement(tenant_id, to, actor=actor)
@@ -41,7 +43,7 @@ async def move(deps: Deps, tenant_id: str, to: str, *, actor: str) -> tuple[Tena
             try:
                 await deps.backend.deploy(build_spec(deps.config, deps.box, tenant))
                 deps.metrics.deployed("move")
-                await publish(deps, tenant)  # a webhook for dedicated, none for a hub's polling
+                await publish(deps, tenant)  # the route to its new runtime, and its webhook
             except DeployError as exc:
                 deps.metrics.failed("deploy")
                 await deps.store.record_error(

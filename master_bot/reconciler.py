@@ -40,6 +40,7 @@ from database.tenants import disable_tenant_login, enable_tenant_login
 from master_bot.alert import AlertKind
 from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.deps import Deps
+from master_bot.ingress import sync_routes
 from master_bot.provision import Provisioner
 from master_bot.rollout import Rollout, RolloutPolicy, RolloutStep
 from master_bot.spec import build_spec
@@ -310,6 +311,8 @@ class Reconciler:
                     self.rollout.deployed(action.tenant_id, self.clock(), error)
 
         await asyncio.gather(*(one(a) for a in actions))
+        if any(a.act in (Act.DEPLOY, Act.RESTART) for a in actions):
+            await sync_routes(self.deps)  # a hub's tenant may have landed in another hub
         self.deps.metrics.reconciled(time.perf_counter() - started)
         self.last_actions = actions
         return actions

@@ -107,12 +107,13 @@ def webhook_listen(config: MasterConfig, tenant: TenantRecord) -> str:
 
 def serves_webhook(config: MasterConfig, tenant: TenantRecord) -> bool:
     """Whether the tenant's bot takes updates by webhook: the platform has a public URL, the
-    tenant has its secret (set before its runtime starts), and it runs dedicated (hubs still
-    poll: the proxy's routes to hubs are not done yet)."""
+    tenant has its secret (set before its runtime starts), and it runs dedicated or in a hub
+    container (which serves its tenants' webhooks on one port; hub processes, i.e. a process
+    backend with its WEBHOOK_PORT_BASE, still poll)."""
     return bool(
         config.webhook_base_url
         and tenant.webhook_secret_enc
-        and placement(config, tenant) == "dedicated"
+        and (placement(config, tenant) == "dedicated" or not config.webhook_port_base)
     )
 
 
@@ -138,7 +139,8 @@ def build_spec(config: MasterConfig, box: SecretBox, tenant: TenantRecord) -> Cl
         if serves_webhook(config, tenant):
             assert tenant.webhook_secret_enc is not None
             env["WEBHOOK_BASE_URL"] = config.webhook_base_url
-            env["WEBHOOK_LISTEN"] = webhook_listen(config, tenant)
+            if placement(config, tenant) == "dedicated":  # a hub listens for all its tenants
+                env["WEBHOOK_LISTEN"] = webhook_listen(config, tenant)
             env["WEBHOOK_SECRET"] = box.decrypt(tid, tenant.webhook_secret_enc)
     if config.openai_api_key and ai:  # the platform pays for the model: only plans that include it
         env["OPENAI_API_KEY"] = config.openai_api_key

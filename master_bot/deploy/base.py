@@ -79,6 +79,12 @@ class DeployBackend(abc.ABC):
         `deploy()` would replace it. By default none (the backend cannot tell)."""
         return set()
 
+    def webhook_upstreams(self) -> dict[str, str]:
+        """tenant id -> host:port where the webhook proxy reaches the tenant's bot, for the
+        tenants whose address this backend decides (a hub's tenants: their hub's webhook
+        server); the others are reached where their placement says (master_bot/ingress.py)."""
+        return {}
+
     @abc.abstractmethod
     async def ping(self) -> None:
         """Raise DeployError when the backend (e.g. the Docker Engine) does not answer."""

@@ -74,7 +74,8 @@ LABEL_SPEC = "botfleet.spec-hash"
 LABEL_IMAGE = "botfleet.image"
 LABEL_FLEET = "botfleet.fleet"
 LABEL_NETWORK = "botfleet.network"  # on the networks this backend creates
-_OURS = (LABEL_TENANT, LABEL_MANAGED, LABEL_SPEC, LABEL_IMAGE, LABEL_FLEET)
+LABEL_HUB = "botfleet.hub"  # on hub containers (DockerHubs) instead of botfleet.tenant
+_OURS = (LABEL_TENANT, LABEL_MANAGED, LABEL_SPEC, LABEL_IMAGE, LABEL_FLEET, LABEL_HUB)
 DEFAULT_FLEET = "botfleet"
 DEFAULT_NETWORK = "botfleet-clients"
 FLEET_RE = re.compile(r"^[a-z][a-z0-9_]{0,19}\Z")
@@ -82,6 +83,11 @@ _UNMANAGED_NETWORKS = {"host", "none", "bridge"}  # the engine's own; never crea
 _SIGTERM_EXIT = 128 + 15  # terminated on request (docker stop), not a crash
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 _ROOT_USERS = {"", "0", "root", "0:0", "root:root"}
+
+HUB_NAME_RE = re.compile(r"hub-[0-9]{1,6}\Z")  # as master_bot.deploy.hub.HUB_RE
+HUB_MOUNT = "/hub"  # where a hub container sees its folder (HUB_DIR)
+HUB_WEBHOOK_PORT = 8080  # a hub container's webhook server, in its own network namespace
+HUB_UID_BASE = 1_890_000_000  # hub-<n> runs as uid HUB_UID_BASE + n (below the process bots')
 
 RestartPolicy = Literal["on-failure", "unless-stopped", "always", "no"]
 ClientFactory = Callable[[], docker.DockerClient]
@@ -124,6 +130,20 @@ def docker_client_factory(base_url: str | None = None, *, timeout: float = 30.0)
         return docker.from_env(timeout=int(timeout) or 1)
 
     return make
+
+
+def _listing(client: docker.DockerClient, fleet: str, kind: str) -> Callable[[], list[Container]]:
+    """Lists a fleet's containers of one kind (`kind`: the label that names the runtime,
+    botfleet.tenant or botfleet.hub; the engine filters on its presence)."""
+
+    def containers() -> list[Container]:
+        labels = [f"{LABEL_MANAGED}=true", f"{LABEL_FLEET}={fleet}", kind]
+        found: list[Container] = client.containers.list(
+            all=True, filters={"label": labels}, ignore_removed=True
+        )
+        return found
+
+    return containers
 
 
 def _secrets_of(env: Mapping[str, str]) -> list[str]:
@@ -188,6 +208,7 @@ class DockerBackend(DeployBackend):
         self.call_timeout = call_timeout
         self.log_max_size = log_max_size
         self.log_max_files = log_max_files
+        self.command: list[str] | None = None  # the image's CMD (DockerHubs: the hub's)
         self._factory = client_factory or docker_client_factory(timeout=call_timeout)
         self._client: docker.DockerClient | None = None
         self._client_lock = asyncio.Lock()
@@ -238,8 +259,22 @@ class DockerBackend(DeployBackend):
             lock = self._tenant_locks[tenant_id] = asyncio.Lock()
         return lock
 
+    # What a runtime of this backend is called and labelled by: a tenant (DockerHubs: a hub).
+    _ident = LABEL_TENANT
+
+    def _valid(self, name: str) -> str:
+        return validate_tenant_id(name)
+
     def _name(self, tenant_id: str) -> str:
         return container_name(tenant_id, self.fleet)
+
+    def _user_for(self, name: str, user: str) -> str:
+        """The user the runtime `name` runs as (the image's, or `user=`; DockerHubs: its own)."""
+        return user
+
+    def _mounts(self, name: str) -> list[dict[str, Any]]:
+        """Mounts of the runtime `name`: none for a client bot (DockerHubs: the hub's folder)."""
+        return []
 
     async def _find(self, tenant_id: str) -> Container | None:
         """The tenant's container (by name), checked to be ours; None when there is none."""
@@ -269,10 +304,10 @@ class DockerBackend(DeployBackend):
         """Refuse a runtime (container, service) named like the tenant's but not made by this
         fleet's botfleet for it; another fleet's is left alone. Containers from before the fleet
         label pass without one; `fleet_label_required` (Swarm services, always labelled) not."""
-        if labels.get(LABEL_TENANT) != tenant_id:
+        if labels.get(self._ident) != tenant_id:
             raise DeployError(
                 f"a {kind} named {name} exists but was not created by botfleet for "
-                f"{tenant_id} (label {LABEL_TENANT} is missing or differs); remove or rename it"
+                f"{tenant_id} (label {self._ident} is missing or differs); remove or rename it"
             )
         fleet = labels.get(LABEL_FLEET)
         if (fleet is not None or fleet_label_required) and fleet != self.fleet:
@@ -316,7 +351,7 @@ class DockerBackend(DeployBackend):
 
     def _labels(self, spec: ClientSpec) -> dict[str, str]:
         labels = {k: v for k, v in spec.labels.items() if k not in _OURS}
-        labels[LABEL_TENANT] = spec.tenant_id
+        labels[self._ident] = spec.tenant_id
         labels[LABEL_MANAGED] = "true"
         labels[LABEL_FLEET] = self.fleet
         labels[LABEL_IMAGE] = self.image
@@ -395,8 +430,9 @@ class DockerBackend(DeployBackend):
 
         return await self._call(f"start container {container.name}", start)
 
-    def _host_config(self) -> dict[str, Any]:
-        """Arguments of the Docker SDK's `create_host_config` (the limits and the hardening)."""
+    def _host_config(self, name: str = "") -> dict[str, Any]:
+        """Arguments of the Docker SDK's `create_host_config` (the limits and the hardening) for
+        the runtime `name`."""
         policy: dict[str, Any] = {"Name": self.restart_policy}
         if self.restart_policy == "on-failure":
             policy["MaximumRetryCount"] = self.restart_retries
@@ -418,33 +454,44 @@ class DockerBackend(DeployBackend):
             },
             "network_mode": self.network,
         }
+        mounts = self._mounts(name)
+        if mounts:  # only then: the hashes of client containers stay what they were
+            options["mounts"] = mounts
         return options
 
     def _spec_hash(
-        self, image_id: str, user: str, env: Mapping[str, str], labels: Mapping[str, str]
+        self,
+        image_id: str,
+        user: str,
+        env: Mapping[str, str],
+        labels: Mapping[str, str],
+        name: str = "",
     ) -> str:
-        shape = {
+        shape: dict[str, Any] = {
             "image": image_id,
             "user": user,
             "env": sorted(env.items()),
             "labels": sorted(labels.items()),
-            "host": self._host_config(),
+            "host": self._host_config(name),
             "stop_timeout": self.stop_timeout,
         }
+        if self.command:  # only then: the hashes of client containers stay what they were
+            shape["command"] = self.command
         digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
         return digest[:32]
 
     # ------------------------------------------------------------------ DeployBackend
     async def deploy(self, spec: ClientSpec) -> RuntimeStatus:
-        tenant_id = validate_tenant_id(spec.tenant_id)
+        tenant_id = self._valid(spec.tenant_id)
         name = self._name(tenant_id)
         secrets = _secrets_of(spec.env)
         async with self._lock(tenant_id):
             client = await self._docker()
-            image_id, user = await self._image(client)
+            image_id, image_user = await self._image(client)
+            user = self._user_for(tenant_id, image_user)
             network_id = await self._ensure_network(client)
             labels = self._labels(spec)
-            labels[LABEL_SPEC] = self._spec_hash(image_id, user, spec.env, labels)
+            labels[LABEL_SPEC] = self._spec_hash(image_id, user, spec.env, labels, tenant_id)
             existing = await self._find(tenant_id)
             if existing is not None and existing.labels.get(LABEL_SPEC) == labels[LABEL_SPEC]:
                 stopped = existing.status in {"created", "exited"}
@@ -468,6 +515,7 @@ class DockerBackend(DeployBackend):
                     networking = api.create_networking_config({self.network: endpoint})
                 created = api.create_container(
                     self.image,
+                    command=self.command,
                     name=name,
                     environment=env,
                     labels=labels,
@@ -475,7 +523,7 @@ class DockerBackend(DeployBackend):
                     detach=True,
                     stop_signal="SIGTERM",
                     stop_timeout=self.stop_timeout,
-                    host_config=api.create_host_config(**self._host_config()),
+                    host_config=api.create_host_config(**self._host_config(tenant_id)),
                     networking_config=networking,
                 )
                 container: Container = client.containers.get(created["Id"])
@@ -487,7 +535,7 @@ class DockerBackend(DeployBackend):
         return await self._status(tenant_id)
 
     async def start(self, tenant_id: str) -> RuntimeStatus:
-        async with self._lock(validate_tenant_id(tenant_id)):
+        async with self._lock(self._valid(tenant_id)):
             container = await self._require(tenant_id, "start")
             if not await self._start_or_stale(container):
                 raise DeployError(
@@ -497,7 +545,7 @@ class DockerBackend(DeployBackend):
         return await self._status(tenant_id)
 
     async def stop(self, tenant_id: str) -> RuntimeStatus:
-        async with self._lock(validate_tenant_id(tenant_id)):
+        async with self._lock(self._valid(tenant_id)):
             container = await self._find(tenant_id)
             if container is not None:
                 await self._call(
@@ -508,7 +556,7 @@ class DockerBackend(DeployBackend):
         return await self._status(tenant_id)
 
     async def restart(self, tenant_id: str) -> RuntimeStatus:
-        async with self._lock(validate_tenant_id(tenant_id)):
+        async with self._lock(self._valid(tenant_id)):
             container = await self._require(tenant_id, "restart")
             await self._call(
                 f"restart container {container.name}",
@@ -518,7 +566,7 @@ class DockerBackend(DeployBackend):
         return await self._status(tenant_id)
 
     async def remove(self, tenant_id: str) -> None:
-        async with self._lock(validate_tenant_id(tenant_id)):
+        async with self._lock(self._valid(tenant_id)):
             container = await self._find(tenant_id)
             if container is not None:
                 await self._remove(container)
@@ -537,7 +585,7 @@ class DockerBackend(DeployBackend):
         )
 
     async def status(self, tenant_id: str) -> RuntimeStatus:
-        return await self._status(validate_tenant_id(tenant_id), memory=True)
+        return await self._status(self._valid(tenant_id), memory=True)
 
     async def _status(self, tenant_id: str, *, memory: bool = False) -> RuntimeStatus:
         container = await self._find(tenant_id)
@@ -582,20 +630,15 @@ class DockerBackend(DeployBackend):
     async def list(self) -> dict[str, RuntimeStatus]:
         client = await self._docker()
 
-        def containers() -> list[Container]:
-            labels = [f"{LABEL_MANAGED}=true", f"{LABEL_FLEET}={self.fleet}"]
-            found: list[Container] = client.containers.list(
-                all=True, filters={"label": labels}, ignore_removed=True
-            )
-            return found
-
-        found = await self._call(f"list the containers of fleet {self.fleet}", containers)
+        found = await self._call(
+            f"list the containers of fleet {self.fleet}", _listing(client, self.fleet, self._ident)
+        )
         result: dict[str, RuntimeStatus] = {}
         for container in found:
-            tenant_id = container.labels.get(LABEL_TENANT, "")
+            tenant_id = container.labels.get(self._ident, "")
             if container.labels.get(LABEL_FLEET) != self.fleet:
                 continue  # the engine filtered already; never touch another fleet's
-            if not TENANT_ID_RE.match(tenant_id) or container.name != self._name(tenant_id):
+            if not self._named(tenant_id) or container.name != self._name(tenant_id):
                 log.warning("ignoring container %s: labels do not name its tenant", container.name)
                 continue
             result[tenant_id] = _runtime_status(tenant_id, container.attrs)
@@ -608,32 +651,30 @@ class DockerBackend(DeployBackend):
         if not specs:
             return set()
         client = await self._docker()
-        image_id, user = await self._image(client)
+        image_id, image_user = await self._image(client)
         network_id = await self._ensure_network(client)
-
-        def containers() -> list[Container]:
-            labels = [f"{LABEL_MANAGED}=true", f"{LABEL_FLEET}={self.fleet}"]
-            found: list[Container] = client.containers.list(
-                all=True, filters={"label": labels}, ignore_removed=True
-            )
-            return found
-
-        found = await self._call(f"list the containers of fleet {self.fleet}", containers)
+        found = await self._call(
+            f"list the containers of fleet {self.fleet}", _listing(client, self.fleet, self._ident)
+        )
         drifted = set()
         for container in found:
-            tenant_id = container.labels.get(LABEL_TENANT, "")
+            tenant_id = container.labels.get(self._ident, "")
             spec = specs.get(tenant_id)
             if spec is None or container.name != self._name(tenant_id):
                 continue
-            want = self._spec_hash(image_id, user, spec.env, self._labels(spec))
+            user = self._user_for(tenant_id, image_user)
+            want = self._spec_hash(image_id, user, spec.env, self._labels(spec), tenant_id)
             if container.labels.get(LABEL_SPEC) != want or not self._on_network(
                 container, network_id
             ):
                 drifted.add(tenant_id)
         return drifted
 
+    def _named(self, name: str) -> bool:
+        return bool(TENANT_ID_RE.match(name))
+
     async def logs(self, tenant_id: str, lines: int = 100) -> str:
-        container = await self._require(validate_tenant_id(tenant_id), "read the logs of")
+        container = await self._require(self._valid(tenant_id), "read the logs of")
         tail = max(1, min(int(lines), 10_000))
 
         def read() -> bytes:
@@ -652,6 +693,137 @@ class DockerBackend(DeployBackend):
         if client is not None:
             with contextlib.suppress(DeployError):
                 await self._call("close the Docker client", client.close)
+
+
+def hub_container_name(hub: str, fleet: str = DEFAULT_FLEET) -> str:
+    """`botfleet-hub-<n>` (the default fleet), `botfleet-<fleet>-hub-<n>` (another)."""
+    if not HUB_NAME_RE.match(hub):
+        raise ValueError(f"not a hub name: {hub[:40]!r}")
+    return (
+        f"{CONTAINER_PREFIX}{hub}" if fleet == DEFAULT_FLEET else f"{CONTAINER_PREFIX}{fleet}-{hub}"
+    )
+
+
+class DockerHubs(DockerBackend):
+    """Hubs (`python -m client_bot.hub`, the shared placement) as containers, for HubBackend
+    (master_bot/deploy/hub.py), which names them `hub-<n>` and owns their folders.
+
+    A hub is a container like a client bot's, from the same image and with the same hardening
+    (read-only root with a tmpfs /tmp, every capability dropped, no-new-privileges, memory/CPU/
+    pids caps, an init, a non-root user, the fleet's network, never the Docker socket), only
+    with the hub's command and its own limits (many tenants: more memory and pids). It is named
+    `botfleet-hub-<n>` (another fleet: `botfleet-<fleet>-hub-<n>`) and labelled
+    `botfleet.hub=hub-<n>`, `botfleet.managed`, `botfleet.fleet` and its spec hash, so a new master
+    adopts it by label; the client containers' backend never lists it (no `botfleet.tenant`).
+
+    Its one mount is its folder, `<clients>/hubs/hub-<n>`, bind-mounted read-write at /hub (its
+    HUB_DIR, the only thing its environment names besides its limits): the master writes each
+    tenant's contract there (tenants/<id>.env, 0600) and the hub reports in status.json. The
+    folder and its files belong to the hub's own uid, HUB_UID_BASE + n when the master runs as
+    root (else the master's own uid, never root), and the container runs as that uid: no client
+    container (uid 10001) or other hub could read them even if they were in its reach.
+    With `webhooks`, the hub serves its tenants' webhooks on 0.0.0.0:8080 in its own network
+    namespace, which the proxy reaches as `<container name>:8080` on the fleet's network.
+
+    `host_root`: where the master's `<clients>/hubs` is on the Docker host, when the master sees
+    it under another path (a master in a container with CLIENTS_DIR on a volume: the volume's
+    mountpoint); by default the master's own path, as for a master on the host.
+    """
+
+    name = "docker-hubs"
+    _ident = LABEL_HUB
+
+    def __init__(
+        self,
+        image: str,
+        *,
+        root: Path | str,
+        host_root: Path | str | None = None,
+        webhooks: bool = False,
+        uid_base: int = HUB_UID_BASE,
+        memory: str = "1g",  # 200 tenants at ~1 MiB each on top of ~180 MiB, with room for peaks
+        nano_cpus: int = 2_000_000_000,
+        pids_limit: int = 256,
+        stop_timeout: int = 30,  # every tenant's in-flight update is finished first
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            image,
+            memory=memory,
+            nano_cpus=nano_cpus,
+            pids_limit=pids_limit,
+            stop_timeout=stop_timeout,
+            **kwargs,
+        )
+        if not 1000 <= uid_base <= 2**31 - 2**20:
+            raise ValueError("uid_base: between 1000 and 2**31 - 2**20")
+        self.command = ["python", "-m", "client_bot.hub"]
+        self.root = Path(root)
+        self.host_root = Path(host_root) if host_root is not None else None
+        self.webhooks = webhooks
+        self.uid_base = uid_base
+
+    @classmethod
+    def like(cls, clients: DockerBackend, root: Path | str, **kwargs: Any) -> DockerHubs:
+        """Hubs on the engine, image, network and fleet of the client containers' backend."""
+        kwargs.setdefault("restart_policy", clients.restart_policy)
+        kwargs.setdefault("restart_retries", clients.restart_retries)
+        kwargs.setdefault("call_timeout", clients.call_timeout)
+        kwargs.setdefault("client_factory", clients._factory)
+        return cls(clients.image, root=root, network=clients.network, fleet=clients.fleet, **kwargs)
+
+    def _valid(self, name: str) -> str:
+        if not isinstance(name, str) or not HUB_NAME_RE.match(name):
+            raise DeployError(f"invalid hub name {str(name)[:40]!r}")
+        return name
+
+    def _named(self, name: str) -> bool:
+        return bool(HUB_NAME_RE.match(name))
+
+    def _name(self, tenant_id: str) -> str:
+        return hub_container_name(self._valid(tenant_id), self.fleet)
+
+    def uid(self, hub: str) -> int | None:
+        """The hub's own uid; None when the master is not root (it cannot give files away:
+        the hub then runs as the master's uid)."""
+        if os.geteuid() != 0:
+            return None
+        return self.uid_base + int(self._valid(hub).split("-")[1])
+
+    async def uid_for(self, name: str) -> int | None:
+        return self.uid(name)
+
+    def _user_for(self, name: str, user: str) -> str:
+        uid = self.uid(name)
+        return f"{uid}:{uid}" if uid is not None else f"{os.getuid()}:{os.getgid()}"
+
+    def folder(self, hub: str) -> Path:
+        """The hub's folder as the Docker host sees it (the bind mount's source)."""
+        base = self.host_root if self.host_root is not None else self.root.resolve()
+        return base / self._valid(hub)
+
+    def _mounts(self, name: str) -> list[dict[str, Any]]:
+        mount = docker.types.Mount(HUB_MOUNT, str(self.folder(name)), type="bind")
+        return [dict(mount)]
+
+    def hub_env(self, hub: str) -> dict[str, str]:
+        """What HubBackend puts in the hub's environment for where it runs: its folder, and the
+        webhook server's address."""
+        env = {"HUB_DIR": HUB_MOUNT}
+        if self.webhooks:
+            env["HUB_WEBHOOK_LISTEN"] = f"0.0.0.0:{HUB_WEBHOOK_PORT}"
+        return env
+
+    def webhook_address(self, hub: str) -> str | None:
+        """Where the proxy (on the fleet's network) reaches the hub's webhook server."""
+        return f"{self._name(hub)}:{HUB_WEBHOOK_PORT}" if self.webhooks else None
+
+    async def status(self, tenant_id: str) -> RuntimeStatus:
+        return await self._status(self._valid(tenant_id))  # no memory figure: HubBackend polls
+
+    async def usage(self, hub: str) -> RuntimeStatus:
+        """The hub's status with its memory in use."""
+        return await self._status(self._valid(hub), memory=True)
 
 
 def _runtime_status(tenant_id: str, attrs: Mapping[str, Any]) -> RuntimeStatus:

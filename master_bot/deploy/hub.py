@@ -1,20 +1,24 @@
-"""The `shared` placement: tenants' bots in hub processes (`python -m client_bot.hub`), up to
+"""The `shared` placement: tenants' bots in hubs (`python -m client_bot.hub`), up to
 `capacity` tenants per hub; and `PlacedBackend`, which routes each tenant to the dedicated
 backend or to the hubs by its spec's placement label, and moves it between them.
 
-Hubs run as processes with every hardening of ProcessBackend (not children of the master, no
-environment of the master, a uid of their own when the master is root); hubs as Docker
-containers are not done yet. A hub's environment names only its folder
-(`<clients>/hubs/hub-<n>`, owned by the hub's uid, 0700). The master assigns a tenant by writing
+A hub runs as a process with every hardening of ProcessBackend (not a child of the master, none
+of its environment, a uid of its own when the master is root), or as a container with every
+hardening of a client container (`DockerHubs`, master_bot/deploy/docker.py: its folder is its
+one mount, at /hub). A hub's environment names only its folder (`<clients>/hubs/hub-<n>`,
+owned by the hub's uid, 0700) and, for a container with webhooks, its webhook server's address. The master assigns a tenant by writing
 its contract, only its own, to `tenants/<tenant_id>.env` there (0600, owned by the hub's uid);
 `tenants/<tenant_id>.env.stopped` is a tenant stopped on purpose (kept for `start`). The hub
 reports what it runs in `status.json`; a tenant leaves it only once its runtime has stopped, so
 the master can confirm a stop before it starts the tenant elsewhere: never two runtimes polling
 one token.
 
-Hubs are owned like client runtimes: a tenant whose hub process died reports CRASHED, and the
-reconciler's deploy of it starts the hub again (ProcessBackend.deploy, idempotent); a hub
-without tenants is stopped. A full hub (capacity reached) means a new hub.
+Hubs are owned like client runtimes: a tenant whose hub died reports CRASHED (with the hub's
+restart count, so Docker's own restarts count as crashes), and the reconciler's deploy of it
+starts the hub again (the runtime backend's deploy, idempotent), with the reconciler's backoff;
+a hub without tenants is removed. A full hub (capacity reached) means a new hub. After a master
+restart the hubs are adopted: the tenants are in the folders, the hubs found by name (a pid
+file, or a container's `botfleet.hub` label).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from master_bot.deploy.base import (
     RuntimeState,
     RuntimeStatus,
 )
+from master_bot.deploy.docker import DockerBackend, DockerHubs
 from master_bot.deploy.process import PLATFORM_ONLY, ProcessBackend
 
 log = logging.getLogger(__name__)
@@ -76,8 +81,10 @@ class HubBackend(DeployBackend):
         scan_interval: float = 2.0,
         confirm_timeout: float = 30.0,
         hub_env: Mapping[str, str] | None = None,
-        processes: ProcessBackend | None = None,
+        processes: ProcessBackend | DockerHubs | None = None,
     ) -> None:
+        """`processes`: what runs the hubs, a ProcessBackend made with names=HUB_RE (the
+        default) or DockerHubs with root=<clients_dir>/hubs."""
         if capacity < 1:
             raise ValueError("capacity: at least 1")
         self.root = Path(clients_dir) / "hubs"
@@ -86,9 +93,14 @@ class HubBackend(DeployBackend):
         self.confirm_timeout = confirm_timeout
         self.hub_env = dict(hub_env or {})  # LOG_LEVEL, LOG_FORMAT: nothing secret
         self.processes = processes or ProcessBackend(clients_dir, names=HUB_RE)
-        if self.processes.names is not HUB_RE:
-            raise ValueError("the hubs' ProcessBackend must be made with names=HUB_RE")
-        self.processes.module = "client_bot.hub"
+        if isinstance(self.processes, DockerHubs):
+            if self.processes.root.resolve() != self.root.resolve():
+                raise ValueError(f"the hubs' DockerHubs must be made with root={self.root}")
+        else:
+            if self.processes.names is not HUB_RE:
+                raise ValueError("the hubs' ProcessBackend must be made with names=HUB_RE")
+            self.processes.module = "client_bot.hub"
+        self.name = f"hubs ({self.processes.name})"
         self._lock = asyncio.Lock()  # assignments: two tenants never overfill a hub
 
     # ------------------------------------------------------------------ the folders
@@ -140,7 +152,19 @@ class HubBackend(DeployBackend):
             "HUB_CAPACITY": str(self.capacity),
             "HUB_SCAN_INTERVAL": str(self.scan_interval),
         }
+        if isinstance(self.processes, DockerHubs):  # its folder at /hub, its webhook server
+            env.update(self.processes.hub_env(hub))
         return ClientSpec(hub, env, {"botfleet.role": "hub"})
+
+    async def _hub_state(self, hub: str) -> RuntimeStatus:
+        return await self.processes.status(hub)  # no Docker stats: polled while confirming
+
+    async def _hub_states(self, hubs: list[str]) -> dict[str, RuntimeStatus]:
+        """Every hub's runtime, in one listing (one Docker Engine call for containers)."""
+        if isinstance(self.processes, ProcessBackend):
+            return {hub: self.processes._status(hub) for hub in hubs}
+        found = await self.processes.list()
+        return {hub: found.get(hub) or RuntimeStatus(hub, RuntimeState.MISSING) for hub in hubs}
 
     async def _prepare(self, hub: str) -> int | None:
         """The hub's folder, owned by the uid its process runs as (None: the master's own)."""
@@ -188,7 +212,7 @@ class HubBackend(DeployBackend):
         """Wait until the hub reports the tenant gone (`gone`) or past starting; its entry."""
         deadline = time.monotonic() + self.confirm_timeout
         while True:
-            if (await self.processes.status(hub)).state is not RuntimeState.RUNNING:
+            if (await self._hub_state(hub)).state is not RuntimeState.RUNNING:
                 if gone:  # no hub process: nothing of the tenant runs
                     return None
                 raise DeployError(f"hub {hub} is not running; see its log")
@@ -203,24 +227,36 @@ class HubBackend(DeployBackend):
                 raise DeployError(f"hub {hub} did not confirm that {tenant_id} {what}")
             await asyncio.sleep(0.1)
 
-    def _tenant_status(self, tenant_id: str) -> RuntimeStatus:
-        found = self._find(tenant_id)
+    def _tenant_status(
+        self, tenant_id: str, found: tuple[str, bool] | None, proc: RuntimeStatus | None
+    ) -> RuntimeStatus:
+        """The tenant's status from where it is (`_find`) and its hub's runtime."""
         if found is None:
             return RuntimeStatus(tenant_id, RuntimeState.MISSING)
         hub, assigned = found
         if not assigned:
             return RuntimeStatus(tenant_id, RuntimeState.STOPPED, detail=f"in {hub}")
-        proc = self.processes._status(hub)
-        if proc.state is not RuntimeState.RUNNING:
+        restarts = proc.restarts if proc is not None else 0
+        if proc is None or proc.state is not RuntimeState.RUNNING:
+            what = proc.state.value if proc is not None else "missing"
             return RuntimeStatus(
-                tenant_id, RuntimeState.CRASHED, detail=f"hub {hub} is {proc.state.value}"
+                tenant_id, RuntimeState.CRASHED, restarts=restarts, detail=f"hub {hub} is {what}"
             )
         entry = (self._reported(hub) or {}).get(tenant_id)
         state = entry.get("state") if isinstance(entry, dict) else "starting"
         if state in ("running", "starting"):
-            return RuntimeStatus(tenant_id, RuntimeState.RUNNING, detail=f"{hub} ({state})")
+            return RuntimeStatus(
+                tenant_id, RuntimeState.RUNNING, restarts=restarts, detail=f"{hub} ({state})"
+            )
         detail = entry.get("detail", "") if isinstance(entry, dict) else ""
-        return RuntimeStatus(tenant_id, RuntimeState.CRASHED, detail=f"{hub}: {state}: {detail}")
+        return RuntimeStatus(
+            tenant_id, RuntimeState.CRASHED, restarts=restarts, detail=f"{hub}: {state}: {detail}"
+        )
+
+    async def _status_of(self, tenant_id: str) -> RuntimeStatus:
+        found = await asyncio.to_thread(self._find, tenant_id)
+        proc = None if found is None or not found[1] else await self._hub_state(found[0])
+        return await asyncio.to_thread(self._tenant_status, tenant_id, found, proc)
 
     # ------------------------------------------------------------------ interface
     async def deploy(self, spec: ClientSpec) -> RuntimeStatus:
@@ -243,7 +279,7 @@ class HubBackend(DeployBackend):
             await asyncio.to_thread(self._write, folder / f"{tid}{ENV}", text, uid)
         await self.processes.deploy(self._hub_spec(hub))  # starts a new or crashed hub
         await self._confirm(hub, tid, gone=False)
-        return self._tenant_status(tid)
+        return await self._status_of(tid)
 
     @staticmethod
     def _new_name(hubs: list[str]) -> str:
@@ -263,7 +299,7 @@ class HubBackend(DeployBackend):
             os.replace(folder / f"{tenant_id}{STOPPED}", folder / f"{tenant_id}{ENV}")
         await self.processes.deploy(self._hub_spec(hub))
         await self._confirm(hub, tenant_id, gone=False)
-        return self._tenant_status(tenant_id)
+        return await self._status_of(tenant_id)
 
     async def stop(self, tenant_id: str) -> RuntimeStatus:
         found = self._find(validate_tenant_id(tenant_id))
@@ -272,7 +308,7 @@ class HubBackend(DeployBackend):
             folder = self.root / hub / TENANTS
             os.replace(folder / f"{tenant_id}{ENV}", folder / f"{tenant_id}{STOPPED}")
             await self._confirm(hub, tenant_id, gone=True)
-        return self._tenant_status(tenant_id)
+        return await self._status_of(tenant_id)
 
     async def restart(self, tenant_id: str) -> RuntimeStatus:
         found = self._find(validate_tenant_id(tenant_id))
@@ -281,10 +317,10 @@ class HubBackend(DeployBackend):
         hub = found[0]
         path = self.root / hub / TENANTS / f"{tenant_id}{ENV}"
         os.utime(path)  # a new mtime: the hub stops the tenant and starts it again
-        if (await self.processes.status(hub)).state is not RuntimeState.RUNNING:
+        if (await self._hub_state(hub)).state is not RuntimeState.RUNNING:
             await self.processes.deploy(self._hub_spec(hub))
         await self._confirm(hub, tenant_id, gone=False)
-        return self._tenant_status(tenant_id)
+        return await self._status_of(tenant_id)
 
     async def remove(self, tenant_id: str) -> None:
         tid = validate_tenant_id(tenant_id)
@@ -301,29 +337,64 @@ class HubBackend(DeployBackend):
                 await self.processes.remove(hub)  # an empty hub: nothing to run
 
     async def status(self, tenant_id: str) -> RuntimeStatus:
-        return await asyncio.to_thread(self._tenant_status, validate_tenant_id(tenant_id))
+        return await self._status_of(validate_tenant_id(tenant_id))
 
     async def list(self) -> dict[str, RuntimeStatus]:
+        def assigned() -> dict[str, tuple[str, bool]]:
+            found: dict[str, tuple[str, bool]] = {}
+            for hub in self._hubs():
+                for tid, running in self._tenants_of(hub).items():
+                    found.setdefault(tid, (hub, running))
+            return found
+
+        where = await asyncio.to_thread(assigned)
+        states = await self._hub_states(sorted({hub for hub, _ in where.values()}))
+
         def scan() -> dict[str, RuntimeStatus]:
-            tids = [t for hub in self._hubs() for t in self._tenants_of(hub)]
-            return {tid: self._tenant_status(tid) for tid in tids}
+            return {
+                tid: self._tenant_status(tid, found, states.get(found[0]))
+                for tid, found in where.items()
+            }
 
         return await asyncio.to_thread(scan)
 
+    def webhook_upstreams(self) -> dict[str, str]:
+        """tenant id -> its hub's webhook server (for the proxy's routes), for every tenant
+        assigned to a hub that serves webhooks (hub processes poll: none)."""
+        if not isinstance(self.processes, DockerHubs):
+            return {}
+        routes: dict[str, str] = {}
+        for hub in self._hubs():
+            address = self.processes.webhook_address(hub)
+            if address is None:
+                continue
+            for tid, assigned in self._tenants_of(hub).items():
+                if assigned:
+                    routes.setdefault(tid, address)
+        return routes
+
     async def drifted(self, specs: Mapping[str, ClientSpec]) -> set[str]:
+        """Tenants whose file is not their spec, and every tenant of a hub whose runtime was
+        made from another hub spec (a new client image: a re-deploy of one of them replaces
+        the hub)."""
+        hubs_of: dict[str, list[str]] = {}
+
         def check() -> set[str]:
             found = set()
             for tid, spec in specs.items():
                 where = self._find(tid)
                 if where is None or not where[1]:
                     continue
+                hubs_of.setdefault(where[0], []).append(tid)
                 path = self.root / where[0] / TENANTS / f"{tid}{ENV}"
                 with contextlib.suppress(OSError):
                     if path.read_text(encoding="utf-8") != render_env(spec.env):
                         found.add(tid)
             return found
 
-        return await asyncio.to_thread(check)
+        found = await asyncio.to_thread(check)
+        stale = await self.processes.drifted({hub: self._hub_spec(hub) for hub in hubs_of})
+        return found | {tid for hub in stale for tid in hubs_of.get(hub, [])}
 
     async def logs(self, tenant_id: str, lines: int = 100) -> str:
         found = self._find(validate_tenant_id(tenant_id))
@@ -336,11 +407,17 @@ class HubBackend(DeployBackend):
     async def ping(self) -> None:
         await self.processes.ping()
 
+    async def close(self) -> None:
+        await self.processes.close()
+
     async def hub_status(self) -> dict[str, dict[str, Any]]:
         """Each hub: its process and what it reports (for operators and the bench)."""
         out: dict[str, dict[str, Any]] = {}
         for hub in self._hubs():
-            proc = await self.processes.status(hub)
+            if isinstance(self.processes, DockerHubs):
+                proc = await self.processes.usage(hub)
+            else:
+                proc = await self.processes.status(hub)
             out[hub] = {
                 "state": proc.state.value,
                 "memory_bytes": proc.memory_bytes,
@@ -407,6 +484,9 @@ class PlacedBackend(DeployBackend):
     async def logs(self, tenant_id: str, lines: int = 100) -> str:
         return await self._side(tenant_id).logs(tenant_id, lines)
 
+    def webhook_upstreams(self) -> dict[str, str]:
+        return {**self.dedicated.webhook_upstreams(), **self.hubs.webhook_upstreams()}
+
     async def ping(self) -> None:
         await self.dedicated.ping()
         await self.hubs.ping()
@@ -414,3 +494,27 @@ class PlacedBackend(DeployBackend):
     async def close(self) -> None:
         await self.dedicated.close()
         await self.hubs.close()
+
+
+def with_docker_hubs(
+    clients: DockerBackend,
+    clients_dir: Path | str,
+    *,
+    capacity: int = 200,
+    hub_env: Mapping[str, str] | None = None,
+    webhooks: bool = False,
+    **hub_limits: Any,
+) -> PlacedBackend:
+    """DEPLOY_BACKEND=docker with the shared placement: the client containers of `clients`,
+    and hub containers on the same engine, image, network and fleet, in
+    `<clients_dir>/hubs`. `webhooks` (WEBHOOK_BASE_URL set): hubs serve their tenants'
+    webhooks on port 8080 of the fleet's network."""
+    hubs = HubBackend(
+        clients_dir,
+        capacity=capacity,
+        hub_env=hub_env,
+        processes=DockerHubs.like(
+            clients, Path(clients_dir) / "hubs", webhooks=webhooks, **hub_limits
+        ),
+    )
+    return PlacedBackend(clients, hubs)

@@ -264,13 +264,15 @@ def test_the_spec_polls_without_a_secret_or_in_a_hub() -> None:
     env = build_spec(config, box, row).env
     assert env["WEBHOOK_LISTEN"] == "0.0.0.0:8080"
     assert webhook_url(config, row.tenant_id) == "https://bots.example.com/tg/client_0000000042"
-    # Not yet given a secret, or placed in a hub (which polls): explicitly long polling, so a
-    # WEBHOOK_BASE_URL in a stray .env cannot decide it.
-    for other in (
-        tenant_row(box, "basic"),
-        tenant_row(box, "basic", placement="shared", webhook_secret_enc=row.webhook_secret_enc),
-    ):
-        env = build_spec(config, box, other).env
+    # In a hub container: its secret, and no WEBHOOK_LISTEN (the hub listens for all).
+    shared = tenant_row(box, "basic", placement="shared", webhook_secret_enc=row.webhook_secret_enc)
+    env = build_spec(config, box, shared).env
+    assert env["WEBHOOK_SECRET"] == SECRET and "WEBHOOK_LISTEN" not in env
+    # Not yet given a secret, or placed in a hub process (which polls): explicitly long
+    # polling, so a WEBHOOK_BASE_URL in a stray .env cannot decide it.
+    processes = dataclasses.replace(config, webhook_port_base=20000)
+    for settings, other in ((config, tenant_row(box, "basic")), (processes, shared)):
+        env = build_spec(settings, box, other).env
         assert env["WEBHOOK_BASE_URL"] == "" and "WEBHOOK_SECRET" not in env
     # A process backend's port per tenant: refused rather than wrapped past 65535.
     far = dataclasses.replace(row, number=50_000)
