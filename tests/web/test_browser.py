@@ -6,8 +6,10 @@ the web's document; an owner arrives by a login link on the dashboard and sees o
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from playwright.async_api import Browser, async_playwright, expect
 
 from tests.support import free_port
 from tests.web.conftest import Client, fetch, new_email
+from tests.web.test_owner_data import add_booking, add_messages, tomorrow_noon
 from tests.web.test_tenant_data import add_lead, owner_client
 from tests.web.test_widget import widget_key
 from web.tokens import login_link_url
@@ -167,4 +170,65 @@ async def test_the_owner_arrives_by_login_link_and_sees_only_their_leads(
     await page.click("#login button[type=submit]")
     await expect(page.locator("#bots")).to_contain_text("Ботов пока нет")
     await expect(rows).to_have_count(0)
+    assert errors == []
+
+
+async def test_the_owner_works_a_bots_day_in_the_dashboard(
+    web_server, http, make_web_tenant, browser
+):
+    """Bookings of a day (cancel with a note, done), customers, a conversation and services
+    (a price changed, one added), each saved in the bot's own tables; another bot's rows never
+    appear."""
+    mine = await make_web_tenant(web_server)
+    other = await make_web_tenant(web_server)
+    noon = tomorrow_noon()
+    anna = await add_booking(mine, 801, "Анна", noon)
+    boris = await add_booking(mine, 802, "Борис", noon + timedelta(hours=2))
+    await add_booking(other, 803, "Чужой Клиент", noon)
+    await add_messages(mine, 801, ("user", "Можно в субботу?"), ("assistant", "Да, с 11:00."))
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("мастер заболел")))
+    link = login_link_url(web_server.deps.keys, web_server.url, mine.owner_telegram_id, 60)
+    await page.goto(link)
+    await page.wait_for_url(web_server.url + "/dashboard", timeout=15_000)
+    await expect(page.locator("#bot-data")).to_be_visible(timeout=15_000)
+    await page.fill("#day", noon.date().isoformat())
+    await page.dispatch_event("#day", "change")
+    rows = page.locator("#bookings tbody tr")
+    await expect(rows).to_have_count(2, timeout=15_000)
+    await expect(page.locator("#bookings")).not_to_contain_text("Чужой")
+    anna_row = page.locator(f"#bookings tbody tr[data-id='{anna}']")
+    await anna_row.get_by_role("button", name="Отменить").click()
+    await expect(anna_row.locator(".booking-status")).to_have_text("отменена (мастер заболел)")
+    boris_row = page.locator(f"#bookings tbody tr[data-id='{boris}']")
+    await boris_row.get_by_role("button", name="Пришёл", exact=True).click()
+    await expect(boris_row.locator(".booking-status")).to_have_text("пришёл")
+    saved = await fetch(mine.dsn, "SELECT id, status, cancel_note FROM bookings ORDER BY id")
+    assert [tuple(r) for r in saved] == [
+        (anna, "cancelled", "мастер заболел"),
+        (boris, "done", None),
+    ]
+
+    await expect(page.locator("#customers")).to_contain_text("Анна")
+    await expect(page.locator("#customers")).not_to_contain_text("Чужой")
+    await page.locator("#conversations button").click()
+    await expect(page.locator("#conversation")).to_contain_text("Ассистент: Да, с 11:00.")
+
+    haircut = page.locator("#services tbody tr", has_text="Стрижка")
+    await haircut.locator("input.service-price").fill("1700")
+    await haircut.get_by_role("button", name="Сохранить").click()
+    await expect(haircut).to_have_attribute("data-saved", "1700.00")
+    await page.fill("#add-service input[name=name]", "Укладка")
+    await page.fill("#add-service input[name=price]", "900")
+    await page.fill("#add-service input[name=duration_min]", "30")
+    await page.click("#add-service button[type=submit]")
+    await expect(page.locator("#services tbody tr", has_text="Укладка")).to_have_count(1)
+    services = await fetch(mine.dsn, "SELECT name, price::text FROM services ORDER BY id")
+    assert [tuple(r) for r in services] == [
+        ("Стрижка", "1700.00"),
+        ("Окрашивание", "4000.00"),
+        ("Укладка", "900.00"),
+    ]
     assert errors == []
