@@ -26,6 +26,9 @@ class Business:
     horizon_days: int
     cancel_cutoff_min: int
     reminder_offsets_min: tuple[int, ...]
+    # The category its example services and hours were seeded from (Store.seed_business);
+    # "" when the business had its own already, None before the first start.
+    category: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Business:
@@ -90,6 +93,7 @@ class Staff:
     all_services: bool  # False: only the services listed in staff_services
     active: bool
     telegram_id: int | None = None  # linked through an invite (staff_invites)
+    photo_file_id: str | None = None  # a Telegram photo the admin sent; shown to customers
 
     @classmethod
     def from_row(cls, row: Any) -> Staff:
@@ -102,6 +106,7 @@ class Staff:
             all_services=row["all_services"],
             active=row["active"],
             telegram_id=row.get("telegram_id"),
+            photo_file_id=row.get("photo_file_id"),
         )
 
 

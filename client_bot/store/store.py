@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from client_bot.booking.templates import BusinessTemplate, business_template
 from client_bot.store.assistant import AssistantStore
 from client_bot.store.models import (
     Booking,
@@ -44,7 +45,9 @@ BUSINESS_FIELDS = frozenset(
 # What the master's contract seeds (BUSINESS_NAME, LOCALE, TIMEZONE) until the owner sets it.
 SEEDED_FIELDS = ("name", "locale", "timezone")
 SERVICE_FIELDS = frozenset({"name", "description", "price", "duration_min", "capacity"})
-STAFF_FIELDS = frozenset({"name", "description", "all_services", "active"})
+STAFF_FIELDS = frozenset({"name", "description", "all_services", "active", "photo_file_id"})
+# The first staff member's name as migration 0007 made it: a seeded category may rename it.
+DEFAULT_STAFF_NAMES = ("Специалист", "Specialist")
 ACTIVE = ("confirmed", "done", "no_show")
 
 _BOOKING_SELECT = """
@@ -98,6 +101,8 @@ class Stats:
     no_show: int
     new_customers_week: int
     customers: int
+    # (staff name, bookings this week, done, no-shows) per staff member, in staff order.
+    per_staff: list[tuple[str, int, int, int]]
 
     @property
     def no_show_rate(self) -> float:
@@ -141,12 +146,21 @@ class Store:
         self._changed()
         return Business.from_row(row)
 
-    async def seed_business(self, *, name: str, locale: str, timezone: str) -> Business:
+    async def seed_business(
+        self, *, name: str, locale: str, timezone: str, category: str = ""
+    ) -> Business:
         """Bring the contract's name, language and time zone (what the owner told the sales bot)
         into the profile, except the fields the owner has set in /admin since. An empty name
         leaves the profile's. Called at every start, so a contract change reaches a bot whose
-        owner has not set that field."""
+        owner has not set that field.
+
+        The first start with a `category` (BUSINESS_CATEGORY) also makes the business bookable
+        at once: example services, typical hours and, for classes, a timetable, in the
+        business's language (`client_bot.booking.templates`), and names the first staff member
+        for the trade. Only once, and only into an empty business: a business with services or
+        hours of its own keeps them (the category is recorded as "")."""
         wanted = {"name": name, "locale": locale, "timezone": timezone}
+        seeded = False
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow("SELECT * FROM business FOR UPDATE")
             changes = {
@@ -161,9 +175,54 @@ class Store:
                     f"UPDATE business SET {assignments}, updated_at = now() RETURNING *",
                     *(changes[c] for c in columns),
                 )
-        if changes:
+            if category and row["category"] is None:
+                template = business_template(category, row["locale"])
+                seeded = template is not None and await self._seed_template(conn, template)
+                row = await conn.fetchrow(
+                    "UPDATE business SET category = $1 RETURNING *", category if seeded else ""
+                )
+        if changes or seeded:
             self._changed()
         return Business.from_row(row)
+
+    @staticmethod
+    async def _seed_template(conn: asyncpg.Connection, template: BusinessTemplate) -> bool:
+        """Write `template` into an empty business (no services, no hours); False if not empty."""
+        has_own = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM services) OR EXISTS (SELECT 1 FROM working_hours)"
+        )
+        if has_own:
+            return False
+        await conn.executemany(
+            "INSERT INTO working_hours (weekday, opens, closes) VALUES ($1, $2, $3)",
+            [(wd, opens, closes) for days, opens, closes in template.hours for wd in days],
+        )
+        await conn.executemany(
+            "INSERT INTO breaks (weekday, starts, ends) VALUES ($1, $2, $3)",
+            [(wd, starts, ends) for days, starts, ends in template.breaks for wd in days],
+        )
+        for position, svc in enumerate(template.services, start=1):
+            service_id = await conn.fetchval(
+                "INSERT INTO services (name, price, duration_min, description, position, capacity)"
+                " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                svc.name,
+                svc.price,
+                svc.duration_min,
+                svc.description,
+                position,
+                svc.capacity,
+            )
+            await conn.executemany(
+                "INSERT INTO class_timetable (service_id, weekday, starts) VALUES ($1, $2, $3)",
+                [(service_id, wd, starts) for wd, starts in svc.timetable],
+            )
+        await conn.execute(
+            "UPDATE staff SET name = $1 WHERE name = ANY($2::text[])"
+            " AND (SELECT count(*) FROM staff) = 1",
+            template.staff_name,
+            list(DEFAULT_STAFF_NAMES),
+        )
+        return True
 
     # --- services ---------------------------------------------------------------------------
     async def services(self, *, include_hidden: bool = False) -> list[Service]:
@@ -244,6 +303,21 @@ class Store:
             await conn.executemany(
                 "INSERT INTO working_hours (weekday, opens, closes) VALUES ($1, $2, $3)",
                 [(weekday, s, e) for s, e in intervals],
+            )
+        self._changed()
+
+    async def set_week_hours(
+        self, hours: Sequence[tuple[int, Sequence[tuple[time, time]]]]
+    ) -> None:
+        """Several weekdays' hours at once (weekday, intervals), in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "DELETE FROM working_hours WHERE weekday = ANY($1::smallint[])",
+                [wd for wd, _ in hours],
+            )
+            await conn.executemany(
+                "INSERT INTO working_hours (weekday, opens, closes) VALUES ($1, $2, $3)",
+                [(wd, s, e) for wd, intervals in hours for s, e in intervals],
             )
         self._changed()
 
@@ -1397,6 +1471,18 @@ class Store:
                 "SELECT count(*) FROM customers WHERE created_at >= $1", week_start
             )
             customers = await conn.fetchval("SELECT count(*) FROM customers")
+            per_staff = await conn.fetch(
+                "SELECT st.name,"
+                " count(b.id) FILTER (WHERE b.status <> 'cancelled'"
+                "   AND b.starts_at >= $1 AND b.starts_at < $2) AS week,"
+                " count(b.id) FILTER (WHERE b.status = 'done') AS done,"
+                " count(b.id) FILTER (WHERE b.status = 'no_show') AS no_show"
+                " FROM staff st LEFT JOIN bookings b ON b.staff_id = st.id"
+                " GROUP BY st.id HAVING st.active OR count(b.id) > 0"
+                " ORDER BY st.position, st.id",
+                week_start,
+                week_start + timedelta(days=7),
+            )
         return Stats(
             bookings_today=today,
             bookings_week=week,
@@ -1406,6 +1492,7 @@ class Store:
             no_show=outcome["no_show"],
             new_customers_week=new_customers,
             customers=customers,
+            per_staff=[(r["name"], r["week"], r["done"], r["no_show"]) for r in per_staff],
         )
 
     # --- admin panel ------------------------------------------------------------------------------

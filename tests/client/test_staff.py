@@ -203,6 +203,8 @@ async def test_a_business_from_before_staff_still_books_as_before(
     assert [r["name"] for r in staff] == ["Специалист"]
     held = await fetch(db.dsn, "SELECT staff_id FROM bookings WHERE id = $1", old_id)
     assert [r["staff_id"] for r in held] == [staff[0]["id"]]
+    # A business set up before categories is never seeded from one (migration 0011).
+    assert [r["category"] for r in await fetch(db.dsn, "SELECT category FROM business")] == [""]
 
     redis_user = await create_tenant_redis_user(redis_admin, db.tenant_id, server_url=redis_url)
     bot = await bot_factory(tenant=TenantCreds(db.tenant_id, db.dsn, redis_user.url), seed=False)

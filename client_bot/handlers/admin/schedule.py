@@ -1,4 +1,5 @@
-"""Weekly hours, breaks and days off."""
+"""Weekly hours (one weekday, or several at once: "Пн–Пт 10:00–20:00, Сб 11:00–17:00"),
+breaks and days off."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from collections.abc import Sequence
 from datetime import date, time, timedelta
 
 from aiogram import F, Router
+from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
 from client_bot import text
+from client_bot.booking.templates import CLOSED_WORDS, WeekInputError, split_week
 from client_bot.context import TenantContext
 from client_bot.handlers.admin import keyboards, parse
 from client_bot.handlers.admin.callbacks import (
@@ -31,6 +34,19 @@ from client_bot.handlers.admin.screen import (
 from client_bot.handlers.admin.states import AdminInput
 
 DAYS_OFF_SHOWN = 10
+
+
+class WeekHoursCb(CallbackData, prefix="awh"):
+    """Set the hours of several weekdays in one message."""
+
+
+def _with_week_button(markup: InlineKeyboardMarkup) -> InlineKeyboardMarkup:
+    """The schedule's keyboard with "several days at once" above its Back button."""
+    rows = markup.inline_keyboard
+    button = InlineKeyboardButton(
+        text=_("🗓 Hours for several days"), callback_data=WeekHoursCb().pack()
+    )
+    return InlineKeyboardMarkup(inline_keyboard=[*rows[:-1], [button], *rows[-1:]])
 
 
 def _intervals(items: Sequence[tuple[time, time]]) -> str:
@@ -61,7 +77,7 @@ async def show_schedule(event: Message | CallbackQuery, ctx: TenantContext, note
     await show(
         event,
         (note + "\n\n" if note else "") + "\n".join(lines),
-        keyboards.schedule(days_off, business.locale),
+        _with_week_button(keyboards.schedule(days_off, business.locale)),
     )
 
 
@@ -119,8 +135,70 @@ async def ask_intervals(
     )
 
 
+async def ask_week(query: CallbackQuery, state: FSMContext) -> None:
+    await prompt(
+        query,
+        state,
+        AdminInput.hours,
+        _(
+            "Send the hours of several days in one message, like"
+            " <code>Mon-Fri 10:00-20:00, Sat 11:00-17:00, Sun -</code>"
+            " (<code>-</code> means closed; a day can have several intervals:"
+            " <code>Mon-Fri 10:00-14:00, 15:00-19:00</code>). Days you leave out keep their"
+            " hours. /cancel to stop."
+        ),
+        AdminCb(screen=Screen.schedule),
+        week=True,
+    )
+
+
+def _week_error(exc: WeekInputError) -> str:
+    reason = exc.args[0]
+    if reason == "day":
+        return _("I don't know the day «{day}»: use Mon, Tue, Wed, Thu, Fri, Sat, Sun.").format(
+            day=text.esc(exc.args[1])
+        )
+    if reason == "hours":
+        return _("No hours after {days}: add them, like <code>{days} 10:00-19:00</code>.").format(
+            days=text.esc(exc.args[1])
+        )
+    return _("Start with the days, like <code>Mon-Fri 10:00-20:00, Sat 11:00-17:00</code>.")
+
+
+def read_week(raw: str) -> dict[int, list[tuple[time, time]]]:
+    """What the admin typed, as hours per weekday (later parts win); raises parse.InputError."""
+    try:
+        parts = split_week(raw)
+    except WeekInputError as exc:
+        raise parse.InputError(_week_error(exc)) from None
+    week: dict[int, list[tuple[time, time]]] = {}
+    for days, hours in parts:
+        closed = hours.lower() in CLOSED_WORDS
+        intervals = [] if closed else parse.intervals(hours)
+        for weekday in days:
+            week[weekday] = intervals
+    return week
+
+
+async def set_week(message: Message, ctx: TenantContext, state: FSMContext) -> None:
+    assert message.text is not None
+    try:
+        week = read_week(message.text)
+    except parse.InputError as exc:
+        await message.answer(str(exc))
+        return
+    await state.clear()
+    await ctx.store.set_week_hours(sorted(week.items()))
+    locale = (await ctx.business()).locale
+    days = ", ".join(text.weekday_short(wd, locale) for wd in sorted(week))
+    await show_schedule(message, ctx, _("✅ Saved: {days}.").format(days=days))
+
+
 async def set_hours(message: Message, ctx: TenantContext, state: FSMContext) -> None:
     assert message.text is not None
+    if (await state.get_data()).get("week"):
+        await set_week(message, ctx, state)
+        return
     try:
         intervals = parse.intervals(message.text)
     except parse.InputError as exc:
@@ -191,6 +269,7 @@ async def remove_day_off(
 def router() -> Router:
     r = admin_router("admin_schedule")
     r.callback_query.register(open_schedule, AdminCb.filter(F.screen == Screen.schedule))
+    r.callback_query.register(ask_week, WeekHoursCb.filter())
     r.callback_query.register(open_weekday, ScheduleCb.filter(F.action == ScheduleAction.weekday))
     r.callback_query.register(
         ask_intervals,

@@ -1,5 +1,5 @@
-"""Staff: add, rename, describe, their own weekly hours and breaks (or the business's), their
-days off, the services they perform at their own price and duration, deactivate."""
+"""Staff: add, rename, describe, a photo, their own weekly hours and breaks (or the business's),
+their days off, the services they perform at their own price and duration, deactivate."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from datetime import time
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
+from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -27,6 +29,19 @@ log = logging.getLogger(__name__)
 STAFF_NAME_MAX = 100
 STAFF_DESCRIPTION_MAX = 500
 DAYS_OFF_SHOWN = 10
+PHOTO_MAX_BYTES = 10 * 1024 * 1024  # what Telegram takes as a photo upload
+
+
+class StaffPhotoCb(CallbackData, prefix="afp"):
+    """Set or remove a staff member's photo."""
+
+    staff_id: int
+
+
+class StaffPhotoInput(StatesGroup):
+    """Waiting for a photo (not text, so not one of AdminInput's states). Data: staff_id."""
+
+    photo = State()
 
 
 def _intervals(items: Sequence[tuple[time, time]]) -> str:
@@ -122,6 +137,11 @@ async def show_member(
             )
         )
     lines.append(
+        _("Photo: added (customers see it when choosing a specialist)")
+        if member.photo_file_id
+        else _("Photo: none")
+    )
+    lines.append(
         _("Telegram: linked (they see their own day with /staff)")
         if member.telegram_id is not None
         else _("Telegram: not linked")
@@ -143,8 +163,9 @@ def _member_kb(member: Staff) -> InlineKeyboardMarkup:
         callback_data=_cb(StaffAction.active, member.id),
     )
     kb.button(text=_("🔗 Telegram invite"), callback_data=_cb(StaffAction.invite, member.id))
+    kb.button(text=_("🖼 Photo"), callback_data=StaffPhotoCb(staff_id=member.id))
     _back(kb, member.id)
-    kb.adjust(2, 2, 2, 1, 1)
+    kb.adjust(2, 2, 2, 2, 1)
     return kb.as_markup()
 
 
@@ -229,6 +250,72 @@ async def edit(message: Message, ctx: TenantContext, state: FSMContext) -> None:
         await show_list(message, ctx, _("This staff member no longer exists."))
         return
     await show_member(message, ctx, member, _("✅ Saved."))
+
+
+# --- photo ----------------------------------------------------------------------------------------
+async def ask_photo(
+    query: CallbackQuery, callback_data: StaffPhotoCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    member = await _member_or_list(query, ctx, callback_data.staff_id)
+    if member is None:
+        return
+    await prompt(
+        query,
+        state,
+        StaffPhotoInput.photo,
+        _(
+            "Send a photo of «{name}»: customers see it when they choose a specialist."
+            " Send - to remove the current photo. /cancel to stop."
+        ).format(name=text.esc(member.name)),
+        _cb(StaffAction.view, member.id),
+        staff_id=member.id,
+    )
+
+
+async def _photo_of_image_file(message: Message, bot: Bot) -> str | None:
+    """An image sent as a file: uploaded again as a photo (a document's file id is not a
+    photo's), returning the photo's file id; None (the admin told why) when it cannot be."""
+    assert message.document is not None
+    if (message.document.file_size or 0) > PHOTO_MAX_BYTES:
+        await message.answer(_("This image is over 10 MB. Please send a smaller one."))
+        return None
+    try:
+        data = await bot.download(message.document.file_id)
+        assert data is not None
+        sent = await message.answer_photo(
+            BufferedInputFile(data.read(), filename=message.document.file_name or "photo.jpg"),
+            caption=_("✅ This is the photo customers will see."),
+        )
+    except TelegramAPIError as exc:
+        log.info("staff photo from a file refused: %s", exc)
+        await message.answer(_("Telegram does not take this file as a photo. Please send a photo."))
+        return None
+    return sent.photo[-1].file_id if sent.photo else None
+
+
+async def set_photo(message: Message, bot: Bot, ctx: TenantContext, state: FSMContext) -> None:
+    staff_id = int((await state.get_data())["staff_id"])
+    document = message.document
+    file_id: str | None
+    if message.photo:
+        file_id = message.photo[-1].file_id
+        note = _("✅ Photo saved.")
+    elif document is not None and (document.mime_type or "").startswith("image/"):
+        file_id = await _photo_of_image_file(message, bot)
+        if file_id is None:
+            return
+        note = _("✅ Photo saved.")
+    elif message.text is not None and parse.is_blank(message.text):
+        file_id, note = None, _("✅ Photo removed.")
+    else:
+        await message.answer(_("Please send a photo, or - to remove it, or /cancel to stop."))
+        return
+    await state.clear()
+    member = await ctx.store.update_staff(staff_id, "photo_file_id", file_id)
+    if member is None:
+        await show_list(message, ctx, _("This staff member no longer exists."))
+        return
+    await show_member(message, ctx, member, note)
 
 
 async def toggle_active(
@@ -641,6 +728,8 @@ def router() -> Router:
     }
     for action, handler in actions.items():
         r.callback_query.register(handler, StaffAdminCb.filter(F.action == action))
+    r.callback_query.register(ask_photo, StaffPhotoCb.filter())
+    r.message.register(set_photo, StaffPhotoInput.photo, ~F.text.startswith("/"))
     r.message.register(add, AdminInput.staff_add, TYPED)
     r.message.register(edit, AdminInput.staff_edit, TYPED)
     r.message.register(set_weekday, AdminInput.staff_week, TYPED)

@@ -1,4 +1,5 @@
-"""Statistics: bookings per day and week, top services, no-show rate, new customers."""
+"""Statistics: bookings per day and week, top services, bookings per staff member, no-show
+rate, new customers."""
 
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ async def stats_text(ctx: TenantContext) -> str:
         )
     else:
         lines.append(_("No bookings yet."))
+    if len(stats.per_staff) > 1:  # one staff member: the figures above are theirs
+        lines.append(_("\n<b>By staff member</b> (this week · done · no-shows)"))
+        lines.extend(
+            f"{text.esc(name)}: {week} · {done} · {no_show}"
+            for name, week, done, no_show in stats.per_staff
+        )
     finished = stats.done + stats.no_show
     lines.append("")
     lines.append(
