@@ -33,6 +33,17 @@ class Dsn:
         return urlunsplit((parts.scheme, parts.netloc, "/" + quote(database), parts.query, ""))
 
 
+def split_password(url: str) -> tuple[str, str | None]:
+    """(`url` without its password, the password or None): the URL can go on a command line or
+    into a message, the password only into PGPASSWORD (the one DSN password stripper)."""
+    parts = urlsplit(url)
+    password = unquote(parts.password) if parts.password else None
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.username or ""
+    netloc = f"{user}@{host}" if user else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")), password
+
+
 def parse_dsn(url: str) -> Dsn:
     """Validate a postgresql:// URL; InvalidDsnError says what is wrong (without the password)."""
     if not isinstance(url, str) or not url:

@@ -55,7 +55,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -64,8 +63,9 @@ from core.logs import redact, setup_logging
 from core.settings import FleetSettings, PostgresSettings, RedisSettings, load_settings
 from core.tenant_id import TENANT_ID_RE, validate_tenant_id
 from database.audit import tenant_code_objects
-from database.dsn import parse_dsn
 from database.identifiers import quote_ident
+from database.pg_tools import PgServer, pg_dump, run_pg_tool
+from database.pg_tools import pg_tool as _pg_tool
 from database.roles import DEFAULT_FLEET, fleet_prefix, login_role
 from database.tenants import (
     harden_database,
@@ -90,84 +90,16 @@ class BackupError(RuntimeError):
 
 
 def pg_tool(name: str) -> str:
-    """Path of a PostgreSQL client program: $PG_BINDIR, then PATH, then the newest installed."""
-    bindir = os.environ.get("PG_BINDIR")
-    if bindir and (Path(bindir) / name).is_file():
-        return str(Path(bindir) / name)
-    found = shutil.which(name)
-    if found:
-        return found
-    versions = sorted(
-        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
-        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
-    )
-    if versions:
-        return str(versions[-1])
-    raise BackupError(
-        f"{name} is not installed: install the PostgreSQL client tools (Debian/Ubuntu: "
-        "apt-get install postgresql-client) or set PG_BINDIR"
-    )
+    """Path of a PostgreSQL client program (database/pg_tools.py); BackupError when missing."""
+    return _pg_tool(name, BackupError)
 
 
-@dataclass(frozen=True, slots=True)
-class Server:
-    """Where to connect, split so that the password never appears on a command line."""
-
-    dsn: str
-
-    @property
-    def database(self) -> str:
-        return parse_dsn(self.dsn).database
-
-    @property
-    def password(self) -> str | None:
-        parts = urlsplit(self.dsn)
-        return unquote(parts.password) if parts.password else None
-
-    def url(self, database: str | None = None) -> str:
-        """The DSN without its password (for --dbname), optionally for another database."""
-        parts = urlsplit(self.dsn)
-        user = parts.username or ""
-        host = parts.netloc.rsplit("@", 1)[-1]
-        netloc = f"{user}@{host}" if user else host
-        path = "/" + (database if database is not None else unquote(parts.path.lstrip("/")))
-        return urlunsplit((parts.scheme, netloc, path, parts.query, ""))
-
-    def with_database(self, database: str) -> str:
-        return parse_dsn(self.dsn).with_database(database)
-
-    def env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k in {"PATH", "HOME", "LANG", "LC_ALL", "PGSSLMODE", "PGSSLROOTCERT", "TZ"}
-        }
-        env.setdefault("PATH", "/usr/bin:/bin")
-        if self.password:
-            env["PGPASSWORD"] = self.password
-        return env
+Server = PgServer  # where to connect, the password kept off command lines
 
 
 async def run_tool(server: Server, argv: Sequence[str], *, what: str, limit: float = 3600) -> str:
     """Run a client program; BackupError with the tail of its stderr when it fails."""
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        env=server.env(),
-        umask=PRIVATE_UMASK,  # dumps and roles files: 0600
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), limit)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise BackupError(f"{what} took longer than {limit:.0f} s") from None
-    if process.returncode != 0:
-        reason = redact(err.decode(errors="replace").strip(), [server.password or ""])
-        raise BackupError(f"{what} failed: {reason[-1500:]}")
-    return out.decode(errors="replace")
+    return await run_pg_tool(server, argv, what=what, limit=limit, error=BackupError)
 
 
 def stamp(now: datetime | None = None) -> str:
@@ -274,17 +206,7 @@ async def dump_tenant(server: Server, tenant_id: str, folder: Path) -> DumpResul
     target = folder / f"{tenant_id}-{stamp()}.dump"
     partial = target.with_name(target.name + PARTIAL)
     try:
-        await run_tool(
-            server,
-            [
-                pg_tool("pg_dump"),
-                "--format=custom",
-                f"--schema={tenant_id}",
-                f"--file={partial}",
-                f"--dbname={server.url()}",
-            ],
-            what=f"pg_dump of {tenant_id}",
-        )
+        await pg_dump(server, partial, schemas=[tenant_id], error=BackupError)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -340,16 +262,7 @@ async def dump_database(
         target = folder / f"{base}.dump"
         partial = target.with_name(target.name + PARTIAL)
         try:
-            await run_tool(
-                server,
-                [
-                    pg_tool("pg_dump"),
-                    "--format=custom",
-                    f"--file={partial}",
-                    f"--dbname={server.url()}",
-                ],
-                what=f"pg_dump of {server.database}",
-            )
+            await pg_dump(server, partial, error=BackupError)
         except BackupError as exc:
             partial.unlink(missing_ok=True)
             if "max_locks_per_transaction" in str(exc) or "out of shared memory" in str(exc):
@@ -396,21 +309,26 @@ async def _dump_per_schema(
         async with holder.transaction(isolation="repeatable_read", readonly=True):
             snapshot = await holder.fetchval("SELECT pg_export_snapshot()")
             dump = pg_tool("pg_dump")
-            common = [f"--snapshot={snapshot}", "--format=custom", f"--dbname={server.url()}"]
-            excluded = [f"--exclude-schema={s}" for s in schemas]
-            await run_tool(
+            await pg_dump(
                 server,
-                [dump, *common, *excluded, f"--file={folder / BASE_FILE}"],
+                folder / BASE_FILE,
+                exclude_schemas=schemas,
+                snapshot=snapshot,
+                binary=dump,
                 what="pg_dump of the non-tenant schemas",
+                error=BackupError,
             )
             semaphore = asyncio.Semaphore(max(1, jobs))
 
             async def one(schema: str) -> None:
                 async with semaphore:
-                    await run_tool(
+                    await pg_dump(
                         server,
-                        [dump, *common, f"--schema={schema}", f"--file={folder / schema}.dump"],
-                        what=f"pg_dump of {schema}",
+                        folder / f"{schema}.dump",
+                        schemas=[schema],
+                        snapshot=snapshot,
+                        binary=dump,
+                        error=BackupError,
                     )
 
             await asyncio.gather(*(one(s) for s in schemas))
@@ -699,18 +617,15 @@ async def _restore_tenant_scratch(server: Server, file: Path, tenant_id: str, na
             await tconn.execute(f"ALTER SCHEMA {quote_ident(tenant_id)} RENAME TO {qname}")
         finally:
             await tconn.close()
-        await run_tool(
+        await pg_dump(
             server,
-            [
-                pg_tool("pg_dump"),
-                "--format=custom",
-                "--no-owner",
-                "--no-privileges",
-                f"--schema={name}",
-                f"--file={tmp_file}",
-                f"--dbname={server.url(temp)}",
-            ],
+            tmp_file,
+            schemas=[name],
+            database=temp,
+            keep_owners=False,
+            keep_privileges=False,
             what=f"pg_dump of the renamed schema {name}",
+            error=BackupError,
         )
         await run_tool(
             server,
