@@ -91,6 +91,8 @@ class Notifier(Protocol):
 
     async def renewal_failed(self, order: Order, payload: dict[str, Any]) -> None: ...
 
+    async def upgrade_refunded(self, order: Order, tenant: Tenant) -> None: ...
+
 
 class SilentNotifier:
     """A Notifier that tells nobody (tests of the payment rules, benchmarks)."""
@@ -114,6 +116,9 @@ class SilentNotifier:
         return None
 
     async def renewal_failed(self, order: Order, payload: dict[str, Any]) -> None:
+        return None
+
+    async def upgrade_refunded(self, order: Order, tenant: Tenant) -> None:
         return None
 
 

@@ -1,7 +1,7 @@
 """Messages to owners that must not be lost: "your bot is live", "extended", "paused", "send
-another token", "we are setting it up", and auto-renewal's "we are about to charge your card"
-and "the charge failed" (those two are written by the transactions that claim or decline a
-charge, and sent by `run_once`).
+another token", "we are setting it up", "the upgrade was refunded: back on the old plan", and
+auto-renewal's "we are about to charge your card" and "the charge failed" (those two are
+written by the transactions that claim or decline a charge, and sent by `run_once`).
 
 `tell` writes the notice (control.sales_notices) before sending it and marks it sent after
 Telegram took it. When Telegram is down or answers 5xx / 429, the notice stays and `run_once`
@@ -46,6 +46,7 @@ class NoticeKind(enum.StrEnum):
     SETTING_UP = "setting_up"
     RENEWAL_SOON = "renewal_soon"  # written by the renewal worker's claim
     RENEWAL_FAILED = "renewal_failed"  # written with the declined renewal's move
+    UPGRADE_REFUNDED = "upgrade_refunded"  # the plan an upgrade paid for was refunded
 
 
 class Notices:
@@ -86,6 +87,9 @@ class Notices:
 
     async def renewal_failed(self, order: Order, payload: dict[str, Any]) -> None:
         await self._tell(order, NoticeKind.RENEWAL_FAILED, payload)
+
+    async def upgrade_refunded(self, order: Order, tenant: Tenant) -> None:
+        await self._tell(order, NoticeKind.UPGRADE_REFUNDED, tenant.to_json())
 
     async def run_once(self) -> int:
         """Send the notices that are due (earlier sends failed, or were cut by a crash)."""
@@ -146,6 +150,8 @@ class Notices:
             await self.notifier.renewal_soon(order, payload)
         elif kind is NoticeKind.RENEWAL_FAILED:
             await self.notifier.renewal_failed(order, payload)
+        elif kind is NoticeKind.UPGRADE_REFUNDED:
+            await self.notifier.upgrade_refunded(order, Tenant.from_json(payload))
         else:
             await self.notifier.token_refused(order, str(payload["code"]))
 

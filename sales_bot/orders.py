@@ -40,6 +40,7 @@ class Action(enum.StrEnum):
     EXTEND = "extend"
     SUSPEND = "suspend"
     CHANGE_PLAN = "change_plan"
+    REVERT_PLAN = "revert_plan"  # a refunded upgrade: back to the plan the period was paid on
 
 
 def new_order_id() -> str:
@@ -158,7 +159,9 @@ def transition(
             return Transition(OrderStatus.CANCELED)
         return None
     if status is OrderStatus.PAID and verdict is Verdict.REFUNDED:
-        # A refunded upgrade leaves the period paid for by an earlier order: nothing to suspend.
-        suspend = refund_suspends and kind is not OrderKind.UPGRADE
-        return Transition(OrderStatus.REFUNDED, (Action.SUSPEND,) if suspend else ())
+        if kind is OrderKind.UPGRADE:
+            # The period stays paid by an earlier order: nothing to suspend, but the tenant goes
+            # back to the plan that order paid for (whatever the suspension setting).
+            return Transition(OrderStatus.REFUNDED, (Action.REVERT_PLAN,))
+        return Transition(OrderStatus.REFUNDED, (Action.SUSPEND,) if refund_suspends else ())
     return None

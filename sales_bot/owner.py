@@ -135,6 +135,33 @@ class BotNotifier:
 
         await self._send(order, text, markup)
 
+    async def upgrade_refunded(self, order: Order, tenant: Tenant) -> None:
+        paid = self.catalog.get(order.plan) if self.catalog is not None else None
+        now = self.catalog.get(tenant.plan) if self.catalog is not None else None
+
+        def text() -> str:
+            bot = bot_link(tenant.bot_username or order.bot_username)
+            upgrade = html.escape(paid.name(order.locale) if paid else order.plan)
+            if tenant.plan != order.plan_from:  # a later period is paid on the upgraded plan
+                return _(
+                    "The payment of {amount} for plan {plan} of {bot} was refunded. The next "
+                    "period is paid on plan {plan} already, so {bot} stays on it. /subscription"
+                ).format(amount=format_rub(order.amount), plan=upgrade, bot=bot)
+            return _(
+                "The payment of {amount} for plan {plan} of {bot} was refunded, so {bot} is back "
+                "on plan {current}: paid until {date}, then {price} for {days} days. /subscription"
+            ).format(
+                amount=format_rub(order.amount),
+                plan=upgrade,
+                bot=bot,
+                current=html.escape(now.name(order.locale) if now else tenant.plan),
+                date=paid_until(tenant.expires_at),
+                price=format_rub(now.price) if now else "—",
+                days=now.period_days if now else "—",
+            )
+
+        await self._send(order, text)
+
     async def setting_up(self, order: Order) -> None:
         def text() -> str:
             return _(

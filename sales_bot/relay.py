@@ -26,7 +26,7 @@ from sales_bot.master import (
 from sales_bot.notices import Notices
 from sales_bot.orders import Action, OrderStatus
 from sales_bot.store import Order, OutboxItem, SalesStore
-from sales_bot.vault import Vault, VaultError
+from sales_bot.vault import Vault, VaultError, order_context
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,8 @@ class Relay:
                 await self._extend(item, order)
             elif item.action is Action.CHANGE_PLAN:
                 await self._change_plan(item, order)
+            elif item.action is Action.REVERT_PLAN:
+                await self._revert_plan(item, order)
             else:
                 await self._suspend(item, order)
         except MasterUnavailableError as exc:
@@ -138,7 +140,7 @@ class Relay:
             return
         if order.bot_token_enc is None:
             raise VaultError(f"order {order.order_id} has no bot token to provision with")
-        token = self.vault.open(f"order:{order.order_id}", order.bot_token_enc)
+        token = self.vault.open(order_context(order.order_id), order.bot_token_enc)
         tenant = await self.master.provision(
             ProvisionRequest(
                 plan=order.plan,
@@ -185,6 +187,30 @@ class Relay:
         if done.status is OrderStatus.PAID:
             await self._tell(self.notices.extended(done, tenant))
 
+    async def _revert_plan(self, item: OutboxItem, order: Order) -> None:
+        """A refunded upgrade: the tenant goes back to the plan its period was paid on, once
+        (Idempotency-Key `<order id>:refund`), after the upgrade's own switch if that is still
+        being delivered; not at all when the master never switched, or when a later period was
+        paid on the upgraded plan already (that plan is paid for then). The owner is told."""
+        if order.tenant_id is None or order.plan_from is None:
+            raise VaultError(f"upgrade order {order.order_id} names no tenant or plan")
+        delivery = await self.store.plan_change_delivery(order.order_id)
+        if delivery == "open":
+            await self.store.outbox_retry(item.id, self.backoff(1), "waiting for the plan change")
+            return
+        if delivery == "delivered" and not await self.store.paid_later_on(order):
+            tenant = await self.master.change_plan(
+                order.tenant_id, order.plan_from, f"{order.order_id}:refund"
+            )
+        else:
+            tenant = await self.master.get(order.tenant_id)
+        await self.after_call(item)
+        await self.on_fulfilled(order, tenant)
+        await self.store.outbox_done(item.id, f"plan {tenant.plan} for {tenant.tenant_id}")
+        log.info("order %s refunded: %s is on plan %s", order.order_id, tenant.tenant_id,
+                 tenant.plan)  # fmt: skip
+        await self._tell(self.notices.upgrade_refunded(order, tenant))
+
     async def _suspend(self, item: OutboxItem, order: Order) -> None:
         if order.tenant_id is None:
             # The provisioning of this order is still under way: suspend right after it.
@@ -202,8 +228,9 @@ class Relay:
             await self.store.set_failure(order.order_id, exc.code)
             await self.store.outbox_park(item.id, str(exc)[:500])
             await self._tell(self.notices.token_refused(order, exc.code))
-        elif item.action is Action.SUSPEND and exc.status in (404, 409):
-            await self.store.outbox_done(item.id, f"nothing to suspend: {exc.code}")
+        elif item.action in (Action.SUSPEND, Action.REVERT_PLAN) and exc.status in (404, 409):
+            # A deleted (or not yet provisioned) tenant: nothing to pause or switch back.
+            await self.store.outbox_done(item.id, f"nothing to {item.action.value}: {exc.code}")
         else:
             log.error("%s of %s parked for an operator: %s", item.action.value, order.order_id, exc)
             await self.store.outbox_park(item.id, str(exc)[:500])

@@ -26,7 +26,8 @@ Plan changes: an upgrade is an order of its own (kind 'upgrade', the rest of the
 price difference); once the master switched the plan, `after_fulfilled` makes renewals charge the
 new plan. A downgrade is stored on the subscription (`next_plan`): the next renewal is charged
 and recorded on the lower plan, and `switch_plans` asks the master to switch when that period
-begins (`cycle_end`), not before.
+begins (`cycle_end`), not before. A refunded upgrade switches the tenant back (the relay's
+`revert_plan`), and renewals charge the plan the period was paid on again.
 """
 
 from __future__ import annotations
@@ -214,14 +215,27 @@ class Renewals:
         """The relay calls this once the master provisioned or extended for `order` (again
         after a retry: it changes nothing more then)."""
         if order.kind is OrderKind.UPGRADE:
-            plan = self.catalog.get(order.plan)
+            # The subscription follows the plan the master reports: the upgrade's, or (after a
+            # refund switched it back) the one the period was paid on.
+            plan = self.catalog.get(tenant.plan)
             if plan is None:  # sold a moment ago, gone from the catalogue since: keep the terms
-                log.error("upgrade %s: plan %s is not in the catalogue", order.order_id, order.plan)
+                log.error(
+                    "upgrade %s: plan %s is not in the catalogue", order.order_id, tenant.plan
+                )
                 return
-            await self.store.upgraded(
-                order, amount=plan.price, period_days=plan.period_days, paid_until=tenant.expires_at
-            )
-            log.info("%s upgraded to %s", tenant.tenant_id, order.plan)
+            if tenant.plan == order.plan:
+                await self.store.upgraded(
+                    order, amount=plan.price, period_days=plan.period_days,
+                    paid_until=tenant.expires_at,
+                )  # fmt: skip
+                log.info("%s upgraded to %s", tenant.tenant_id, order.plan)
+            elif tenant.plan == order.plan_from:
+                await self.store.reverted(
+                    order, plan=plan.id, amount=plan.price, period_days=plan.period_days,
+                    paid_until=tenant.expires_at,
+                )  # fmt: skip
+                log.info("%s back on %s: upgrade %s refunded", tenant.tenant_id, plan.id,
+                         order.order_id)  # fmt: skip
             return
         method = None
         if order.auto_renew and order.method_enc is not None:

@@ -262,12 +262,8 @@ class SalesStore:
             )
             if row is not None:
                 return Order.of(row)
-            # A downgrade chosen earlier is dropped: the owner went the other way.
-            await conn.execute(
-                "UPDATE control.sales_subscriptions SET next_plan = NULL, next_amount = NULL,"
-                " next_period_days = NULL, updated_at = now() WHERE tenant_id = $1",
-                new.tenant_id,
-            )
+        # A downgrade chosen earlier stays until this upgrade is paid (`upgraded` drops it): an
+        # upgrade never paid (canceled, abandoned) leaves the owner's choice as it was.
         return await self.create_order(new)
 
     async def get(self, order_id: str) -> Order | None:
@@ -397,6 +393,15 @@ class SalesStore:
                 )
                 if dropped is not None:
                     actions.remove(Action.SUSPEND)
+            if Action.REVERT_PLAN in actions:
+                # A plan change the master never saw is dropped; the revert row stays, to tell
+                # the owner (the relay calls the master only for a change it delivered).
+                await conn.execute(
+                    "UPDATE control.sales_outbox SET done_at = now(), outcome = 'dropped: refunded'"
+                    " WHERE order_id = $1 AND action = 'change_plan' AND done_at IS NULL"
+                    " AND attempts = 0",
+                    order_id,
+                )
             for action in actions:
                 await conn.execute(
                     "INSERT INTO control.sales_outbox (order_id, action) VALUES ($1, $2)"
@@ -588,6 +593,62 @@ class SalesStore:
                 " now()) WHERE order_id = $1",
                 order.order_id,
             )
+
+    async def reverted(
+        self, order: Order, *, plan: str, amount: Decimal, period_days: int,
+        paid_until: datetime | None,
+    ) -> None:  # fmt: skip
+        """The master switched the tenant back from a refunded upgrade's plan to `plan`: renewals
+        charge `plan` again. Only while the subscription is still on the upgrade's plan, so a
+        repeat (or a later change of the owner's) is left alone."""
+        await self.pool.execute(
+            "UPDATE control.sales_subscriptions SET plan = $3, amount = $4, period_days = $5,"
+            " paid_until = coalesce($6, paid_until), updated_at = now()"
+            " WHERE tenant_id = $1 AND plan = $2",
+            order.tenant_id,
+            order.plan,
+            plan,
+            amount,
+            period_days,
+            paid_until,
+        )
+
+    async def plan_change_delivery(self, order_id: str) -> str:
+        """Whether the master switched the plan for upgrade `order_id`: 'delivered', 'open' (its
+        outbox row is being delivered or retried) or 'never' (dropped before a call, refused by
+        the master, or none). A row parked for an operator is dropped now: its order is refunded."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT id, done_at, outcome, next_attempt_at = 'infinity' AS parked"
+                " FROM control.sales_outbox WHERE order_id = $1 AND action = 'change_plan'"
+                " FOR UPDATE",
+                order_id,
+            )
+            if row is None:
+                return "never"
+            if row["done_at"] is None and row["parked"]:
+                await conn.execute(
+                    "UPDATE control.sales_outbox SET done_at = now(),"
+                    " outcome = 'dropped: refunded' WHERE id = $1",
+                    row["id"],
+                )
+                return "never"
+            if row["done_at"] is None:
+                return "open"
+            return "never" if str(row["outcome"] or "").startswith("dropped") else "delivered"
+
+    async def paid_later_on(self, order: Order) -> bool:
+        """A period after `order` (an upgrade) already paid on the upgrade's plan: a renewal
+        or an extension of the tenant on that plan, paid after the upgrade."""
+        found = await self.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM control.sales_orders WHERE tenant_id = $1"
+            " AND kind IN ('renewal', 'extend') AND plan = $2 AND status = 'paid'"
+            " AND paid_at > $3)",
+            order.tenant_id,
+            order.plan,
+            order.paid_at,
+        )
+        return bool(found)
 
     async def set_next_plan(
         self, tenant_id: str, user_id: int, plan: str | None, amount: Decimal | None,

@@ -44,6 +44,7 @@ class MasterStub:
     def __init__(self) -> None:
         self.tenants: dict[str, StubTenant] = {}  # by Idempotency-Key
         self.extend_keys: set[str] = set()
+        self.plan_keys: dict[str, str] = {}  # Idempotency-Key -> plan it switched to
         self.calls: list[tuple[str, str]] = []  # (method, path) that reached a handler
         self.created = 0
         self.fail_with: int | None = None  # answer every call with this status
@@ -68,6 +69,7 @@ class MasterStub:
         app.router.add_post("/api/v1/tenants", self._provision)
         app.router.add_post("/api/v1/tenants/{id}/extend", self._extend)
         app.router.add_post("/api/v1/tenants/{id}/suspend", self._suspend)
+        app.router.add_post("/api/v1/tenants/{id}/plan", self._plan)
         app.router.add_get("/api/v1/tenants/{id}", self._get)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -131,6 +133,22 @@ class MasterStub:
             days = (await request.json())["days"]
             tenant.expires_at = max(tenant.expires_at, datetime.now(UTC)) + timedelta(days=days)
             tenant.status = "active"
+        return web.json_response(tenant.json())
+
+    async def _plan(self, request: web.Request) -> web.Response:
+        if (refused := await self._gate(request)) is not None:
+            return refused
+        tenant = self.by_id(request.match_info["id"])
+        if tenant is None:
+            return web.json_response({"error": {"code": "tenant_not_found"}}, status=404)
+        key = request.headers["Idempotency-Key"]
+        plan = (await request.json())["plan"]
+        if key in self.plan_keys:
+            if self.plan_keys[key] != plan:
+                return web.json_response({"error": {"code": "idempotency_key_reused"}}, status=409)
+        else:
+            self.plan_keys[key] = plan
+            tenant.plan = plan
         return web.json_response(tenant.json())
 
     async def _suspend(self, request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sales_bot.billing import Draft
+from sales_bot.billing import Draft, PlanChange
 from sales_bot.store import Order
 from tests.sales.conftest import OWNER, SALES_TOKEN, Shop, bot_token
 from tests.sales.master_stub import MasterStub, StubTenant
@@ -127,3 +127,21 @@ def extend_calls(stub: MasterStub, tenant_id: str | None = None) -> int:
         and path.endswith("/extend")
         and (tenant_id is None or path == f"/api/v1/tenants/{tenant_id}/extend")
     )
+
+
+async def paid_upgrade(
+    shop: Shop, owned: Order, *, current: str, to: str, period_end: datetime
+) -> Order:
+    """The owner of `owned` upgrades from `current` to `to` (the period ending `period_end`) and
+    pays on the checkout page; the notification is processed, the master not called yet."""
+    now_plan, target = shop.app.catalog.get(current), shop.app.catalog.get(to)
+    assert now_plan is not None and target is not None
+    change = PlanChange.of(now_plan, target, period_end, datetime.now(UTC))
+    assert change.upgrade
+    order = await shop.app.billing.open_upgrade(
+        user_id=owned.user_id, locale="ru", email="owner@example.com", tenant=owned, change=change
+    )
+    order = await shop.app.billing.checkout(order, description="t", item="t")
+    assert await shop.pay(order) == 200
+    await shop.app.billing.drain()
+    return await shop.reload(order)

@@ -12,6 +12,7 @@ bot in the Telegram emulator, the YooKassa fake through the real SDK, and the re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -27,7 +28,7 @@ from master_bot.services import Master
 from sales_bot.store import Order
 from tests.sales.conftest import OWNER, SALES_TOKEN, Shop
 from tests.sales.people import Person
-from tests.sales.renewing import DUE, bought, deliver, moved_clock, subscription
+from tests.sales.renewing import DUE, bought, deliver, moved_clock, paid_upgrade, subscription
 from tests.sales.test_headline import MASTER_TOKEN, real_master
 from tests.support import wait_until
 
@@ -50,8 +51,6 @@ async def tenant_row(shop: Shop, tenant_id: str) -> dict[str, Any]:
 
 def bot_features(clients: Path, tenant_id: str) -> set[str]:
     """PLAN_FEATURES in the environment of the tenant's running bot process."""
-    import json
-
     pid = json.loads((clients / tenant_id / PID_FILE).read_text())["pid"]
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
@@ -162,6 +161,51 @@ async def test_an_upgrade_mid_period_is_charged_once_prorated_and_the_bot_gets_t
     assert len(await shop.fetch(
         "SELECT 1 FROM control.audit_log WHERE tenant_id = $1 AND action = 'plan.changed'", tid
     )) == 1  # fmt: skip
+
+
+async def test_a_refunded_upgrade_switches_the_bot_back_once_and_tells_the_owner(
+    make_shop: Callable[..., Awaitable[Shop]],
+    real_master: tuple[Master, str],
+    tmp_path: Path,
+) -> None:
+    """Issue 17.5 with the real master: the refund of a delivered upgrade puts control.tenants
+    and the running bot back on the plan the period was paid on, with one more plan.changed;
+    duplicate and late notifications change nothing more; the bot is not paused."""
+    _, url = real_master
+    shop = await make_shop(master_url=url, master_token=MASTER_TOKEN)
+    order = await buy(shop, "start", "refund_salon_bot")
+    tid = order.tenant_id or ""
+    clients = tmp_path / "clients"
+    before = await tenant_row(shop, tid)
+    paid = await paid_upgrade(
+        shop, order, current="start", to="business", period_end=before["expires_at"]
+    )
+    await shop.settle(paid, timeout=60)
+    assert (await tenant_row(shop, tid))["plan"] == "business"
+    assert AI in bot_features(clients, tid)
+
+    refund_id = shop.kassa.refund(paid.payment_id or "")["id"]
+    for _ in range(2):
+        assert await shop.notify("refund.succeeded", refund_id) == 200
+    await shop.settle(paid, timeout=60)
+    assert await shop.notify("payment.succeeded", paid.payment_id or "") == 200  # late
+    await shop.settle(paid, timeout=60)
+
+    assert await tenant_row(shop, tid) == {"plan": "start", "expires_at": before["expires_at"]}
+    changes = await shop.fetch(
+        "SELECT details FROM control.audit_log WHERE tenant_id = $1 AND action = 'plan.changed'"
+        " ORDER BY id",
+        tid,
+    )
+    assert [json.loads(c["details"])["to"] for c in changes] == ["business", "start"]
+    [status] = await shop.fetch("SELECT status FROM control.tenants WHERE tenant_id = $1", tid)
+    assert status["status"] == "active"
+    await wait_until(lambda: _features_lack(clients, tid, AI), 30)
+    assert bot_features(clients, tid) == {"booking", "reminders", "admin_panel"}
+    sub = await subscription(shop, tid)
+    assert (sub["plan"], sub["amount"]) == ("start", Decimal("990.00"))
+    told = [m.plain_text for m in await shop.messages() if "возвращена" in m.plain_text]
+    assert len(told) == 1 and "снова на тарифе «Старт»" in told[0]
 
 
 async def test_a_downgrade_is_charged_and_applied_at_the_next_renewal_not_before(

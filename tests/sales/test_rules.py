@@ -122,6 +122,16 @@ def test_transitions() -> None:
     assert t is not None and t.actions == ()
     t = transition(OrderStatus.CANCELED, OrderKind.NEW, Verdict.PAID, refund_suspends=True)
     assert t is not None and t.to is OrderStatus.PAID
+    # A refunded upgrade never suspends (an earlier order paid the period): it switches back.
+    for suspends in (True, False):
+        t = transition(
+            OrderStatus.PAID, OrderKind.UPGRADE, Verdict.REFUNDED, refund_suspends=suspends
+        )
+        assert t is not None and t.actions == (Action.REVERT_PLAN,)
+    t = transition(OrderStatus.PENDING, OrderKind.UPGRADE, Verdict.REFUNDED, refund_suspends=True)
+    assert t is not None and t.actions == ()  # never paid here, never switched
+    t = transition(OrderStatus.PAID, OrderKind.RENEWAL, Verdict.REFUNDED, refund_suspends=True)
+    assert t is not None and t.actions == (Action.SUSPEND,)  # as a refunded first payment
     assert (
         transition(OrderStatus.REFUNDED, OrderKind.NEW, Verdict.PAID, refund_suspends=True) is None
     )
