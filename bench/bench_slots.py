@@ -3,6 +3,10 @@
 Schedule: Mon–Sat 09:00–21:00, lunch 13:00–14:00, 15-minute grid, 10-minute buffer, 60-minute
 service, 30-day horizon, 2,000 existing bookings spread over those 30 days (given in UTC, in
 random order). Prints median and p95 wall time per operation in milliseconds.
+
+Staff (issue 14): 10 staff members, three of them on their own hours (Tue–Sun 12:00–22:00),
+5,000 bookings spread among them over the same 30 days: free days and free times of one staff
+member, and for "any available" (every staff member), and the pick at confirmation.
 """
 
 from __future__ import annotations
@@ -18,10 +22,16 @@ from client_bot.booking import (
     BookingRules,
     Break,
     Busy,
+    OwnHours,
     Schedule,
+    StaffOption,
     WeeklyHours,
+    days_free_for_anyone,
     days_with_free_slots,
     free_slots,
+    free_staff_at,
+    slots_free_for_anyone,
+    staff_schedule,
 )
 
 TZ = "Europe/Moscow"
@@ -30,6 +40,9 @@ HORIZON_DAYS = 30
 DURATION = timedelta(minutes=60)
 WARMUP = 5
 RUNS = 200
+STAFF = 10
+STAFF_BOOKINGS = 5_000
+STAFF_RUNS = 50
 
 
 def build() -> tuple[Schedule, list[Busy], datetime]:
@@ -60,12 +73,40 @@ def build() -> tuple[Schedule, list[Busy], datetime]:
     return schedule, busy, now
 
 
-def measure(fn: Callable[[], object]) -> tuple[float, float, float]:
-    """Median, p95 and max in milliseconds over RUNS calls after WARMUP calls."""
+def build_staff(schedule: Schedule, now: datetime) -> list[StaffOption]:
+    """STAFF staff members sharing STAFF_BOOKINGS bookings; every fourth on own hours."""
+    zone = ZoneInfo(TZ)
+    rng = random.Random(20251203)
+    own = OwnHours({wd: [(time(12), time(22))] for wd in range(1, 7)}, [(3, time(16), time(17))])
+    busy: dict[int, list[Busy]] = {staff_id: [] for staff_id in range(1, STAFF + 1)}
+    days = [now.date() + timedelta(days=i) for i in range(HORIZON_DAYS)]
+    for _ in range(STAFF_BOOKINGS):
+        staff_id = rng.randrange(1, STAFF + 1)
+        start_min = rng.randrange(9 * 60, 21 * 60, 15)
+        length = rng.choice([30, 45, 60, 90])
+        start = datetime.combine(rng.choice(days), time(0), tzinfo=zone)
+        start += timedelta(minutes=start_min)
+        busy[staff_id].append(
+            Busy(start.astimezone(UTC), (start + timedelta(minutes=length)).astimezone(UTC))
+        )
+    return [
+        StaffOption(
+            staff_id,
+            staff_schedule(schedule, own if staff_id % 4 == 0 else None, ()),
+            60,
+            busy[staff_id],
+            staff_id,
+        )
+        for staff_id in busy
+    ]
+
+
+def measure(fn: Callable[[], object], runs: int = RUNS) -> tuple[float, float, float]:
+    """Median, p95 and max in milliseconds over `runs` calls after WARMUP calls."""
     for _ in range(WARMUP):
         fn()
     samples = []
-    for _ in range(RUNS):
+    for _ in range(runs):
         started = clock.perf_counter()
         fn()
         samples.append((clock.perf_counter() - started) * 1000)
@@ -103,6 +144,44 @@ def main() -> None:
     ]
     for name, fn in cases:
         median, p95, worst = measure(fn)
+        print(f"{name:<40}{median:>12.3f}{p95:>12.3f}{worst:>12.3f}")
+
+    options = build_staff(schedule, now)
+    one = options[0]
+    anyone_days = days_free_for_anyone(options, now)
+    day = anyone_days[len(anyone_days) // 2]
+    starts = slots_free_for_anyone(options, day, now)
+    pick_at = next(iter(starts)) if starts else now
+    print(
+        f"\nstaff: {len(options)} ({sum(1 for o in options if o.staff_id % 4 == 0)} on own "
+        f"hours), {sum(len(o.busy) for o in options)} bookings over {HORIZON_DAYS} days; "
+        f"days free for anyone: {len(anyone_days)}; free times on {day}: {len(starts)}"
+    )
+    print(f"runs: {STAFF_RUNS} (after {WARMUP} warm-up)\n")
+    print(f"{'operation':<40}{'median ms':>12}{'p95 ms':>12}{'max ms':>12}")
+    staff_cases: list[tuple[str, Callable[[], object]]] = [
+        (
+            "one staff member: free days",
+            lambda: days_with_free_slots(one.schedule, one.duration_min, one.busy, now),
+        ),
+        (
+            "one staff member: free times (a day)",
+            lambda: free_slots(one.schedule, one.duration_min, day, one.busy, now),
+        ),
+        ("any available: free days", lambda: days_free_for_anyone(options, now)),
+        (
+            "  (reference: each one, every day)",
+            lambda: {
+                d
+                for o in options
+                for d in days_with_free_slots(o.schedule, o.duration_min, o.busy, now)
+            },
+        ),
+        ("any available: free times (a day)", lambda: slots_free_for_anyone(options, day, now)),
+        ("any available: pick at confirmation", lambda: free_staff_at(options, pick_at, now)),
+    ]
+    for name, fn in staff_cases:
+        median, p95, worst = measure(fn, STAFF_RUNS)
         print(f"{name:<40}{median:>12.3f}{p95:>12.3f}{worst:>12.3f}")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from client_bot.booking.slots import (
     Break,
@@ -20,7 +20,7 @@ from client_bot.booking.slots import (
     SlotProblem,
     WeeklyHours,
     _busy_bounds,
-    days_with_free_slots,
+    _Planner,
     free_slots,
     validate_slot,
 )
@@ -86,11 +86,22 @@ def slots_free_for_anyone(
 
 
 def days_free_for_anyone(options: Iterable[StaffOption], now: datetime) -> list[date]:
-    """Days within the horizon where at least one of the staff members has a free slot."""
-    days: set[date] = set()
-    for option in options:
-        days.update(days_with_free_slots(option.schedule, option.duration_min, option.busy, now))
-    return sorted(days)
+    """Days within the horizon where at least one of the staff members has a free slot. A day
+    stops being checked at the first staff member free on it (with 10 staff members and
+    mostly free days, about a tenth of the work of asking each one for every day)."""
+    planners = [_Planner(o.schedule, o.duration_min, o.busy, now) for o in options]
+    if not planners:
+        return []
+    days: list[date] = []
+    day = min(p.first_day for p in planners)
+    last = max(p.last_day for p in planners)
+    while day <= last:
+        if any(
+            p.first_day <= day <= p.last_day and p.slots(day, first_only=True) for p in planners
+        ):
+            days.append(day)
+        day += timedelta(days=1)
+    return days
 
 
 def load_on(day: date, option: StaffOption) -> int:
