@@ -18,6 +18,12 @@ from core.secrets import parse_keys
 _INFO = b"botfleet sales secret v1:"
 
 
+def order_context(order_id: str) -> str:
+    """The context an order's bot token is sealed under: the one place `order:<id>` is built
+    (the sales bot seals and opens with it, scripts/rotate_keys.py re-seals with it)."""
+    return f"order:{order_id}"
+
+
 class VaultError(ValueError):
     """A ciphertext that does not open with the configured keys for this context."""
 

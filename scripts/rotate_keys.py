@@ -118,13 +118,13 @@ async def rotate_secrets(
 async def _rotate_orders(
     conn: asyncpg.Connection, sealer: _Sealer, report: RotationReport, *, dry_run: bool
 ) -> None:
-    from sales_bot.vault import VaultError
+    from sales_bot.vault import VaultError, order_context
 
     rows = await conn.fetch(
         "SELECT order_id, bot_token_enc FROM control.sales_orders WHERE bot_token_enc IS NOT NULL"
     )
     for row in rows:
-        context = f"order:{row['order_id']}"
+        context = order_context(row["order_id"])
         try:
             new = sealer.rotate(context, row["bot_token_enc"])
         except VaultError:
@@ -162,6 +162,8 @@ async def verify(conn: asyncpg.Connection, primary: str, report: RotationReport)
                     row["tenant_id"],
                     row[column],
                 )
+    from sales_bot.vault import order_context
+
     sealer = _sealer(primary)
     if sealer is not None and await conn.fetchval(
         "SELECT to_regclass('control.sales_orders') IS NOT NULL"
@@ -174,7 +176,7 @@ async def verify(conn: asyncpg.Connection, primary: str, report: RotationReport)
                 f"sales order {row['order_id']}",
                 report,
                 sealer.check,
-                f"order:{row['order_id']}",
+                order_context(row["order_id"]),
                 row["bot_token_enc"],
             )
 

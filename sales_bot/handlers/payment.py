@@ -20,6 +20,7 @@ from sales_bot.plans import Plan, format_rub
 from sales_bot.states import NewToken
 from sales_bot.store import Order
 from sales_bot.text import auto_renewal_terms, bot_link
+from sales_bot.vault import order_context
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ async def new_token_given(message: Message, state: FSMContext, ctx: SalesContext
     token, identity = found
     replaced = await ctx.store.replace_token(
         order_id,
-        token_enc=ctx.vault.seal(f"order:{order_id}", token),
+        token_enc=ctx.vault.seal(order_context(order_id), token),
         token_sha256=identity.token_sha256,
         bot_id=identity.bot_id,
         username=identity.username,
