@@ -497,6 +497,10 @@ class WebSettings(
         None, description="the sales bot's token: password-reset links go to the owner's chat"
     )
     web_reset_ttl: int = Field(1800, ge=60, le=86400, description="password reset link lifetime")
+    web_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies whose X-Forwarded-For names the client (throttling)",
+    )
     web_reset_log_links: bool = Field(
         False,
         description="sandbox only: write reset links for accounts without Telegram to the log",
@@ -506,6 +510,20 @@ class WebSettings(
     @classmethod
     def _no_sales_token(cls, v: Any) -> Any:
         return None if v == "" else v
+
+    @field_validator("web_trusted_proxies", mode="before")
+    @classmethod
+    def _web_proxies(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [n.strip() for n in v.split(",") if n.strip()]
+        import ipaddress
+
+        for network in v:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP address or CIDR network") from None
+        return v
 
     @field_validator("web_jwt_keys")
     @classmethod

@@ -3,8 +3,8 @@
     python -m scripts.init_env [--template .env.example] [--to .env] [--force]
 
 Copies the template line by line and fills, where the template leaves them empty:
-POSTGRES_PASSWORD, REDIS_PASSWORD, ENCRYPTION_KEYS (a new Fernet key), MASTER_API_TOKEN and
-METRICS_TOKEN; DATABASE_URL and REDIS_URL become the host tools' URLs of the compose servers
+POSTGRES_PASSWORD, REDIS_PASSWORD, ENCRYPTION_KEYS (a new Fernet key), MASTER_API_TOKEN,
+METRICS_TOKEN and WEB_JWT_KEYS (the owner's web's JWT signing key); DATABASE_URL and REDIS_URL become the host tools' URLs of the compose servers
 (127.0.0.1, with those passwords). Nothing else changes, so the operator still sets the bot
 tokens, OPERATOR_IDS and the shop (or runs `make up TRIAL=1` without them).
 
@@ -40,6 +40,11 @@ def _secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _jwt_key() -> str:
+    """A signing key for the owner's web, as `python -m web.tokens` prints one."""
+    return secrets.token_urlsafe(48)
+
+
 def fill(template: str) -> tuple[str, dict[str, str]]:
     """The template's text with its empty secrets filled; also the values it chose."""
     values: dict[str, str] = {}
@@ -55,6 +60,7 @@ def fill(template: str) -> tuple[str, dict[str, str]]:
             ("ENCRYPTION_KEYS", generate_key),
             ("MASTER_API_TOKEN", _secret),
             ("METRICS_TOKEN", _secret),
+            ("WEB_JWT_KEYS", _jwt_key),
         )
         if not values.get(name)
     }

@@ -16,6 +16,7 @@ from core.secrets import SecretBox
 from core.settings import WebSettings
 from database.pool import create_pool
 from web.accounts import Accounts
+from web.clientip import ClientAddress
 from web.deps import DEPS, WebDeps
 from web.errors import Handler, error_middleware
 from web.openapi import build_openapi
@@ -85,6 +86,7 @@ async def open_deps(settings: WebSettings) -> WebDeps:
         keys=SigningKeys(settings.web_jwt_keys.get_secret_value()),
         gate=TenantGate(settings, control, box),
         openapi=build_openapi(),
+        client_address=ClientAddress(settings.web_trusted_proxies),
     )
 
 

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from core.settings import WebSettings
 from web.accounts import Accounts
+from web.clientip import ClientAddress
 from web.tenants import TenantGate
 from web.tokens import SigningKeys
 
@@ -25,6 +26,7 @@ class WebDeps:
     keys: SigningKeys
     gate: TenantGate
     openapi: dict[str, Any]
+    client_address: ClientAddress
 
 
 DEPS: web.AppKey[WebDeps] = web.AppKey("web_deps")

@@ -143,7 +143,7 @@ async def _tokens(deps: WebDeps, account_id: int) -> TokenOut:
 
 
 def _client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    return _deps(request).client_address.of(request.remote, request.headers.get("X-Forwarded-For"))
 
 
 # --- health and docs --------------------------------------------------------------------

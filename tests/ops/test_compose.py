@@ -19,7 +19,7 @@ from tests.docker_support import compose_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-LONG_RUNNING = {"postgres", "redis", "master", "sales"}
+LONG_RUNNING = {"postgres", "redis", "master", "sales", "web"}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,7 @@ def test_services_and_their_order(compose: dict[str, Any]) -> None:
         "master",
         "sales",
         "caddy",
+        "web",
     }
     # The webhook ingress runs only with its profile (`--profile webhooks`, docs/scaling.md).
     assert services["caddy"]["profiles"] == ["webhooks"]
@@ -48,6 +49,12 @@ def test_services_and_their_order(compose: dict[str, Any]) -> None:
     assert master["postgres"] == {"condition": "service_healthy"}
     assert services["sales"]["depends_on"]["master"] == {"condition": "service_healthy"}
     assert services["migrate"]["restart"] == "no"
+    web = services["web"]
+    assert web["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert web["command"] == ["python", "-m", "web"]
+    # Tenants' data only as each tenant's role: the web gets the servers, not a tenant login.
+    assert web["environment"]["TENANT_REDIS_URL"] == "redis://redis:6379/0"
+    assert "docker.sock" not in str(web.get("volumes", []))
 
 
 def test_only_the_master_has_the_docker_socket(compose: dict[str, Any]) -> None:
@@ -67,13 +74,14 @@ def test_ports_are_on_loopback_and_services_are_watched(compose: dict[str, Any])
             assert service["restart"] == "unless-stopped", name
             assert service["healthcheck"]["test"], name
     assert compose["services"]["sales"]["ports"] == ["127.0.0.1:${WEBHOOK_PORT:-8080}:8080"]
+    assert compose["services"]["web"]["ports"] == ["127.0.0.1:${WEB_PORT:-8070}:8070"]
     postgres = " ".join(compose["services"]["postgres"]["command"])
     assert "max_locks_per_transaction=1024" in postgres
 
 
 def test_images_are_built_from_the_project(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ("migrate", "master", "sales"):
+    for name in ("migrate", "master", "sales", "web"):
         build = services[name]["build"]
         assert (ROOT / build["dockerfile"]).is_file()
         assert services[name]["image"] == "${PLATFORM_IMAGE:-botfleet-platform:latest}"
@@ -132,7 +140,7 @@ def test_platform_build_context_has_every_package_it_imports() -> None:
         for line in (ROOT / "platform.Dockerfile.dockerignore").read_text().splitlines()
         if line.startswith("!")
     }
-    for package in ("master_bot", "sales_bot", "scripts"):
+    for package in ("master_bot", "sales_bot", "scripts", "web"):
         assert package in allowed
         missing = _local_imports(package) - allowed
         assert not missing, f"{package} imports {missing}, not in the platform build context"

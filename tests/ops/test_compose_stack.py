@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 1800  # a clean machine: debootstrap, then four image builds
 UP_TIMEOUT = 300  # `up -d` waits for the healthchecks the services depend on
 HEALTHY_WITHIN = 180
-LONG_RUNNING = ("postgres", "redis", "master", "sales", "telegram", "yookassa")
+LONG_RUNNING = ("postgres", "redis", "master", "sales", "telegram", "yookassa", "web")
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.trial.yml")
 ONE_SHOTS = ("migrate", "client-image")
 OWNER = 7001
@@ -210,7 +210,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     docker_gid = str(socket_path.stat().st_gid) if socket_path.exists() else "999"
     ports = {
         name: free_port()
-        for name in ("postgres", "redis", "master", "sales", "telegram", "yookassa")
+        for name in ("postgres", "redis", "master", "sales", "telegram", "yookassa", "web")
     }
     sales_token, tenant_token = _made_up_token(), _made_up_token()
     network = f"{project}-net"
@@ -233,6 +233,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "REDIS_PORT": str(ports["redis"]),
         "MASTER_API_PORT": str(ports["master"]),
         "WEBHOOK_PORT": str(ports["sales"]),
+        "WEB_PORT": str(ports["web"]),
         "TELEGRAM_PORT": str(ports["telegram"]),
         "YOOKASSA_PORT": str(ports["yookassa"]),
         "DOCKER_GID": docker_gid,
@@ -242,6 +243,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # the processes' settings (.env is their env_file)
         "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "MASTER_API_TOKEN": f"master-{secrets.token_hex(16)}",
+        "WEB_JWT_KEYS": secrets.token_urlsafe(48),
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
         "LOG_LEVEL": "INFO",
     }
@@ -304,7 +306,7 @@ def test_every_service_is_up_and_the_one_shots_succeeded(stack: Stack) -> None:
         if state.get("Status") != "exited" or state.get("ExitCode") != 0:
             stack.fail(f"{service} did not exit 0: {state}")
     # Only the master has the Docker socket, and the platform runs as the non-root user.
-    for service in ("migrate", "master", "sales"):
+    for service in ("migrate", "master", "sales", "web"):
         (container,) = stack.containers(service)
         mounts = [m.get("Source") or "" for m in container.attrs["Mounts"]]
         assert any("docker.sock" in m for m in mounts) == (service == "master"), service
@@ -324,6 +326,15 @@ async def test_health_of_master_and_sales_answers(stack: Stack) -> None:
         async with http.get(f"{stack.sales_url}/health") as response:
             if response.status != 200:
                 stack.fail(f"sales /health: {response.status} {await response.text()}")
+        # The owners' web: its PostgreSQL and Redis answer, and its own pages are served.
+        web_url = f"http://127.0.0.1:{stack.ports['web']}"
+        async with http.get(f"{web_url}/health") as response:
+            body = await response.json()
+            if response.status != 200:
+                stack.fail(f"web /health: {response.status} {body}")
+        assert body == {"status": "ok", "postgres": True, "redis": True}
+        async with http.get(f"{web_url}/dashboard") as response:
+            assert response.status == 200 and "/static/dashboard.js" in await response.text()
 
 
 async def test_master_api_answers_with_its_token_only(stack: Stack) -> None:

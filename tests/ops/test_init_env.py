@@ -10,6 +10,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
+from core.settings import WebSettings
 from database.dsn import parse_dsn
 from scripts.init_env import fill, main
 from tests.docker_support import compose_cli
@@ -24,6 +25,14 @@ def test_fills_the_secrets_and_the_host_urls(tmp_path: Path) -> None:
     values = dotenv_values(target)
     for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "MASTER_API_TOKEN", "METRICS_TOKEN"):
         assert len(values[name] or "") >= 32, name
+    # The web's settings accept its JWT key (one key of >= 32 characters).
+    WebSettings(
+        database_url="postgresql://x:y@h/d",
+        redis_url="redis://h",
+        encryption_keys=values["ENCRYPTION_KEYS"],
+        web_jwt_keys=values["WEB_JWT_KEYS"],
+        _env_file=None,
+    )
     Fernet(values["ENCRYPTION_KEYS"] or "")  # a valid key
     dsn = parse_dsn(values["DATABASE_URL"] or "")
     assert (dsn.host, dsn.port) == ("127.0.0.1", 5432)
@@ -36,7 +45,7 @@ def test_fills_the_secrets_and_the_host_urls(tmp_path: Path) -> None:
     changed = {a.split("=")[0] for a, b in zip(written, template, strict=True) if a != b}
     assert changed == {
         "DATABASE_URL", "REDIS_URL", "POSTGRES_PASSWORD", "REDIS_PASSWORD",
-        "ENCRYPTION_KEYS", "MASTER_API_TOKEN", "METRICS_TOKEN",
+        "ENCRYPTION_KEYS", "MASTER_API_TOKEN", "METRICS_TOKEN", "WEB_JWT_KEYS",
     }  # fmt: skip
 
 

@@ -226,3 +226,27 @@ async def test_logout_revokes_access_and_refresh(web_server, http):
     assert status == 401
     status, _ = await other.call("GET", "/api/auth/me")  # only that session ended
     assert status == 200
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_login_limit(start_web, http):
+    """X-Forwarded-For names the client only when the peer is a trusted proxy: browsers behind
+    the proxy do not share its address (and its limit), and nobody else can claim one."""
+    proxied = await start_web(web_login_ip_limit=2, web_trusted_proxies=["127.0.0.1/32"])
+    client = Client(http, proxied)
+
+    async def fail(forwarded_for: str) -> int:
+        status, _ = await client.call(
+            "POST",
+            "/api/auth/login",
+            data={"username": new_email(), "password": "wrong password"},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+        return status
+
+    assert [await fail("203.0.113.5") for _ in range(3)] == [401, 401, 429]
+    assert await fail("203.0.113.6") == 401  # another browser behind the same proxy
+    assert await fail("203.0.113.5, 127.0.0.1") == 429  # a hop the proxy chain added
+    direct = await start_web(web_login_ip_limit=2)  # no trusted proxy: the header is ignored
+    client = Client(http, direct)
+    statuses = [await fail(f"198.51.100.{n}") for n in range(3)]
+    assert statuses == [401, 401, 429]
