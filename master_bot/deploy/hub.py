@@ -159,6 +159,15 @@ class HubBackend(DeployBackend):
     async def _hub_state(self, hub: str) -> RuntimeStatus:
         return await self.processes.status(hub)  # no Docker stats: polled while confirming
 
+    async def _start_hub(self, hub: str) -> None:
+        """Make the hub's runtime run (idempotent). A hub that was not running left its last
+        report behind: it is removed first, so that only the new run's report confirms a
+        tenant (a killed hub never wrote that its tenants stopped)."""
+        if (await self._hub_state(hub)).state is not RuntimeState.RUNNING:
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / hub / STATUS).unlink()
+        await self.processes.deploy(self._hub_spec(hub))
+
     async def _hub_states(self, hubs: list[str]) -> dict[str, RuntimeStatus]:
         """Every hub's runtime, in one listing (one Docker Engine call for containers)."""
         if isinstance(self.processes, ProcessBackend):
@@ -277,7 +286,7 @@ class HubBackend(DeployBackend):
             with contextlib.suppress(FileNotFoundError):
                 (folder / f"{tid}{STOPPED}").unlink()
             await asyncio.to_thread(self._write, folder / f"{tid}{ENV}", text, uid)
-        await self.processes.deploy(self._hub_spec(hub))  # starts a new or crashed hub
+        await self._start_hub(hub)  # a new or crashed hub
         await self._confirm(hub, tid, gone=False)
         return await self._status_of(tid)
 
@@ -297,7 +306,7 @@ class HubBackend(DeployBackend):
         if not assigned:
             folder = self.root / hub / TENANTS
             os.replace(folder / f"{tenant_id}{STOPPED}", folder / f"{tenant_id}{ENV}")
-        await self.processes.deploy(self._hub_spec(hub))
+        await self._start_hub(hub)
         await self._confirm(hub, tenant_id, gone=False)
         return await self._status_of(tenant_id)
 
@@ -317,8 +326,7 @@ class HubBackend(DeployBackend):
         hub = found[0]
         path = self.root / hub / TENANTS / f"{tenant_id}{ENV}"
         os.utime(path)  # a new mtime: the hub stops the tenant and starts it again
-        if (await self._hub_state(hub)).state is not RuntimeState.RUNNING:
-            await self.processes.deploy(self._hub_spec(hub))
+        await self._start_hub(hub)
         await self._confirm(hub, tenant_id, gone=False)
         return await self._status_of(tenant_id)
 
@@ -501,6 +509,7 @@ def with_docker_hubs(
     clients_dir: Path | str,
     *,
     capacity: int = 200,
+    scan_interval: float = 2.0,
     hub_env: Mapping[str, str] | None = None,
     webhooks: bool = False,
     **hub_limits: Any,
@@ -512,6 +521,7 @@ def with_docker_hubs(
     hubs = HubBackend(
         clients_dir,
         capacity=capacity,
+        scan_interval=scan_interval,
         hub_env=hub_env,
         processes=DockerHubs.like(
             clients, Path(clients_dir) / "hubs", webhooks=webhooks, **hub_limits
