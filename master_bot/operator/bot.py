@@ -26,6 +26,7 @@ COMMANDS = (
     ("stats", "Сводка по флоту"),
     ("logs", "Логи: /logs <id> [строк]"),
     ("extend", "Продлить: /extend <id> <дней>"),
+    ("move", "Перенести: /move <id> shared|dedicated"),
     ("deploy", "Развернуть клиента вручную"),
     ("remove", "Удалить клиента: /remove <id>"),
     ("help", "Все команды"),

@@ -25,6 +25,8 @@ class TenantAction(enum.StrEnum):
     extend = "e"
     logs = "l"
     remove = "d"
+    to_shared = "ms"  # move the bot into a shared hub (master_bot/placement.py)
+    to_dedicated = "md"  # move it back to a runtime of its own
 
 
 class TenantCb(CallbackData, prefix="ot"):

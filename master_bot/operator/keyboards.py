@@ -57,7 +57,11 @@ def clients_page(
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def card(tenant: TenantRecord) -> InlineKeyboardMarkup:
+def card(
+    tenant: TenantRecord, placement: str | None = None, *, hubs: bool = False
+) -> InlineKeyboardMarkup:
+    """The card's buttons; `placement` (where the bot runs) and `hubs` (this master runs shared
+    hubs) offer the move to the other placement."""
     tid = tenant.tenant_id
     status = tenant.status
     stamp = int(tenant.expires_at.timestamp()) if tenant.expires_at else 0
@@ -83,6 +87,10 @@ def card(tenant: TenantRecord) -> InlineKeyboardMarkup:
                     _tenant("📜 Логи", TenantAction.logs, tid),
                 ]
             )
+        if placement == "dedicated" and hubs:
+            rows.append([_tenant("🔀 В общий хаб", TenantAction.to_shared, tid)])
+        elif placement == "shared":
+            rows.append([_tenant("🔀 На отдельный процесс", TenantAction.to_dedicated, tid)])
         rows.append([_tenant("🗑 Удалить", TenantAction.remove, tid)])
     rows.append(
         [

@@ -59,11 +59,19 @@ HELP = (
     "/logs &lt;id&gt; [строк] — логи бота клиента\n"
     "/start, /stop, /restart, /suspend, /resume &lt;id&gt; — управление ботом\n"
     "/extend &lt;id&gt; &lt;дней&gt; — продлить подписку\n"
+    "/move &lt;id&gt; shared|dedicated — перенести бота в общий хаб или на отдельный процесс\n"
     "/remove &lt;id&gt; — удалить клиента (с подтверждением)\n"
     "/deploy — развернуть клиента вручную (продажа мимо бота продаж)\n"
     "/cancel — прервать диалог\n\n"
     "id — это <code>client_001</code> или просто номер <code>1</code>."
 )
+
+
+PLACEMENT = {"dedicated": "отдельный процесс", "shared": "общий хаб"}
+
+
+def moved(tenant_id: str, placement: str) -> str:
+    return f"🔀 {tenant_id}: размещение — {PLACEMENT.get(placement, esc(placement))}"
 
 
 def esc(value: object) -> str:
@@ -115,6 +123,7 @@ def card(
     now: datetime,
     *,
     header: str = "",
+    placement: str | None = None,
 ) -> str:
     lines = [header, ""] if header else []
     lines += [
@@ -128,6 +137,8 @@ def card(
         extra = f", перезапусков: {runtime.restarts}" if runtime.restarts else ""
         lines.append(f"Процесс: {state}{extra}")
     lines.append(f"Тариф: {esc(tenant.plan)}")
+    if placement is not None:
+        lines.append(f"Размещение: {PLACEMENT.get(placement, esc(placement))}")
     # The last paid day, as the sales bot tells the owner (core/dates.py), then the exact end.
     expiry = paid_until(tenant.expires_at)
     if tenant.expires_at is not None:
@@ -226,6 +237,7 @@ _ERRORS = {
     "runtime_failed": "Бот не запустился; реконсилер продолжит попытки.",
     "backup_failed": "Не удалось сделать резервную копию — клиент не удалён.",
     "idempotency_key_reused": "Этот запрос уже выполнялся с другими данными.",
+    "no_hubs": "У этого мастера нет общих хабов.",
 }
 
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +35,7 @@ from master_bot.store import Step
 from telegram_emulator import EmulatorClient, EmulatorControlError, SentMessage
 from tests.master.conftest import Harness, make_token
 from tests.master.procs import processes_of
+from tests.master.test_placement import hub_reports, placed
 
 OPERATOR = 424_242
 STRANGER = 777_001
@@ -144,7 +146,13 @@ class Desk:
 async def desk(
     make_harness: Callable[..., Awaitable[Harness]],
 ) -> AsyncIterator[Desk]:
-    harness = await make_harness()
+    async with open_desk(await make_harness()) as result:
+        yield result
+
+
+@contextlib.asynccontextmanager
+async def open_desk(harness: Harness) -> AsyncIterator[Desk]:
+    """The operators' bot polling the emulator over `harness`'s master, opened by OPERATOR."""
     token = make_token()
     await harness.tg.register_bot(token, "botfleet_ops_bot", "Operators")
     bot = OperatorBot(
@@ -329,6 +337,39 @@ async def test_card_buttons_drive_the_tenant(desk: Desk) -> None:
 
     actors = {e["actor"] for e in await desk.harness.master.deps.store.audit_entries(tid)}
     assert f"operator:{OPERATOR}" in actors
+
+
+async def test_operators_move_a_tenant_between_placements(
+    make_harness: Callable[..., Awaitable[Harness]], tmp_path: Path
+) -> None:
+    """Issue 13.1 from the operators' bot: the card's button moves a live tenant into a shared
+    hub, /move brings it back to a process of its own (master_bot/placement.py, as the REST
+    API's POST /api/v1/tenants/{id}/placement); bad input gets the usage, nothing moves."""
+    clients = tmp_path / "clients"
+    async with open_desk(await make_harness(backend=placed(clients))) as desk:
+        tid = await desk.provision()
+        card = await desk.op.ask(f"/client {tid}", "Размещение: отдельный процесс")
+        assert len(processes_of(tid)) == 1
+
+        card = await desk.op.press(card, "🔀 В общий хаб", "размещение — общий хаб")
+        assert "Размещение: общий хаб" in card.plain_text
+        assert "🔀 На отдельный процесс" in labels(card)
+        (row,) = await desk.harness.fetch(
+            "SELECT placement FROM control.tenants WHERE tenant_id = $1", tid
+        )
+        assert row["placement"] == "shared"
+        assert processes_of(tid) == []  # its own process is gone: one runtime per token
+        assert hub_reports(clients).get(tid) == "running"
+
+        await desk.op.ask(f"/move {tid} sideways", "Так: /move client_001 shared")
+        back = await desk.op.ask(f"/move {int(tid[7:])} dedicated", "отдельный процесс")
+        assert "🔀 В общий хаб" in labels(back)
+        assert len(processes_of(tid)) == 1
+        assert tid not in hub_reports(clients)
+        entries = await desk.harness.master.deps.store.audit_entries(tid)
+        assert [e["actor"] for e in entries if "placement" in str(e["action"])] == [
+            f"operator:{OPERATOR}"
+        ] * 2
 
 
 async def test_extend_and_remove_with_confirmation(desk: Desk) -> None:

@@ -1,4 +1,4 @@
-"""/clients, /client, lifecycle commands and card buttons, /extend, /remove, /logs."""
+"""/clients, /client, lifecycle commands and card buttons, /extend, /move, /remove, /logs."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 
 from core.secrets import SecretDecryptionError, mask_token
+from master_bot.deploy.hub import PlacedBackend
 from master_bot.errors import MasterError
 from master_bot.operator import keyboards, text
 from master_bot.operator.callbacks import ListCb, RemoveCb, TenantAction, TenantCb
 from master_bot.operator.form import tenant_ref
 from master_bot.operator.options import Options
 from master_bot.orders import MAX_DAYS
+from master_bot.placement import move
 from master_bot.services import Master
-from master_bot.store import TenantRecord, TenantStatus
+from master_bot.spec import placement
+from master_bot.store import PLACEMENTS, TenantRecord, TenantStatus
 
 LIFECYCLE = ("stop", "restart", "suspend", "resume")  # /start <id> is handled with /start
 _DONE = {
@@ -51,10 +54,17 @@ async def render_card(
     runtime = None
     if tenant.status is not TenantStatus.DELETED:
         runtime = await master.fleet.runtime(tenant_id)
+    where = placement(master.deps.config, tenant)
     body = text.card(
-        tenant, runtime, masked_token(master, tenant), master.fleet.clock(), header=header
+        tenant,
+        runtime,
+        masked_token(master, tenant),
+        master.fleet.clock(),
+        header=header,
+        placement=where,
     )
-    return body, keyboards.card(tenant)
+    hubs = isinstance(master.deps.backend, PlacedBackend)
+    return body, keyboards.card(tenant, where, hubs=hubs)
 
 
 async def edit(message: Message, body: str, markup: InlineKeyboardMarkup | None = None) -> None:
@@ -82,6 +92,10 @@ async def perform(
         await fleet.resume(tenant_id, actor=actor)
     elif action is TenantAction.extend:
         return await extend(master, tenant_id, keyboards.EXTEND_DAYS, key, actor)
+    elif action in (TenantAction.to_shared, TenantAction.to_dedicated):
+        to = "shared" if action is TenantAction.to_shared else "dedicated"
+        _, where = await move(master.deps, tenant_id, to, actor=actor)
+        return text.moved(tenant_id, where)
     else:
         raise ValueError(f"not a lifecycle action: {action}")
     return _DONE[action].format(tid=tenant_id)
@@ -206,6 +220,32 @@ async def extend_command(
     key = f"operator:{message.chat.id}:{message.message_id}"  # a redelivered update: once
     try:
         header = await extend(master, tid, days, key, actor)
+        body, markup = await render_card(master, tid, header)
+    except MasterError as exc:
+        await message.answer(text.error(exc))
+        return
+    await message.answer(body, reply_markup=markup)
+
+
+async def move_command(
+    message: Message, command: CommandObject, master: Master, actor: str
+) -> None:
+    """`/move client_001 shared`: the same move as POST /api/v1/tenants/{id}/placement."""
+    args = (command.args or "").split()
+    tid = tenant_ref(args[0]) if args else None
+    to = args[1].lower() if len(args) == 2 else ""
+    if tid is None or to not in PLACEMENTS:
+        await message.answer(
+            "Так: <code>/move client_001 shared</code> (в общий хаб) или "
+            "<code>/move client_001 dedicated</code> (на отдельный процесс)."
+        )
+        return
+    try:
+        _, where = await move(master.deps, tid, to, actor=actor)
+        header = text.moved(tid, where)
+    except MasterError as exc:
+        header = text.error(exc)
+    try:
         body, markup = await render_card(master, tid, header)
     except MasterError as exc:
         await message.answer(text.error(exc))
@@ -354,6 +394,7 @@ def router() -> Router:
     r.message.register(client, Command("client"))
     r.message.register(lifecycle, Command(*LIFECYCLE))
     r.message.register(extend_command, Command("extend"))
+    r.message.register(move_command, Command("move"))
     r.message.register(logs_command, Command("logs"))
     r.message.register(remove_command, Command("remove"))
     r.callback_query.register(clients_page, ListCb.filter())
