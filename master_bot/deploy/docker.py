@@ -46,6 +46,7 @@ import json
 import logging
 import os
 import re
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -725,9 +726,10 @@ class DockerHubs(DockerBackend):
     With `webhooks`, the hub serves its tenants' webhooks on 0.0.0.0:8080 in its own network
     namespace, which the proxy reaches as `<container name>:8080` on the fleet's network.
 
-    `host_root`: where the master's `<clients>/hubs` is on the Docker host, when the master sees
-    it under another path (a master in a container with CLIENTS_DIR on a volume: the volume's
-    mountpoint); by default the master's own path, as for a master on the host.
+    `host_root`: where the master's `<clients>/hubs` is on the Docker host. By default it is
+    found once: a master in a container (compose, CLIENTS_DIR on a volume or a bind mount)
+    looks up its own container's mount that holds the folder and uses that mount's source on
+    the host; a master on the host uses its own path.
     """
 
     name = "docker-hubs"
@@ -760,6 +762,7 @@ class DockerHubs(DockerBackend):
         self.command = ["python", "-m", "client_bot.hub"]
         self.root = Path(root)
         self.host_root = Path(host_root) if host_root is not None else None
+        self._host_root_found = host_root is not None
         self.webhooks = webhooks
         self.uid_base = uid_base
 
@@ -805,6 +808,49 @@ class DockerHubs(DockerBackend):
     def _mounts(self, name: str) -> list[dict[str, Any]]:
         mount = docker.types.Mount(HUB_MOUNT, str(self.folder(name)), type="bind")
         return [dict(mount)]
+
+    async def _find_host_root(self) -> None:
+        """Once: the hubs' folder as the Docker host sees it (see the class's `host_root`)."""
+        if self._host_root_found:
+            return
+        self._host_root_found = True
+        in_container, root = await asyncio.to_thread(
+            lambda: (Path("/.dockerenv").exists(), self.root.resolve())
+        )
+        if not in_container:
+            return  # a master on the host: its own path
+        client = await self._docker()
+
+        def mounts() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = (
+                client.api.inspect_container(socket.gethostname()).get("Mounts") or []
+            )
+            return found
+
+        try:
+            own = await self._call("inspect the master's own container", mounts)
+        except DeployError as exc:
+            log.warning("hub folders: cannot find the master's own container (%s)", exc)
+            return
+        for mount in sorted(own, key=lambda m: -len(str(m.get("Destination") or ""))):
+            inside = Path(str(mount.get("Destination") or "/nonexistent"))
+            if mount.get("Source") and (root == inside or inside in root.parents):
+                self.host_root = Path(str(mount["Source"])) / root.relative_to(inside)
+                log.info("hub folders: %s is %s on the Docker host", root, self.host_root)
+                return
+        log.warning(
+            "hub folders: %s is on no mount of the master's container; hubs cannot see it "
+            "(put CLIENTS_DIR on a volume)",
+            root,
+        )
+
+    async def deploy(self, spec: ClientSpec) -> RuntimeStatus:
+        await self._find_host_root()
+        return await super().deploy(spec)
+
+    async def drifted(self, specs: Mapping[str, ClientSpec]) -> set[str]:
+        await self._find_host_root()
+        return await super().drifted(specs)
 
     def hub_env(self, hub: str) -> dict[str, str]:
         """What HubBackend puts in the hub's environment for where it runs: its folder, and the
