@@ -24,7 +24,7 @@ import asyncpg
 from core.tenant_id import validate_tenant_id
 from database.identifiers import quote_ident
 from database.locks import platform_lock
-from database.roles import DEFAULT_FLEET, login_role, owner_role
+from database.roles import DEFAULT_FLEET, is_owner_role, login_role, owner_role
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 CONTROL_SCHEMA = "control"
@@ -285,7 +285,7 @@ async def migrate_tenant(
     )
     if found is None:
         raise MigrationError(f"tenant schema {tenant_id} does not exist")
-    if found != owner:
+    if not is_owner_role(found, tenant_id, fleet):
         raise MigrationError(
             f"tenant schema {tenant_id} is owned by {found}, not {owner}: run `make migrate` "
             "(it converts schemas from before the owner split) or provision the tenant again"

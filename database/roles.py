@@ -31,7 +31,8 @@ from core.tenant_id import validate_tenant_id
 
 OWNER_SUFFIX = "_owner"
 DEFAULT_FLEET = "botfleet"
-_FLEET_RE = re.compile(r"[a-z][a-z0-9_]{0,19}\Z")
+_FLEET_NAME = r"[a-z][a-z0-9_]{0,19}"
+_FLEET_RE = re.compile(_FLEET_NAME + r"\Z")
 
 
 def validate_fleet_name(fleet: str) -> str:
@@ -56,6 +57,20 @@ def login_role(tenant_id: str, fleet: str = DEFAULT_FLEET) -> str:
 def owner_role(tenant_id: str, fleet: str = DEFAULT_FLEET) -> str:
     """The NOLOGIN role that owns the tenant's schema and objects (never a valid tenant id)."""
     return login_role(tenant_id, fleet) + OWNER_SUFFIX
+
+
+def is_owner_role(role: str | None, tenant_id: str, fleet: str | None = None) -> bool:
+    """Whether `role` has the shape of the owner role of schema `tenant_id`: exactly
+    `owner_role(tenant_id, fleet)` when the fleet is known, else that of any fleet
+    (`<tenant>_owner` or `<fleet>_<tenant>_owner`). Only a schema so owned holds platform code
+    only, and may be read or written with platform rights (the one check for the migrator,
+    stats and the legacy import)."""
+    if role is None:
+        return False
+    if fleet is not None:
+        return role == owner_role(tenant_id, fleet)
+    shape = f"(?:{_FLEET_NAME}_)?{re.escape(validate_tenant_id(tenant_id))}{OWNER_SUFFIX}"
+    return re.fullmatch(shape, role) is not None
 
 
 def fleet_mark(fleet: str, fleet_id: str) -> str:

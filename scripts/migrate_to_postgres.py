@@ -67,7 +67,7 @@ from core.settings import PostgresSettings, load_settings
 from core.tenant_id import TENANT_ID_RE, validate_tenant_id
 from database.identifiers import quote_ident
 from database.locks import platform_lock
-from database.roles import owner_role
+from database.roles import is_owner_role, owner_role
 
 TABLES = ("services", "users", "admins", "bookings")
 DEFAULT_TIMEZONE = "Europe/Moscow"
@@ -644,7 +644,7 @@ async def import_file(
         )
         if owner is None:
             raise Malformed(f"tenant {tenant_id} has no schema: provision it first")
-        if not owner.endswith(owner_role(tenant_id)):  # <tenant>_owner, or <fleet>_<tenant>_owner
+        if not is_owner_role(owner, tenant_id):  # <tenant>_owner, or <fleet>_<tenant>_owner
             # The import writes as the admin: only into a schema that holds platform code only.
             raise Malformed(
                 f"tenant {tenant_id}'s schema is owned by {owner}, not {owner_role(tenant_id)}: "

@@ -45,6 +45,7 @@ from core.logs import setup_logging
 from core.settings import MasterSettings, PostgresSettings, RedisSettings, load_settings
 from database.identifiers import quote_ident
 from database.pool import create_pool
+from database.roles import is_owner_role
 from database.subscription_figures import subscription_figures
 from master_bot.deploy.base import DeployBackend, DeployError, RuntimeState, RuntimeStatus
 from scripts.redis_keys import human_bytes, tenant_usage
@@ -258,19 +259,19 @@ async def _tenant_counts(
         return
     async with pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT n.nspname, c.relname FROM pg_class c"
+            "SELECT n.nspname, c.relname, n.nspowner::regrole::text AS owner FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = ANY($1::text[]) AND c.relname = ANY($2::text[])"
-            " AND c.relkind IN ('r', 'p')"
-            # Only schemas in the owner-role shape hold platform code only (database/roles.py);
-            # one from before the split, not converted yet, is not read with admin rights.
-            " AND n.nspowner::regrole::text ~ ('^([a-z][a-z0-9_]{0,19}_)?' || n.nspname || '_owner$')",
+            " AND c.relkind IN ('r', 'p')",
             [t.tenant_id for t in tenants],
             list(TENANT_TABLES),
         )
     tables: dict[str, set[str]] = defaultdict(set)
     for r in rows:
-        tables[r["nspname"]].add(r["relname"])
+        # Only schemas in the owner-role shape hold platform code only (database/roles.py);
+        # one from before the split, not converted yet, is not read with admin rights.
+        if is_owner_role(r["owner"], r["nspname"]):
+            tables[r["nspname"]].add(r["relname"])
     bounds = {t.timezone: day_and_week(now, _zone(t.timezone)) for t in tenants}
     present = [t for t in tenants if tables.get(t.tenant_id)]
     semaphore = asyncio.Semaphore(max(1, concurrency))
