@@ -326,7 +326,8 @@ class HubBackend(DeployBackend):
         hub = found[0]
         path = self.root / hub / TENANTS / f"{tenant_id}{ENV}"
         os.utime(path)  # a new mtime: the hub stops the tenant and starts it again
-        await self._start_hub(hub)
+        if (await self._hub_state(hub)).state is not RuntimeState.RUNNING:
+            await self._start_hub(hub)
         await self._confirm(hub, tenant_id, gone=False)
         return await self._status_of(tenant_id)
 

@@ -21,7 +21,8 @@ import pytest
 from client_bot.store import Store
 from core.plans import Catalog, PlansError, parse_plans
 from master_bot.deploy.base import ClientSpec, DeployError, RuntimeState, RuntimeStatus
-from master_bot.deploy.hub import HUB_RE, HubBackend, PlacedBackend, render_env
+from master_bot.deploy.docker import HUB_UID_BASE, DockerBackend, DockerHubs
+from master_bot.deploy.hub import HUB_RE, HubBackend, PlacedBackend, render_env, with_docker_hubs
 from master_bot.deploy.memory import MemoryBackend
 from master_bot.deploy.process import ProcessBackend
 from tests.client.conftest import Customer, seed_business
@@ -294,3 +295,41 @@ def _dead(pid: int) -> bool:
     except OSError:
         return True
     return state == "Z"
+
+
+def test_hub_containers_are_named_mounted_and_routed_per_hub(tmp_path: Path) -> None:
+    """DEPLOY_BACKEND=docker with hubs (no engine needed here; tests/master/
+    test_hub_containers.py runs them): each hub its own name, folder, uid and route."""
+    clients = tmp_path / "clients"
+    placed = with_docker_hubs(
+        DockerBackend("botfleet-client:test", fleet="blue"), clients, webhooks=True
+    )
+    hubs = placed.hubs.processes
+    assert isinstance(hubs, DockerHubs)
+    assert hubs._name("hub-3") == "botfleet-blue-hub-3"
+    with pytest.raises(DeployError, match="invalid hub name"):
+        hubs._name("client_7")  # the hubs' backend never runs a tenant's own container
+    folder = (clients / "hubs" / "hub-3").resolve()
+    assert hubs._mounts("hub-3") == [
+        {"Target": "/hub", "Source": str(folder), "Type": "bind", "ReadOnly": False}
+    ]
+    env = placed.hubs._hub_spec("hub-3").env
+    assert env["HUB_DIR"] == "/hub" and env["HUB_WEBHOOK_LISTEN"] == "0.0.0.0:8080"
+    assert set(env) == {"HUB_DIR", "HUB_CAPACITY", "HUB_SCAN_INTERVAL", "HUB_WEBHOOK_LISTEN"}
+    if os.geteuid() == 0:  # each hub a uid of its own, never root
+        assert hubs._user_for("hub-3", "10001:10001") == f"{HUB_UID_BASE + 3}:{HUB_UID_BASE + 3}"
+    assert hubs._user_for("hub-3", "") not in ("0:0", "")
+    # A spec cannot make a client container pass for a hub (or the reverse) by its labels.
+    labels = placed.dedicated._labels(ClientSpec("client_7", {}, {"botfleet.hub": "hub-3"}))  # type: ignore[attr-defined]
+    assert "botfleet.hub" not in labels and labels["botfleet.tenant"] == "client_7"
+    # The proxy's routes: a hub's tenants to their own hub's webhook server; stopped ones none.
+    for hub, tid, suffix in (("hub-3", "client_7", ".env"), ("hub-4", "client_8", ".env"),
+                             ("hub-4", "client_9", ".env.stopped")):  # fmt: skip
+        (clients / "hubs" / hub / "tenants").mkdir(parents=True, exist_ok=True)
+        (clients / "hubs" / hub / "tenants" / f"{tid}{suffix}").write_text("")
+    assert placed.webhook_upstreams() == {
+        "client_7": "botfleet-blue-hub-3:8080",
+        "client_8": "botfleet-blue-hub-4:8080",
+    }
+    with pytest.raises(ValueError, match="root="):
+        HubBackend(clients, processes=DockerHubs("botfleet-client:test", root=tmp_path / "x"))
