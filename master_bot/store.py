@@ -319,33 +319,9 @@ class TenantStore:
         (tenant, created). Raises TokenInUseError when the token serves another tenant.
         """
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                "INSERT INTO control.idempotency_keys (scope, key, request_sha256)"
-                " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
-                request.scope,
-                request.key,
-                request.request_sha256,
-            )
-            if not inserted:
-                # The key's row is committed (ON CONFLICT waited for its transaction): compare
-                # the stored body hash under a row lock, so no second body slips through.
-                known = await conn.fetchrow(
-                    "SELECT tenant_id, request_sha256 FROM control.idempotency_keys"
-                    " WHERE scope = $1 AND key = $2 FOR UPDATE",
-                    request.scope,
-                    request.key,
-                )
-                if known is not None and known["request_sha256"] not in (
-                    None,
-                    request.request_sha256,
-                ):
-                    raise IdempotencyKeyReusedError(request.key)
-                existing = known["tenant_id"] if known is not None else None
-                if existing is not None:
-                    row = await conn.fetchrow(
-                        f"SELECT {_COLUMNS} FROM control.tenants WHERE tenant_id = $1", existing
-                    )
-                    return TenantRecord.from_row(row), False
+            new_key, existing = await _use_key(conn, request)
+            if not new_key and existing is not None:
+                return await _tenant(conn, existing), False
             other = await conn.fetchval(
                 "SELECT tenant_id FROM control.tenants"
                 " WHERE bot_token_sha256 = $1 AND status <> 'deleted'",
@@ -526,27 +502,9 @@ class TenantStore:
     ) -> tuple[TenantRecord, bool]:
         """Add `days` to the subscription once per idempotency key; (tenant, applied now)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                "INSERT INTO control.idempotency_keys (scope, key, request_sha256, tenant_id)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
-                request.scope,
-                request.key,
-                request.request_sha256,
-                tenant_id,
-            )
-            if not inserted:
-                known = await conn.fetchval(
-                    "SELECT request_sha256 FROM control.idempotency_keys"
-                    " WHERE scope = $1 AND key = $2",
-                    request.scope,
-                    request.key,
-                )
-                if known not in (None, request.request_sha256):
-                    raise IdempotencyKeyReusedError(request.key)
-                row = await conn.fetchrow(
-                    f"SELECT {_COLUMNS} FROM control.tenants WHERE tenant_id = $1", tenant_id
-                )
-                return TenantRecord.from_row(row), False
+            new_key, _ = await _use_key(conn, request, tenant_id)
+            if not new_key:
+                return await _tenant(conn, tenant_id), False
             before = await conn.fetchval(
                 "SELECT expires_at FROM control.tenants WHERE tenant_id = $1 FOR UPDATE", tenant_id
             )
@@ -582,27 +540,9 @@ class TenantStore:
         """Switch the tenant to `plan` once per idempotency key; (tenant, applied now). The
         key is used up only together with the change (one transaction)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                "INSERT INTO control.idempotency_keys (scope, key, request_sha256, tenant_id)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
-                request.scope,
-                request.key,
-                request.request_sha256,
-                tenant_id,
-            )
-            if not inserted:
-                known = await conn.fetchval(
-                    "SELECT request_sha256 FROM control.idempotency_keys"
-                    " WHERE scope = $1 AND key = $2",
-                    request.scope,
-                    request.key,
-                )
-                if known not in (None, request.request_sha256):
-                    raise IdempotencyKeyReusedError(request.key)
-                row = await conn.fetchrow(
-                    f"SELECT {_COLUMNS} FROM control.tenants WHERE tenant_id = $1", tenant_id
-                )
-                return TenantRecord.from_row(row), False
+            new_key, _ = await _use_key(conn, request, tenant_id)
+            if not new_key:
+                return await _tenant(conn, tenant_id), False
             before = await conn.fetchval(
                 "SELECT plan FROM control.tenants WHERE tenant_id = $1 FOR UPDATE", tenant_id
             )
@@ -669,6 +609,45 @@ class TenantStore:
                 tenant_id,
             )
         return [dict(r) for r in rows]
+
+
+async def _use_key(
+    conn: asyncpg.Connection, request: IdempotentRequest, tenant_id: str | None = None
+) -> tuple[bool, str | None]:
+    """Take `request`'s idempotency key in the caller's transaction (so a refused or failed
+    request does not use it up): (True, tenant_id) when the key is new and now this request's;
+    (False, the tenant stored with it) when it was used before with the same body;
+    IdempotencyKeyReusedError when it was used with another body."""
+    inserted = await conn.fetchval(
+        "INSERT INTO control.idempotency_keys (scope, key, request_sha256, tenant_id)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+        request.scope,
+        request.key,
+        request.request_sha256,
+        tenant_id,
+    )
+    if inserted:
+        return True, tenant_id
+    # The key's row is committed (ON CONFLICT waited for its transaction): compare the stored
+    # body hash under a row lock, so no second body slips through.
+    known = await conn.fetchrow(
+        "SELECT tenant_id, request_sha256 FROM control.idempotency_keys"
+        " WHERE scope = $1 AND key = $2 FOR UPDATE",
+        request.scope,
+        request.key,
+    )
+    if known is None:
+        return False, None
+    if known["request_sha256"] not in (None, request.request_sha256):
+        raise IdempotencyKeyReusedError(request.key)
+    return False, known["tenant_id"]
+
+
+async def _tenant(conn: asyncpg.Connection, tenant_id: str) -> TenantRecord:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM control.tenants WHERE tenant_id = $1", tenant_id
+    )
+    return TenantRecord.from_row(row)
 
 
 async def _audit(
