@@ -439,3 +439,102 @@ async def test_the_master_is_asked_first_deleted_is_never_charged_extended_moves
     [charge] = shop.kassa.charges
     [row] = await renewal_orders(shop)
     assert row["tenant_id"] == kept_tenant.tenant_id and charge["status"] == "succeeded"
+
+
+async def test_the_master_down_during_a_renewal_extends_once_when_it_is_back(
+    shop: Shop, stub: MasterStub
+) -> None:
+    """Charged, then the master is unreachable: the extension waits in the outbox (retried),
+    later passes charge nothing more, and it lands once when the master is back."""
+    clock = moved_clock(shop)
+    bot = await bought_renewing(shop, stub)
+    expires_before = bot.tenant.expires_at
+
+    async def master_goes_down(claimed: Order) -> None:
+        await stub.stop()  # after the pre-charge check, before the charge
+
+    shop.app.renewals.after_claim = master_goes_down
+    clock.ahead(DUE)
+    assert await shop.app.renewals.run_once() == 1
+    [charge] = shop.kassa.charges
+    assert charge["status"] == "succeeded"
+    for _ in range(2):  # YooKassa's notification, twice, while the master is down
+        assert await shop.notify("payment.succeeded", charge["payment_id"]) == 200
+    [renewal] = await renewal_orders(shop)
+
+    async def tried_again() -> bool:
+        await deliver(shop)
+        [row] = await shop.fetch(
+            "SELECT attempts, done_at, last_error FROM control.sales_outbox WHERE order_id = $1",
+            renewal["order_id"],
+        )
+        return bool(row["attempts"] >= 2 and row["done_at"] is None and row["last_error"])
+
+    await shop.wait(tried_again)
+    # Later passes, even past the retry days: the period is paid, nothing is charged again.
+    for days in (0, 1, 2, 4):
+        clock.ahead(DUE + timedelta(days=days))
+        assert await shop.app.renewals.run_once() == 0
+    assert len(shop.kassa.charges) == 1 and bot.tenant.expires_at == expires_before
+    assert not [t for t in await texts(shop) if "Автопродление: списано" in t]
+
+    await stub.start()  # the master is back (same address)
+    await shop.settle(await _order(shop, renewal["order_id"]))
+    assert bot.tenant.expires_at - expires_before == timedelta(days=30)
+    assert extend_calls(stub) == 1 and stub.extend_keys == {renewal["order_id"]}
+    assert sum("Автопродление: списано 990" in t for t in await texts(shop)) == 1
+    sub = await subscription(shop, bot.tenant_id)
+    assert sub["paid_until"] == bot.tenant.expires_at
+    assert sub["next_charge_at"] == bot.tenant.expires_at - timedelta(days=3)
+    clock.ahead(DUE + timedelta(days=5))
+    assert await shop.app.renewals.run_once() == 0
+    assert len(shop.kassa.charges) == 1
+
+
+async def test_a_card_that_expires_between_two_charges_stops_renewals_and_offers_to_pay(
+    make_shop: Callable[..., Awaitable[Shop]], stub: MasterStub
+) -> None:
+    shop = await make_shop(polling=True)
+    clock = moved_clock(shop)
+    bot = await bought_renewing(shop, stub)
+    clock.ahead(DUE)
+    assert await shop.app.renewals.run_once() == 1
+    await deliver(shop)
+    paid_until = bot.tenant.expires_at  # one period renewed with the card
+
+    shop.kassa.expire_card(bot.method_id)
+    clock.ahead(DUE + timedelta(days=30))
+    await shop.app.renewals.run_once()
+    await deliver(shop)
+    first, second = shop.kassa.charges
+    assert (first["status"], second["status"]) == ("succeeded", "canceled")
+    for _ in range(2):  # YooKassa's payment.canceled, twice: nothing more happens
+        assert await shop.notify("payment.canceled", second["payment_id"]) == 200
+    await deliver(shop)
+    failed = (await renewal_orders(shop))[-1]
+    assert (failed["status"], failed["cancel_reason"]) == ("canceled", "card_expired")
+    sub = await subscription(shop, bot.tenant_id)
+    assert (sub["auto_renew"], sub["method_enc"], sub["next_charge_at"]) == (False, None, None)
+    assert (sub["failures"], sub["last_failure"]) == (1, "card_expired")
+
+    owner = Person(shop.tg, SALES_TOKEN, OWNER)
+    notice = await owner.wait("Не удалось продлить")
+    assert "срок действия карты истёк" in notice.plain_text
+    assert "больше нельзя списывать" in notice.plain_text
+    assert len([t for t in await texts(shop) if "Не удалось продлить" in t]) == 1
+    consent = await owner.press(notice, "💳 Оплатить 990\u00a0₽", "Включить автопродление?")
+    link = await owner.press(consent, "Оплатить один раз, без автопродления", "Продление")
+    assert link.reply_markup["inline_keyboard"][0][0]["url"].startswith(shop.kassa.base_url)  # type: ignore[index]
+
+    # No retry with a dead card; the period ends as paid (the master's expiry and grace).
+    for days in (1, 2, 3, 10):
+        clock.ahead(DUE + timedelta(days=30 + days))
+        assert await shop.app.renewals.run_once() == 0
+    assert len(shop.kassa.charges) == 2
+    assert bot.tenant.expires_at == paid_until and extend_calls(stub) == 1
+
+
+async def _order(shop: Shop, order_id: str) -> Order:
+    order = await shop.app.store.get(order_id)
+    assert order is not None
+    return order
