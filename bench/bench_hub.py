@@ -8,7 +8,8 @@ as the master assigns them. With `--base` tenants running, every one of them ans
 the hub's RSS and PSS are read from /proc/<pid>/smaps_rollup; then the other tenants are added,
 each answers a /start, and the figures are read again. The marginal cost of a tenant is the
 difference divided by the tenants added (issue 13 measured ~1.7 MiB per tenant with one
-ClientBot per tenant, each with its own HTTP session and catalogs, before hubs existed).
+ClientBot per tenant, each with its own HTTP session and catalogs, before hubs existed; ~1.2 MiB
+with a Dispatcher and router tree per tenant, before one Dispatcher served the whole hub).
 """
 
 from __future__ import annotations
@@ -98,7 +99,6 @@ async def main(args: argparse.Namespace) -> None:
     client = EmulatorClient(server.base_url)
     folder = Path(tempfile.mkdtemp(prefix="bench-hub-"))
     (folder / TENANTS).mkdir()
-    hub: asyncio.subprocess.Process | None = None
     try:
         async with scratch_tenants(args.tenants) as (_, tenants):
             for i, t in enumerate(tenants):
@@ -114,47 +114,62 @@ async def main(args: argparse.Namespace) -> None:
             hub = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "client_bot.hub", env=env, cwd=str(ROOT)
             )
-            await asyncio.sleep(1)
-            baseline = memory_mib(hub.pid)
-            first, rest = tenants[: args.base], tenants[args.base :]
-            for t in first:
-                assign(folder, t, server.base_url)
-            await all_running(folder, first, timeout=120)
-            took = await answer_all(client, first)
-            rss1, pss1 = await settle_and_measure(hub.pid, args.settle)
-            for t in rest:
-                assign(folder, t, server.base_url)
-            await all_running(folder, tenants, timeout=600)
-            took_all = await answer_all(client, tenants)
-            rss2, pss2 = await settle_and_measure(hub.pid, args.settle)
-            added = len(rest)
-            print(
-                f"hub process before any tenant: RSS {baseline[0]:.1f} MiB, PSS {baseline[1]:.1f} MiB"
-            )
-            print(
-                f"{args.base} tenants: RSS {rss1:.1f} MiB, PSS {pss1:.1f} MiB "
-                f"(all answered /start in {took:.1f} s)"
-            )
-            print(
-                f"{args.tenants} tenants: RSS {rss2:.1f} MiB, PSS {pss2:.1f} MiB "
-                f"(all answered /start in {took_all:.1f} s)"
-            )
-            print(
-                f"marginal per tenant ({args.base} -> {args.tenants}): "
-                f"RSS {(rss2 - rss1) / added:.2f} MiB, PSS {(pss2 - pss1) / added:.2f} MiB"
-            )
-    finally:
-        if hub is not None and hub.returncode is None:
-            hub.terminate()
             try:
-                await asyncio.wait_for(hub.wait(), 60)
-            except TimeoutError:
-                hub.kill()
-                await hub.wait()
+                await measure(args, client, server.base_url, folder, hub.pid, tenants)
+            finally:  # before the tenants' roles and users are dropped
+                await stop(hub)
+    finally:
         for path in (folder / TENANTS).iterdir() if (folder / TENANTS).exists() else []:
             path.unlink()
         await client.close()
         await server.stop()
+
+
+async def stop(hub: asyncio.subprocess.Process) -> None:
+    if hub.returncode is None:
+        hub.terminate()
+        try:
+            await asyncio.wait_for(hub.wait(), 60)
+        except TimeoutError:
+            hub.kill()
+            await hub.wait()
+
+
+async def measure(
+    args: argparse.Namespace,
+    client: EmulatorClient,
+    api_url: str,
+    folder: Path,
+    pid: int,
+    tenants: list[Tenant],
+) -> None:
+    await asyncio.sleep(1)
+    baseline = memory_mib(pid)
+    first, rest = tenants[: args.base], tenants[args.base :]
+    for t in first:
+        assign(folder, t, api_url)
+    await all_running(folder, first, timeout=120)
+    took = await answer_all(client, first)
+    rss1, pss1 = await settle_and_measure(pid, args.settle)
+    for t in rest:
+        assign(folder, t, api_url)
+    await all_running(folder, tenants, timeout=600)
+    took_all = await answer_all(client, tenants)
+    rss2, pss2 = await settle_and_measure(pid, args.settle)
+    added = len(rest)
+    print(f"hub process before any tenant: RSS {baseline[0]:.1f} MiB, PSS {baseline[1]:.1f} MiB")
+    print(
+        f"{args.base} tenants: RSS {rss1:.1f} MiB, PSS {pss1:.1f} MiB "
+        f"(all answered /start in {took:.1f} s)"
+    )
+    print(
+        f"{args.tenants} tenants: RSS {rss2:.1f} MiB, PSS {pss2:.1f} MiB "
+        f"(all answered /start in {took_all:.1f} s)"
+    )
+    print(
+        f"marginal per tenant ({args.base} -> {args.tenants}): "
+        f"RSS {(rss2 - rss1) / added:.2f} MiB, PSS {(pss2 - pss1) / added:.2f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
-"""Builds and runs one tenant's bot from its settings.
+"""Builds and runs tenants' bots: one process, one Dispatcher, any number of tenants.
 
-`ClientBot.create(settings)` is a function of one tenant's settings only, so one process can
-later host several tenants (dense mode) by creating several of them.
+`SharedDispatcher` is a process's one aiogram Dispatcher, its routers built once, serving the
+bots of every tenant the process runs (aiogram's multibot shape): the tenant of an update is
+resolved from the bot it came to, and its context, workers, FSM storage, throttling and error
+reply are put in the update's data. `ClientBot.create(settings)` builds one tenant from its own
+settings only (its bot token, PostgreSQL login role, Redis ACL user, locale, workers) and adds
+it to a dispatcher: a dedicated bot (`python -m client_bot`) is a dispatcher with one tenant, a
+hub (`client_bot.hub`) one with many.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from typing import Any
 
 import asyncpg
 from aiogram import Bot, Dispatcher
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import ExceptionTypeFilter
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import (
     BotCommand,
@@ -31,7 +38,8 @@ from client_bot.assistant import build_assistant
 from client_bot.clock import Clock, SystemClock
 from client_bot.context import TenantContext
 from client_bot.handlers import customer_routers, last_routers
-from client_bot.i18n import TenantLocaleMiddleware, build_i18n
+from client_bot.handlers.waitlist import WaitlistWorker
+from client_bot.i18n import TenantLocaleMiddleware, shared_i18n
 from client_bot.notices import AdminNotices, AdminWroteMiddleware
 from client_bot.store import Store
 from client_bot.webhook import WebhookServer
@@ -44,14 +52,14 @@ from core.redis import redis_client
 from core.settings import ClientBotSettings
 from core.telegram import build_bot, wait_for_telegram
 from database.pool import create_pool
-from database.redis_tenants import fsm_storage
+from database.redis_tenants import BotStorages, fsm_storage
 from middlewares.throttling import ThrottlingMiddleware, polite_refusal
 
 log = logging.getLogger(__name__)
 
-# Admin routers register here when the admin panel is importable (kept optional for tests of
-# the customer side alone).
-ExtraRouters = Callable[[], list]  # type: ignore[type-arg]
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+POLLING_TIMEOUT = 10  # seconds a long poll waits (aiogram's start_polling default)
 
 
 def went_wrong() -> str:
@@ -64,7 +72,119 @@ def unavailable() -> str:
     return _("The bot is briefly unavailable. Please try again in a minute.")
 
 
+async def _throttled(event: TelegramObject) -> None:
+    await polite_refusal(event, _("Too many requests. Please wait a few seconds."))
+
+
+class SharedDispatcher:
+    """One Dispatcher for the bots of many tenants; the routers are built once, here.
+
+    Per update, the tenant is the one whose `Bot` the update came to (`tenants`, by bot id, the
+    very Bot object registered): its `ctx`, `broadcasts`, `assistant` and `waitlist` go into the
+    data, its locale into the shared catalogs, its throttling (its Redis ACL user and prefix)
+    and error reply run for it, and FSM state is read and written through `BotStorages` in its
+    own RedisStorage. An update of a bot no tenant has is an error, never served by another.
+    Each tenant handles one update at a time (`ClientBot.handling`), so a flooded tenant waits
+    on itself and its neighbours run on.
+    """
+
+    def __init__(self) -> None:
+        self.tenants: dict[int, ClientBot] = {}
+        self.storage = BotStorages()
+        self.i18n = shared_i18n()
+        dp = self.dp = Dispatcher(
+            storage=self.storage,
+            # One process takes a bot's updates (Telegram refuses a second poller), so an
+            # in-process per-user lock is enough; RedisEventIsolation would add two round trips.
+            events_isolation=SimpleEventIsolation(),
+        )
+        # After aiogram's own (errors, user context, FSM): the tenant first, then its locale.
+        dp.update.outer_middleware(self._tenant)
+        # Not in front of the error handler: it resolves the locale itself, with a fallback.
+        TenantLocaleMiddleware(self.i18n).setup(dp, exclude={"error"})
+        dp.errors.register(self._error, ExceptionTypeFilter(Exception))
+        from client_bot.handlers.admin import admin_routers  # the admin panel
+
+        dp.include_routers(*admin_routers(), *customer_routers(), *last_routers())
+        # Inner middleware (inherited by every included router), so it sees handler flags.
+        dp.message.middleware(self._throttling)
+        dp.callback_query.middleware(self._throttling)
+        # An admin who writes (an owner's first /start included) gets the notices kept for them.
+        dp.message.outer_middleware(self._admin_wrote)
+        self.allowed_updates = dp.resolve_used_update_types()
+        for router in dp.chain_tail:
+            if router is not dp and (router.startup.handlers or router.shutdown.handlers):
+                raise TypeError(
+                    f"router {router.name!r} has startup/shutdown hooks: a router serves every "
+                    "tenant of the process, so a tenant's own work belongs to ClientBot"
+                )
+
+    def add(self, app: ClientBot) -> None:
+        bot_id = app.bot.id
+        other = self.tenants.get(bot_id)
+        if other is not None:
+            raise ValueError(
+                f"bot {bot_id} of {app.settings.tenant_id} is already served for "
+                f"{other.settings.tenant_id}"
+            )
+        self.storage.add(bot_id, app.storage)
+        self.tenants[bot_id] = app
+
+    def remove(self, app: ClientBot) -> None:
+        if self.tenants.get(app.bot.id) is app:
+            del self.tenants[app.bot.id]
+            self.storage.remove(app.bot.id, app.storage)
+
+    def find(self, bot: Bot) -> ClientBot | None:
+        app = self.tenants.get(bot.id)
+        return app if app is not None and app.bot is bot else None
+
+    def of(self, bot: Bot) -> ClientBot:
+        app = self.find(bot)
+        if app is None:
+            raise LookupError(f"an update for bot {bot.id}, which no tenant here has")
+        return app
+
+    async def _tenant(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        app = self.of(data["bot"])
+        data.update(app.data)
+        async with app.handling:
+            return await handler(event, data)
+
+    async def _throttling(
+        self, handler: Handler, event: TelegramObject, data: dict[str, Any]
+    ) -> Any:
+        return await self.of(data["bot"]).throttling(handler, event, data)
+
+    async def _admin_wrote(
+        self, handler: Handler, event: TelegramObject, data: dict[str, Any]
+    ) -> Any:
+        return await self.of(data["bot"]).admin_wrote(handler, event, data)
+
+    async def _error(self, event: ErrorEvent, bot: Bot, **data: Any) -> Any:
+        app = self.find(bot)
+        if app is None:
+            return UNHANDLED
+        return await app.errors.handle(event, bot=bot, **data)
+
+    async def poll(self, app: ClientBot) -> None:
+        """Long polling of one tenant's bot until cancelled: aiogram's own loop for one bot, the
+        one `start_polling` runs for each of its bots (which it takes as a fixed set; tenants
+        come and go here). Inline, not as tasks: an update is confirmed to Telegram (the next
+        getUpdates' offset) only once it was handled, so a kill -9 loses no customer's action,
+        and a tenant's updates are handled one after another."""
+        await self.dp._polling(
+            bot=app.bot,
+            polling_timeout=POLLING_TIMEOUT,
+            handle_as_tasks=False,
+            allowed_updates=self.allowed_updates,
+        )
+
+
 class ClientBot:
+    """One tenant: its bot, pool, Redis client, context and workers, served by a dispatcher
+    (its own one when none is given)."""
+
     def __init__(
         self,
         settings: ClientBotSettings,
@@ -73,6 +193,7 @@ class ClientBot:
         redis: Redis,
         bot: Bot,
         clock: Clock,
+        dispatcher: SharedDispatcher | None = None,
         reminder_interval: float = 900.0,  # longest sleep of the reminder worker
         broadcast_rate: float = 25.0,
         notice_retry_interval: float = 60.0,
@@ -81,12 +202,14 @@ class ClientBot:
         self.pool = pool
         self.redis = redis
         self.bot = bot
-        self.i18n = build_i18n(settings.locale)
+        tenant_id = settings.tenant_id
+        self.i18n = shared_i18n()
         self.ctx = TenantContext(settings, Store(pool), clock, self.i18n)
         self.reminders = ReminderWorker(self.ctx, bot, interval=reminder_interval)
         self.housekeeping = Housekeeping(self.ctx, history_days=settings.assistant_history_days)
         self.broadcasts = BroadcastWorker(self.ctx, bot, rate=broadcast_rate)
         self.notice_retry = NoticeRetry(self.ctx, bot, interval=notice_retry_interval)
+        self.waitlist = WaitlistWorker(self.ctx, bot)
         # None without OPENAI_API_KEY or when the plan lacks it: free text then gets the menu,
         # and the SDK is not loaded.
         self.assistant = (
@@ -94,14 +217,46 @@ class ClientBot:
             if settings.has_feature("ai_assistant")
             else None
         )
-        self.dp = self._dispatcher()
+        # What the dispatcher runs for this tenant's updates.
+        self.data: dict[str, Any] = {
+            "ctx": self.ctx,
+            "broadcasts": self.broadcasts,
+            "assistant": self.assistant,
+            "waitlist": self.waitlist,
+        }
+        self.storage = fsm_storage(redis, tenant_id, settings.redis_key_prefix)
+        self.throttling = ThrottlingMiddleware(
+            redis, settings.redis_key_prefix, on_throttled=_throttled
+        )
+        self.admin_wrote = AdminWroteMiddleware(self.ctx)
+        self.errors = ErrorReply(
+            went_wrong,
+            name=f"tenant {tenant_id}",
+            unavailable=unavailable,
+            i18n=self.i18n,
+            locale=self._error_locale,
+        )
+        self.handling = asyncio.Lock()  # one update at a time
+        self.dispatcher = dispatcher or SharedDispatcher()
+        self.dispatcher.add(self)
         self._tasks: list[asyncio.Task[None]] = []
+        self._polling: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None  # stop() on a signal
         # Set while serving by webhook (WEBHOOK_BASE_URL): stop() ends it.
         self._webhook_stop: asyncio.Event | None = None
 
+    @property
+    def dp(self) -> Dispatcher:
+        return self.dispatcher.dp
+
     @classmethod
     async def create(
-        cls, settings: ClientBotSettings, *, clock: Clock | None = None, **kwargs: float
+        cls,
+        settings: ClientBotSettings,
+        *,
+        clock: Clock | None = None,
+        dispatcher: SharedDispatcher | None = None,
+        **kwargs: float,
     ) -> ClientBot:
         # No connection kept while idle: opened on demand, closed after DATABASE_IDLE_SECONDS
         # unused (PostgreSQL's max_connections would otherwise cap the tenants per server).
@@ -119,51 +274,26 @@ class ClientBot:
             settings.telegram_timeout,
         )
         return cls(
-            settings, pool=pool, redis=redis, bot=bot, clock=clock or SystemClock(), **kwargs
+            settings,
+            pool=pool,
+            redis=redis,
+            bot=bot,
+            clock=clock or SystemClock(),
+            dispatcher=dispatcher,
+            **kwargs,
         )
-
-    def _dispatcher(self) -> Dispatcher:
-        tenant_id = self.settings.tenant_id
-        dp = Dispatcher(
-            storage=fsm_storage(self.redis, tenant_id, self.settings.redis_key_prefix),
-            # One process polls a bot token (Telegram refuses a second poller), so an in-process
-            # per-user lock is enough; RedisEventIsolation would add two round trips per update.
-            events_isolation=SimpleEventIsolation(),
-            ctx=self.ctx,
-            broadcasts=self.broadcasts,
-            assistant=self.assistant,
-        )
-        # Not in front of the error handler: it resolves the locale itself, with a fallback.
-        TenantLocaleMiddleware(self.i18n, self.ctx.locale).setup(dp, exclude={"error"})
-        ErrorReply(
-            went_wrong,
-            name=f"tenant {tenant_id}",
-            unavailable=unavailable,
-            i18n=self.i18n,
-            locale=self._error_locale,
-        ).register(dp)
-        throttling = ThrottlingMiddleware(
-            self.redis, self.settings.redis_key_prefix, on_throttled=self._throttled
-        )
-        from client_bot.handlers.admin import admin_routers  # the admin panel
-
-        dp.include_routers(
-            *admin_routers(),
-            *customer_routers(),
-            *last_routers(assistant_on=self.assistant is not None),
-        )
-        # Inner middleware (inherited by every included router), so it sees handler flags.
-        dp.message.middleware(throttling)
-        dp.callback_query.middleware(throttling)
-        # An admin who writes (an owner's first /start included) gets the notices kept for them.
-        dp.message.outer_middleware(AdminWroteMiddleware(self.ctx))
-        return dp
 
     async def _error_locale(self, event: ErrorEvent, data: dict[str, Any]) -> str:
-        return await self.ctx.locale()
-
-    async def _throttled(self, event: TelegramObject) -> None:
-        await polite_refusal(event, _("Too many requests. Please wait a few seconds."))
+        try:
+            return await self.ctx.locale()
+        except Exception as exc:  # the same outage, most likely: the contract's language
+            log.warning(
+                "tenant %s: locale unknown (%s), using %s",
+                self.settings.tenant_id,
+                exc,
+                self.settings.locale,
+            )
+            return self.settings.locale
 
     async def set_commands(self) -> None:
         with self.i18n.context(), self.i18n.use_locale(await self.ctx.locale()):
@@ -194,7 +324,7 @@ class ClientBot:
         await self.broadcasts.resume_all()
         # The workers' first passes one after another, not at once, so a starting tenant opens
         # one PostgreSQL connection, not three (a hub starting many tenants would hit
-        # max_connections). Housekeeping's first pass comes later anyway.
+        # max_connections). Housekeeping's and the waitlist's first passes come later anyway.
         self._tasks = [
             asyncio.create_task(self.reminders.run(), name="reminders"),
             asyncio.create_task(self.housekeeping.run(), name="housekeeping"),
@@ -202,24 +332,39 @@ class ClientBot:
                 self._after(self.reminders.first_pass_done, self.notice_retry.run),
                 name="admin notices",
             ),
+            asyncio.create_task(self.waitlist.run(), name="waitlist"),
         ]
         try:
             if self.settings.webhook_on:
                 await self._serve_webhook(webhooks, handle_signals=handle_signals)
-                return
-            await self.dp.start_polling(
-                self.bot,
-                handle_signals=handle_signals,
-                close_bot_session=False,
-                allowed_updates=self.dp.resolve_used_update_types(),
-                # An update is confirmed to Telegram (the next getUpdates' offset) only once it
-                # was handled: as tasks, aiogram confirms it as soon as its task is created, and
-                # a kill -9 then loses the customer's action. The price: one tenant's updates
-                # are handled one after another.
-                handle_as_tasks=False,
-            )
+            else:
+                await self._poll(handle_signals=handle_signals)
         finally:
             await self._stop_tasks()
+
+    async def _poll(self, *, handle_signals: bool) -> None:
+        task = self._polling = asyncio.create_task(
+            self.dispatcher.poll(self), name=f"polling {self.settings.tenant_id}"
+        )
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._signalled)
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # run() itself was cancelled (polling with it)
+            # stop_updates(): polling ended on purpose
+        finally:
+            self._polling = None
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    def _signalled(self) -> None:
+        self._stopping = asyncio.get_running_loop().create_task(self.stop())
 
     async def _serve_webhook(self, shared: WebhookServer | None, *, handle_signals: bool) -> None:
         assert self.settings.webhook_secret is not None  # settings require it with a base URL
@@ -231,9 +376,7 @@ class ClientBot:
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-        workflow = {"dispatcher": self.dp, "bots": [self.bot], "bot": self.bot}
         try:
-            await self.dp.emit_startup(**self.dp.workflow_data, **workflow)
             if shared is None:
                 await server.start()
             await stop.wait()
@@ -241,19 +384,28 @@ class ClientBot:
             server.remove(tenant_id)
             if shared is None:
                 await server.close()  # in-flight updates are handled first
+            else:
+                async with self.handling:  # the update being handled is finished first
+                    pass
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
-            await self.dp.emit_shutdown(**self.dp.workflow_data, **workflow)
             self._webhook_stop = None
 
     async def stop_updates(self) -> None:
-        """Stop taking updates: polling ends, or the webhook is no longer served (in-flight
-        updates are handled first). RuntimeError when not taking any yet."""
+        """Stop taking updates: polling ends, or the webhook is no longer served (the update
+        being handled is finished first). RuntimeError when not taking any yet."""
         if self._webhook_stop is not None:
             self._webhook_stop.set()
             return
-        await self.dp.stop_polling()
+        task = self._polling
+        if task is None:
+            raise RuntimeError("not taking updates")
+        # Between two updates: the one being handled ends first, the next is not begun (it
+        # was not confirmed to Telegram, so the tenant's next runtime gets it).
+        async with self.handling:
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     @staticmethod
     async def _after(event: asyncio.Event, work: Callable[[], Awaitable[None]]) -> None:
@@ -261,7 +413,7 @@ class ClientBot:
         await work()
 
     async def stop(self) -> None:
-        with suppress(RuntimeError):  # not polling
+        with suppress(RuntimeError):  # not taking updates
             await self.stop_updates()
 
     async def _stop_tasks(self) -> None:
@@ -272,10 +424,11 @@ class ClientBot:
 
     async def close(self) -> None:
         await self._stop_tasks()
+        self.dispatcher.remove(self)
         if self.assistant is not None:
             await self.assistant.model.close()
         await self.bot.session.close()
-        await self.dp.storage.close()
+        await self.storage.close()
         await self.redis.aclose()
         await self.pool.close()
 

@@ -1,7 +1,9 @@
 """`python -m client_bot.hub`: many tenants' bots in one process (the `shared` placement).
 
-aiogram is imported once; each tenant is still a `ClientBot` built from its own settings only:
-its own bot token, its own PostgreSQL login role, its own Redis ACL user, locale and workers.
+aiogram is imported once and its routers built once: one `SharedDispatcher` serves every
+tenant's bot, resolving the tenant of each update from the bot it came to. Each tenant is still
+a `ClientBot` built from its own settings only: its own bot token, its own PostgreSQL login role,
+its own Redis ACL user (its FSM storage and throttling on it), locale and workers.
 The hub itself holds no platform-wide credential: its environment names only its folder.
 
 How a hub learns its tenants: the master writes one env file per tenant, only that tenant's
@@ -12,15 +14,17 @@ one stops it (polling, workers, pool, Redis and FSM storage closed). It writes w
 the moment its file is seen until its runtime has stopped, so "gone from status.json" means
 "nothing of it polls Telegram any more".
 
-Neighbours are isolated in behaviour: each tenant handles its updates one at a time (ClientBot
-polls with handle_as_tasks=False, so nothing is confirmed to Telegram before it was handled),
+Neighbours are isolated in behaviour: each tenant handles its updates one at a time (each bot is
+polled inline, so nothing is confirmed to Telegram before it was handled; webhooks wait on the
+tenant's own lock),
 so a flooded bot fetches no more until it is through and cannot crowd out the others; a
 handler's exception is answered by that tenant's ErrorReply; a tenant whose token Telegram
 refuses is marked `token_refused` while the others run on.
 
-Shared where it is safe: one aiohttp session (one SSL context, one connector sized above the
-number of long polls) per Telegram endpoint for every bot, the i18n catalogs per locale, and
-the objects alive after start-up are frozen out of the garbage collector's scans.
+Shared where it is safe: the Dispatcher and its routers, one aiohttp session (one SSL context,
+one connector sized above the number of long polls) per Telegram endpoint for every bot, one
+set of i18n catalogs, and the objects alive after start-up are frozen out of the garbage
+collector's scans.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from aiogram import Bot
@@ -48,9 +51,8 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from redis.asyncio import Redis
 
-from client_bot.app import ClientBot
+from client_bot.app import ClientBot, SharedDispatcher
 from client_bot.clock import Clock, SystemClock
-from client_bot.i18n import build_i18n
 from client_bot.webhook import WebhookServer
 from core.logs import RedactingFilter, redact, setup_logging
 from core.retry import backoff
@@ -157,6 +159,7 @@ class Hub:
         self.retry_max_delay = retry_max_delay
         self.app_kwargs = app_kwargs
         self.tenants: dict[str, HubTenant] = {}
+        self.dispatcher = SharedDispatcher()  # one for all: the routers are built once
         self._sessions: dict[tuple[str, float], SharedSession] = {}
         self._scan_lock = asyncio.Lock()
         # Tenants connect to PostgreSQL a few at a time: a hub starting 200 at once would open
@@ -258,9 +261,20 @@ class Hub:
             session=self.session(s.telegram_api_url, s.telegram_timeout),
             default=DefaultBotProperties(parse_mode=ParseMode.HTML),
         )
-        app = ClientBot(s, pool=pool, redis=redis, bot=bot, clock=self.clock, **self.app_kwargs)
-        app.i18n.locales = _catalogs(s.locale)  # one catalog set per process
-        return app
+        try:
+            return ClientBot(
+                s,
+                pool=pool,
+                redis=redis,
+                bot=bot,
+                clock=self.clock,
+                dispatcher=self.dispatcher,
+                **self.app_kwargs,
+            )
+        except BaseException:  # e.g. its bot already served for another tenant file
+            await redis.aclose()
+            await pool.close()
+            raise
 
     async def _serve(self, tenant: HubTenant) -> None:
         """Run one tenant until removed; a failure is retried with backoff, a refused token
@@ -346,16 +360,6 @@ async def _close(app: ClientBot) -> None:
         await app.close()
     except Exception:  # a half-built runtime: close what can be closed
         log.exception("hub: closing tenant %s", app.settings.tenant_id)
-
-
-_CATALOGS: dict[str, Any] = {}
-
-
-def _catalogs(locale: str) -> Any:
-    """The compiled catalogs, loaded once per process (they are read-only)."""
-    if locale not in _CATALOGS:
-        _CATALOGS[locale] = build_i18n(locale).locales
-    return _CATALOGS[locale]
 
 
 async def serve(settings: HubSettings, redaction: RedactingFilter | None = None) -> None:

@@ -7,8 +7,9 @@ anything is parsed or handled. Refusals are counted (`WebhookServer.refused`) an
 without the header's value.
 
 One `WebhookServer` listens on one host:port and serves any number of bots, routing by path:
-a dedicated bot registers itself alone, a hub registers each of its tenants (aiogram's multibot
-shape, keyed by tenant id instead of a token in the path). Updates are handled before the
+a dedicated bot registers itself alone, a hub registers each of its tenants, all with the
+process's one Dispatcher and each with its own Bot (aiogram's multibot shape, keyed by tenant id
+instead of a token in the path); the Dispatcher resolves the tenant from that Bot. Updates are handled before the
 answer (`handle_in_background=False`): Telegram hears 200 only once an update was handled, and
 retries it otherwise, as `handle_as_tasks=False` does for polling.
 """

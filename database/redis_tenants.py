@@ -15,12 +15,20 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from aiogram.fsm.storage.base import BaseEventIsolation, DefaultKeyBuilder, KeyBuilder, StorageKey
+from aiogram.fsm.storage.base import (
+    BaseEventIsolation,
+    BaseStorage,
+    DefaultKeyBuilder,
+    KeyBuilder,
+    StateType,
+    StorageKey,
+)
 from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError, WatchError
@@ -289,6 +297,48 @@ def fsm_key_builder(tenant_id: str, key_prefix: str | None = None) -> DefaultKey
 def fsm_storage(redis: Redis, tenant_id: str, key_prefix: str | None = None) -> RedisStorage:
     """aiogram's own RedisStorage under the tenant prefix."""
     return RedisStorage(redis, key_builder=fsm_key_builder(tenant_id, key_prefix))
+
+
+class BotStorages(BaseStorage):
+    """The FSM storage of a Dispatcher serving many tenants' bots: each call goes to the storage
+    of the tenant whose bot the key names (`StorageKey.bot_id`), that tenant's own `RedisStorage`
+    on its own ACL user and key prefix. A bot with no storage registered is a LookupError, never
+    a fallback to another's; a bot id is registered to one storage at a time."""
+
+    def __init__(self) -> None:
+        self.by_bot: dict[int, BaseStorage] = {}
+
+    def add(self, bot_id: int, storage: BaseStorage) -> None:
+        if self.by_bot.setdefault(bot_id, storage) is not storage:
+            raise ValueError(f"bot {bot_id} already has an FSM storage")
+
+    def remove(self, bot_id: int, storage: BaseStorage) -> None:
+        if self.by_bot.get(bot_id) is storage:
+            del self.by_bot[bot_id]
+
+    def of(self, key: StorageKey) -> BaseStorage:
+        try:
+            return self.by_bot[key.bot_id]
+        except KeyError:
+            raise LookupError(f"no FSM storage for bot {key.bot_id}") from None
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        await self.of(key).set_state(key, state)
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        return await self.of(key).get_state(key)
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        await self.of(key).set_data(key, data)
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        return await self.of(key).get_data(key)
+
+    async def update_data(self, key: StorageKey, data: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.of(key).update_data(key, data)
+
+    async def close(self) -> None:
+        """Nothing of its own: each tenant closes its storage when it stops."""
 
 
 class TenantEventIsolation(BaseEventIsolation):

@@ -1,10 +1,18 @@
-"""Routers of the client bot, in the order they are tried. Each call builds fresh routers, so
-one process can host several tenants."""
+"""Routers of the client bot, in the order they are tried.
+
+A process builds them once (`client_bot.app.SharedDispatcher`) and they serve every tenant it
+runs: a router holds no tenant's state (no closures over a tenant, no startup hooks). What a
+handler needs of its tenant comes in the update's data (`ctx`, `broadcasts`, `assistant`,
+`waitlist`), resolved from the bot the update came to.
+"""
 
 from __future__ import annotations
 
 from aiogram import Router
+from aiogram.filters import Filter
+from aiogram.types import TelegramObject
 
+from client_bot.assistant import Assistant
 from client_bot.handlers import (
     assistant,
     booking,
@@ -14,6 +22,13 @@ from client_bot.handlers import (
     staff_panel,
     start,
 )
+
+
+class AssistantOn(Filter):
+    """The tenant has the AI assistant (OPENAI_API_KEY and the plan's feature)."""
+
+    async def __call__(self, event: TelegramObject, assistant: Assistant | None = None) -> bool:
+        return assistant is not None
 
 
 def customer_routers() -> list[Router]:
@@ -26,7 +41,11 @@ def customer_routers() -> list[Router]:
     ]
 
 
-def last_routers(*, assistant_on: bool = False) -> list[Router]:
-    """Catch-alls: free text and voice (the AI assistant when configured, else a pointer to the
-    menu), stale buttons."""
-    return [*([assistant.router()] if assistant_on else []), fallback.router()]
+def last_routers() -> list[Router]:
+    """Catch-alls: free text and voice (the AI assistant for a tenant that has it, else a
+    pointer to the menu), stale buttons."""
+    ai = Router(name="assistant on")
+    ai.message.filter(AssistantOn())
+    ai.callback_query.filter(AssistantOn())
+    ai.include_router(assistant.router())
+    return [ai, fallback.router()]

@@ -146,29 +146,13 @@ async def join(
 
 
 def router() -> Router:
-    """The waitlist's buttons and its worker, started and stopped with the dispatcher."""
+    """The waitlist's buttons. The worker is the tenant's (`waitlist` in the update's data,
+    started and stopped with the tenant's runtime): routers serve every tenant of a process."""
     r = Router(name="waitlist")
-    held: dict[str, WaitlistWorker | asyncio.Task[None]] = {}
-
-    def worker_of(ctx: TenantContext, bot: Bot) -> WaitlistWorker:
-        worker = held.get("worker")
-        if not isinstance(worker, WaitlistWorker):
-            worker = held["worker"] = WaitlistWorker(ctx, bot)
-        return worker
-
-    async def on_startup(ctx: TenantContext, bot: Bot) -> None:
-        held["task"] = asyncio.create_task(worker_of(ctx, bot).run(), name="waitlist")
-
-    async def on_shutdown() -> None:
-        task = held.pop("task", None)
-        if isinstance(task, asyncio.Task):
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
 
     async def pressed_join(
         query: CallbackQuery, callback_data: WaitlistCb, ctx: TenantContext, state: FSMContext,
-        bot: Bot,
+        waitlist: WaitlistWorker,
     ) -> None:  # fmt: skip
         await query.answer()
         await state.clear()
@@ -185,7 +169,7 @@ def router() -> Router:
             )  # fmt: skip
             return
         body = await join(
-            ctx, worker_of(ctx, bot), _booker(query), callback_data.session_id, customer.phone,
+            ctx, waitlist, _booker(query), callback_data.session_id, customer.phone,
             query.from_user.first_name,
         )  # fmt: skip
         await _answer(query, body, reply_markup=keyboards.main_menu())
@@ -220,16 +204,19 @@ def router() -> Router:
             log.exception("tenant %s: admins not told of booking #%s", ctx.tenant_id, booking.id)
 
     async def pressed_decline(
-        query: CallbackQuery, callback_data: WaitlistCb, ctx: TenantContext, bot: Bot
-    ) -> None:
+        query: CallbackQuery, callback_data: WaitlistCb, ctx: TenantContext,
+        waitlist: WaitlistWorker,
+    ) -> None:  # fmt: skip
         await query.answer()
         if await ctx.store.decline_offer(callback_data.entry_id, query.from_user.id):
-            worker_of(ctx, bot).wake.set()  # the next in line, now
+            waitlist.wake.set()  # the next in line, now
             await _answer(query, _("OK, the seat goes to the next in line."))
         else:
             await _answer(query, _("Sorry, this offer is over: the seat went to the next in line."))
 
-    async def got_phone(message: Message, ctx: TenantContext, state: FSMContext, bot: Bot) -> None:
+    async def got_phone(
+        message: Message, ctx: TenantContext, state: FSMContext, waitlist: WaitlistWorker
+    ) -> None:
         raw = message.contact.phone_number if message.contact else message.text or ""
         phone = text.normalize_phone(raw)
         if phone is None:
@@ -242,12 +229,10 @@ def router() -> Router:
         session_id = int((await state.get_data()).get("session_id", 0))
         await state.clear()
         booker = Booker(user.id, user.first_name, user.username, user.language_code)
-        body = await join(ctx, worker_of(ctx, bot), booker, session_id, phone, user.first_name)
+        body = await join(ctx, waitlist, booker, session_id, phone, user.first_name)
         await message.answer(_("Thank you!"), reply_markup=ReplyKeyboardRemove())
         await message.answer(body, reply_markup=keyboards.main_menu())
 
-    r.startup.register(on_startup)
-    r.shutdown.register(on_shutdown)
     r.callback_query.register(
         pressed_join, WaitlistCb.filter(F.action == WaitlistAction.get_in_line)
     )

@@ -87,10 +87,7 @@ async def kill(bot: RunningBot) -> None:
     """What a kill -9 leaves behind, in process: polling stops at once (an update being handled
     inline is cancelled mid-way), handlers still running as tasks are cancelled, and so are the
     workers (a broadcast's send under way is the one thing allowed to finish)."""
-    dp = bot.app.dp
-    await dp.stop_polling()  # cancels aiogram's polling task (cancelling ours would orphan it)
-    for task in list(dp._handle_update_tasks):
-        task.cancel()
+    bot.task.cancel()  # its polling task (with the update being handled) and workers with it
     await asyncio.gather(bot.task, return_exceptions=True)
     await bot.app.close()
 

@@ -241,6 +241,8 @@ async def test_a_flooded_tenant_does_not_starve_its_neighbour(hub, hub_tenant, e
 
     async def count(handler: Any, event: Any, data: dict[str, Any]) -> Any:
         nonlocal busy, most
+        if data["bot"] is not app.bot:  # the one dispatcher serves B too
+            return await handler(event, data)
         busy += 1
         most = max(most, busy)
         try:
