@@ -120,10 +120,14 @@
     return td;
   }
 
+  var leadsAsked = 0;
+
   function loadLeads() {
     var status = $("status").value;
+    var asked = ++leadsAsked;
     return api("/api/leads?limit=200" + (status ? "&status=" + encodeURIComponent(status) : ""))
       .then(function (page) {
+        if (asked !== leadsAsked) { return; }
         var body = $("leads").querySelector("tbody");
         body.textContent = "";
         page.items.forEach(function (lead) {
@@ -179,10 +183,14 @@
     row.appendChild(button);
   }
 
+  var bookingsAsked = 0;  // only the latest request draws (an older answer may come later)
+
   function loadBookings() {
     if (!bot()) { return Promise.resolve(); }
+    var asked = ++bookingsAsked;
     var query = "?day=" + encodeURIComponent($("day").value) + "&days=" + $("span").value + "&limit=500";
     return api(botPath("/bookings" + query)).then(function (page) {
+      if (asked !== bookingsAsked) { return; }
       var body = $("bookings").querySelector("tbody");
       body.textContent = "";
       page.items.forEach(function (b) {
