@@ -367,6 +367,45 @@ async def test_a_charge_whose_answer_was_lost_is_resent_with_its_key_and_charged
     assert extend_calls(stub) == 1
 
 
+async def test_a_notification_after_the_owner_turned_renewal_off_is_honoured_once(
+    shop: Shop, stub: MasterStub
+) -> None:
+    """YooKassa charged (with consent) but its answer was lost; the owner turns auto-renewal
+    off; the charge is not sent again, and YooKassa's late notification still extends the paid
+    period once: money taken is never lost, and nothing more is charged."""
+    clock = moved_clock(shop)
+    renewals = shop.app.renewals
+    bot = await bought_renewing(shop, stub)
+    expires_before = bot.tenant.expires_at
+    renewals.kassa = LosesAnswers(renewals.kassa, lose=1)
+    renewals.resend_after = 0
+    clock.ahead(DUE)
+    assert await renewals.run_once() == 0  # charged at YooKassa, not recorded here
+    [charge] = shop.kassa.charges
+    sub = await shop.app.store.set_auto_renew(bot.tenant_id, OWNER, False)
+    assert sub is not None and sub.auto_renew is False
+    assert await renewals.run_once() == 0  # the unsent charge is not sent again
+    [row] = await renewal_orders(shop)
+    assert (row["status"], row["cancel_reason"]) == ("canceled", "opted_out")
+    assert len(shop.kassa.charges) == 1
+
+    for _ in range(2):  # late, and twice
+        assert await shop.notify("payment.succeeded", charge["payment_id"]) == 200
+        await deliver(shop)
+    [row] = await renewal_orders(shop)
+    assert (row["status"], row["payment_id"]) == ("paid", charge["payment_id"])
+    assert bot.tenant.expires_at - expires_before == timedelta(days=30)
+    assert extend_calls(stub) == 1
+    assert sum("Автопродление: списано 990" in t for t in await texts(shop)) == 1
+    sub_row = await subscription(shop, bot.tenant_id)
+    assert sub_row["auto_renew"] is False and sub_row["next_charge_at"] is None
+    assert sub_row["paid_until"] == bot.tenant.expires_at
+    for days in (30, 60):
+        clock.ahead(DUE + timedelta(days=days))
+        assert await renewals.run_once() == 0
+    assert len(shop.kassa.charges) == 1
+
+
 async def test_paying_with_auto_renewal_again_replaces_the_card(
     shop: Shop, stub: MasterStub
 ) -> None:
