@@ -26,7 +26,7 @@ from master_bot.deps import Deps
 from master_bot.errors import ConflictError, NotFoundError, RejectedError, UnavailableError
 from master_bot.folder import write_client_folder
 from master_bot.ingress import ensure_secret, publish
-from master_bot.orders import ProvisionOrder
+from master_bot.orders import ProvisionOrder as ProvisionOrder  # re-exported
 from master_bot.spec import build_spec
 from master_bot.store import (
     STEPS,

@@ -26,10 +26,11 @@ from database.redis_tenants import remove_tenant_redis
 from database.tenants import drop_tenant_database
 from master_bot.alert import AlertKind, Alerts
 from master_bot.api import build_api
-from master_bot.app import Master, assemble
+from master_bot.app import assemble
 from master_bot.deploy.base import DeployBackend
 from master_bot.deploy.process import ProcessBackend
 from master_bot.deps import Deps, MasterConfig
+from master_bot.services import Master
 from master_bot.store import TenantStore
 from master_bot.telegram import TelegramGateway
 from telegram_emulator import EmulatorClient, EmulatorServer

@@ -18,8 +18,9 @@ from core.settings import MasterSettings
 from database.redis_tenants import remove_tenant_redis
 from database.tenants import drop_tenant_database
 from master_bot.api import build_api
-from master_bot.app import Master, open_master
+from master_bot.app import open_master
 from master_bot.deploy.process import ProcessBackend
+from master_bot.services import Master
 from telegram_emulator import EmulatorClient, EmulatorServer
 from tests.sales.conftest import OWNER, SALES_TOKEN, bot_token
 from tests.sales.people import Person
