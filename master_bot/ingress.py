@@ -96,7 +96,8 @@ async def reload_routes(
                 routes[tenant.tenant_id] = address
             elif tenant is add:
                 raise UnavailableError(
-                    "proxy_failed", f"{tenant.tenant_id} is in no hub: no route to it"
+                    "proxy_failed",
+                    f"{tenant.tenant_id}: no webhook route (in no hub, or its hub serves none)",
                 )
     if drop is not None:
         routes.pop(drop, None)

@@ -723,8 +723,9 @@ class DockerHubs(DockerBackend):
     folder and its files belong to the hub's own uid, HUB_UID_BASE + n when the master runs as
     root (else the master's own uid, never root), and the container runs as that uid: no client
     container (uid 10001) or other hub could read them even if they were in its reach.
-    With `webhooks`, the hub serves its tenants' webhooks on 0.0.0.0:8080 in its own network
-    namespace, which the proxy reaches as `<container name>:8080` on the fleet's network.
+    With `webhooks` (the default), the hub serves its webhook tenants on 0.0.0.0:8080 in its own
+    network namespace, which the proxy reaches as `<container name>:8080` on the fleet's network
+    (tenants without WEBHOOK_BASE_URL poll as ever); without, it listens on no port.
 
     `host_root`: where the master's `<clients>/hubs` is on the Docker host. By default it is
     found once: a master in a container (compose, CLIENTS_DIR on a volume or a bind mount)
@@ -741,7 +742,7 @@ class DockerHubs(DockerBackend):
         *,
         root: Path | str,
         host_root: Path | str | None = None,
-        webhooks: bool = False,
+        webhooks: bool = True,
         uid_base: int = HUB_UID_BASE,
         memory: str = "1g",  # 200 tenants at ~1 MiB each on top of ~180 MiB, with room for peaks
         nano_cpus: int = 2_000_000_000,

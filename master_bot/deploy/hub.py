@@ -512,13 +512,13 @@ def with_docker_hubs(
     capacity: int = 200,
     scan_interval: float = 2.0,
     hub_env: Mapping[str, str] | None = None,
-    webhooks: bool = False,
+    webhooks: bool = True,
     **hub_limits: Any,
 ) -> PlacedBackend:
     """DEPLOY_BACKEND=docker with the shared placement: the client containers of `clients`,
     and hub containers on the same engine, image, network and fleet, in
-    `<clients_dir>/hubs`. `webhooks` (WEBHOOK_BASE_URL set): hubs serve their tenants'
-    webhooks on port 8080 of the fleet's network."""
+    `<clients_dir>/hubs`. `webhooks`: hubs serve their tenants' webhooks (those with
+    WEBHOOK_BASE_URL in their contract) on port 8080 of the fleet's network."""
     hubs = HubBackend(
         clients_dir,
         capacity=capacity,
