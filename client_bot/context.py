@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.context import FSMContext
 from aiogram.utils.i18n import I18n
 
 from client_bot.booking import Schedule
 from client_bot.clock import Clock
-from client_bot.store import AssistantSettings, Business, Service, Store
+from client_bot.store import AssistantSettings, Business, Service, Staff, Store
 from core.settings import ClientBotSettings
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class TenantContext:
     _schedule: Schedule | None = field(default=None, repr=False)
     _services: dict[int, Service] | None = field(default=None, repr=False)
     _assistant: AssistantSettings | None = field(default=None, repr=False)
+    _staff: list[Staff] | None = field(default=None, repr=False)
     # Set when a booking's reminders were written: wakes the sleeping reminder worker at once.
     reminders_changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -70,6 +72,12 @@ class TenantContext:
         services = (await self._all_services()).values()
         return sorted((s for s in services if not s.hidden), key=lambda s: (s.position, s.id))
 
+    async def staff(self) -> list[Staff]:
+        """The active staff members, in the business's order (cached like the services)."""
+        if self._staff is None:
+            self._staff = await self.store.staff()
+        return self._staff
+
     async def assistant_settings(self) -> AssistantSettings:
         """FAQ, tone and on/off of the AI assistant (cached like the profile)."""
         if self._assistant is None:
@@ -85,13 +93,14 @@ class TenantContext:
         return user_id in await self.admin_ids()
 
     def refresh(self) -> None:
-        """Forget cached profile, schedule, services, admins and assistant settings (after any
-        change)."""
+        """Forget cached profile, schedule, services, staff, admins and assistant settings
+        (after any change)."""
         self._business = None
         self._assistant = None
         self._admins = None
         self._schedule = None
         self._services = None
+        self._staff = None
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -117,3 +126,11 @@ class TenantContext:
             except TelegramAPIError as exc:
                 log.warning("tenant %s: admin %s not notified: %s", self.tenant_id, admin_id, exc)
         return delivered
+
+
+async def end_dialog(state: FSMContext, raw_state: str | None) -> None:
+    """`state.clear()`, skipped when the update came with no state (`raw_state`, read by
+    aiogram's FSM middleware for every update): data is only ever stored together with a state
+    and cleared with it, so there is nothing to delete, and /start spares two Redis DELs."""
+    if raw_state is not None:
+        await state.clear()

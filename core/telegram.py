@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
@@ -19,6 +20,8 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response, TelegramType
 from aiogram.types import User
 
 from core.logs import redact
@@ -44,10 +47,29 @@ def check_token_format(token: str) -> str:
     return token
 
 
+# Every answer is parsed as `Response[<the method's result type>]`, a generic pydantic model that
+# pydantic caches only weakly: once a garbage collection has freed it, the next call of that
+# method rebuilds it (a schema and a validator, 2-10 ms). Referenced here, each is built once
+# per process (docs/profiling.md).
+_RESPONSES: dict[Any, type[Response[Any]]] = {}
+
+
+class TelegramSession(AiohttpSession):
+    """aiogram's aiohttp session, keeping the response models it has used alive."""
+
+    def check_response(
+        self, bot: Bot, method: TelegramMethod[TelegramType], status_code: int, content: str
+    ) -> Response[TelegramType]:
+        returning = method.__returning__
+        if returning not in _RESPONSES:
+            _RESPONSES[returning] = Response[returning]  # type: ignore[valid-type]
+        return super().check_response(bot, method, status_code, content)
+
+
 def build_bot(token: str, api_url: str = TELEGRAM_PUBLIC_API, timeout: float = 30.0) -> Bot:
     """A Bot with HTML parse mode, talking to `api_url` (TELEGRAM_API_URL) with a timeout."""
     check_token_format(token)
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")), timeout=timeout)
+    session = TelegramSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")), timeout=timeout)
     return Bot(
         token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML)
     )

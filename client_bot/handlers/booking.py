@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
@@ -32,7 +33,8 @@ from client_bot.callbacks import (
     SlotCb,
     StaffCb,
 )
-from client_bot.context import TenantContext
+from client_bot.context import TenantContext, end_dialog
+from client_bot.filters import Magic
 from client_bot.handlers import waitlist
 from client_bot.notices import AdminNotices
 from client_bot.states import BookingForm
@@ -66,7 +68,7 @@ async def _drop_buttons(query: CallbackQuery) -> None:
 # --- step 1: services -------------------------------------------------------------------------
 async def offer_services(query: CallbackQuery, ctx: TenantContext, note: str = "") -> None:
     business = await ctx.business()
-    items = await ctx.store.services()
+    items = await ctx.visible_services()
     if not items:
         await _reply(
             query,
@@ -85,8 +87,10 @@ def _note(note: str) -> str:
     return note + "\n\n" if note else ""
 
 
-async def book(query: CallbackQuery, ctx: TenantContext, state: FSMContext) -> None:
-    await state.clear()
+async def book(
+    query: CallbackQuery, ctx: TenantContext, state: FSMContext, raw_state: str | None = None
+) -> None:
+    await end_dialog(state, raw_state)
     await query.answer()
     await offer_services(query, ctx)
 
@@ -489,7 +493,7 @@ async def confirm(query: CallbackQuery, ctx: TenantContext, state: FSMContext, b
     await query.answer(_("Booked!"))
     business = await ctx.business()
     when = text.when(booking.starts_at, business.timezone, business.locale)
-    if booking.staff_name and booking.session_id is None and len(await ctx.store.staff()) > 1:
+    if booking.staff_name and booking.session_id is None and len(await ctx.staff()) > 1:
         done = _(
             "✅ You are booked: <b>{service}</b>, {when}, specialist: {staff}.\n"
             "Booking number: #{id}. See you!"
@@ -552,13 +556,16 @@ def router() -> Router:
     r.callback_query.register(pick_day, CalendarCb.filter())
     r.callback_query.register(pick_slot, SlotCb.filter())
     r.callback_query.register(pick_session, SessionCb.filter())
-    r.message.register(got_contact, BookingForm.contact, F.contact)
-    r.message.register(typed_phone, BookingForm.contact, F.text)
+    # StateFilter and Magic, not a bare State or F: aiogram would run those in a thread.
+    r.message.register(got_contact, StateFilter(BookingForm.contact), Magic(F.contact))
+    r.message.register(typed_phone, StateFilter(BookingForm.contact), Magic(F.text))
     r.callback_query.register(
-        confirm, BookingForm.confirm, ConfirmCb.filter(F.action == ConfirmAction.confirm)
+        confirm,
+        ConfirmCb.filter(F.action == ConfirmAction.confirm),
+        StateFilter(BookingForm.confirm),
     )
     r.callback_query.register(
-        cancel, BookingForm.confirm, ConfirmCb.filter(F.action == ConfirmAction.cancel)
+        cancel, ConfirmCb.filter(F.action == ConfirmAction.cancel), StateFilter(BookingForm.confirm)
     )
     r.callback_query.register(stale_confirm, ConfirmCb.filter())
     r.include_router(waitlist.router())

@@ -10,7 +10,7 @@ from aiogram.utils.i18n import gettext as _
 
 from client_bot import keyboards, text
 from client_bot.callbacks import MenuAction, MenuCb
-from client_bot.context import TenantContext
+from client_bot.context import TenantContext, end_dialog
 
 
 async def welcome_text(ctx: TenantContext) -> str:
@@ -24,16 +24,20 @@ async def welcome_text(ctx: TenantContext) -> str:
     return title + welcome
 
 
-async def start(message: Message, ctx: TenantContext, state: FSMContext) -> None:
+async def start(
+    message: Message, ctx: TenantContext, state: FSMContext, raw_state: str | None = None
+) -> None:
     user = message.from_user
     if user is not None:
         await ctx.store.touch_customer(user.id, user.first_name, user.username, user.language_code)
-    await state.clear()
+    await end_dialog(state, raw_state)
     await message.answer(await welcome_text(ctx), reply_markup=keyboards.main_menu())
 
 
-async def home(query: CallbackQuery, ctx: TenantContext, state: FSMContext) -> None:
-    await state.clear()
+async def home(
+    query: CallbackQuery, ctx: TenantContext, state: FSMContext, raw_state: str | None = None
+) -> None:
+    await end_dialog(state, raw_state)
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.answer(await welcome_text(ctx), reply_markup=keyboards.main_menu())
@@ -41,7 +45,7 @@ async def home(query: CallbackQuery, ctx: TenantContext, state: FSMContext) -> N
 
 async def services_text(ctx: TenantContext) -> str:
     business = await ctx.business()
-    items = await ctx.store.services()
+    items = await ctx.visible_services()
     if not items:
         return _("The list of services is being prepared. Please come back a bit later.")
     lines = [_("<b>Our services</b>")]

@@ -1,13 +1,16 @@
 """The business's admin panel (/admin), reachable only by admins.
 
-Every router comes from `screen.admin_router`, which filters messages and buttons with
-`IsAdmin()`: a customer's /admin or admin button falls through to the customer routers.
+The panel's routers hang under one parent router that filters messages and buttons with
+`IsAdmin()`: a customer's update is checked once and falls through to the customer routers,
+instead of being tried against every admin router (each also filters with `IsAdmin()`, from
+`screen.admin_router`, so none is open when used on its own).
 """
 
 from __future__ import annotations
 
 from aiogram import Router
 
+from client_bot.filters import IsAdmin
 from client_bot.handlers.admin import (
     admins,
     assistant,
@@ -27,9 +30,12 @@ from client_bot.handlers.admin import (
 
 
 def admin_routers() -> list[Router]:
-    """Fresh routers for one tenant (a process may host several); the panel's first, so /admin
-    and /cancel win over any input state."""
-    return [
+    """Fresh routers for one tenant (a process may host several): one parent, admins only, with
+    the panel's first, so /admin and /cancel win over any input state."""
+    parent = Router(name="admin")
+    parent.message.filter(IsAdmin())
+    parent.callback_query.filter(IsAdmin())
+    parent.include_routers(
         panel.router(),
         services.router(),
         classes.router(),
@@ -44,4 +50,5 @@ def admin_routers() -> list[Router]:
         assistant.router(),
         leads.router(),
         handoff.router(),
-    ]
+    )
+    return [parent]

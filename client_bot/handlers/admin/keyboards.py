@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from client_bot import text
 from client_bot.callbacks import LeadAction, LeadCb, LeadStatus, MoveAdminCb, MoveStep
@@ -38,11 +37,12 @@ from client_bot.handlers.admin.callbacks import (
     ServiceAdminCb,
     pack_day,
 )
+from client_bot.keyboards import Buttons
 from client_bot.notices import lead_status_name
 from client_bot.store import Booking, Lead, Service
 
 
-def _back(kb: InlineKeyboardBuilder, screen: Screen) -> None:
+def _back(kb: Buttons, screen: Screen) -> None:
     labels = {
         Screen.home: _("« Panel"),
         Screen.settings: _("« Settings"),
@@ -57,7 +57,7 @@ def _back(kb: InlineKeyboardBuilder, screen: Screen) -> None:
 
 
 def home() -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     kb.button(text=_("📅 Bookings"), callback_data=AdminCb(screen=Screen.bookings))
     kb.button(text=_("👥 Customers"), callback_data=AdminCb(screen=Screen.customers))
     kb.button(text=_("🔥 Leads"), callback_data=AdminCb(screen=Screen.leads))
@@ -69,7 +69,7 @@ def home() -> InlineKeyboardMarkup:
 
 
 def settings() -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     kb.button(text=_("💇 Services"), callback_data=AdminCb(screen=Screen.services))
     kb.button(text=_("🕒 Schedule"), callback_data=AdminCb(screen=Screen.schedule))
     kb.button(text=_("📏 Booking rules"), callback_data=AdminCb(screen=Screen.rules))
@@ -82,7 +82,7 @@ def settings() -> InlineKeyboardMarkup:
 
 
 def back(screen: Screen) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     _back(kb, screen)
     return kb.as_markup()
 
@@ -90,14 +90,14 @@ def back(screen: Screen) -> InlineKeyboardMarkup:
 def cancel_input(back: CallbackData | None) -> InlineKeyboardMarkup | None:
     if back is None:
         return None
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     kb.button(text=_("✖️ Cancel"), callback_data=back)
     return kb.as_markup()
 
 
 # --- services ---------------------------------------------------------------------------------
 def services(items: Sequence[Service]) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     for s in items:
         kb.button(
             text=("🙈 " if s.hidden else "") + s.name,
@@ -110,7 +110,7 @@ def services(items: Sequence[Service]) -> InlineKeyboardMarkup:
 
 
 def service(item: Service) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
 
     def button(label: str, action: ServiceAction) -> None:
         kb.button(text=label, callback_data=ServiceAdminCb(action=action, service_id=item.id))
@@ -138,7 +138,7 @@ def service(item: Service) -> InlineKeyboardMarkup:
 
 # --- schedule ---------------------------------------------------------------------------------
 def schedule(days_off: Sequence[date], locale: str) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     for weekday in range(7):
         kb.button(
             text=text.weekday_short(weekday, locale),
@@ -158,7 +158,7 @@ def schedule(days_off: Sequence[date], locale: str) -> InlineKeyboardMarkup:
 
 
 def weekday(weekday: int) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     kb.button(
         text=_("✏️ Hours"), callback_data=ScheduleCb(action=ScheduleAction.hours, weekday=weekday)
     )
@@ -172,7 +172,7 @@ def weekday(weekday: int) -> InlineKeyboardMarkup:
 
 # --- rules and profile --------------------------------------------------------------------------
 def rules(labels: Sequence[tuple[RuleKey, str]]) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     for key, label in labels:
         kb.button(text=label, callback_data=RuleCb(key=key))
     _back(kb, Screen.settings)
@@ -181,7 +181,7 @@ def rules(labels: Sequence[tuple[RuleKey, str]]) -> InlineKeyboardMarkup:
 
 
 def profile(labels: Sequence[tuple[ProfileKey, str]]) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     for key, label in labels:
         kb.button(text=label, callback_data=ProfileCb(key=key))
     _back(kb, Screen.settings)
@@ -190,7 +190,7 @@ def profile(labels: Sequence[tuple[ProfileKey, str]]) -> InlineKeyboardMarkup:
 
 
 def locales() -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     kb.button(text="🇷🇺 Русский", callback_data=LocaleCb(locale=Locale.ru))
     kb.button(text="🇬🇧 English", callback_data=LocaleCb(locale=Locale.en))
     _back(kb, Screen.profile)
@@ -202,7 +202,7 @@ def locales() -> InlineKeyboardMarkup:
 def bookings_day(
     day: date, items: Sequence[Booking], zone: ZoneInfo, locale: str
 ) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     for b in items:
         kb.button(
             text=f"{text.hhmm(b.starts_at.astimezone(zone))} · {b.customer_name or b.phone}"
@@ -232,7 +232,7 @@ def bookings_day(
 
 
 def booking(item: Booking, day: date) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
 
     def button(label: str, action: BookingAction) -> None:
         kb.button(text=label, callback_data=BookingAdminCb(action=action, booking_id=item.id))
@@ -258,7 +258,7 @@ def booking(item: Booking, day: date) -> InlineKeyboardMarkup:
 
 # --- customers and admins -------------------------------------------------------------------------
 def customers(page: int, pages: int, *, broadcasts: bool = True) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     nav = 0
     if page > 0:
         kb.button(text="«", callback_data=CustomersCb(action=CustomersAction.page, page=page - 1))
@@ -276,7 +276,7 @@ def customers(page: int, pages: int, *, broadcasts: bool = True) -> InlineKeyboa
 
 
 def broadcast_confirm(recipients: int) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     kb.button(
         text=_("📣 Send to {n}").format(n=recipients),
         callback_data=CustomersCb(action=CustomersAction.send),
@@ -287,7 +287,7 @@ def broadcast_confirm(recipients: int) -> InlineKeyboardMarkup:
 
 
 def admins(removable: Sequence[int]) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     for user_id in removable:
         kb.button(
             text=_("✖️ Remove {id}").format(id=user_id),
@@ -301,7 +301,7 @@ def admins(removable: Sequence[int]) -> InlineKeyboardMarkup:
 
 # --- the AI assistant and leads -----------------------------------------------------------------
 def assistant(enabled: bool, configured: bool) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     if configured:
         kb.button(
             text=_("⏸ Turn off") if enabled else _("▶️ Turn on"),
@@ -318,7 +318,7 @@ LEAD_ICONS = {"new": "🆕", "in_work": "⏳", "won": "✅", "lost": "✖️"}
 
 
 def leads(items: Sequence[Lead], page: int, pages: int) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     for lead in items:
         kb.button(
             text=f"{LEAD_ICONS.get(lead.status, '')} #{lead.id} · {lead.name}",
@@ -338,7 +338,7 @@ def leads(items: Sequence[Lead], page: int, pages: int) -> InlineKeyboardMarkup:
 
 
 def lead(item: Lead, page: int) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+    kb = Buttons()
     others = [s for s in LeadStatus if s.value != item.status]
     for status in others:
         kb.button(
