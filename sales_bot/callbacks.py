@@ -62,6 +62,12 @@ class CardCb(CallbackData, prefix="cd"):
     tenant: str
 
 
+class ChangeCardCb(CallbackData, prefix="cc"):
+    """/subscription: save another card (by paying the next period with it)."""
+
+    tenant: str
+
+
 class ChangePlanCb(CallbackData, prefix="pl"):
     """/subscription: change the plan (`plan` empty: show the choice)."""
 

@@ -1,6 +1,7 @@
 """/subscription: the owner's bots with plan, status and expiry; auto-renewal (next charge date
 and amount, on/off in one tap, remove the card); the list of payments; "Extend" pays another
-period (and, with auto-renewal chosen there, saves a new card: that is how a card is changed);
+period (and, with auto-renewal chosen there, saves a new card); "Change card" says so and leads
+to the same payment (YooKassa saves the card a payment is made with);
 "Change the plan": a higher plan now for the rest of the period at the price difference (an
 'upgrade' order, paid on the YooKassa page), a lower one from the next period (stored, charged
 and switched at renewal)."""
@@ -20,7 +21,15 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from core.dates import paid_until
 from sales_bot.billing import PlanChange
-from sales_bot.callbacks import AutoRenewCb, CardCb, ChangePlanCb, ConsentCb, ExtendCb, PaymentsCb
+from sales_bot.callbacks import (
+    AutoRenewCb,
+    CardCb,
+    ChangeCardCb,
+    ChangePlanCb,
+    ConsentCb,
+    ExtendCb,
+    PaymentsCb,
+)
 from sales_bot.context import SalesContext
 from sales_bot.handlers.payment import ask_consent, send_checkout
 from sales_bot.master import MasterError, Tenant
@@ -77,6 +86,13 @@ async def subscription(message: Message, ctx: SalesContext, i18n: I18n) -> None:
             kb.button(
                 text=_("Turn auto-renewal on for {bot}").format(bot=bot),
                 callback_data=AutoRenewCb(tenant=tenant_id, on=True),
+            )
+        if sub is not None and plan is not None and (tenant is None or tenant.status != "deleted"):
+            kb.button(
+                text=_("Change card {card}").format(card=card(sub.card_last4, None))
+                if sub.method_enc is not None
+                else _("Add a card for auto-renewal of {bot}").format(bot=bot),
+                callback_data=ChangeCardCb(tenant=tenant_id),
             )
         if sub is not None and sub.method_enc is not None:
             kb.button(
@@ -241,19 +257,45 @@ async def _owned(ctx: SalesContext, user_id: int, tenant_id: str) -> Order | Non
 async def extend(
     query: CallbackQuery, callback_data: ExtendCb, ctx: SalesContext, i18n: I18n
 ) -> None:
-    owned = await _owned(ctx, query.from_user.id, callback_data.tenant)
+    await _offer_extension(query, callback_data.tenant, ctx, i18n, new_card=False)
+
+
+async def change_card(
+    query: CallbackQuery, callback_data: ChangeCardCb, ctx: SalesContext, i18n: I18n
+) -> None:
+    """A card is saved by a payment made with it (YooKassa saves the method it paid with): the
+    owner pays the next period with the new card and agrees to auto-renewal; the new card then
+    replaces the old one, which is never charged again."""
+    await _offer_extension(query, callback_data.tenant, ctx, i18n, new_card=True)
+
+
+async def _offer_extension(
+    query: CallbackQuery, tenant_id: str, ctx: SalesContext, i18n: I18n, *, new_card: bool
+) -> None:
+    owned = await _owned(ctx, query.from_user.id, tenant_id)
     if owned is None or not isinstance(query.message, Message):
         await query.answer(_("This bot is not found."), show_alert=True)
         return
     await query.answer()
-    tenant = await _tenant(ctx, callback_data.tenant)
+    tenant = await _tenant(ctx, tenant_id)
     plan = ctx.catalog.get(tenant.plan if tenant else owned.plan) or ctx.catalog.get(owned.plan)
-    sub = (await ctx.store.subscriptions_of(query.from_user.id)).get(callback_data.tenant)
+    sub = (await ctx.store.subscriptions_of(query.from_user.id)).get(tenant_id)
     plan = _next_period_plan(ctx, plan, sub) or plan
     if plan is None:
         await query.message.answer(_("This plan is no longer sold. Send /start."))
         return
-    await ask_consent(query.message, ctx, plan, i18n.current_locale, tenant=callback_data.tenant)
+    if new_card:
+        await query.message.answer(
+            _(
+                "A card is saved by paying with it. Pay the next period of {bot} ({amount} for "
+                "{days} days) with the new card and choose auto-renewal: the new card replaces "
+                "the old one, and the old one is not charged any more."
+            ).format(
+                bot=bot_link(owned.bot_username), amount=format_rub(plan.price),
+                days=plan.period_days,
+            )
+        )  # fmt: skip
+    await ask_consent(query.message, ctx, plan, i18n.current_locale, tenant=tenant_id)
 
 
 async def extend_consent(
@@ -397,6 +439,7 @@ def router() -> Router:
     r.callback_query.register(extend_consent, ConsentCb.filter(F.tenant != ""))
     r.callback_query.register(switch, AutoRenewCb.filter())
     r.callback_query.register(remove_card, CardCb.filter())
+    r.callback_query.register(change_card, ChangeCardCb.filter())
     r.callback_query.register(payments, PaymentsCb.filter())
     r.callback_query.register(change_plan, ChangePlanCb.filter())
     return r

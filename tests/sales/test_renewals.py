@@ -406,6 +406,39 @@ async def test_a_notification_after_the_owner_turned_renewal_off_is_honoured_onc
     assert len(shop.kassa.charges) == 1
 
 
+async def test_change_card_in_subscription_saves_the_new_card_and_the_old_is_never_charged(
+    make_shop: Callable[..., Awaitable[Shop]], stub: MasterStub
+) -> None:
+    shop = await make_shop(polling=True)
+    clock = moved_clock(shop)
+    bot = await bought_renewing(shop, stub)
+    owner = Person(shop.tg, SALES_TOKEN, OWNER)
+    card = await owner.ask("/subscription", "Автопродление: включено")
+    before = await owner.seen()
+    consent = await owner.press(card, "Сменить карту •••• 4444", "Включить автопродление?")
+    [why] = [m for m in (await shop.messages())[before:] if "новой картой" in m.plain_text]
+    assert "990\u00a0₽ за 30 дн." in why.plain_text and "заменит старую" in why.plain_text
+    pay = await owner.press(consent, "✅ Да, продлевать автоматически", "Оплатить")
+    payment_id = pay.reply_markup["inline_keyboard"][0][0]["url"].rsplit("/", 1)[1]  # type: ignore[index]
+    assert shop.kassa.bodies[payment_id]["save_payment_method"] is True
+    shop.kassa.card = {**shop.kassa.card, "last4": "1111", "expiry_month": "12",
+                       "expiry_year": "2030"}  # fmt: skip
+    [extension] = await shop.fetch("SELECT * FROM control.sales_orders WHERE kind = 'extend'")
+    paid = await shop.app.store.get(extension["order_id"])
+    assert paid is not None and await shop.pay(paid) == 200
+    await shop.settle(paid)
+    sub = await subscription(shop, bot.tenant_id)
+    assert (sub["card_last4"], sub["card_expiry"], sub["auto_renew"]) == ("1111", "12/2030", True)
+    shown = await owner.ask("/subscription", "карта •••• 1111 (12/2030)")
+    assert ["Сменить карту •••• 1111"] in shown.buttons()
+
+    clock.ahead(DUE + timedelta(days=30))  # the period the new card paid for ends
+    assert await shop.app.renewals.run_once() == 1
+    [charge] = shop.kassa.charges
+    new_method = shop.kassa.payments[payment_id]["payment_method"]["id"]
+    assert charge["method_id"] == new_method != bot.method_id
+
+
 async def test_paying_with_auto_renewal_again_replaces_the_card(
     shop: Shop, stub: MasterStub
 ) -> None:
