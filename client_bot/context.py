@@ -14,7 +14,7 @@ from aiogram.utils.i18n import I18n
 
 from client_bot.booking import Schedule
 from client_bot.clock import Clock
-from client_bot.store import AssistantSettings, Business, Service, Staff, Store
+from client_bot.store import AssistantSettings, Business, Service, Staff, StaffOffer, Store
 from core.settings import ClientBotSettings
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ class TenantContext:
     _services: dict[int, Service] | None = field(default=None, repr=False)
     _assistant: AssistantSettings | None = field(default=None, repr=False)
     _staff: list[Staff] | None = field(default=None, repr=False)
+    _offers: dict[int, list[StaffOffer]] = field(default_factory=dict, repr=False)
     # Set when a booking's reminders were written: wakes the sleeping reminder worker at once.
     reminders_changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -78,6 +79,14 @@ class TenantContext:
             self._staff = await self.store.staff()
         return self._staff
 
+    async def offers(self, service_id: int) -> list[StaffOffer]:
+        """Who performs a service, at what price, in the business's order (cached per service
+        like the services: each booking step asks again)."""
+        offers = self._offers.get(service_id)
+        if offers is None:
+            offers = self._offers[service_id] = await self.store.offers(service_id)
+        return offers
+
     async def assistant_settings(self) -> AssistantSettings:
         """FAQ, tone and on/off of the AI assistant (cached like the profile)."""
         if self._assistant is None:
@@ -101,6 +110,7 @@ class TenantContext:
         self._schedule = None
         self._services = None
         self._staff = None
+        self._offers = {}
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -51,7 +51,9 @@ class ThrottlingMiddleware(BaseMiddleware):
         window = policy.get("window", self.window) if isinstance(policy, dict) else self.window
         key = f"{self.prefix}{user.id}"
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
+            # One round trip, no MULTI/EXEC: both commands go in one write and Redis runs them
+            # in order; the update is handled one way or the other anyway.
+            async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.incr(key)
                 pipe.expire(key, window, nx=True)
                 count, _ = await pipe.execute()

@@ -106,7 +106,7 @@ async def offer_staff(
 ) -> None:
     """Several staff members: the customer picks one or "any available"; one: straight to the
     calendar; nobody: back to the services."""
-    offers = await booking_service.offers(ctx, service)
+    offers = await ctx.offers(service.id)
     if not offers:
         await offer_services(
             query, ctx, _note(note) + _("Nobody performs this service at the moment.")
@@ -248,9 +248,7 @@ async def offer_slots(
 
 
 async def _staff_still_offers(ctx: TenantContext, service: Service, staff_id: int) -> bool:
-    return not staff_id or any(
-        o.staff.id == staff_id for o in await booking_service.offers(ctx, service)
-    )
+    return not staff_id or any(o.staff.id == staff_id for o in await ctx.offers(service.id))
 
 
 async def pick_day(query: CallbackQuery, callback_data: CalendarCb, ctx: TenantContext) -> None:
@@ -396,7 +394,7 @@ async def _summary_staff(
 ) -> tuple[str, Decimal]:
     """The summary's specialist line ("" when one staff member performs the service) and the
     price: the chosen staff member's own, else the service's."""
-    offers = await booking_service.offers(ctx, service)
+    offers = await ctx.offers(service.id)
     chosen = next((o for o in offers if o.staff.id == staff_id), None)
     price = chosen.price if chosen is not None else service.price
     if len(offers) < 2 and not (staff_id and offers and offers[0].staff.id != staff_id):
