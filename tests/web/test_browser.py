@@ -162,11 +162,11 @@ async def test_the_owner_arrives_by_login_link_and_sees_only_their_leads(
     await expect(page.locator("#login")).to_be_visible()
     email = new_email()
     await Client(http, web_server).register(email, "correct horse battery")
-    await page.fill("input[name=username]", email)
-    await page.fill("input[name=password]", "wrong one")
+    await page.fill("#login input[name=username]", email)
+    await page.fill("#login input[name=password]", "wrong one")
     await page.click("#login button[type=submit]")
     await expect(page.locator("#login-error")).to_contain_text("wrong email or password")
-    await page.fill("input[name=password]", "correct horse battery")
+    await page.fill("#login input[name=password]", "correct horse battery")
     await page.click("#login button[type=submit]")
     await expect(page.locator("#bots")).to_contain_text("Ботов пока нет")
     await expect(rows).to_have_count(0)
@@ -231,4 +231,30 @@ async def test_the_owner_works_a_bots_day_in_the_dashboard(
         ("Окрашивание", "4000.00"),
         ("Укладка", "900.00"),
     ]
+    assert errors == []
+
+
+async def test_an_owner_who_came_by_link_sets_a_password_and_logs_in_with_it(
+    web_server, make_web_tenant, browser
+):
+    tenant = await make_web_tenant(web_server)
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    link = login_link_url(web_server.deps.keys, web_server.url, tenant.owner_telegram_id, 60)
+    await page.goto(link)
+    await page.wait_for_url(web_server.url + "/dashboard", timeout=15_000)
+    await page.click("#account summary")
+    email = new_email()
+    await expect(page.locator("#email-row")).to_be_visible(timeout=15_000)  # none yet
+    await page.fill("#password-form input[name=email]", email)
+    await page.fill("#password-form input[name=password]", "my own password")
+    await page.click("#password-form button[type=submit]")
+    await expect(page.locator("#password-status")).to_contain_text("Сохранено")
+    await expect(page.locator("#current-row")).to_be_visible()  # now it asks for the old one
+    await page.click("#logout")
+    await page.fill("#login input[name=username]", email)
+    await page.fill("#login input[name=password]", "my own password")
+    await page.click("#login button[type=submit]")
+    await expect(page.locator("#bots")).to_contain_text(tenant.tenant_id[-4:], timeout=15_000)
     assert errors == []

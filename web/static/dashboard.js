@@ -19,6 +19,10 @@
     st_confirmed: "confirmed", st_cancelled: "cancelled", st_done: "came", st_no_show: "did not come",
     cancel_note: "Why? (the note is kept)",
     save: "Save", staff_says: "Staff", you: "Customer", assistant: "Assistant",
+    account: "Password login", current_password: "Current password", new_password: "New password",
+    only_bot: "You came from one bot's /admin and see that bot only. Set a password after logging"
+      + " in with the sales bot's link or your password.",
+    password_saved: "Saved: log in with your email and this password from now on.",
   };
   var RU = {
     "new": "новая", in_work: "в работе", won: "успешная", lost: "отказ",
@@ -26,6 +30,7 @@
     cancel: "Отменить", done: "Пришёл", no_show: "Не пришёл", st_confirmed: "подтверждена",
     st_cancelled: "отменена", st_done: "пришёл", st_no_show: "не пришёл", cancel_note: "Причина? (сохранится в записи)", save: "Сохранить",
     staff_says: "Сотрудник", you: "Клиент", assistant: "Ассистент",
+    password_saved: "Сохранено: теперь входите по email и этому паролю.",
   };
   function t(key, fallback) {
     return (lang === "en" ? EN[key] : RU[key]) || fallback || key;
@@ -331,6 +336,10 @@
       $("panel").hidden = false;
       $("logout").hidden = false;
       $("who").textContent = me.company_name || me.email || "";
+      $("only-bot").hidden = !me.only_bot;
+      $("password-form").hidden = Boolean(me.only_bot);
+      $("email-row").hidden = Boolean(me.email);
+      $("current-row").hidden = !me.email;
       loadBots(me);
       var select = $("bot");
       select.textContent = "";
@@ -364,6 +373,23 @@
         });
       })
       .catch(function (err) { $("login-error").textContent = err.message; });
+  });
+
+  $("password-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var fields = new FormData(event.target);
+    var payload = { password: fields.get("password") };
+    if (!$("email-row").hidden) { payload.email = fields.get("email"); }
+    if (!$("current-row").hidden) { payload.current_password = fields.get("current_password"); }
+    $("password-status").textContent = "";
+    api("/api/auth/password", false, "POST", payload)
+      .then(function (tokens) {
+        store(tokens);  // the other sessions ended; this one goes on with new tokens
+        event.target.reset();
+        $("password-status").textContent = t("password_saved");
+        return showPanel();
+      })
+      .catch(function (err) { $("password-status").textContent = err.message; });
   });
 
   $("status").addEventListener("change", loadLeads);
