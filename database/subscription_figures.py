@@ -107,3 +107,32 @@ async def claim_failed_renewals(
         )
         for r in rows
     ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRenewal:
+    """The next charge of a tenant's saved card, as the sales bot plans it."""
+
+    next_charge_at: datetime
+    amount: Decimal
+    currency: str
+    card_last4: str | None
+
+
+async def planned_renewal(conn: asyncpg.Connection, tenant_id: str) -> PlannedRenewal | None:
+    """The tenant's next auto-renewal charge when one is planned (auto-renewal on, a saved card,
+    no declined attempt this period); None otherwise, or without the sales bot's tables. The
+    master's expiry reminders say it instead of "extend it"."""
+    if not await conn.fetchval("SELECT to_regclass('control.sales_subscriptions') IS NOT NULL"):
+        return None
+    row = await conn.fetchrow(
+        "SELECT next_charge_at, coalesce(next_amount, amount) AS amount, currency, card_last4"
+        " FROM control.sales_subscriptions WHERE tenant_id = $1 AND auto_renew"
+        " AND method_enc IS NOT NULL AND next_charge_at IS NOT NULL AND failures = 0",
+        tenant_id,
+    )
+    if row is None:
+        return None
+    return PlannedRenewal(
+        row["next_charge_at"], Decimal(row["amount"]), row["currency"], row["card_last4"]
+    )

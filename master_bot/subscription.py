@@ -7,6 +7,10 @@ reminder also reaches the owner of a stopped bot. A reminder is sent at most onc
 (tenant, threshold, expiry date): the row in `control.subscription_reminders` is claimed
 before sending. When several thresholds are due at once only the nearest one is sent.
 
+With auto-renewal on (the sales bot's `control.sales_subscriptions`: a saved card, a charge
+planned before the end), a reminder says when the card will be charged and how much instead
+of "extend it": the owner is told ahead of each charge.
+
 Suspension: once `expires_at + grace` has passed, the tenant is suspended (bot stopped,
 PostgreSQL login and Redis user disabled, data kept) and operators are alerted. Extending the
 subscription (`POST .../extend`) resumes it.
@@ -19,10 +23,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from core.loops import run_every
-from database.subscription_figures import claim_failed_renewals
+from database.subscription_figures import PlannedRenewal, claim_failed_renewals, planned_renewal
 from master_bot.alert import AlertKind
 from master_bot.deps import Deps
 from master_bot.errors import MasterError
@@ -43,6 +48,19 @@ _TEXTS = {
         "Extend it through the sales bot to keep your bot running."
     ),
 }
+# A tenant whose saved card will be charged before the end (issue 17): told when and how much.
+_RENEWING = {
+    "ru": (
+        "🔄 Подписка на бота «{name}» оплачена до {date} и продлится автоматически: {charge} "
+        "с карты {card} спишется {amount} ₽ за следующий период.\n"
+        "Отключить автопродление или сменить карту: /subscription в боте продаж."
+    ),
+    "en": (
+        "🔄 «{name}» is paid until {date} and renews automatically: on {charge} {amount} RUB "
+        "will be charged from card {card} for the next period.\n"
+        "To turn auto-renewal off or change the card: /subscription in the sales bot."
+    ),
+}
 
 
 def due_threshold(expires_at: datetime, now: datetime, thresholds: Sequence[int]) -> int | None:
@@ -58,15 +76,28 @@ def is_expired(expires_at: datetime | None, now: datetime, grace: timedelta) -> 
     return expires_at is not None and expires_at + grace <= now
 
 
-def reminder_text(tenant: TenantRecord, threshold: int) -> str:
+def reminder_text(
+    tenant: TenantRecord, threshold: int, renewal: PlannedRenewal | None = None
+) -> str:
+    """The reminder; with a charge of the saved card planned before the end, that charge."""
     assert tenant.expires_at is not None
     try:
         zone = ZoneInfo(tenant.timezone)
     except (KeyError, ValueError):
         zone = ZoneInfo("UTC")
     date = tenant.expires_at.astimezone(zone).strftime("%d.%m.%Y %H:%M")
+    name = html.escape(tenant.business_name)
+    if renewal is not None and renewal.next_charge_at < tenant.expires_at:
+        amount = renewal.amount
+        return _RENEWING.get(tenant.locale, _RENEWING["ru"]).format(
+            name=name,
+            date=date,
+            charge=renewal.next_charge_at.astimezone(zone).strftime("%d.%m.%Y %H:%M"),
+            card=f"•••• {html.escape(renewal.card_last4)}" if renewal.card_last4 else "—",
+            amount=amount.quantize(Decimal(1)) if amount == amount.to_integral() else amount,
+        )
     template = _TEXTS.get(tenant.locale, _TEXTS["ru"])
-    return template.format(name=html.escape(tenant.business_name), date=date, days=threshold)
+    return template.format(name=name, date=date, days=threshold)
 
 
 @dataclass(slots=True)
@@ -147,9 +178,10 @@ class SubscriptionMonitor:
         if not await store.claim_reminder(tid, threshold, tenant.expires_at):
             return  # sent (or being sent) already
         token = self.deps.box.decrypt(tid, tenant.bot_token_enc)
+        renewal = await self._planned_renewal(tid)
         try:
             await self.deps.telegram.send_message(
-                token, tenant.owner_telegram_id, reminder_text(tenant, threshold)
+                token, tenant.owner_telegram_id, reminder_text(tenant, threshold, renewal)
             )
         except SendFailedError as exc:
             self.deps.metrics.failed("reminder")
@@ -168,6 +200,14 @@ class SubscriptionMonitor:
             {"days": threshold, "expires_at": tenant.expires_at},
         )
         report.reminded.append((tid, threshold))
+
+    async def _planned_renewal(self, tenant_id: str) -> PlannedRenewal | None:
+        try:
+            async with self.deps.pool.acquire() as conn:
+                return await planned_renewal(conn, tenant_id)
+        except Exception:  # the plain reminder is still right: the owner may extend by hand
+            log.exception("planned renewal of %s not read", tenant_id)
+            return None
 
     async def run(self) -> None:
         await run_every(self.interval, self.run_once, "subscription monitor pass")

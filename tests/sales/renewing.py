@@ -49,6 +49,7 @@ async def bought(
     """A new bot bought and paid on the checkout page, the tenant provisioned (by the stub or
     the real master, whichever the shop talks to)."""
     token = bot_token()
+    shop.tokens.append(token)  # the bot's own token: what its owner reads in the emulator
     await shop.tg.send_message(SALES_TOKEN, user_id, "/start")
     identity = await shop.tg.register_bot(token, name or f"salon{user_id}_bot", "Salon")
     catalog_plan = shop.app.catalog.get(plan)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -273,6 +274,41 @@ async def test_a_downgrade_is_charged_and_applied_at_the_next_renewal_not_before
     await wait_until(lambda: _features_lack(tmp_path / "clients", tid, AI), 30)
     assert bot_features(tmp_path / "clients", tid) == {"booking", "reminders", "admin_panel"}
     assert len(shop.kassa.charges) == 1
+
+
+async def test_the_expiry_reminder_of_a_renewing_bot_says_when_the_card_is_charged(
+    make_shop: Callable[..., Awaitable[Shop]],
+    real_master: tuple[Master, str],
+) -> None:
+    """The master's reminders before the end: with auto-renewal on, the charge (date, amount,
+    card) and how to stop it, not "extend it"; without, "extend it" as before."""
+    master, url = real_master
+    shop = await make_shop(master_url=url, master_token=MASTER_TOKEN)
+    renewing = await buy(shop, "start", "reminded_auto_bot")
+    await bought(shop, auto_renew=False, name="reminded_manual_bot", timeout=60)
+    renewing_token, manual_token = shop.tokens[-2:]
+    for token in (renewing_token, manual_token):  # the owner opened each bot
+        await shop.tg.send_message(token, OWNER, "/start")
+    master.monitor.clock = lambda: datetime.now(UTC) + timedelta(days=23, hours=12)
+    await master.monitor.run_once()
+
+    async def reminder(token: str) -> str:  # sent by run_once, before it returned
+        [text] = [
+            m.plain_text
+            for m in await shop.tg.messages(token, OWNER)
+            if "⏳" in m.plain_text or "🔄" in m.plain_text
+        ]
+        return text
+
+    sub = await subscription(shop, renewing.tenant_id or "")
+    moscow = ZoneInfo("Europe/Moscow")
+    charge = sub["next_charge_at"].astimezone(moscow).strftime("%d.%m.%Y %H:%M")
+    auto = await reminder(renewing_token)
+    assert "продлится автоматически" in auto, auto
+    assert f"{charge} с карты •••• 4444 спишется 990 ₽" in auto
+    assert "/subscription" in auto and "Продлите" not in auto
+    plain = await reminder(manual_token)
+    assert "Продлите её в боте продаж" in plain and "автоматически" not in plain
 
 
 async def test_a_failed_renewal_alerts_the_operators_once(
