@@ -21,7 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
@@ -29,6 +30,7 @@ import docker
 import pytest
 
 from core.plans import Catalog, parse_plans
+from core.secrets import SecretBox, generate_key
 from database.redis_tenants import remove_tenant_redis
 from database.tenants import drop_tenant_database
 from master_bot.deploy.base import RuntimeState
@@ -43,9 +45,16 @@ from master_bot.deploy.docker import (
 )
 from master_bot.deploy.hub import PlacedBackend, with_docker_hubs
 from master_bot.deploy.process import PLATFORM_ONLY
+from master_bot.deps import Deps
+from master_bot.ingress import render_caddyfile, sync_routes
 from master_bot.reconciler import Act
 from tests.client.conftest import Customer
-from tests.client.test_webhook import caddy_binary
+from tests.client.test_webhook import (  # noqa: F401 - caddy: a fixture
+    Routes,
+    caddy,
+    caddy_binary,
+    caddy_config,
+)
 from tests.docker_support import (  # noqa: F401 - pytest fixtures
     RUN_ID,
     RUN_LABEL,
@@ -56,6 +65,8 @@ from tests.docker_support import (  # noqa: F401 - pytest fixtures
 )
 from tests.master.conftest import Harness
 from tests.master.test_docker_master import containers_of, fleet_name, on_network
+from tests.master.test_spec import config as spec_config
+from tests.master.test_spec import tenant as spec_tenant
 from tests.test_docker_backend import Relay
 
 PLANS = """{"plans": [
@@ -178,7 +189,7 @@ async def test_hub_containers_with_webhooks_moves_crashes_and_adoption(
     assert isinstance(placed.dedicated, DockerBackend)
     harness = await make_harness(backend=placed)
     relay = await on_network(harness, placed.dedicated)
-    caddy, caddy_ip = caddy_container(docker_api, placed.dedicated.network, tmp_path / "caddy")
+    proxy, caddy_ip = caddy_container(docker_api, placed.dedicated.network, tmp_path / "caddy")
     outside = Relay("127.0.0.1")  # where the emulator delivers: to Caddy
     # Telegram retries a webhook it could not deliver for a long while; the emulator gives up
     # after 1 s by default, shorter than a hub container's start-up.
@@ -201,7 +212,7 @@ async def test_hub_containers_with_webhooks_moves_crashes_and_adoption(
     finally:
         await relay.close()
         await outside.close()
-        caddy.remove(force=True)
+        proxy.remove(force=True)
         for container in docker_api.containers.list(
             all=True, filters={"label": f"{LABEL_FLEET}={fleet}"}
         ):
@@ -376,3 +387,70 @@ def _running(clients: Path, tids: set[str]) -> bool:
 
 async def _state(harness: Harness, tid: str, state: RuntimeState) -> bool:
     return (await harness.backend.status(tid)).state is state
+
+
+class _Hubs:
+    """A backend as ingress.py asks it: which hub's webhook server each shared tenant is at."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, str] = {}
+
+    def webhook_upstreams(self) -> dict[str, str]:
+        return dict(self.routes)
+
+
+async def test_the_reconciler_reroutes_a_tenant_that_landed_in_another_hub(
+    caddy: Any,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    """sync_routes (run after the reconciler's deploys): a shared tenant's route follows it to
+    another hub, a dedicated neighbour keeps its own, and nothing is routed to a tenant in no
+    hub; the routes go to Caddy only when they changed."""
+    box = SecretBox(generate_key())
+    secret = box.encrypt("client_0000000042", "x" * 40)
+    shared = spec_tenant(box, "basic", placement="shared", webhook_secret_enc=secret)
+    dedicated = spec_tenant(
+        box,
+        "basic",
+        tenant_id="client_0000000043",
+        number=43,
+        webhook_secret_enc=box.encrypt("client_0000000043", "y" * 40),
+    )
+    config = spec_config(
+        clients_dir=tmp_path / "clients",
+        webhook_base_url=caddy.url,
+        caddy_admin_url=f"http://127.0.0.1:{caddy.admin}",
+        webhook_proxy_listen=f":{caddy.port}",
+        fleet_name="blue",
+    )
+    hubs = _Hubs()
+    deps = cast(Deps, SimpleNamespace(config=config, store=Routes(shared, dedicated), backend=hubs))
+
+    await sync_routes(deps)  # the shared tenant is in no hub (yet): no route to it
+    loaded = await caddy_config(caddy)
+    assert "/tg/client_0000000042" not in loaded
+    assert "botfleet-blue-client_0000000043:8080" in loaded
+    for hub in ("hub-1", "hub-2"):
+        hubs.routes = {shared.tenant_id: f"botfleet-blue-{hub}:8080"}
+        await sync_routes(deps)
+        loaded = await caddy_config(caddy)
+        assert f"botfleet-blue-{hub}:8080" in loaded and "/tg/client_0000000042" in loaded
+        assert "botfleet-blue-client_0000000043:8080" in loaded
+    assert "botfleet-blue-hub-1:8080" not in loaded
+    # Unchanged: not loaded again (a route put into Caddy by hand meanwhile stays).
+    by_hand = {
+        shared.tenant_id: "botfleet-blue-hub-2:8080",
+        dedicated.tenant_id: "botfleet-blue-client_0000000043:8080",
+        "client_0000000099": "127.0.0.1:9",
+    }
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{config.caddy_admin_url}/load",
+            data=render_caddyfile(config, by_hand).encode(),
+            headers={"Content-Type": "text/caddyfile"},
+        ) as r,
+    ):
+        assert r.status == 200, await r.text()
+    await sync_routes(deps)
+    assert "/tg/client_0000000099" in await caddy_config(caddy)
