@@ -1,7 +1,7 @@
 """ "Open the web panel" from a client bot's /admin, end to end: the owner presses the button in
 the Telegram emulator, the bot (with only its tenant's credentials) writes the SHA-256 of a
-one-time token into its own schema and shows a link, and the web spends that token as the
-tenant's own role and logs the owner in, to that bot only.
+one-time token into its own schema and shows a link; opened in Chromium, the web spends that
+token as the tenant's own role and logs the owner in, to that bot only.
 
 The attacks: the link replayed or moved to another bot; a row forged with the tenant's own
 credentials (what a compromised bot could write) naming another bot's owner; and a session
@@ -15,9 +15,11 @@ import secrets
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+from playwright.async_api import expect
 
 from tests.client.conftest import TenantCreds, bot_factory, emulator  # noqa: F401 - fixtures
 from tests.web.conftest import Client, fetch
+from tests.web.test_browser import browser  # noqa: F401 - the fixture
 from tests.web.test_tenant_data import add_lead, owner_client
 
 
@@ -33,6 +35,7 @@ async def test_the_owner_opens_the_web_panel_from_admin(
     http,
     make_web_tenant,
     bot_factory,  # noqa: F811 - the imported fixture
+    browser,  # noqa: F811 - the imported fixture
 ):
     tenant = await make_web_tenant(web_server)
     # The owner's second bot, bought under the same Telegram id.
@@ -70,12 +73,18 @@ async def test_the_owner_opens_the_web_panel_from_admin(
         "POST", "/api/auth/bot-link", json={"tenant_id": other.tenant_id, "token": query["token"]}
     )
     assert status == 401, body
-    # The page behind the link spends it (as the browser does): logged in, to this bot only.
-    status, tokens = await web.call(
-        "POST", "/api/auth/bot-link", json={"tenant_id": query["bot"], "token": query["token"]}
-    )
-    assert status == 200, tokens
-    web.keep(tokens)
+    # Opened in a real browser, the page behind the link spends it: the dashboard, this bot
+    # only, and no password form (this session speaks for this bot alone).
+    page = await browser.new_page()
+    await page.goto(url)
+    await page.wait_for_url(web_server.url + "/dashboard", timeout=15_000)
+    assert "token=" not in page.url
+    await expect(page.locator("#bot option")).to_have_count(1, timeout=15_000)
+    await expect(page.locator("#bot option")).to_have_attribute("value", tenant.tenant_id)
+    await page.click("#account summary")
+    await expect(page.locator("#only-bot")).to_be_visible()
+    await expect(page.locator("#password-form")).to_be_hidden()
+    web.access = await page.evaluate("sessionStorage.getItem('botfleet.access')")
     rows = await fetch(tenant.dsn, "SELECT used_at FROM web_login_tokens")
     assert rows[0]["used_at"] is not None
     status, me = await web.call("GET", "/api/auth/me")
