@@ -42,7 +42,7 @@ from sales_bot.billing import Billing, method_context
 from sales_bot.kassa import KassaError, KassaUnavailableError, PaymentDraft, PaymentGateway
 from sales_bot.master import MasterApi, MasterError, MasterRejectedError, Tenant
 from sales_bot.notices import Notices
-from sales_bot.orders import OrderKind, PaymentView, idempotence_key, new_order_id
+from sales_bot.orders import OrderKind, OrderStatus, PaymentView, idempotence_key, new_order_id
 from sales_bot.plans import Catalog
 from sales_bot.store import MethodUpdate, Order, SalesStore, Subscription
 from sales_bot.vault import Vault
@@ -238,7 +238,8 @@ class Renewals:
                          order.order_id)  # fmt: skip
             return
         method = None
-        if order.auto_renew and order.method_enc is not None:
+        # A refunded order's card is not saved for renewals (its tenant may be set up anyway).
+        if order.auto_renew and order.method_enc is not None and order.status is OrderStatus.PAID:
             method_id = self.vault.open(method_context(order.order_id), order.method_enc)
             method = MethodUpdate(
                 self.box.encrypt(tenant.tenant_id, method_id), order.card_last4, order.card_expiry

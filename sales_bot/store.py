@@ -382,6 +382,15 @@ class SalesStore:
             )
             if order.kind is OrderKind.RENEWAL and moved.to is OrderStatus.CANCELED:
                 await self._renewal_failed(conn, Order.of(row), reason or "unknown", retry_days)
+            if moved.to is OrderStatus.REFUNDED and order.kind is not OrderKind.UPGRADE:
+                # Money given back for a period: the card is not charged for the next one
+                # unless the owner turns auto-renewal on again (the card stays saved).
+                await conn.execute(
+                    "UPDATE control.sales_subscriptions SET auto_renew = false,"
+                    " next_charge_at = NULL, revoked_at = now(), last_failure = 'refunded',"
+                    " updated_at = now() WHERE tenant_id = $1",
+                    order.tenant_id,
+                )
             actions = list(moved.actions)
             if Action.SUSPEND in actions:
                 # What the master never saw is dropped instead: nothing to suspend then.

@@ -439,6 +439,39 @@ async def test_change_card_in_subscription_saves_the_new_card_and_the_old_is_nev
     assert charge["method_id"] == new_method != bot.method_id
 
 
+async def test_a_refunded_renewal_pauses_the_bot_and_the_card_is_not_charged_again(
+    shop: Shop, stub: MasterStub
+) -> None:
+    """As a refunded first payment (REFUND_SUSPENDS on): the bot is paused once, the owner told
+    once; auto-renewal goes off (the card stays saved), so the next period is not charged."""
+    clock = moved_clock(shop)
+    bot = await bought_renewing(shop, stub)
+    clock.ahead(DUE)
+    assert await shop.app.renewals.run_once() == 1
+    await deliver(shop)
+    [charge] = shop.kassa.charges
+    [renewal] = await renewal_orders(shop)
+    assert bot.tenant.status == "active" and renewal["fulfilled_at"] is not None
+
+    refund_id = shop.kassa.refund(charge["payment_id"])["id"]
+    for _ in range(2):
+        assert await shop.notify("refund.succeeded", refund_id) == 200
+    await shop.settle(await _order(shop, renewal["order_id"]))
+    [row] = await renewal_orders(shop)
+    assert row["status"] == OrderStatus.REFUNDED
+    assert bot.tenant.status == "suspended"
+    suspends = [p for m, p in stub.calls if p == f"/api/v1/tenants/{bot.tenant_id}/suspend"]
+    assert len(suspends) == 1
+    assert sum("возвращена, поэтому бот приостановлен" in t for t in await texts(shop)) == 1
+    sub = await subscription(shop, bot.tenant_id)
+    assert (sub["auto_renew"], sub["next_charge_at"]) == (False, None)
+    assert sub["method_enc"] is not None and sub["card_last4"] == "4444"
+    for days in (30, 31, 60):
+        clock.ahead(DUE + timedelta(days=days))
+        assert await shop.app.renewals.run_once() == 0
+    assert len(shop.kassa.charges) == 1
+
+
 async def test_paying_with_auto_renewal_again_replaces_the_card(
     shop: Shop, stub: MasterStub
 ) -> None:
