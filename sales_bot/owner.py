@@ -142,11 +142,14 @@ class BotNotifier:
         def text() -> str:
             bot = bot_link(tenant.bot_username or order.bot_username)
             upgrade = html.escape(paid.name(order.locale) if paid else order.plan)
-            if tenant.plan != order.plan_from:  # a later period is paid on the upgraded plan
+            if tenant.plan != order.plan_from:  # a later payment covers the plan it is on
                 return _(
-                    "The payment of {amount} for plan {plan} of {bot} was refunded. The next "
-                    "period is paid on plan {plan} already, so {bot} stays on it. /subscription"
-                ).format(amount=format_rub(order.amount), plan=upgrade, bot=bot)
+                    "The payment of {amount} for plan {plan} of {bot} was refunded. {bot} stays "
+                    "on plan {current}: it is paid for by a later payment. /subscription"
+                ).format(
+                    amount=format_rub(order.amount), plan=upgrade, bot=bot,
+                    current=html.escape(now.name(order.locale) if now else tenant.plan),
+                )  # fmt: skip
             return _(
                 "The payment of {amount} for plan {plan} of {bot} was refunded, so {bot} is back "
                 "on plan {current}: paid until {date}, then {price} for {days} days. /subscription"

@@ -190,20 +190,24 @@ class Relay:
     async def _revert_plan(self, item: OutboxItem, order: Order) -> None:
         """A refunded upgrade: the tenant goes back to the plan its period was paid on, once
         (Idempotency-Key `<order id>:refund`), after the upgrade's own switch if that is still
-        being delivered; not at all when the master never switched, or when a later period was
-        paid on the upgraded plan already (that plan is paid for then). The owner is told."""
+        being delivered; not at all when the master never switched, when the plan was changed
+        again since, or when a later period was paid on the upgraded plan already (that plan is
+        paid for then). The owner is told."""
         if order.tenant_id is None or order.plan_from is None:
             raise VaultError(f"upgrade order {order.order_id} names no tenant or plan")
         delivery = await self.store.plan_change_delivery(order.order_id)
         if delivery == "open":
             await self.store.outbox_retry(item.id, self.backoff(1), "waiting for the plan change")
             return
-        if delivery == "delivered" and not await self.store.paid_later_on(order):
+        tenant = await self.master.get(order.tenant_id)
+        if (
+            delivery == "delivered"
+            and tenant.plan == order.plan  # not changed again since (a later order, an operator)
+            and not await self.store.paid_later_on(order)
+        ):
             tenant = await self.master.change_plan(
                 order.tenant_id, order.plan_from, f"{order.order_id}:refund"
             )
-        else:
-            tenant = await self.master.get(order.tenant_id)
         await self.after_call(item)
         await self.on_fulfilled(order, tenant)
         await self.store.outbox_done(item.id, f"plan {tenant.plan} for {tenant.tenant_id}")

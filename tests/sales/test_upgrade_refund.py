@@ -146,8 +146,23 @@ async def test_a_refund_after_the_next_period_was_paid_on_the_upgrade_keeps_that
     assert bot.tenant.plan == "business"  # the plan the next period was paid for
     assert f"{paid.order_id}:refund" not in stub.plan_keys
     assert (await subscription(shop, bot.tenant_id))["plan"] == "business"
-    [told] = [t for t in await texts(shop) if "возвращена" in t and "Бизнес" in t]
-    assert "остаётся на нём" in told
+    [told] = [t for t in await texts(shop) if "возвращена" in t]
+    assert "остаётся на тарифе «Бизнес»" in told
+
+
+async def test_a_refund_after_the_plan_was_changed_again_leaves_the_new_plan(
+    shop: Shop, stub: MasterStub
+) -> None:
+    bot = await bought_renewing(shop, stub)
+    paid = await upgrade(shop, bot, "business")
+    await shop.settle(paid)
+    bot.tenant.plan = "business_year"  # changed since (an operator, a later order)
+    await refund(shop, paid)
+    await shop.settle(paid)
+    assert bot.tenant.plan == "business_year"
+    assert f"{paid.order_id}:refund" not in stub.plan_keys
+    [told] = [t for t in await texts(shop) if "возвращена" in t]
+    assert "остаётся на тарифе «Бизнес на год»" in told
 
 
 async def test_a_canceled_upgrade_changes_nothing_and_keeps_a_chosen_downgrade(
