@@ -114,8 +114,17 @@ def make_backend(settings: MasterSettings, config: MasterConfig) -> DeployBacken
                     name,
                     settings.client_network,
                 )
-    return DockerBackend(
-        settings.client_image, network=settings.client_network, fleet=settings.fleet_name
+    from master_bot.deploy.hub import with_docker_hubs
+
+    # Dedicated tenants in containers of their own; shared ones in hub containers of up to
+    # HUB_CAPACITY tenants on the same engine, image, network and fleet (docs/scaling.md).
+    return with_docker_hubs(
+        DockerBackend(
+            settings.client_image, network=settings.client_network, fleet=settings.fleet_name
+        ),
+        config.clients_dir,
+        capacity=settings.hub_capacity,
+        hub_env={"LOG_LEVEL": settings.log_level, "LOG_FORMAT": settings.log_format},
     )
 
 

@@ -446,7 +446,9 @@ class PlacedBackend(DeployBackend):
     def __init__(self, dedicated: DeployBackend, hubs: HubBackend) -> None:
         self.dedicated = dedicated
         self.hubs = hubs
-        self.name = f"{dedicated.name}+hubs"
+        # The engine's name ("docker", "process"): /health's deploy_backend:<name> check and
+        # make stats name the engine; hubs are a placement on it, not another engine.
+        self.name = dedicated.name
 
     def _side(self, tenant_id: str) -> DeployBackend:
         return self.hubs if self.hubs.knows(tenant_id) else self.dedicated
