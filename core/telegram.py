@@ -22,7 +22,8 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
-from aiogram.types import User
+from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup, User
+from aiohttp import FormData
 
 from core.logs import redact
 from core.retry import backoff
@@ -55,7 +56,17 @@ _RESPONSES: dict[Any, type[Response[Any]]] = {}
 
 
 class TelegramSession(AiohttpSession):
-    """aiogram's aiohttp session, keeping the response models it has used alive."""
+    """aiogram's aiohttp session, keeping the response models it has used alive, and sending
+    keyboards serialised by pydantic in one go (aiogram's form builder walks every button in
+    Python: ~1 ms for a month calendar)."""
+
+    def build_form_data(self, bot: Bot, method: TelegramMethod[TelegramType]) -> FormData:
+        markup = getattr(method, "reply_markup", None)
+        if not isinstance(markup, InlineKeyboardMarkup | ReplyKeyboardMarkup):
+            return super().build_form_data(bot, method)
+        form = super().build_form_data(bot, method.model_copy(update={"reply_markup": None}))
+        form.add_field("reply_markup", markup.model_dump_json(exclude_none=True))
+        return form
 
     def check_response(
         self, bot: Bot, method: TelegramMethod[TelegramType], status_code: int, content: str
