@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from core.categories import Category
+
 MAX_DAYS = 3660  # the longest period one order or extension may pay for
 
 
@@ -23,13 +25,17 @@ class ProvisionOrder:
     owner_telegram_id: int
     locale: str
     timezone: str
+    category: str = ""  # core.categories; '' = none given
 
     def __repr__(self) -> str:
         return f"ProvisionOrder(plan={self.plan!r}, owner={self.owner_telegram_id})"
 
     def fingerprint(self) -> str:
+        fields = asdict(self)
+        if not fields["category"]:  # a replay of an order from before categories: same hash
+            del fields["category"]
         return hashlib.sha256(
-            json.dumps(asdict(self), sort_keys=True, ensure_ascii=False).encode()
+            json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()
         ).hexdigest()
 
 
@@ -63,6 +69,9 @@ class OrderIn(StrictIn):
     owner_telegram_id: int = Field(ge=1, le=2**52)
     locale: Literal["ru", "en"] = "ru"
     timezone: Text = Field("Europe/Moscow", min_length=1, max_length=64)
+    category: Category | Literal[""] = Field(
+        "", description="the business category; seeds the new bot's services and hours"
+    )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(plan={self.plan!r}, owner={self.owner_telegram_id})"
@@ -93,4 +102,5 @@ class OrderIn(StrictIn):
             owner_telegram_id=self.owner_telegram_id,
             locale=self.locale,
             timezone=self.timezone,
+            category=self.category,
         )

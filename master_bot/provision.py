@@ -99,6 +99,7 @@ class Provisioner:
             bot_id=identity.bot_id,
             bot_username=identity.username,
             bot_token_sha256=identity.token_sha256,
+            category=order.category,
         )
         box = self.deps.box
         try:

@@ -86,6 +86,8 @@ def public_env(config: MasterConfig, tenant: TenantRecord) -> dict[str, str]:
         "TIMEZONE": tenant.timezone,
         "PLAN_FEATURES": ",".join(plan_features(config, tenant)),
     }
+    if tenant.category:  # only when given: the contract of a tenant without one is unchanged
+        env["BUSINESS_CATEGORY"] = tenant.category
     return env
 
 

@@ -47,7 +47,7 @@ _COLUMNS = (
     "tenant_id, number, status, plan, business_name, owner_telegram_id, locale, timezone,"
     " bot_id, bot_username, bot_token_enc, bot_token_sha256, db_password_enc,"
     " redis_password_enc, provision_step, expires_at, last_error, created_at, updated_at,"
-    " suspended_at, deleted_at, placement, webhook_secret_enc"
+    " suspended_at, deleted_at, placement, webhook_secret_enc, category"
 )
 PLACEMENTS = ("dedicated", "shared")
 
@@ -77,6 +77,7 @@ class TenantRecord:
     deleted_at: datetime | None
     placement: str | None = None  # None: the plan's default
     webhook_secret_enc: str | None = None  # the bot's webhook secret_token (migration 0014)
+    category: str = ""  # the business category from the order (migration 0018); '' = none
 
     def __repr__(self) -> str:  # ciphertexts stay out of reprs too
         return f"TenantRecord({self.tenant_id!r}, status={self.status.value!r})"
@@ -105,6 +106,7 @@ class NewTenant:
     bot_id: int
     bot_username: str | None
     bot_token_sha256: str
+    category: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,9 +337,9 @@ class TenantStore:
                 row = await conn.fetchrow(
                     "INSERT INTO control.tenants (tenant_id, number, plan, business_name,"
                     " owner_telegram_id, locale, timezone, bot_id, bot_username, bot_token_enc,"
-                    " bot_token_sha256, expires_at)"
+                    " bot_token_sha256, expires_at, category)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-                    "         now() + make_interval(days => $12))"
+                    "         now() + make_interval(days => $12), $13)"
                     f" RETURNING {_COLUMNS}",
                     tenant_id,
                     number,
@@ -351,6 +353,7 @@ class TenantStore:
                     seal(tenant_id),
                     new.bot_token_sha256,
                     new.period_days,
+                    new.category,
                 )
             except asyncpg.UniqueViolationError:
                 raise TokenInUseError(None) from None

@@ -12,7 +12,6 @@ EMAIL_RE = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$"
 )
 NAME_MAX = 100
-CATEGORIES = ("beauty", "health", "fitness", "education", "auto", "other")
 TIMEZONES = (
     "Europe/Kaliningrad",
     "Europe/Moscow",

@@ -6,6 +6,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from core.categories import CATEGORIES
 from sales_bot.callbacks import (
     BotOkCb,
     CategoryCb,
@@ -18,7 +19,7 @@ from sales_bot.callbacks import (
     PlanCb,
     TimezoneCb,
 )
-from sales_bot.forms import CATEGORIES, DEFAULT_TIMEZONE, TIMEZONES
+from sales_bot.forms import DEFAULT_TIMEZONE, TIMEZONES
 from sales_bot.plans import Catalog
 from sales_bot.text import category_name, plan_line
 

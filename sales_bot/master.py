@@ -72,6 +72,7 @@ class ProvisionRequest:
     owner_telegram_id: int
     locale: str
     timezone: str
+    category: str = ""  # core.categories; '' = none
 
     def __repr__(self) -> str:  # never show the token
         return f"ProvisionRequest(plan={self.plan!r}, owner={self.owner_telegram_id})"
@@ -146,6 +147,8 @@ class HttpMaster:
             "locale": request.locale,
             "timezone": request.timezone,
         }
+        if request.category:
+            body["category"] = request.category
         return await self._call("POST", "/api/v1/tenants", body=body, key=idempotency_key)
 
     async def extend(self, tenant_id: str, days: int, idempotency_key: str) -> Tenant:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from core.categories import CATEGORIES
 from core.retry import backoff
 from sales_bot.master import (
     MasterApi,
@@ -150,6 +151,7 @@ class Relay:
                 owner_telegram_id=order.user_id,
                 locale=order.locale,
                 timezone=order.timezone or "Europe/Moscow",
+                category=order.category if order.category in CATEGORIES else "",
             ),
             order.order_id,
         )

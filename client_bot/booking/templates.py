@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import time
 from decimal import Decimal
 
-CATEGORIES = ("beauty", "health", "fitness", "education", "auto", "other")
-
 
 @dataclass(frozen=True, slots=True)
 class ServiceTemplate:

@@ -11,6 +11,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from core.categories import CATEGORIES
 from sales_bot import keyboards
 from sales_bot.billing import Draft
 from sales_bot.callbacks import (
@@ -23,7 +24,7 @@ from sales_bot.callbacks import (
     TimezoneCb,
 )
 from sales_bot.context import SalesContext
-from sales_bot.forms import CATEGORIES, TIMEZONES, clean_business_name, clean_email
+from sales_bot.forms import TIMEZONES, clean_business_name, clean_email
 from sales_bot.handlers.payment import ask_consent, send_checkout
 from sales_bot.handlers.tokens import instructions, read_token
 from sales_bot.states import Onboarding

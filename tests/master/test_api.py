@@ -128,6 +128,29 @@ async def test_retry_with_same_key_returns_the_same_tenant(harness: Harness) -> 
     assert len(processes_of(first.body["tenant_id"])) == 1
 
 
+async def test_the_business_category_reaches_the_bots_contract(harness: Harness) -> None:
+    """The category picked while buying is stored and given to the bot (BUSINESS_CATEGORY),
+    which seeds its services and hours; an order without one leaves the contract as before."""
+    token = await harness.new_bot()
+    reply = await harness.api.provision(token, key="order-fit", category="fitness")
+    assert reply.status == 201, reply.body
+    tid = reply.body["tenant_id"]
+    (row,) = await harness.fetch("SELECT category FROM control.tenants WHERE tenant_id = $1", tid)
+    assert row["category"] == "fitness"
+    env = json.loads((harness.clients_dir / tid / "settings.json").read_text())["environment"]
+    assert env["BUSINESS_CATEGORY"] == "fitness"
+
+    plain = await harness.api.provision(await harness.new_bot(), key="order-plain")
+    env = json.loads((harness.clients_dir / plain.body["tenant_id"] / "settings.json").read_text())[
+        "environment"
+    ]
+    assert "BUSINESS_CATEGORY" not in env
+
+    unknown = await harness.api.provision(await harness.new_bot(), category="casino")
+    assert unknown.status == 422, unknown.body
+    assert "category" in json.dumps(unknown.body)
+
+
 async def test_token_of_another_tenant_is_409(harness: Harness) -> None:
     token = await harness.new_bot()
     assert (await harness.api.provision(token, key="order-a")).status == 201

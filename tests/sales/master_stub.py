@@ -27,6 +27,7 @@ class StubTenant:
     status: str = "active"
     username: str | None = None
     expires_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    category: str = ""  # as the sales bot sent it ('' = not sent)
 
     def json(self) -> dict[str, Any]:
         return {
@@ -117,6 +118,7 @@ class MasterStub:
             owner=body["owner_telegram_id"],
             username=self.usernames.get(body["bot_token"]),
             expires_at=datetime.now(UTC) + timedelta(days=body["period_days"]),
+            category=body.get("category", ""),
         )
         self.tenants[key] = tenant
         return web.json_response(tenant.json(), status=201)
