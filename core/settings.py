@@ -337,6 +337,11 @@ class MasterSettings(
     master_api_port: int = Field(8000, ge=1, le=65535)
     master_api_token: SecretStr
     metrics_token: SecretStr | None = None  # bearer token for GET /metrics only (optional)
+    # The owners' web (python -m web) as browsers reach it: client bots get it in their contract
+    # (WEB_PUBLIC_URL), and /admin then offers "Open the web panel". Empty = no button.
+    web_public_url: Annotated[str, AfterValidator(lambda v: _check_http_url(v) if v else v)] = (
+        Field("", description="public URL of the owners' web; empty = bots offer no web panel")
+    )
     operator_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     deploy_backend: Literal["docker", "process", "swarm"] = "docker"
     # Swarm services (DEPLOY_BACKEND=swarm): placement constraints and spread preferences,

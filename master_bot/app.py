@@ -69,6 +69,7 @@ def config_from(settings: MasterSettings) -> MasterConfig:
         plans=Catalog(load_plans(settings.sales_plans_file)),
         assistant_env=assistant_env(settings),
         webhook_base_url=settings.webhook_base_url,
+        web_public_url=settings.web_public_url,
         webhook_port_base=settings.webhook_port_base if settings.deploy_backend == "process" else 0,
         caddy_admin_url=settings.caddy_admin_url,
         webhook_proxy_listen=settings.webhook_proxy_listen,

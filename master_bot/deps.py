@@ -46,6 +46,7 @@ class MasterConfig:
     # listens on 127.0.0.1:<webhook_port_base + N>; 0 = containers, each on 0.0.0.0:8080.
     webhook_base_url: str = ""
     webhook_port_base: int = 0
+    web_public_url: str = ""  # the owners' web; "" = bots offer no "Open the web panel"
     caddy_admin_url: str = "http://127.0.0.1:2019"
     webhook_proxy_listen: str = ":8443"
 

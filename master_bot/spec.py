@@ -88,6 +88,8 @@ def public_env(config: MasterConfig, tenant: TenantRecord) -> dict[str, str]:
     }
     if tenant.category:  # only when given: the contract of a tenant without one is unchanged
         env["BUSINESS_CATEGORY"] = tenant.category
+    if config.web_public_url:  # /admin's "Open the web panel" (web/, issue 15)
+        env["WEB_PUBLIC_URL"] = config.web_public_url
     return env
 
 

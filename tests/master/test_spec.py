@@ -179,6 +179,18 @@ def test_business_name_locale_and_timezone_reach_the_bot(box, monkeypatch):
     assert settings.locale == "en" and settings.timezone == "Asia/Yekaterinburg"
 
 
+def test_category_and_the_web_panel_url_reach_the_bot_only_when_set(box, monkeypatch):
+    record = tenant(box, "start", category="fitness")
+    web = "https://panel.example.com"
+    settings = client_settings(build_spec(config(web_public_url=web), box, record).env, monkeypatch)
+    assert settings.business_category == "fitness"
+    assert settings.web_public_url == web  # /admin offers "Open the web panel"
+    plain = public_env(config(), tenant(box, "start"))
+    assert "BUSINESS_CATEGORY" not in plain and "WEB_PUBLIC_URL" not in plain
+    with pytest.raises(SystemExit, match="WEB_PUBLIC_URL"):
+        master_settings(monkeypatch, WEB_PUBLIC_URL="ftp://nope")
+
+
 # --- fleet-wide assistant settings ---------------------------------------------------------------
 def test_master_assistant_settings_reach_every_bot(box, monkeypatch):
     settings = master_settings(
