@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -37,16 +38,17 @@ from redis.asyncio import Redis
 from client_bot.assistant import build_assistant
 from client_bot.clock import Clock, SystemClock
 from client_bot.context import TenantContext
-from client_bot.handlers import customer_routers, last_routers
+from client_bot.handlers import customer_routers, last_routers, waitlist
 from client_bot.handlers.waitlist import WaitlistWorker
 from client_bot.i18n import TenantLocaleMiddleware, shared_i18n
 from client_bot.notices import AdminNotices, AdminWroteMiddleware
+from client_bot.scheduler import Job, Scheduler, WakingEvent
 from client_bot.store import Store
 from client_bot.webhook import WebhookServer
 from client_bot.workers.broadcast import BroadcastWorker
 from client_bot.workers.housekeeping import Housekeeping
 from client_bot.workers.notices import NoticeRetry
-from client_bot.workers.reminders import ReminderWorker
+from client_bot.workers.reminders import RETRY_SECONDS, ReminderWorker
 from core.errors import ErrorReply
 from core.redis import redis_client
 from core.settings import ClientBotSettings
@@ -90,6 +92,8 @@ class SharedDispatcher:
 
     def __init__(self) -> None:
         self.tenants: dict[int, ClientBot] = {}
+        # The periodic work of every tenant (reminders, housekeeping, notices, waitlist).
+        self.scheduler = Scheduler()
         self.storage = BotStorages()
         self.i18n = shared_i18n()
         dp = self.dp = Dispatcher(
@@ -239,7 +243,8 @@ class ClientBot:
         self.handling = asyncio.Lock()  # one update at a time
         self.dispatcher = dispatcher or SharedDispatcher()
         self.dispatcher.add(self)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: list[Job] = []
+        self._notices_job: Job | None = None  # started by the first reminder pass
         self._polling: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None  # stop() on a signal
         # Set while serving by webhook (WEBHOOK_BASE_URL): stop() ends it.
@@ -322,25 +327,95 @@ class ClientBot:
         await wait_for_telegram(self.bot, "BOT_TOKEN")
         await self.set_commands()
         await self.broadcasts.resume_all()
-        # The workers' first passes one after another, not at once, so a starting tenant opens
-        # one PostgreSQL connection, not three (a hub starting many tenants would hit
-        # max_connections). Housekeeping's and the waitlist's first passes come later anyway.
-        self._tasks = [
-            asyncio.create_task(self.reminders.run(), name="reminders"),
-            asyncio.create_task(self.housekeeping.run(), name="housekeeping"),
-            asyncio.create_task(
-                self._after(self.reminders.first_pass_done, self.notice_retry.run),
-                name="admin notices",
-            ),
-            asyncio.create_task(self.waitlist.run(), name="waitlist"),
-        ]
+        self._schedule_work()
         try:
             if self.settings.webhook_on:
                 await self._serve_webhook(webhooks, handle_signals=handle_signals)
             else:
                 await self._poll(handle_signals=handle_signals)
         finally:
-            await self._stop_tasks()
+            await self._stop_work()
+
+    def _schedule_work(self) -> None:
+        """The tenant's periodic work, as jobs of the process's one scheduler. The workers'
+        first passes one after another, not at once, so a starting tenant opens one PostgreSQL
+        connection, not three: the admin-notice retry after the first reminder pass;
+        housekeeping's first pass at a random moment of its first hour (a hub starting many
+        tenants does not clean them all at once), the waitlist's a few seconds in."""
+        scheduler = self.dispatcher.scheduler
+        tid = self.settings.tenant_id
+        housekeeping = self.housekeeping.interval
+        notices = scheduler.add(
+            f"tenant {tid}: admin notices retry",
+            self._notices_pass,
+            delay=None,
+            retry=self.notice_retry.interval,
+        )
+        reminders = scheduler.add(
+            f"tenant {tid}: reminder pass",
+            self._reminder_pass,
+            retry=min(RETRY_SECONDS, self.reminders.interval),
+        )
+        seats = scheduler.add(
+            f"tenant {tid}: waitlist pass",
+            self._waitlist_pass,
+            delay=waitlist.FIRST_PASS_DELAY,
+            retry=waitlist.POLL_SECONDS,
+        )
+        self._jobs = [
+            reminders,
+            notices,
+            seats,
+            scheduler.add(
+                f"tenant {tid}: housekeeping pass",
+                self._housekeeping_pass,
+                delay=random.uniform(0, housekeeping),  # noqa: S311 - not a secret
+                retry=housekeeping,
+            ),
+        ]
+        # A booking written (or someone getting in line) wakes its job at once.
+        self.ctx.reminders_changed = WakingEvent(lambda: scheduler.wake(reminders))
+        self.waitlist.wake = WakingEvent(lambda: scheduler.wake(seats))
+        self._notices_job = notices
+
+    async def _reminder_pass(self) -> float:
+        """ReminderWorker's loop body: a pass, then sleep until the next reminder is due (at
+        most its interval); a failed pass is retried after RETRY_SECONDS."""
+        worker = self.reminders
+        self.ctx.reminders_changed.clear()  # before reading: a booking during the pass wakes it
+        try:
+            delay = await worker.pass_and_delay()
+        except Exception:
+            log.exception("tenant %s: reminder pass failed", self.settings.tenant_id)
+            delay = min(RETRY_SECONDS, worker.interval)
+        worker.passes += 1
+        if not worker.first_pass_done.is_set():
+            worker.first_pass_done.set()
+            if self._notices_job is not None:
+                self.dispatcher.scheduler.wake(self._notices_job)
+        return delay
+
+    async def _notices_pass(self) -> float:
+        await self.notice_retry.tick()
+        return self.notice_retry.interval
+
+    async def _housekeeping_pass(self) -> float:
+        await self.housekeeping.tick()
+        return self.housekeeping.interval
+
+    async def _waitlist_pass(self) -> float | None:
+        """WaitlistWorker's loop body: passes every POLL_SECONDS while anyone waits or holds an
+        offer, else none until someone gets in line."""
+        worker = self.waitlist
+        worker.wake.clear()
+        try:
+            await worker.tick()
+            pending = await self.ctx.store.waitlist_pending()
+        except Exception:  # a bad moment of PostgreSQL or Telegram: try again later
+            log.exception("tenant %s: waitlist pass failed", self.settings.tenant_id)
+            pending = True
+        worker.passes += 1
+        return waitlist.POLL_SECONDS if pending else None
 
     async def _poll(self, *, handle_signals: bool) -> None:
         task = self._polling = asyncio.create_task(
@@ -407,23 +482,19 @@ class ClientBot:
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
-    @staticmethod
-    async def _after(event: asyncio.Event, work: Callable[[], Awaitable[None]]) -> None:
-        await event.wait()
-        await work()
-
     async def stop(self) -> None:
         with suppress(RuntimeError):  # not taking updates
             await self.stop_updates()
 
-    async def _stop_tasks(self) -> None:
-        tasks = [*self._tasks, *self.broadcasts.tasks.values()]
+    async def _stop_work(self) -> None:
+        await self.dispatcher.scheduler.cancel(*self._jobs)
+        tasks = list(self.broadcasts.tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
-        await self._stop_tasks()
+        await self._stop_work()
         self.dispatcher.remove(self)
         if self.assistant is not None:
             await self.assistant.model.close()

@@ -23,6 +23,7 @@ from redis.exceptions import NoPermissionError
 
 from client_bot.clock import ManualClock
 from client_bot.hub import STATUS, TENANTS, Hub, TenantState, read_tenant_file
+from client_bot.scheduler import Scheduler
 from client_bot.store import Store
 from database.pool import create_pool
 from database.redis_tenants import create_tenant_redis_user, key_prefix, remove_tenant_redis
@@ -147,6 +148,9 @@ async def test_tenants_come_and_go_while_the_others_keep_answering(hub, hub_tena
         boris = b.customer(802, "Борис")
         await boris.ask("/start", "Добро пожаловать")
         await anna.ask("/start", "Добро пожаловать")  # the first one never stopped
+        # Both tenants' periodic work is on the hub's one scheduler, not loops of their own.
+        assert len(hub.dispatcher.scheduler.jobs) == 8
+        assert not {t.get_name() for t in asyncio.all_tasks()} & {"reminders", "housekeeping"}
         assert (os.stat(path_a).st_mode & 0o777) == 0o600
 
         path_a.unlink()  # removed: its polling, workers, pool and Redis end
@@ -156,6 +160,7 @@ async def test_tenants_come_and_go_while_the_others_keep_answering(hub, hub_tena
             await asyncio.sleep(0.05)
         assert a.tenant_id not in status(hub)
         assert a.tenant_id not in hub.tenants
+        assert len(hub.dispatcher.scheduler.jobs) == 4  # A's jobs went with it
         await silent(anna, "/start")
         await boris.ask("/start", "Добро пожаловать")
         # Anna's /start was not lost: the tenant's next runtime gets it (here: back in the hub).
@@ -313,3 +318,61 @@ def test_a_tenant_file_is_all_a_tenant_gets(tmp_path, monkeypatch):
         path.write_text("TENANT_ID=client_001\nBOT_TOKEN=1:short-secret-value\n")
         read_tenant_file(path)
     assert "short-secret-value" not in str(error.value)
+
+
+async def test_one_scheduler_bounds_and_never_loses_the_tenants_periodic_work(caplog):
+    """The hub's scheduler: at most `concurrency` steps at once (PostgreSQL connections of
+    periodic work bounded per hub, not per tenant), a wake during a run runs the job again, a
+    job without a delay waits for its wake, a failed step is retried, a cancelled job is gone."""
+    scheduler = Scheduler(concurrency=2)
+    busy, most, runs = 0, 0, {i: 0 for i in range(6)}
+
+    def step_of(i: int) -> Any:
+        async def step() -> float | None:
+            nonlocal busy, most
+            busy += 1
+            most = max(most, busy)
+            await asyncio.sleep(0.05)
+            busy -= 1
+            runs[i] += 1
+            return None  # then only when woken
+
+        return step
+
+    jobs = [scheduler.add(f"job {i}", step_of(i)) for i in range(6)]
+    for _ in range(100):
+        if all(runs.values()):
+            break
+        await asyncio.sleep(0.02)
+    assert runs == dict.fromkeys(range(6), 1) and most == 2
+
+    scheduler.wake(jobs[0])
+    await asyncio.sleep(0.01)  # running now
+    scheduler.wake(jobs[0])  # woken while it runs: once more right after
+    await asyncio.sleep(0.3)
+    assert runs[0] == 3 and runs[1] == 1
+
+    later = scheduler.add("later", step_of(1), delay=None)
+    await asyncio.sleep(0.1)
+    assert runs[1] == 1  # not before its wake
+    scheduler.wake(later)
+    await asyncio.sleep(0.1)
+    assert runs[1] == 2
+
+    failures = 0
+
+    async def failing() -> float:
+        nonlocal failures
+        failures += 1
+        raise RuntimeError("PostgreSQL is away")
+
+    broken = scheduler.add("tenant x: reminder pass", failing, retry=0.05)
+    await asyncio.sleep(0.3)
+    assert failures >= 3  # retried, never the end of the job
+    assert "tenant x: reminder pass failed" in caplog.text
+
+    await scheduler.cancel(*jobs, later, broken)
+    gone = failures
+    await asyncio.sleep(0.15)
+    assert failures == gone and not scheduler.jobs
+    assert scheduler._task is not None and scheduler._task.done()  # no job, no loop

@@ -88,7 +88,7 @@ async def test_workers_go_on_through_a_postgresql_outage(
     bot.app.ctx.reminders_changed.set()  # its retry would come in 30 s: wake it now
     reminder = await anna.wait("Напоминание", timeout=10)
     assert "Стрижка" in reminder.plain_text
-    assert all(not task.done() for task in bot.app._tasks), "every worker is still running"
+    assert all(not job.cancelled for job in bot.app._jobs), "every worker is still scheduled"
     await boris.ask("/start", WELCOME)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert f"broadcast {broadcast_id} interrupted" in logged
