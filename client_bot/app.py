@@ -33,6 +33,7 @@ from aiogram.types import (
     TelegramObject,
 )
 from aiogram.utils.i18n import gettext as _
+from aiohttp import web
 from redis.asyncio import Redis
 
 from client_bot.assistant import build_assistant
@@ -50,6 +51,7 @@ from client_bot.workers.housekeeping import Housekeeping
 from client_bot.workers.notices import NoticeRetry
 from client_bot.workers.reminders import RETRY_SECONDS, ReminderWorker
 from core.errors import ErrorReply
+from core.metrics import BotMetrics, serve_metrics
 from core.redis import redis_client
 from core.settings import ClientBotSettings
 from core.telegram import build_bot, wait_for_telegram
@@ -102,6 +104,11 @@ class SharedDispatcher:
             # in-process per-user lock is enough; RedisEventIsolation would add two round trips.
             events_isolation=SimpleEventIsolation(),
         )
+        # The process's /metrics (core/metrics.py): every update timed, waiting for its
+        # tenant's turn included; errors by kind; Telegram's refusals of every bot's calls.
+        self.metrics = BotMetrics()
+        self._watched: set[int] = set()  # sessions counted (a hub's bots share one)
+        self.metrics.setup(dp)
         # After aiogram's own (errors, user context, FSM): the tenant first, then its locale.
         dp.update.outer_middleware(self._tenant)
         # Not in front of the error handler: it resolves the locale itself, with a fallback.
@@ -133,6 +140,9 @@ class SharedDispatcher:
             )
         self.storage.add(bot_id, app.storage)
         self.tenants[bot_id] = app
+        if id(app.bot.session) not in self._watched:
+            self._watched.add(id(app.bot.session))
+            self.metrics.watch(app.bot.session)
 
     def remove(self, app: ClientBot) -> None:
         if self.tenants.get(app.bot.id) is app:
@@ -322,7 +332,10 @@ class ClientBot:
         its own on WEBHOOK_LISTEN."""
         s = self.settings  # the contract's name, language, zone, unless the owner set them
         await self.ctx.store.seed_business(
-            name=s.business_name, locale=s.locale, timezone=s.timezone
+            name=s.business_name,
+            locale=s.locale,
+            timezone=s.timezone,
+            category=s.business_category,  # an empty business is made bookable at once
         )
         await wait_for_telegram(self.bot, "BOT_TOKEN")
         await self.set_commands()
@@ -445,7 +458,7 @@ class ClientBot:
         assert self.settings.webhook_secret is not None  # settings require it with a base URL
         tenant_id = self.settings.tenant_id
         stop = self._webhook_stop = asyncio.Event()
-        server = shared or WebhookServer(self.settings.webhook_listen)
+        server = shared or WebhookServer(self.settings.webhook_listen, self.dispatcher.metrics)
         server.add(tenant_id, self.dp, self.bot, self.settings.webhook_secret.get_secret_value())
         loop = asyncio.get_running_loop()
         if handle_signals:
@@ -508,7 +521,11 @@ async def run_forever(
     settings: ClientBotSettings, on_ready: Callable[[], Awaitable[None]] | None = None
 ) -> None:
     app = await ClientBot.create(settings)
+    metrics: web.AppRunner | None = None
     try:
+        if settings.metrics_listen:  # an internal-only port (docs/prometheus)
+            token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+            metrics = await serve_metrics(app.dispatcher.metrics, settings.metrics_listen, token)
         me = await app.bot.me()
         log.info("tenant %s: @%s is up", settings.tenant_id, me.username)
         if on_ready is not None:
@@ -516,3 +533,5 @@ async def run_forever(
         await app.run()
     finally:
         await app.close()
+        if metrics is not None:
+            await metrics.cleanup()

@@ -55,8 +55,15 @@ from client_bot.app import ClientBot, SharedDispatcher
 from client_bot.clock import Clock, SystemClock
 from client_bot.webhook import WebhookServer
 from core.logs import RedactingFilter, redact, setup_logging
+from core.metrics import serve_metrics
 from core.retry import backoff
-from core.settings import ClientBotSettings, LoggingSettings, describe_errors, load_settings
+from core.settings import (
+    ClientBotSettings,
+    LoggingSettings,
+    MetricsSettings,
+    describe_errors,
+    load_settings,
+)
 from core.telegram import BotTokenRefusedError, wait_for_telegram
 from core.tenant_id import TENANT_ID_RE
 from database.pool import create_pool
@@ -67,7 +74,7 @@ TENANTS = "tenants"  # HUB_DIR/tenants/<tenant_id>.env
 STATUS = "status.json"
 
 
-class HubSettings(LoggingSettings):
+class HubSettings(LoggingSettings, MetricsSettings):
     """The hub's own environment: where its tenants are, and how it treats them."""
 
     hub_dir: str = Field(description="the hub's folder; tenants' env files in its tenants/")
@@ -166,7 +173,9 @@ class Hub:
         # 200 connections (SCRAM and fork each) in the same second.
         self._starting = asyncio.Semaphore(starting)
         # Tenants with WEBHOOK_BASE_URL are served here, one port for all, routed by path.
-        self.webhooks = WebhookServer(webhook_listen) if webhook_listen else None
+        self.webhooks = (
+            WebhookServer(webhook_listen, self.dispatcher.metrics) if webhook_listen else None
+        )
 
     # ------------------------------------------------------------------ the folder
     def _files(self) -> dict[str, tuple[Path, int]]:
@@ -373,7 +382,15 @@ async def serve(settings: HubSettings, redaction: RedactingFilter | None = None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await hub.run(settings.hub_scan_interval, stop)
+    metrics = None
+    if settings.metrics_listen:  # every tenant's updates in one /metrics, on an internal port
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        metrics = await serve_metrics(hub.dispatcher.metrics, settings.metrics_listen, token)
+    try:
+        await hub.run(settings.hub_scan_interval, stop)
+    finally:
+        if metrics is not None:
+            await metrics.cleanup()
 
 
 def main() -> int:

@@ -23,6 +23,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from core.metrics import BotMetrics
 from core.tenant_id import TENANT_ID_RE
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,13 @@ class TenantHandler(SimpleRequestHandler):
 class WebhookServer:
     """One aiohttp server for one or many bots: `POST /tg/<tenant_id>`."""
 
-    def __init__(self, listen: str) -> None:
+    def __init__(self, listen: str, metrics: BotMetrics | None = None) -> None:
         self.host, self.port = split_listen(listen)
         self.handlers: dict[str, TenantHandler] = {}
         self.refused: Counter[str] = Counter()
         self.app = web.Application(client_max_size=1024**2)
+        if metrics is not None:  # requests by outcome: ok, unauthorized (a wrong secret), ...
+            self.app.middlewares.append(metrics.webhook_middleware())
         self.app.router.add_post(PATH_PREFIX + "{tenant_id}", self._route)
         self._runner: web.AppRunner | None = None
 

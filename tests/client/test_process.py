@@ -10,7 +10,9 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from client_bot.store import Store
 from core.secrets import mask_token
@@ -18,6 +20,7 @@ from database.pool import create_pool
 from master_bot.deploy.base import ClientSpec, RuntimeState
 from master_bot.deploy.process import ProcessBackend
 from tests.client.conftest import Customer, TenantCreds, fetch, seed_business
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "6000001:test-process-bot-token-abcdefghij"
@@ -95,7 +98,11 @@ async def test_restart_mid_dialog_and_no_secret_in_any_log(emulator, tenant):
     # The bot dies in the middle of the dialog (SIGKILL: no graceful shutdown at all).
     await first.stop(signal.SIGKILL)
 
-    second = BotProcess(env)
+    # The restarted bot also serves /metrics on an internal port, behind a token.
+    port, scrape_token = free_port(), "client-scrape-token-42"
+    second = BotProcess(
+        {**env, "METRICS_LISTEN": f"127.0.0.1:{port}", "METRICS_TOKEN": scrape_token}
+    )
     await second.start()
     before = await anna.seen()
     await anna.send("+7 (916) 000-11-22")
@@ -104,13 +111,26 @@ async def test_restart_mid_dialog_and_no_secret_in_any_log(emulator, tenant):
     await anna.press(summary, "✅ Подтвердить", "Вы записаны")
     rows = await fetch(tenant.dsn, "SELECT phone FROM bookings")
     assert [r["phone"] for r in rows] == ["+79160001122"]
+    url = f"http://127.0.0.1:{port}/metrics"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as anonymous:
+            assert anonymous.status == 401
+        async with http.get(url, headers={"Authorization": f"Bearer {scrape_token}"}) as resp:
+            assert resp.status == 200
+            handled = {
+                s.labels.get("update"): s.value
+                for family in text_string_to_metric_families(await resp.text())
+                for s in family.samples
+                if s.name == "botfleet_bot_update_seconds_count"
+            }
+    assert handled.get("message", 0) >= 1 and handled.get("callback_query", 0) >= 1, handled
 
     # An error path too: the token gets revoked while the bot runs.
     await client.revoke_bot(TOKEN)
     await asyncio.sleep(1.5)
     output = (first.output + await second.stop()).decode()
     assert "is up" in output and "Update id=" in output  # the logs did record the run
-    assert TOKEN not in output
+    assert TOKEN not in output and scrape_token not in output
     assert TOKEN.split(":")[1] not in output
     assert tenant.dsn.split(":")[2].split("@")[0] not in output  # the tenant's DB password
     assert mask_token(TOKEN) != TOKEN

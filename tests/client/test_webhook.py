@@ -25,6 +25,7 @@ from typing import Any, cast
 import aiohttp
 import asyncpg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from client_bot.clock import ManualClock
@@ -348,6 +349,18 @@ async def test_a_hub_serves_its_tenants_webhooks_on_one_port_behind_caddy(
 
         await wait_until(a_gone, timeout=20)
         assert await post(f"{caddy.url}/tg/{b.tenant_id}", forged, secrets[b.tenant_id]) == 200
+        # The hub's /metrics counts its webhook requests by outcome (core/metrics.py).
+        outcomes = {
+            s.labels["outcome"]: s.value
+            for family in text_string_to_metric_families(hub.dispatcher.metrics.render().decode())
+            for s in family.samples
+            if s.name == "botfleet_webhook_requests_total"
+        }
+        # The forged one, and the probes of A's path that came before A was gone: as many as
+        # the hub refused (and logged).
+        assert outcomes["unauthorized"] == sum(hub.webhooks.refused.values()) >= 1, outcomes
+        assert outcomes["not_found"] >= 1, outcomes
+        assert outcomes["ok"] >= 4, outcomes  # two /start, the forged update twice with B's
     finally:
         stop.set()
         await running
