@@ -55,8 +55,9 @@ class Booker:
 
 # --- staff ---------------------------------------------------------------------------------------
 async def offers(ctx: TenantContext, service: Service) -> list[StaffOffer]:
-    """The active staff members who perform `service`, in the business's order."""
-    return await ctx.store.offers(service.id)
+    """The active staff members who perform `service`, in the business's order (cached in the
+    context until the next change)."""
+    return await ctx.offers(service.id)
 
 
 async def _options(
@@ -69,7 +70,7 @@ async def _options(
 ) -> list[StaffOption]:
     """Who can do `service` (only `staff_id` when given), with their bookings in [start, end)
     (but `except_booking`, the one being moved)."""
-    found = await ctx.store.offers(service.id)
+    found = await ctx.offers(service.id)
     if staff_id is not None:
         found = [offer for offer in found if offer.staff.id == staff_id]
     if not found:
