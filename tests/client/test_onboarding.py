@@ -58,8 +58,8 @@ async def bookable_times(customer, service, day="2"):
 
 
 async def test_a_category_makes_the_bot_bookable_with_no_owner_message(bot_factory):
+    # The bot's own start (ClientBot.run) seeded it from BUSINESS_CATEGORY: no call here.
     bot = await bot_factory(seed=False, settings={"business_category": "beauty"})
-    await first_start(bot)
 
     # The owner has sent nothing since "your bot is live"; a customer books at once.
     anna = bot.customer(301, "Анна")
