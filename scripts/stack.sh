@@ -56,10 +56,24 @@ service_state() {
   else echo "$status (exit code $code)"; fi
 }
 
+# Services of profiles that are not enabled (COMPOSE_PROFILES, comma-separated), one a line:
+# compose v1's `config --services` lists them too, though `up` never creates them.
+inactive_services() {
+  "${COMPOSE[@]}" config | awk -v active=",${COMPOSE_PROFILES:-}," '
+    function flush() { if (name != "" && profiled && !enabled) print name; name = "" }
+    /^[^ ]/ { flush(); in_services = ($0 == "services:"); next }
+    !in_services { next }
+    /^  [^ ]/ { flush(); name = $1; sub(/:$/, "", name); profiled = 0; enabled = 0; listing = 0; next }
+    /^    profiles:/ { profiled = 1; listing = 1; next }
+    listing && /^ *- / { if (index(active, "," $2 ",")) enabled = 1; next }
+    /^    [^ ]/ { listing = 0 }
+    END { flush() }'
+}
+
 wait_ready() {
   local timeout="${1:-300}" started now services service state waiting shown="" failed
   started="$(date +%s)"
-  mapfile -t services < <("${COMPOSE[@]}" config --services)
+  mapfile -t services < <("${COMPOSE[@]}" config --services | grep -vxF -f <(inactive_services; echo))
   [ "${#services[@]}" -gt 0 ] || die "no services in the compose project $PROJECT"
   while true; do
     waiting=()

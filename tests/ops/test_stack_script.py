@@ -53,7 +53,8 @@ echo "$*" >>"$FAKE_DIR/docker.calls"
 FAKE_COMPOSE = r"""#!/usr/bin/env bash
 echo "$*" >>"$FAKE_DIR/compose.calls"
 case " $* " in
-  *" config "*) cat "$FAKE_DIR/services" ;;
+  *" config --services "*) cat "$FAKE_DIR/services" ;;
+  *" config "*) cat "$FAKE_DIR/config" 2>/dev/null || true ;;
   *" logs "*) echo "last words of ${*: -1}" ;;
 esac
 """
@@ -109,6 +110,31 @@ def test_wait_returns_when_every_service_is_ready(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "still starting: master (starting)" in result.stderr
     assert "all 4 services ready" in result.stderr
+
+
+# What compose v1's `config` prints of a service with a profile (caddy: profile webhooks).
+PROFILED_CONFIG = """services:
+  caddy:
+    image: botfleet-caddy:latest
+    profiles:
+    - webhooks
+    restart: unless-stopped
+  postgres:
+    image: botfleet-postgres:15
+version: '3.9'
+"""
+
+
+def test_services_of_profiles_not_enabled_are_not_waited_for(tmp_path: Path) -> None:
+    env = _fake(tmp_path, {"postgres": ["running|healthy|0|unless-stopped"]}, ["caddy", "postgres"])
+    (tmp_path / "config").write_text(PROFILED_CONFIG)
+    result = _wait(env)
+    assert result.returncode == 0, result.stderr
+    assert "all 1 services ready" in result.stderr
+    # With the profile enabled, caddy is one of the stack: never created, it is waited for.
+    result = _wait({**env, "COMPOSE_PROFILES": "other,webhooks"}, seconds=1)
+    assert result.returncode == 1
+    assert "caddy (not created)" in result.stderr
 
 
 def test_a_failed_one_shot_ends_the_wait_with_its_logs(tmp_path: Path) -> None:
