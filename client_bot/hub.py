@@ -43,7 +43,6 @@ from urllib.parse import urlsplit
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from dotenv import dotenv_values
@@ -64,7 +63,7 @@ from core.settings import (
     describe_errors,
     load_settings,
 )
-from core.telegram import BotTokenRefusedError, wait_for_telegram
+from core.telegram import BotTokenRefusedError, TelegramSession, wait_for_telegram
 from core.tenant_id import TENANT_ID_RE
 from database.pool import create_pool
 
@@ -121,8 +120,9 @@ def read_tenant_file(path: Path) -> ClientBotSettings:
     return settings
 
 
-class SharedSession(AiohttpSession):
-    """One aiohttp session for many bots: a bot closing "its" session leaves it open."""
+class SharedSession(TelegramSession):
+    """One aiohttp session for many bots (with core.telegram's cheaper keyboards and kept
+    response models): a bot closing "its" session leaves it open."""
 
     async def close(self) -> None:
         return None
