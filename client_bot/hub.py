@@ -39,7 +39,6 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
@@ -234,13 +233,10 @@ class Hub:
         tenant.task = asyncio.create_task(self._serve(tenant), name=f"tenant {tenant_id}")
 
     def _hide_secrets(self, s: ClientBotSettings) -> None:
-        if self.redaction is None:
-            return
-        self.redaction.add_secret(s.bot_token.get_secret_value())
-        if s.webhook_secret is not None:
-            self.redaction.add_secret(s.webhook_secret.get_secret_value())
-        for url in (s.database_url, s.redis_url):
-            self.redaction.add_secret(urlsplit(url.get_secret_value()).password or "")
+        """Every secret of the tenant's settings (token, DSN and Redis passwords, webhook
+        secret, OpenAI key, metrics token, any added later) redacted from the hub's logs."""
+        if self.redaction is not None:
+            self.redaction.add_settings(s)
 
     def session(self, api_url: str, timeout: float) -> SharedSession:
         key = (api_url, timeout)
@@ -395,7 +391,7 @@ async def serve(settings: HubSettings, redaction: RedactingFilter | None = None)
 
 def main() -> int:
     settings = load_settings(HubSettings)
-    redaction = setup_logging(settings.log_level, settings.log_format)
+    redaction = setup_logging(settings.log_level, settings.log_format, settings=settings)
     asyncio.run(serve(settings, redaction))
     return 0
 

@@ -13,15 +13,9 @@ from web.app import serve
 
 async def _main() -> None:
     settings = load_settings(WebSettings)
-    setup_logging(
-        settings.log_level,
-        settings.log_format,
-        secrets=[
-            *settings.web_jwt_keys.get_secret_value().split(","),
-            *settings.encryption_keys.get_secret_value().split(","),
-            settings.openai_api_key.get_secret_value() if settings.openai_api_key else "",
-        ],
-    )
+    # Every secret of its settings (JWT keys, ENCRYPTION_KEYS, DSN passwords, the OpenAI key,
+    # the sales bot's token, ...) redacted from the logs, derived from their types.
+    setup_logging(settings.log_level, settings.log_format, settings=settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from client_bot.clock import ManualClock
 from client_bot.hub import STATUS, TENANTS, Hub, TenantState, read_tenant_file
 from client_bot.scheduler import Scheduler
 from client_bot.store import Store
+from core.logs import RedactingFilter
+from core.settings import ClientBotSettings
 from database.pool import create_pool
 from database.redis_tenants import create_tenant_redis_user, key_prefix, remove_tenant_redis
 from telegram_emulator import EmulatorClient, EmulatorServer
@@ -376,3 +379,27 @@ async def test_one_scheduler_bounds_and_never_loses_the_tenants_periodic_work(ca
     await asyncio.sleep(0.15)
     assert failures == gone and not scheduler.jobs
     assert scheduler._task is not None and scheduler._task.done()  # no job, no loop
+
+
+async def test_every_secret_of_a_tenant_is_redacted_from_the_hub_log(tmp_path: Path) -> None:
+    """A hub logs for many tenants: each one's secrets, all of them (derived from the settings'
+    types, so the OpenAI key and the metrics token too), never appear in its log."""
+    redaction = RedactingFilter()
+    hub = Hub(tmp_path, capacity=1, redaction=redaction)
+    secrets = {
+        "bot_token": "7000001:hub-redaction-token-abcdefghijk",
+        "database_url": "postgresql://client_7:pg-secret-4711@127.0.0.1:5432/botfleet",
+        "redis_url": "redis://client_7:redis-secret-4712@127.0.0.1:6379/0",
+        "openai_api_key": "sk-tenant-openai-secret-4713",
+        "metrics_token": "metrics-secret-4714",
+    }
+    settings = ClientBotSettings(tenant_id="client_7", _env_file=None, **secrets)  # type: ignore[arg-type]
+    hub._hide_secrets(settings)
+    record = logging.LogRecord(
+        "client_bot", logging.ERROR, __file__, 1, "leak: %s", (" ".join(secrets.values()),), None
+    )
+    assert redaction.filter(record)
+    logged = record.getMessage()
+    for value in ("pg-secret-4711", "redis-secret-4712", *secrets.values()):
+        if "://" not in value:
+            assert value not in logged, value
