@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The operator's path of docs/operations.md, for real, on this machine. Slow (about 10 minutes,
+# The operator's path of docs/operations.md, for real, on this machine. Slow (about 4.5 minutes
 # image builds included), so not part of `make test`: run it before a release, or after changing
 # the Makefile, compose files or scripts/stack.sh.
 #
 #   scripts/operator_drill.sh            # in a scratch worktree of HEAD; removed afterwards
 #   DRILL_KEEP=1 scripts/operator_drill.sh          # leave the worktree (and a failed fleet) for a look
 #   DRILL_DOCKERD_RESTART=1 scripts/operator_drill.sh   # also restart dockerd (only when this
-#                                                   # machine's engine is yours alone)
+#                                                   # machine's engine is yours alone; an engine
+#                                                   # of its own: tests/ops/test_dockerd_restart.py)
+#   DRILL_FRESH_VENV=1 scripts/operator_drill.sh    # make install from nothing (default: from a
+#                                                   # copy of this checkout's .venv)
 #
 # Steps, each followed by "every tenant's bot answers /start" (through the trial stack's
 # Telegram emulator, a new customer each time):
@@ -140,7 +143,18 @@ client_image() { docker inspect --format '{{.Config.Image}}' "$(docker ps -q --f
 # 1. a fresh checkout and its .env
 log "scratch worktree of HEAD in $DIR (project and fleet $ID)"
 git -C "$ROOT" worktree add --quiet --detach "$DIR" HEAD
+# `make install` starts from a copy of this checkout's venv when there is one (a cache, as CI
+# keeps one): it then only re-installs botfleet itself, editable from the worktree, and checks
+# the pinned dependencies are there. DRILL_FRESH_VENV=1 makes the venv from nothing.
+if [ -z "${DRILL_FRESH_VENV:-}" ] && [ -x "$ROOT/.venv/bin/python" ]; then
+  cp -a "$ROOT/.venv" "$DIR/.venv"
+fi
 m install >/dev/null
+# (from /, so that only the venv's own idea of where botfleet is counts)
+(cd / && "$DIR/.venv/bin/python" -c 'import pathlib, sys, master_bot
+sys.exit(not pathlib.Path(master_bot.__file__).resolve().is_relative_to(sys.argv[1]))' "$DIR") \
+  || die "the drill's venv does not import botfleet from the worktree"
+log "make install done"
 subnet="$(free_subnet)"
 TELEGRAM_PORT="$(free_port)"
 MASTER_API_PORT="$(free_port)"
