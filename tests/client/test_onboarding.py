@@ -160,9 +160,11 @@ async def test_a_business_with_its_own_services_or_hours_is_never_seeded(bot_fac
     assert row["category"] == ""  # recorded: no later start seeds it either
 
     # Hours but no services yet (an owner who started by hand): not seeded either.
-    other = await bot_factory(seed=False, settings={"business_category": "auto"})
+    other = await bot_factory(seed=False)  # started without a category: nothing seeded
     await other.store.set_hours(0, [(time(8), time(12))])
-    await first_start(other)
+    await other.store.seed_business(  # a later start that has one
+        name="Студия", locale="ru", timezone=other.settings.timezone, category="auto"
+    )
     assert await fetch(other.tenant.dsn, "SELECT 1 FROM services") == []
     # An unknown category (a newer sales bot) seeds nothing and says so in the row.
     empty = await bot_factory(seed=False, settings={"business_category": "bakery"})
