@@ -288,7 +288,7 @@ async def test_a_removed_or_recreated_network_gets_a_new_container(
         # 1. The network is removed (nothing re-creates it): the backend creates it again.
         await backend.stop(tenant_id)
         docker_api.networks.get(name).remove()
-        with pytest.raises(DeployError, match=r"network .* no longer exists; deploy it again"):
+        with pytest.raises(DeployError, match=r"its network no longer exists; deploy it again"):
             await backend.start(tenant_id)
         assert (await backend.deploy(spec)).state is RuntimeState.RUNNING
         second = inspect(docker_api, tenant_id)
@@ -534,3 +534,24 @@ async def _answers_start(
             f"the client bot in its container did not answer /start ({status}):\n{logs}"
         ) from exc
     assert reply.plain_text.strip()
+
+
+def test_a_container_the_engine_cannot_start_is_re_created_not_retried_forever() -> None:
+    """After a Docker Engine restart mid-start, starting a container may fail the same way
+    forever ("failed to start shim: ... file exists", a 500): the reconciler's deploy then
+    re-creates it. A refusal of the request itself (4xx) is reported, not papered over."""
+    from docker.errors import APIError
+    from requests import Response
+
+    from master_bot.deploy.docker import recreate_reason
+
+    def api_error(status: int, explanation: str) -> APIError:
+        response = Response()
+        response.status_code = status
+        return APIError("start", response=response, explanation=explanation)
+
+    shim = api_error(500, "failed to start shim: mkdir /run/containerd/x: file exists")
+    assert recreate_reason(shim) is not None and "file exists" in str(recreate_reason(shim))
+    gone = api_error(404, "network 4f2a not found")
+    assert recreate_reason(gone) == "its network no longer exists"
+    assert recreate_reason(api_error(400, "invalid mount config")) is None

@@ -118,6 +118,16 @@ def _stale_network(exc: BaseException) -> bool:
     return "network" in text and "not found" in text
 
 
+def recreate_reason(exc: BaseException) -> str | None:
+    """Why a container that failed to start should be re-created rather than started again, or
+    None when the failure is not the container's (then it is reported as it is)."""
+    if _stale_network(exc):
+        return "its network no longer exists"
+    if isinstance(exc, APIError) and exc.is_server_error():
+        return f"the engine could not start it ({_explain(exc, ())})"
+    return None
+
+
 def docker_client_factory(base_url: str | None = None, *, timeout: float = 30.0) -> ClientFactory:
     """A factory for `DockerBackend`: `base_url`, else DOCKER_HOST & co. (`docker.from_env`)."""
 
@@ -417,17 +427,21 @@ class DockerBackend(DeployBackend):
         found = str(endpoint.get("NetworkID") or "")
         return not found or found == network_id
 
-    async def _start_or_stale(self, container: Container) -> bool:
-        """Start the container; False when its network no longer exists (re-create it then)."""
+    async def _start_or_stale(self, container: Container) -> str | None:
+        """Start the container; when it cannot be, why it should be re-created instead: its
+        network no longer exists, or the engine failed to start it (a 5xx: e.g. a Docker
+        Engine restarted while it was starting left "failed to start shim: ... file exists"
+        behind, and starting it again fails the same way forever). A container holds no data
+        (read-only root, tmpfs), so a new one loses nothing."""
 
-        def start() -> bool:
+        def start() -> str | None:
             try:
                 container.start()
             except (NotFound, APIError) as exc:
-                if _stale_network(exc):
-                    return False
+                if (why := recreate_reason(exc)) is not None:
+                    return why
                 raise
-            return True
+            return None
 
         return await self._call(f"start container {container.name}", start)
 
@@ -498,10 +512,10 @@ class DockerBackend(DeployBackend):
                 stopped = existing.status in {"created", "exited"}
                 if not self._on_network(existing, network_id):
                     log.info("replacing container %s: its network was removed or re-created", name)
-                elif not stopped or await self._start_or_stale(existing):
+                elif not stopped or (why := await self._start_or_stale(existing)) is None:
                     return await self._status(tenant_id)
                 else:
-                    log.info("replacing container %s: its network no longer exists", name)
+                    log.info("replacing container %s: %s", name, why)
             elif existing is not None:
                 log.info("replacing container %s: its spec changed", name)
             if existing is not None:
@@ -538,10 +552,10 @@ class DockerBackend(DeployBackend):
     async def start(self, tenant_id: str) -> RuntimeStatus:
         async with self._lock(self._valid(tenant_id)):
             container = await self._require(tenant_id, "start")
-            if not await self._start_or_stale(container):
+            if (why := await self._start_or_stale(container)) is not None:
                 raise DeployError(
-                    f"cannot start {tenant_id}: the network of {container.name} no longer exists; "
-                    "deploy it again (the reconciler re-creates it)"
+                    f"cannot start {tenant_id} ({container.name}): {why}; deploy it again "
+                    "(the reconciler re-creates it)"
                 )
         return await self._status(tenant_id)
 
