@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
 import math
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
+from core.telegram import token_fingerprint
 from sales_bot.kassa import KassaError, KassaUnavailableError, PaymentDraft, PaymentGateway
 from sales_bot.master import Tenant
 from sales_bot.orders import (
@@ -33,7 +33,7 @@ from sales_bot.orders import (
 )
 from sales_bot.plans import Plan
 from sales_bot.store import Applied, NewOrder, Order, SalesStore
-from sales_bot.vault import Vault
+from sales_bot.vault import Vault, order_context
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +127,6 @@ def method_context(order_id: str) -> str:
     return f"method:{order_id}"
 
 
-def token_sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
 class Draft:
     """A new tenant's order as the dialog collected it."""
@@ -197,8 +193,8 @@ class Billing:
                 timezone=draft.timezone,
                 bot_id=draft.bot_id,
                 bot_username=draft.bot_username,
-                bot_token_enc=self.vault.seal(f"order:{order_id}", draft.token),
-                bot_token_sha256=token_sha256(draft.token),
+                bot_token_enc=self.vault.seal(order_context(order_id), draft.token),
+                bot_token_sha256=token_fingerprint(draft.token),
                 auto_renew=draft.auto_renew,
             )
         )
