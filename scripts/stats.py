@@ -297,13 +297,13 @@ async def _tenant_counts(
 
 
 def backend_from_settings() -> tuple[DeployBackend | None, str | None]:
-    """The master's own deploy backend (master_bot.app.make_backend), or why there is none."""
+    """The master's own deploy backend (master_bot.config.make_backend), or why there is none."""
     try:
         settings = MasterSettings()
     except ValidationError as exc:
         names = ", ".join(sorted({str(e["loc"][0]).upper() for e in exc.errors() if e["loc"]}))
         return None, f"master settings incomplete ({names})"
-    from master_bot.app import config_from, make_backend
+    from master_bot.config import config_from, make_backend
 
     try:
         return make_backend(settings, config_from(settings)), None

@@ -17,7 +17,7 @@ import pytest
 
 from core.secrets import SecretBox, generate_key
 from core.settings import ClientBotSettings, MasterSettings, SettingsError, load_settings
-from master_bot.app import config_from
+from master_bot.config import config_from
 from master_bot.deps import MasterConfig
 from master_bot.spec import build_spec, public_env
 from master_bot.store import Step, TenantRecord, TenantStatus
