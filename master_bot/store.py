@@ -217,22 +217,16 @@ class TenantStore:
     async def revenue(self, since: datetime, until: datetime) -> dict[str, Decimal] | None:
         """Paid order amounts per currency with `since <= paid_at < until`.
 
-        The orders belong to the sales bot (`control.sales_orders`, or `control.orders`);
-        None when no such table exists here (a master without the sales bot's migration).
+        The orders belong to the sales bot (`control.sales_orders`); None when that table does
+        not exist here (a database the control migrations have not reached).
         """
         async with self.pool.acquire() as conn:
-            if await conn.fetchval("SELECT to_regclass('control.sales_orders') IS NOT NULL"):
-                query = (
-                    "SELECT currency, sum(amount) AS total FROM control.sales_orders"
-                    " WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2 GROUP BY currency"
-                )
-            elif await conn.fetchval("SELECT to_regclass('control.orders') IS NOT NULL"):
-                query = (
-                    "SELECT currency, sum(amount) AS total FROM control.orders"
-                    " WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2 GROUP BY currency"
-                )
-            else:
+            if not await conn.fetchval("SELECT to_regclass('control.sales_orders') IS NOT NULL"):
                 return None
+            query = (
+                "SELECT currency, sum(amount) AS total FROM control.sales_orders"
+                " WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2 GROUP BY currency"
+            )
             try:
                 rows = await conn.fetch(query, since, until)
             except (asyncpg.UndefinedColumnError, asyncpg.UndefinedFunctionError):

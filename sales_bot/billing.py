@@ -94,34 +94,6 @@ class Notifier(Protocol):
     async def upgrade_refunded(self, order: Order, tenant: Tenant) -> None: ...
 
 
-class SilentNotifier:
-    """A Notifier that tells nobody (tests of the payment rules, benchmarks)."""
-
-    async def live(self, order: Order, tenant: Tenant) -> None:
-        return None
-
-    async def extended(self, order: Order, tenant: Tenant) -> None:
-        return None
-
-    async def setting_up(self, order: Order) -> None:
-        return None
-
-    async def token_refused(self, order: Order, code: str) -> None:
-        return None
-
-    async def suspended(self, order: Order) -> None:
-        return None
-
-    async def renewal_soon(self, order: Order, payload: dict[str, Any]) -> None:
-        return None
-
-    async def renewal_failed(self, order: Order, payload: dict[str, Any]) -> None:
-        return None
-
-    async def upgrade_refunded(self, order: Order, tenant: Tenant) -> None:
-        return None
-
-
 def method_context(order_id: str) -> str:
     """The Vault context a saved method's id is sealed under until it reaches the tenant."""
     return f"method:{order_id}"
