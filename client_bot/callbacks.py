@@ -32,6 +32,13 @@ class StaffCb(CallbackData, prefix="bp"):
     staff_id: int = 0
 
 
+class StaffPhotoCb(CallbackData, prefix="bf"):
+    """Booking step 1½: show a staff member's photo (then book with them from it)."""
+
+    service_id: int
+    staff_id: int
+
+
 class CalendarCb(CallbackData, prefix="bc"):
     """Booking step 2: a day (`day` = YYYYMMDD) or, with day=0, a month page (`month` = YYYYMM),
     with the staff member chosen (0 = any available)."""

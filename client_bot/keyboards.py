@@ -31,10 +31,11 @@ from client_bot.callbacks import (
     SessionCb,
     SlotCb,
     StaffCb,
+    StaffPhotoCb,
     WaitlistAction,
     WaitlistCb,
 )
-from client_bot.store import Booking, ClassSession, Service, StaffOffer
+from client_bot.store import Booking, ClassSession, Service, Staff, StaffOffer
 
 M = TypeVar("M", InlineKeyboardMarkup, ReplyKeyboardMarkup)
 B = TypeVar("B", bound="Buttons")
@@ -139,16 +140,34 @@ def services(items: Sequence[Service], locale: str) -> InlineKeyboardMarkup:
 def staff_choice(
     service_id: int, offers: Sequence[StaffOffer], locale: str
 ) -> InlineKeyboardMarkup:
-    """One button per staff member (with their price when it is their own), then "any"."""
+    """One button per staff member (with their price when it is their own) and 📷 beside those
+    with a photo, then "any"."""
     kb = Buttons()
+    sizes = []
     for offer in offers:
         kb.button(
             text=f"{offer.staff.name} · {text.price(offer.price, locale)}",
             callback_data=StaffCb(service_id=service_id, staff_id=offer.staff.id),
         )
+        if offer.staff.photo_file_id:
+            kb.button(
+                text="📷",
+                callback_data=StaffPhotoCb(service_id=service_id, staff_id=offer.staff.id),
+            )
+        sizes.append(2 if offer.staff.photo_file_id else 1)
     kb.button(text=_("Any available"), callback_data=StaffCb(service_id=service_id, staff_id=0))
     kb.button(text=_("« Services"), callback_data=MenuCb(action=MenuAction.book))
-    kb.adjust(1)
+    kb.adjust(*sizes, 1, 1)
+    return kb.as_markup()
+
+
+def book_with(service_id: int, staff: Staff) -> InlineKeyboardMarkup:
+    """Under a staff member's photo: book with them."""
+    kb = Buttons()
+    kb.button(
+        text=_("Book with {name}").format(name=staff.name),
+        callback_data=StaffCb(service_id=service_id, staff_id=staff.id),
+    )
     return kb.as_markup()
 
 

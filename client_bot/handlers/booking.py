@@ -32,6 +32,7 @@ from client_bot.callbacks import (
     SessionCb,
     SlotCb,
     StaffCb,
+    StaffPhotoCb,
 )
 from client_bot.context import TenantContext, end_dialog
 from client_bot.filters import Magic
@@ -170,6 +171,36 @@ async def pick_staff(query: CallbackQuery, callback_data: StaffCb, ctx: TenantCo
         await offer_services(query, ctx, _("This service is no longer available."))
         return
     await offer_days(query, ctx, service, staff_id=callback_data.staff_id)
+
+
+async def show_staff_photo(
+    query: CallbackQuery, callback_data: StaffPhotoCb, ctx: TenantContext
+) -> None:
+    """A staff member's photo with their name and description, and "Book with …" under it;
+    only of someone who still performs the service and still has a photo."""
+    offer = next(
+        (
+            o
+            for o in await ctx.offers(callback_data.service_id)
+            if o.staff.id == callback_data.staff_id
+        ),
+        None,
+    )
+    message = _message(query)
+    photo = offer.staff.photo_file_id if offer is not None else None
+    if offer is None or not photo or message is None:
+        await query.answer(_("No photo of this specialist."), show_alert=True)
+        return
+    await query.answer()
+    staff = offer.staff
+    caption = f"<b>{text.esc(staff.name)}</b>"
+    if staff.description:
+        caption += f"\n{text.esc(staff.description)}"
+    await message.answer_photo(
+        photo,
+        caption=caption,
+        reply_markup=keyboards.book_with(callback_data.service_id, staff),
+    )
 
 
 # --- step 2: the calendar ---------------------------------------------------------------------
@@ -551,6 +582,7 @@ def router() -> Router:
     r.callback_query.register(book, MenuCb.filter(F.action == MenuAction.book))
     r.callback_query.register(pick_service, ServiceCb.filter())
     r.callback_query.register(pick_staff, StaffCb.filter())
+    r.callback_query.register(show_staff_photo, StaffPhotoCb.filter())
     r.callback_query.register(pick_day, CalendarCb.filter())
     r.callback_query.register(pick_slot, SlotCb.filter())
     r.callback_query.register(pick_session, SessionCb.filter())

@@ -435,3 +435,45 @@ async def test_a_staff_member_leaving_with_bookings_the_admin_moves_or_cancels_t
         (210, maria.id, "confirmed", None), (211, olga.id, "cancelled", "admin"),
         (212, maria.id, "confirmed", None),
     ]  # fmt: skip
+
+
+async def test_a_customer_sees_a_staff_members_photo_and_books_from_it(bot_factory):
+    """📷 beside a staff member with a photo: the photo with their name and description, and
+    "Записаться к …" under it leads to their calendar; a photo removed meanwhile is an alert."""
+    from aiogram.types import BufferedInputFile
+
+    from tests.client.test_onboarding import png
+
+    bot = await bot_factory()
+    _maria, olga = await two_masters(bot)
+    await bot.admin()  # the owner's chat, where the photo is uploaded as they would send it
+    uploaded = await bot.app.bot.send_photo(ADMIN, BufferedInputFile(png(), "olga.png"))
+    assert uploaded.photo is not None
+    await bot.store.update_staff(olga.id, "photo_file_id", uploaded.photo[-1].file_id)
+    bot.app.ctx.refresh()
+
+    anna = bot.customer(211, "Анна")
+    menu = await anna.ask("/start", "Добро пожаловать")
+    services = await anna.press(menu, "📅 Записаться", "Выберите услугу")
+    masters = await anna.press(services, f"Стрижка · {PRICE}", "Выберите специалиста")
+    assert masters.buttons() == [
+        [f"Мария · {PRICE}"], [f"Ольга · {PRICE}", "📷"], ["Любой свободный"], ["« Услуги"],
+    ]  # fmt: skip
+    photo = await anna.press(masters, "📷", "Ольга")
+    assert photo.photo is not None and photo.photo[-1]["file_id"] == uploaded.photo[-1].file_id
+    assert "Колорист" in photo.plain_text
+    calendar = await anna.press(photo, "Записаться к Ольга", "Выберите день")
+    slots = await anna.press(calendar, "2", "Выберите время")
+    await anna.press(slots, "10:00", "Поделитесь номером телефона")
+    summary = await anna.ask("+7 900 123-45-67", "Проверьте запись")
+    assert "Специалист: Ольга" in summary.plain_text
+
+    # The owner removes the photo; the old 📷 answers with an alert and sends nothing.
+    await bot.store.update_staff(olga.id, "photo_file_id", None)
+    bot.app.ctx.refresh()
+    before = await anna.seen()
+    query_id = await anna.click(masters, "📷")
+    answer = await anna.client.wait_for_callback_answer(bot.token, query_id, timeout=5)
+    assert answer.show_alert and "нет фото" in (answer.text or "")
+    await asyncio.sleep(0.3)
+    assert await anna.seen() == before
