@@ -1,0 +1,494 @@
+"""A fleet in the shared placement: N tenants provisioned through the master's REST API, in hubs.
+
+    python -m bench.bench_fleet [--tenants 1000] [--dedicated 10] [--concurrency 4]
+
+Runs the real `python -m master_bot` (DEPLOY_BACKEND=process: hubs are processes, each tenant of
+the dedicated plan a process of its own) against a scratch database, a fleet name of its own
+(FLEET_NAME: its roles, Redis ACL users and keys carry that prefix), the shared Redis and the
+local Telegram emulator (this process). A plans file gives two plans: `fleet_shared` (placement
+shared) and `fleet_dedicated` (placement dedicated). Reported in one run:
+- provisioning: N tenants of the shared plan through `POST /api/v1/tenants`, `--concurrency` at a
+  time, tenants/s; then every tenant answers a /start (all answering, and how long that took);
+- memory: total PSS of the hub processes (/proc/<pid>/smaps_rollup) and the marginal MiB per
+  tenant between the first `--base` tenants and all N (each time all answered, then settled);
+- idle (after `--idle` seconds without updates): the PostgreSQL backends of the scratch database
+  by whom (shared tenants, dedicated tenants, the master) and their PSS; the Redis clients of the
+  fleet's ACL users and the memory of its keys (and the server's used_memory, shared with others);
+- latency: /start to 200 random tenants (`--probes`) while 5% of the tenants (`--busy`) each
+  receive a /start every `1/--rate` seconds; the hubs' CPU ms per update over that window;
+- the same for `--dedicated` tenants of the dedicated plan (a process each), printed as ratios.
+Hub processes poll (webhooks go through the proxy only to hub containers, DEPLOY_BACKEND=docker).
+
+Everything it created is removed at the end, also on Ctrl-C: the processes (from their pid
+files), the scratch database, the fleet's roles, ACL users and keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from redis.asyncio import Redis
+
+from bench.bench_hub import memory_mib
+from bench.bench_provision import wait_http
+from core.secrets import generate_key
+from database.dsn import parse_dsn
+from database.identifiers import quote_ident
+from database.redis_tenants import ACL_OWNERS_KEY
+from database.roles import fleet_prefix
+from telegram_emulator import EmulatorClient, EmulatorServer
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED, DEDICATED = "fleet_shared", "fleet_dedicated"
+PROBE_USER, BUSY_USER, CHECK_USER = 5_100_000, 5_200_000, 5_300_000
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Tenant:
+    token: str
+    tenant_id: str = ""
+
+
+@dataclass
+class Run:
+    fleet: str
+    db: str
+    dsn: str
+    run_dir: Path
+    api: str
+    headers: dict[str, str]
+    emulator: EmulatorClient
+    bots: int = 0
+    made: list[Tenant] = field(default_factory=list)
+
+
+def plans_file(folder: Path) -> Path:
+    def plan(plan_id: str, placement: str) -> dict[str, object]:
+        return {
+            "id": plan_id,
+            "title": {"ru": plan_id, "en": plan_id},
+            "price_rub": "990.00",
+            "period_days": 30,
+            "features": ["booking", "reminders", "admin_panel"],
+            "placement": placement,
+        }
+
+    path = folder / "plans.json"
+    path.write_text(json.dumps({"plans": [plan(SHARED, "shared"), plan(DEDICATED, "dedicated")]}))
+    path.chmod(0o644)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pids(run_dir: Path, hubs: bool) -> dict[str, int]:
+    """Live runtimes under the clients folder, from their pid files: hubs or dedicated bots."""
+    found = {}
+    for path in (run_dir / "clients").glob("*/bot.pid"):
+        name = path.parent.name
+        if name.startswith("hub-") != hubs:
+            continue
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pid = int(json.loads(path.read_text())["pid"])
+            if Path(f"/proc/{pid}").exists():
+                found[name] = pid
+    return found
+
+
+def pss_mib(pid_list: Iterable[int]) -> float:
+    total = 0.0
+    for pid in pid_list:
+        with contextlib.suppress(OSError):
+            total += memory_mib(pid)[1]
+    return total
+
+
+def cpu_seconds(pid_list: Iterable[int]) -> float:
+    total = 0
+    for pid in pid_list:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / HZ
+
+
+async def provision(
+    run: Run, session: aiohttp.ClientSession, plan: str, n: int, conc: int
+) -> list[Tenant]:
+    semaphore = asyncio.Semaphore(conc)
+    tenants = []
+
+    async def one() -> Tenant:
+        run.bots += 1
+        i = run.bots
+        tenant = Tenant(f"{8_800_000_000 + i}:bench-fleet-{secrets.token_hex(8)}")
+        await run.emulator.register_bot(tenant.token, f"bench_fleet_{i}_bot", f"Salon {i}")
+        body = {
+            "plan": plan, "period_days": 30, "business_name": f"Салон {i}",
+            "bot_token": tenant.token, "owner_telegram_id": 7001,
+        }  # fmt: skip
+        async with (
+            semaphore,
+            session.post(
+                f"{run.api}/api/v1/tenants", json=body, headers={"Idempotency-Key": f"fleet-{i}"}
+            ) as resp,
+        ):
+            reply = await resp.json()
+            if resp.status != 201:
+                raise SystemExit(f"provisioning tenant {i}: HTTP {resp.status} {reply}")
+        tenant.tenant_id = reply["tenant_id"]
+        run.made.append(tenant)
+        return tenant
+
+    for result in await asyncio.gather(*(one() for _ in range(n))):
+        tenants.append(result)
+    return tenants
+
+
+async def answer_all(run: Run, tenants: list[Tenant], conc: int = 50) -> tuple[int, float]:
+    """Every tenant gets a /start; (how many answered within 120 s, seconds until the last)."""
+    semaphore = asyncio.Semaphore(conc)
+    began = time.perf_counter()
+
+    async def one(t: Tenant) -> bool:
+        async with semaphore:
+            before = len(await run.emulator.messages(t.token, CHECK_USER))
+            await run.emulator.send_message(t.token, CHECK_USER, "/start", first_name="Анна")
+            try:
+                await run.emulator.wait_for_message(
+                    t.token, CHECK_USER, timeout=120, count=before + 1
+                )
+            except TimeoutError:
+                return False
+            return True
+
+    answered = sum(await asyncio.gather(*(one(t) for t in tenants)))
+    return answered, time.perf_counter() - began
+
+
+async def traffic(run: Run, busy: list[Tenant], rate: float, sent: list[int]) -> None:
+    """Each busy tenant gets a /start from a customer of its own every 1/rate seconds."""
+
+    async def one(k: int, t: Tenant) -> None:
+        await asyncio.sleep(random.random() / rate)
+        while True:
+            await run.emulator.send_message(t.token, BUSY_USER + k, "/start", first_name="Пётр")
+            sent[0] += 1
+            await asyncio.sleep(1 / rate)
+
+    await asyncio.gather(*(one(k, t) for k, t in enumerate(busy)))
+
+
+async def probe(run: Run, tenants: list[Tenant], n: int) -> list[float]:
+    """/start to n random tenants, two at a time, each from a new customer: seconds to answer."""
+    seconds: list[float] = []
+    picks = [random.choice(tenants) for _ in range(n)]
+    semaphore = asyncio.Semaphore(2)
+
+    async def one(k: int, t: Tenant) -> None:
+        async with semaphore:
+            user = PROBE_USER + run.bots * 1000 + k
+            began = time.perf_counter()
+            await run.emulator.send_message(t.token, user, "/start", first_name="Олег")
+            await run.emulator.wait_for_message(t.token, user, timeout=60)
+            seconds.append(time.perf_counter() - began)
+
+    await asyncio.gather(*(one(k, t) for k, t in enumerate(picks)))
+    return seconds
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+@dataclass
+class Figures:
+    tenants: int
+    pss: float  # MiB, the runtimes
+    backends: int  # mean while idle
+    backends_max: int
+    backends_pss: float
+    redis_clients: int
+    redis_bytes: int
+    p50: float = 0.0
+    p95: float = 0.0
+    cpu_ms: float = 0.0
+
+
+async def idle_figures(
+    run: Run, admin: asyncpg.Connection, redis: Redis, roles: set[str], seconds: float,
+) -> tuple[float, int, float, int, int]:  # fmt: skip
+    """Over `seconds`: mean and max PostgreSQL backends of `roles` in the scratch database and
+    their PSS at the busiest sample; the Redis clients of those users and the memory of their
+    connections and keys."""
+    counts: list[int] = []
+    backend_pss = 0.0  # at the busiest sample
+    deadline = time.monotonic() + seconds
+    while True:
+        rows = await admin.fetch(
+            "SELECT pid, usename FROM pg_stat_activity WHERE datname = $1"
+            " AND backend_type = 'client backend'",
+            run.db,
+        )
+        ours = [r["pid"] for r in rows if r["usename"] in roles]
+        if not counts or len(ours) > max(counts):
+            backend_pss = pss_mib(ours)
+        counts.append(len(ours))
+        if time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.5)
+    clients = [c for c in await redis.client_list() if c.get("user") in roles]
+    used = sum(int(c.get("tot-mem", 0)) for c in clients)  # the connections' buffers
+    prefixes = tuple(f"{role}:" for role in roles)
+    async for key in redis.scan_iter(match=f"{fleet_prefix(run.fleet)}*", count=1000):
+        name = key.decode() if isinstance(key, bytes) else key
+        if name.startswith(prefixes):
+            used += await redis.memory_usage(key) or 0
+    return statistics.mean(counts), max(counts), backend_pss, len(clients), used
+
+
+async def measure(
+    run: Run, args: argparse.Namespace, admin: asyncpg.Connection, redis: Redis,
+    tenants: list[Tenant], hubs: bool, busy: list[Tenant],
+) -> Figures:  # fmt: skip
+    roles = {fleet_prefix(run.fleet) + t.tenant_id for t in tenants}
+    await asyncio.sleep(args.settle)
+    procs = list(pids(run.run_dir, hubs=hubs).values())
+    mean, peak, bpss, clients, used = await idle_figures(run, admin, redis, roles, args.idle)
+    figures = Figures(len(tenants), pss_mib(procs), round(mean), peak, bpss, clients, used)
+    sent = [0]
+    load = asyncio.create_task(traffic(run, busy, args.rate, sent))
+    try:
+        await asyncio.sleep(3)  # the traffic steady
+        cpu0, sent0 = cpu_seconds(procs), sent[0]
+        seconds = await probe(run, tenants, args.probes)
+        cpu1, sent1 = cpu_seconds(procs), sent[0]
+    finally:
+        load.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await load
+    figures.p50, figures.p95 = pct(seconds, 0.5) * 1000, pct(seconds, 0.95) * 1000
+    updates = args.probes + (sent1 - sent0)
+    figures.cpu_ms = (cpu1 - cpu0) * 1000 / updates
+    print(
+        f"  /start latency ({args.probes} probes, {len(busy)} busy tenants at {args.rate}/s each,"
+        f" {updates} updates): p50 {figures.p50:.0f} ms, p95 {figures.p95:.0f} ms;"
+        f" runtimes' CPU {figures.cpu_ms:.1f} ms per update"
+    )
+    return figures
+
+
+async def bench(
+    run: Run, args: argparse.Namespace, admin: asyncpg.Connection, redis: Redis
+) -> None:
+    async with aiohttp.ClientSession(headers=run.headers) as session:
+        base = max(1, min(args.base, args.tenants - 1))
+        print(f"fleet {run.fleet}: {args.tenants} shared tenants (hub capacity {args.hub_capacity}),"
+              f" {args.dedicated} dedicated; master DEPLOY_BACKEND=process")  # fmt: skip
+        began = time.perf_counter()
+        first = await provision(run, session, SHARED, base, args.concurrency)
+        answered, took = await answer_all(run, first)
+        await asyncio.sleep(args.settle)
+        pss_base = pss_mib(pids(run.run_dir, hubs=True).values())
+        provisioning = time.perf_counter() - began - took - args.settle
+        print(f"  {base} tenants: {answered} answered /start in {took:.1f} s;"
+              f" hubs' PSS {pss_base:.1f} MiB")  # fmt: skip
+        t0 = time.perf_counter()
+        rest = await provision(run, session, SHARED, args.tenants - base, args.concurrency)
+        provisioning += time.perf_counter() - t0
+        shared = first + rest
+        rate = len(shared) / provisioning
+        print(f"  provisioning: {len(shared)} tenants in {provisioning:.1f} s of API calls"
+              f" ({rate:.2f} tenants/s at concurrency {args.concurrency})")  # fmt: skip
+        answered, took = await answer_all(run, shared)
+        hubs = pids(run.run_dir, hubs=True)
+        print(f"  all {len(shared)}: {answered} answered /start in {took:.1f} s;"
+              f" {len(hubs)} hub processes")  # fmt: skip
+        busy = random.sample(shared, max(1, round(len(shared) * args.busy)))
+        sh = await measure(run, args, admin, redis, shared, True, busy)
+        marginal = (sh.pss - pss_base) / (len(shared) - base)
+        report("shared", sh, hubs=len(hubs))
+        print(f"  hubs' PSS marginal per tenant ({base} -> {len(shared)}): {marginal:.2f} MiB")
+        if args.dedicated <= 0:
+            return
+        ded = await provision(run, session, DEDICATED, args.dedicated, args.concurrency)
+        answered, took = await answer_all(run, ded)
+        print(f"  {len(ded)} dedicated: {answered} answered /start in {took:.1f} s")
+        busy = random.sample(ded, max(1, round(len(ded) * args.busy)))
+        dd = await measure(run, args, admin, redis, ded, False, busy)
+        report("dedicated", dd, hubs=len(pids(run.run_dir, hubs=False)))
+        ratios(sh, dd)
+
+
+def report(label: str, f: Figures, *, hubs: int) -> None:
+    n = f.tenants
+    print(f"  {label}: {n} tenants in {hubs} processes: PSS {f.pss:.1f} MiB ({f.pss / n:.2f} MiB"
+          f" per tenant); idle PostgreSQL backends mean {f.backends} (max {f.backends_max}),"
+          f" PSS {f.backends_pss:.1f} MiB; Redis clients {f.redis_clients},"
+          f" their connections and keys {f.redis_bytes / 2**20:.2f} MiB")  # fmt: skip
+
+
+def ratios(sh: Figures, dd: Figures) -> None:
+    def per(value: float, n: int) -> float:
+        return value / n if n else 0.0
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}" if b else "n/a"
+
+    rows = [
+        ("PSS MiB per tenant", per(sh.pss, sh.tenants), per(dd.pss, dd.tenants)),
+        ("idle PG backends per tenant", per(sh.backends_max, sh.tenants),
+         per(dd.backends_max, dd.tenants)),
+        ("Redis clients per tenant", per(sh.redis_clients, sh.tenants),
+         per(dd.redis_clients, dd.tenants)),
+        ("Redis KiB per tenant", per(sh.redis_bytes, sh.tenants) / 1024,
+         per(dd.redis_bytes, dd.tenants) / 1024),
+        ("/start p50 ms", sh.p50, dd.p50),
+        ("/start p95 ms", sh.p95, dd.p95),
+        ("CPU ms per update", sh.cpu_ms, dd.cpu_ms),
+    ]  # fmt: skip
+    print(f"  {'shared / dedicated':<30} {'shared':>9} {'dedicated':>10} {'ratio':>7}")
+    for name, a, b in rows:
+        print(f"  {name:<30} {a:9.3f} {b:10.3f} {ratio(a, b):>7}")
+
+
+def kill_runtimes(run_dir: Path) -> None:
+    live = {**pids(run_dir, hubs=True), **pids(run_dir, hubs=False)}
+    for pid in live.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in live.values()):
+        time.sleep(0.2)
+    for pid in live.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def cleanup(run: Run, admin: asyncpg.Connection, redis: Redis) -> None:
+    await asyncio.to_thread(kill_runtimes, run.run_dir)
+    await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(run.db)} WITH (FORCE)")
+    prefix = fleet_prefix(run.fleet)
+    for row in await admin.fetch(
+        "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", prefix
+    ):
+        await admin.execute(f"DROP ROLE IF EXISTS {quote_ident(row['rolname'])}")
+    names = [u.decode() if isinstance(u, bytes) else u for u in await redis.acl_users()]
+    users = [u for u in names if u.startswith(prefix)]
+    for user in users:
+        await redis.acl_deluser(user)
+        await redis.hdel(ACL_OWNERS_KEY, user)
+    batch = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+    for i in range(0, len(batch), 500):
+        await redis.unlink(*batch[i : i + 500])
+    with contextlib.suppress(Exception):
+        await redis.acl_save()
+    print(
+        f"cleaned up: {len(users)} ACL users, {len(batch)} keys, database {run.db}, roles {prefix}*"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    server_dsn, redis_url = os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
+    fleet = f"bfleet{os.getpid()}"
+    db = f"botfleet_bench_fleet_{os.getpid()}"
+    run_dir = Path(f"/tmp/botfleet-bench-fleet-{os.getpid()}")  # noqa: S108 - scratch
+    await asyncio.to_thread(run_dir.mkdir)  # 0755: the runtimes' own uids reach their folders
+    admin = await asyncpg.connect(server_dsn)
+    redis = Redis.from_url(redis_url)
+    emulator = EmulatorServer()
+    await emulator.start("127.0.0.1", 0)
+    port, api_token = free_port(), secrets.token_urlsafe(16)
+    run = Run(
+        fleet, db, parse_dsn(server_dsn).with_database(db), run_dir,
+        f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {api_token}"},
+        EmulatorClient(emulator.base_url),
+    )  # fmt: skip
+    master = None
+    try:
+        await admin.execute(f"CREATE DATABASE {quote_ident(db)}")
+        env = {
+            **os.environ,
+            "DATABASE_URL": run.dsn,
+            "FLEET_NAME": fleet,
+            "TELEGRAM_API_URL": emulator.base_url,
+            "ENCRYPTION_KEYS": generate_key(),
+            "MASTER_API_TOKEN": api_token,
+            "MASTER_API_PORT": str(port),
+            "DEPLOY_BACKEND": "process",
+            "SALES_PLANS_FILE": str(plans_file(run_dir)),
+            "HUB_CAPACITY": str(args.hub_capacity),
+            "CLIENTS_DIR": str(run_dir / "clients"),
+            "BACKUPS_DIR": str(run_dir / "backups"),
+            "MASTER_BOT_TOKEN": "",
+            "WEBHOOK_BASE_URL": "",
+            "LOG_LEVEL": "WARNING",
+        }
+        log = (run_dir / "master.log").open("wb")
+        master = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "master_bot", cwd=ROOT, env=env, stdout=log, stderr=log,
+            start_new_session=True,
+        )  # fmt: skip
+        await wait_http(f"{run.api}/health")
+        began = time.perf_counter()
+        await bench(run, args, admin, redis)
+        print(f"  whole run {time.perf_counter() - began:.0f} s;"
+              f" max_connections {await admin.fetchval('SHOW max_connections')}")  # fmt: skip
+    finally:
+        with contextlib.suppress(Exception):
+            tail = (run_dir / "master.log").read_text(errors="replace").splitlines()[-5:]
+            if tail:
+                print("master log (last lines):", *tail, sep="\n  ")
+        if master is not None and master.returncode is None:
+            master.terminate()
+            try:
+                await asyncio.wait_for(master.wait(), 30)
+            except TimeoutError:
+                master.kill()
+                await master.wait()
+        await asyncio.shield(cleanup(run, admin, redis))
+        await run.emulator.close()
+        await emulator.stop()
+        await redis.aclose()
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--base", type=int, default=20, help="tenants at the first memory point")
+    parser.add_argument("--dedicated", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=4, help="provisioning calls at once")
+    parser.add_argument("--hub-capacity", type=int, default=200)
+    parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--busy", type=float, default=0.05, help="share of tenants with traffic")
+    parser.add_argument("--rate", type=float, default=0.5, help="/start per s per busy tenant")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds before measuring")
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle sampling")
+    arguments = parser.parse_args()
+    if arguments.tenants < 2:
+        raise SystemExit("--tenants must be at least 2")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(arguments))
