@@ -32,6 +32,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -389,6 +390,7 @@ def kill_runtimes(run_dir: Path) -> None:
 
 async def cleanup(run: Run, admin: asyncpg.Connection, redis: Redis) -> None:
     await asyncio.to_thread(kill_runtimes, run.run_dir)
+    await asyncio.to_thread(shutil.rmtree, run.run_dir, ignore_errors=True)
     await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(run.db)} WITH (FORCE)")
     prefix = fleet_prefix(run.fleet)
     for row in await admin.fetch(
