@@ -429,6 +429,10 @@ async def main(args: argparse.Namespace) -> None:
         EmulatorClient(emulator.base_url),
     )  # fmt: skip
     master = None
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or kill: to the cleanup below
+        asyncio.get_running_loop().add_signal_handler(sig, main_task.cancel)
     try:
         await admin.execute(f"CREATE DATABASE {quote_ident(db)}")
         env = {
@@ -492,5 +496,5 @@ if __name__ == "__main__":
     arguments = parser.parse_args()
     if arguments.tenants < 2:
         raise SystemExit("--tenants must be at least 2")
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(main(arguments))
