@@ -388,6 +388,7 @@ class ClientBot:
         ]
         # A booking written (or someone getting in line) wakes its job at once.
         self.ctx.reminders_changed = WakingEvent(lambda: scheduler.wake(reminders))
+        self.ctx.notices_waiting = WakingEvent(lambda: scheduler.wake(notices))
         self.waitlist.wake = WakingEvent(lambda: scheduler.wake(seats))
         self._notices_job = notices
 
@@ -409,8 +410,7 @@ class ClientBot:
         return delay
 
     async def _notices_pass(self) -> float:
-        await self.notice_retry.tick()
-        return self.notice_retry.interval
+        return await self.notice_retry.pass_and_delay()
 
     async def _housekeeping_pass(self) -> float:
         await self.housekeeping.tick()

@@ -35,6 +35,8 @@ class TenantContext:
     _offers: dict[int, list[StaffOffer]] = field(default_factory=dict, repr=False)
     # Set when a booking's reminders were written: wakes the sleeping reminder worker at once.
     reminders_changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # Set when a notice to an admin had to be kept for later: wakes the notice retry at once.
+    notices_waiting: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.store.on_change = self.refresh

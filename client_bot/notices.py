@@ -197,10 +197,13 @@ def _keep(exc: TelegramAPIError) -> bool:
 class NoticeOutbox:
     """Notices to the admins, through the tenant's `admin_notices`: kept, then delivered."""
 
-    def __init__(self, ctx: TenantContext, bot: Bot) -> None:
+    def __init__(self, ctx: TenantContext, bot: Bot, *, wake_retry: bool = True) -> None:
         self.ctx = ctx
         self.bot = bot
         self.store = NoticeStore(ctx.store.pool)
+        # A notice kept for later wakes the retry (client_bot/workers/notices.py); the retry's
+        # own outbox does not wake itself.
+        self.wake_retry = wake_retry
 
     async def send(self, body: str, reply_markup: InlineKeyboardMarkup | None = None) -> int:
         """Keep `body` for every admin and deliver what can be now; how many admins got it."""
@@ -261,6 +264,8 @@ class NoticeOutbox:
                 "kept for later" if keep else "abandoned",
                 exc,
             )
+            if keep and self.wake_retry:
+                self.ctx.notices_waiting.set()  # the retry comes back to it soon
             return not keep
         await self.store.sent(notice.id)
         return True

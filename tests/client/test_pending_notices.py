@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from client_bot.workers.notices import NoticeRetry
 from tests.client.conftest import ADMIN, Customer, fetch
 from tests.client.test_booking import book
 
@@ -55,3 +56,29 @@ async def test_a_notice_that_failed_on_a_bad_moment_is_retried_periodically(bot_
     await bot.client.wait_for_message(bot.token, ADMIN, contains="Новая запись", timeout=10)
     await asyncio.sleep(0.6)  # a few more retry passes: nothing is sent twice
     assert len(await admin_notes(bot, "Новая запись")) == 1
+
+
+async def test_a_quiet_tenant_retries_less_often_and_a_kept_notice_brings_the_pace_back(
+    bot_factory,
+):
+    """With nothing waiting the retry's pause doubles up to its maximum (a quiet tenant then
+    opens a PostgreSQL connection for it every 15 minutes, not every minute); a notice kept for
+    later brings it back to the interval, and wakes it at once."""
+    bot = await bot_factory()
+    assert (bot.app.notice_retry.interval, bot.app.notice_retry.max_interval) == (60.0, 900.0)
+    retry = NoticeRetry(bot.app.ctx, bot.app.bot)  # the bot's own runs on its scheduler
+    delays = [await retry.pass_and_delay() for _ in range(6)]
+    assert delays == [120.0, 240.0, 480.0, 900.0, 900.0, 900.0]
+
+    # Telegram refuses the new-booking notice to the owner for now: it is kept, and the retry
+    # is woken and back at its interval.
+    await bot.admin()
+    await bot.client.inject_fault(
+        bot.token, "sendMessage", error_code=502, description="Bad Gateway", chat_id=ADMIN, count=1
+    )
+    anna = bot.customer(405)
+    await anna.press(await book(anna, time_="14:00"), "✅ Подтвердить", "Вы записаны")
+    # Woken at once (its next pass was up to 15 minutes away): the retry delivers it.
+    await bot.client.wait_for_message(bot.token, ADMIN, contains="Новая запись", timeout=10)
+    left = await fetch(bot.tenant.dsn, "SELECT 1 FROM admin_notices WHERE sent_at IS NULL")
+    assert left == []
