@@ -11,8 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+from core.netaddr import Address, Network, behind_proxies, parse_address, within
 
 
 def yookassa_networks() -> list[str]:
@@ -32,37 +31,17 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(networks)
 
 
-def _address(value: str) -> Address | None:
-    try:
-        address = ipaddress.ip_address(value.strip().strip("[]"))
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
 class SenderPolicy:
     def __init__(self, allowed: Sequence[str], trusted_proxies: Sequence[str] = ()) -> None:
         self.allowed = parse_networks(allowed or yookassa_networks())
         self.proxies = parse_networks(trusted_proxies)
 
-    @staticmethod
-    def _within(address: Address, networks: tuple[Network, ...]) -> bool:
-        return any(address.version == n.version and address in n for n in networks)
-
     def sender(self, peer: str | None, forwarded_for: str | None) -> Address | None:
         """The address the request really comes from, or None when it cannot be told."""
-        address = _address(peer or "")
-        if address is None or not forwarded_for or not self._within(address, self.proxies):
-            return address
-        for hop in reversed(forwarded_for.split(",")):
-            hop_address = _address(hop)
-            if hop_address is None:
-                return None
-            if not self._within(hop_address, self.proxies):
-                return hop_address
-        return address
+        address = parse_address(peer or "")
+        if address is None:
+            return None
+        return behind_proxies(address, forwarded_for, self.proxies)
 
     def allows(self, address: Address | None) -> bool:
-        return address is not None and self._within(address, self.allowed)
+        return address is not None and within(address, self.allowed)
