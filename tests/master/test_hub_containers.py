@@ -54,6 +54,8 @@ from tests.client.test_webhook import (  # noqa: F401 - caddy: a fixture
     caddy,
     caddy_binary,
     caddy_config,
+    post,
+    start_update,
 )
 from tests.docker_support import (  # noqa: F401 - pytest fixtures
     RUN_ID,
@@ -102,27 +104,6 @@ def caddy_container(api: docker.DockerClient, network: str, folder: Path) -> tup
     container.reload()
     address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
     return container, address
-
-
-async def post(url: str, body: dict[str, Any], secret: str) -> int:
-    headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
-    async with aiohttp.ClientSession() as http, http.post(url, json=body, headers=headers) as r:
-        return r.status
-
-
-def start_update(user_id: int, update_id: int) -> dict[str, Any]:
-    user = {"id": user_id, "is_bot": False, "first_name": "Mallory"}
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "date": 1_800_000_000,
-            "chat": {"id": user_id, "type": "private", "first_name": "Mallory"},
-            "from": user,
-            "text": "/start",
-            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
-        },
-    }
 
 
 def in_hubs(clients: Path) -> dict[str, str]:
