@@ -8,6 +8,14 @@ a payment created with `payment_method_id` is charged at once, without confirmat
 has passed, or `expire_card()`), `permission_revoked` (`revoke_method()`), or whatever
 `decline(method id, reason)` set (e.g. `insufficient_funds`). Every such charge is recorded in
 `charges` with its idempotence key and receipt.
+
+Receipts (54-FZ, "Чеки от ЮKassa"): a payment created with a `receipt` gets a payment receipt
+when it succeeds, and a refund of such a payment a refund receipt (the refund's own `receipt`,
+or the payment's items); `GET /v3/receipts?payment_id=…` (or `refund_id=…`) lists them. A
+receipt is registered at once (status `succeeded` with its ФН/ФД/ФП fiscal attributes), unless
+`hold_receipts` is set: then it stays `pending` until `register_receipts()`. The customer a
+receipt went to is kept in `receipt_customers` (the API's receipt object does not show it).
+Refunds honour their Idempotence-Key like payments.
 """
 
 from __future__ import annotations
@@ -83,6 +91,12 @@ class YooKassaFake:
         self.methods: dict[str, dict[str, Any]] = {}  # saved payment methods, by id
         self.declines: dict[str, str] = {}  # method id -> reason its next charges fail with
         self.charges: list[dict[str, Any]] = []  # charges of saved methods, in order
+        self.receipts: dict[str, dict[str, Any]] = {}  # receipt id -> the API's receipt object
+        self.receipt_customers: dict[str, dict[str, Any]] = {}  # receipt id -> its customer
+        self.hold_receipts = False  # new receipts stay pending until register_receipts()
+        self.fiscal_storage = "9999078902004792"  # the fake's fiscal storage (ФН) number
+        self._fiscal_documents = 0
+        self.refund_keys: dict[str, tuple[str, str]] = {}  # idempotence key -> (sha, refund id)
         # The card the checkout page pays with (the next one saved).
         self.card = {"first6": "555555", "last4": "4444", "expiry_month": "07",
                      "expiry_year": "2031", "card_type": "MasterCard"}  # fmt: skip
@@ -112,6 +126,8 @@ class YooKassaFake:
         app.router.add_get("/v3/payments/{id}", self._get_payment)
         app.router.add_post("/v3/refunds", self._create_refund)
         app.router.add_get("/v3/refunds/{id}", self._get_refund)
+        app.router.add_get("/v3/refunds", self._list_refunds)
+        app.router.add_get("/v3/receipts", self._list_receipts)
         app.router.add_get("/v3/payment_methods/{id}", self._get_method)
         app.router.add_get("/checkout/{id}", self._checkout)
         app.router.add_post("/checkout/{id}", self._checkout_pay)
@@ -160,6 +176,7 @@ class YooKassaFake:
                 refundable=True,
                 income_amount=dict(payment["amount"]),
             )
+            self._issue_receipt(payment_id)
         return payment
 
     def _method(self, saved: bool) -> dict[str, Any]:
@@ -206,8 +223,12 @@ class YooKassaFake:
             )
         return payment
 
-    def refund(self, payment_id: str) -> dict[str, Any]:
-        """A full refund of a succeeded payment; returns the refund object."""
+    def refund(
+        self, payment_id: str, receipt: dict[str, Any] | None = None, description: str = ""
+    ) -> dict[str, Any]:
+        """A full refund of a succeeded payment (the one made before, when there is one);
+        returns the refund object. A payment that had a receipt gets a refund receipt: with
+        `receipt`'s items and customer, or the payment's."""
         payment = self._payment(payment_id)
         if payment["status"] != "succeeded":
             raise ValueError(f"payment {payment_id} is {payment['status']}, not succeeded")
@@ -221,9 +242,72 @@ class YooKassaFake:
             "amount": dict(payment["amount"]),
             "created_at": _now(),
         }
+        if description:
+            refund["description"] = description[:250]
         self.refunds[refund["id"]] = refund
         payment.update(refunded_amount=dict(payment["amount"]), refundable=False)
+        paid_with = self.bodies.get(payment_id, {}).get("receipt")
+        if receipt is not None or paid_with is not None:
+            self._new_receipt("refund", refund["id"], receipt or paid_with or {})
         return refund
+
+    # ------------------------------------------------------------------ receipts
+    def _issue_receipt(self, payment_id: str) -> None:
+        """The payment receipt of a succeeded payment created with a `receipt`, once."""
+        receipt = self.bodies.get(payment_id, {}).get("receipt")
+        if receipt is None or self.receipts_of(payment_id):
+            return
+        self._new_receipt("payment", payment_id, receipt)
+
+    def _new_receipt(self, kind: str, object_id: str, request: dict[str, Any]) -> None:
+        items = [
+            {key: item[key] for key in ("description", "quantity", "amount", "vat_code",
+                                        "payment_mode", "payment_subject") if key in item}
+            for item in request.get("items") or []
+        ]  # fmt: skip
+        total = sum(
+            (Decimal(i["amount"]["value"]) * Decimal(str(i.get("quantity", "1"))) for i in items),
+            Decimal("0"),
+        )
+        receipt_id = f"rt-{uuid.uuid4()}"
+        receipt: dict[str, Any] = {
+            "id": receipt_id,
+            "type": kind,
+            f"{kind}_id": object_id,
+            "status": "pending",
+            "items": items,
+            "settlements": [
+                {"type": "cashless", "amount": {"value": f"{total:.2f}", "currency": "RUB"}}
+            ],
+        }
+        if request.get("tax_system_code") is not None:
+            receipt["tax_system_code"] = request["tax_system_code"]
+        self.receipts[receipt_id] = receipt
+        self.receipt_customers[receipt_id] = dict(request.get("customer") or {})
+        if not self.hold_receipts:
+            self._register(receipt)
+
+    def _register(self, receipt: dict[str, Any]) -> None:
+        self._fiscal_documents += 1
+        receipt.update(
+            status="succeeded",
+            fiscal_document_number=str(self._fiscal_documents),
+            fiscal_storage_number=self.fiscal_storage,
+            fiscal_attribute=str(1_000_000_000 + secrets.randbelow(9_000_000_000)),
+            registered_at=_now(),
+            fiscal_provider_id=str(uuid.uuid4()),
+        )
+
+    def register_receipts(self) -> int:
+        """The fiscal registrar answered: every pending receipt is registered; how many."""
+        pending = [r for r in self.receipts.values() if r["status"] == "pending"]
+        for receipt in pending:
+            self._register(receipt)
+        return len(pending)
+
+    def receipts_of(self, payment_id: str) -> list[dict[str, Any]]:
+        """The payment receipts of `payment_id` (tests)."""
+        return [r for r in self.receipts.values() if r.get("payment_id") == payment_id]
 
     def notification(self, event: str, object_id: str) -> dict[str, Any]:
         """The notification YooKassa would send for `event` about payment/refund `object_id`."""
@@ -377,6 +461,8 @@ class YooKassaFake:
         self.payments[payment["id"]] = payment
         self.bodies[payment["id"]] = body
         self.keys[key] = (digest, payment["id"])
+        if payment["status"] == "succeeded":
+            self._issue_receipt(payment["id"])
         if "payment_method_id" in body:
             self.charges.append({"payment_id": payment["id"], "idempotence_key": key,
                                  "method_id": body["payment_method_id"],
@@ -398,15 +484,56 @@ class YooKassaFake:
         return web.json_response(payment)
 
     async def _create_refund(self, request: web.Request) -> web.Response:
+        """A full refund, once per Idempotence-Key (the same key with another body: 400)."""
+        key = request.headers.get("Idempotence-Key")
+        if not key or len(key) > 64:
+            return _error(400, "invalid_request", "Idempotence-Key (1-64 chars) is required")
+        raw = await request.read()
+        digest = hashlib.sha256(raw).hexdigest()
+        known = self.refund_keys.get(key)
+        if known is not None:
+            if known[0] != digest:
+                return _error(
+                    400, "invalid_request", "Idempotence-Key was used with other parameters"
+                )
+            return web.json_response(self.refunds[known[1]])
         try:
             body = await self._json(request)
+            payment = self.payments.get(str(body.get("payment_id")))
+            if payment is None:
+                raise _Invalid("no such payment", "payment_id")
+            amount = _amount(body.get("amount"), "amount")
+            if amount != payment["amount"]:
+                raise _Invalid("only full refunds in this fake", "amount")
+            receipt = body.get("receipt")
+            if receipt is not None and not (receipt.get("customer") or {}):
+                raise _Invalid("receipt.customer needs an email or a phone", "receipt.customer")
+            refund = self.refund(
+                payment["id"], receipt=receipt, description=str(body.get("description") or "")
+            )
         except _Invalid as exc:
             return _error(400, "invalid_request", exc.description, exc.parameter)
-        try:
-            refund = self.refund(str(body.get("payment_id")))
-        except (KeyError, ValueError) as exc:
+        except ValueError as exc:
             return _error(400, "invalid_request", str(exc), "payment_id")
+        self.refund_keys[key] = (digest, refund["id"])
         return web.json_response(refund)
+
+    async def _list_refunds(self, request: web.Request) -> web.Response:
+        payment_id = request.query.get("payment_id")
+        items = [r for r in self.refunds.values() if payment_id in (None, r["payment_id"])]
+        return web.json_response({"type": "list", "items": items})
+
+    async def _list_receipts(self, request: web.Request) -> web.Response:
+        """GET /v3/receipts?payment_id=… or ?refund_id=… (exactly one), optionally &status=…"""
+        wanted = {k: request.query[k] for k in ("payment_id", "refund_id") if k in request.query}
+        if len(wanted) != 1:
+            return _error(400, "invalid_request", "give payment_id or refund_id", "payment_id")
+        (field, value), status = next(iter(wanted.items())), request.query.get("status")
+        items = [
+            r for r in self.receipts.values()
+            if r.get(field) == value and status in (None, r["status"])
+        ]  # fmt: skip
+        return web.json_response({"type": "list", "items": items})
 
     async def _get_refund(self, request: web.Request) -> web.Response:
         refund = self.refunds.get(request.match_info["id"])
