@@ -23,7 +23,6 @@ import asyncpg
 from aiogram import Bot, Dispatcher
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import ExceptionTypeFilter
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import (
     BotCommand,
@@ -51,8 +50,9 @@ from client_bot.workers.housekeeping import Housekeeping
 from client_bot.workers.notices import NoticeRetry
 from client_bot.workers.reminders import RETRY_SECONDS, ReminderWorker
 from core.errors import ErrorReply
-from core.metrics import BotMetrics, serve_metrics
+from core.metrics import serve_metrics
 from core.redis import redis_client
+from core.runtime import BotRuntime
 from core.settings import ClientBotSettings
 from core.telegram import build_bot, wait_for_telegram
 from database.pool import create_pool
@@ -98,31 +98,29 @@ class SharedDispatcher:
         self.scheduler = Scheduler()
         self.storage = BotStorages()
         self.i18n = shared_i18n()
-        dp = self.dp = Dispatcher(
+        from client_bot.handlers.admin import admin_routers  # the admin panel
+
+        # The bot runtime all three bots share (core/runtime.py); per update, the gate puts the
+        # tenant's data in, then its locale, its throttling and, on a failure, its error reply.
+        self.runtime = BotRuntime(
+            # The admin panel first: its routers see an admin's updates before the customer's.
+            [*admin_routers(), *customer_routers(), *last_routers()],
             storage=self.storage,
             # One process takes a bot's updates (Telegram refuses a second poller), so an
             # in-process per-user lock is enough; RedisEventIsolation would add two round trips.
             events_isolation=SimpleEventIsolation(),
+            gate=self._tenant,
+            locale=TenantLocaleMiddleware(self.i18n),
+            throttling=self._throttling,
+            on_error=self._error,
         )
+        dp = self.dp = self.runtime.dp
         # The process's /metrics (core/metrics.py): every update timed, waiting for its
         # tenant's turn included; errors by kind; Telegram's refusals of every bot's calls.
-        self.metrics = BotMetrics()
-        self._watched: set[int] = set()  # sessions counted (a hub's bots share one)
-        self.metrics.setup(dp)
-        # After aiogram's own (errors, user context, FSM): the tenant first, then its locale.
-        dp.update.outer_middleware(self._tenant)
-        # Not in front of the error handler: it resolves the locale itself, with a fallback.
-        TenantLocaleMiddleware(self.i18n).setup(dp, exclude={"error"})
-        dp.errors.register(self._error, ExceptionTypeFilter(Exception))
-        from client_bot.handlers.admin import admin_routers  # the admin panel
-
-        dp.include_routers(*admin_routers(), *customer_routers(), *last_routers())
-        # Inner middleware (inherited by every included router), so it sees handler flags.
-        dp.message.middleware(self._throttling)
-        dp.callback_query.middleware(self._throttling)
+        self.metrics = self.runtime.metrics
         # An admin who writes (an owner's first /start included) gets the notices kept for them.
         dp.message.outer_middleware(self._admin_wrote)
-        self.allowed_updates = dp.resolve_used_update_types()
+        self.allowed_updates = self.runtime.allowed_updates
         for router in dp.chain_tail:
             if router is not dp and (router.startup.handlers or router.shutdown.handlers):
                 raise TypeError(
@@ -140,9 +138,7 @@ class SharedDispatcher:
             )
         self.storage.add(bot_id, app.storage)
         self.tenants[bot_id] = app
-        if id(app.bot.session) not in self._watched:
-            self._watched.add(id(app.bot.session))
-            self.metrics.watch(app.bot.session)
+        self.runtime.watch(app.bot)
 
     def remove(self, app: ClientBot) -> None:
         if self.tenants.get(app.bot.id) is app:

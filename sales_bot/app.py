@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiogram import Bot, Dispatcher
+from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
@@ -18,8 +17,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from core.errors import ErrorReply
-from core.metrics import BotMetrics, serve_metrics
+from core.metrics import serve_metrics
 from core.redis import redis_client
+from core.runtime import BotRuntime
 from core.secrets import SecretBox
 from core.settings import SalesSettings
 from core.telegram import build_bot, wait_for_telegram
@@ -145,20 +145,23 @@ class SalesApp:
             own_bot_id=bot.id,
             renewal_days_before=settings.renewal_days_before,
         )
-        self.dp = Dispatcher(storage=fsm_storage(redis), ctx=self.ctx)
-        # Not in front of the error handler: it resolves the locale itself, with a fallback.
-        self.locales.setup(self.dp, exclude={"error"})
-        ErrorReply(
-            went_wrong,
-            name="sales bot",
-            unavailable=unavailable,
-            i18n=self.i18n,
-            locale=self._error_locale,
-        ).register(self.dp)
-        self.dp.include_routers(*routers())
-        self.metrics = BotMetrics()  # GET /metrics on METRICS_LISTEN (core/metrics.py)
-        self.metrics.setup(self.dp)
-        self.metrics.watch(bot.session)
+        # The bot runtime all three bots share (core/runtime.py).
+        self.runtime = BotRuntime(
+            routers(),
+            storage=fsm_storage(redis),
+            locale=self.locales,
+            on_error=ErrorReply(
+                went_wrong,
+                name="sales bot",
+                unavailable=unavailable,
+                i18n=self.i18n,
+                locale=self._error_locale,
+            ).handle,
+            ctx=self.ctx,
+        )
+        self.runtime.watch(bot)
+        self.dp = self.runtime.dp
+        self.metrics = self.runtime.metrics  # GET /metrics on METRICS_LISTEN (core/metrics.py)
         self._metrics_runner: web.AppRunner | None = None
         self._runner: web.AppRunner | None = None
         self.webhook_port = 0
@@ -275,16 +278,10 @@ class SalesApp:
         me = await wait_for_telegram(self.bot, "SALES_BOT_TOKEN")
         log.info("sales bot @%s is up", me.username)
         await self.set_commands()
-        await self.dp.start_polling(
-            self.bot,
-            handle_signals=handle_signals,
-            close_bot_session=False,
-            allowed_updates=self.dp.resolve_used_update_types(),
-        )
+        await self.runtime.poll(self.bot, handle_signals=handle_signals)
 
     async def stop(self) -> None:
-        with contextlib.suppress(RuntimeError):  # not polling
-            await self.dp.stop_polling()
+        await self.runtime.stop()
 
     async def close(self) -> None:
         if self._closed:
@@ -301,6 +298,6 @@ class SalesApp:
         if isinstance(self.master, HttpMaster):
             await self.master.close()
         await self.bot.session.close()
-        await self.dp.storage.close()
+        await self.runtime.close()
         await self.redis.aclose()
         await self.pool.close()

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from contextlib import suppress
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeChat, User
 
+from core.errors import ErrorReply
+from core.runtime import BotRuntime
 from core.telegram import BotTokenRefusedError, build_bot, wait_for_telegram
+from master_bot.operator import text
 from master_bot.operator.access import OperatorsOnly
 from master_bot.operator.alerts import OperatorAlerter
-from master_bot.operator.handlers import on_error, routers
+from master_bot.operator.handlers import routers
 from master_bot.operator.options import Options
 from master_bot.services import Master
 
@@ -49,7 +51,21 @@ class OperatorBot:
         self.operators = frozenset(operator_ids)
         self.options = options or Options()
         self.alerter = OperatorAlerter(bot, self.operators)
-        self.dp = self._dispatcher()
+        self.runtime = BotRuntime(
+            routers(),
+            # MemoryStorage on purpose: the /deploy dialog holds a bot token (see the package
+            # doc), which must never reach Redis.
+            storage=MemoryStorage(),
+            gate=OperatorsOnly(self.operators),
+            # An unexpected failure (database down, a bug): logged, and the operator is told.
+            on_error=ErrorReply(
+                lambda: text.INTERNAL_ERROR, name="operator bot", show_alert=True
+            ).handle,
+            master=self.master,
+            options=self.options,
+        )
+        self.runtime.watch(bot)
+        self.dp = self.runtime.dp
 
     @classmethod
     def create(
@@ -63,14 +79,6 @@ class OperatorBot:
         options: Options | None = None,
     ) -> OperatorBot:
         return cls(master, build_bot(token, api_url, timeout), operator_ids, options=options)
-
-    def _dispatcher(self) -> Dispatcher:
-        # MemoryStorage on purpose: the /deploy dialog holds a bot token (see the package doc).
-        dp = Dispatcher(storage=MemoryStorage(), master=self.master, options=self.options)
-        dp.update.outer_middleware(OperatorsOnly(self.operators))
-        dp.include_routers(*routers())
-        dp.errors.register(on_error)
-        return dp
 
     def attach(self) -> None:
         """Route the master's alerts to the operators too."""
@@ -116,20 +124,14 @@ class OperatorBot:
             )
         await self.set_commands(me.username)
         try:
-            await self.dp.start_polling(
-                self.bot,
-                handle_signals=False,
-                close_bot_session=False,
-                allowed_updates=self.dp.resolve_used_update_types(),
-            )
+            await self.runtime.poll(self.bot)
         except TelegramAPIError as exc:
             log.error("operator bot stopped: %s", exc)
 
     async def stop(self) -> None:
-        with suppress(RuntimeError):  # not polling
-            await self.dp.stop_polling()
+        await self.runtime.stop()
 
     async def close(self) -> None:
         await self.alerter.close()
-        await self.dp.storage.close()
+        await self.runtime.close()
         await self.bot.session.close()

@@ -46,6 +46,9 @@ _ALERT_TITLES = {
     AlertKind.RENEWAL_FAILED: "💳 Автопродление не прошло",
 }
 
+# What an operator reads when a handler failed (core.errors.ErrorReply).
+INTERNAL_ERROR = "⚠️ Внутренняя ошибка мастера — подробности в его логе."
+
 REFUSAL = (
     "⛔ Этот бот только для операторов платформы.\n"
     "Ваш Telegram id: <code>{user_id}</code> — если вы оператор, попросите добавить его в "

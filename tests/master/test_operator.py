@@ -214,6 +214,28 @@ async def test_a_stranger_is_refused_and_the_attempt_logged(
     assert "client_" not in texts and "Seeded" not in texts
 
 
+async def test_a_failing_handler_answers_the_operator_and_is_counted(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operators' bot runs on the shared bot runtime (core/runtime.py): a handler that
+    raises gets the operator an answer, not silence, and the error is logged and counted."""
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the store broke")
+
+    monkeypatch.setattr(desk.harness.master.deps.store, "live_page", broken)
+    with caplog.at_level(logging.ERROR, logger="core.errors"):
+        reply = await desk.op.ask("/clients", "Внутренняя ошибка мастера")
+    assert reply.plain_text == optext.INTERNAL_ERROR
+    assert any("RuntimeError" in r.getMessage() for r in caplog.records)
+    errors = desk.bot.runtime.metrics.registry.get_sample_value(
+        "botfleet_bot_errors_total", {"kind": "handler", "exception": "RuntimeError"}
+    )
+    assert errors == 1
+    monkeypatch.undo()
+    await desk.op.ask("/clients", "Клиенты")  # the bot goes on
+
+
 # ---------------------------------------------------------------------- /clients, /stats
 async def test_clients_are_paged(desk: Desk) -> None:
     ids = await desk.seed(7)
