@@ -7,7 +7,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-import scripts.backup as backup
+import scripts.backup.dump as dumps
 from database.identifiers import quote_ident
 from scripts.backup import (
     BackupError,
@@ -146,8 +146,8 @@ async def test_per_schema_drill_when_locks_are_short(
         real = await original(conn)
         return LockBudget(real.relations, 1, 10, 0)  # as if max_locks_per_transaction were 1
 
-    original = backup.lock_budget
-    monkeypatch.setattr(backup, "lock_budget", low_budget)
+    original = dumps.lock_budget
+    monkeypatch.setattr(dumps, "lock_budget", low_budget)  # what dump_database asks
     server = Server(fleet.dsn)
     result = await dump_database(server, tmp_path, mode="auto")
     assert result.mode == "per-schema" and result.path.suffix == ".d"
