@@ -38,7 +38,7 @@ from redis.asyncio import Redis
 from client_bot.assistant import build_assistant
 from client_bot.clock import Clock, SystemClock
 from client_bot.context import TenantContext
-from client_bot.handlers import customer_routers, last_routers, waitlist
+from client_bot.handlers import customer_routers, last_routers, onboarding, waitlist
 from client_bot.handlers.waitlist import WaitlistWorker
 from client_bot.i18n import TenantLocaleMiddleware, shared_i18n
 from client_bot.notices import AdminNotices, AdminWroteMiddleware
@@ -317,6 +317,22 @@ class ClientBot:
         except TelegramAPIError as exc:  # an admin who never opened the bot, etc.
             log.info("commands not fully set: %s", exc)
 
+    async def seed(self) -> None:
+        """The contract's name, language and zone into the profile, unless the owner set them;
+        an empty business is made bookable from BUSINESS_CATEGORY at its first start, and the
+        owner is then sent (kept for them until delivered) what was set up, once."""
+        s = self.settings
+        before = await self.ctx.store.business()
+        business = await self.ctx.store.seed_business(
+            name=s.business_name,
+            locale=s.locale,
+            timezone=s.timezone,
+            category=s.business_category,
+        )
+        if before.category is None and business.category:  # this start seeded it
+            with self.i18n.context(), self.i18n.use_locale(business.locale):
+                await onboarding.tell_owner(self.ctx)
+
     async def run(
         self, *, handle_signals: bool = True, webhooks: WebhookServer | None = None
     ) -> None:
@@ -326,13 +342,7 @@ class ClientBot:
         Updates come by long polling, or with WEBHOOK_BASE_URL set by webhook (the master sets
         the webhook): on `webhooks` when given (a hub's shared server), else on a server of
         its own on WEBHOOK_LISTEN."""
-        s = self.settings  # the contract's name, language, zone, unless the owner set them
-        await self.ctx.store.seed_business(
-            name=s.business_name,
-            locale=s.locale,
-            timezone=s.timezone,
-            category=s.business_category,  # an empty business is made bookable at once
-        )
+        await self.seed()
         await wait_for_telegram(self.bot, "BOT_TOKEN")
         await self.set_commands()
         await self.broadcasts.resume_all()

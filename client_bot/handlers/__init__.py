@@ -18,6 +18,7 @@ from client_bot.handlers import (
     booking,
     fallback,
     my_bookings,
+    onboarding,
     reschedule,
     staff_panel,
     start,
@@ -33,6 +34,7 @@ class AssistantOn(Filter):
 
 def customer_routers() -> list[Router]:
     return [
+        onboarding.router(),  # the setup message's buttons: admins', refused to anyone else
         staff_panel.router(),  # before /start: a staff invite link is a /start with a payload
         start.router(),
         booking.router(),

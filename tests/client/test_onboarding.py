@@ -12,7 +12,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from client_bot.booking.templates import split_week
 from client_bot.handlers.admin.staff import StaffPhotoCb
-from tests.client.conftest import ADMIN, T0, fetch
+from tests.client.conftest import ADMIN, T0, Customer, fetch
 
 PANEL = "Панель управления"
 WED_10 = T0 + timedelta(days=1, hours=1)  # Wednesday 2 December, 10:00 in Moscow
@@ -136,6 +136,9 @@ async def test_fitness_in_english_seeds_a_coach_and_a_class_with_seats(bot_facto
         (0, time(19)), (2, time(19)), (4, time(19)), (5, time(11)),
     ]  # fmt: skip
     assert [r["name"] for r in await fetch(bot.tenant.dsn, "SELECT name FROM staff")] == ["Coach"]
+    [told] = await fetch(bot.tenant.dsn, "SELECT text FROM admin_notices")  # in English too
+    assert "Your bot is ready for bookings" in told["text"]
+    assert "• Group yoga — 600 ₽, 60 min, a class of 12 seats: Mon 19:00, Wed 19:00" in told["text"]
 
     # A customer sees the class's sessions, in English, each with its twelve seats.
     vera = bot.customer(303, "Vera")
@@ -322,3 +325,85 @@ async def test_stats_per_staff_member(bot_factory):
     stats = await owner.press(home, "📊 Статистика", "Статистика")
     assert "По специалистам" in stats.plain_text
     assert "Мария: 2 · 1 · 1" in stats.plain_text and "Ольга: 1 · 0 · 0" in stats.plain_text
+
+
+SETUP = "Ваш бот готов к записи"
+SETUP_BUTTONS = ["✅ Всё верно", "✏️ Услуги", "✏️ Часы работы", "✏️ Сотрудники"]
+
+
+async def setup_notices(bot):
+    return await fetch(
+        bot.tenant.dsn, "SELECT admin_id, text FROM admin_notices WHERE text LIKE $1", f"%{SETUP}%"
+    )
+
+
+async def test_the_owner_gets_the_setup_once_and_confirms_it_in_one_tap(bot_factory):
+    """The setup the category made is listed to the owner in one message, kept until they open
+    the bot; customers book meanwhile (0 owner actions), "All correct" is the one tap (1)."""
+    settings = {"business_category": "beauty"}
+    bot = await bot_factory(seed=False, settings=settings)
+    [kept] = await setup_notices(bot)  # the owner has not opened the bot: kept for them
+    assert kept["admin_id"] == ADMIN
+
+    # A customer books before the owner has done anything.
+    times = await bookable_times(bot.customer(310, "Анна"), "Стрижка · 1\u00a0500 ₽")
+    assert "10:00" in times
+
+    owner = Counted(Customer(bot.client, bot.token, ADMIN, "Владелец"))
+    await owner.owner.send("/start")  # their first visit: the kept message follows
+    setup = await owner.owner.wait(SETUP)
+    body = setup.plain_text
+    assert "• Стрижка — 1\u00a0500 ₽, 60 мин" in body and "• Маникюр" in body
+    assert "пн–вс: 10:00–20:00" in body and "Мастер" in body
+    assert flat(setup) == SETUP_BUTTONS
+    done = await owner.press(setup, "✅ Всё верно", "клиенты уже могут записываться")
+    assert owner.actions == 1 and done.buttons() == []
+    assert (await owner.owner.wait(SETUP)).buttons() == []  # nothing left to press twice
+
+    # A restart (the same tenant, a new process) does not send it again.
+    await bot.stop()
+    again = await bot_factory(tenant=bot.tenant, token=bot.token, seed=False, settings=settings)
+    await owner.owner.ask("/start", "")
+    assert len(await setup_notices(again)) == 1
+    got = [m for m in await bot.client.messages(bot.token, ADMIN) if SETUP in m.plain_text]
+    assert len(got) == 1
+
+
+async def test_setup_buttons_open_the_screens_and_refuse_strangers_and_stale_presses(
+    bot_factory,
+):
+    bot = await bot_factory(seed=False, settings={"business_category": "beauty"})
+    owner = await bot.admin()
+    setup = await owner.wait(SETUP)
+    await owner.press(setup, "✏️ Услуги", "Услуги")
+    await owner.press(setup, "✏️ Часы работы", "График работы")
+    await owner.press(setup, "✏️ Сотрудники", "Специалисты")
+
+    # Someone who is not an admin, with the button planted on a message of theirs: refused.
+    stranger = bot.customer(311, "Чужой")
+    await stranger.ask("/start", "")
+    planted = await bot.app.bot.send_message(
+        stranger.id,
+        "planted",
+        reply_markup=InlineKeyboardMarkup(
+            inline_keyboard=[
+                [InlineKeyboardButton(text="ok", callback_data=setup.button_data("✅ Всё верно"))]
+            ]
+        ),
+    )
+    query = await stranger.client.click(bot.token, stranger.id, planted.message_id, text="ok")
+    answer = await bot.client.wait_for_callback_answer(bot.token, query)
+    assert answer.text == "Менять настройку бота могут только его администраторы."
+
+    # Sunday closed meanwhile: "All correct" shows the setup as it is now, to confirm that.
+    await bot.store.set_hours(6, [])
+    before = await owner.seen()
+    await owner.click(setup, "✅ Всё верно")
+    fresh = await owner.wait("Настройка изменилась", after=before)
+    assert "пн–сб: 10:00–20:00" in fresh.plain_text and "вс: выходной" in fresh.plain_text
+    assert flat(fresh) == SETUP_BUTTONS
+    await owner.press(fresh, "✅ Всё верно", "клиенты уже могут записываться")
+    assert not [
+        m for m in (await bot.client.messages(bot.token, stranger.id))
+        if "клиенты уже могут" in m.plain_text
+    ]  # fmt: skip
