@@ -1,6 +1,7 @@
 """A fleet in the shared placement: N tenants provisioned through the master's REST API, in hubs.
 
     python -m bench.bench_fleet [--tenants 1000] [--dedicated 10] [--concurrency 4]
+                                [--idle-long SECONDS]
 
 Runs the real `python -m master_bot` (DEPLOY_BACKEND=process: hubs are processes, each tenant of
 the dedicated plan a process of its own) against a scratch database, a fleet name of its own
@@ -16,7 +17,14 @@ shared) and `fleet_dedicated` (placement dedicated). Reported in one run:
   fleet's ACL users and the memory of its keys (and the server's used_memory, shared with others);
 - latency: /start to 200 random tenants (`--probes`) while 5% of the tenants (`--busy`) each
   receive a /start every `1/--rate` seconds; the hubs' CPU ms per update over that window;
-- the same for `--dedicated` tenants of the dedicated plan (a process each), printed as ratios.
+- the update mix: `--walkers` tenants (English, one service, open every day) each walked by
+  `--mix-users` customers through bench_updates' booking dialog, all in step; the hubs' CPU ms
+  per update of each step (their background rate measured just before is subtracted) and for
+  the mix of /start, calendar and confirm in equal parts, as updates/s per core;
+- the same for `--dedicated` tenants of the dedicated plan (a process each), printed as ratios;
+- with `--idle-long SECONDS`, at the end: the backends every 30 s for that long (shared,
+  dedicated, all with the master's), and the mean of the last 5 minutes: the steady state once
+  the tenants' periodic passes have backed off (the admin-notice retry needs ~30 minutes).
 Hub processes poll (webhooks go through the proxy only to hub containers, DEPLOY_BACKEND=docker).
 
 Everything it created is removed at the end, also on Ctrl-C: the processes (from their pid
@@ -40,6 +48,8 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import time as dtime
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -48,6 +58,10 @@ from redis.asyncio import Redis
 
 from bench.bench_hub import memory_mib
 from bench.bench_provision import wait_http
+from bench.bench_updates import MIX, STEPS, WARM, Walk
+from bench.bench_updates import Run as MixRun
+from bench.bench_updates import Step as MixStep
+from client_bot.store import Store
 from core.secrets import generate_key
 from database.dsn import parse_dsn
 from database.identifiers import quote_ident
@@ -58,6 +72,8 @@ from telegram_emulator import EmulatorClient, EmulatorServer
 ROOT = Path(__file__).resolve().parents[1]
 SHARED, DEDICATED = "fleet_shared", "fleet_dedicated"
 PROBE_USER, BUSY_USER, CHECK_USER = 5_100_000, 5_200_000, 5_300_000
+OWNER = 7001
+MIX_USER = 5_400_000
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -134,20 +150,39 @@ def cpu_seconds(pid_list: Iterable[int]) -> float:
     return total / HZ
 
 
+async def seed_for_walk(run: Run, tenant_id: str) -> None:
+    """What bench_updates' walk needs of a fresh tenant (locale en from provisioning): one
+    30-minute service and hours 09:00-21:00 every day, written before the tenant's first update
+    (its hub caches services and hours on first use)."""
+    pool = await asyncpg.create_pool(
+        run.dsn, min_size=0, max_size=1, server_settings={"search_path": tenant_id}
+    )
+    try:
+        store = Store(pool)
+        for weekday in range(7):
+            await store.set_hours(weekday, [(dtime(9), dtime(21))])
+        await store.add_service("Haircut", Decimal("1500"), 30)
+    finally:
+        await pool.close()
+
+
 async def provision(
-    run: Run, session: aiohttp.ClientSession, plan: str, n: int, conc: int
+    run: Run, session: aiohttp.ClientSession, plan: str, n: int, conc: int, walkers: int = 0
 ) -> list[Tenant]:
+    """n tenants of `plan` through the API; the first `walkers` in English and seeded for the
+    update mix (`seed_for_walk`)."""
     semaphore = asyncio.Semaphore(conc)
     tenants = []
 
-    async def one() -> Tenant:
+    async def one(k: int) -> Tenant:
         run.bots += 1
         i = run.bots
         tenant = Tenant(f"{8_800_000_000 + i}:bench-fleet-{secrets.token_hex(8)}")
         await run.emulator.register_bot(tenant.token, f"bench_fleet_{i}_bot", f"Salon {i}")
         body = {
             "plan": plan, "period_days": 30, "business_name": f"Салон {i}",
-            "bot_token": tenant.token, "owner_telegram_id": 7001,
+            "bot_token": tenant.token, "owner_telegram_id": OWNER,
+            "locale": "en" if k < walkers else "ru",
         }  # fmt: skip
         async with (
             semaphore,
@@ -159,10 +194,12 @@ async def provision(
             if resp.status != 201:
                 raise SystemExit(f"provisioning tenant {i}: HTTP {resp.status} {reply}")
         tenant.tenant_id = reply["tenant_id"]
+        if k < walkers:
+            await seed_for_walk(run, tenant.tenant_id)
         run.made.append(tenant)
         return tenant
 
-    for result in await asyncio.gather(*(one() for _ in range(n))):
+    for result in await asyncio.gather(*(one(k) for k in range(n))):
         tenants.append(result)
     return tenants
 
@@ -301,6 +338,71 @@ async def measure(
     return figures
 
 
+async def update_mix(run: Run, walkers: list[Tenant], users: int) -> MixRun:
+    """bench_updates' booking walk, `users` customers per walker tenant at once, every walker
+    tenant in step: CPU ms per update of the hubs (utime+stime of all hub processes over the step,
+    less their background rate measured just before over a quiet 10 s: polling and periodic
+    passes of all tenants) for each step, and the mix of /start, calendar and confirm."""
+    procs = list(pids(run.run_dir, hubs=True).values())
+    for t in walkers:  # the owner's chat exists: the booking notices reach it
+        await run.emulator.send_message(t.token, OWNER, "/start", language_code="en")
+        await run.emulator.wait_for_message(t.token, OWNER, timeout=60)
+    ids = [MIX_USER + i for i in range(WARM + users)]
+    warm = [Walk(run.emulator, t.token, ids[:WARM]) for t in walkers]
+    for name in STEPS:  # answers, locales, caches: not measured
+        await asyncio.gather(*(w.step(name, None) for w in warm))
+    walks = [Walk(run.emulator, t.token, ids[WARM:], offset=WARM) for t in walkers]
+    await asyncio.sleep(2)
+    cpu0, t0 = cpu_seconds(procs), time.monotonic()
+    await asyncio.sleep(10)
+    background = (cpu_seconds(procs) - cpu0) / (time.monotonic() - t0)
+    mix = MixRun("hubs")
+    for name in STEPS:
+        cpu0, t0 = cpu_seconds(procs), time.monotonic()
+        steps = await asyncio.gather(*(w.step(name, None) for w in walks))
+        cpu = cpu_seconds(procs) - cpu0 - background * (time.monotonic() - t0)
+        mix.steps[name] = MixStep(sum(x.updates for x in steps), cpu, max(x.wall for x in steps))
+    per_step = ", ".join(f"{k} {mix.steps[k].cpu_ms:.2f}" for k in STEPS)
+    print(f"  update mix ({len(walkers)} tenants x {users} customers walking the booking dialog;"
+          f" hubs' background {background * 1000:.0f} ms CPU per s, subtracted):"
+          f" CPU ms per update {per_step}")  # fmt: skip
+    print(f"  mix of {', '.join(MIX)} in equal parts: {mix.mix_ms():.2f} ms per update,"
+          f" {mix.per_core():.0f} updates/s per core")  # fmt: skip
+    return mix
+
+
+async def idle_window(
+    run: Run, admin: asyncpg.Connection, groups: dict[str, set[str]], seconds: float,
+    every: float = 30.0, tail: float = 300.0,
+) -> dict[str, tuple[float, int]]:  # fmt: skip
+    """PostgreSQL backends of the scratch database every `every` seconds for `seconds`, by
+    group of roles (and all of them, the master's included), each sample printed; per group
+    (mean over the last `tail` seconds, max over the window)."""
+    samples: list[tuple[float, dict[str, int]]] = []
+    began = time.monotonic()
+    while True:
+        rows = await admin.fetch(
+            "SELECT usename FROM pg_stat_activity WHERE datname = $1"
+            " AND backend_type = 'client backend'",
+            run.db,
+        )
+        users = [r["usename"] for r in rows]
+        counts = {g: sum(u in roles for u in users) for g, roles in groups.items()}
+        counts["all"] = len(users)  # the master's too (this sampler is in another database)
+        at = time.monotonic() - began
+        samples.append((at, counts))
+        print(f"    idle +{at:4.0f} s: backends {counts}", flush=True)
+        if at >= seconds:
+            break
+        await asyncio.sleep(min(every, seconds - at))
+    end = samples[-1][0]
+    out = {}
+    for g in [*groups, "all"]:
+        last = [c[g] for at, c in samples if at >= end - tail]
+        out[g] = (statistics.mean(last), max(c[g] for _, c in samples))
+    return out
+
+
 async def bench(
     run: Run, args: argparse.Namespace, admin: asyncpg.Connection, redis: Redis
 ) -> None:
@@ -309,7 +411,8 @@ async def bench(
         print(f"fleet {run.fleet}: {args.tenants} shared tenants (hub capacity {args.hub_capacity}),"
               f" {args.dedicated} dedicated; master DEPLOY_BACKEND=process")  # fmt: skip
         began = time.perf_counter()
-        first = await provision(run, session, SHARED, base, args.concurrency)
+        walkers = min(args.walkers, base)
+        first = await provision(run, session, SHARED, base, args.concurrency, walkers)
         answered, took = await answer_all(run, first)
         await asyncio.sleep(args.settle)
         pss_base = pss_mib(pids(run.run_dir, hubs=True).values())
@@ -332,15 +435,28 @@ async def bench(
         marginal = (sh.pss - pss_base) / (len(shared) - base)
         report("shared", sh, hubs=len(hubs))
         print(f"  hubs' PSS marginal per tenant ({base} -> {len(shared)}): {marginal:.2f} MiB")
-        if args.dedicated <= 0:
-            return
-        ded = await provision(run, session, DEDICATED, args.dedicated, args.concurrency)
-        answered, took = await answer_all(run, ded)
-        print(f"  {len(ded)} dedicated: {answered} answered /start in {took:.1f} s")
-        busy = random.sample(ded, max(1, round(len(ded) * args.busy)))
-        dd = await measure(run, args, admin, redis, ded, False, busy)
-        report("dedicated", dd, hubs=len(pids(run.run_dir, hubs=False)))
-        ratios(sh, dd)
+        if walkers:
+            await update_mix(run, first[:walkers], args.mix_users)
+        ded: list[Tenant] = []
+        if args.dedicated > 0:
+            ded = await provision(run, session, DEDICATED, args.dedicated, args.concurrency)
+            answered, took = await answer_all(run, ded)
+            print(f"  {len(ded)} dedicated: {answered} answered /start in {took:.1f} s")
+            busy = random.sample(ded, max(1, round(len(ded) * args.busy)))
+            dd = await measure(run, args, admin, redis, ded, False, busy)
+            report("dedicated", dd, hubs=len(pids(run.run_dir, hubs=False)))
+            ratios(sh, dd)
+        if args.idle_long > 0:
+            prefix = fleet_prefix(run.fleet)
+            groups = {
+                "shared": {prefix + t.tenant_id for t in shared},
+                "dedicated": {prefix + t.tenant_id for t in ded},
+            }
+            print(f"  long idle window: {args.idle_long:.0f} s without updates, backends of the"
+                  " scratch database every 30 s (all = the master's too)", flush=True)  # fmt: skip
+            seen = await idle_window(run, admin, groups, args.idle_long)
+            print("  idle backends, mean of the last 5 minutes (max over the window): "
+                  + "; ".join(f"{g} {m:.1f} ({x})" for g, (m, x) in seen.items()))  # fmt: skip
 
 
 def report(label: str, f: Figures, *, hubs: int) -> None:
@@ -493,6 +609,12 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=0.5, help="/start per s per busy tenant")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds before measuring")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle sampling")
+    parser.add_argument(
+        "--idle-long", type=float, default=0.0, metavar="SECONDS",
+        help="at the end, backends every 30 s for SECONDS; the mean of the last 5 minutes",
+    )  # fmt: skip
+    parser.add_argument("--walkers", type=int, default=3, help="tenants walked for the mix")
+    parser.add_argument("--mix-users", type=int, default=40, help="customers per walker")
     arguments = parser.parse_args()
     if arguments.tenants < 2:
         raise SystemExit("--tenants must be at least 2")
