@@ -116,8 +116,11 @@ class _Refusals(BaseRequestMiddleware):
 
 
 class BotMetrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+    """A bot's metrics, in a registry of their own, or in `registry` (the master's, for the
+    operators' bot, so its errors show on the master's /metrics)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
         name = "botfleet_bot_update_seconds"
         self.updates = Histogram(
             name, FAMILIES[name][1], ["update"], buckets=BUCKETS, registry=self.registry

@@ -11,6 +11,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeChat, User
 
 from core.errors import ErrorReply
+from core.metrics import BotMetrics
 from core.runtime import BotRuntime
 from core.telegram import BotTokenRefusedError, build_bot, wait_for_telegram
 from master_bot.operator import text
@@ -61,6 +62,8 @@ class OperatorBot:
             on_error=ErrorReply(
                 lambda: text.INTERNAL_ERROR, name="operator bot", show_alert=True
             ).handle,
+            # Its updates and errors on the master's /metrics.
+            metrics=BotMetrics(master.deps.metrics.registry),
             master=self.master,
             options=self.options,
         )

@@ -232,6 +232,8 @@ async def test_a_failing_handler_answers_the_operator_and_is_counted(
         "botfleet_bot_errors_total", {"kind": "handler", "exception": "RuntimeError"}
     )
     assert errors == 1
+    scraped = (await desk.harness.api.call("GET", "/metrics")).body  # the master's /metrics
+    assert 'botfleet_bot_errors_total{exception="RuntimeError",kind="handler"} 1.0' in scraped
     monkeypatch.undo()
     await desk.op.ask("/clients", "Клиенты")  # the bot goes on
 
