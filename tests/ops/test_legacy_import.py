@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from database.identifiers import quote_ident
-from scripts.migrate_to_postgres import (
+from scripts.legacy_import import (
     Malformed,
     counts,
     import_file,

@@ -41,7 +41,7 @@ from scripts.backup import (
     dump_tenant,
     restore_tenant,
 )
-from scripts.migrate_to_postgres import import_file
+from scripts.legacy_import import import_file
 from scripts.rotate_keys import rotate_secrets
 from scripts.stats import collect_stats
 from tests.conftest import new_tenant_id
