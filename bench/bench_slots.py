@@ -7,17 +7,30 @@ random order). Prints median and p95 wall time per operation in milliseconds.
 Staff (issue 14): 10 staff members, three of them on their own hours (Tue–Sun 12:00–22:00),
 5,000 bookings spread among them over the same 30 days: free days and free times of one staff
 member, and for "any available" (every staff member), and the pick at confirmation.
+
+Seats (issue 14): one class session with 12 seats and 50 customers confirming at once, through
+the bot's own seat booking (`booking_service.place_seat`: the customer row, the seat and its
+reminders in PostgreSQL, as the tenant's role, over the bot's own pool of 5 connections), on a
+scratch tenant of DATABASE_URL's server; the refused ones join the waitlist. Per-confirmation
+latency median/p95 over several sessions, and that exactly the capacity was sold each time.
+`--seats` runs only this case.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import os
 import random
 import statistics
 import time as clock
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from bench.scratch import ScratchTenant, scratch_tenant, summary
+from client_bot.app import ClientBot
 from client_bot.booking import (
     BookingRules,
     Break,
@@ -33,6 +46,15 @@ from client_bot.booking import (
     slots_free_for_anyone,
     staff_schedule,
 )
+from client_bot.booking_service import (
+    Booker,
+    SeatProblem,
+    class_sessions,
+    join_waitlist,
+    place_seat,
+)
+from client_bot.clock import ManualClock
+from core.settings import ClientBotSettings
 
 TZ = "Europe/Moscow"
 BOOKINGS = 2_000
@@ -43,6 +65,11 @@ RUNS = 200
 STAFF = 10
 STAFF_BOOKINGS = 5_000
 STAFF_RUNS = 50
+SEATS = 12
+CONFIRMATIONS = 50
+SEAT_ROUNDS = 4  # sessions, each with a fresh crowd of CONFIRMATIONS customers
+SEATS_TENANT = "client_70000000014"
+TOKEN = "7000014:bench-slots-token-abcdefgh"
 
 
 def build() -> tuple[Schedule, list[Busy], datetime]:
@@ -185,5 +212,83 @@ def main() -> None:
         print(f"{name:<40}{median:>12.3f}{p95:>12.3f}{worst:>12.3f}")
 
 
+async def seat_rush(tenant: ScratchTenant) -> None:
+    """CONFIRMATIONS customers confirm a seat in one session of SEATS at once, SEAT_ROUNDS times."""
+    settings = ClientBotSettings(
+        tenant_id=SEATS_TENANT, bot_token=TOKEN,
+        database_url=tenant.dsn, redis_url=tenant.redis_url,
+        telegram_api_url="http://127.0.0.1:9", admin_ids=[], _env_file=None,
+    )  # fmt: skip
+    app = await ClientBot.create(settings, clock=ManualClock(datetime(2026, 12, 1, 6, tzinfo=UTC)))
+    ctx = app.ctx
+    try:
+        yoga = await ctx.store.add_service("Йога", Decimal("800"), 60)
+        await ctx.store.update_service(yoga.id, "capacity", SEATS)
+        await ctx.store.add_timetable_entry(yoga.id, 2, time(18))  # Wednesdays 18:00
+        ctx.refresh()
+        service = next(s for s in await ctx.store.services() if s.id == yoga.id)
+        sessions = (await class_sessions(ctx, service))[: SEAT_ROUNDS + 1]  # one to warm up
+        latencies: list[float] = []
+        bursts: list[float] = []
+        waitlisted = 0
+        cold = 0.0
+
+        async def confirm(session_id: int, customer: int) -> tuple[object, float]:
+            began = clock.perf_counter()
+            result = await place_seat(
+                ctx, Booker(customer, f"Клиент {customer}"), session_id,
+                name=f"Клиент {customer}", phone="+79000000000",
+            )  # fmt: skip
+            return result, clock.perf_counter() - began
+
+        for n, session in enumerate(sessions):
+            crowd = range(100_000 + n * 1000, 100_000 + n * 1000 + CONFIRMATIONS)
+            began = clock.perf_counter()
+            results = await asyncio.gather(*(confirm(session.id, c) for c in crowd))
+            if n == 0:  # the pool's first connections and statements: reported apart
+                cold = clock.perf_counter() - began
+            else:
+                bursts.append(clock.perf_counter() - began)
+                latencies += [seconds for _, seconds in results]
+            refused = [c for c, (r, _) in zip(crowd, results, strict=True) if r is SeatProblem.FULL]
+            booked = CONFIRMATIONS - len(refused)
+            for customer in refused:  # what the bot offers them: the line
+                place = await join_waitlist(
+                    ctx, Booker(customer, "x"), session.id, name="x", phone="+79000000000"
+                )
+                waitlisted += isinstance(place, int) and not isinstance(place, SeatProblem)
+            sold = await ctx.store.pool.fetchval(
+                "SELECT count(*) FROM bookings WHERE session_id = $1 AND status = 'confirmed'",
+                session.id,
+            )
+            counter = await ctx.store.pool.fetchval(
+                "SELECT booked FROM class_sessions WHERE id = $1", session.id
+            )
+            if not booked == sold == counter == SEATS:
+                raise SystemExit(f"oversold or undersold: {booked} ok, {sold} rows, {counter}")
+        print(
+            f"\nseats: {len(sessions)} sessions of {SEATS} seats, {CONFIRMATIONS} customers"
+            f" confirming at once each; booked exactly {SEATS} every time, the other"
+            f" {CONFIRMATIONS - SEATS} refused (full) and waitlisted ({waitlisted} in all)"
+        )
+        print(summary("seat confirmation (place_seat), per customer", latencies))
+        print(summary(f"{CONFIRMATIONS} confirmations, whole burst", bursts))
+        print(f"{'the first burst, cold pool (not counted above)':<46} {cold * 1000:6.2f} ms")
+    finally:
+        await app.close()
+
+
+async def seats() -> None:
+    async with scratch_tenant(SEATS_TENANT, "slots") as tenant:
+        await seat_rush(tenant)
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seats", action="store_true", help="only the seat booking case")
+    if not parser.parse_args().seats:
+        main()
+    if os.environ.get("DATABASE_URL"):
+        asyncio.run(seats())
+    else:
+        print("\nseats: skipped (DATABASE_URL and REDIS_URL are not set)")
