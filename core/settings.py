@@ -90,13 +90,14 @@ class PostgresSettings(_Base):
 class RedisSettings(_Base):
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"),
-        description="Redis URL (redis://user:password@host:port/db)",
+        description="Redis URL (redis://user:password@host:port/db); a Redis Cluster:"
+        " redis+cluster://user:password@any-node:port/0 (docs/scaling.md)",
     )
 
     @field_validator("redis_url")
     @classmethod
     def _dsn(cls, v: SecretStr) -> SecretStr:
-        return _check_dsn(v, {"redis", "rediss", "unix"})
+        return _check_dsn(v, {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"})
 
 
 class TelegramSettings(_Base):
@@ -299,16 +300,24 @@ class ClientBotSettings(
 
     @model_validator(mode="after")
     def _prefix(self) -> ClientBotSettings:
-        expected = f"{self.tenant_id}:"
+        """`{client_001}:` (core.redis.tenant_key_prefix); the form before hash tags,
+        `client_001:`, is read as the same tenant's (a contract written by an older master)."""
+        from core.redis import tenant_key_prefix  # local: settings load without redis-py
+
+        expected = tenant_key_prefix(self.tenant_id)
         if not self.redis_key_prefix:
             self.redis_key_prefix = expected
-        elif not re.fullmatch(
-            rf"([a-z][a-z0-9_]{{0,19}}_)?{re.escape(expected)}", self.redis_key_prefix
-        ):
+            return self
+        named = re.fullmatch(
+            rf"(\{{)?((?:[a-z][a-z0-9_]{{0,19}}_)?{re.escape(self.tenant_id)})(?(1)\}}):",
+            self.redis_key_prefix,
+        )
+        if named is None:
             raise ValueError(
-                f"REDIS_KEY_PREFIX must be {expected!r} (TENANT_ID followed by ':'), in a fleet "
-                f"other than the default one '<FLEET_NAME>_{expected}'"
+                f"REDIS_KEY_PREFIX must be {expected!r} (TENANT_ID in braces, then ':'), in a "
+                f"fleet other than the default one '{{<FLEET_NAME>_{self.tenant_id}}}:'"
             )
+        self.redis_key_prefix = tenant_key_prefix(named.group(2))
         return self
 
 

@@ -1,12 +1,17 @@
 """Per-tenant Redis isolation: an ACL user per tenant and the tenant's key families.
 
-Every key of a tenant starts with `<tenant_id>:`. The ACL user may touch only `~<tenant_id>:*`
-and only the plain commands the client bot needs (aiogram's `RedisStorage`, counters,
+Every key of a tenant starts with `{<tenant_id>}:` (core.redis.tenant_key_prefix: a Redis
+Cluster hash tag, so all of a tenant's keys share one slot). The ACL user may touch only
+`~{<tenant_id>}:*` (braces are plain characters in ACL patterns) and only the plain commands the client bot needs (aiogram's `RedisStorage`, counters,
 throttling). Commands that ignore key patterns (SCAN, KEYS, RANDOMKEY, DBSIZE, SELECT, FLUSH*,
 CONFIG) are not granted, and neither is scripting (EVAL*, SCRIPT, FUNCTION, FCALL*): Redis runs
 one script at a time, so a tenant's endless loop would stall every other tenant. The per-user
 event lock (`fsm_isolation`) therefore takes its lock with SET NX PX and releases it with
 WATCH/MULTI, not with redis-py's Lua-based Lock.
+
+On a Redis Cluster (a `redis+cluster://` REDIS_URL, core/redis.py) the admin client sends every
+ACL change to every node: ACL users are per node, and a tenant's slot may be on any of them.
+Keys written before hash tags (`<tenant_id>:...`) are moved once by `move_tenant_keys`.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ from aiogram.fsm.storage.base import (
 )
 from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError, WatchError
 
+from core.redis import CLUSTER_SCHEMES, tenant_key_prefix
 from core.tenant_id import validate_tenant_id
-from database.roles import DEFAULT_FLEET, NameTakenError, login_role
+from database.roles import DEFAULT_FLEET, NameTakenError, fleet_prefix, login_role
 
 log = logging.getLogger(__name__)
 _UNKNOWN_MODIFIER_RE = re.compile(r"modifier '([^']+)': Unknown command")
@@ -102,11 +109,13 @@ TENANT_COMMANDS: tuple[str, ...] = (
     "client|setinfo",
     "client|setname",
     "client|getname",
+    # a Redis Cluster client learns which node serves which slot (node addresses, no keys)
+    "cluster|slots",
 )
 
 
 class InvalidRedisUrlError(ValueError):
-    """A REDIS_URL that is not a redis:// or rediss:// URL."""
+    """A REDIS_URL that is not a redis://, rediss:// or redis+cluster:// URL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,16 +137,22 @@ TENANT_USER_RE = re.compile(r"([a-z][a-z0-9_]{0,19}_)?client_[0-9]{1,12}\Z")
 
 
 def key_prefix(tenant_id: str, fleet: str = DEFAULT_FLEET) -> str:
-    """`client_001:` (the default fleet), `<fleet>_client_001:` (any other)."""
-    return f"{login_role(tenant_id, fleet)}:"
+    """`{client_001}:` (the default fleet), `{<fleet>_client_001}:` (any other)."""
+    return tenant_key_prefix(login_role(tenant_id, fleet))
+
+
+def _all_nodes(admin: Redis) -> dict[str, Any]:
+    """Routing for a command every node must run (ACL changes): all nodes of a cluster."""
+    return {"target_nodes": RedisCluster.ALL_NODES} if isinstance(admin, RedisCluster) else {}
 
 
 def tenant_redis_url(server_url: str, username: str, password: str) -> str:
     """The server of `server_url`, logging in as the tenant's ACL user."""
     parts = urlsplit(server_url)
-    if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
+    if parts.scheme not in {"redis", "rediss", *CLUSTER_SCHEMES} or not parts.hostname:
         raise InvalidRedisUrlError(
-            "REDIS_URL must look like redis://host:6379/0 (or rediss:// for TLS)"
+            "REDIS_URL must look like redis://host:6379/0 (or rediss:// for TLS, "
+            "redis+cluster://host:6379/0 for a Redis Cluster)"
         )
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}:{parts.port or 6379}"
@@ -159,6 +174,7 @@ async def create_tenant_redis_user(
     refused with NameTakenError instead of being reset, and the user is marked as this fleet's.
     """
     username = login_role(tenant_id, fleet)
+    prefix = tenant_key_prefix(username)
     if mark is not None:
         owner = await admin.hget(ACL_OWNERS_KEY, username)
         if owner is not None and (owner.decode() if isinstance(owner, bytes) else owner) != mark:
@@ -175,9 +191,10 @@ async def create_tenant_redis_user(
                 enabled=True,
                 reset=True,
                 passwords=[f"+{password}"],
-                keys=[f"{username}:*"],
+                keys=[f"{prefix}*"],
                 reset_channels=True,
                 commands=["-@all", *commands],
+                **_all_nodes(admin),
             )
             break
         except ResponseError as exc:
@@ -194,7 +211,7 @@ async def create_tenant_redis_user(
         username=username,
         password=password,
         url=tenant_redis_url(server_url, username, password),
-        key_prefix=f"{username}:",
+        key_prefix=prefix,
     )
 
 
@@ -207,8 +224,8 @@ async def disable_tenant_redis_user(
     CLIENT KILL USER answers the number killed (0 is fine), so no CLIENT LIST beforehand.
     """
     username = login_role(tenant_id, fleet)
-    await admin.acl_setuser(username, enabled=False)
-    await admin.client_kill_filter(user=username)
+    await admin.acl_setuser(username, enabled=False, **_all_nodes(admin))
+    await admin.client_kill_filter(user=username, **_all_nodes(admin))
     await _persist_acl(admin)
 
 
@@ -229,7 +246,7 @@ async def revoke_tenant_scripting(admin: Redis) -> list[str]:
         if rules & _SCRIPTING_RULES or "+@all" in rules or "+@scripting" in rules:
             # Not acl_setuser(): it sends `off` unless enabled=True, and this must not disable.
             revoke = ("ACL", "SETUSER", parts[1], "-@scripting")
-            await admin.execute_command(*revoke)  # type: ignore[no-untyped-call]
+            await admin.execute_command(*revoke, **_all_nodes(admin))  # type: ignore[no-untyped-call]
             changed.append(parts[1])
     if changed:
         await _persist_acl(admin)
@@ -263,13 +280,13 @@ async def remove_tenant_redis(
     Keys are found with SCAN MATCH (never KEYS). Returns the number of keys deleted.
     """
     username = login_role(tenant_id, fleet)
-    await admin.acl_deluser(username)
+    await admin.acl_deluser(username, **_all_nodes(admin))
     await admin.hdel(ACL_OWNERS_KEY, username)
     await _persist_acl(admin)
     deleted = 0
     if drop_data:
         batch: list[bytes | str] = []
-        async for key in admin.scan_iter(match=f"{username}:*", count=500):
+        async for key in admin.scan_iter(match=f"{tenant_key_prefix(username)}*", count=500):
             batch.append(key)
             if len(batch) >= 500:
                 deleted += await admin.unlink(*batch)
@@ -279,19 +296,95 @@ async def remove_tenant_redis(
     return deleted
 
 
+async def move_tenant_keys(
+    admin: Redis, fleet: str = DEFAULT_FLEET, *, batch: int = 500
+) -> dict[str, int]:
+    """Move the keys of this fleet's tenants from before hash tags (`client_001:fsm:...`) to
+    `{client_001}:fsm:...`, and their ACL users to the new pattern only. Returns the keys moved
+    per user. Idempotent and cheap once done: the tenants are the ACL users still holding the
+    old pattern `~client_001:*` (one ACL LIST; nothing to do, no SCAN).
+
+    Safe while bots run: (1) each such user gets both patterns; (2) one SCAN pass renames each
+    old key with RENAMENX, so a key a bot already wrote under the new name (the newer one) is
+    kept and the old copy unlinked; (3) the user keeps the new pattern only, so nothing writes
+    old keys any more; (4) a second pass moves what was written between (1) and (3). A key
+    keeps its value and TTL: a dialog half-way through goes on from the same state. On a
+    Redis Cluster nothing is moved (old keys spread over slots; no version before hash tags ran
+    on a cluster): docs/scaling.md says how to move a single Redis's data to a cluster.
+    """
+    if isinstance(admin, RedisCluster):
+        return {}
+    old_user = re.compile(re.escape(fleet_prefix(fleet)) + r"client_[0-9]{1,12}\Z")
+    users: list[str] = []
+    for raw in await admin.acl_list():
+        parts = (raw.decode() if isinstance(raw, bytes) else str(raw)).split()
+        old = len(parts) > 2 and parts[0] == "user" and old_user.match(parts[1])
+        if old and f"~{parts[1]}:*" in parts[2:]:
+            users.append(parts[1])
+    if not users:
+        return {}
+    for user in users:  # both patterns while keys move (not acl_setuser: it would send `off`)
+        await admin.execute_command("ACL", "SETUSER", user, f"~{tenant_key_prefix(user)}*")  # type: ignore[no-untyped-call]
+    moved = dict.fromkeys(users, 0)
+    await _move_old_keys(admin, moved, batch)
+    for user in users:
+        await admin.execute_command(  # type: ignore[no-untyped-call]
+            "ACL", "SETUSER", user, "resetkeys", f"~{tenant_key_prefix(user)}*"
+        )
+    await _move_old_keys(admin, moved, batch)
+    await _persist_acl(admin)
+    log.info("Redis keys moved under hash tags: %s", moved)
+    return moved
+
+
+async def _move_old_keys(admin: Redis, moved: dict[str, int], batch: int) -> None:
+    """One SCAN pass: every `<user>:...` key of a user in `moved` renamed to `{<user>}:...`."""
+    pending: list[tuple[str, bytes]] = []
+
+    async def flush() -> None:
+        async with admin.pipeline(transaction=False) as pipe:
+            for user, key in pending:
+                pipe.renamenx(key, tenant_key_prefix(user).encode() + key[len(user) + 1 :])
+            results = await pipe.execute(raise_on_error=False)
+        stale: list[bytes] = []
+        for (user, key), result in zip(pending, results, strict=True):
+            if result is True or result == 1:
+                moved[user] += 1
+            elif result is False or result == 0:
+                stale.append(key)  # the new name exists: written by a bot on the new prefix
+            # an error: the key expired or was deleted since SCAN saw it, nothing to move
+        if stale:
+            await admin.unlink(*stale)
+        pending.clear()
+
+    async for raw in admin.scan_iter(count=1000):
+        key = raw if isinstance(raw, bytes) else str(raw).encode()
+        user = key.partition(b":")[0].decode(errors="replace")
+        if user in moved and key.startswith(user.encode() + b":"):
+            pending.append((user, key))
+            if len(pending) >= batch:
+                await flush()
+    if pending:
+        await flush()
+
+
 async def _persist_acl(admin: Redis) -> None:
     """ACL SAVE when Redis runs with an aclfile; otherwise the master re-creates users at start."""
     try:
-        await admin.acl_save()
+        await admin.acl_save(**_all_nodes(admin))
     except ResponseError:
         log.debug("Redis has no aclfile; ACL users live in memory until the master re-creates them")
 
 
 def fsm_key_builder(tenant_id: str, key_prefix: str | None = None) -> DefaultKeyBuilder:
-    """Keys like `client_001:fsm:<bot>:<chat>:<user>:<destiny>:state` (docs/architecture.md); under
-    `key_prefix` (the bot's REDIS_KEY_PREFIX, `<fleet>_client_001:` in another fleet) when given."""
-    base = key_prefix.removesuffix(":") if key_prefix else validate_tenant_id(tenant_id)
-    return DefaultKeyBuilder(prefix=f"{base}:fsm", with_bot_id=True, with_destiny=True)
+    """Keys like `{client_001}:fsm:<bot>:<chat>:<user>:<destiny>:state` (docs/architecture.md);
+    under `key_prefix` (the bot's REDIS_KEY_PREFIX, `{<fleet>_client_001}:` in another fleet)
+    when given. aiogram joins the prefix and the parts with `:`, so the prefix is passed
+    without its trailing colon."""
+    prefix = key_prefix or tenant_key_prefix(validate_tenant_id(tenant_id))
+    return DefaultKeyBuilder(
+        prefix=f"{prefix}fsm", separator=":", with_bot_id=True, with_destiny=True
+    )
 
 
 def fsm_storage(redis: Redis, tenant_id: str, key_prefix: str | None = None) -> RedisStorage:

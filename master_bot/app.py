@@ -13,12 +13,15 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from core.redis import redis_client
 from core.secrets import SecretBox
 from core.settings import MasterSettings
 from database.migrator import migrate_control
 from database.pool import create_pool
+from database.redis_tenants import move_tenant_keys
 from master_bot.alert import Alerts
 from master_bot.api import build_api
 from master_bot.config import config_from, make_backend
@@ -68,6 +71,7 @@ async def open_master(
             await migrate_control(conn)
             fleet_id = await conn.fetchval("SELECT id::text FROM control.fleet")
         config = dataclasses.replace(config, fleet_id=fleet_id)
+        await _move_redis_keys(redis, config.fleet_name)
         deps = Deps(
             config=config,
             pool=pool,
@@ -87,6 +91,15 @@ async def open_master(
         await backend.close()
         await redis.aclose()
         await pool.close()
+
+
+async def _move_redis_keys(redis: Redis, fleet: str) -> None:
+    """Tenant keys from before hash tags moved once, before the reconciler redeploys anything
+    (database/redis_tenants.py, move_tenant_keys); a Redis outage leaves it to the next start."""
+    try:
+        await move_tenant_keys(redis, fleet)
+    except (RedisError, OSError) as exc:
+        log.warning("tenant Redis keys not moved under hash tags yet (next start): %s", exc)
 
 
 def operator_bot(settings: MasterSettings, master: Master) -> OperatorBot | None:

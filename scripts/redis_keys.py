@@ -2,8 +2,8 @@
 
     python -m scripts.redis_keys [--json] [--families] [--no-memory] [--count 1000]
 
-Every key of a tenant starts with `<tenant_id>:` (docs/architecture.md); the second segment is its family
-(`fsm`, `throttle`, `ai`, ...). Other prefixes (`sales:` of the sales bot) are listed under
+Every key of a tenant starts with `{<tenant_id>}:` (docs/architecture.md; `<tenant_id>:` before
+hash tags), listed under the tenant id; the next segment is its family (`fsm`, `throttle`, `ai`, ...). Other prefixes (`sales:` of the sales bot) are listed under
 their own name, keys without a colon under "(no prefix)". Needs the admin REDIS_URL: tenant ACL
 users may not SCAN.
 
@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
+from core.redis import key_owner
 from core.settings import RedisSettings, load_settings
 from core.tenant_id import TENANT_ID_RE
 
@@ -76,7 +77,11 @@ async def count_keys(
     rng = random.Random()  # noqa: S311 - sampling, not security
     async for raw in redis.scan_iter(match=match, count=count):
         key = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-        prefix, sep, rest = key.partition(":")
+        owner = key_owner(key)
+        if owner is not None:
+            prefix, sep, rest = owner, ":", key[len(owner) + 3 :]
+        else:
+            prefix, sep, rest = key.partition(":")
         if not sep:
             prefix = NO_PREFIX
         result.total += 1

@@ -43,20 +43,20 @@ async def test_fsm_set_get_data_and_lock_under_tenant_prefix(two_tenants, redis_
     async with fsm_isolation(ra, a.tenant_id).lock(key):
         await storage.update_data(key, {"slot": "10:00"})
     assert (await storage.get_data(key))["slot"] == "10:00"
-    keys = sorted([k.decode() async for k in redis_admin.scan_iter(match=f"{a.tenant_id}:*")])
+    keys = sorted([k.decode() async for k in redis_admin.scan_iter(match=f"{a.key_prefix}*")])
     assert keys == [
-        f"{a.tenant_id}:fsm:1001:5:5:default:data",
-        f"{a.tenant_id}:fsm:1001:5:5:default:state",
+        f"{a.key_prefix}fsm:1001:5:5:default:data",
+        f"{a.key_prefix}fsm:1001:5:5:default:state",
     ]  # the lock key is released and gone
 
 
 async def test_other_tenant_keys_and_keyless_commands_are_refused(two_tenants):
     _, b, ra, rb = two_tenants
-    await rb.set(f"{b.tenant_id}:secret", "b-data")
+    await rb.set(f"{b.key_prefix}secret", "b-data")
     with pytest.raises(NoPermissionError):
-        await ra.get(f"{b.tenant_id}:secret")
+        await ra.get(f"{b.key_prefix}secret")
     with pytest.raises(NoPermissionError):
-        await ra.set(f"{b.tenant_id}:secret", "overwritten")
+        await ra.set(f"{b.key_prefix}secret", "overwritten")
     with pytest.raises(NoPermissionError):
         await ra.set("unprefixed", "x")
     for command in (
@@ -75,21 +75,21 @@ async def test_other_tenant_keys_and_keyless_commands_are_refused(two_tenants):
             await ra.execute_command(*command)
     # Scripts are refused outright (tests/security/test_redis_attacks.py has the rest).
     with pytest.raises(NoPermissionError):
-        await ra.eval("return redis.call('GET', KEYS[1])", 1, f"{b.tenant_id}:secret")
-    assert await rb.get(f"{b.tenant_id}:secret") == b"b-data"
+        await ra.eval("return redis.call('GET', KEYS[1])", 1, f"{b.key_prefix}secret")
+    assert await rb.get(f"{b.key_prefix}secret") == b"b-data"
 
 
 async def test_disable_and_remove(two_tenants, redis_admin, redis_url):
     a, _, ra, _ = two_tenants
-    await ra.set(f"{a.tenant_id}:x", "1")
+    await ra.set(f"{a.key_prefix}x", "1")
     await disable_tenant_redis_user(redis_admin, a.tenant_id)
     fresh = Redis.from_url(a.url)
     with pytest.raises(AuthenticationError, match="user is disabled"):
         await fresh.ping()
     await fresh.aclose()
-    assert await redis_admin.get(f"{a.tenant_id}:x") == b"1"  # suspending keeps data
+    assert await redis_admin.get(f"{a.key_prefix}x") == b"1"  # suspending keeps data
     assert await remove_tenant_redis(redis_admin, a.tenant_id, drop_data=True) == 1
-    assert await redis_admin.exists(f"{a.tenant_id}:x") == 0
+    assert await redis_admin.exists(f"{a.key_prefix}x") == 0
 
 
 async def test_rejects_bad_tenant_ids(redis_admin, redis_url):
@@ -108,6 +108,6 @@ async def test_users_from_before_the_upgrade_lose_scripting(two_tenants, redis_a
     assert a.tenant_id in changed and b.tenant_id not in changed
     with pytest.raises(NoPermissionError):
         await ra.eval("return 1", 0)
-    await ra.set(f"{a.tenant_id}:still", "works")  # password, keys and commands kept
+    await ra.set(f"{a.key_prefix}still", "works")  # password, keys and commands kept
     assert await rb.ping()
     assert a.tenant_id not in await revoke_tenant_scripting(redis_admin)

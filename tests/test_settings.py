@@ -33,7 +33,7 @@ def test_client_settings_follow_the_design_contract(env):
     env(**GOOD, TELEGRAM_API_URL="http://127.0.0.1:8081/")
     s = load_settings(ClientBotSettings)
     assert s.tenant_id == "client_001"
-    assert s.redis_key_prefix == "client_001:"
+    assert s.redis_key_prefix == "{client_001}:"  # a Redis Cluster hash tag
     assert s.admin_ids == [11, 22]
     assert s.telegram_api_url == "http://127.0.0.1:8081"
     assert s.locale == "ru" and s.timezone == "Europe/Moscow"
@@ -71,7 +71,15 @@ def test_missing_required_and_secrets_never_echoed(env):
 
 def test_redis_prefix_must_match_tenant(env):
     env(**GOOD, REDIS_KEY_PREFIX="client_002:")
-    with pytest.raises(SettingsError, match="REDIS_KEY_PREFIX must be 'client_001:'"):
+    with pytest.raises(SettingsError, match=r"REDIS_KEY_PREFIX must be '\{client_001\}:'"):
+        load_settings(ClientBotSettings)
+
+
+def test_a_prefix_from_before_hash_tags_is_read_as_the_tagged_one(env):
+    env(**GOOD, REDIS_KEY_PREFIX="staging_client_001:")  # a contract an older master wrote
+    assert load_settings(ClientBotSettings).redis_key_prefix == "{staging_client_001}:"
+    env(REDIS_KEY_PREFIX="{client_001:")
+    with pytest.raises(SettingsError, match="REDIS_KEY_PREFIX"):
         load_settings(ClientBotSettings)
 
 

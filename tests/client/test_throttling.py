@@ -17,6 +17,6 @@ async def test_a_flood_from_one_user_is_throttled(bot_factory):
     warnings = [m for m in messages if "Слишком много запросов" in m.plain_text]
     assert len(pointers) == 20 and len(warnings) == 1  # limit 20 per 10 s, one warning
     # The counter lives under the tenant's prefix.
-    assert await bot.app.redis.get(f"{bot.settings.tenant_id}:throttle:801") is not None
+    assert await bot.app.redis.get(f"{{{bot.settings.tenant_id}}}:throttle:801") is not None
     # Another customer is served normally at the same time.
     assert "Добро пожаловать" in (await other.ask("/start", "Добро пожаловать")).plain_text

@@ -119,7 +119,7 @@ async def _provision_steer_and_survive_compose_down_up(
     assert attrs["HostConfig"]["CapDrop"] == ["ALL"]
     assert not any("docker.sock" in (m.get("Source") or "") for m in attrs["Mounts"])
     env = dict(e.split("=", 1) for e in attrs["Config"]["Env"] if "=" in e)
-    assert env["TENANT_ID"] == tid and env["REDIS_KEY_PREFIX"] == f"{tid}:"
+    assert env["TENANT_ID"] == tid and env["REDIS_KEY_PREFIX"] == f"{{{tid}}}:"
     assert env["DATABASE_URL"].startswith(f"postgresql://{tid}:")  # the tenant role, not admin
 
     # The bot is killed: the reconciler (Docker's own restart policy first) brings it back.

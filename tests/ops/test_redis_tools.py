@@ -19,10 +19,10 @@ async def test_keys_per_tenant_prefix(redis_url: str) -> None:
     a, b = (f"client_{90_000_000_000 + secrets.randbelow(10**9)}" for _ in range(2))
     try:
         await redis.flushdb()
-        await redis.mset({f"{a}:fsm:1:{i}:{i}:default:state": "x" for i in range(1200)})
+        await redis.mset({f"{{{a}}}:fsm:1:{i}:{i}:default:state": "x" for i in range(1200)})
         for i in range(3):
-            await redis.set(f"{a}:throttle:{i}", 1)
-            await redis.set(f"{b}:ai:{i}", 1)
+            await redis.set(f"{{{a}}}:throttle:{i}", 1)
+            await redis.set(f"{b}:ai:{i}", 1)  # before hash tags
         await redis.set("sales:draft:1", 1)
         await redis.set("orphan", 1)
         counts = await count_keys(redis, count=100)
@@ -42,7 +42,7 @@ async def test_keys_per_tenant_prefix(redis_url: str) -> None:
         exact = sum([int(await redis.memory_usage(f"{b}:ai:{i}") or 0) for i in "012"])
         exact += int(await redis.memory_usage(f"{b}:ai:big") or 0)
         assert sampled.memory[b] == exact and exact > 100_000
-        one = int(await redis.memory_usage(f"{a}:fsm:1:1:1:default:state") or 0)
+        one = int(await redis.memory_usage(f"{{{a}}}:fsm:1:1:1:default:state") or 0)
         assert 0.5 * 1203 * one < sampled.memory[a] < 2 * 1203 * one
         usage = await tenant_usage(redis, [a, b, "client_1"])
         assert [u.keys for u in usage.values()] == [1203, 4, 0]

@@ -137,8 +137,8 @@ async def test_redis_refuses_the_default_user_without_its_password(dev: DevServe
         tenant = await create_tenant_redis_user(admin, tenant_id, server_url=dev.redis_url)
         client = Redis.from_url(tenant.url)
         try:
-            await client.set(f"{tenant_id}:fsm:x", "1")
-            assert await admin.get(f"{tenant_id}:fsm:x") == b"1"
+            await client.set(f"{tenant.key_prefix}fsm:x", "1")
+            assert await admin.get(f"{tenant.key_prefix}fsm:x") == b"1"
         finally:
             await client.aclose()
     finally:

@@ -70,7 +70,7 @@ async def test_two_fleets_each_provision_the_same_tenant_and_both_keep_working(
             mark=fleet_mark("staging", await _fleet_id(staging)),
         )
         assert (a.role, b.role) == (tid, f"staging_{tid}")
-        assert (ra.key_prefix, rb.key_prefix) == (f"{tid}:", f"staging_{tid}:")
+        assert (ra.key_prefix, rb.key_prefix) == (f"{{{tid}}}:", f"{{staging_{tid}}}:")
 
         # Both logins work after both provisioned: the second did not reset the first.
         for tenant, row in ((a, 1), (b, 2)):
@@ -83,13 +83,13 @@ async def test_two_fleets_each_provision_the_same_tenant_and_both_keep_working(
         # And each Redis user reaches its own fleet's keys only.
         ca, cb = Redis.from_url(ra.url), Redis.from_url(rb.url)
         try:
-            await ca.set(f"{tid}:probe", "prod")
-            await cb.set(f"staging_{tid}:probe", "staging")
+            await ca.set(f"{{{tid}}}:probe", "prod")
+            await cb.set(f"{{staging_{tid}}}:probe", "staging")
             with pytest.raises(ResponseError, match="no permissions"):
-                await cb.get(f"{tid}:probe")
+                await cb.get(f"{{{tid}}}:probe")
             storage = fsm_storage(cb, tid, rb.key_prefix)
             key = storage.key_builder.build(StorageKey(bot_id=1, chat_id=2, user_id=3))
-            assert key.startswith(f"staging_{tid}:fsm:")
+            assert key.startswith(f"{{staging_{tid}}}:fsm:")
         finally:
             await ca.aclose()
             await cb.aclose()

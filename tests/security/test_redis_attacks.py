@@ -118,7 +118,7 @@ async def test_the_other_tenant_is_not_stalled(pair) -> None:
         await asyncio.sleep(0.05)  # the script (if it were allowed) is running now
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await b.get(f"{victim.tenant_id}:fsm:probe")
+        await b.get(f"{victim.key_prefix}fsm:probe")
         waited = loop.time() - started
         await task
         assert waited < 0.2, f"the victim waited {waited:.3f} s behind the attacker's script"
@@ -143,7 +143,7 @@ async def test_the_event_isolation_lock_works_without_scripts(pair, redis_admin:
 
         await asyncio.gather(handler("a"), handler("b"))
         assert order in (["a+", "a-", "b+", "b-"], ["b+", "b-", "a+", "a-"])  # never interleaved
-        lock_key = f"{tenant.tenant_id}:fsm:1:7:7:default:lock"
+        lock_key = f"{tenant.key_prefix}fsm:1:7:7:default:lock"
         assert await redis_admin.exists(lock_key) == 0  # released
         # A holder whose lock expired must not release the lock someone else holds now.
         async with isolation.lock(key):
@@ -156,7 +156,7 @@ async def test_the_event_isolation_lock_works_without_scripts(pair, redis_admin:
         assert await storage.get_state(key) == "Booking:date"
         # The lock key is under the tenant's prefix: the other tenant cannot touch it.
         with pytest.raises(NoPermissionError):
-            await client.get(f"{other.tenant_id}:fsm:1:7:7:default:lock")
+            await client.get(f"{other.key_prefix}fsm:1:7:7:default:lock")
     finally:
         await client.aclose()
 
@@ -227,7 +227,7 @@ async def test_a_tenant_filling_memory_gets_oom_and_cannot_evict_others(small_re
                 blob = b"x" * 64 * 1024
                 with pytest.raises(OutOfMemoryError):
                     for i in range(1000):  # 64 MiB at most: far beyond the 4 MiB left
-                        await a.set(f"{attacker.tenant_id}:ai:{i}", blob)
+                        await a.set(f"{attacker.key_prefix}ai:{i}", blob)
                 # The victim's dialog state is intact and readable.
                 assert await victim_fsm.get_state(key) == "Booking:time"
                 assert await victim_fsm.get_data(key) == {"service_id": 7, "slot": "10:00"}
@@ -263,8 +263,8 @@ async def test_per_tenant_key_count_and_memory(pair, redis_admin: Redis) -> None
     a, b = pair
     client = Redis.from_url(a.url)
     try:
-        await client.mset({f"{a.tenant_id}:fsm:{i}": "v" * 100 for i in range(37)})
-        await client.hset(f"{a.tenant_id}:ai:history", mapping={"k": "v" * 1000})
+        await client.mset({f"{a.key_prefix}fsm:{i}": "v" * 100 for i in range(37)})
+        await client.hset(f"{a.key_prefix}ai:history", mapping={"k": "v" * 1000})
     finally:
         await client.aclose()
     usage = await tenant_usage(redis_admin, [a.tenant_id, b.tenant_id], count=10)
@@ -283,14 +283,14 @@ async def test_suspension_cuts_open_connections_and_refuses_relogin(pair, redis_
     pooled = Redis.from_url(tenant.url)
     bystander = Redis.from_url(other.url)
     try:
-        await bare.set(f"{tenant.tenant_id}:x", "1")
+        await bare.set(f"{tenant.key_prefix}x", "1")
         await pooled.ping()
         await bystander.ping()
         await disable_tenant_redis_user(redis_admin, tenant.tenant_id)
         with pytest.raises(ConnectionError):
-            await bare.get(f"{tenant.tenant_id}:x")
+            await bare.get(f"{tenant.key_prefix}x")
         with pytest.raises((ConnectionError, AuthenticationError)):
-            await pooled.get(f"{tenant.tenant_id}:x")  # the retry logs in again: refused
+            await pooled.get(f"{tenant.key_prefix}x")  # the retry logs in again: refused
         fresh = Redis.from_url(tenant.url)
         with pytest.raises(AuthenticationError):
             await fresh.ping()
@@ -298,7 +298,7 @@ async def test_suspension_cuts_open_connections_and_refuses_relogin(pair, redis_
         users = {c.get("user") for c in await redis_admin.client_list()}
         assert tenant.tenant_id not in users
         assert await bystander.ping()  # the other tenant kept its connection
-        assert await redis_admin.get(f"{tenant.tenant_id}:x") == b"1"  # data kept
+        assert await redis_admin.get(f"{tenant.key_prefix}x") == b"1"  # data kept
     finally:
         for c in (bare, pooled, bystander):
             await c.aclose()
