@@ -75,6 +75,7 @@ PROBE_USER, BUSY_USER, CHECK_USER = 5_100_000, 5_200_000, 5_300_000
 OWNER = 7001
 MIX_USER = 5_400_000
 HZ = os.sysconf("SC_CLK_TCK")
+PROGRESS = 250  # a line every so many tenants provisioned
 
 
 @dataclass
@@ -141,6 +142,13 @@ def pss_mib(pid_list: Iterable[int]) -> float:
     return total
 
 
+def mem_available_mib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def cpu_seconds(pid_list: Iterable[int]) -> float:
     total = 0
     for pid in pid_list:
@@ -173,6 +181,7 @@ async def provision(
     update mix (`seed_for_walk`)."""
     semaphore = asyncio.Semaphore(conc)
     tenants = []
+    began, done = time.perf_counter(), [0]
 
     async def one(k: int) -> Tenant:
         run.bots += 1
@@ -197,6 +206,12 @@ async def provision(
         if k < walkers:
             await seed_for_walk(run, tenant.tenant_id)
         run.made.append(tenant)
+        done[0] += 1
+        if done[0] % PROGRESS == 0:  # how far a long run got, should something give out
+            took = time.perf_counter() - began
+            print(f"    {time.strftime('%H:%M:%S')} {len(run.made)} tenants provisioned"
+                  f" ({done[0] / took:.2f}/s in this batch); hubs {len(pids(run.run_dir, True))},"
+                  f" MemAvailable {mem_available_mib():.0f} MiB", flush=True)  # fmt: skip
         return tenant
 
     for result in await asyncio.gather(*(one(k) for k in range(n))):
