@@ -109,6 +109,7 @@ class LeadAction(enum.StrEnum):
     status = "s"
     take = "t"
     csv = "c"
+    note = "n"  # type a note on the lead
 
 
 class LeadCb(CallbackData, prefix="av"):

@@ -383,7 +383,8 @@ async def _runtime(gate: TenantGate, tenant_id: str) -> TenantRuntime:
 
 
 LEAD_COLUMNS = (
-    "id, customer_id, name, phone, interest, comment, status, taken_by, created_at, updated_at"
+    "id, customer_id, name, phone, interest, comment, status, taken_by, created_at, updated_at,"
+    " (SELECT count(*) FROM lead_notes n WHERE n.lead_id = leads.id) AS notes"
 )
 
 
@@ -399,15 +400,17 @@ async def leads(request: web.Request) -> web.Response:
         if tenant.status != "active" and query.tenant_id is None:
             continue  # a paused bot's data waits until it is active again
         runtime = await _runtime(deps.gate, tenant.tenant_id)
+        # Taken by the caller: their Telegram id, or the owner's for an account without one.
+        mine = (account.owner_telegram_id or tenant.owner_telegram_id) if query.mine else None
+        where = " WHERE ($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR taken_by = $2)"
         # As the tenant's own role: its search_path is its schema, nothing else is reachable.
         async with runtime.pool.acquire() as conn:
-            count = await conn.fetchval(
-                "SELECT count(*) FROM leads WHERE $1::text IS NULL OR status = $1", query.status
-            )
+            count = await conn.fetchval("SELECT count(*) FROM leads" + where, query.status, mine)
             rows = await conn.fetch(
-                f"SELECT {LEAD_COLUMNS} FROM leads WHERE $1::text IS NULL OR status = $1"
-                " ORDER BY created_at DESC, id DESC LIMIT $2",
+                f"SELECT {LEAD_COLUMNS} FROM leads{where}"
+                " ORDER BY created_at DESC, id DESC LIMIT $3",
                 query.status,
+                mine,
                 window,
             )
         total += count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
@@ -112,6 +113,7 @@ class MeOut(BaseModel):
 
 class LeadsQuery(_In):
     status: LeadStatus | None = None
+    mine: bool = Field(False, description="only leads taken by you (your Telegram id)")
     tenant_id: str | None = Field(None, pattern=r"^client_[0-9]{1,12}$")
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
@@ -129,6 +131,7 @@ class LeadOut(BaseModel):
     taken_by: int | None
     created_at: datetime
     updated_at: datetime
+    notes: int = Field(0, description="how many notes the lead has (…/leads/{id}/notes)")
 
 
 class LeadStatusIn(_In):
@@ -340,3 +343,86 @@ class ServicePatch(_In):
             if getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
+
+
+# --- notes on leads, answering as a person, hours ------------------------------------------
+class NoteIn(_In):
+    text: str = Field(min_length=1, max_length=1000)
+
+
+class NoteOut(BaseModel):
+    id: int
+    lead_id: int
+    author_id: int = Field(description="the writer's Telegram id")
+    via: Literal["telegram", "web"]
+    text: str
+    created_at: datetime
+
+
+class NoteList(RootModel[list[NoteOut]]):
+    pass
+
+
+class ReplyIn(_In):
+    text: str = Field(min_length=1, max_length=3500)
+
+
+HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class Interval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: HHMM
+    end: HHMM
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Interval:
+        if self.start >= self.end:
+            raise ValueError(f"{self.start}–{self.end}: the end must come after the start")
+        return self
+
+
+def _no_overlap(intervals: list[Interval], what: str) -> list[Interval]:
+    ordered = sorted(intervals, key=lambda i: i.start)
+    for a, b in pairwise(ordered):
+        if b.start < a.end:
+            raise ValueError(f"{what} {a.start}–{a.end} and {b.start}–{b.end} overlap")
+    return ordered
+
+
+class DayHours(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weekday: int = Field(ge=0, le=6, description="0 = Monday … 6 = Sunday")
+    hours: list[Interval] = Field(max_length=4, description="empty: closed that day")
+    breaks: list[Interval] = Field(default_factory=list, max_length=4)
+
+    @model_validator(mode="after")
+    def _sane(self) -> DayHours:
+        self.hours = _no_overlap(self.hours, "hours")
+        self.breaks = _no_overlap(self.breaks, "breaks")
+        return self
+
+
+class HoursOut(BaseModel):
+    week: list[DayHours] = Field(description="Monday first, every weekday")
+    days_off: list[date] = Field(description="upcoming days off, earliest first")
+
+
+class HoursIn(_In):
+    week: list[DayHours] = Field(min_length=1, max_length=7, description="the weekdays to set")
+
+    @model_validator(mode="after")
+    def _once(self) -> HoursIn:
+        days = [d.weekday for d in self.week]
+        if len(set(days)) != len(days):
+            raise ValueError("each weekday at most once")
+        return self
+
+
+class DayOffIn(_In):
+    day: date
+    note: str = Field("", max_length=200)
+
+
+class ExportQuery(_In):
+    lang: Literal["ru", "en"] = Field("ru", description="the language of the header and statuses")

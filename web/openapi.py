@@ -60,6 +60,7 @@ def _operation(route: Route) -> dict[str, Any]:
         ("booking_id", {"type": "integer", "minimum": 1}),
         ("service_id", {"type": "integer", "minimum": 1}),
         ("customer_id", {"type": "integer", "description": "negative: a web customer"}),
+        ("day", {"type": "string", "format": "date"}),
     ):
         if "{" + name + "}" in route.path:
             op["parameters"].append(

@@ -6,6 +6,11 @@ passwords (SecretBox, bound to the tenant id, like the master does for a bot's e
 opens a small pool as the login role (`min_size=0`: an idle tenant holds no PostgreSQL backend)
 and a Redis client as the ACL user, limited to the tenant's key prefix. Everything a tenant
 does on the web therefore runs with exactly the rights of its bot.
+
+An owner answering a customer on the web is the one thing sent to Telegram as the tenant's bot:
+the web decrypts that tenant's own bot token the same way (bound to the tenant id) and sends the
+message with it, only after the caller was checked to own the tenant. The token never leaves the
+runtime (no setting, no log), and a bot without one (not provisioned yet) cannot be answered.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 from dataclasses import dataclass, field
 
 import asyncpg
+from aiogram import Bot
 from redis.asyncio import Redis
 
 from client_bot.assistant import Assistant, build_assistant
@@ -28,6 +34,7 @@ from core.plans import SAFEST_FEATURES, Catalog, load_plans
 from core.redis import redis_client
 from core.secrets import SecretBox, SecretDecryptionError
 from core.settings import ClientBotSettings, WebSettings
+from core.telegram import build_bot
 from database.dsn import parse_dsn
 from database.pool import create_pool
 from database.redis_tenants import key_prefix, tenant_redis_url
@@ -35,9 +42,10 @@ from database.roles import login_role
 
 log = logging.getLogger(__name__)
 
-# ClientBotSettings requires a bot token; the web never talks to Telegram as a tenant's bot
+# ClientBotSettings requires a bot token; the web's tenant context never talks to Telegram
 # (admins' notices are queued in the tenant's admin_notices and its bot delivers them), so it
-# is never given the real one.
+# is never given the real one. Only an owner's answer to a customer goes out as the bot
+# (`TenantRuntime.bot`).
 NO_BOT_TOKEN = "0:the-web-has-no-bot-token"  # noqa: S105 - a placeholder, not a secret
 
 
@@ -54,9 +62,25 @@ class TenantRuntime:
     ctx: TenantContext
     features: tuple[str, ...]
     assistant: Assistant | None
+    bot_token: str | None = field(default=None, repr=False)
+    telegram_api_url: str = ""
+    telegram_timeout: float = 30.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _bot: Bot | None = field(default=None, repr=False)
+
+    def bot(self) -> Bot | None:
+        """The tenant's own bot (its token, decrypted for this tenant only), or None when the
+        tenant has no token yet."""
+        if self._bot is None and self.bot_token:
+            self._bot = build_bot(
+                self.bot_token, self.telegram_api_url, timeout=self.telegram_timeout
+            )
+        return self._bot
 
     async def close(self) -> None:
+        if self._bot is not None:
+            with contextlib.suppress(Exception):
+                await self._bot.session.close()
         if self.assistant is not None:
             with contextlib.suppress(Exception):
                 await self.assistant.model.close()
@@ -81,7 +105,8 @@ class TenantGate:
         """The tenant's connections (built on first use, rebuilt after a password rotation)."""
         row = await self.control.fetchrow(
             "SELECT tenant_id, status, plan, locale, timezone, owner_telegram_id,"
-            " db_password_enc, redis_password_enc FROM control.tenants WHERE tenant_id = $1",
+            " db_password_enc, redis_password_enc, bot_token_enc FROM control.tenants"
+            " WHERE tenant_id = $1",
             tenant_id,
         )
         if row is None or row["status"] != "active":
@@ -89,7 +114,8 @@ class TenantGate:
         if not (row["db_password_enc"] and row["redis_password_enc"]):
             raise TenantUnavailable(tenant_id)
         fingerprint = hashlib.sha256(
-            f"{row['db_password_enc']}|{row['redis_password_enc']}|{row['plan']}".encode()
+            f"{row['db_password_enc']}|{row['redis_password_enc']}|{row['plan']}"
+            f"|{row['bot_token_enc']}".encode()
         ).hexdigest()
         current = self._runtimes.get(tenant_id)
         if current is not None and current.fingerprint == fingerprint:
@@ -112,6 +138,9 @@ class TenantGate:
         try:
             db_password = self.box.decrypt(tid, row["db_password_enc"])
             redis_password = self.box.decrypt(tid, row["redis_password_enc"])
+            bot_token = (
+                self.box.decrypt(tid, row["bot_token_enc"]) if row["bot_token_enc"] else None
+            )
         except SecretDecryptionError:
             log.error("tenant %s: its stored passwords do not decrypt with ENCRYPTION_KEYS", tid)
             raise TenantUnavailable(tid) from None
@@ -152,7 +181,18 @@ class TenantGate:
             if config.has_feature("ai_assistant")
             else None
         )
-        return TenantRuntime(tid, fingerprint, pool, redis, ctx, features, assistant)
+        return TenantRuntime(
+            tid,
+            fingerprint,
+            pool,
+            redis,
+            ctx,
+            features,
+            assistant,
+            bot_token=bot_token,
+            telegram_api_url=s.telegram_api_url,
+            telegram_timeout=s.telegram_timeout,
+        )
 
     async def close(self) -> None:
         runtimes, self._runtimes = list(self._runtimes.values()), {}

@@ -14,6 +14,7 @@ from client_bot.store.assistant import (
     SavedLead,
     TurnState,
 )
+from client_bot.store.lead_notes import NOTE_MAX, LeadNote, LeadNotes
 from client_bot.store.models import (
     Booking,
     Business,
@@ -29,6 +30,7 @@ from client_bot.store.store import SeatRefused, SlotTakenError, Store
 
 __all__ = [
     "LEAD_STATUSES",
+    "NOTE_MAX",
     "AssistantSettings",
     "AssistantStore",
     "Booking",
@@ -37,6 +39,8 @@ __all__ = [
     "ClassSession",
     "Customer",
     "Lead",
+    "LeadNote",
+    "LeadNotes",
     "SavedLead",
     "SeatRefused",
     "Service",

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from tests.web.conftest import Tenant, fetch
-from tests.web.test_tenant_data import owner_client
+from tests.web.test_tenant_data import add_lead, owner_client
 
 
 async def add_booking(
@@ -54,6 +54,14 @@ async def add_messages(tenant: Tenant, customer_id: int, *texts: tuple[str, str]
             "INSERT INTO ai_messages (customer_id, role, content) VALUES ($1, $2, $3)",
             [(customer_id, role, content) for role, content in texts],
         )
+    finally:
+        await conn.close()
+
+
+async def b_tenant_day_off(tenant: Tenant) -> None:
+    conn = await asyncpg.connect(tenant.dsn)
+    try:
+        await conn.execute("INSERT INTO days_off (day, note) VALUES ('2099-01-02', 'B')")
     finally:
         await conn.close()
 
@@ -193,6 +201,10 @@ async def test_another_owners_bot_is_a_404_on_every_route(web_server, http, make
     b_booking = await add_booking(b_tenant, 701, "Секрет Б", tomorrow_noon())
     await add_messages(b_tenant, 701, ("user", "секретный вопрос"))
     b_service = (await fetch(b_tenant.dsn, "SELECT min(id) AS id FROM services"))[0]["id"]
+    await add_lead(b_tenant, "Секрет Лид")
+    b_lead = (await fetch(b_tenant.dsn, "SELECT id FROM leads"))[0]["id"]
+    await b_tenant_day_off(b_tenant)
+    hours_before = await fetch(b_tenant.dsn, "SELECT * FROM working_hours ORDER BY weekday, opens")
     b = f"/api/tenants/{b_tenant.tenant_id}"
     attempts: list[tuple[str, str, dict[str, Any] | None]] = [
         ("GET", f"{b}/bookings?day={tomorrow_noon().date().isoformat()}", None),
@@ -204,6 +216,18 @@ async def test_another_owners_bot_is_a_404_on_every_route(web_server, http, make
         ("GET", f"{b}/services", None),
         ("POST", f"{b}/services", {"name": "Чужая", "price": 1, "duration_min": 30}),
         ("PATCH", f"{b}/services/{b_service}", {"name": "Взлом"}),
+        ("POST", f"{b}/leads/{b_lead}/take", None),
+        ("GET", f"{b}/leads/{b_lead}/notes", None),
+        ("POST", f"{b}/leads/{b_lead}/notes", {"text": "чужая заметка"}),
+        ("POST", f"{b}/conversations/701/reply", {"text": "чужой ответ"}),
+        ("POST", f"{b}/conversations/701/release", None),
+        ("GET", f"{b}/hours", None),
+        ("PUT", f"{b}/hours", {"week": [{"weekday": 0, "hours": []}]}),
+        ("POST", f"{b}/hours/days-off", {"day": "2099-01-01"}),
+        ("DELETE", f"{b}/hours/days-off/2099-01-02", None),
+        ("GET", f"{b}/leads.csv", None),
+        ("GET", f"{b}/bookings.csv", None),
+        ("GET", f"{b}/customers.csv", None),
         # A bot id that exists nowhere, and one that is not a bot id at all.
         ("GET", "/api/tenants/client_999999/customers", None),
         ("GET", "/api/tenants/..%2Fcontrol/customers", None),
@@ -216,6 +240,20 @@ async def test_another_owners_bot_is_a_404_on_every_route(web_server, http, make
     assert rows[0]["status"] == "confirmed"
     names = await fetch(b_tenant.dsn, "SELECT name FROM services ORDER BY id")
     assert [r["name"] for r in names] == ["Стрижка", "Окрашивание"]
+    leads = await fetch(b_tenant.dsn, "SELECT status, taken_by FROM leads")
+    assert [tuple(r) for r in leads] == [("new", None)]
+    assert await fetch(b_tenant.dsn, "SELECT * FROM lead_notes") == []
+    assert await fetch(b_tenant.dsn, "SELECT * FROM ai_handoffs") == []
+    assert await fetch(b_tenant.dsn, "SELECT * FROM working_hours ORDER BY weekday, opens") == (
+        hours_before
+    )
+    days_off = await fetch(b_tenant.dsn, "SELECT day::text FROM days_off ORDER BY day")
+    assert [r["day"] for r in days_off] == ["2099-01-02"]
+    # B's lead id under A's own bot id reaches A's schema only.
+    for method, rest in (("POST", "take"), ("GET", "notes")):
+        path = f"/api/tenants/{a_tenant.tenant_id}/leads/{b_lead}/{rest}"
+        status, _ = await a.call(method, path)
+        assert status == 404, path
     # B's row ids under A's own bot id reach A's schema only: nothing there, nothing of B's.
     status, _ = await a.call("GET", f"/api/tenants/{a_tenant.tenant_id}/conversations/701")
     assert status == 404

@@ -347,6 +347,9 @@ def lead(item: Lead, page: int) -> InlineKeyboardMarkup:
                 action=LeadAction.status, lead_id=item.id, page=page, status=status
             ),
         )
+    kb.button(
+        text=_("📝 Note"), callback_data=LeadCb(action=LeadAction.note, lead_id=item.id, page=page)
+    )
     kb.button(text=_("« Leads"), callback_data=LeadCb(action=LeadAction.page, page=page))
-    kb.adjust(len(others), 1)
+    kb.adjust(len(others), 1, 1)
     return kb.as_markup()

@@ -1,5 +1,6 @@
-"""/admin → Leads: the list, one lead with its status (new, in work, won, lost), CSV; and the
-"take it" button under a new lead's notification."""
+"""/admin → Leads: the list, one lead with its status (new, in work, won, lost) and notes, CSV;
+and the "take it" button under a new lead's notification. Notes are the same rows the owner's
+web shows and writes (`LeadNotes`, tenant migration 0013)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,25 @@ from client_bot.callbacks import LeadAction, LeadCb
 from client_bot.context import TenantContext
 from client_bot.handlers.admin import keyboards
 from client_bot.handlers.admin.callbacks import AdminCb, Screen
-from client_bot.handlers.admin.screen import admin_router, show
+from client_bot.handlers.admin.screen import TYPED, admin_router, prompt, show
+from client_bot.handlers.admin.states import AdminInput
 from client_bot.notices import lead_card, lead_status_name
-from client_bot.store import Business, Lead
+from client_bot.store import NOTE_MAX, Business, Lead, LeadNotes
 
 PAGE = 10
+NOTES_SHOWN = 5
+
+
+async def lead_screen(ctx: TenantContext, lead: Lead, business: Business) -> str:
+    """The lead's card with its last notes (from /admin and from the web alike)."""
+    notes = await LeadNotes(ctx.store.pool).of_lead(lead.id, NOTES_SHOWN)
+    if not notes:
+        return lead_card(lead, business)
+    lines = [lead_card(lead, business), "", _("<b>📝 Notes</b>")]
+    for note in notes:
+        when = text.when(note.created_at, business.timezone, business.locale)
+        lines.append(f"{when} · {note.author_id}: {text.esc(note.body)}")
+    return "\n".join(lines)
 
 
 async def show_leads(event: Message | CallbackQuery, ctx: TenantContext, page: int = 0) -> None:
@@ -60,7 +75,9 @@ async def view_lead(query: CallbackQuery, callback_data: LeadCb, ctx: TenantCont
         await query.answer(_("Lead not found."), show_alert=True)
         return
     business = await ctx.business()
-    await show(query, lead_card(lead, business), keyboards.lead(lead, callback_data.page))
+    await show(
+        query, await lead_screen(ctx, lead, business), keyboards.lead(lead, callback_data.page)
+    )
 
 
 async def set_status(query: CallbackQuery, callback_data: LeadCb, ctx: TenantContext) -> None:
@@ -75,8 +92,52 @@ async def set_status(query: CallbackQuery, callback_data: LeadCb, ctx: TenantCon
         query,
         _("✅ Status: {status}").format(status=lead_status_name(lead.status))
         + "\n\n"
-        + lead_card(lead, business),
+        + await lead_screen(ctx, lead, business),
         keyboards.lead(lead, callback_data.page),
+    )
+
+
+async def ask_note(
+    query: CallbackQuery, callback_data: LeadCb, ctx: TenantContext, state: FSMContext
+) -> None:
+    if await ctx.store.assistant.lead(callback_data.lead_id) is None:
+        await query.answer(_("Lead not found."), show_alert=True)
+        return
+    await prompt(
+        query,
+        state,
+        AdminInput.lead_note,
+        _("Type a note on lead #{id} (at most {limit} characters). /cancel to stop.").format(
+            id=callback_data.lead_id, limit=NOTE_MAX
+        ),
+        lead_id=callback_data.lead_id,
+        page=callback_data.page,
+    )
+
+
+async def save_note(message: Message, ctx: TenantContext, state: FSMContext) -> None:
+    assert message.text is not None and message.from_user is not None
+    data = await state.get_data()
+    body = message.text.strip()
+    if len(body) > NOTE_MAX:
+        await message.answer(
+            _("This is too long: {length} characters, at most {limit}. Please shorten it.").format(
+                length=len(body), limit=NOTE_MAX
+            )
+        )
+        return
+    await state.clear()
+    lead_id, page = int(data["lead_id"]), int(data.get("page", 0))
+    note = await LeadNotes(ctx.store.pool).add(lead_id, message.from_user.id, body, "telegram")
+    lead = await ctx.store.assistant.lead(lead_id)
+    if note is None or lead is None:
+        await message.answer(_("Lead not found."))
+        return
+    business = await ctx.business()
+    await show(
+        message,
+        _("✅ Note saved.") + "\n\n" + await lead_screen(ctx, lead, business),
+        keyboards.lead(lead, page),
     )
 
 
@@ -167,4 +228,6 @@ def router() -> Router:
     r.callback_query.register(set_status, LeadCb.filter(F.action == LeadAction.status))
     r.callback_query.register(take, LeadCb.filter(F.action == LeadAction.take))
     r.callback_query.register(export_csv, LeadCb.filter(F.action == LeadAction.csv))
+    r.callback_query.register(ask_note, LeadCb.filter(F.action == LeadAction.note))
+    r.message.register(save_note, AdminInput.lead_note, TYPED)
     return r

@@ -20,6 +20,7 @@ class AdminInput(StatesGroup):
     assistant_faq = State()
     assistant_tone = State()
     handoff_reply = State()  # data: customer_id
+    lead_note = State()  # data: lead_id, page
     staff_add = State()  # `Name; description`
     staff_edit = State()  # data: staff_id, key (StaffAction.name / description)
     staff_week = State()  # data: staff_id, weekday: `hours / breaks`
