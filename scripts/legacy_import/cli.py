@@ -19,25 +19,31 @@ Expected legacy tables and columns (aliases in brackets; other columns are ignor
               starts_at [start_at, datetime] | date + time, ends_at? [end_at],
               status?, name? [customer_name, client_name], phone?, created_at?
 
-How they map onto the tenant schema (database/migrations/tenant/0001, 0002):
+How they map onto the tenant schema (database/migrations/tenant/0001, 0002, 0007):
 
 - services -> services(name, description, price numeric(12,2), duration_min 5..1440, position,
   hidden = not is_active); the legacy id is kept in control.legacy_import_map.
 - users -> customers(telegram_id, first_name, username without '@', phone, language,
   created_at); an existing customer is left as it is (the live bot's data wins).
 - admins -> admins(telegram_id).
+- staff: a legacy bot was one resource. Its bookings go to the business's first active staff
+  member (in the order customers see them); when there is none, one is created on the
+  business's hours, named "Специалист" (or "Specialist" for an English business). That staff
+  member performs every service the import creates (added to its list unless it performs all).
 - bookings -> bookings(customer_id = the user's Telegram id, service_id = the imported service,
-  starts_at/ends_at timestamptz, status, customer_name, phone, source = 'legacy'). Naive times
-  are in the tenant's time zone (control.tenants.timezone, else --timezone). Without an end the
-  service's duration is used. Status: confirmed/active/new/pending/booked -> confirmed,
-  done/completed/finished -> done, no_show/missed -> no_show, cancelled/canceled -> cancelled.
-  A booking whose customer is not in `users` creates the customer from its name and phone.
+  staff_id = that staff member, starts_at/ends_at timestamptz, status, customer_name, phone,
+  source = 'legacy'). Naive times are in the tenant's time zone (control.tenants.timezone,
+  else --timezone). Without an end the service's duration is used. Status:
+  confirmed/active/new/pending/booked -> confirmed, done/completed/finished -> done,
+  no_show/missed -> no_show, cancelled/canceled -> cancelled. A booking whose customer is not
+  in `users` creates the customer from its name and phone.
 
 Skipped with a reason, never a crash: a value that does not parse or is out of range, a
-booking of a service that was not imported, a booking overlapping another (the schema's
-EXCLUDE constraint), a missing table (reported), a file that is not SQLite (reported; exit 1).
+booking of a service that was not imported, a booking overlapping another of the staff
+member (the schema's EXCLUDE constraint), a missing table (reported), a file that is not
+SQLite (reported; exit 1).
 Re-runs import nothing twice: services and bookings through control.legacy_import_map,
-customers and admins by Telegram id.
+customers and admins by Telegram id; the staff member is found again, not created twice.
 """
 
 from __future__ import annotations
@@ -99,6 +105,16 @@ def print_report(console: Console, report: FileReport, *, show: int) -> None:
     console.print(table)
     if report.customers_from_bookings:
         console.print(f"customers created from bookings: {report.customers_from_bookings}")
+    if report.staff_id is not None:
+        how = " (created, on the business's hours)" if report.staff_created else ""
+        added = f"; {report.staff_services} service(s) added to their list" * bool(
+            report.staff_services
+        )
+        console.print(
+            f"bookings go to staff member {report.staff_name} (id {report.staff_id}){how}{added}",
+            markup=False,
+            highlight=False,
+        )
     for name, t in report.tables.items():
         for line in t.skipped[:show]:
             console.print(f"  skipped {name} {line}", markup=False, highlight=False)

@@ -65,6 +65,13 @@ async def import_file(
             )
         if not await conn.fetchval("SELECT to_regclass('control.legacy_import_map') IS NOT NULL"):
             raise Malformed("control.legacy_import_map is missing: run `make migrate` first")
+        if not await conn.fetchval(
+            "SELECT to_regclass(format('%I.staff', $1::text)) IS NOT NULL", tenant_id
+        ):
+            raise Malformed(
+                f"tenant {tenant_id}'s schema has no staff yet (tenant migration 0007): "
+                "run `make migrate` first"
+            )
         legacy = await asyncio.to_thread(read_legacy, path)
     except (Malformed, OSError, ValueError) as exc:
         report.error = str(exc)
@@ -87,6 +94,7 @@ async def import_file(
             await importer.services_(legacy.rows["services"])
             await importer.users(legacy.rows["users"])
             await importer.admins(legacy.rows["admins"])
+            await importer.staff()
             await importer.bookings(legacy.rows["bookings"])
             if dry_run:
                 raise _Rollback

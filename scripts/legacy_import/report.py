@@ -25,6 +25,12 @@ class FileReport:
         default_factory=lambda: {t: TableReport() for t in TABLES}
     )
     customers_from_bookings: int = 0
+    # The staff member who took the imported bookings; created by the import or not; how many
+    # imported services were added to their list.
+    staff_id: int | None = None
+    staff_name: str = ""
+    staff_created: bool = False
+    staff_services: int = 0
     error: str | None = None
     seconds: float = 0.0
 

@@ -1,4 +1,10 @@
-"""Writing one legacy file's rows into one tenant schema, on an admin connection."""
+"""Writing one legacy file's rows into one tenant schema, on an admin connection.
+
+A legacy bot was one resource; the tenant schema has staff (tenant migration 0007). Every
+imported booking goes to the business's first active staff member, in the order customers see
+them, who is created on the business's hours when there is none; that staff member performs
+every service the import creates.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +45,8 @@ class Importer:
         self.tz = tz
         self.advance = advance
         self.services: dict[int, tuple[int, int]] = {}  # legacy id -> (new id, duration)
+        self.new_services: list[int] = []  # created by this run
+        self.staff_id: int | None = None  # who takes the bookings (`staff`)
 
     def skip(self, table: str, row_no: int, row: Mapping[str, Any], reason: str) -> None:
         ident = row.get("id", row.get("telegram_id"))
@@ -96,6 +104,7 @@ class Importer:
                 service.hidden,
             )
             await self._map("services", service.legacy_id, new_id)
+            self.new_services.append(new_id)
             self.services[service.legacy_id] = (new_id, service.duration_min)
             report.imported += 1
 
@@ -162,8 +171,41 @@ class Importer:
             report.imported += len(inserted)
             report.existing += len(ids) - len(inserted)
 
+    async def staff(self) -> None:
+        """The staff member of the imported bookings: the first active one (by position, as
+        customers see them), or a new one on the business's hours (`own_hours` false), named
+        for the business's language like the one tenant migration 0007 makes. It performs the
+        services this run creates: with `all_services` it does already, otherwise they are
+        added to its list. Services a re-run finds mapped are left as the owner set them."""
+        row = await self.conn.fetchrow(
+            f"SELECT id, name, all_services FROM {self.schema}.staff WHERE active"
+            " ORDER BY position, id LIMIT 1"
+        )
+        if row is None:
+            row = await self.conn.fetchrow(
+                f"INSERT INTO {self.schema}.staff (name, position, own_hours, all_services)"
+                " VALUES (coalesce((SELECT CASE WHEN locale = 'en' THEN 'Specialist'"
+                f" ELSE 'Специалист' END FROM {self.schema}.business), 'Специалист'),"
+                f" (SELECT coalesce(max(position), 0) + 1 FROM {self.schema}.staff),"
+                " false, true) RETURNING id, name, all_services"
+            )
+            assert row is not None
+            self.report.staff_created = True
+        self.staff_id = row["id"]
+        self.report.staff_id, self.report.staff_name = row["id"], row["name"]
+        if not row["all_services"] and self.new_services:
+            added = await self.conn.fetch(
+                f"INSERT INTO {self.schema}.staff_services (staff_id, service_id)"
+                " SELECT $1, unnest($2::integer[]) ON CONFLICT DO NOTHING RETURNING service_id",
+                self.staff_id,
+                self.new_services,
+            )
+            self.report.staff_services = len(added)
+
     async def bookings(self, rows: list[dict[str, Any]]) -> None:
         report = self.report.tables["bookings"]
+        if self.staff_id is None:
+            raise RuntimeError("Importer.staff() comes before the bookings")
         mapped = await self._mapped("bookings")
         known = {
             r[0] for r in await self.conn.fetch(f"SELECT telegram_id FROM {self.schema}.customers")
@@ -197,12 +239,13 @@ class Importer:
                             booking.phone or None,
                         )
                     new_id = await self.conn.fetchval(
-                        f"INSERT INTO {self.schema}.bookings (customer_id, service_id, starts_at,"
-                        " ends_at, status, customer_name, phone, source, created_at)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7, 'legacy', coalesce($8, now()))"
+                        f"INSERT INTO {self.schema}.bookings (customer_id, service_id, staff_id,"
+                        " starts_at, ends_at, status, customer_name, phone, source, created_at)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'legacy', coalesce($9, now()))"
                         " RETURNING id",
                         booking.user_id,
                         service_id,
+                        self.staff_id,
                         booking.starts_at,
                         ends,
                         booking.status,
@@ -218,6 +261,11 @@ class Importer:
             except Malformed as exc:
                 self.skip("bookings", n, row, str(exc))
             except asyncpg.ExclusionViolationError:
-                self.skip("bookings", n, row, "overlaps another booking (not cancelled)")
+                self.skip(
+                    "bookings",
+                    n,
+                    row,
+                    "overlaps another booking of the staff member (not cancelled)",
+                )
             except (asyncpg.CheckViolationError, asyncpg.DataError) as exc:
                 self.skip("bookings", n, row, f"refused by the database: {exc}")

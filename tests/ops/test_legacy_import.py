@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from client_bot import booking_service
+from client_bot.clock import ManualClock
+from client_bot.context import TenantContext
+from client_bot.i18n import build_i18n
+from client_bot.store import Store
+from core.settings import ClientBotSettings
 from database.identifiers import quote_ident
+from database.pool import create_pool
 from scripts.legacy_import import (
     Malformed,
     counts,
@@ -202,6 +209,141 @@ async def test_import_dry_run_then_import_then_rerun(fleet: Fleet, tmp_path: Pat
         await conn.close()
 
 
+def times(starts: list[datetime]) -> list[str]:
+    return [s.astimezone(MSK).strftime("%H:%M") for s in starts]
+
+
+def half_hours(first: str, last: str) -> list[str]:
+    """Every half hour from `first` to `last` (HH:MM, both included)."""
+    at, end = (datetime.strptime(x, "%H:%M") for x in (first, last))
+    found = []
+    while at <= end:
+        found.append(at.strftime("%H:%M"))
+        at += timedelta(minutes=30)
+    return found
+
+
+async def test_legacy_bookings_land_on_the_first_staff_member(fleet: Fleet, tmp_path: Path) -> None:
+    """Issue 14, item 7: a legacy bot was one resource; imported, its bookings belong to the
+    business's first staff member, who works the business's hours and performs every imported
+    service, so customers get free times around them. Checked as the tenant's own role, through
+    the bot's store and booking service."""
+    tenant = await fleet.add_tenant()
+    legacy = tmp_path / "salon.db"
+    make_legacy(legacy)
+    pool = await create_pool(fleet.tenants[tenant].dsn, min_size=0, max_size=2)
+    try:
+        store = Store(pool)
+        # The business as its owner left it: open 10:00-20:00 every day, and its one staff
+        # member (tenant migration 0007's) listing only a service of the owner's, so that the
+        # import has to add the imported ones to the list.
+        await store.set_week_hours([(wd, [(time(10), time(20))]) for wd in range(7)])
+        [master] = await store.staff()
+        own = await store.add_service("Окрашивание", Decimal("3000"), 120)
+        await store.update_staff(master.id, "all_services", False)
+        await store.set_staff_performs(master.id, own.id, True)
+
+        conn = await fleet.connect()
+        try:
+            first = await import_file(conn, tenant, legacy)
+            second = await import_file(conn, tenant, legacy)
+            mapped = await conn.fetch(
+                "SELECT source, target_id FROM control.legacy_import_map WHERE tenant_id = $1",
+                tenant,
+            )
+        finally:
+            await conn.close()
+        assert first.error is None and second.error is None
+        assert (first.staff_id, first.staff_created, first.staff_services) == (master.id, False, 3)
+        assert counts(first)["bookings"]["imported"] == 4
+        imported = {r["target_id"] for r in mapped if r["source"] == "bookings"}
+        services = {r["target_id"] for r in mapped if r["source"] == "services"}
+        assert len(imported) == 4 and len(services) == 3
+
+        # Every imported booking is kept, with its staff member (the cancelled one too).
+        rows = await pool.fetch("SELECT id, staff_id, session_id FROM bookings")
+        assert {r["id"] for r in rows} == imported
+        assert {(r["staff_id"], r["session_id"]) for r in rows} == {(master.id, None)}
+        day = datetime(2024, 3, 1, tzinfo=MSK)
+        theirs = await store.staff_bookings_between(master.id, day, day + timedelta(days=7))
+        assert [(times([b.starts_at])[0], b.staff_name) for b in theirs] == [
+            ("10:00", master.name),
+            ("12:00", master.name),
+            ("15:00", master.name),
+        ]
+
+        # Their hours are the business's, and they perform every imported service (the owner's
+        # own service still on the list, nobody else's services added).
+        week = (await store.staff_weeks([master.id]))[master.id]
+        assert not week.own_hours and not week.hours
+        for service_id in services:
+            assert [o.staff.id for o in await store.offers(service_id)] == [master.id]
+        assert await store.staff_service_ids(master.id) == services | {own.id}
+
+        # A customer asks for free times of an imported service, with that staff member and
+        # with anyone: the business's hours minus the imported bookings (10:00-11:00 and
+        # 12:00-12:30 on 1 March; the cancelled 10:30 blocks nothing), and a free day in full.
+        settings = ClientBotSettings(
+            tenant_id=tenant,
+            bot_token="123456:legacy-import-test-" + "x" * 16,
+            database_url=fleet.tenants[tenant].dsn,
+            redis_url="redis://127.0.0.1:9/0",
+            _env_file=None,
+        )
+        ctx = TenantContext(
+            settings, store, ManualClock(datetime(2024, 2, 29, 9, tzinfo=MSK)), build_i18n()
+        )
+        haircut = next(s for s in await ctx.visible_services() if s.name == "Стрижка")
+        for who in (master.id, None):
+            on_first = await booking_service.free_times(ctx, haircut, who, day.date())
+            assert times(on_first) == ["11:00", *half_hours("12:30", "19:00")]
+            on_second = await booking_service.free_times(ctx, haircut, who, date(2024, 3, 2))
+            assert times(on_second) == half_hours("10:00", "19:00")
+            assert date(2024, 3, 1) in await booking_service.free_days(ctx, haircut, who)
+
+        # A re-run imported nothing twice: no booking, no staff member, no list entry.
+        c2 = counts(second)
+        assert c2["bookings"]["imported"] == 0 and c2["bookings"]["existing"] == 4
+        assert c2["services"]["imported"] == 0
+        assert (second.staff_id, second.staff_created, second.staff_services) == (
+            master.id,
+            False,
+            0,
+        )
+        assert [s.id for s in await store.staff(include_inactive=True)] == [master.id]
+        assert await pool.fetchval("SELECT count(*) FROM bookings") == 4
+        assert await store.staff_service_ids(master.id) == services | {own.id}
+
+        # A business without an active staff member gets one, on the business's hours and
+        # performing every service, for the bookings of a newer file.
+        await store.update_staff(master.id, "active", False)
+        newer = tmp_path / "newer.db"
+        make_legacy(newer, bookings=2)
+        db = sqlite3.connect(newer)
+        db.execute("DELETE FROM bookings WHERE id < 100")  # only the two new ones
+        db.commit()
+        db.close()
+        conn = await fleet.connect()
+        try:
+            third = await import_file(conn, tenant, newer)
+        finally:
+            await conn.close()
+        assert third.error is None and third.staff_created and third.staff_id != master.id
+        [created] = await store.staff()
+        assert (created.id, created.name, created.all_services) == (
+            third.staff_id,
+            "Специалист",
+            True,
+        )
+        assert not (await store.staff_weeks([created.id]))[created.id].own_hours
+        by_staff = await pool.fetch(
+            "SELECT staff_id, count(*) AS n FROM bookings GROUP BY staff_id ORDER BY staff_id"
+        )
+        assert [(r["staff_id"], r["n"]) for r in by_staff] == [(master.id, 4), (created.id, 2)]
+    finally:
+        await pool.close()
+
+
 async def test_broken_files_are_reported_not_fatal(fleet: Fleet, tmp_path: Path) -> None:
     tenant = await fleet.add_tenant()
     garbage = tmp_path / "garbage.db"
@@ -255,3 +397,4 @@ async def test_cli_many_files_json_and_exit_code(fleet: Fleet, tmp_path: Path) -
     assert text.returncode == 0, text.stderr
     assert "already there" in text.stdout and "summary: 1/1 file(s) done, 0 row(s)" in text.stdout
     assert "skipped bookings row 3 (id 3): overlaps another booking" in text.stdout
+    assert "bookings go to staff member Специалист (id 1)" in text.stdout
