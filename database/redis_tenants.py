@@ -109,8 +109,10 @@ TENANT_COMMANDS: tuple[str, ...] = (
     "client|setinfo",
     "client|setname",
     "client|getname",
-    # a Redis Cluster client learns which node serves which slot (node addresses, no keys)
+    # a Redis Cluster client learns which node serves which slot (node addresses, no keys) and
+    # where each command's keys are (the command table; COMMAND GETKEYS parses, reads no data)
     "cluster|slots",
+    "command",
 )
 
 
@@ -387,9 +389,20 @@ def fsm_key_builder(tenant_id: str, key_prefix: str | None = None) -> DefaultKey
     )
 
 
+class TenantRedisStorage(RedisStorage):
+    """aiogram's RedisStorage, which also closes a `RedisCluster` (whose aclose() takes no
+    `close_connection_pool`: a cluster client always closes its nodes' connections)."""
+
+    async def close(self) -> None:
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.aclose()
+        else:
+            await super().close()
+
+
 def fsm_storage(redis: Redis, tenant_id: str, key_prefix: str | None = None) -> RedisStorage:
     """aiogram's own RedisStorage under the tenant prefix."""
-    return RedisStorage(redis, key_builder=fsm_key_builder(tenant_id, key_prefix))
+    return TenantRedisStorage(redis, key_builder=fsm_key_builder(tenant_id, key_prefix))
 
 
 class BotStorages(BaseStorage):
