@@ -171,6 +171,7 @@ MASTER_API_PORT="$(free_port)"
   echo "BOTFLEET_SUBNET=172.31.$subnet.0/24"
   echo "BOTFLEET_GATEWAY=172.31.$subnet.1"
   echo "WEBHOOK_TRUSTED_PROXIES=172.31.$subnet.1/32"
+  echo "HEALTH_INTERVAL=${DRILL_HEALTH_INTERVAL:-2s}"  # make up waits for these checks
 } | sed "s/^FLEET_NAME=.*/FLEET_NAME=$ID/" >"$DIR/.env.drill-template"
 (cd "$DIR" && .venv/bin/python -m scripts.init_env --template .env.drill-template >/dev/null)
 
