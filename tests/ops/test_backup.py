@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import asyncpg
@@ -15,6 +16,7 @@ from scripts.backup import (
     Server,
     dump_database,
     dump_tenant,
+    lock_budget,
     prune,
     restore_database,
     restore_tenant,
@@ -23,6 +25,19 @@ from scripts.backup import (
 from tests.ops.conftest import CliResult, Fleet, run_cli, seed_rows
 
 Prints = dict[str, dict[str, tuple[int, str]]]
+# The tables of staff and group classes (tenant migrations 0007-0010): each holds rows in every
+# seeded tenant, so a drill that restores identical fingerprints proves backups carry them.
+STAFF_AND_CLASSES = (
+    "staff",
+    "staff_hours",
+    "staff_breaks",
+    "staff_days_off",
+    "staff_services",
+    "staff_invites",
+    "class_timetable",
+    "class_sessions",
+    "class_waitlist",
+)
 
 
 def files(folder: Path, pattern: str) -> list[Path]:
@@ -37,12 +52,88 @@ async def fingerprints(dsn: str, schemas: list[str]) -> Prints:
         await conn.close()
 
 
+async def seed_staff_and_classes(conn: asyncpg.Connection, tenant_id: str) -> None:
+    """A second staff member with own hours, a break, a day off, a service at their own price,
+    a linked Telegram account and an invite, and a booking at the same time as the first staff
+    member's; a class with a timetable, a session, a booked seat and a waiting customer."""
+    s = quote_ident(tenant_id)
+    staff = await conn.fetchval(
+        f"INSERT INTO {s}.staff (name, description, position, own_hours, all_services,"
+        " telegram_id) VALUES ('Мария', 'колорист', 1, true, false, 880001) RETURNING id"
+    )
+    await conn.execute(
+        f"INSERT INTO {s}.staff_hours (staff_id, weekday, opens, closes)"
+        " VALUES ($1, 0, '09:00', '18:00'), ($1, 2, '12:00', '21:00')",
+        staff,
+    )
+    await conn.execute(
+        f"INSERT INTO {s}.staff_breaks (staff_id, weekday, starts, ends)"
+        " VALUES ($1, 0, '13:00', '14:00')",
+        staff,
+    )
+    await conn.execute(
+        f"INSERT INTO {s}.staff_days_off (staff_id, day) VALUES ($1, '2030-03-08')", staff
+    )
+    service = await conn.fetchval(f"SELECT min(id) FROM {s}.services")
+    await conn.execute(
+        f"INSERT INTO {s}.staff_services (staff_id, service_id, price, duration_min)"
+        " VALUES ($1, $2, 2500.00, 90)",
+        staff,
+        service,
+    )
+    await conn.execute(
+        f"INSERT INTO {s}.staff_invites (code_hash, staff_id, created_by, expires_at)"
+        " VALUES ($1, $2, 42, now() + interval '3 days')",
+        secrets.token_bytes(32),
+        staff,
+    )
+    await conn.execute(
+        f"INSERT INTO {s}.bookings (customer_id, service_id, staff_id, starts_at, ends_at,"
+        " customer_name, phone) VALUES (700000, $1, $2, '2030-03-04 09:00Z',"
+        " '2030-03-04 10:30Z', 'Имя 0', '+79000000000')",
+        service,
+        staff,
+    )
+    yoga = await conn.fetchval(
+        f"INSERT INTO {s}.services (name, price, duration_min, position, capacity)"
+        " VALUES ('Йога', 700.00, 60, 3, 12) RETURNING id"
+    )
+    timetable = await conn.fetchval(
+        f"INSERT INTO {s}.class_timetable (service_id, weekday, starts, staff_id)"
+        " VALUES ($1, 1, '19:00', $2) RETURNING id",
+        yoga,
+        staff,
+    )
+    session = await conn.fetchval(
+        f"INSERT INTO {s}.class_sessions (service_id, starts_at, ends_at, staff_id, capacity,"
+        " booked, timetable_id) VALUES ($1, '2030-03-05 16:00Z', '2030-03-05 17:00Z', $2, 12,"
+        " 1, $3) RETURNING id",
+        yoga,
+        staff,
+        timetable,
+    )
+    await conn.execute(
+        f"INSERT INTO {s}.bookings (customer_id, service_id, staff_id, session_id, starts_at,"
+        " ends_at, customer_name, phone) VALUES (700001, $1, $2, $3, '2030-03-05 16:00Z',"
+        " '2030-03-05 17:00Z', 'Имя 1', '+79000000001')",
+        yoga,
+        staff,
+        session,
+    )
+    await conn.execute(
+        f"INSERT INTO {s}.class_waitlist (session_id, customer_id, customer_name, phone)"
+        " VALUES ($1, 700000, 'Имя 0', '+79000000000')",
+        session,
+    )
+
+
 async def seeded(fleet: Fleet, n: int = 3) -> list[str]:
     tenants = [await fleet.add_tenant() for _ in range(n)]
     conn = await fleet.connect()
     try:
         for i, tenant_id in enumerate(tenants):
             await seed_rows(conn, tenant_id, customers=2 + i)
+            await seed_staff_and_classes(conn, tenant_id)
     finally:
         await conn.close()
     return tenants
@@ -99,7 +190,8 @@ def mode(path: Path) -> int:
 async def test_whole_database_drill(fleet: Fleet, tmp_path: Path) -> None:
     tenants = await seeded(fleet)
     before = await fingerprints(fleet.dsn, tenants)
-    assert before[tenants[0]]["bookings"][0] == 4 and before[tenants[2]]["customers"][0] == 4
+    assert before[tenants[0]]["bookings"][0] == 6 and before[tenants[2]]["customers"][0] == 4
+    assert all(before[t][table][0] > 0 for t in tenants for table in STAFF_AND_CLASSES)
     server = Server(fleet.dsn)
 
     result = await dump_database(server, tmp_path, mode="auto")
@@ -124,7 +216,7 @@ async def test_whole_database_drill(fleet: Fleet, tmp_path: Path) -> None:
     assert restored.target == fleet.name
     assert await fingerprints(fleet.dsn, tenants) == before
     # Database-level grants are not in a dump: the restore gives tenants CONNECT back.
-    assert await tenant_can_read(fleet, tenants[0]) == 4
+    assert await tenant_can_read(fleet, tenants[0]) == 6
 
     # The same dump into a scratch database beside the live one.
     scratch = f"{fleet.name}_scratch"
@@ -146,7 +238,7 @@ async def test_per_schema_drill_when_locks_are_short(
         real = await original(conn)
         return LockBudget(real.relations, 1, 10, 0)  # as if max_locks_per_transaction were 1
 
-    original = dumps.lock_budget
+    original = lock_budget
     monkeypatch.setattr(dumps, "lock_budget", low_budget)  # what dump_database asks
     server = Server(fleet.dsn)
     result = await dump_database(server, tmp_path, mode="auto")
@@ -164,7 +256,7 @@ async def test_per_schema_drill_when_locks_are_short(
         await conn.close()
     await restore_database(server, result.path, into="inplace")
     assert await fingerprints(fleet.dsn, tenants) == before
-    assert await tenant_can_read(fleet, tenants[1]) == 4
+    assert await tenant_can_read(fleet, tenants[1]) == 6
 
 
 async def test_tenant_drill_in_place_and_scratch(fleet: Fleet, tmp_path: Path) -> None:
@@ -197,7 +289,7 @@ async def test_tenant_drill_in_place_and_scratch(fleet: Fleet, tmp_path: Path) -
     result = await restore_tenant(server, dump.path, target, into="inplace", backups_dir=tmp_path)
     assert result.safety_dump is not None and result.safety_dump.exists()
     assert await fingerprints(fleet.dsn, tenants) == before  # the other tenant untouched
-    assert await tenant_can_read(fleet, target) == 4  # owned by the tenant again
+    assert await tenant_can_read(fleet, target) == 6  # owned by the tenant again
     conn = await fleet.connect()
     try:
         leftovers = await conn.fetchval(
