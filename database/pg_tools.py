@@ -1,6 +1,6 @@
 """PostgreSQL's client programs (pg_dump, pg_dumpall, pg_restore, psql), found and run one way
 for the master's final backups (`master_bot/backup.py`) and the operator's backup/restore
-(`scripts/backup.py`): the password only in PGPASSWORD (never on a command line or in an
+(`scripts/backup/`): the password only in PGPASSWORD (never on a command line or in an
 error), a minimal environment, output files private (0600), a time limit."""
 
 from __future__ import annotations

@@ -311,7 +311,7 @@ async def health(request: web.Request) -> web.Response:
 
 _ORDER_STATUSES = ("pending", "paid", "canceled", "refunded")
 _UNDELIVERED_AFTER = "15 minutes"
-# Whole-database backups of scripts/backup.py: `<db>-<stamp>.dump` or a per-schema `<db>-<stamp>.d`
+# Whole-database backups of scripts/backup/: `<db>-<stamp>.dump` or a per-schema `<db>-<stamp>.d`
 # (`<tenant>-<stamp>.dump` are single-tenant dumps and the final backups of deleted tenants).
 _BACKUP_RE = re.compile(r"^(?!client_[0-9]+-).+-([0-9]{8}T[0-9]{12})Z(?:\.dump|\.d)\Z")
 

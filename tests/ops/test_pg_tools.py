@@ -1,5 +1,5 @@
 """The one pg_dump wrapper (database/pg_tools.py) and the one DSN password stripper
-(database/dsn.py), used by the master's final backups and scripts/backup.py."""
+(database/dsn.py), used by the master's final backups and scripts/backup/."""
 
 from __future__ import annotations
 
