@@ -74,7 +74,7 @@ async def test_provisioning_creates_a_running_isolated_tenant(harness: Harness) 
     # Redis ACL user limited to the tenant prefix
     acl: Any = await harness.redis.acl_getuser(tid)
     assert "on" in acl["flags"]
-    assert acl["keys"] in (f"~{tid}:*", [f"~{tid}:*"], [b"~" + f"{tid}:*".encode()])
+    assert acl["keys"] in ([f"~{{{tid}}}:*"], [f"~{{{tid}}}:*".encode()])  # its hash tag
     assert "keys" not in TENANT_COMMANDS
 
     # clients/<id>/ has the settings and a compose file, and no secret anywhere

@@ -71,7 +71,7 @@ async def test_suspend_keeps_data_and_resume_brings_it_back(harness: Harness) ->
     base = f"/api/v1/tenants/{tid}"
     await harness.fetch(f'CREATE TABLE "{tid}".precious (v text)')
     await harness.fetch(f"INSERT INTO \"{tid}\".precious VALUES ('keep me')")
-    await harness.redis.set(f"{tid}:note", "kept")
+    await harness.redis.set(f"{{{tid}}}:note", "kept")
 
     suspended = await harness.api.call("POST", base + "/suspend")
     assert suspended.status == 200
@@ -80,7 +80,7 @@ async def test_suspend_keeps_data_and_resume_brings_it_back(harness: Harness) ->
     assert not await _can_login(harness, tid)
     assert not await _redis_enabled(harness, tid)
     assert (await harness.fetch(f'SELECT v FROM "{tid}".precious'))[0]["v"] == "keep me"
-    assert await harness.redis.get(f"{tid}:note") == b"kept"
+    assert await harness.redis.get(f"{{{tid}}}:note") == b"kept"
     # a suspended tenant is not started by a plain /start
     assert (await harness.api.call("POST", base + "/start")).status == 409
 
@@ -98,7 +98,7 @@ async def test_delete_with_backup_removes_everything(harness: Harness) -> None:
     tid, token = await _provision(harness)
     await harness.fetch(f'CREATE TABLE "{tid}".orders (id int)')
     await harness.fetch(f'INSERT INTO "{tid}".orders VALUES (1), (2)')
-    await harness.redis.set(f"{tid}:x", "1")
+    await harness.redis.set(f"{{{tid}}}:x", "1")
 
     deleted = await harness.api.call("DELETE", f"/api/v1/tenants/{tid}")
     assert deleted.status == 200, deleted.body
@@ -113,7 +113,7 @@ async def test_delete_with_backup_removes_everything(harness: Harness) -> None:
     assert await harness.fetch("SELECT 1 FROM pg_namespace WHERE nspname = $1", tid) == []
     assert await harness.fetch("SELECT 1 FROM pg_roles WHERE rolname = $1", tid) == []
     assert await harness.redis.acl_getuser(tid) is None
-    assert await harness.redis.exists(f"{tid}:x") == 0
+    assert await harness.redis.exists(f"{{{tid}}}:x") == 0
     assert not (harness.clients_dir / tid).exists()
     (row,) = await harness.fetch(
         "SELECT bot_token_enc, db_password_enc FROM control.tenants WHERE tenant_id = $1", tid

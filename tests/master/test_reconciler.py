@@ -258,7 +258,7 @@ async def test_redis_users_are_recreated_after_a_redis_restart(harness: Harness)
     spec = build_spec(harness.master.deps.config, harness.master.deps.box, tenant)
     client = Redis.from_url(spec.env["REDIS_URL"])
     try:
-        await client.set(f"{tid}:ping", "1")
-        assert await client.get(f"{tid}:ping") == b"1"
+        await client.set(f"{spec.env['REDIS_KEY_PREFIX']}ping", "1")
+        assert await client.get(f"{{{tid}}}:ping") == b"1"
     finally:
         await client.aclose()

@@ -142,9 +142,9 @@ async def test_the_web_reaches_a_tenant_only_as_its_own_role(web_server, make_we
     # Redis: the tenant's own ACL user, limited to its prefix (not even ACL WHOAMI is allowed).
     kwargs = runtime.redis.connection_pool.connection_kwargs
     assert kwargs["username"] == login_role(a_tenant.tenant_id)
-    await runtime.redis.set(f"{a_tenant.tenant_id}:web:probe", "1", ex=10)
+    await runtime.redis.set(f"{{{a_tenant.tenant_id}}}:web:probe", "1", ex=10)
     with pytest.raises(NoPermissionError):
-        await runtime.redis.get(f"{b_tenant.tenant_id}:ai:tokens:x")
+        await runtime.redis.get(f"{{{b_tenant.tenant_id}}}:ai:tokens:x")
 
 
 async def test_chat_answers_with_the_assistant_and_keeps_the_conversation(

@@ -124,7 +124,7 @@ async def test_widget_rate_limit_per_visitor(start_web, http, make_web_tenant, m
     status, _, _ = await widget_chat(http, server, key, "visitor-calm", "hi")
     assert status == 200  # another visitor is not affected
     # The counters live under the tenant's own prefix.
-    keys = [k.decode() async for k in redis_admin.scan_iter(f"{tenant.tenant_id}:ai:rate:*")]
+    keys = [k.decode() async for k in redis_admin.scan_iter(f"{{{tenant.tenant_id}}}:ai:rate:*")]
     assert len(keys) == 2
 
 
