@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, async_playwright, expect
 
+from tests.client.conftest import emulator  # noqa: F401 - the fixture
 from tests.support import free_port
 from tests.web.conftest import Client, fetch, new_email
+from tests.web.test_desk import give_bot_token
 from tests.web.test_owner_data import add_booking, add_messages, tomorrow_noon
 from tests.web.test_tenant_data import add_lead, owner_client
 from tests.web.test_widget import widget_key
@@ -257,4 +260,88 @@ async def test_an_owner_who_came_by_link_sets_a_password_and_logs_in_with_it(
     await page.fill("#login input[name=password]", "my own password")
     await page.click("#login button[type=submit]")
     await expect(page.locator("#bots")).to_contain_text(tenant.tenant_id[-4:], timeout=15_000)
+    assert errors == []
+
+
+async def test_the_owner_takes_a_lead_answers_a_customer_sets_hours_and_exports(
+    start_web,
+    make_web_tenant,
+    browser,
+    emulator,  # noqa: F811 - the imported fixture
+):
+    """Take a lead and note it; answer a Telegram customer (they read it from the bot) and hand
+    back; change Monday's hours and add a day off; download the leads as CSV. Each lands in the
+    bot's own tables."""
+    server, telegram = emulator
+    web_server = await start_web(telegram_api_url=server.base_url)
+    mine = await make_web_tenant(web_server)
+    await add_lead(mine, "Анна")
+    token = f"{6100000 + secrets.randbelow(99_999)}:browser-desk-{secrets.token_hex(6)}"
+    await telegram.register_bot(token, f"desk{mine.tenant_id[-4:]}_bot", "Salon")
+    await give_bot_token(web_server, mine, token)
+    await telegram.send_message(token, 9201, "Можно записаться на завтра?", first_name="Вера")
+    await add_messages(mine, 9201, ("user", "Можно записаться на завтра?"))
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    link = login_link_url(web_server.deps.keys, web_server.url, mine.owner_telegram_id, 60)
+    await page.goto(link)
+    await page.wait_for_url(web_server.url + "/dashboard", timeout=15_000)
+
+    anna = page.locator("#leads tbody tr", has_text="Анна")
+    await anna.locator("button.take").click()
+    await expect(anna.locator("select.lead-status")).to_have_value("in_work")
+    await expect(anna.locator("button.take")).to_have_count(0)
+    rows = await fetch(mine.dsn, "SELECT status, taken_by FROM leads")
+    assert [tuple(r) for r in rows] == [("in_work", mine.owner_telegram_id)]
+    await page.check("#mine")
+    await expect(page.locator("#leads tbody tr")).to_have_count(1)
+    await anna.locator("button.notes").click()
+    await page.fill("#note-form input[name=text]", "Перезвонить в пятницу")
+    await page.click("#note-form button[type=submit]")
+    await expect(page.locator("#notes li")).to_contain_text("Перезвонить в пятницу")
+    await expect(anna.locator("button.notes")).to_have_text("📝 1")
+    notes = await fetch(mine.dsn, "SELECT body, via FROM lead_notes")
+    assert [tuple(r) for r in notes] == [("Перезвонить в пятницу", "web")]
+
+    await page.locator("#conversations button", has_text="9201").click()
+    await page.fill("#reply-form input[name=text]", "Да, в 15:00 свободно")
+    await page.click("#reply-form button[type=submit]")
+    await expect(page.locator("#with-human")).to_be_visible()
+    await expect(page.locator("#messages")).to_contain_text("Сотрудник: Да, в 15:00 свободно")
+    sent = await telegram.wait_for_message(token, 9201, contains="Да, в 15:00 свободно")
+    assert sent.plain_text == "👤 Да, в 15:00 свободно"
+    await page.click("#release")
+    await expect(page.locator("#with-human")).to_be_hidden()
+    await telegram.wait_for_message(token, 9201, contains="С вами снова ассистент")
+
+    monday = page.locator("#hours tbody tr[data-weekday='0']")
+    await expect(monday.locator("input.hours")).to_have_value("10:00-19:00")
+    await monday.locator("input.hours").fill("9:00-13:00, 14:00-18:00")
+    await monday.locator("input.breaks").fill("")
+    await page.click("#save-hours")
+    await expect(page.locator("#hours-status")).to_have_text("Сохранено")
+    hours = await fetch(
+        mine.dsn, "SELECT opens::text, closes::text FROM working_hours WHERE weekday = 0 ORDER BY 1"
+    )
+    assert [tuple(r) for r in hours] == [("09:00:00", "13:00:00"), ("14:00:00", "18:00:00")]
+    await monday.locator("input.hours").fill("с утра")
+    await page.click("#save-hours")
+    await expect(page.locator("#hours-status")).to_contain_text("10:00-19:00")
+    day = (date.today() + timedelta(days=20)).isoformat()
+    await page.fill("#add-day-off input[name=day]", day)
+    await page.click("#add-day-off button[type=submit]")
+    await expect(page.locator(f"#days-off li[data-day='{day}']")).to_have_count(1)
+    days_off = await fetch(mine.dsn, "SELECT day::text FROM days_off")
+    assert [r["day"] for r in days_off] == [day]
+
+    async with page.expect_download() as download_info:
+        await page.click("button.export[data-what='leads']")
+    download = await download_info.value
+    path = await download.path()
+    body = await asyncio.to_thread(Path(path).read_bytes)
+    assert body.startswith(b"\xef\xbb\xbf")
+    assert "Анна" in body.decode("utf-8-sig") and "Перезвонить в пятницу" in body.decode(
+        "utf-8-sig"
+    )
     assert errors == []

@@ -23,6 +23,14 @@
     only_bot: "You came from one bot's /admin and see that bot only. Set a password after logging"
       + " in with the sales bot's link or your password.",
     password_saved: "Saved: log in with your email and this password from now on.",
+    mine: "mine only", note: "Note", add_note: "Add a note", notes_of: "Notes on the lead of",
+    take: "Take it", with_human: "A person has this conversation: the assistant is silent.",
+    reply: "Answer the customer in Telegram", send: "Send", release: "Hand back to the assistant",
+    hours: "Hours", col_day: "Day", col_hours: "Hours (10:00-19:00; empty: closed)",
+    col_breaks: "Breaks", days_off: "Days off", day_off_note: "Why", exports: "CSV exports",
+    export_leads: "Leads", export_bookings: "Bookings", export_customers: "Customers",
+    hours_saved: "Saved", remove: "Remove", bad_interval: "Write hours as 10:00-19:00, 20:00-22:00",
+    weekdays: "Mon,Tue,Wed,Thu,Fri,Sat,Sun",
   };
   var RU = {
     "new": "новая", in_work: "в работе", won: "успешная", lost: "отказ",
@@ -31,6 +39,9 @@
     st_cancelled: "отменена", st_done: "пришёл", st_no_show: "не пришёл", cancel_note: "Причина? (сохранится в записи)", save: "Сохранить",
     staff_says: "Сотрудник", you: "Клиент", assistant: "Ассистент",
     password_saved: "Сохранено: теперь входите по email и этому паролю.",
+    take: "Взять себе", notes_of: "Заметки к заявке:", hours_saved: "Сохранено", remove: "Убрать",
+    bad_interval: "Пишите часы так: 10:00-19:00, 20:00-22:00",
+    weekdays: "Пн,Вт,Ср,Чт,Пт,Сб,Вс",
   };
   function t(key, fallback) {
     return (lang === "en" ? EN[key] : RU[key]) || fallback || key;
@@ -127,10 +138,57 @@
 
   var leadsAsked = 0;
 
+  function leadPath(lead, rest) {
+    return "/api/tenants/" + encodeURIComponent(lead.tenant_id) + "/leads/" + lead.id + rest;
+  }
+
+  var notesLead = null;
+
+  // A lead's notes: the same rows /admin shows under the lead; a note added here shows there.
+  function openNotes(lead) {
+    notesLead = lead;
+    return api(leadPath(lead, "/notes")).then(function (notes) {
+      $("lead-notes-title").textContent = t("notes_of", "Заметки к заявке:") + " " + lead.name;
+      var list = $("notes");
+      list.textContent = "";
+      notes.forEach(function (n) {
+        var item = document.createElement("li");
+        item.textContent = new Date(n.created_at).toLocaleString(lang) + " · " + n.text;
+        list.appendChild(item);
+      });
+      $("lead-notes").hidden = false;
+    }, function (err) { alert(err.message); });
+  }
+
+  function leadActions(lead) {
+    var td = document.createElement("td");
+    if (lead.status === "new") {
+      var take = document.createElement("button");
+      take.type = "button";
+      take.className = "take";
+      take.textContent = t("take", "Взять себе");
+      take.addEventListener("click", function () {
+        api(leadPath(lead, "/take"), false, "POST").then(loadLeads, function (err) {
+          alert(err.message);
+          loadLeads();
+        });
+      });
+      td.appendChild(take);
+    }
+    var notes = document.createElement("button");
+    notes.type = "button";
+    notes.className = "notes";
+    notes.textContent = "📝 " + lead.notes;
+    notes.addEventListener("click", function () { openNotes(lead); });
+    td.appendChild(notes);
+    return td;
+  }
+
   function loadLeads() {
     var status = $("status").value;
     var asked = ++leadsAsked;
-    return api("/api/leads?limit=200" + (status ? "&status=" + encodeURIComponent(status) : ""))
+    return api("/api/leads?limit=200" + (status ? "&status=" + encodeURIComponent(status) : "") +
+      ($("mine").checked ? "&mine=true" : ""))
       .then(function (page) {
         if (asked !== leadsAsked) { return; }
         var body = $("leads").querySelector("tbody");
@@ -143,6 +201,7 @@
           cell(row, lead.interest);
           row.appendChild(statusCell(lead));
           cell(row, new Date(lead.created_at).toLocaleString(lang));
+          row.appendChild(leadActions(lead));
           body.appendChild(row);
         });
         $("empty").hidden = page.items.length > 0;
@@ -250,18 +309,27 @@
 
   var WHO = { user: "you", assistant: "assistant", staff: "staff_says" };
 
+  var talkWith = null;
+
+  function showConversation(talk) {
+    talkWith = talk.customer_id;
+    var box = $("messages");
+    box.textContent = "";
+    talk.messages.forEach(function (m) {
+      var p = document.createElement("p");
+      p.className = m.role;
+      p.textContent = t(WHO[m.role], m.role) + ": " + m.content;
+      box.appendChild(p);
+    });
+    $("with-human").hidden = !talk.with_human;
+    $("release").hidden = !talk.with_human;
+    // A website visitor cannot be answered from here (only a Telegram customer).
+    $("reply-form").hidden = talk.customer_id < 0;
+    $("conversation").hidden = false;
+  }
+
   function openConversation(id) {
-    return api(botPath("/conversations/" + id)).then(function (talk) {
-      var box = $("conversation");
-      box.textContent = "";
-      talk.messages.forEach(function (m) {
-        var p = document.createElement("p");
-        p.className = m.role;
-        p.textContent = t(WHO[m.role], m.role) + ": " + m.content;
-        box.appendChild(p);
-      });
-      box.hidden = false;
-    }, failed);
+    return api(botPath("/conversations/" + id)).then(showConversation, failed);
   }
 
   function loadConversations() {
@@ -316,11 +384,106 @@
     }, failed);
   }
 
+  // --- hours and days off: the same rows as /admin → Hours ---------------------------------
+  function intervalsText(list) {
+    return list.map(function (i) { return i.start + "-" + i.end; }).join(", ");
+  }
+
+  function parseIntervals(value) {
+    var out = [];
+    value.split(",").forEach(function (part) {
+      part = part.trim();
+      if (!part) { return; }
+      var m = /^(\d{1,2}):(\d{2})\s*[-–]\s*(\d{1,2}):(\d{2})$/.exec(part);
+      if (!m) { throw new Error(t("bad_interval", "Пишите часы так: 10:00-19:00, 20:00-22:00")); }
+      var pad = function (h) { return ("0" + h).slice(-2); };
+      out.push({ start: pad(m[1]) + ":" + m[2], end: pad(m[3]) + ":" + m[4] });
+    });
+    return out;
+  }
+
+  function showHours(hours) {
+    var names = t("weekdays", "Пн,Вт,Ср,Чт,Пт,Сб,Вс").split(",");
+    var body = $("hours").querySelector("tbody");
+    body.textContent = "";
+    hours.week.forEach(function (d) {
+      var row = document.createElement("tr");
+      row.dataset.weekday = d.weekday;
+      cell(row, names[d.weekday]);
+      ["hours", "breaks"].forEach(function (kind) {
+        var input = document.createElement("input");
+        input.className = kind;
+        input.value = intervalsText(d[kind]);
+        input.setAttribute("aria-label", names[d.weekday] + " " + kind);
+        var td = document.createElement("td");
+        td.appendChild(input);
+        row.appendChild(td);
+      });
+      body.appendChild(row);
+    });
+    var list = $("days-off");
+    list.textContent = "";
+    hours.days_off.forEach(function (day) {
+      var item = document.createElement("li");
+      item.dataset.day = day;
+      item.textContent = day + " ";
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = t("remove", "Убрать");
+      remove.addEventListener("click", function () {
+        api(botPath("/hours/days-off/" + day), false, "DELETE").then(showHours, failed);
+      });
+      item.appendChild(remove);
+      list.appendChild(item);
+    });
+  }
+
+  function loadHours() {
+    return api(botPath("/hours")).then(showHours, failed);
+  }
+
+  function saveHours() {
+    $("hours-status").textContent = "";
+    var week;
+    try {
+      week = Array.prototype.map.call($("hours").querySelectorAll("tbody tr"), function (row) {
+        return {
+          weekday: Number(row.dataset.weekday),
+          hours: parseIntervals(row.querySelector("input.hours").value),
+          breaks: parseIntervals(row.querySelector("input.breaks").value),
+        };
+      });
+    } catch (err) { $("hours-status").textContent = err.message; return; }
+    api(botPath("/hours"), false, "PUT", { week: week }).then(function (hours) {
+      showHours(hours);
+      $("hours-status").textContent = t("hours_saved", "Сохранено");
+    }, function (err) { $("hours-status").textContent = err.message; });
+  }
+
+  // --- CSV exports: fetched with the bearer token, saved as a file ---------------------------
+  function download(what) {
+    var path = botPath("/" + what + ".csv" + (lang === "en" ? "?lang=en" : ""));
+    fetch(path, { headers: { Authorization: "Bearer " + access() } }).then(function (r) {
+      if (!r.ok) { throw new Error(r.statusText); }
+      return r.blob();
+    }).then(function (blob) {
+      var link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = bot() + "-" + what + ".csv";
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(function () { URL.revokeObjectURL(link.href); }, 1000);
+    }).catch(failed);
+  }
+
   function loadBotData() {
     $("data-error").textContent = "";
     if (!bot()) { $("bot-data").hidden = true; return Promise.resolve(); }
     $("bot-data").hidden = false;
-    return Promise.all([loadBookings(), loadCustomers(), loadConversations(), loadServices()]);
+    return Promise.all([
+      loadBookings(), loadCustomers(), loadConversations(), loadServices(), loadHours(),
+    ]);
   }
 
   function shiftDay(delta) {
@@ -393,6 +556,36 @@
   });
 
   $("status").addEventListener("change", loadLeads);
+  $("mine").addEventListener("change", loadLeads);
+  $("note-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var form = event.target;
+    var lead = notesLead;
+    if (!lead) { return; }
+    api(leadPath(lead, "/notes"), false, "POST", { text: new FormData(form).get("text") })
+      .then(function () { form.reset(); lead.notes += 1; return Promise.all([openNotes(lead), loadLeads()]); })
+      .catch(function (err) { alert(err.message); });
+  });
+  $("reply-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var form = event.target;
+    api(botPath("/conversations/" + talkWith + "/reply"), false, "POST", { text: new FormData(form).get("text") })
+      .then(function (talk) { form.reset(); showConversation(talk); }, failed);
+  });
+  $("release").addEventListener("click", function () {
+    api(botPath("/conversations/" + talkWith + "/release"), false, "POST").then(showConversation, failed);
+  });
+  $("save-hours").addEventListener("click", saveHours);
+  $("add-day-off").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var form = event.target;
+    var fields = new FormData(form);
+    api(botPath("/hours/days-off"), false, "POST", { day: fields.get("day"), note: fields.get("note") })
+      .then(function (hours) { form.reset(); showHours(hours); }, failed);
+  });
+  document.querySelectorAll("button.export").forEach(function (button) {
+    button.addEventListener("click", function () { download(button.dataset.what); });
+  });
   $("bot").addEventListener("change", loadBotData);
   $("day").addEventListener("change", loadBookings);
   $("span").addEventListener("change", loadBookings);
