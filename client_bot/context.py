@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,6 +38,10 @@ class TenantContext:
     reminders_changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # Set when a notice to an admin had to be kept for later: wakes the notice retry at once.
     notices_waiting: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # The owner's web (another process) changes the same rows (services, hours, ...): what is
+    # cached here is dropped after this many seconds, so its edits reach the bot within that.
+    max_age: float = field(default=30.0, repr=False)
+    _cached_at: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         self.store.on_change = self.refresh
@@ -45,8 +50,15 @@ class TenantContext:
     def tenant_id(self) -> str:
         return self.settings.tenant_id
 
+    def _expire(self) -> None:
+        now = time.monotonic()
+        if now - self._cached_at > self.max_age:
+            self.refresh()
+            self._cached_at = now
+
     async def business(self) -> Business:
         """The profile and rules, cached in the process; `refresh()` after an admin edit."""
+        self._expire()
         if self._business is None:
             self._business = await self.store.business()
         return self._business
@@ -56,12 +68,14 @@ class TenantContext:
 
     async def schedule(self) -> Schedule:
         """Hours, breaks, days off and rules for slot computation (cached like the profile)."""
+        self._expire()
         if self._schedule is None:
             business = await self.business()
             self._schedule = (await self.store.work_schedule()).schedule(business)
         return self._schedule
 
     async def _all_services(self) -> dict[int, Service]:
+        self._expire()
         if self._services is None:
             self._services = {s.id: s for s in await self.store.services(include_hidden=True)}
         return self._services
@@ -77,6 +91,7 @@ class TenantContext:
 
     async def staff(self) -> list[Staff]:
         """The active staff members, in the business's order (cached like the services)."""
+        self._expire()
         if self._staff is None:
             self._staff = await self.store.staff()
         return self._staff
@@ -84,6 +99,7 @@ class TenantContext:
     async def offers(self, service_id: int) -> list[StaffOffer]:
         """Who performs a service, at what price, in the business's order (cached per service
         like the services: each booking step asks again)."""
+        self._expire()
         offers = self._offers.get(service_id)
         if offers is None:
             offers = self._offers[service_id] = await self.store.offers(service_id)
@@ -91,11 +107,13 @@ class TenantContext:
 
     async def assistant_settings(self) -> AssistantSettings:
         """FAQ, tone and on/off of the AI assistant (cached like the profile)."""
+        self._expire()
         if self._assistant is None:
             self._assistant = await self.store.assistant.settings()
         return self._assistant
 
     async def admin_ids(self) -> set[int]:
+        self._expire()
         if self._admins is None:
             self._admins = set(self.settings.admin_ids) | await self.store.admin_ids()
         return self._admins

@@ -5,10 +5,11 @@ OpenAI emulator; the web sends as the tenant's own bot, with that tenant's token
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -93,6 +94,17 @@ async def test_notes_and_take_it_are_the_same_in_admin_and_on_the_web(
     for payload in ({"text": ""}, {"text": "x" * 1001}, {"note": "x"}, {}):
         status, _ = await web.call("POST", f"{base}/notes", json=payload)
         assert status == 422, payload
+    # Hours set on the web reach the running bot when its cache ages out (30 s; short here).
+    ctx = bot.app.ctx
+    ctx.max_age = 0.05
+    assert (await ctx.schedule()).hours.days[0] == ((time(10), time(19)),)
+    monday = {"weekday": 0, "hours": [{"start": "08:00", "end": "09:00"}]}
+    assert (
+        await web.call("PUT", f"/api/tenants/{tenant.tenant_id}/hours", json={"week": [monday]})
+    )[0] == 200
+    await asyncio.sleep(0.1)
+    assert (await ctx.schedule()).hours.days[0] == ((time(8), time(9)),)
+
     for bad in ("999999", "0x1", "-3"):
         path = f"/api/tenants/{tenant.tenant_id}/leads/{bad}"
         assert (await web.call("POST", f"{path}/notes", json={"text": "x"}))[0] == 404
