@@ -324,7 +324,7 @@ async def test_daily_token_budget_and_per_customer_rate_limit(ai_bot, model):
     await anna.ask("Вопрос", "Ответ первый.")
     redis = Redis.from_url(bot.tenant.redis_url)
     try:
-        key = f"{bot.tenant.tenant_id}:ai:tokens:2026-12-01"
+        key = f"{bot.settings.redis_key_prefix}ai:tokens:2026-12-01"
         assert await redis.get(key) == b"1100"
         assert 0 < await redis.ttl(key) <= 2 * 86400
     finally:
