@@ -94,6 +94,7 @@ class SalesApp:
             self.vault,
             refund_suspends=settings.sales_refund_suspends,
             renewal_retry_days=tuple(settings.renewal_retry_days),
+            catalog=self.catalog,
         )
         self.notices = Notices(self.store, self.notifier, max_delay=settings.sales_retry_max_delay)
         self.relay = Relay(
@@ -119,6 +120,7 @@ class SalesApp:
             interval=settings.renewal_interval,
         )
         self.relay.on_fulfilled = self.renewals.after_fulfilled
+        self.relay.refund_late = self.billing.refund_late  # an upgrade paid too late
         self.watcher = Watcher(
             self.store,
             self.billing,

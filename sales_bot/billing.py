@@ -20,18 +20,25 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from core.telegram import token_fingerprint
-from sales_bot.kassa import KassaError, KassaUnavailableError, PaymentDraft, PaymentGateway
+from sales_bot.kassa import (
+    KassaError,
+    KassaUnavailableError,
+    PaymentDraft,
+    PaymentGateway,
+    RefundDraft,
+)
 from sales_bot.master import Tenant
 from sales_bot.orders import (
     OrderKind,
     OrderStatus,
     PaymentView,
+    RefundView,
     Verdict,
     idempotence_key,
     judge,
     new_order_id,
 )
-from sales_bot.plans import Plan
+from sales_bot.plans import Catalog, Plan
 from sales_bot.store import Applied, NewOrder, Order, SalesStore
 from sales_bot.vault import Vault, order_context
 
@@ -94,6 +101,11 @@ class Notifier(Protocol):
     async def upgrade_refunded(self, order: Order, tenant: Tenant) -> None: ...
 
 
+def receipt_item(plan_name: str, days: int) -> str:
+    """What a 54-FZ receipt calls a period of a plan (a payment's and its refund's alike)."""
+    return f"Botfleet: тариф «{plan_name}», {days} дн."
+
+
 def method_context(order_id: str) -> str:
     """The Vault context a saved method's id is sealed under until it reaches the tenant."""
     return f"method:{order_id}"
@@ -127,8 +139,10 @@ class Billing:
         on_outbox: Callable[[], None] = lambda: None,
         workers: int = 4,
         renewal_retry_days: tuple[int, ...] = (1, 2, 3),
+        catalog: Catalog | None = None,
     ) -> None:
         self.store = store
+        self.catalog = catalog
         self.renewal_retry_days = renewal_retry_days
         self.kassa = kassa
         self.vault = vault
@@ -254,6 +268,32 @@ class Billing:
         if payment.metadata.get("order_id") != order.order_id or payment.amount != order.amount:
             raise KassaError("YooKassa answered with a payment of another order")
         return await self.store.set_payment(order.order_id, payment.id, payment.confirmation_url)
+
+    async def refund_late(self, order: Order) -> RefundView:
+        """Give back an upgrade paid too late to be applied (`orders.late_upgrade`): the whole
+        payment, with a 54-FZ refund receipt, once (the order's own refund idempotence key: a
+        retry gets the same refund). Once YooKassa says it is refunded, the order is settled
+        as refunded at once, without waiting for the notification."""
+        assert order.payment_id is not None
+        plan = self.catalog.get(order.plan) if self.catalog is not None else None
+        refund = await self.kassa.create_refund(
+            RefundDraft(
+                payment_id=order.payment_id,
+                idempotence_key=f"{order.idempotence_key}-refund"[:64],
+                amount=order.amount,
+                currency=order.currency,
+                description=f"Botfleet: возврат, оплата перехода на тариф пришла после конца "
+                f"периода ({order.order_id})",
+                receipt_item=receipt_item(plan.name("ru") if plan else order.plan,
+                                          order.period_days),
+                email=order.email,
+            )
+        )  # fmt: skip
+        if refund.payment_id != order.payment_id or refund.amount != order.amount:
+            raise KassaError("YooKassa answered with a refund of another payment")
+        if refund.status == "succeeded":
+            await self.settle(await self.kassa.get_payment(order.payment_id), order)
+        return refund
 
     # ------------------------------------------------------------------ settling
     async def settle(self, payment: PaymentView, order: Order | None = None) -> Applied | None:

@@ -79,3 +79,9 @@ class PaymentsCb(CallbackData, prefix="ps"):
     """/subscription: the list of payments."""
 
     tenant: str
+
+
+class ReceiptCb(CallbackData, prefix="rc"):
+    """/subscription, the list of payments: the receipt of one order's payment."""
+
+    order: str

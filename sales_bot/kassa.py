@@ -2,7 +2,8 @@
 
 The SDK is blocking (`requests`) and keeps its configuration in class attributes, so one
 `YooKassa` per process configures it once (`YOOKASSA_API_URL` included) and every call runs in
-`asyncio.to_thread` under `asyncio.wait_for`. Answers become `PaymentView`/`RefundView`.
+`asyncio.to_thread` under `asyncio.wait_for`. Answers become `PaymentView`/`RefundView`/
+`ReceiptView`.
 
 A failure that may pass (5xx, 429, a timeout, a network error) is retried in-process a few
 times with a short jittered backoff, within `retry_budget` seconds, before the caller falls back
@@ -14,9 +15,11 @@ with the same idempotence key, so YooKassa creates it once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
@@ -57,12 +60,57 @@ class PaymentDraft:
     method_id: str | None = field(default=None, repr=False)  # charge this saved method
 
 
+@dataclass(frozen=True, slots=True)
+class RefundDraft:
+    """A full refund of an order's payment, with its 54-FZ refund receipt."""
+
+    payment_id: str
+    idempotence_key: str
+    amount: Decimal
+    currency: str
+    description: str  # <= 250 characters
+    receipt_item: str  # <= 128 characters
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptItem:
+    description: str
+    quantity: Decimal
+    amount: Decimal  # the price of one
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptView:
+    """A 54-FZ receipt as YooKassa reports it: a payment's or a refund's; the fiscal attributes
+    (ФН, ФД, ФП) and the moment are there once the receipt is registered (`succeeded`)."""
+
+    id: str
+    type: str  # payment | refund
+    status: str  # pending | succeeded | canceled
+    items: tuple[ReceiptItem, ...]
+    fiscal_storage_number: str | None = None  # ФН
+    fiscal_document_number: str | None = None  # ФД
+    fiscal_attribute: str | None = None  # ФП
+    registered_at: datetime | None = None
+
+    @property
+    def total(self) -> Decimal:
+        return sum((i.amount * i.quantity for i in self.items), Decimal("0")).quantize(
+            Decimal("0.01")
+        )
+
+
 class PaymentGateway(Protocol):
     async def create_payment(self, draft: PaymentDraft) -> PaymentView: ...
 
     async def get_payment(self, payment_id: str) -> PaymentView: ...
 
     async def get_refund(self, refund_id: str) -> RefundView: ...
+
+    async def create_refund(self, draft: RefundDraft) -> RefundView: ...
+
+    async def receipts(self, payment_id: str, *, refunded: bool = False) -> list[ReceiptView]: ...
 
 
 def _money(value: Any) -> Decimal:
@@ -113,6 +161,71 @@ def refund_view(raw: Any) -> RefundView:
     )
 
 
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "", "None") else None
+
+
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, datetime) or value in (None, ""):
+        return value or None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def receipt_view(raw: Any) -> ReceiptView:
+    """A ReceiptView from the SDK's ReceiptResponse."""
+    items = tuple(
+        ReceiptItem(
+            description=str(item.description or ""),
+            quantity=Decimal(str(item.quantity or "1")),
+            amount=_money(item.amount.value),
+        )
+        for item in raw.items or []
+    )
+    return ReceiptView(
+        id=str(raw.id),
+        type=str(raw.type),
+        status=str(raw.status),
+        items=items,
+        fiscal_storage_number=_text(raw.fiscal_storage_number),
+        fiscal_document_number=_text(raw.fiscal_document_number),
+        fiscal_attribute=_text(raw.fiscal_attribute),
+        registered_at=_moment(raw.registered_at),
+    )
+
+
+def _receipt(
+    email: str, item: str, amount: Decimal, currency: str, vat_code: int
+) -> dict[str, Any]:
+    value = f"{amount:.2f}"
+    return {
+        "customer": {"email": email},
+        "items": [
+            {
+                "description": item[:128],
+                "quantity": "1.00",
+                "amount": {"value": value, "currency": currency},
+                "vat_code": vat_code,
+                "payment_mode": "full_payment",
+                "payment_subject": "service",
+            }
+        ],
+    }
+
+
+def refund_request(draft: RefundDraft, *, vat_code: int) -> dict[str, Any]:
+    """The body of POST /refunds: the whole amount, with the refund receipt."""
+    return {
+        "payment_id": draft.payment_id,
+        "amount": {"value": f"{draft.amount:.2f}", "currency": draft.currency},
+        "description": draft.description[:250],
+        "receipt": _receipt(draft.email, draft.receipt_item, draft.amount, draft.currency,
+                            vat_code),
+    }  # fmt: skip
+
+
 def payment_request(draft: PaymentDraft, *, vat_code: int, return_url: str) -> dict[str, Any]:
     """The body of POST /payments: metadata and a 54-FZ receipt always; a redirect confirmation
     (the owner pays on YooKassa's page, saving the card when they agreed to auto-renewal), or a
@@ -131,20 +244,9 @@ def payment_request(draft: PaymentDraft, *, vat_code: int, return_url: str) -> d
         **how,
         "description": draft.description[:128],
         "metadata": {"order_id": draft.order_id, "plan": draft.plan, "kind": draft.kind},
-        "receipt": {
-            "customer": {"email": draft.email},
-            "items": [
-                {
-                    "description": draft.receipt_item[:128],
-                    "quantity": "1.00",
-                    "amount": {"value": value, "currency": draft.currency},
-                    "vat_code": vat_code,
-                    "payment_mode": "full_payment",
-                    "payment_subject": "service",
-                }
-            ],
-        },
-    }
+        "receipt": _receipt(draft.email, draft.receipt_item, draft.amount, draft.currency,
+                            vat_code),
+    }  # fmt: skip
 
 
 class YooKassa:
@@ -230,3 +332,30 @@ class YooKassa:
         from yookassa import Refund
 
         return refund_view(await self._call("get refund", lambda: Refund.find_one(refund_id)))
+
+    async def create_refund(self, draft: RefundDraft) -> RefundView:
+        """Refund a payment in full, once per idempotence key (a retry returns that refund)."""
+        from yookassa import Refund
+
+        body = refund_request(draft, vat_code=self.vat_code)
+        raw = await self._call("create refund", lambda: Refund.create(body, draft.idempotence_key))
+        return refund_view(raw)
+
+    async def receipts(self, payment_id: str, *, refunded: bool = False) -> list[ReceiptView]:
+        """The payment's receipts (`GET /receipts?payment_id=`), and with `refunded` those of its
+        refunds too (`GET /refunds?payment_id=`, then `GET /receipts?refund_id=` each)."""
+        from yookassa import Receipt, Refund
+
+        found = await self._call("list receipts", lambda: Receipt.list({"payment_id": payment_id}))
+        views = [receipt_view(r) for r in found.items or []]
+        if refunded:
+            refunds = await self._call(
+                "list refunds", lambda: Refund.list({"payment_id": payment_id})
+            )
+            for refund in refunds.items or []:
+                query = {"refund_id": str(refund.id)}
+                of_refund = await self._call(
+                    "list receipts", functools.partial(Receipt.list, query)
+                )
+                views += [receipt_view(r) for r in of_refund.items or []]
+        return views

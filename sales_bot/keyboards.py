@@ -10,6 +10,7 @@ from core.categories import CATEGORIES
 from sales_bot.callbacks import (
     BotOkCb,
     CategoryCb,
+    ChangePlanCb,
     ConsentCb,
     EmailCb,
     ExtendCb,
@@ -140,5 +141,14 @@ def pay_renewal(tenant: str, amount_text: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(
         text=_("💳 Pay {amount}").format(amount=amount_text), callback_data=ExtendCb(tenant=tenant)
+    )
+    return kb.as_markup()
+
+
+def fresh_upgrade(tenant: str, plan: str, plan_name: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=_("Move to plan {plan} at today's price").format(plan=plan_name),
+        callback_data=ChangePlanCb(tenant=tenant, plan=plan),
     )
     return kb.as_markup()

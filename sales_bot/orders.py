@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 
@@ -100,6 +101,29 @@ class OrderFacts:
     amount: Decimal
     currency: str
     payment_id: str | None
+
+
+class LateUpgrade(enum.StrEnum):
+    """Why a paid upgrade is refunded instead of applied (kept in the order's `failure`)."""
+
+    PERIOD_OVER = "late:period_over"  # paid (or delivered) after the period it was priced for
+    RENEWED = "late:renewed"  # the subscription moved into another period since it was priced
+
+
+def late_upgrade(
+    cycle_end: datetime | None, period_end: datetime | None, now: datetime, *, paid_since: bool
+) -> LateUpgrade | None:
+    """An upgrade is priced for the rest of the period ending `cycle_end`; it may switch the
+    plan only while that period is the tenant's current one (`period_end`, the master's end
+    now) and has not ended. A period paid since it was priced (`paid_since`, a renewal or an
+    extension) or an end moved by anyone makes the proration wrong, as does the end passing."""
+    if cycle_end is None:
+        return None
+    if paid_since or (period_end is not None and period_end != cycle_end):
+        return LateUpgrade.RENEWED
+    if now >= cycle_end:
+        return LateUpgrade.PERIOD_OVER
+    return None
 
 
 class Verdict(enum.StrEnum):

@@ -15,7 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from core.dates import paid_until
 from sales_bot import keyboards
 from sales_bot.master import Tenant
-from sales_bot.orders import OrderKind
+from sales_bot.orders import LateUpgrade, OrderKind
 from sales_bot.plans import Catalog, format_rub
 from sales_bot.store import Order
 from sales_bot.text import bot_link, card, date, decline_reason
@@ -139,6 +139,10 @@ class BotNotifier:
         paid = self.catalog.get(order.plan) if self.catalog is not None else None
         now = self.catalog.get(tenant.plan) if self.catalog is not None else None
 
+        if order.failure in frozenset(LateUpgrade):
+            await self._late_upgrade_refunded(order, tenant, LateUpgrade(order.failure or ""))
+            return
+
         def text() -> str:
             bot = bot_link(tenant.bot_username or order.bot_username)
             upgrade = html.escape(paid.name(order.locale) if paid else order.plan)
@@ -164,6 +168,37 @@ class BotNotifier:
             )
 
         await self._send(order, text)
+
+    async def _late_upgrade_refunded(self, order: Order, tenant: Tenant, late: LateUpgrade) -> None:
+        """An upgrade paid too late for the period it was priced for: not applied, refunded;
+        a button leads to the same upgrade priced for the period the owner is in now."""
+        paid = self.catalog.get(order.plan) if self.catalog is not None else None
+        current = self.catalog.get(tenant.plan) if self.catalog is not None else None
+
+        def text() -> str:
+            if late is LateUpgrade.RENEWED:
+                why = _("the subscription had moved into a new period since its price was counted")
+            else:
+                why = _("the period its price was counted for had ended")
+            return _(
+                "Your payment of {amount} for moving {bot} to plan {plan} came after {why}, so "
+                "the plan was not changed and the payment is refunded in full: YooKassa returns "
+                "the money to your card (it usually takes a few days). {bot} stays on plan "
+                "{current}. To move to plan {plan} now, press the button: the price is counted "
+                "for the days left of your current period."
+            ).format(
+                amount=format_rub(order.amount),
+                bot=bot_link(tenant.bot_username or order.bot_username),
+                plan=html.escape(paid.name(order.locale) if paid else order.plan),
+                why=why,
+                current=html.escape(current.name(order.locale) if current else tenant.plan),
+            )
+
+        def markup() -> InlineKeyboardMarkup:
+            name = paid.name(order.locale) if paid else order.plan
+            return keyboards.fresh_upgrade(order.tenant_id or "", order.plan, name)
+
+        await self._send(order, text, markup)
 
     async def setting_up(self, order: Order) -> None:
         def text() -> str:

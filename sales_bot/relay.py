@@ -6,6 +6,12 @@ master answered. While the master is down the row is retried with exponential ba
 jitter, capped at `max_delay`, for as long as it takes. Refusals that need a person (a token the
 master rejects) park the row until the owner sends a new token. What the owner is told
 afterwards goes through `Notices` (sales_bot/notices.py), which this loop also retries.
+
+An upgrade is priced for the rest of one period: delivered after that period ended or after the
+subscription moved into another one (`orders.late_upgrade`), it does not switch the plan. The
+money is kept safe the other way: the payment is refunded through YooKassa (`refund_late`,
+once per order), the order settles as refunded, and its `revert_plan` row tells the owner why,
+with a button to a fresh upgrade priced for the period they are in now.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from core.categories import CATEGORIES
 from core.retry import backoff
+from sales_bot.kassa import KassaError, KassaUnavailableError
 from sales_bot.master import (
     MasterApi,
     MasterRejectedError,
@@ -25,7 +33,7 @@ from sales_bot.master import (
     Tenant,
 )
 from sales_bot.notices import Notices
-from sales_bot.orders import Action, OrderStatus
+from sales_bot.orders import Action, LateUpgrade, OrderStatus, RefundView, late_upgrade
 from sales_bot.store import Order, OutboxItem, SalesStore
 from sales_bot.vault import Vault, VaultError, order_context
 
@@ -34,6 +42,8 @@ log = logging.getLogger(__name__)
 TOKEN_REFUSALS = frozenset({"bot_token_in_use", "invalid_bot_token"})
 FaultHook = Callable[[OutboxItem], Awaitable[None]]
 FulfilledHook = Callable[[Order, Tenant], Awaitable[None]]
+RefundHook = Callable[[Order], Awaitable[RefundView]]
+LATE = frozenset(LateUpgrade)
 
 
 async def _no_fault(item: OutboxItem) -> None:
@@ -42,6 +52,14 @@ async def _no_fault(item: OutboxItem) -> None:
 
 async def _no_follow_up(order: Order, tenant: Tenant) -> None:
     return None
+
+
+async def _no_refunds(order: Order) -> RefundView:
+    raise VaultError(f"no way to refund {order.order_id}: the relay has no refund_late")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class Relay:
@@ -73,6 +91,9 @@ class Relay:
         # After the master did what an order paid for, before the row is marked done (so it
         # runs again after a crash): the subscription learns the new period and saved card.
         self.on_fulfilled: FulfilledHook = _no_follow_up
+        # Refunds an upgrade paid too late (Billing.refund_late); the clock that says "too late".
+        self.refund_late: RefundHook = _no_refunds
+        self.clock: Callable[[], datetime] = _utcnow
 
     def wake(self) -> None:
         self._wake.set()
@@ -177,9 +198,24 @@ class Relay:
 
     async def _change_plan(self, item: OutboxItem, order: Order) -> None:
         """A paid upgrade: the master switches the plan (once per order id) and the bot is
-        re-deployed with the plan's features."""
+        re-deployed with the plan's features; unless it comes too late for the period it was
+        priced for (decided once: the order keeps why), then it is refunded instead."""
         if order.tenant_id is None:
             raise VaultError(f"upgrade order {order.order_id} names no tenant")
+        late = LateUpgrade(order.failure) if order.failure in LATE else None
+        if late is None:
+            current = await self.master.get(order.tenant_id)
+            late = late_upgrade(
+                order.cycle_end, current.expires_at, self.clock(),
+                paid_since=await self.store.paid_since(order),
+            )  # fmt: skip
+            if late is not None:
+                log.warning("upgrade %s of %s is too late (%s): refunding it", order.order_id,
+                            order.tenant_id, late.value)  # fmt: skip
+                await self.store.set_failure(order.order_id, late.value)
+        if late is not None:
+            await self._refund(item, order, late)
+            return
         tenant = await self.master.change_plan(order.tenant_id, order.plan, order.order_id)
         await self.after_call(item)
         done = await self.store.fulfilled(order.order_id, tenant.tenant_id, tenant.bot_username)
@@ -188,6 +224,29 @@ class Relay:
         log.info("order %s: %s is on plan %s", order.order_id, tenant.tenant_id, tenant.plan)
         if done.status is OrderStatus.PAID:
             await self._tell(self.notices.extended(done, tenant))
+
+    async def _refund(self, item: OutboxItem, order: Order, late: LateUpgrade) -> None:
+        """The late upgrade's refund: retried while YooKassa is away or the refund is pending;
+        a refusal waits for an operator (the money stays where it is, the plan unchanged)."""
+        try:
+            refund = await self.refund_late(order)
+        except KassaUnavailableError as exc:
+            await self.store.outbox_retry(item.id, self.backoff(item.attempts), str(exc)[:500])
+            return
+        except KassaError as exc:
+            log.error("refund of late upgrade %s parked for an operator: %s", order.order_id, exc)
+            await self.store.outbox_park(item.id, f"{late.value}: {exc}"[:500])
+            return
+        if refund.status == "succeeded":
+            await self.store.outbox_done(item.id, f"{late.value}: refunded {refund.id}")
+            log.info("late upgrade %s refunded (%s)", order.order_id, refund.id)
+        elif refund.status == "canceled":
+            log.error("YooKassa canceled the refund of late upgrade %s", order.order_id)
+            await self.store.outbox_park(item.id, f"{late.value}: refund {refund.id} canceled")
+        else:
+            await self.store.outbox_retry(
+                item.id, self.backoff(item.attempts), f"{late.value}: refund {refund.id} pending"
+            )
 
     async def _revert_plan(self, item: OutboxItem, order: Order) -> None:
         """A refunded upgrade: the tenant goes back to the plan its period was paid on, once

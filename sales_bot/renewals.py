@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 
 from core.loops import run_every
 from core.secrets import SecretBox
-from sales_bot.billing import Billing, method_context
+from sales_bot.billing import Billing, method_context, receipt_item
 from sales_bot.kassa import KassaError, KassaUnavailableError, PaymentDraft, PaymentGateway
 from sales_bot.master import MasterApi, MasterError, MasterRejectedError, Tenant
 from sales_bot.notices import Notices
@@ -201,7 +201,7 @@ class Renewals:
                 currency=order.currency,
                 description=f"Botfleet: автопродление {bot}, {order.period_days} дн. "
                 f"({order.order_id})",
-                receipt_item=f"Botfleet: тариф «{plan_name}», {order.period_days} дн.",
+                receipt_item=receipt_item(plan_name, order.period_days),
                 email=order.email,
                 method_id=method_id,
             )

@@ -624,8 +624,9 @@ class SalesStore:
 
     async def plan_change_delivery(self, order_id: str) -> str:
         """Whether the master switched the plan for upgrade `order_id`: 'delivered', 'open' (its
-        outbox row is being delivered or retried) or 'never' (dropped before a call, refused by
-        the master, or none). A row parked for an operator is dropped now: its order is refunded."""
+        outbox row is being delivered or retried) or 'never' (dropped before a call, refunded as
+        too late without a call, refused by the master, or none). A row parked for an operator
+        is dropped now: its order is refunded."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT id, done_at, outcome, next_attempt_at = 'infinity' AS parked"
@@ -644,7 +645,19 @@ class SalesStore:
                 return "never"
             if row["done_at"] is None:
                 return "open"
-            return "never" if str(row["outcome"] or "").startswith("dropped") else "delivered"
+            outcome = str(row["outcome"] or "")
+            return "never" if outcome.startswith(("dropped", "late")) else "delivered"
+
+    async def paid_since(self, order: Order) -> bool:
+        """A period of the tenant paid (a renewal or an extension) after upgrade `order` was
+        priced: its proration no longer fits."""
+        found = await self.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM control.sales_orders WHERE tenant_id = $1"
+            " AND kind IN ('renewal', 'extend') AND status = 'paid' AND paid_at > $2)",
+            order.tenant_id,
+            order.created_at,
+        )
+        return bool(found)
 
     async def paid_later_on(self, order: Order) -> bool:
         """A period after `order` (an upgrade) already paid on the upgrade's plan: a renewal

@@ -11,6 +11,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from sales_bot import keyboards
+from sales_bot.billing import receipt_item
 from sales_bot.callbacks import OrderCb
 from sales_bot.context import SalesContext
 from sales_bot.handlers.tokens import read_token
@@ -74,7 +75,7 @@ async def send_checkout(message: Message, order: Order, ctx: SalesContext, local
         order = await ctx.billing.checkout(
             order,
             description=f"Botfleet: {plan_name}, {order.period_days} дн. ({order.order_id})",
-            item=f"Botfleet: тариф «{plan_name}», {order.period_days} дн.",
+            item=receipt_item(plan_name, order.period_days),
         )
     except KassaError as exc:
         log.warning("payment of %s not created: %s", order.order_id, exc)

@@ -4,12 +4,14 @@ period (and, with auto-renewal chosen there, saves a new card); "Change card" sa
 to the same payment (YooKassa saves the card a payment is made with);
 "Change the plan": a higher plan now for the rest of the period at the price difference (an
 'upgrade' order, paid on the YooKassa page), a lower one from the next period (stored, charged
-and switched at renewal)."""
+and switched at renewal). A payment in the list opens its 54-FZ receipt, read from YooKassa
+(`GET /receipts`, through the SDK with the gateway's retries)."""
 
 from __future__ import annotations
 
 import asyncio
 import html
+import logging
 from datetime import UTC, datetime
 
 from aiogram import F, Router
@@ -19,7 +21,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from core.dates import paid_until
+from core.dates import DATE_ZONE, paid_until
 from sales_bot.billing import PlanChange
 from sales_bot.callbacks import (
     AutoRenewCb,
@@ -29,14 +31,18 @@ from sales_bot.callbacks import (
     ConsentCb,
     ExtendCb,
     PaymentsCb,
+    ReceiptCb,
 )
 from sales_bot.context import SalesContext
 from sales_bot.handlers.payment import ask_consent, send_checkout
+from sales_bot.kassa import KassaError, KassaUnavailableError, ReceiptView
 from sales_bot.master import MasterError, Tenant
-from sales_bot.orders import OrderKind, OrderStatus
+from sales_bot.orders import LateUpgrade, OrderKind, OrderStatus
 from sales_bot.plans import Plan, format_rub
 from sales_bot.store import Order, Subscription
 from sales_bot.text import bot_link, card, date, decline_reason, status_name
+
+log = logging.getLogger(__name__)
 
 
 async def _tenant(ctx: SalesContext, tenant_id: str) -> Tenant | None:
@@ -215,6 +221,8 @@ def _payment_line(order: Order) -> str:
     }[order.kind]
     if order.status is OrderStatus.PAID:
         outcome = _("paid")
+    elif order.status is OrderStatus.REFUNDED and order.failure in frozenset(LateUpgrade):
+        outcome = _("refunded: paid after its period")
     elif order.status is OrderStatus.REFUNDED:
         outcome = _("refunded")
     elif order.status is OrderStatus.PENDING:
@@ -242,11 +250,104 @@ async def payments(query: CallbackQuery, callback_data: PaymentsCb, ctx: SalesCo
         [_("Payments of {bot}:").format(bot=bot_link(orders[0].bot_username))]
         + [_payment_line(o) for o in orders]
     )
+    kb = InlineKeyboardBuilder()
+    for order in orders:
+        if order.payment_id is not None and order.status in _WITH_RECEIPTS:
+            kb.button(
+                text=_("🧾 Receipt: {date} — {amount}").format(
+                    date=date(order.paid_at or order.created_at), amount=format_rub(order.amount)
+                ),
+                callback_data=ReceiptCb(order=order.order_id),
+            )
     if emails:
         text += "\n\n" + _("YooKassa sent the receipts to {email}.").format(
             email=html.escape(", ".join(emails))
         )
-    await query.message.answer(text)
+    if kb.buttons:
+        text += " " + _("Press a payment to see its receipt.")
+    kb.adjust(1)
+    await query.message.answer(text, reply_markup=kb.as_markup() if kb.buttons else None)
+
+
+_WITH_RECEIPTS = frozenset({OrderStatus.PAID, OrderStatus.REFUNDED})
+
+
+async def receipt(query: CallbackQuery, callback_data: ReceiptCb, ctx: SalesContext) -> None:
+    """The 54-FZ receipt(s) of one of the owner's payments, as YooKassa has them now."""
+    order = await ctx.store.get(callback_data.order)
+    if (
+        order is None
+        or order.user_id != query.from_user.id
+        or order.payment_id is None
+        or order.status not in _WITH_RECEIPTS
+        or not isinstance(query.message, Message)
+    ):
+        await query.answer(_("This payment is not found."), show_alert=True)
+        return
+    await query.answer()
+    refunded = order.status is OrderStatus.REFUNDED
+    try:
+        receipts = await ctx.billing.kassa.receipts(order.payment_id, refunded=refunded)
+    except KassaUnavailableError as exc:
+        log.warning("receipts of %s: %s", order.order_id, exc)
+        await query.message.answer(
+            _("YooKassa isn't answering right now, so I can't show the receipt. Try again in a "
+              "few minutes.")
+        )  # fmt: skip
+        return
+    except KassaError as exc:
+        log.error("receipts of %s: %s", order.order_id, exc)
+        await query.message.answer(
+            _("YooKassa refused to show the receipt of this payment. Write to us: {contact}").format(
+                contact=html.escape(ctx.support_contact)
+            )
+        )  # fmt: skip
+        return
+    head = _("Payment of {date}, {amount} — {bot}").format(
+        date=date(order.paid_at or order.created_at),
+        amount=format_rub(order.amount),
+        bot=bot_link(order.bot_username),
+    )
+    sale = [r for r in receipts if r.type == "payment"]
+    parts = [_receipt_text(r) for r in sale] or [_receipt_pending()]
+    parts += [_receipt_text(r) for r in receipts if r.type == "refund"]
+    await query.message.answer("\n\n".join([f"<b>{head}</b>", *parts]))
+
+
+def _receipt_pending() -> str:
+    return _(
+        "The receipt is not registered yet: YooKassa is passing it to the tax service. "
+        "Try again in a few minutes."
+    )
+
+
+def _receipt_text(receipt: ReceiptView) -> str:
+    """One receipt with its 54-FZ details, or why they are not there yet."""
+    title = (
+        _("Receipt (54-FZ): refund") if receipt.type == "refund" else _("Receipt (54-FZ): payment")
+    )
+    if receipt.status == "pending":
+        return f"{title}\n{_receipt_pending()}"
+    if receipt.status != "succeeded":
+        return f"{title}\n" + _(
+            "YooKassa could not register this receipt. Write to us if you need it now."
+        )
+    lines = [title, _("Amount: {amount}").format(amount=format_rub(receipt.total))]
+    lines += [
+        f"• {html.escape(item.description)} — {item.quantity.normalize():f} × "
+        f"{format_rub(item.amount)}"
+        for item in receipt.items
+    ]
+    if receipt.registered_at is not None:
+        moment = receipt.registered_at.astimezone(DATE_ZONE).strftime("%d.%m.%Y %H:%M")
+        lines.append(_("Date: {moment} (Moscow time)").format(moment=moment))
+    lines += [
+        _("Fiscal storage (FN): {value}").format(value=html.escape(receipt.fiscal_storage_number or "—")),
+        _("Fiscal document (FD): {value}").format(value=html.escape(receipt.fiscal_document_number or "—")),
+        _("Fiscal attribute (FP): {value}").format(value=html.escape(receipt.fiscal_attribute or "—")),
+        _("Status: registered"),
+    ]  # fmt: skip
+    return "\n".join(lines)
 
 
 async def _owned(ctx: SalesContext, user_id: int, tenant_id: str) -> Order | None:
@@ -441,5 +542,6 @@ def router() -> Router:
     r.callback_query.register(remove_card, CardCb.filter())
     r.callback_query.register(change_card, ChangeCardCb.filter())
     r.callback_query.register(payments, PaymentsCb.filter())
+    r.callback_query.register(receipt, ReceiptCb.filter())
     r.callback_query.register(change_plan, ChangePlanCb.filter())
     return r

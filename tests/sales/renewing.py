@@ -36,9 +36,11 @@ class Clock:
 
 
 def moved_clock(shop: Shop) -> Clock:
-    """A clock the test moves, installed in the shop's renewal worker."""
+    """A clock the test moves, installed in the shop's renewal worker and in its relay (which
+    tells whether an upgrade comes too late for its period)."""
     clock = Clock()
     shop.app.renewals.clock = clock
+    shop.app.relay.clock = clock
     return clock
 
 
