@@ -222,7 +222,7 @@ def _payment_line(order: Order) -> str:
     if order.status is OrderStatus.PAID:
         outcome = _("paid")
     elif order.status is OrderStatus.REFUNDED and order.failure in frozenset(LateUpgrade):
-        outcome = _("refunded: paid after its period")
+        outcome = _("refunded: paid too late")
     elif order.status is OrderStatus.REFUNDED:
         outcome = _("refunded")
     elif order.status is OrderStatus.PENDING:

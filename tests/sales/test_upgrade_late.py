@@ -164,3 +164,15 @@ async def test_an_upgrade_paid_after_the_renewal_is_refunded_and_a_fresh_one_off
     assert again["cycle_end"] == renewed_until and again["period_days"] == 60
     assert again["amount"] == Decimal("3000.00")  # 60 days left at 50 ₽ a day more
     assert "3\u00a0000\u00a0₽ за оставшиеся 60 дн." in checkout.plain_text
+
+    # In the payments list: refunded as too late; its receipts are the sale's and the refund's.
+    card = await owner.ask("/subscription", "Тариф: Старт")
+    payments = await owner.press(card, f"Платежи @{bot.order.bot_username}", "Платежи")
+    assert "1\u00a0500\u00a0₽ — переход на тариф выше: возвращён: оплачен слишком поздно" in (
+        payments.plain_text
+    )
+    [button] = [b for [b] in payments.buttons() if "1\u00a0500\u00a0₽" in b]
+    shown = (await owner.press(payments, button, "Кассовый чек")).plain_text
+    assert "Кассовый чек (54-ФЗ): приход" in shown
+    assert "Кассовый чек (54-ФЗ): возврат прихода" in shown
+    assert shown.count("Сумма: 1\u00a0500\u00a0₽") == 2 and shown.count("ФП: ") == 2
