@@ -1,5 +1,7 @@
 """A scratch platform database with N tenant schemas (no login roles) and some rows, for the
-stats and backup benchmarks. Tenant migrations run as the admin: ownership is irrelevant here."""
+stats and backup benchmarks. Tenant migrations run as the admin; with `owner_roles` each schema
+is then given to a NOLOGIN role of the owner shape (database/roles.py), as `make stats` reads only
+schemas so owned; the roles are dropped afterwards."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import asyncpg
 from database.dsn import parse_dsn
 from database.identifiers import quote_ident
 from database.migrator import load_migrations, migrate_control, migrate_schema
+from database.roles import owner_role
 
 
 def tenant_ids(n: int) -> list[str]:
@@ -51,7 +54,9 @@ async def seed_tenant(conn: asyncpg.Connection, tenant_id: str, i: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def scratch_fleet(n: int, *, concurrency: int = 8) -> AsyncIterator[tuple[str, list[str]]]:
+async def scratch_fleet(
+    n: int, *, concurrency: int = 8, owner_roles: bool = False
+) -> AsyncIterator[tuple[str, list[str]]]:
     """(dsn, tenant ids) of a fresh database with n seeded tenant schemas; dropped afterwards."""
     server = os.environ["DATABASE_URL"]
     name = f"botfleet_bench_{os.getpid()}"
@@ -71,6 +76,13 @@ async def scratch_fleet(n: int, *, concurrency: int = 8) -> AsyncIterator[tuple[
                 async with semaphore, pool.acquire() as conn:
                     await migrate_schema(conn, tenant_id, migrations)
                     await seed_tenant(conn, tenant_id, i)
+                    if owner_roles:
+                        owner = quote_ident(owner_role(tenant_id))
+                        await conn.execute(f"DROP ROLE IF EXISTS {owner}")  # left by a crash
+                        await conn.execute(f"CREATE ROLE {owner} NOLOGIN")
+                        await conn.execute(
+                            f"ALTER SCHEMA {quote_ident(tenant_id)} OWNER TO {owner}"
+                        )
 
             await asyncio.gather(*(one(i, t) for i, t in enumerate(ids)))
         finally:
@@ -78,4 +90,7 @@ async def scratch_fleet(n: int, *, concurrency: int = 8) -> AsyncIterator[tuple[
         yield dsn, ids
     finally:
         await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+        if owner_roles:
+            for tenant_id in ids:
+                await admin.execute(f"DROP ROLE IF EXISTS {quote_ident(owner_role(tenant_id))}")
         await admin.close()

@@ -1,6 +1,6 @@
 """Fleet statistics for operators: `make stats` (a table) or `python -m scripts.stats --json`.
 
-    python -m scripts.stats [--json] [--no-runtime] [--no-redis] [--timezone Europe/Moscow]
+    python -m scripts.stats [--json] [--no-runtime] [--no-redis] [--staff] [--timezone Europe/Moscow]
 
 What it shows:
 - tenants by status and plan, and the active ones whose subscription ends within 7 days;
@@ -9,6 +9,9 @@ What it shows:
 - per tenant: bookings today and this week (not cancelled, in the tenant's own time zone),
   leads (when the tenant schema has a `leads` table), customers, and the runtime state and
   memory reported by the master's deploy backend ("n/a" when the backend cannot be reached);
+- with `--staff`, per tenant and staff member: bookings today and this week (not cancelled;
+  inactive staff only with bookings this week), in the JSON as `staff` (name, active, today,
+  week); asked only then, as it reads each tenant's staff and bookings once more;
 - per tenant: its Redis keys and their estimated memory (one SCAN pass with MEMORY USAGE
   samples, scripts/redis_keys.py; never KEYS), "n/a" when Redis does not answer (`--no-redis`).
 
@@ -38,6 +41,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from core.dates import paid_until
@@ -52,10 +56,18 @@ from scripts.redis_keys import human_bytes, tenant_usage
 
 log = logging.getLogger(__name__)
 
-TENANT_TABLES = ("bookings", "customers", "leads")
+TENANT_TABLES = ("bookings", "customers", "leads", "staff")
 DEFAULT_TIMEZONE = "Europe/Moscow"
 EXPIRY_WINDOW = timedelta(days=7)
 NA = "n/a"
+
+
+@dataclass(slots=True)
+class StaffStats:
+    name: str
+    active: bool
+    today: int
+    week: int
 
 
 @dataclass(slots=True)
@@ -70,6 +82,7 @@ class TenantStats:
     bookings_week: int | None = None
     leads: int | None = None
     customers: int | None = None
+    staff: list[StaffStats] | None = None  # None: not asked, or no staff table (older schema)
     runtime: str | None = None
     memory_bytes: int | None = None
     redis_keys: int | None = None
@@ -215,6 +228,8 @@ def build_chunk_query(
     tenants: Sequence[TenantStats],
     tables: dict[str, set[str]],
     bounds: dict[str, tuple[datetime, datetime, datetime, datetime]],
+    *,
+    staff: bool = False,
 ) -> tuple[str, list[datetime]]:
     """One UNION ALL statement over `tenants` (identifiers quoted, values as $n parameters).
 
@@ -234,15 +249,27 @@ def build_chunk_query(
             booked = f"(SELECT count(*) FROM {schema}.bookings WHERE status <> 'cancelled'"
             today = f"{booked} AND starts_at >= ${p} AND starts_at < ${p + 1})"
             week = f"{booked} AND starts_at >= ${p + 2} AND starts_at < ${p + 3})"
+            per_staff = (
+                "(SELECT json_agg(json_build_array(name, active, today, week)"
+                " ORDER BY position, id)::text FROM (SELECT s.id, s.name, s.active, s.position,"
+                f" count(b.id) FILTER (WHERE b.starts_at < ${p + 1} AND b.starts_at >= ${p})"
+                f" AS today, count(b.id) AS week FROM {schema}.staff s"
+                f" LEFT JOIN {schema}.bookings b ON b.staff_id = s.id"
+                f" AND b.status <> 'cancelled' AND b.starts_at >= ${p + 2}"
+                f" AND b.starts_at < ${p + 3} GROUP BY s.id) x WHERE active OR week > 0)"
+                if staff and "staff" in have
+                else "NULL::text"
+            )
         else:
             today = week = "NULL::bigint"
+            per_staff = "NULL::text"
         customers = (
             f"(SELECT count(*) FROM {schema}.customers)" if "customers" in have else "NULL::bigint"
         )
         leads = f"(SELECT count(*) FROM {schema}.leads)" if "leads" in have else "NULL::bigint"
         parts.append(
             f"SELECT {int(i)} AS i, {today} AS today, {week} AS week,"
-            f" {customers} AS customers, {leads} AS leads"
+            f" {customers} AS customers, {leads} AS leads, {per_staff} AS staff"
         )
     return "\nUNION ALL\n".join(parts), params
 
@@ -254,6 +281,7 @@ async def _tenant_counts(
     *,
     chunk: int,
     concurrency: int,
+    staff: bool = False,
 ) -> None:
     if not tenants:
         return
@@ -277,7 +305,7 @@ async def _tenant_counts(
     semaphore = asyncio.Semaphore(max(1, concurrency))
 
     async def one(part: list[TenantStats]) -> None:
-        sql, params = build_chunk_query(part, tables, bounds)
+        sql, params = build_chunk_query(part, tables, bounds, staff=staff)
         async with semaphore, pool.acquire() as conn:
             try:
                 result = await conn.fetch(sql, *params)
@@ -288,6 +316,8 @@ async def _tenant_counts(
             t = part[r["i"]]
             t.bookings_today, t.bookings_week = r["today"], r["week"]
             t.customers, t.leads = r["customers"], r["leads"]
+            if staff and t.bookings_week is not None and "staff" in tables[t.tenant_id]:
+                t.staff = [StaffStats(*x) for x in json.loads(r["staff"] or "[]")]
 
     size = max(1, chunk)
     await asyncio.gather(*(one(present[i : i + size]) for i in range(0, len(present), size)))
@@ -381,6 +411,7 @@ async def collect_stats(
     redis: Redis | None = None,
     redis_timeout: float = 10.0,
     redis_error: str | None = None,
+    staff: bool = False,
 ) -> FleetStats:
     started = time.perf_counter()
     now = now or datetime.now(UTC)
@@ -399,7 +430,7 @@ async def collect_stats(
         return await _redis(redis, tenants, limit=redis_timeout)
 
     _, error, redis_error = await asyncio.gather(
-        _tenant_counts(pool, tenants, now, chunk=chunk, concurrency=concurrency),
+        _tenant_counts(pool, tenants, now, chunk=chunk, concurrency=concurrency, staff=staff),
         runtime(),
         keys(),
     )
@@ -450,8 +481,8 @@ def _mib(value: int | None) -> str:
     return NA if value is None else f"{value / 2**20:.0f} MiB"
 
 
-def render(stats: FleetStats, console: Console) -> None:
-    """The human view: rich tables printed on `console`."""
+def render(stats: FleetStats, console: Console, *, staff: bool = False) -> None:
+    """The human view: rich tables printed on `console` (`staff`: bookings per staff member)."""
     plans = list(stats.by_plan)
     fleet = Table(title=f"Tenants ({sum(stats.by_status.values())})", title_justify="left")
     fleet.add_column("status")
@@ -533,11 +564,30 @@ def render(stats: FleetStats, console: Console) -> None:
             human_bytes(t.redis_bytes),
         )
     console.print(per)
+    if staff:
+        render_staff(stats, console)
     if stats.redis_error:
         console.print(f"redis keys: n/a ({stats.redis_error})")
     for note in stats.notes:
         console.print(f"note: {note}")
     console.print(f"collected in {stats.seconds:.2f} s")
+
+
+def render_staff(stats: FleetStats, console: Console) -> None:
+    """Bookings per staff member of every tenant (not cancelled), today and this week."""
+    table = Table(title="Bookings per staff member", title_justify="left")
+    for col, justify in (("tenant", "left"), ("staff member", "left"), ("today", "right"),
+                         ("week", "right")):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for t in stats.tenants:
+        if t.staff is None:
+            table.add_row(t.tenant_id, NA, _n(t.bookings_today), _n(t.bookings_week))
+            continue
+        for member in t.staff:
+            # An admin of the tenant typed the name: printed as text, never as rich markup.
+            name = escape(member.name[:30]) + ("" if member.active else " (inactive)")
+            table.add_row(t.tenant_id, name, str(member.today), str(member.week))
+    console.print(table)
 
 
 # ---------------------------------------------------------------------------------- main
@@ -566,6 +616,7 @@ async def run(args: argparse.Namespace) -> int:
             backend_error=backend_error,
             redis=redis,
             redis_error=redis_error,
+            staff=args.staff,
         )
     finally:
         await pool.close()
@@ -579,7 +630,7 @@ async def run(args: argparse.Namespace) -> int:
         console = Console(width=args.width)
         if args.width is None and not console.is_terminal:
             console = Console(width=160)  # piped: wide enough for the per-tenant table
-        render(stats, console)
+        render(stats, console, staff=args.staff)
     return 0
 
 
@@ -588,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--no-runtime", action="store_true", help="skip the deploy backend")
     parser.add_argument("--no-redis", action="store_true", help="skip Redis keys per tenant")
+    parser.add_argument(
+        "--staff", action="store_true", help="also bookings per staff member (today, this week)"
+    )
     parser.add_argument(
         "--timezone", default=DEFAULT_TIMEZONE, help="time zone of 'this month' (payments)"
     )

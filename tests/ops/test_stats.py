@@ -102,6 +102,20 @@ async def test_stats_of_a_seeded_fleet(fleet: Fleet) -> None:
                 (at(11, 23), "confirmed"),  # last Sunday: no
             ],
         )
+        # Staff (issue 14): Ольга takes two of a's bookings this week (and a cancelled one);
+        # Борис, no longer working, one; the first staff member keeps the rest.
+        sa = quote_ident(a)
+        olga = await conn.fetchval(f"INSERT INTO {sa}.staff (name) VALUES ('Ольга') RETURNING id")
+        boris = await conn.fetchval(
+            f"INSERT INTO {sa}.staff (name, active) VALUES ('Борис', false) RETURNING id"
+        )
+        await conn.execute(f"INSERT INTO {sa}.staff (name, active) VALUES ('Вера', false)")
+        await conn.execute(f"UPDATE {sa}.staff SET name = '[bold]Ольга[/bold]' WHERE id = $1", olga)
+        moves = [(olga, at(14, 10)), (olga, at(14, 17)), (olga, at(18, 20)), (boris, at(12, 9))]
+        for staff_id, starts in moves:
+            await conn.execute(
+                f"UPDATE {sa}.bookings SET staff_id = $1 WHERE starts_at = $2", staff_id, starts
+            )
         await seed_rows(conn, b, customers=5, bookings=[(at(13, 10), "confirmed")])
         await seed_rows(conn, c, customers=1, bookings=[])
         vlad = ZoneInfo("Asia/Vladivostok")
@@ -113,7 +127,7 @@ async def test_stats_of_a_seeded_fleet(fleet: Fleet) -> None:
             bookings=[(at(14, 8, vlad), "confirmed"), (at(15, 1, vlad), "done")],
         )
         # Leads: b has a leads table with 2 rows, a has none (older tenant migrations).
-        await conn.execute(f"DROP TABLE IF EXISTS {quote_ident(a)}.leads")
+        await conn.execute(f"DROP TABLE IF EXISTS {quote_ident(a)}.leads CASCADE")
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {quote_ident(b)}.leads"
             " (id bigserial PRIMARY KEY, customer_id bigint NOT NULL, name text NOT NULL,"
@@ -141,7 +155,7 @@ async def test_stats_of_a_seeded_fleet(fleet: Fleet) -> None:
     backend.states[c] = RuntimeState.STOPPED
     pool = await create_pool(fleet.dsn, max_size=5)
     try:
-        stats = await collect_stats(pool, backend, now=NOW, chunk=2, concurrency=2)
+        stats = await collect_stats(pool, backend, now=NOW, chunk=2, concurrency=2, staff=True)
         down = await collect_stats(pool, DownBackend(), now=NOW)
     finally:
         await pool.close()
@@ -161,6 +175,11 @@ async def test_stats_of_a_seeded_fleet(fleet: Fleet) -> None:
     assert (tc.bookings_today, tc.bookings_week, tc.customers) == (0, 0, 1)
     assert (tv.bookings_today, tv.bookings_week) == (1, 2)
     assert (te.bookings_today, te.customers, te.leads) == (None, None, None)  # no schema yet
+    assert [(m.name, m.active, m.today, m.week) for m in ta.staff or []] == [
+        ("Специалист", True, 1, 1), ("[bold]Ольга[/bold]", True, 1, 2), ("Борис", False, 0, 1),
+    ]  # fmt: skip
+    assert [(m.name, m.today, m.week) for m in tb.staff or []] == [("Специалист", 0, 1)]
+    assert te.staff is None
 
     assert (ta.runtime, ta.memory_bytes) == ("running", 180 * 2**20)
     assert (tb.runtime, tb.memory_bytes) == ("crashed", None)
@@ -178,6 +197,7 @@ async def test_stats_of_a_seeded_fleet(fleet: Fleet) -> None:
     assert down.backend_error and "Docker Engine" in down.backend_error
     assert all(t.runtime is None for t in down.tenants)
     assert {t.tenant_id: t.customers for t in down.tenants}[b] == 5
+    assert all(t.staff is None for t in down.tenants)  # per staff member only when asked
 
     out = io.StringIO()
     render(stats, Console(file=out, width=200))
@@ -186,6 +206,16 @@ async def test_stats_of_a_seeded_fleet(fleet: Fleet) -> None:
     assert "180 MiB" in text and "n/a" in text
     if has_orders:
         assert "3,480.50 RUB" in text
+    assert "Bookings per staff member" not in text
+    out = io.StringIO()
+    render(stats, Console(file=out, width=200), staff=True)
+    per_staff = out.getvalue().split("Bookings per staff member")[1]
+    assert "[bold]Ольга[/bold]" in per_staff  # a name is text, not rich markup
+    assert "Борис (inactive)" in per_staff and "Вера" not in per_staff
+    [ja] = [t for t in stats.to_json()["tenants"] if t["tenant_id"] == a]
+    assert ja["staff"][1] == {
+        "name": "[bold]Ольга[/bold]", "active": True, "today": 1, "week": 2,
+    }  # fmt: skip
     json.dumps(stats.to_json())  # serialisable
 
 
@@ -206,9 +236,10 @@ async def test_cli_json(fleet: Fleet) -> None:
     assert data["backend_error"] == "runtime not asked (--no-runtime)"
     no_redis = await run_cli("scripts.stats", "--json", "--no-runtime", "--no-redis", env=env)
     assert json.loads(no_redis.stdout)["redis_error"] == "Redis not asked (--no-redis)"
-    table = await run_cli("scripts.stats", "--no-runtime", "--width", "160", env=env)
+    table = await run_cli("scripts.stats", "--no-runtime", "--staff", "--width", "160", env=env)
     assert table.returncode == 0, table.stderr
     assert a in table.stdout and "Per tenant" in table.stdout
+    assert "Bookings per staff member" in table.stdout and "Специалист" in table.stdout
 
 
 async def test_redis_keys_and_memory_per_tenant(fleet: Fleet, redis_url: str) -> None:
