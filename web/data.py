@@ -9,12 +9,15 @@ from datetime import datetime
 
 from web.tenants import TenantRuntime
 
-BOOKING_SELECT = (
+BOOKING_COLUMNS = (
     "SELECT b.id, b.customer_id, b.customer_name, b.phone, b.service_id, s.name AS service_name,"
     " st.name AS staff_name, b.starts_at, b.ends_at, b.status, b.cancel_note"
+)
+BOOKING_FROM = (
     " FROM bookings b JOIN services s ON s.id = b.service_id"
     " LEFT JOIN staff st ON st.id = b.staff_id"
 )
+BOOKING_SELECT = BOOKING_COLUMNS + BOOKING_FROM
 
 
 async def bookings(
@@ -25,19 +28,29 @@ async def bookings(
     limit: int,
     offset: int,
 ) -> tuple[int, list[dict[str, object]]]:
-    """Bookings starting in [start, end), earliest first, optionally of one status."""
+    """Bookings starting in [start, end), earliest first, optionally of one status. The page and
+    the total come from one scan (`count(*) OVER ()`); only a page past the end counts apart."""
     where = " WHERE b.starts_at >= $1 AND b.starts_at < $2 AND ($3::text IS NULL OR b.status = $3)"
     async with runtime.pool.acquire() as conn:
-        total = await conn.fetchval("SELECT count(*) FROM bookings b" + where, start, end, status)
         rows = await conn.fetch(
-            BOOKING_SELECT + where + " ORDER BY b.starts_at, b.id LIMIT $4 OFFSET $5",
+            BOOKING_COLUMNS
+            + ", count(*) OVER () AS total"
+            + BOOKING_FROM
+            + where
+            + " ORDER BY b.starts_at, b.id LIMIT $4 OFFSET $5",
             start,
             end,
             status,
             limit,
             offset,
         )
-    return total, [dict(r) for r in rows]
+        if rows or offset == 0:
+            total = int(rows[0]["total"]) if rows else 0
+        else:  # a page past the end
+            total = await conn.fetchval(
+                "SELECT count(*) FROM bookings b" + where, start, end, status
+            )
+    return total, [{k: v for k, v in r.items() if k != "total"} for r in rows]
 
 
 async def booking(runtime: TenantRuntime, booking_id: int) -> dict[str, object] | None:

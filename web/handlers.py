@@ -392,13 +392,18 @@ async def leads(request: web.Request) -> web.Response:
     deps = _deps(request)
     account, session = await _caller(request)
     query = _query(request, LeadsQuery)
-    tenants = await _owned(deps, account, query.tenant_id, session)
-    window = query.offset + query.limit
+    tenants = [
+        t
+        for t in await _owned(deps, account, query.tenant_id, session)
+        if t.status == "active" or query.tenant_id is not None  # a paused bot's data waits
+    ]
+    # One bot: the page straight from its table. Several: each bot's first offset+limit rows,
+    # merged here.
+    skip = query.offset if len(tenants) == 1 else 0
+    window = query.limit if len(tenants) == 1 else query.offset + query.limit
     total = 0
     items: list[LeadOut] = []
     for tenant in tenants:
-        if tenant.status != "active" and query.tenant_id is None:
-            continue  # a paused bot's data waits until it is active again
         runtime = await _runtime(deps.gate, tenant.tenant_id)
         # Taken by the caller: their Telegram id, or the owner's for an account without one.
         mine = (account.owner_telegram_id or tenant.owner_telegram_id) if query.mine else None
@@ -408,15 +413,16 @@ async def leads(request: web.Request) -> web.Response:
             count = await conn.fetchval("SELECT count(*) FROM leads" + where, query.status, mine)
             rows = await conn.fetch(
                 f"SELECT {LEAD_COLUMNS} FROM leads{where}"
-                " ORDER BY created_at DESC, id DESC LIMIT $3",
+                " ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4",
                 query.status,
                 mine,
                 window,
+                skip,
             )
         total += count
         items.extend(LeadOut(tenant_id=tenant.tenant_id, **dict(r)) for r in rows)
     items.sort(key=lambda lead: (lead.created_at, lead.id), reverse=True)
-    page = items[query.offset : query.offset + query.limit]
+    page = items[query.offset - skip : query.offset - skip + query.limit]
     return _json(LeadPage(total=total, items=page))
 
 
