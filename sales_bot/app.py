@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -12,7 +11,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
-from aiogram.types import BotCommand, ErrorEvent
+from aiogram.types import BotCommand, ErrorEvent, TelegramObject
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -20,41 +19,26 @@ from core.errors import ErrorReply
 from core.metrics import serve_metrics
 from core.redis import redis_client
 from core.runtime import BotRuntime
-from core.secrets import SecretBox
 from core.settings import SalesSettings
 from core.telegram import build_bot, wait_for_telegram
 from database.migrator import migrate_control
 from database.pool import create_pool
+from middlewares.throttling import ThrottlingMiddleware, polite_refusal
 from sales_bot.allowlist import SenderPolicy
-from sales_bot.billing import Billing
 from sales_bot.context import SalesContext
 from sales_bot.handlers import routers
-from sales_bot.i18n import UserLocaleMiddleware, build_i18n, unavailable, went_wrong
+from sales_bot.i18n import UserLocaleMiddleware, build_i18n, too_many, unavailable, went_wrong
 from sales_bot.kassa import PaymentGateway, YooKassa
 from sales_bot.master import HttpMaster, MasterApi
-from sales_bot.notices import Notices
-from sales_bot.owner import BotNotifier
-from sales_bot.plans import Catalog, load_plans
-from sales_bot.relay import Relay
-from sales_bot.renewals import Renewals
-from sales_bot.store import SalesStore
-from sales_bot.vault import Vault
-from sales_bot.watch import Watcher
+from sales_bot.services import SalesServices, Tuning, build_services
 from sales_bot.webhook import build_webhook
 
 log = logging.getLogger(__name__)
 
 FSM_PREFIX = "sales:fsm"
+THROTTLE_PREFIX = "sales:"  # sales:throttle:<user id>
 
-
-@dataclass(slots=True)
-class Tuning:
-    """Timings tests shorten; production uses the defaults and the settings."""
-
-    relay_base_delay: float = 1.0
-    relay_poll: float = 2.0
-    relay_lease: float = 180.0
-    notification_retry_after: float = 30.0
+__all__ = ["SalesApp", "SalesServices", "Tuning"]
 
 
 def fsm_storage(redis: Redis) -> RedisStorage:
@@ -64,7 +48,14 @@ def fsm_storage(redis: Redis) -> RedisStorage:
     )
 
 
+async def _throttled(event: TelegramObject) -> None:
+    await polite_refusal(event, too_many())
+
+
 class SalesApp:
+    """The sales bot's process: the domain (`services.py`) with the bot runtime
+    (core/runtime.py), the YooKassa webhook server, /metrics and the workers around it."""
+
     def __init__(
         self,
         settings: SalesSettings,
@@ -76,60 +67,25 @@ class SalesApp:
         master: MasterApi,
         tuning: Tuning | None = None,
     ) -> None:
-        tuning = tuning or Tuning()
         self.settings = settings
         self.pool = pool
         self.redis = redis
         self.bot = bot
         self.kassa = kassa
         self.master = master
-        self.catalog = Catalog(load_plans(settings.sales_plans_file))
-        self.store = SalesStore(pool, renewal_days_before=settings.renewal_days_before)
-        self.vault = Vault(settings.encryption_keys.get_secret_value())
         self.i18n = build_i18n()
-        self.notifier = BotNotifier(bot, self.i18n, self.catalog)
-        self.billing = Billing(
-            self.store,
-            kassa,
-            self.vault,
-            refund_suspends=settings.sales_refund_suspends,
-            renewal_retry_days=tuple(settings.renewal_retry_days),
-            catalog=self.catalog,
+        self.services = domain = build_services(
+            settings,
+            pool=pool,
+            bot=bot,
+            i18n=self.i18n,
+            kassa=kassa,
+            master=master,
+            tuning=tuning or Tuning(),
         )
-        self.notices = Notices(self.store, self.notifier, max_delay=settings.sales_retry_max_delay)
-        self.relay = Relay(
-            self.store,
-            master,
-            self.vault,
-            self.notices,
-            base_delay=tuning.relay_base_delay,
-            max_delay=settings.sales_retry_max_delay,
-            poll=tuning.relay_poll,
-            lease=tuning.relay_lease,
-        )
-        self.billing.on_outbox = self.relay.wake
-        self.renewals = Renewals(
-            self.store,
-            self.billing,
-            kassa,
-            self.vault,
-            SecretBox(settings.encryption_keys.get_secret_value()),
-            self.notices,
-            self.catalog,
-            master,
-            interval=settings.renewal_interval,
-        )
-        self.relay.on_fulfilled = self.renewals.after_fulfilled
-        self.relay.refund_late = self.billing.refund_late  # an upgrade paid too late
-        self.watcher = Watcher(
-            self.store,
-            self.billing,
-            self.notices,
-            interval=settings.sales_check_interval,
-            check_after=settings.sales_check_after,
-            slow_after=settings.sales_slow_after,
-            retry_notifications_after=tuning.notification_retry_after,
-        )
+        self.catalog, self.store, self.vault = domain.catalog, domain.store, domain.vault
+        self.notifier, self.billing, self.notices = domain.notifier, domain.billing, domain.notices
+        self.relay, self.renewals, self.watcher = domain.relay, domain.renewals, domain.watcher
         self.policy = SenderPolicy(
             settings.yookassa_trusted_networks, settings.webhook_trusted_proxies
         )
@@ -159,6 +115,8 @@ class SalesApp:
                 i18n=self.i18n,
                 locale=self._error_locale,
             ).handle,
+            # Anyone can write to the sales bot: a flood from one user is cut off politely.
+            throttling=ThrottlingMiddleware(redis, THROTTLE_PREFIX, on_throttled=_throttled),
             ctx=self.ctx,
         )
         self.runtime.watch(bot)

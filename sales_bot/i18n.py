@@ -32,6 +32,11 @@ def unavailable() -> str:
     return _("The bot is briefly unavailable. Please try again in a minute.")
 
 
+def too_many() -> str:
+    """What a user reads when they sent more than the throttling allows."""
+    return _("Too many requests. Please wait a few seconds.")
+
+
 def locale_key(user_id: int) -> str:
     return f"sales:locale:{user_id}"
 

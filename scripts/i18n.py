@@ -55,8 +55,10 @@ def mo_bytes(catalog: Catalog) -> bytes:
     return buffer.getvalue()
 
 
-def update() -> None:
+def update(packages: list[str] | None = None) -> None:
     for package, locales in PACKAGES.items():
+        if packages and package not in packages:
+            continue
         template = extract(package)
         for locale in LOCALES:
             path = po_path(locales, locale)
@@ -98,9 +100,12 @@ def check() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.i18n", description=__doc__)
     parser.add_argument("command", choices=["update", "check"])
+    parser.add_argument(
+        "packages", nargs="*", choices=[[], *PACKAGES], help="update only these (default: all)"
+    )
     args = parser.parse_args()
     if args.command == "update":
-        update()
+        update(args.packages)
         return 0
     return check()
 

@@ -3,6 +3,7 @@ went wrong" in their language, and a pressed button is answered too."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -62,3 +63,29 @@ async def test_a_failing_button_is_answered_and_the_owner_told(
     assert "Что-то пошло не так" in alert
     told = await owner.wait("Что-то пошло не так", after=before)
     assert "попробуйте ещё раз" in told.plain_text
+
+
+async def test_a_flood_from_one_user_is_cut_off_politely(
+    make_shop: Callable[..., Awaitable[Shop]],
+) -> None:
+    """Anyone can write to the sales bot: one user's burst gets one "too many requests" and
+    no more answers (the shared runtime's throttling, core/runtime.py), while another owner is
+    served at the same time."""
+    shop = await make_shop(polling=True)
+    flooder, other = Person(shop.tg, SALES_TOKEN, OWNER + 7), Person(shop.tg, SALES_TOKEN, OWNER)
+    for _ in range(30):
+        await shop.tg.send_message(SALES_TOKEN, flooder.id, "/start", first_name="Flood")
+    await flooder.wait("Слишком много запросов")
+    assert "Botfleet" in (await other.ask("/start", "Botfleet")).plain_text
+    for _ in range(50):  # the handled ones may still be answering (updates run as tasks)
+        messages = await shop.tg.messages(SALES_TOKEN, flooder.id)
+        answers = [m for m in messages if "Botfleet" in m.plain_text]
+        if len(answers) >= 20:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.3)  # nothing more comes
+    messages = await shop.tg.messages(SALES_TOKEN, flooder.id)
+    warnings = [m for m in messages if "Слишком много запросов" in m.plain_text]
+    answers = [m for m in messages if "Botfleet" in m.plain_text]
+    assert len(warnings) == 1 and len(answers) == 20  # 20 per 10 s, then one warning
+    assert await shop.app.redis.get(f"sales:throttle:{flooder.id}") is not None
