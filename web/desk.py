@@ -17,6 +17,7 @@ from client_bot.store import LeadNote, LeadNotes
 from web import data, exports
 from web import handlers as h
 from web.accounts import Account, OwnedTenant
+from web.chat import WIDGET, web_customer_id
 from web.errors import ApiError
 from web.models import (
     ConversationDetail,
@@ -32,6 +33,9 @@ from web.models import (
     NoteList,
     NoteOut,
     ReplyIn,
+    WidgetMessageOut,
+    WidgetMessagesOut,
+    WidgetMessagesQuery,
 )
 from web.tenants import TenantRuntime
 
@@ -122,16 +126,9 @@ async def _detail(runtime: TenantRuntime, customer_id: int) -> ConversationDetai
     )
 
 
-async def _telegram_customer(runtime: TenantRuntime, customer_id: int) -> None:
+async def _known_customer(runtime: TenantRuntime, customer_id: int) -> None:
     """Only someone who wrote to this bot (a customer of it, or a conversation with its
     assistant) can be written to as this bot."""
-    if customer_id < 0:
-        raise ApiError(
-            409,
-            "not_in_telegram",
-            "this customer wrote on the website or through the API: answering them as a person"
-            " is possible only in Telegram for now",
-        )
     known = await runtime.pool.fetchval(
         "SELECT EXISTS (SELECT 1 FROM customers WHERE telegram_id = $1)"
         " OR EXISTS (SELECT 1 FROM ai_messages WHERE customer_id = $1)",
@@ -144,15 +141,20 @@ async def _telegram_customer(runtime: TenantRuntime, customer_id: int) -> None:
 async def reply(request: web.Request) -> web.Response:
     """As /admin's "answer" under a customer's message: the text goes to the customer from the
     bot, and the assistant stays silent for them until handed back (what they write meanwhile
-    is stored and sent to the admins in Telegram by the bot)."""
+    is stored and sent to the admins in Telegram by the bot). A website visitor (a negative id)
+    reads it in the widget, which asks for a person's messages (`widget_messages`)."""
     _account, tenant, runtime = await h._tenant_runtime(request)
     customer_id = h._path_id(request, "customer_id", "conversation", signed=True)
     body = await h._body(request, ReplyIn)
-    await _telegram_customer(runtime, customer_id)
+    await _known_customer(runtime, customer_id)
+    store = runtime.ctx.store.assistant
+    if customer_id < 0:
+        await store.start_handoff(customer_id, "manager replied on the web")
+        await store.add_message(customer_id, "staff", body.text)
+        return h._json(await _detail(runtime, customer_id))
     bot = runtime.bot()
     if bot is None:
         raise ApiError(409, "no_bot", "this bot has no Telegram token yet")
-    store = runtime.ctx.store.assistant
     await store.start_handoff(customer_id, "manager replied on the web")
     try:
         await bot.send_message(customer_id, "👤 " + text.esc(body.text))
@@ -284,3 +286,35 @@ async def export_bookings(request: web.Request) -> web.Response:
 
 async def export_customers(request: web.Request) -> web.Response:
     return await _export(request, "customers")
+
+
+# --- the widget asks for a person's answers ---------------------------------------------------
+async def widget_messages(request: web.Request) -> web.Response:
+    """What a person wrote to this website visitor after message `after` (the widget asks now
+    and then while open); the visitor id is the widget's secret for its visitor."""
+    deps = h._deps(request)
+    tenant_id, allowed = await h._widget_tenant(request)
+    headers = h._cors(request, allowed)
+    try:
+        query = h._query(request, WidgetMessagesQuery)
+        runtime = await h._runtime(deps.gate, tenant_id)
+        customer_id = web_customer_id(WIDGET, query.visitor_id)
+        async with runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, content AS text, created_at FROM ai_messages"
+                " WHERE customer_id = $1 AND id > $2 AND role = 'staff' ORDER BY id LIMIT 50",
+                customer_id,
+                query.after,
+            )
+            with_human = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM ai_handoffs WHERE customer_id = $1)", customer_id
+            )
+    except ApiError as exc:
+        exc.headers.update(headers)
+        raise
+    out = WidgetMessagesOut(
+        items=[WidgetMessageOut.model_validate(dict(r)) for r in rows], with_human=with_human
+    )
+    response = h._json(out)
+    response.headers.update(headers)
+    return response

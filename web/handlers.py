@@ -615,7 +615,8 @@ async def widget_chat(request: web.Request) -> web.Response:
 def _path_id(request: web.Request, name: str, what: str, *, signed: bool = False) -> int:
     raw = request.match_info[name]
     digits = raw[1:] if signed and raw.startswith("-") else raw
-    if not (digits.isdigit() and len(digits) <= 18):
+    # Up to bigint: website customers' ids are 19 digits long (web.chat.web_customer_id).
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 19 and int(digits) < 2**63):
         raise ApiError(404, "not_found", f"no such {what}")
     return int(raw)
 

@@ -426,3 +426,19 @@ class DayOffIn(_In):
 
 class ExportQuery(_In):
     lang: Literal["ru", "en"] = Field("ru", description="the language of the header and statuses")
+
+
+class WidgetMessagesQuery(_In):
+    visitor_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    after: int = Field(0, ge=0, le=2**62, description="the last message id the widget has")
+
+
+class WidgetMessageOut(BaseModel):
+    id: int
+    text: str
+    created_at: datetime
+
+
+class WidgetMessagesOut(BaseModel):
+    items: list[WidgetMessageOut] = Field(description="what a person wrote to this visitor")
+    with_human: bool

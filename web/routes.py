@@ -52,6 +52,8 @@ from web.models import (
     TokenOut,
     WidgetChatIn,
     WidgetKeyOut,
+    WidgetMessagesOut,
+    WidgetMessagesQuery,
     WidgetOriginsIn,
 )
 
@@ -342,8 +344,8 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "/api/tenants/{tenant_id}/conversations/{customer_id}/reply",
         desk.reply,
-        "Answer a Telegram customer as a person: the bot sends it; the assistant stays silent"
-        " for them until handed back",
+        "Answer a customer as a person: a Telegram one gets it from the bot, a website visitor"
+        " in the widget; the assistant stays silent for them until handed back",
         "data",
         response=ConversationDetail,
         body=ReplyIn,
@@ -466,6 +468,18 @@ ROUTES: tuple[Route, ...] = (
         body=WidgetChatIn,
         auth="public",
         errors=(400, 403, 404, 409, 415, 422, 429),
+    ),
+    Route(
+        "GET",
+        "/api/widget/{key}/messages",
+        desk.widget_messages,
+        "What a person (the owner, an admin) wrote to this website visitor after a message id"
+        " (widget.js asks while open; CORS)",
+        "widget",
+        response=WidgetMessagesOut,
+        query=WidgetMessagesQuery,
+        auth="public",
+        errors=(403, 404, 409, 422),
     ),
     Route(
         "OPTIONS",

@@ -104,6 +104,15 @@ async def test_a_visitor_chats_through_the_widget_in_a_real_browser(
         # A reload keeps what the visitor saw (and their visitor id).
         await page.reload()
         await expect(page.locator("#botfleet-widget .msg.assistant")).to_have_count(1)
+
+        # The owner answers as a person on the web: the widget shows it when opened.
+        talk = f"/api/tenants/{tenant.tenant_id}/conversations/{rows[0]['customer_id']}"
+        status, _ = await owner.call("POST", f"{talk}/reply", json={"text": "Это Ольга, админ"})
+        assert status == 200
+        await page.locator("#botfleet-widget button.btn").click()
+        await expect(page.locator("#botfleet-widget .msg.staff")).to_have_text(
+            "👤 Это Ольга, админ", timeout=15_000
+        )
         assert errors == []
     finally:
         await site.cleanup()

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from tests.client.conftest import TenantCreds, bot_factory, emulator  # noqa: F401 - fixtures
-from tests.web.conftest import Tenant, WebServer, fetch
+from tests.web.conftest import Client, Tenant, WebServer, fetch
 from tests.web.test_owner_data import add_booking, tomorrow_noon
 from tests.web.test_tenant_data import add_lead, owner_client
+from tests.web.test_widget import widget_key
 
 
 async def give_bot_token(server: WebServer, tenant: Tenant, token: str) -> None:
@@ -181,8 +182,7 @@ async def test_a_person_answers_from_the_web_and_the_assistant_waits(
     # Only this bot's customers, only in Telegram, only with something to say.
     base = f"/api/tenants/{tenant.tenant_id}/conversations"
     assert (await web.call("POST", f"{base}/424242/reply", json={"text": "спам"}))[0] == 404
-    status, body = await web.call("POST", f"{base}/-5/reply", json={"text": "x"})
-    assert (status, body["error"]["code"]) == (409, "not_in_telegram")
+    assert (await web.call("POST", f"{base}/-5/reply", json={"text": "x"}))[0] == 404
     for payload in ({"text": ""}, {"text": "x" * 3501}, {}):
         assert (await web.call("POST", f"{talk}/reply", json=payload))[0] == 422
     rows = await fetch(
@@ -390,3 +390,64 @@ async def test_lead_pages_across_one_and_several_bots(web_server, http, make_web
         2,
         ["B2", "B1"],
     )
+
+
+async def test_a_website_visitor_reads_a_persons_answer_in_the_widget(
+    web_server, http, make_web_tenant, model
+):
+    tenant = await make_web_tenant(web_server)
+    owner = await owner_client(http, web_server, tenant)
+    key = await widget_key(owner, tenant.tenant_id)
+    visitor = f"visitor-{secrets.token_hex(8)}"
+    site = Client(http, web_server)  # the widget: no token
+
+    async def say(text: str) -> dict[str, Any]:
+        status, out = await site.call(
+            "POST", f"/api/widget/{key}/chat", json={"visitor_id": visitor, "text": text}
+        )
+        assert status == 200, out
+        return dict(out)
+
+    async def poll(who: str = visitor, after: int = 0) -> dict[str, Any]:
+        status, out = await site.call(
+            "GET", f"/api/widget/{key}/messages", params={"visitor_id": who, "after": str(after)}
+        )
+        assert status == 200, out
+        return dict(out)
+
+    model.reply("Стрижка стоит 1500 ₽.")
+    customer_id = (await say("Сколько стоит стрижка?"))["customer_id"]
+    assert await poll() == {"items": [], "with_human": False}
+    talk = f"/api/tenants/{tenant.tenant_id}/conversations/{customer_id}"
+    status, detail = await owner.call("POST", f"{talk}/reply", json={"text": "Ольга на связи"})
+    assert status == 200, detail
+    assert detail["with_human"] is True
+    polled = await poll()
+    assert ([m["text"] for m in polled["items"]], polled["with_human"]) == (
+        ["Ольга на связи"],
+        True,
+    )
+    assert (await poll(after=polled["items"][-1]["id"]))["items"] == []
+    assert (await poll(f"visitor-{secrets.token_hex(8)}"))["items"] == []  # another visitor
+
+    # Handed over: the visitor's message goes to the admins (queued for the bot), not the model.
+    asked = len(model.chat_requests)
+    assert (await say("А завтра можно?"))["outcome"] == "relayed"
+    assert len(model.chat_requests) == asked
+    notices = await fetch(tenant.dsn, "SELECT text FROM admin_notices ORDER BY id")
+    assert "А завтра можно?" in notices[-1]["text"]
+    status, detail = await owner.call("POST", f"{talk}/release")
+    assert (status, detail["with_human"]) == (200, False)
+    status, detail = await owner.call("GET", talk)  # a 19-digit id is a conversation too
+    assert [m["role"] for m in detail["messages"]] == ["user", "assistant", "staff", "user"]
+    model.reply("Да, завтра с 10:00.")
+    assert (await say("Тогда завтра"))["reply"] == "Да, завтра с 10:00."
+    assert len(model.chat_requests) == asked + 1
+
+    for params in ({"visitor_id": "x"}, {"visitor_id": visitor, "after": "-1"}, {}):
+        status, _ = await site.call("GET", f"/api/widget/{key}/messages", params=params)
+        assert status == 422, params
+    status, _ = await site.call(
+        "GET", "/api/widget/w_nosuchkeyatall123456/messages", params={"visitor_id": visitor}
+    )
+    assert status == 404

@@ -25,7 +25,7 @@
     password_saved: "Saved: log in with your email and this password from now on.",
     mine: "mine only", note: "Note", add_note: "Add a note", notes_of: "Notes on the lead of",
     take: "Take it", with_human: "A person has this conversation: the assistant is silent.",
-    reply: "Answer the customer in Telegram", send: "Send", release: "Hand back to the assistant",
+    reply: "Answer the customer (Telegram or the website chat)", send: "Send", release: "Hand back to the assistant",
     hours: "Hours", col_day: "Day", col_hours: "Hours (10:00-19:00; empty: closed)",
     col_breaks: "Breaks", days_off: "Days off", day_off_note: "Why", exports: "CSV exports",
     export_leads: "Leads", export_bookings: "Bookings", export_customers: "Customers",
@@ -323,8 +323,6 @@
     });
     $("with-human").hidden = !talk.with_human;
     $("release").hidden = !talk.with_human;
-    // A website visitor cannot be answered from here (only a Telegram customer).
-    $("reply-form").hidden = talk.customer_id < 0;
     $("conversation").hidden = false;
   }
 

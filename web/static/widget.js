@@ -5,7 +5,8 @@
  * Visitors chat with the business's AI assistant (the same as in its Telegram bot). A visitor
  * id is made once and kept in this site's localStorage, with the last messages, so the
  * conversation survives page loads. Everything shown is set as text (never as HTML), inside a
- * shadow root so the site's styles and the widget's do not meet.
+ * shadow root so the site's styles and the widget's do not meet. While the chat is open it asks
+ * every few seconds whether a person (the business's owner or admin) wrote to the visitor.
  */
 (function () {
   "use strict";
@@ -64,6 +65,7 @@
     ".log{flex:1;overflow-y:auto;padding:10px 14px;min-height:160px}" +
     ".msg{margin:6px 0;padding:8px 10px;border-radius:10px;white-space:pre-wrap;max-width:85%}" +
     ".user{background:#e2ecf8;margin-left:auto}.assistant{background:#f1f1f1}.note{color:#a33}" +
+    ".staff{background:#e6f4ea}" +
     "form{display:flex;border-top:1px solid #eee}input{flex:1;border:0;padding:10px;font:inherit}" +
     "form button{border:0;background:none;color:#2b6cb0;padding:0 12px;cursor:pointer}";
   var button = document.createElement("button");
@@ -108,9 +110,31 @@
 
   history().forEach(function (m) { show(m.role, m.text); });
 
+  // A person's answers to this visitor, after the last one shown (kept with the history).
+  var POLL_MS = 5000;
+  function poll() {
+    var after = Number(localStorage.getItem(store + "after") || "0");
+    var url = base + "/api/widget/" + encodeURIComponent(key) + "/messages?visitor_id=" +
+      encodeURIComponent(visitorId()) + "&after=" + after;
+    return fetch(url)
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (!body) { return; }
+        body.items.forEach(function (m) {
+          show("staff", "👤 " + m.text);
+          remember("staff", "👤 " + m.text);
+          localStorage.setItem(store + "after", String(m.id));
+        });
+      })
+      .catch(function () { /* offline: the next round asks again */ });
+  }
+  setInterval(function () {
+    if (!panel.hidden && document.visibilityState === "visible") { poll(); }
+  }, POLL_MS);
+
   button.addEventListener("click", function () {
     panel.hidden = !panel.hidden;
-    if (!panel.hidden) { input.focus(); }
+    if (!panel.hidden) { input.focus(); poll(); }
   });
 
   form.addEventListener("submit", function (event) {
@@ -131,6 +155,7 @@
         if (res.ok) {
           show("assistant", res.body.reply);
           remember("assistant", res.body.reply);
+          if (res.body.outcome === "relayed") { poll(); }
         } else {
           show("note", (res.body.error && res.body.error.message) || t.offline);
         }
