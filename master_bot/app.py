@@ -36,6 +36,7 @@ from master_bot.services import Master
 from master_bot.store import TenantStore
 from master_bot.subscription import SubscriptionMonitor
 from master_bot.telegram import TelegramGateway
+from master_bot.upgrades import Upgrades
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ def assemble(
     reconciler = Reconciler(deps, provisioner, interval=reconcile_interval)
     deps.on_change = reconciler.wake
     monitor = SubscriptionMonitor(deps, fleet, interval=subscription_interval)
-    return Master(deps, provisioner, fleet, reconciler, monitor)
+    upgrades = Upgrades(deps, reconciler)
+    return Master(deps, provisioner, fleet, reconciler, monitor, upgrades)
 
 
 @contextlib.asynccontextmanager
@@ -155,6 +157,7 @@ async def serve(settings: MasterSettings, *, stop: asyncio.Event | None = None) 
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await master.upgrades.close()
             if operators is not None:
                 await operators.close()
             await runner.cleanup()

@@ -73,6 +73,29 @@ class Rollout:
         self.done: list[str] = []  # settled in this rollout
         self.failed: dict[str, str] = {}
         self._batch_failed: dict[str, str] = {}
+        self.left: list[str] = []  # not reached when it halted (what `resume` goes on with)
+        self.paused = False  # the batch in flight is judged, no new batch starts
+        self.held_by: str | None = None  # another driver owns the runtimes (an upgrade)
+
+    def hold(self, by: str) -> None:
+        """Another driver (an operator's upgrade, master_bot/upgrades.py) re-creates the
+        runtimes now: offers are ignored and nothing is handed out until `release`."""
+        self.held_by = by
+
+    def release(self) -> None:
+        self.held_by = None
+
+    def resume(self) -> list[str]:
+        """Go on after a halt (the failed bots of the last batch first, then those not reached)
+        or after a pause. Returns the tenants queued again."""
+        self.paused = False
+        if self.halted is None:
+            return []
+        retry = [t for t in self._batch_failed if t not in self.left]
+        for tid in retry:
+            self.failed.pop(tid, None)
+        self.queue, self.left, self.halted, self._batch_failed = retry + self.left, [], None, {}
+        return list(self.queue)
 
     @property
     def active(self) -> bool:
@@ -81,7 +104,7 @@ class Rollout:
     def offer(self, tenant_ids: Iterable[str]) -> list[str]:
         """Queue tenants whose runtime must be re-created; those already queued or in flight
         are not queued twice. Ignored while halted. Returns the newly queued."""
-        if self.halted is not None:
+        if self.halted is not None or self.held_by is not None:
             return []
         if not self.active:  # a new rollout
             self.batches, self.next_size = 0, self.policy.first_batch
@@ -114,6 +137,8 @@ class Rollout:
         out the next one. `eligible`: tenants that should still run (others leave the rollout
         silently: deleted, stopped, suspended meanwhile)."""
         out = RolloutStep()
+        if self.held_by is not None:
+            return out
         if eligible is not None:
             keep = set(eligible)
             self.queue = [t for t in self.queue if t in keep]
@@ -139,7 +164,7 @@ class Rollout:
                 f"on the new spec ({_summary(self._batch_failed)}); {len(self.queue)} bot(s) "
                 "left on their current version"
             )
-            self.queue = []
+            self.queue, self.left = [], self.queue
             out.halted = self.halted
             return out
         if settled_now:  # the batch in flight is complete: the next one is bigger
@@ -150,6 +175,8 @@ class Rollout:
             )
         if not self.queue:
             out.finished = settled_now
+            return out
+        if self.paused:
             return out
         out.deploy, self.queue = self.queue[: self.next_size], self.queue[self.next_size :]
         self.batches += 1
@@ -187,10 +214,10 @@ class Rollout:
 
     def next_check(self, now: float) -> float | None:
         """When a step could next make progress (for the caller's wait), None when idle."""
-        if self.halted is not None or not self.active:
+        if self.halted is not None or self.held_by is not None or not self.active:
             return None
         if not self.batch:
-            return now
+            return None if self.paused else now
         times = []
         for flight in self.batch.values():
             times.append(flight.started + self.policy.timeout)

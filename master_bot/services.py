@@ -11,6 +11,7 @@ from master_bot.fleet import Fleet
 from master_bot.provision import Provisioner
 from master_bot.reconciler import Reconciler
 from master_bot.subscription import SubscriptionMonitor
+from master_bot.upgrades import Upgrades
 
 
 @dataclass(slots=True)
@@ -20,3 +21,4 @@ class Master:
     fleet: Fleet
     reconciler: Reconciler
     monitor: SubscriptionMonitor
+    upgrades: Upgrades  # operator-driven fleet upgrades (master_bot/upgrades.py)

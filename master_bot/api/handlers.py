@@ -34,6 +34,8 @@ from master_bot.api.models import (
     TenantOut,
     TenantPage,
     TenantsHealthOut,
+    UpgradeIn,
+    UpgradeOut,
 )
 from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.errors import NotFoundError
@@ -230,6 +232,32 @@ async def move_tenant(request: web.Request) -> web.Response:
     runtime = await master.fleet.runtime(tenant_id)
     out = TenantOut.of(tenant, runtime).model_dump()
     return _json(PlacementOut(**out, placement=placement))
+
+
+def _upgrade(progress: Any, status: int = 200) -> web.Response:
+    return _json(UpgradeOut.model_validate(progress.as_dict()), status)
+
+
+async def start_upgrade(request: web.Request) -> web.Response:
+    body = await _body(request, UpgradeIn)
+    upgrades = _master(request).upgrades
+    return _upgrade(await upgrades.start(body.image, migrate=body.migrate, actor=ACTOR), 202)
+
+
+async def current_upgrade(request: web.Request) -> web.Response:
+    return _upgrade(_master(request).upgrades.snapshot())
+
+
+async def pause_upgrade(request: web.Request) -> web.Response:
+    return _upgrade(await _master(request).upgrades.pause(ACTOR))
+
+
+async def resume_upgrade(request: web.Request) -> web.Response:
+    return _upgrade(await _master(request).upgrades.resume(ACTOR))
+
+
+async def rollback_upgrade(request: web.Request) -> web.Response:
+    return _upgrade(await _master(request).upgrades.rollback(ACTOR))
 
 
 async def tenant_logs(request: web.Request) -> web.Response:

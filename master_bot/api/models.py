@@ -167,3 +167,46 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+class UpgradeIn(_In):
+    image: str = Field(
+        min_length=1,
+        max_length=300,
+        pattern=r"^[^\s]+$",
+        description="the client image (Docker: a name the engine has; processes: the absolute"
+        " path of a release's Python interpreter)",
+    )
+    migrate: bool = Field(True, description="apply pending tenant migrations first")
+
+
+class UpgradeMigrationsOut(BaseModel):
+    server: str = Field(description="the PostgreSQL server (host:port/database)")
+    total: int
+    done: int
+    failed: dict[str, str]
+    applied: int = Field(description="migrations applied, over every schema")
+
+
+class UpgradeRollbackOut(BaseModel):
+    total: int
+    done: int
+
+
+class UpgradeOut(BaseModel):
+    id: int
+    image: str
+    previous_image: str
+    state: Literal[
+        "migrating", "running", "paused", "halted", "rolling_back", "finished", "rolled_back"
+    ]
+    total: int = Field(description="units: dedicated bots and hubs (a hub carries its tenants)")
+    done: int = Field(description="units healthy on the new image")
+    in_flight: list[str]
+    failed: dict[str, str] = Field(description="unit -> why it did not come up healthy")
+    batches: int
+    halted: str | None = Field(description="why it halted (null unless halted)")
+    started_at: datetime
+    finished_at: datetime | None
+    rollback: UpgradeRollbackOut
+    migrations: list[UpgradeMigrationsOut]

@@ -22,6 +22,8 @@ from master_bot.api.models import (
     ProvisionIn,
     TenantOut,
     TenantPage,
+    UpgradeIn,
+    UpgradeOut,
 )
 
 
@@ -130,6 +132,49 @@ ROUTES: tuple[Route, ...] = (
         query=LogsQuery,
         content_type="text/plain",
         errors=(401, 404, 422, 503),
+    ),
+    Route(
+        "POST",
+        "/api/v1/upgrades",
+        h.start_upgrade,
+        "Start rolling a client image over every dedicated bot and hub, in batches gated on"
+        " health, after pending tenant migrations (409 while one is current; 422 for an image"
+        " the engine does not have, refused before anything is touched)",
+        ok=202,
+        response=UpgradeOut,
+        body=UpgradeIn,
+        errors=(400, 401, 409, 415, 422),
+    ),
+    Route(
+        "GET",
+        "/api/v1/upgrades/current",
+        h.current_upgrade,
+        "The current (or last) upgrade's progress: total, done, in flight, failed, state",
+        response=UpgradeOut,
+        errors=(401, 404),
+    ),
+    *(
+        Route(
+            "POST",
+            f"/api/v1/upgrades/current/{action}",
+            handler,
+            summary,
+            response=UpgradeOut,
+            errors=(401, 404, 409),
+        )
+        for action, handler, summary in (
+            ("pause", h.pause_upgrade, "Pause: the batch in flight settles, no new batch starts"),
+            (
+                "resume",
+                h.resume_upgrade,
+                "Resume a paused or halted upgrade (a halted batch's failed units are retried)",
+            ),
+            (
+                "rollback",
+                h.rollback_upgrade,
+                "Re-deploy the units already upgraded on the previous image, in batches",
+            ),
+        )
     ),
     Route(
         "GET",

@@ -1,0 +1,194 @@
+"""Operator-driven fleet upgrades (master_bot/upgrades.py) through the REST API, with real
+processes: a "client image" of the process backend is a release's Python interpreter, here a
+wrapper that marks its bots with BOTFLEET_RELEASE (and, for the broken release, makes the
+stand-in bot exit 3 at start). Real PostgreSQL (tenant migrations first), Redis, the Telegram
+emulator, and a real hub process for shared tenants."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from database.roles import owner_role
+from master_bot.deploy.hub import HUB_RE, HubBackend, PlacedBackend
+from master_bot.deploy.process import ProcessBackend
+from master_bot.rollout import RolloutPolicy
+from tests.master.conftest import FAKE_BOT, Harness
+from tests.master.procs import processes_of
+
+FAKE_HUB = "tests.master.fake_hub"
+POLICY = RolloutPolicy(first_batch=1, batch_size=2, max_batch=4, settle=0.4, timeout=2.5)
+
+
+def release(tmp: Path, name: str, *, broken: bool = False) -> str:
+    """A release's interpreter: the test's Python behind a wrapper that names the release."""
+    path = tmp / f"python-{name}"
+    crash = "export FAKE_BOT_CRASH=1\n" if broken else ""
+    path.write_text(
+        f'#!/bin/sh\nexport BOTFLEET_RELEASE={name}\n{crash}exec {sys.executable} "$@"\n'
+    )
+    path.chmod(0o755)
+    return str(path)
+
+
+def releases(needle: str) -> list[str]:
+    """BOTFLEET_RELEASE of every live process whose environment holds `needle` ("-": none)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if needle.encode() in env:
+            marks = [e for e in env if e.startswith(b"BOTFLEET_RELEASE=")]
+            found.append(marks[0].split(b"=", 1)[1].decode() if marks else "-")
+    return found
+
+
+async def provision(harness: Harness, n: int) -> list[str]:
+    tids = []
+    for _ in range(n):
+        reply = await harness.api.provision(await harness.new_bot())
+        assert reply.status == 201, reply.body
+        tids.append(reply.body["tenant_id"])
+    return tids
+
+
+async def until(harness: Harness, *states: str, timeout: float = 20.0) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    async def done() -> bool:
+        reply = await harness.api.call("GET", "/api/v1/upgrades/current")
+        assert reply.status == 200, reply.body
+        seen.update(reply.body)
+        return reply.body["state"] in states
+
+    await harness.wait_for(done, timeout)
+    return seen
+
+
+def fast(harness: Harness) -> None:
+    harness.master.upgrades.policy = POLICY
+    harness.master.upgrades.poll = 0.1
+
+
+async def test_upgrade_pause_resume_halt_and_rollback_of_dedicated_bots(
+    harness: Harness, tmp_path: Path
+) -> None:
+    fast(harness)
+    tids = await provision(harness, 5)
+    v2, broken = release(tmp_path, "v2"), release(tmp_path, "v3", broken=True)
+    before = {t: processes_of(t) for t in tids}
+    assert all(len(p) == 1 for p in before.values())
+
+    # An image the engine does not have: 422, and nothing touched.
+    for image in ("/nonexistent/python", "relative/python", str(tmp_path)):
+        reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": image})
+        assert reply.status == 422 and reply.error_code == "unknown_image", reply.body
+    reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": "a b"})
+    assert reply.status == 422
+    assert (await harness.api.call("GET", "/api/v1/upgrades/current")).status == 404
+    assert {t: processes_of(t) for t in tids} == before
+
+    # A schema the migrations refuse halts the upgrade before any bot is touched.
+    owner = owner_role(tids[2])
+    conn_rows = await harness.fetch("SELECT current_user AS me")
+    await harness.fetch(f'ALTER SCHEMA "{tids[2]}" OWNER TO "{conn_rows[0]["me"]}"')
+    try:
+        reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": v2})
+        assert reply.status == 202, reply.body
+        halted = await until(harness, "halted")
+        assert "migrations failed on 1 schema(s)" in halted["halted"]
+        assert tids[2] in halted["migrations"][0]["failed"]
+        assert halted["migrations"][0]["total"] >= 5 and halted["done"] == 0
+        assert {t: processes_of(t) for t in tids} == before
+        reply = await harness.api.call("POST", "/api/v1/upgrades/current/rollback")
+        assert reply.status == 200, reply.body
+        assert (await until(harness, "rolled_back"))["rollback"] == {"total": 0, "done": 0}
+    finally:
+        await harness.fetch(f'ALTER SCHEMA "{tids[2]}" OWNER TO "{owner}"')
+
+    # A good release: paused after the canary, resumed, finished in batches 1, 2, 2.
+    reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": v2})
+    assert reply.status == 202 and reply.body["state"] == "migrating", reply.body
+    again = await harness.api.call("POST", "/api/v1/upgrades", json={"image": v2})
+    assert again.status == 409 and again.error_code == "upgrade_conflict"
+    paused = await harness.api.call("POST", "/api/v1/upgrades/current/pause")
+    assert paused.status == 200 and paused.body["state"] == "paused", paused.body
+    await asyncio.sleep(1.0)
+    still = await until(harness, "paused")
+    assert still["done"] == 0 and still["in_flight"] == [] and still["total"] == 5
+    assert still["migrations"][0]["done"] == still["migrations"][0]["total"]
+    resumed = await harness.api.call("POST", "/api/v1/upgrades/current/resume")
+    assert resumed.status == 200 and resumed.body["state"] == "running"
+    finished = await until(harness, "finished")
+    assert finished["done"] == 5 and finished["failed"] == {} and finished["batches"] == 3
+    assert finished["previous_image"] == sys.executable and finished["image"] == v2
+    for tid in tids:
+        assert releases(f"TENANT_ID={tid}") == ["v2"], tid  # one process, on the new release
+
+    # A broken release: the canary does not come up, the rollout halts, the rest keep v2.
+    reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": broken})
+    assert reply.status == 202, reply.body
+    halted = await until(harness, "halted")
+    assert list(halted["failed"]) == [tids[0]] and halted["done"] == 0
+    assert "1 bot(s) did not come up healthy" in halted["halted"]
+    assert "4 bot(s) left on their current version" in halted["halted"]
+    for tid in tids[1:]:
+        assert releases(f"TENANT_ID={tid}") == ["v2"], tid
+    assert (await harness.api.call("POST", "/api/v1/upgrades/current/pause")).status == 409
+    back = await harness.api.call("POST", "/api/v1/upgrades/current/rollback")
+    assert back.status == 200 and back.body["state"] == "rolling_back"
+    done = await until(harness, "rolled_back")
+    assert done["rollback"] == {"total": 1, "done": 1} and done["state"] == "rolled_back"
+    for tid in tids:
+        assert releases(f"TENANT_ID={tid}") == ["v2"], tid
+    audit = await harness.fetch(
+        "SELECT action FROM control.audit_log WHERE action LIKE 'upgrade.%' ORDER BY id"
+    )
+    actions = [r["action"] for r in audit]
+    assert actions.count("upgrade.halted") == 2 and "upgrade.finished" in actions
+    assert actions[-1] == "upgrade.rolled_back"
+    await harness.master.upgrades.close()
+
+
+async def test_a_hub_is_upgraded_as_one_unit_once_its_tenants_answer_getme_again(
+    make_harness: Callable[..., Awaitable[Harness]], tmp_path: Path
+) -> None:
+    clients = tmp_path / "clients"
+    hub_processes = ProcessBackend(clients, names=HUB_RE, stop_timeout=5)
+    backend = PlacedBackend(
+        ProcessBackend(clients, module=FAKE_BOT, stop_timeout=5),
+        HubBackend(clients, capacity=4, scan_interval=0.2, processes=hub_processes),
+    )
+    hub_processes.module = FAKE_HUB  # the real hub: tests/master/test_placement.py
+    harness = await make_harness(backend=backend)
+    fast(harness)
+    tids = await provision(harness, 3)
+    for tid in tids[1:]:
+        reply = await harness.api.call(
+            "POST", f"/api/v1/tenants/{tid}/placement", json={"placement": "shared"}
+        )
+        assert reply.status == 200, reply.body
+    hub_dir = f"HUB_DIR={(clients / 'hubs' / 'hub-1').resolve()}"
+    assert releases(hub_dir) == ["-"]
+    v2 = release(tmp_path, "v2")
+    reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": v2, "migrate": False})
+    assert reply.status == 202 and reply.body["state"] == "running", reply.body
+    finished = await until(harness, "finished")
+    assert finished["total"] == 2 and finished["done"] == 2, finished  # one bot, one hub
+    assert releases(hub_dir) == ["v2"]
+    assert releases(f"TENANT_ID={tids[0]}") == ["v2"]
+    status = await backend.hubs.hub_status()
+    assert {t: e["state"] for t, e in status["hub-1"]["reported"].items()} == {
+        tids[1]: "running",
+        tids[2]: "running",
+    }
+    # The reconciler's own rollout was held meanwhile and is free again.
+    assert harness.master.reconciler.rollout.held_by is None
+    await harness.master.upgrades.close()
