@@ -50,7 +50,7 @@ LINES ?= 200
 
 .PHONY: help install run test lint typecheck migrate migrate-dry-run services-up services-down i18n bench clean \
 	up down logs stats db-backup db-restore db-check redis-cli redis-keys import-legacy rotate-keys \
-	docker-up docker-down image env secret rollback uninstall redis-restore
+	docker-up docker-down image env secret rollback upgrade uninstall redis-restore
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -121,6 +121,11 @@ else
 endif
 	@$(COMPOSE) ps
 	@$(if $(TRIAL),STACK_COMPOSE="$(COMPOSE)" scripts/stack.sh trial-help)
+
+upgrade: install ## roll a client image over every bot and hub in health-gated batches with a progress bar: IMAGE=... [NO_MIGRATE=1], or ACTION=follow|pause|resume|rollback
+	@if [ -n "$(ACTION)" ]; then $(PY) -m scripts.upgrade --$(ACTION); \
+	else test -n "$(IMAGE)" || { echo "usage: make upgrade IMAGE=botfleet-client:<tag> [NO_MIGRATE=1] (or ACTION=follow|pause|resume|rollback)"; exit 2; }; \
+	$(PY) -m scripts.upgrade "$(IMAGE)" $(if $(NO_MIGRATE),--no-migrate); fi
 
 rollback: ## run the previous release's images again (.botfleet/releases); client bots follow in batches
 	@test -f .env || { echo "no .env"; exit 1; }

@@ -263,7 +263,7 @@ class Upgrades:
         self._slots = slots
         self._images = {id(s.backend): s.image for s in slots}
         self._rollout = Rollout(self.policy)
-        self._upgraded = []
+        self._upgraded, self._units, self._hub_before = [], [], {}
         self.current = Progress(
             id=self._ids,
             image=image,

@@ -7,6 +7,7 @@ emulator, and a real hub process for shared tenants."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,9 +17,10 @@ from database.roles import owner_role
 from master_bot.deploy.hub import HUB_RE, HubBackend, PlacedBackend
 from master_bot.deploy.process import ProcessBackend
 from master_bot.rollout import RolloutPolicy
-from tests.master.conftest import FAKE_BOT, Harness
+from tests.master.conftest import API_TOKEN, FAKE_BOT, Harness
 from tests.master.procs import processes_of
 
+ROOT = Path(__file__).resolve().parents[2]
 FAKE_HUB = "tests.master.fake_hub"
 POLICY = RolloutPolicy(first_batch=1, batch_size=2, max_batch=4, settle=0.4, timeout=2.5)
 
@@ -120,7 +122,7 @@ async def test_upgrade_pause_resume_halt_and_rollback_of_dedicated_bots(
     assert again.status == 409 and again.error_code == "upgrade_conflict"
     paused = await harness.api.call("POST", "/api/v1/upgrades/current/pause")
     assert paused.status == 200 and paused.body["state"] == "paused", paused.body
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.5)
     still = await until(harness, "paused")
     assert still["done"] == 0 and still["in_flight"] == [] and still["total"] == 5
     assert still["migrations"][0]["done"] == still["migrations"][0]["total"]
@@ -133,8 +135,19 @@ async def test_upgrade_pause_resume_halt_and_rollback_of_dedicated_bots(
         assert releases(f"TENANT_ID={tid}") == ["v2"], tid  # one process, on the new release
 
     # A broken release: the canary does not come up, the rollout halts, the rest keep v2.
-    reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": broken})
-    assert reply.status == 202, reply.body
+    # ... started with `make upgrade` (scripts/upgrade.py): it follows it and exits 1, saying why.
+    script = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "scripts.upgrade", broken, "--no-migrate", "--interval", "0.2"),
+        env={**os.environ, "MASTER_API_URL": harness.api.base_url, "MASTER_API_TOKEN": API_TOKEN},
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await asyncio.wait_for(script.communicate(), 30))[0].decode()
+    assert script.returncode == 1, out
+    assert "HALTED: batch 1: 1 bot(s) did not come up healthy" in out, out
+    assert f"  {tids[0]}: not settled within" in out, out
     halted = await until(harness, "halted")
     assert list(halted["failed"]) == [tids[0]] and halted["done"] == 0
     assert "1 bot(s) did not come up healthy" in halted["halted"]
