@@ -225,6 +225,21 @@ class Accounts:
         async with self.pool.acquire() as conn:
             await self._revoke(conn, session_id, reason)
 
+    async def caller(self, session_id: str, account_id: int) -> tuple[Account, Session] | None:
+        """The account and its live session behind an access token, in one round trip (every
+        request asks); None when the session ended or the account is gone."""
+        row = await self.pool.fetchrow(
+            "SELECT a.id, a.email, a.company_name, a.owner_telegram_id, a.created_at,"
+            " s.id AS session_id, s.tenant_id FROM control.web_sessions s"
+            " JOIN control.web_accounts a ON a.id = s.account_id"
+            " WHERE s.id = $1 AND s.account_id = $2 AND s.revoked_at IS NULL",
+            session_id,
+            account_id,
+        )
+        if row is None:
+            return None
+        return _account(row), Session(str(row["session_id"]), row["tenant_id"])
+
     async def session(self, session_id: str, account_id: int) -> Session | None:
         """The account's session, unless revoked (logout, reuse, password change)."""
         row = await self.pool.fetchrow(

@@ -123,13 +123,10 @@ async def _caller(request: web.Request) -> tuple[Account, Session]:
         claims = verify_access(deps.keys, token.strip())
     except TokenError as exc:
         raise unauthorized(f"the access token is not valid ({exc}); log in again") from None
-    session = await deps.accounts.session(claims.session_id, claims.account_id)
-    if session is None:
+    found = await deps.accounts.caller(claims.session_id, claims.account_id)
+    if found is None:
         raise unauthorized("this session has ended (logged out); log in again")
-    account = await deps.accounts.get(claims.account_id)
-    if account is None:
-        raise unauthorized("this account no longer exists")
-    return account, session
+    return found
 
 
 async def _tokens(deps: WebDeps, account_id: int) -> TokenOut:
