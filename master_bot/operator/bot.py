@@ -18,6 +18,7 @@ from master_bot.operator import text
 from master_bot.operator.access import OperatorsOnly
 from master_bot.operator.alerts import OperatorAlerter
 from master_bot.operator.handlers import routers
+from master_bot.operator.handlers.upgrades import UpgradeNotifier
 from master_bot.operator.options import Options
 from master_bot.services import Master
 
@@ -32,6 +33,7 @@ COMMANDS = (
     ("move", "Перенести: /move <id> shared|dedicated"),
     ("deploy", "Развернуть клиента вручную"),
     ("remove", "Удалить клиента: /remove <id>"),
+    ("upgrade", "Ход обновления клиентов"),
     ("help", "Все команды"),
 )
 
@@ -52,6 +54,7 @@ class OperatorBot:
         self.operators = frozenset(operator_ids)
         self.options = options or Options()
         self.alerter = OperatorAlerter(bot, self.operators)
+        self.upgrades = UpgradeNotifier(bot, self.operators)
         self.runtime = BotRuntime(
             routers(),
             # MemoryStorage on purpose: the /deploy dialog holds a bot token (see the package
@@ -86,6 +89,7 @@ class OperatorBot:
     def attach(self) -> None:
         """Route the master's alerts to the operators too."""
         self.master.deps.alerts.add(self.alerter)
+        self.master.upgrades.watch(self.upgrades)  # upgrade progress, edited in place
 
     async def set_commands(self, username: str | None = None) -> None:
         commands = [BotCommand(command=c, description=d) for c, d in COMMANDS]
@@ -136,5 +140,6 @@ class OperatorBot:
 
     async def close(self) -> None:
         await self.alerter.close()
+        await self.upgrades.close()
         await self.runtime.close()
         await self.bot.session.close()

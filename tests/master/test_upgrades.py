@@ -205,3 +205,47 @@ async def test_a_hub_is_upgraded_as_one_unit_once_its_tenants_answer_getme_again
     # The reconciler's own rollout was held meanwhile and is free again.
     assert harness.master.reconciler.rollout.held_by is None
     await harness.master.upgrades.close()
+
+
+async def test_operators_see_one_progress_message_and_roll_back_from_the_halt_alert(
+    harness: Harness, tmp_path: Path
+) -> None:
+    from tests.master.test_operator import open_desk
+
+    fast(harness)
+    harness.master.upgrades.policy = RolloutPolicy(settle=0.3, timeout=1.5)
+    tids = await provision(harness, 2)
+    good = release(tmp_path, "v2")
+    broken = release(tmp_path, "v3", broken=True)
+    async with open_desk(harness) as desk:
+        op = desk.op
+        reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": good})
+        assert reply.status == 202, reply.body
+        await op.wait("Начато обновление клиентов #1")
+        await op.wait("Состояние: завершено ✅")
+        progress = [m for m in await op.messages() if "Обновление #1" in m.plain_text]
+        assert len(progress) == 1 and progress[0].edits, [m.describe() for m in progress]
+        assert "Готово: 2 из 2" in progress[0].plain_text
+
+        reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": broken})
+        assert reply.status == 202, reply.body
+        alert = await op.wait("⛔ Обновление ботов остановлено")
+        assert tids[0] in alert.plain_text
+        assert labels_of(alert) == ["▶️ Продолжить", "↩️ Откатить"]
+        await op.press(alert, "↩️ Откатить", "Откатываю обновлённых клиентов")
+        await op.wait("Состояние: откачено ↩️")
+        progress = [m for m in await op.messages() if "Обновление #2" in m.plain_text]
+        assert len(progress) == 1 and "Откат: 1 из 1" in progress[0].plain_text
+        await op.ask("/upgrade", "Обновление #2")
+        # The buttons went with the press: the halt cannot be acted on twice.
+        (pressed,) = [m for m in await op.messages() if m.message_id == alert.message_id]
+        assert labels_of(pressed) == []
+        assert harness.master.upgrades.snapshot().state.value == "rolled_back"
+        assert releases(f"TENANT_ID={tids[0]}") == ["v2"]
+        assert releases(f"TENANT_ID={tids[1]}") == ["v2"]
+        await desk.bot.upgrades.drain()
+    await harness.master.upgrades.close()
+
+
+def labels_of(message: Any) -> list[str]:
+    return [label for row in message.buttons() for label in row]

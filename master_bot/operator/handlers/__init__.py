@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from master_bot.operator.handlers import clients, common, deploy
+from master_bot.operator.handlers import clients, common, deploy, upgrades
 
 
 def routers() -> list[Router]:
@@ -13,5 +13,6 @@ def routers() -> list[Router]:
         deploy.commands_router(),
         clients.router(),
         deploy.router(),
+        upgrades.router(),
         common.last_router(),
     ]
