@@ -151,6 +151,45 @@ async def test_bad_environment_stops_with_a_readable_message(tenant):
     assert "Traceback" not in text and "nope" not in text
 
 
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (the SigCgt mask of /proc/<pid>/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+async def test_a_bot_stopped_while_it_starts_ends_at_once_with_exit_code_0():
+    """In a container the bot is PID 1, for which the kernel ignores a signal without a
+    handler: the bot handles SIGTERM from its first moment, or `docker stop` of a starting bot
+    (PostgreSQL not answering yet, here) waits out the whole stop timeout."""
+    nowhere = TenantCreds(
+        "client_0000000001",
+        "postgresql://client_0000000001:pw@127.0.0.1:9/botfleet",
+        "redis://client_0000000001:pw@127.0.0.1:9/0",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "client_bot", cwd=ROOT, env=contract_env(nowhere, "http://127.0.0.1:9"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            if _catches_sigterm(proc.pid) or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert _catches_sigterm(proc.pid), "no SIGTERM handler within 10 s of the start"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, out.decode()
+    assert b"Traceback" not in out
+
+
 async def test_the_process_backend_runs_the_real_bot_without_the_masters_environment(
     emulator, tenant, tmp_path, monkeypatch
 ):
