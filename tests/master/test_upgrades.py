@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from database.roles import owner_role
+from master_bot.deploy.docker import DockerBackend
 from master_bot.deploy.hub import HUB_RE, HubBackend, PlacedBackend
 from master_bot.deploy.process import ProcessBackend
 from master_bot.rollout import RolloutPolicy
+from tests.docker_support import (  # noqa: F401 - pytest fixtures
+    DockerEnv,
+    fixture_docker_api,
+    fixture_docker_env,
+    fixture_make_backend,
+)
 from tests.master.conftest import API_TOKEN, FAKE_BOT, Harness
 from tests.master.procs import processes_of
 
@@ -249,3 +256,26 @@ async def test_operators_see_one_progress_message_and_roll_back_from_the_halt_al
 
 def labels_of(message: Any) -> list[str]:
     return [label for row in message.buttons() for label in row]
+
+
+async def test_docker_refuses_an_image_the_engine_does_not_have(
+    make_harness: Callable[..., Awaitable[Harness]],
+    make_backend: Callable[..., DockerBackend],
+    docker_env: DockerEnv,
+) -> None:
+    harness = await make_harness(backend=make_backend())
+    fast(harness)
+    reply = await harness.api.call(
+        "POST", "/api/v1/upgrades", json={"image": f"botfleet-client:absent-{os.getpid()}"}
+    )
+    assert reply.status == 422 and reply.error_code == "unknown_image", reply.body
+    assert "is not on the Docker Engine" in reply.body["error"]["message"]
+    assert (await harness.api.call("GET", "/api/v1/upgrades/current")).status == 404
+    reply = await harness.api.call(
+        "POST", "/api/v1/upgrades", json={"image": docker_env.image, "migrate": False}
+    )
+    assert reply.status == 202, reply.body
+    done = await until(harness, "finished")
+    assert done["previous_image"] == docker_env.idle_image and done["total"] == 0
+    assert harness.backend.image == docker_env.image  # type: ignore[attr-defined]
+    await harness.master.upgrades.close()
