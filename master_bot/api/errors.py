@@ -1,4 +1,5 @@
-"""One error shape for every non-2xx answer: `{"error": {"code", "message", "details"}}`.
+"""The master API's errors: the platform's one error shape (core/http_errors.py), with the
+master's own exceptions mapped to their statuses, its bearer-token check and its JSON-only rule.
 
 Bad input is always a 4xx: malformed JSON (400), wrong types or values (422), a missing
 Idempotency-Key (400), unknown tenants (404), a wrong bearer token (401). A bug is a 500 with
@@ -8,15 +9,22 @@ a generic message (the traceback goes to the log, redacted), and the server keep
 from __future__ import annotations
 
 import hmac
-import json
-import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from core.logs import redact
+from core.http_errors import (
+    JSON_MAX_DEPTH,
+    JSON_TYPE,
+    ApiError,
+    Handler,
+    error_response,
+    from_validation,
+    make_error_middleware,
+    unauthorized,
+    validation_details,
+)
 from master_bot.errors import (
     ConflictError,
     MasterError,
@@ -25,42 +33,19 @@ from master_bot.errors import (
     UnavailableError,
 )
 
-log = logging.getLogger(__name__)
-JSON_MAX_DEPTH = 200  # pydantic-core's JSON parser (jiter) refuses deeper nesting
-JSON_TYPE = "application/json"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = [
+    "JSON_MAX_DEPTH",
+    "ApiError",
+    "Handler",
+    "auth_middleware",
+    "error_middleware",
+    "error_response",
+    "from_validation",
+    "json_body_middleware",
+    "validation_details",
+]
 
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-}
-
-
-class ApiError(Exception):
-    def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-
-
-def error_response(
-    status: int, code: str, message: str, details: dict[str, Any] | None = None
-) -> web.Response:
-    body: dict[str, Any] = {"code": code, "message": redact(message)}
-    if details:
-        body["details"] = details
-    return web.json_response(
-        {"error": body}, status=status, dumps=lambda v: json.dumps(v, default=str)
-    )
+REALM = "botfleet"
 
 
 def _status_of(exc: MasterError) -> int:
@@ -75,52 +60,13 @@ def _status_of(exc: MasterError) -> int:
     return 400
 
 
-def validation_details(exc: ValidationError) -> dict[str, Any]:
-    problems = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
-        problems.append(
-            {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
-        )
-    return {"problems": problems}
-
-
-def from_validation(exc: ValidationError, what: str) -> ApiError:
-    invalid = [e for e in exc.errors() if e["type"] == "json_invalid"]
-    if any("recursion limit" in str(e.get("msg", "")) for e in invalid):
-        return ApiError(
-            400,
-            "json_too_deep",
-            f"the {what} is nested too deeply (at most {JSON_MAX_DEPTH} levels of arrays/objects)",
-        )
-    if invalid:
-        return ApiError(400, "invalid_json", f"the {what} is not valid JSON")
-    if any(e["type"] == "model_type" and not e["loc"] for e in exc.errors()):
-        return ApiError(422, "validation_error", f"the {what} must be a JSON object")
-    return ApiError(422, "validation_error", f"the {what} is invalid", validation_details(exc))
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
-        if exc.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="botfleet"'
-        return response
-    except MasterError as exc:
+def _master_errors(exc: Exception) -> web.Response | None:
+    if isinstance(exc, MasterError):
         return error_response(_status_of(exc), exc.code, exc.message, exc.details or None)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        response = error_response(exc.status, code, exc.reason)
-        if exc.status == 405 and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal error; see the master's log")
+    return None
+
+
+error_middleware = make_error_middleware("the master", domain=_master_errors)
 
 
 def auth_middleware(
@@ -142,8 +88,8 @@ def auth_middleware(
             for other in extra.get(request.path, ()):
                 ok = hmac.compare_digest(given, other) or ok  # no short cut: constant work
             if not ok:
-                raise ApiError(
-                    401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer ...)"
+                raise unauthorized(
+                    "missing or wrong bearer token (Authorization: Bearer ...)", REALM
                 )
         return await handler(request)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -157,16 +157,6 @@ class HealthOut(BaseModel):
     tenants: TenantsHealthOut | None = Field(
         None, description="null when PostgreSQL or the deploy backend did not answer"
     )
-
-
-class ErrorBody(BaseModel):
-    code: str = Field(description="stable machine-readable code, e.g. tenant_not_found")
-    message: str = Field(description="what went wrong, for people; never contains secrets")
-    details: dict[str, Any] | None = None
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
 
 
 class UpgradeIn(_In):

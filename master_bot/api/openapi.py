@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from master_bot.api.models import ErrorOut
+from core.http_errors import ErrorOut
 from master_bot.api.routes import ROUTES, Route
 
 REF = "#/components/schemas/{model}"
