@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -444,14 +445,17 @@ async def test_errors_name_the_problem_and_no_secret(
     with pytest.raises(DeployError, match=r"cannot reach the Docker Engine.*DOCKER_HOST"):
         await unreachable.ping()
 
+    released = threading.Event()
+
     def hanging() -> docker.DockerClient:
-        time.sleep(1.5)
+        released.wait(10)  # an engine that does not answer until the test has seen the timeout
         raise AssertionError("not reached")
 
     slow = make_backend(client_factory=hanging, call_timeout=0.3)
     with pytest.raises(DeployError, match="the Docker Engine did not answer within"):
         await slow.status(tenant_id)
-    await asyncio.sleep(1.5)  # let the abandoned worker thread finish
+    released.set()  # the abandoned worker thread ends now, not seconds later
+    await asyncio.sleep(0.1)
 
 
 # ---------------------------------------------------------------------- the real client bot
