@@ -21,8 +21,8 @@ rest of the code uses (`store.method(...)`):
 - `stats.py`: the owner's statistics
 - `models.py`: the rows as dataclasses
 
-`assistant.py` (`AssistantStore`, as `store.assistant`) and `notices.py` (`NoticeStore`) are
-stores of their own.
+`assistant.py` (`AssistantStore`, as `store.assistant`), `notices.py` (`NoticeStore`) and
+`lead_notes.py` (notes on leads, written from /admin and the web) are stores of their own.
 """
 
 from client_bot.store.assistant import (

@@ -11,8 +11,6 @@ import asyncpg
 from client_bot.store.base import Repository
 from client_bot.store.models import Booking, Service
 
-ACTIVE = ("confirmed", "done", "no_show")
-
 BOOKING_SELECT = """
     SELECT b.id, b.customer_id, b.service_id, s.name AS service_name, b.starts_at, b.ends_at,
            b.status, b.customer_name, b.phone, b.cancel_note, b.staff_id, st.name AS staff_name,

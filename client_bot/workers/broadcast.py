@@ -32,7 +32,7 @@ from aiogram.exceptions import (
 from aiogram.utils.i18n import gettext as _
 
 from client_bot.context import TenantContext
-from client_bot.store.store import BroadcastState
+from client_bot.store import BroadcastState
 
 log = logging.getLogger(__name__)
 
