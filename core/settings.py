@@ -511,6 +511,13 @@ class WebSettings(
         None, description="the sales bot's token: password-reset links go to the owner's chat"
     )
     web_reset_ttl: int = Field(1800, ge=60, le=86400, description="password reset link lifetime")
+    renewal_days_before: int = Field(
+        3,
+        ge=0,
+        le=30,
+        description="as the sales bot's: a renewal turned on on the web is charged"
+        " this many days before the end (give both the same value)",
+    )
     web_trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="CIDRs of reverse proxies whose X-Forwarded-For names the client (throttling)",

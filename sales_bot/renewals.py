@@ -38,13 +38,14 @@ from datetime import UTC, datetime
 
 from core.loops import run_every
 from core.secrets import SecretBox
+from database.subscriptions import Subscription
 from sales_bot.billing import Billing, method_context, receipt_item
 from sales_bot.kassa import KassaError, KassaUnavailableError, PaymentDraft, PaymentGateway
 from sales_bot.master import MasterApi, MasterError, MasterRejectedError, Tenant
 from sales_bot.notices import Notices
 from sales_bot.orders import OrderKind, OrderStatus, PaymentView, idempotence_key, new_order_id
 from sales_bot.plans import Catalog
-from sales_bot.store import MethodUpdate, Order, SalesStore, Subscription
+from sales_bot.store import MethodUpdate, Order, SalesStore
 from sales_bot.vault import Vault
 
 log = logging.getLogger(__name__)

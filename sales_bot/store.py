@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 
+from database import subscriptions
+from database.subscriptions import Subscription
 from sales_bot.orders import (
     Action,
     OrderFacts,
@@ -36,11 +38,7 @@ _ORDER_COLUMNS = (
     " fulfilled_at, auto_renew, method_enc, card_last4, card_expiry, cycle_end, cancel_reason,"
     " plan_from, plan_switched_at"
 )
-_SUB_COLUMNS = (
-    "tenant_id, user_id, locale, email, bot_username, business_name, plan, period_days, amount,"
-    " currency, auto_renew, method_enc, card_last4, card_expiry, paid_until, next_charge_at,"
-    " failures, last_failure, next_plan, next_amount, next_period_days"
-)
+_SUB_COLUMNS = subscriptions.SUB_COLUMNS
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,41 +123,6 @@ class NewOrder:
     auto_renew: bool = False
     cycle_end: datetime | None = None
     plan_from: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """A tenant's renewal terms (control.sales_subscriptions); `method_enc` is the saved card's
-    id, sealed with SecretBox for the tenant."""
-
-    tenant_id: str
-    user_id: int
-    locale: str
-    email: str
-    bot_username: str | None
-    business_name: str | None
-    plan: str
-    period_days: int
-    amount: Decimal
-    currency: str
-    auto_renew: bool
-    method_enc: str | None
-    card_last4: str | None
-    card_expiry: str | None
-    paid_until: datetime | None
-    next_charge_at: datetime | None
-    failures: int
-    last_failure: str | None
-    next_plan: str | None = None  # a downgrade the owner chose: from the next period
-    next_amount: Decimal | None = None
-    next_period_days: int | None = None
-
-    @classmethod
-    def of(cls, row: asyncpg.Record) -> Subscription:
-        return cls(**dict(row))
-
-    def __repr__(self) -> str:
-        return f"Subscription({self.tenant_id}, auto_renew={self.auto_renew})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -711,63 +674,19 @@ class SalesStore:
             order_id,
         )
 
+    # The owner's reads and switches: the SQL the web shares (database/subscriptions.py).
     async def subscriptions_of(self, user_id: int) -> dict[str, Subscription]:
-        rows = await self.pool.fetch(
-            f"SELECT {_SUB_COLUMNS} FROM control.sales_subscriptions WHERE user_id = $1",
-            user_id,
-        )
-        return {r["tenant_id"]: Subscription.of(r) for r in rows}
+        return await subscriptions.subscriptions_of(self.pool, user_id)
 
     async def set_auto_renew(self, tenant_id: str, user_id: int, on: bool) -> Subscription | None:
-        """The owner's switch. It takes the lock the renewal worker holds from claiming a charge
-        to sending it, so it lands either before the charge (none is made) or after it was sent.
-        Turning it on needs a saved card; None when this is not the owner's tenant."""
-        return await self._switch(
-            tenant_id, user_id,
-            "auto_renew = $3 AND method_enc IS NOT NULL,"
-            " consent_at = CASE WHEN $3 AND method_enc IS NOT NULL THEN now() ELSE consent_at END,"
-            " revoked_at = CASE WHEN $3 THEN revoked_at ELSE now() END",
-            on,
-        )  # fmt: skip
+        return await subscriptions.set_auto_renew(
+            self.pool, tenant_id, user_id, on, renewal_days_before=self.renewal_days_before
+        )
 
     async def remove_card(self, tenant_id: str, user_id: int) -> Subscription | None:
-        """Forget the saved card (and with it auto-renewal), under the same lock as a charge."""
-        return await self._switch(
-            tenant_id, user_id,
-            "auto_renew = false, method_enc = NULL, card_last4 = NULL, card_expiry = NULL,"
-            " revoked_at = CASE WHEN $3 THEN revoked_at ELSE now() END",
-            False,
-        )  # fmt: skip
-
-    async def _switch(
-        self, tenant_id: str, user_id: int, assignments: str, flag: bool
-    ) -> Subscription | None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SET LOCAL lock_timeout = '120s'")
-            row = await conn.fetchrow(
-                "SELECT 1 FROM control.sales_subscriptions WHERE tenant_id = $1 AND user_id = $2"
-                " FOR UPDATE",
-                tenant_id,
-                user_id,
-            )
-            if row is None:
-                return None
-            await conn.execute(
-                f"UPDATE control.sales_subscriptions SET {assignments}, updated_at = now()"
-                " WHERE tenant_id = $1 AND user_id = $2",
-                tenant_id,
-                user_id,
-                flag,
-            )
-            sub = await conn.fetchrow(
-                "UPDATE control.sales_subscriptions SET next_charge_at = CASE WHEN auto_renew"
-                " AND paid_until IS NOT NULL THEN coalesce(next_charge_at,"
-                " paid_until - make_interval(days => $2)) END"
-                f" WHERE tenant_id = $1 RETURNING {_SUB_COLUMNS}",
-                tenant_id,
-                self.renewal_days_before,
-            )
-            return Subscription.of(sub)
+        return await subscriptions.remove_card(
+            self.pool, tenant_id, user_id, renewal_days_before=self.renewal_days_before
+        )
 
     async def refresh_period(
         self, tenant_id: str, paid_until: datetime | None, *, gone: bool
@@ -960,13 +879,8 @@ class SalesStore:
         return [r["order_id"] for r in rows]
 
     async def payments_of(self, tenant_id: str, user_id: int, limit: int = 10) -> list[Order]:
-        rows = await self.pool.fetch(
-            f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE tenant_id = $1"
-            " AND user_id = $2 AND (status <> 'pending' OR payment_id IS NOT NULL)"
-            " ORDER BY created_at DESC LIMIT $3",
-            tenant_id,
-            user_id,
-            limit,
+        rows = await subscriptions.payments_of(
+            self.pool, tenant_id, user_id, limit, columns=_ORDER_COLUMNS
         )
         return [Order.of(r) for r in rows]
 

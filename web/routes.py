@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from web import desk, pages
+from web import desk, pages, subscription
 from web import handlers as h
 from web.errors import Handler
 from web.models import (
@@ -438,6 +438,35 @@ ROUTES: tuple[Route, ...] = (
         response=ChatOut,
         body=ChatIn,
         errors=(400, 401, 404, 409, 415, 422, 429),
+    ),
+    Route(
+        "GET",
+        "/api/tenants/{tenant_id}/subscription",
+        subscription.show,
+        "The bot's subscription (owner only): plan, paid until, auto-renewal and the next"
+        " charge, the saved card, the payments, the renew link",
+        "subscription",
+        response=subscription.SubscriptionOut,
+        errors=(401, 403, 404),
+    ),
+    Route(
+        "PUT",
+        "/api/tenants/{tenant_id}/subscription/auto-renew",
+        subscription.set_auto_renew,
+        "Turn auto-renewal off (nothing is charged after it) or on (needs a saved card)",
+        "subscription",
+        response=subscription.SubscriptionOut,
+        body=subscription.AutoRenewIn,
+        errors=(400, 401, 403, 404, 409, 415, 422),
+    ),
+    Route(
+        "DELETE",
+        "/api/tenants/{tenant_id}/subscription/card",
+        subscription.remove_card,
+        "Remove the saved card: auto-renewal is off and the card is never charged again",
+        "subscription",
+        response=subscription.SubscriptionOut,
+        errors=(401, 403, 404, 409),
     ),
     Route(
         "GET",

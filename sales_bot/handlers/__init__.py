@@ -8,4 +8,5 @@ from sales_bot.handlers import buy, payment, start, subscription
 
 
 def routers() -> list[Router]:
-    return [start.router(), subscription.router(), payment.router(), buy.router(), start.fallback()]
+    # subscription first: its /start deep link (from the owner's web) goes before /start.
+    return [subscription.router(), start.router(), payment.router(), buy.router(), start.fallback()]

@@ -15,13 +15,14 @@ import logging
 from datetime import UTC, datetime
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from core.dates import DATE_ZONE, paid_until
+from database.subscriptions import Subscription
 from sales_bot.billing import PlanChange
 from sales_bot.callbacks import (
     AutoRenewCb,
@@ -39,7 +40,7 @@ from sales_bot.kassa import KassaError, KassaUnavailableError, ReceiptView
 from sales_bot.master import MasterError, Tenant
 from sales_bot.orders import LateUpgrade, OrderKind, OrderStatus
 from sales_bot.plans import Plan, format_rub
-from sales_bot.store import Order, Subscription
+from sales_bot.store import Order
 from sales_bot.text import bot_link, card, date, decline_reason, status_name
 
 log = logging.getLogger(__name__)
@@ -536,6 +537,8 @@ def router() -> Router:
     """A fresh router (a process may build several bots)."""
     r = Router(name="subscription")
     r.message.register(subscription, Command("subscription"))
+    # The owner's web "Renew / pay" opens t.me/<sales bot>?start=subscription (web/subscription.py).
+    r.message.register(subscription, CommandStart(deep_link=True, magic=F.args == "subscription"))
     r.callback_query.register(extend, ExtendCb.filter())
     r.callback_query.register(extend_consent, ConsentCb.filter(F.tenant != ""))
     r.callback_query.register(switch, AutoRenewCb.filter())

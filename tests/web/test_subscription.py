@@ -1,0 +1,175 @@
+"""The owner's subscription on the web (issues 15 and 17): the same rows as the sales bot's
+/subscription, read and switched through the same SQL (database/subscriptions.py). A real sales
+bot (YooKassa fake over HTTP, the Telegram emulator, the master stub) sells a bot with
+auto-renewal; the web shows it, and turning it off on the web while a charge is claimed charges
+nothing; the bot's /subscription shows it off; someone else's bot is a 404 on every route."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from core.dates import paid_until
+from sales_bot.orders import OrderStatus
+from sales_bot.store import Order
+from tests.sales.conftest import (  # noqa: F401 - the fixtures
+    OWNER,
+    SALES_TOKEN,
+    Shop,
+    clean_sales,
+    kassa,
+    make_shop,
+    stub,
+    tg,
+)
+from tests.sales.master_stub import MasterStub
+from tests.sales.people import Person
+from tests.sales.renewing import DUE, bought_renewing, moved_clock, renewal_orders
+from tests.web.conftest import Client, WebServer, new_email
+from web.tokens import issue_login_link
+
+
+@pytest.fixture
+async def platform_rows(pg_dsn: str) -> Any:
+    """control.tenants rows for the stub's tenants (the master would write them), dropped after."""
+    made: list[str] = []
+
+    async def add(order: Order, expires_at: Any) -> None:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO control.tenants (tenant_id, number, status, plan, business_name,"
+                " owner_telegram_id, bot_username, expires_at, provision_step)"
+                " VALUES ($1, $2, 'active', $3, 'Салон', $4, $5, $6, 'done')",
+                order.tenant_id,
+                int((order.tenant_id or "").removeprefix("client_")),
+                order.plan,
+                order.user_id,
+                order.bot_username,
+                expires_at,
+            )
+        finally:
+            await conn.close()
+        made.append(order.tenant_id or "")
+
+    yield add
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute("DELETE FROM control.tenants WHERE tenant_id = ANY($1)", made)
+    finally:
+        await conn.close()
+
+
+async def _nothing(claimed: Order) -> None:
+    return None
+
+
+async def _owner_client(http: Any, server: WebServer, telegram_id: int) -> Client:
+    """An account registered on the web, then linked to the Telegram owner by the bot's link."""
+    client = Client(http, server)
+    await client.register(new_email())
+    link = issue_login_link(server.deps.keys, telegram_id, ttl=60)
+    status, body = await client.call("POST", "/api/auth/link", json={"token": link})
+    assert status == 200, body
+    return client
+
+
+async def test_the_web_shows_the_subscription_and_switching_off_there_charges_nothing(
+    make_shop: Callable[..., Awaitable[Shop]],  # noqa: F811
+    stub: MasterStub,  # noqa: F811
+    tg: Any,  # noqa: F811
+    start_web: Callable[..., Awaitable[WebServer]],
+    platform_rows: Any,
+    http: Any,
+) -> None:
+    shop = await make_shop(polling=True)
+    clock = moved_clock(shop)
+    bought = await bought_renewing(shop, stub)
+    await platform_rows(bought.order, bought.tenant.expires_at)
+    server, _client = tg
+    web = await start_web(sales_bot_token=SALES_TOKEN, telegram_api_url=server.base_url)
+    owner = await _owner_client(http, web, OWNER)
+    path = f"/api/tenants/{bought.tenant_id}/subscription"
+
+    status, sub = await owner.call("GET", path)
+    assert status == 200, sub
+    assert sub["plan"] == "start" and sub["status"] == "active"
+    assert sub["paid_until"] == paid_until(bought.tenant.expires_at)  # the bots' convention
+    assert sub["auto_renew"] is True
+    assert sub["card"] == {"mask": "•••• 4444", "expiry": "07/2031"}
+    next_day = (bought.tenant.expires_at - timedelta(days=3)).strftime("%d.%m.%Y")
+    assert sub["next_charge"]["date"] == next_day and sub["next_charge"]["amount"] == "990.00"
+    [payment] = sub["payments"]
+    assert (payment["kind"], payment["status"], payment["outcome"]) == ("new", "paid", "paid")
+    assert payment["amount"] == "990.00"
+    sales_username = (await shop.app.bot.me()).username
+    assert sub["renew_url"] == f"https://t.me/{sales_username}?start=subscription"
+
+    # Someone else (an account of another Telegram owner) gets 404 on every route, never data.
+    stranger = await _owner_client(http, web, OWNER + 1)
+    routes: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", path, {}),
+        ("PUT", path + "/auto-renew", {"json": {"on": False}}),
+        ("DELETE", path + "/card", {}),
+    ]
+    for method, route, kwargs in routes:
+        status, body = await stranger.call(method, route, **kwargs)
+        assert status == 404, (method, route, body)
+    status, body = await owner.call(
+        "PUT", path + "/auto-renew", json={"on": False, "tenant_id": "client_1"}
+    )
+    assert status == 422, body  # nothing but `on` in the body
+    assert (await shop.fetch(
+        "SELECT auto_renew FROM control.sales_subscriptions WHERE tenant_id = $1",
+        bought.tenant_id,
+    ))[0]["auto_renew"] is True  # fmt: skip
+
+    # The owner turns it off on the web while the renewal worker has claimed the charge: the
+    # switch waits for the lock and the charge is never sent.
+    switched: list[tuple[int, Any]] = []
+
+    async def owner_switches_off_on_the_web(claimed: Order) -> None:
+        switched.append(await owner.call("PUT", path + "/auto-renew", json={"on": False}))
+
+    shop.app.renewals.after_claim = owner_switches_off_on_the_web
+    clock.ahead(DUE)
+    assert await shop.app.renewals.run_once() == 0
+    [(status, off)] = switched
+    assert status == 200, off
+    assert off["auto_renew"] is False and off["next_charge"] is None
+    assert off["card"] == {"mask": "•••• 4444", "expiry": "07/2031"}  # kept: on in one tap
+    assert shop.kassa.charges == []
+    [renewal] = await renewal_orders(shop)
+    assert renewal["status"] == OrderStatus.CANCELED and renewal["cancel_reason"] == "opted_out"
+    shop.app.renewals.after_claim = _nothing
+    clock.ahead(DUE + timedelta(days=5))
+    assert await shop.app.renewals.run_once() == 0
+    assert shop.kassa.charges == []
+
+    # The sales bot's /subscription (and the web's renew deep link) show it off.
+    person = Person(shop.tg, SALES_TOKEN, OWNER)
+    await person.ask("/subscription", "Автопродление: выключено")
+    await person.ask("/start subscription", "Сохранённая карта: •••• 4444 (07/2031)")
+
+    # On again (the card is saved), then the card removed: off, and on is refused without one.
+    status, on = await owner.call("PUT", path + "/auto-renew", json={"on": True})
+    assert status == 200 and on["auto_renew"] is True and on["next_charge"]["date"] == next_day
+    status, removed = await owner.call("DELETE", path + "/card")
+    assert status == 200, removed
+    assert removed["card"] is None and removed["auto_renew"] is False
+    status, refused = await owner.call("PUT", path + "/auto-renew", json={"on": True})
+    assert status == 409 and refused["error"]["code"] == "no_card", refused
+    [row] = await shop.fetch(
+        "SELECT auto_renew, method_enc FROM control.sales_subscriptions WHERE tenant_id = $1",
+        bought.tenant_id,
+    )
+    assert row["auto_renew"] is False and row["method_enc"] is None
+    await person.ask("/subscription", "Автопродление: выключено")
+    for days in (27, 40):
+        clock.ahead(timedelta(days=days, hours=1))
+        assert await shop.app.renewals.run_once() == 0
+    assert shop.kassa.charges == []
