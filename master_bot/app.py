@@ -54,6 +54,7 @@ def assemble(
     deps.on_change = reconciler.wake
     monitor = SubscriptionMonitor(deps, fleet, interval=subscription_interval)
     upgrades = Upgrades(deps, reconciler)
+    upgrades.restore()  # the image of the last finished `make upgrade`, unless CLIENT_IMAGE changed
     return Master(deps, provisioner, fleet, reconciler, monitor, upgrades)
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import logging
 import os
 import time
@@ -57,6 +58,9 @@ from master_bot.store import TenantStatus
 
 log = logging.getLogger(__name__)
 ACTOR = "upgrade"
+RECORD = (
+    "upgrade.json"  # in CLIENTS_DIR: the image of the last finished upgrade, kept over restarts
+)
 
 
 class UpgradeState(enum.StrEnum):
@@ -499,6 +503,7 @@ class Upgrades:
             cur.state = UpgradeState.ROLLED_BACK
         else:
             cur.state = UpgradeState.FINISHED
+            await asyncio.to_thread(self._record, cur)
         if self.reconciler is not None:
             self.reconciler.rollout.release()
         seconds = (cur.finished_at - cur.started_at).total_seconds()
@@ -507,6 +512,47 @@ class Upgrades:
         )
         log.info("upgrade %d %s in %.1f s", cur.id, cur.state.value, seconds)
         await self._emit(cur.state.value)
+
+    # ------------------------------------------------------------------ over restarts
+    def _record(self, cur: Progress) -> None:
+        """Remember the finished upgrade's image and the configured one it replaced (the
+        first of a chain of upgrades), so that the next master start runs it again."""
+        path = self.deps.config.clients_dir / RECORD
+        base = cur.previous_image
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            old = json.loads(path.read_text())
+            if old["image"] == cur.previous_image:
+                base = str(old["base"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{RECORD}.tmp")
+        tmp.write_text(json.dumps({"base": base, "image": cur.image, "id": cur.id}))
+        os.replace(tmp, path)
+
+    def restore(self) -> str | None:
+        """At the master's start: the image of the last finished upgrade, set on the backend
+        when the configured image is still the one that upgrade replaced (a new CLIENT_IMAGE
+        from `make up` wins). Returns the image set, or None."""
+        try:
+            record = json.loads((self.deps.config.clients_dir / RECORD).read_text())
+            base, image = str(record["base"]), str(record["image"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        try:
+            dedicated, hubs = _sides(self.deps.backend)
+        except RejectedError:
+            return None
+        slots = [_Slot(dedicated)]
+        if hubs is not None and isinstance(hubs.processes, DockerBackend | ProcessBackend):
+            slots.append(_Slot(hubs.processes))
+        if slots[0].image != base:
+            log.info(
+                "upgrade record of %s ignored: the configured image is %s", image, slots[0].image
+            )
+            return None
+        for slot in slots:
+            slot.set(image)
+        log.info("client image %s (the last finished upgrade, over the configured %s)", image, base)
+        return image
 
     # ------------------------------------------------------------------ units
     async def _recreate(self, unit: str) -> None:

@@ -18,6 +18,7 @@ from master_bot.deploy.docker import DockerBackend
 from master_bot.deploy.hub import HUB_RE, HubBackend, PlacedBackend
 from master_bot.deploy.process import ProcessBackend
 from master_bot.rollout import RolloutPolicy
+from master_bot.upgrades import Upgrades
 from tests.docker_support import (  # noqa: F401 - pytest fixtures
     DockerEnv,
     fixture_docker_api,
@@ -272,5 +273,13 @@ async def test_docker_refuses_an_image_the_engine_does_not_have(
     assert reply.status == 202, reply.body
     done = await until(harness, "finished")
     assert done["previous_image"] == docker_env.idle_image and done["total"] == 0
-    assert harness.backend.image == docker_env.image  # type: ignore[attr-defined]
+    backend = harness.backend
+    assert isinstance(backend, DockerBackend) and backend.image == docker_env.image
+    # A master restart runs the upgraded image again, unless CLIENT_IMAGE changed meanwhile.
+    backend.image = docker_env.idle_image
+    assert Upgrades(harness.master.deps).restore() == docker_env.image
+    assert backend.image == docker_env.image
+    backend.image = "botfleet-client:configured-later"
+    assert Upgrades(harness.master.deps).restore() is None
+    assert backend.image == "botfleet-client:configured-later"
     await harness.master.upgrades.close()
