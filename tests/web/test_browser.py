@@ -10,9 +10,10 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, async_playwright, expect
@@ -354,3 +355,66 @@ async def test_the_owner_takes_a_lead_answers_a_customer_sets_hours_and_exports(
         "utf-8-sig"
     )
     assert errors == []
+
+
+async def test_the_owner_turns_auto_renewal_off_in_the_dashboard(
+    web_server, make_web_tenant, pg_dsn, browser
+):
+    """The subscription section reads the sales bot's rows (plan, paid until, card, next
+    charge, payments); "Turn auto-renewal off" changes the row the renewal worker reads."""
+    mine = await make_web_tenant(web_server)
+    end = datetime(2031, 1, 1, tzinfo=UTC)  # 00:00 UTC = 03:00 Moscow: paid until 01.01.2031
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute(
+            "UPDATE control.tenants SET plan = 'start', expires_at = $2 WHERE tenant_id = $1",
+            mine.tenant_id,
+            end,
+        )
+        await conn.execute(
+            "INSERT INTO control.sales_subscriptions (tenant_id, user_id, email, plan,"
+            " period_days, amount, auto_renew, method_enc, card_last4, card_expiry, paid_until,"
+            " next_charge_at) VALUES ($1, $2, 'owner@example.com', 'start', 30, 990, true,"
+            " 'sealed', '4444', '07/2031', $3, $3::timestamptz - interval '3 days')",
+            mine.tenant_id,
+            mine.owner_telegram_id,
+            end,
+        )
+        await conn.execute(
+            "INSERT INTO control.sales_orders (order_id, kind, status, user_id, plan,"
+            " period_days, amount, email, idempotence_key, tenant_id, payment_id, paid_at,"
+            " fulfilled_at) VALUES ($1, 'new', 'paid', $2, 'start', 30, 990,"
+            " 'owner@example.com', $1, $3, 'pay-1', $4, $4)",
+            "ord_" + secrets.token_hex(12),
+            mine.owner_telegram_id,
+            mine.tenant_id,
+            datetime(2030, 12, 2, 9, tzinfo=UTC),
+        )
+        page = await browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        link = login_link_url(web_server.deps.keys, web_server.url, mine.owner_telegram_id, 60)
+        await page.goto(link)
+        section = page.locator("#subscription")
+        await expect(section).to_be_visible(timeout=15_000)
+        await expect(section).to_contain_text("оплачен до 01.01.2031")
+        await expect(section).to_contain_text("Автопродление: включено, карта •••• 4444 (07/2031)")
+        await expect(section).to_contain_text("Следующее списание: 29.12.2030, 990\u00a0₽")
+        await expect(page.locator("#payments")).to_contain_text("02.12.2030")
+        await expect(page.locator("#payments")).to_contain_text("первый платёж")
+        await page.get_by_role("button", name="Отключить автопродление").click()
+        await expect(section).to_contain_text("Автопродление: выключено. Сохранённая карта")
+        await expect(page.get_by_role("button", name="Включить автопродление")).to_be_visible()
+        row = await conn.fetchrow(
+            "SELECT auto_renew, next_charge_at FROM control.sales_subscriptions"
+            " WHERE tenant_id = $1",
+            mine.tenant_id,
+        )
+        assert (row["auto_renew"], row["next_charge_at"]) == (False, None)
+        assert errors == []
+    finally:
+        await conn.execute("DELETE FROM control.sales_orders WHERE tenant_id = $1", mine.tenant_id)
+        await conn.execute(
+            "DELETE FROM control.sales_subscriptions WHERE tenant_id = $1", mine.tenant_id
+        )
+        await conn.close()

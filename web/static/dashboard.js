@@ -31,6 +31,15 @@
     export_leads: "Leads", export_bookings: "Bookings", export_customers: "Customers",
     hours_saved: "Saved", remove: "Remove", bad_interval: "Write hours as 10:00-19:00, 20:00-22:00",
     weekdays: "Mon,Tue,Wed,Thu,Fri,Sat,Sun",
+    subscription: "Subscription", remove_card: "Remove the card", renew: "Renew / pay",
+    col_date: "Date", col_amount: "Amount", col_kind: "Payment", plan: "Plan", paid_until: "paid until",
+    auto_on: "Auto-renewal: on", auto_off: "Auto-renewal: off.", card: "card", saved_card: "Saved card",
+    next_charge: "Next charge", turn_off: "Turn auto-renewal off", turn_on: "Turn auto-renewal on",
+    last_failure: "The last charge failed", remove_card_sure: "Remove the saved card? Auto-renewal turns off.",
+    k_new: "first payment", k_extend: "renewal", k_renewal: "auto-renewal", k_upgrade: "plan upgrade",
+    o_paid: "paid", o_refunded: "refunded", o_refunded_late: "refunded: paid too late",
+    o_in_progress: "in progress", o_not_charged: "not charged: auto-renewal was turned off",
+    o_declined: "declined", o_not_paid: "not paid", no_payments: "No payments yet.",
   };
   var RU = {
     "new": "новая", in_work: "в работе", won: "успешная", lost: "отказ",
@@ -42,6 +51,14 @@
     take: "Взять себе", notes_of: "Заметки к заявке:", hours_saved: "Сохранено", remove: "Убрать",
     bad_interval: "Пишите часы так: 10:00-19:00, 20:00-22:00",
     weekdays: "Пн,Вт,Ср,Чт,Пт,Сб,Вс",
+    plan: "Тариф", paid_until: "оплачен до", auto_on: "Автопродление: включено", auto_off: "Автопродление: выключено.",
+    card: "карта", saved_card: "Сохранённая карта", next_charge: "Следующее списание",
+    turn_off: "Отключить автопродление", turn_on: "Включить автопродление",
+    last_failure: "Последнее списание не прошло", remove_card_sure: "Удалить сохранённую карту? Автопродление отключится.",
+    k_new: "первый платёж", k_extend: "продление", k_renewal: "автопродление", k_upgrade: "смена тарифа",
+    o_paid: "оплачен", o_refunded: "возвращён", o_refunded_late: "возвращён: оплачен слишком поздно",
+    o_in_progress: "в обработке", o_not_charged: "не списан: автопродление было отключено",
+    o_declined: "отклонён", o_not_paid: "не оплачен", no_payments: "Платежей пока нет.",
   };
   function t(key, fallback) {
     return (lang === "en" ? EN[key] : RU[key]) || fallback || key;
@@ -475,12 +492,65 @@
     }).catch(failed);
   }
 
+  // --- the bot's subscription: the sales bot's /subscription, same rows ----------------------
+  function money(amount, currency) {
+    var value = Number(amount).toLocaleString(lang === "en" ? "en-US" : "ru-RU");
+    return value + (currency === "RUB" ? "\u00a0₽" : " " + currency);
+  }
+
+  function showSubscription(sub) {
+    $("subscription").hidden = false;
+    var name = sub.plan_name[lang] || sub.plan_name.ru || sub.plan;
+    $("sub-plan").textContent = t("plan", "Тариф") + ": " + name +
+      (sub.paid_until ? ", " + t("paid_until", "оплачен до") + " " + sub.paid_until : "");
+    var card = sub.card ? sub.card.mask + (sub.card.expiry ? " (" + sub.card.expiry + ")" : "") : "";
+    var text;
+    if (sub.auto_renew) {
+      text = t("auto_on") + (card ? ", " + t("card", "карта") + " " + card : "") + ".";
+      if (sub.next_charge) {
+        text += " " + t("next_charge") + ": " + sub.next_charge.date + ", " +
+          money(sub.next_charge.amount, sub.next_charge.currency) + ".";
+      }
+      if (sub.last_failure) { text += " " + t("last_failure") + ": " + sub.last_failure + "."; }
+    } else {
+      text = t("auto_off") + (card ? " " + t("saved_card") + ": " + card + "." : "");
+    }
+    $("sub-renewal").textContent = text;
+    var toggle = $("sub-toggle");
+    toggle.hidden = !sub.auto_renew && !sub.card;
+    toggle.textContent = sub.auto_renew ? t("turn_off") : t("turn_on");
+    toggle.dataset.on = sub.auto_renew ? "false" : "true";
+    $("sub-remove-card").hidden = !sub.card;
+    var renew = $("sub-renew");
+    renew.hidden = !sub.renew_url;
+    if (sub.renew_url) { renew.href = sub.renew_url; } else { renew.removeAttribute("href"); }
+    var body = $("payments").querySelector("tbody");
+    body.textContent = "";
+    sub.payments.forEach(function (p) {
+      var row = document.createElement("tr");
+      cell(row, p.date);
+      cell(row, money(p.amount, p.currency));
+      cell(row, t("k_" + p.kind, p.kind));
+      cell(row, t("o_" + p.outcome, p.outcome) + (p.reason ? " (" + p.reason + ")" : ""));
+      body.appendChild(row);
+    });
+    $("payments").hidden = !sub.payments.length;
+    $("sub-status").textContent = sub.payments.length ? "" : t("no_payments");
+  }
+
+  function loadSubscription() {
+    return api(botPath("/subscription")).then(showSubscription, function () {
+      $("subscription").hidden = true;  // an admin the owner invited: no billing
+    });
+  }
+
   function loadBotData() {
     $("data-error").textContent = "";
     if (!bot()) { $("bot-data").hidden = true; return Promise.resolve(); }
     $("bot-data").hidden = false;
     return Promise.all([
       loadBookings(), loadCustomers(), loadConversations(), loadServices(), loadHours(),
+      loadSubscription(),
     ]);
   }
 
@@ -574,6 +644,18 @@
     api(botPath("/conversations/" + talkWith + "/release"), false, "POST").then(showConversation, failed);
   });
   $("save-hours").addEventListener("click", saveHours);
+  $("sub-toggle").addEventListener("click", function (event) {
+    var on = event.target.dataset.on === "true";
+    api(botPath("/subscription/auto-renew"), false, "PUT", { on: on }).then(showSubscription, function (err) {
+      $("sub-status").textContent = err.message;
+    });
+  });
+  $("sub-remove-card").addEventListener("click", function () {
+    if (!window.confirm(t("remove_card_sure"))) { return; }
+    api(botPath("/subscription/card"), false, "DELETE").then(showSubscription, function (err) {
+      $("sub-status").textContent = err.message;
+    });
+  });
   $("add-day-off").addEventListener("submit", function (event) {
     event.preventDefault();
     var form = event.target;
