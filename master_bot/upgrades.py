@@ -249,7 +249,12 @@ class Upgrades:
                 " resume, roll it back or wait for it to finish"
             )
         reconciling = self.reconciler.rollout if self.reconciler is not None else None
-        if reconciling is not None and (reconciling.active or reconciling.halted):
+        if reconciling is not None and reconciling.halted:
+            raise UpgradeConflictError(
+                "the reconciler's rollout after make up is halted: make rollback, or fix and"
+                " make up (a master restart clears it)"
+            )
+        if reconciling is not None and reconciling.active:
             raise UpgradeConflictError(
                 "the reconciler is rolling out a changed spec (after make up): wait for it"
             )

@@ -96,6 +96,12 @@ async def test_upgrade_pause_resume_halt_and_rollback_of_dedicated_bots(
     before = {t: processes_of(t) for t in tids}
     assert all(len(p) == 1 for p in before.values())
 
+    # The reconciler's own rollout (after make up) halted: no upgrade over it.
+    harness.master.reconciler.rollout.halted = "batch 1: client_x did not come up"
+    reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": v2})
+    assert reply.status == 409 and "make rollback" in reply.body["error"]["message"]
+    harness.master.reconciler.rollout.halted = None
+
     # An image the engine does not have: 422, and nothing touched.
     for image in ("/nonexistent/python", "relative/python", str(tmp_path)):
         reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": image})
