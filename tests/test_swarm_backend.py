@@ -96,23 +96,28 @@ def swarm_host(docker_env: DockerEnv) -> Iterator[str]:
             client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
         main = docker.DockerClient(base_url=docker_env.docker_host or None, timeout=120)
         try:
+            stale = []
             for image in (docker_env.image, docker_env.idle_image):
                 wanted = main.images.get(image).id
                 try:
                     have = client.images.get(image).id
                 except docker.errors.ImageNotFound:
                     have = None
-                if have != wanted:  # copy it over (about 10 s for the client image)
-                    save = subprocess.Popen(
-                        ["docker", "-H", docker_env.docker_host, "save", image],
-                        stdout=subprocess.PIPE,
+                if have != wanted:
+                    stale.append(image)
+            if stale:  # copy them over in one archive: the idle image's layers are the client's
+                save = subprocess.Popen(
+                    ["docker", "-H", docker_env.docker_host, "save", *stale],
+                    stdout=subprocess.PIPE,
+                )
+                assert save.stdout is not None
+                with save.stdout:
+                    subprocess.run(
+                        ["docker", "-H", url, "load", "-q"], stdin=save.stdout, check=True
                     )
-                    assert save.stdout is not None
-                    with save.stdout:
-                        subprocess.run(
-                            ["docker", "-H", url, "load", "-q"], stdin=save.stdout, check=True
-                        )
-                    save.wait(timeout=120)
+                assert save.wait(timeout=120) == 0
+                for image in stale:  # the engine has them now, under the same ids
+                    assert client.images.get(image).id == main.images.get(image).id, image
         finally:
             main.close()
     finally:
