@@ -454,6 +454,16 @@ class SalesSettings(
         description="days between a declined auto-renewal and the next attempts (then none)",
     )
     renewal_interval: float = Field(600.0, gt=0, le=86400, description="renewal worker period")
+    sales_internal_token: SecretStr | None = Field(
+        None,
+        description="bearer token of POST /internal/subscription/renew on the webhook port (the"
+        " owner's web opens renewal payments there); empty: the endpoint is off",
+    )
+
+    @field_validator("sales_internal_token", mode="before")
+    @classmethod
+    def _no_internal_token(cls, v: Any) -> Any:
+        return None if v == "" else v
 
     @field_validator("webhook_trusted_proxies", mode="before")
     @classmethod
@@ -518,6 +528,20 @@ class WebSettings(
         description="as the sales bot's: a renewal turned on on the web is charged"
         " this many days before the end (give both the same value)",
     )
+    sales_internal_url: str | None = Field(
+        None,
+        description="the sales bot's webhook base URL (http://host:8080): Renew / pay opens the"
+        " YooKassa payment there; empty: Renew / pay opens the owner's chat with the sales bot",
+    )
+    sales_internal_token: SecretStr | None = Field(
+        None, description="the sales bot's SALES_INTERNAL_TOKEN"
+    )
+
+    @field_validator("sales_internal_url", "sales_internal_token", mode="before")
+    @classmethod
+    def _no_internal(cls, v: Any) -> Any:
+        return None if v == "" else v
+
     web_trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="CIDRs of reverse proxies whose X-Forwarded-For names the client (throttling)",

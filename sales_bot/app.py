@@ -26,6 +26,7 @@ from database.pool import create_pool
 from middlewares.throttling import ThrottlingMiddleware, polite_refusal
 from sales_bot.allowlist import SenderPolicy
 from sales_bot.context import SalesContext
+from sales_bot.extension import internal_routes
 from sales_bot.handlers import routers
 from sales_bot.i18n import UserLocaleMiddleware, build_i18n, too_many, unavailable, went_wrong
 from sales_bot.kassa import PaymentGateway, YooKassa
@@ -180,6 +181,9 @@ class SalesApp:
     # ------------------------------------------------------------------ parts
     async def start_webhook(self, host: str | None = None, port: int | None = None) -> int:
         app = build_webhook(self.store, self.billing, self.policy)
+        if self.settings.sales_internal_token is not None:  # the owner's web: Renew / pay
+            token = self.settings.sales_internal_token.get_secret_value()
+            app.add_routes(internal_routes(self.ctx, token))
         app.middlewares.append(self.metrics.webhook_middleware())  # notifications by outcome
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()

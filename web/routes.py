@@ -460,6 +460,17 @@ ROUTES: tuple[Route, ...] = (
         errors=(400, 401, 403, 404, 409, 415, 422),
     ),
     Route(
+        "POST",
+        "/api/tenants/{tenant_id}/subscription/renew",
+        subscription.renew,
+        "Renew / pay: the YooKassa payment page for the next period, made by the sales bot as"
+        ' its "Extend" (auto_renew: save the card and renew by itself)',
+        "subscription",
+        response=subscription.RenewOut,
+        body=subscription.RenewIn,
+        errors=(400, 401, 403, 404, 409, 415, 422, 503),
+    ),
+    Route(
         "DELETE",
         "/api/tenants/{tenant_id}/subscription/card",
         subscription.remove_card,

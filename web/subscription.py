@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
+import aiohttp
 from aiogram.exceptions import TelegramAPIError
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +34,7 @@ from web.deps import WebDeps
 from web.errors import ApiError
 
 log = logging.getLogger(__name__)
+RENEW_PATH = "/internal/subscription/renew"  # sales_bot/extension.py
 _LATE_UPGRADE = frozenset({"late:period_over", "late:renewed"})  # sales_bot.orders.LateUpgrade
 _STOPPED_BY_OWNER = frozenset({"opted_out", "card_removed"})
 _sales_usernames: dict[str, str] = {}  # the sales bot's @username, by its token's id part
@@ -82,10 +84,32 @@ class SubscriptionOut(BaseModel):
     next_charge: NextChargeOut | None
     last_failure: str | None = Field(None, description="why the last renewal charge failed")
     payments: list[PaymentOut]
+    pay_here: bool = Field(
+        description="true: POST .../subscription/renew opens the YooKassa payment for the next"
+        " period; false: pay in the sales bot (renew_url)"
+    )
     renew_url: str | None = Field(
         description="the owner's chat with the sales bot on /subscription, where the next period"
         " is paid (the same orders and payments as there); null when the web does not know it"
     )
+
+
+class RenewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    auto_renew: bool = Field(
+        False, description="save the card this payment is made with and renew by itself"
+    )
+    locale: Literal["ru", "en"] = "ru"
+
+
+class RenewOut(BaseModel):
+    order_id: str
+    confirmation_url: str = Field(description="YooKassa's payment page; the owner pays there")
+    amount: Decimal
+    currency: str
+    plan: str
+    period_days: int
 
 
 class AutoRenewIn(BaseModel):
@@ -209,6 +233,7 @@ async def _out(deps: WebDeps, tenant: OwnedTenant, sub: Subscription | None) -> 
         next_charge=next_charge,
         last_failure=sub.last_failure if sub and sub.auto_renew else None,
         payments=[_payment(dict(r)) for r in rows],
+        pay_here=_internal(deps) is not None,
         renew_url=await _renew_url(deps),
     )
 
@@ -271,3 +296,56 @@ async def remove_card(request: web.Request) -> web.Response:
         raise _no_subscription(tenant)
     log.info("tenant %s: the saved card removed on the web", tenant.tenant_id)
     return h._json(await _out(deps, tenant, sub))
+
+
+def _internal(deps: WebDeps) -> tuple[str, str] | None:
+    url, token = deps.settings.sales_internal_url, deps.settings.sales_internal_token
+    if not url or token is None:
+        return None
+    return url.rstrip("/") + RENEW_PATH, token.get_secret_value()
+
+
+async def renew(request: web.Request) -> web.Response:
+    """The next period's payment, made by the sales bot exactly as its "Extend" makes it (an
+    'extend' order and its YooKassa payment): the web gets the payment page to send the owner
+    to; once paid, the sales bot extends the bot once and tells the owner in Telegram."""
+    deps, tenant = await _owner(request)
+    body = await h._body(request, RenewIn) if request.can_read_body else RenewIn()
+    internal = _internal(deps)
+    if internal is None:
+        raise ApiError(
+            409,
+            "pay_in_telegram",
+            "payments are made in the sales bot: open renew_url of GET .../subscription",
+        )
+    url, token = internal
+    payload = {
+        "tenant_id": tenant.tenant_id,
+        "user_id": tenant.owner_telegram_id,
+        "locale": body.locale,
+        "auto_renew": body.auto_renew,
+    }
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=40)) as http,
+            http.post(url, json=payload, headers={"Authorization": f"Bearer {token}"}) as answer,
+        ):
+            status = answer.status
+            data = await answer.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        log.warning("renew of %s: the sales bot is unreachable (%s)", tenant.tenant_id, exc)
+        raise ApiError(
+            503, "sales_unavailable", "the payment service is not answering; try again shortly"
+        ) from None
+    if status == 200:
+        log.info("tenant %s: a renewal payment opened on the web", tenant.tenant_id)
+        return h._json(RenewOut.model_validate(data))
+    code = data.get("error") if isinstance(data, dict) else None
+    if status == 404 or code == "not_found":
+        raise _no_subscription(tenant)
+    if status == 409:
+        raise ApiError(409, "not_payable", "this bot's plan is no longer sold: write to support")
+    log.warning("renew of %s: the sales bot answered %s %s", tenant.tenant_id, status, code)
+    raise ApiError(
+        503, "sales_unavailable", "the payment service is not answering; try again shortly"
+    )

@@ -10,8 +10,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from sales_bot import keyboards
-from sales_bot.billing import receipt_item
+from sales_bot import extension, keyboards
 from sales_bot.callbacks import OrderCb
 from sales_bot.context import SalesContext
 from sales_bot.handlers.tokens import read_token
@@ -69,14 +68,8 @@ async def ask_consent(
 
 async def send_checkout(message: Message, order: Order, ctx: SalesContext, locale: str) -> None:
     """Create (or re-use) the order's payment and show the Pay button."""
-    plan = ctx.catalog.get(order.plan)
-    plan_name = plan.name("ru") if plan else order.plan
     try:
-        order = await ctx.billing.checkout(
-            order,
-            description=f"Botfleet: {plan_name}, {order.period_days} дн. ({order.order_id})",
-            item=receipt_item(plan_name, order.period_days),
-        )
+        order = await extension.checkout(ctx, order)
     except KassaError as exc:
         log.warning("payment of %s not created: %s", order.order_id, exc)
         await message.answer(

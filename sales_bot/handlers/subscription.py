@@ -23,6 +23,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from core.dates import DATE_ZONE, paid_until
 from database.subscriptions import Subscription
+from sales_bot import extension
 from sales_bot.billing import PlanChange
 from sales_bot.callbacks import (
     AutoRenewCb,
@@ -403,26 +404,23 @@ async def _offer_extension(
 async def extend_consent(
     query: CallbackQuery, callback_data: ConsentCb, ctx: SalesContext, i18n: I18n
 ) -> None:
-    owned = await _owned(ctx, query.from_user.id, callback_data.tenant)
-    if owned is None or not isinstance(query.message, Message):
+    if not isinstance(query.message, Message):
         await query.answer(_("This bot is not found."), show_alert=True)
         return
-    await query.answer()
-    tenant = await _tenant(ctx, callback_data.tenant)
-    plan = ctx.catalog.get(tenant.plan if tenant else owned.plan) or ctx.catalog.get(owned.plan)
-    sub = (await ctx.store.subscriptions_of(query.from_user.id)).get(callback_data.tenant)
-    lower = _next_period_plan(ctx, plan, sub) if tenant and tenant.expires_at else None
-    email = await ctx.store.last_email(query.from_user.id)
-    if plan is None or email is None:
+    try:
+        made = await extension.open_extension(
+            ctx, query.from_user.id, callback_data.tenant, i18n.current_locale,
+            auto_renew=callback_data.on,
+        )  # fmt: skip
+    except extension.NotOwned:
+        await query.answer(_("This bot is not found."), show_alert=True)
+        return
+    except extension.PlanGone:
+        await query.answer()
         await query.message.answer(_("This plan is no longer sold. Send /start."))
         return
-    order = await ctx.billing.open_extension(
-        user_id=query.from_user.id, locale=i18n.current_locale, plan=lower or plan, email=email,
-        tenant=owned, auto_renew=callback_data.on,
-        cycle_end=tenant.expires_at if lower and tenant else None,
-        plan_from=plan.id if lower else None,
-    )  # fmt: skip
-    await send_checkout(query.message, order, ctx, i18n.current_locale)
+    await query.answer()
+    await send_checkout(query.message, made.order, ctx, i18n.current_locale)
 
 
 async def change_plan(

@@ -28,8 +28,15 @@ from tests.sales.conftest import (  # noqa: F401 - the fixtures
 )
 from tests.sales.master_stub import MasterStub
 from tests.sales.people import Person
-from tests.sales.renewing import DUE, bought_renewing, moved_clock, renewal_orders
-from tests.web.conftest import Client, WebServer, new_email
+from tests.sales.renewing import (
+    DUE,
+    bought,
+    bought_renewing,
+    extend_calls,
+    moved_clock,
+    renewal_orders,
+)
+from tests.web.conftest import Client, WebServer
 from web.tokens import issue_login_link
 
 
@@ -69,12 +76,12 @@ async def _nothing(claimed: Order) -> None:
 
 
 async def _owner_client(http: Any, server: WebServer, telegram_id: int) -> Client:
-    """An account registered on the web, then linked to the Telegram owner by the bot's link."""
+    """The Telegram owner logged in on the web by a one-time link (as after a purchase)."""
     client = Client(http, server)
-    await client.register(new_email())
     link = issue_login_link(server.deps.keys, telegram_id, ttl=60)
-    status, body = await client.call("POST", "/api/auth/link", json={"token": link})
-    assert status == 200, body
+    status, tokens = await client.call("POST", "/api/auth/link", json={"token": link}, token="")
+    assert status == 200, tokens
+    client.keep(tokens)
     return client
 
 
@@ -108,11 +115,15 @@ async def test_the_web_shows_the_subscription_and_switching_off_there_charges_no
     assert payment["amount"] == "990.00"
     sales_username = (await shop.app.bot.me()).username
     assert sub["renew_url"] == f"https://t.me/{sales_username}?start=subscription"
+    assert sub["pay_here"] is False  # no internal endpoint: Renew / pay is the deep link
+    status, body = await owner.call("POST", path + "/renew", json={})
+    assert status == 409 and body["error"]["code"] == "pay_in_telegram", body
 
     # Someone else (an account of another Telegram owner) gets 404 on every route, never data.
     stranger = await _owner_client(http, web, OWNER + 1)
     routes: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", path, {}),
+        ("POST", path + "/renew", {"json": {}}),
         ("PUT", path + "/auto-renew", {"json": {"on": False}}),
         ("DELETE", path + "/card", {}),
     ]
@@ -173,3 +184,60 @@ async def test_the_web_shows_the_subscription_and_switching_off_there_charges_no
         clock.ahead(timedelta(days=days, hours=1))
         assert await shop.app.renewals.run_once() == 0
     assert shop.kassa.charges == []
+
+
+async def test_renew_on_the_web_is_the_sales_bots_payment_and_extends_once(
+    make_shop: Callable[..., Awaitable[Shop]],  # noqa: F811
+    stub: MasterStub,  # noqa: F811
+    start_web: Callable[..., Awaitable[WebServer]],
+    platform_rows: Any,
+    http: Any,
+) -> None:
+    """Renew / pay asks the sales bot's internal endpoint: an 'extend' order and its YooKassa
+    payment as "Extend" makes them; paid (the notification twice), the master extends once."""
+    token = "internal-" + "t" * 32
+    shop = await make_shop(sales_internal_token=token)
+    order = await bought(shop, auto_renew=False)
+    tenant = stub.by_id(order.tenant_id or "")
+    assert tenant is not None
+    await platform_rows(order, tenant.expires_at)
+    sales_url = f"http://127.0.0.1:{shop.app.webhook_port}"
+    web = await start_web(sales_internal_url=sales_url, sales_internal_token=token)
+    owner = await _owner_client(http, web, OWNER)
+    path = f"/api/tenants/{order.tenant_id}/subscription"
+    status, sub = await owner.call("GET", path)
+    assert status == 200 and sub["pay_here"] is True, sub
+
+    status, paying = await owner.call("POST", path + "/renew", json={"auto_renew": True})
+    assert status == 200, paying
+    assert paying["amount"] == "990.00" and paying["period_days"] == 30
+    made = await shop.app.store.get(paying["order_id"])
+    assert made is not None and made.kind.value == "extend" and made.tenant_id == order.tenant_id
+    assert made.user_id == OWNER and made.auto_renew is True
+    assert paying["confirmation_url"] == made.confirmation_url
+    assert shop.kassa.payments[made.payment_id or ""]["amount"]["value"] == "990.00"
+
+    # The endpoint itself: no token, a wrong one, or another owner's bot get nothing.
+    async with http.post(
+        sales_url + "/internal/subscription/renew",
+        json={"tenant_id": order.tenant_id, "user_id": OWNER},
+        headers={"Authorization": "Bearer wrong"},
+    ) as answer:
+        assert answer.status == 401
+    async with http.post(
+        sales_url + "/internal/subscription/renew",
+        json={"tenant_id": order.tenant_id, "user_id": OWNER + 1},
+        headers={"Authorization": f"Bearer {token}"},
+    ) as answer:
+        assert answer.status == 404
+
+    before = extend_calls(stub, order.tenant_id)
+    assert await shop.pay(made) == 200
+    assert await shop.notify("payment.succeeded", made.payment_id or "") == 200  # a duplicate
+    await shop.settle(made)
+    assert extend_calls(stub, order.tenant_id) == before + 1
+    paid = await shop.reload(made)
+    assert paid.status is OrderStatus.PAID and paid.fulfilled_at is not None
+    status, after = await owner.call("GET", path)
+    assert status == 200 and after["auto_renew"] is True  # the card paid with is saved
+    assert [p["kind"] for p in after["payments"]] == ["extend", "new"]

@@ -40,6 +40,8 @@
     o_paid: "paid", o_refunded: "refunded", o_refunded_late: "refunded: paid too late",
     o_in_progress: "in progress", o_not_charged: "not charged: auto-renewal was turned off",
     o_declined: "declined", o_not_paid: "not paid", no_payments: "No payments yet.",
+    consent: "Auto-renewal: save the card and charge the next period a few days before it starts,"
+      + " with a reminder before each charge; turned off here or in /subscription in one click.",
   };
   var RU = {
     "new": "новая", in_work: "в работе", won: "успешная", lost: "отказ",
@@ -521,8 +523,9 @@
     toggle.textContent = sub.auto_renew ? t("turn_off") : t("turn_on");
     toggle.dataset.on = sub.auto_renew ? "false" : "true";
     $("sub-remove-card").hidden = !sub.card;
+    $("sub-pay-form").hidden = !sub.pay_here;
     var renew = $("sub-renew");
-    renew.hidden = !sub.renew_url;
+    renew.hidden = sub.pay_here || !sub.renew_url;
     if (sub.renew_url) { renew.href = sub.renew_url; } else { renew.removeAttribute("href"); }
     var body = $("payments").querySelector("tbody");
     body.textContent = "";
@@ -649,6 +652,13 @@
     api(botPath("/subscription/auto-renew"), false, "PUT", { on: on }).then(showSubscription, function (err) {
       $("sub-status").textContent = err.message;
     });
+  });
+  $("sub-pay").addEventListener("click", function () {
+    $("sub-status").textContent = "";
+    api(botPath("/subscription/renew"), false, "POST", { auto_renew: $("sub-consent").checked, locale: lang })
+      .then(function (payment) { window.location.assign(payment.confirmation_url); }, function (err) {
+        $("sub-status").textContent = err.message;
+      });
   });
   $("sub-remove-card").addEventListener("click", function () {
     if (!window.confirm(t("remove_card_sure"))) { return; }
