@@ -40,6 +40,9 @@
     o_paid: "paid", o_refunded: "refunded", o_refunded_late: "refunded: paid too late",
     o_in_progress: "in progress", o_not_charged: "not charged: auto-renewal was turned off",
     o_declined: "declined", o_not_paid: "not paid", no_payments: "No payments yet.",
+    r_insufficient_funds: "not enough money on the card", r_card_expired: "the card has expired",
+    r_permission_revoked: "the permission to charge the card was withdrawn",
+    r_refused_by_yookassa: "the payment service refused the charge",
     consent: "Auto-renewal: save the card and charge the next period a few days before it starts,"
       + " with a reminder before each charge; turned off here or in /subscription in one click.",
   };
@@ -61,6 +64,9 @@
     o_paid: "оплачен", o_refunded: "возвращён", o_refunded_late: "возвращён: оплачен слишком поздно",
     o_in_progress: "в обработке", o_not_charged: "не списан: автопродление было отключено",
     o_declined: "отклонён", o_not_paid: "не оплачен", no_payments: "Платежей пока нет.",
+    r_insufficient_funds: "на карте не хватает денег", r_card_expired: "срок действия карты истёк",
+    r_permission_revoked: "разрешение на списание с карты отозвано",
+    r_refused_by_yookassa: "платёжный сервис отклонил списание",
   };
   function t(key, fallback) {
     return (lang === "en" ? EN[key] : RU[key]) || fallback || key;
@@ -513,7 +519,9 @@
         text += " " + t("next_charge") + ": " + sub.next_charge.date + ", " +
           money(sub.next_charge.amount, sub.next_charge.currency) + ".";
       }
-      if (sub.last_failure) { text += " " + t("last_failure") + ": " + sub.last_failure + "."; }
+      if (sub.last_failure) {
+        text += " " + t("last_failure") + ": " + t("r_" + sub.last_failure, sub.last_failure) + ".";
+      }
     } else {
       text = t("auto_off") + (card ? " " + t("saved_card") + ": " + card + "." : "");
     }
@@ -534,7 +542,7 @@
       cell(row, p.date);
       cell(row, money(p.amount, p.currency));
       cell(row, t("k_" + p.kind, p.kind));
-      cell(row, t("o_" + p.outcome, p.outcome) + (p.reason ? " (" + p.reason + ")" : ""));
+      cell(row, t("o_" + p.outcome, p.outcome) + (p.reason ? " (" + t("r_" + p.reason, p.reason) + ")" : ""));
       body.appendChild(row);
     });
     $("payments").hidden = !sub.payments.length;
