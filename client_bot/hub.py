@@ -47,13 +47,13 @@ from aiogram.enums import ParseMode
 from dotenv import dotenv_values
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
-from redis.asyncio import Redis
 
 from client_bot.app import ClientBot, SharedDispatcher
 from client_bot.clock import Clock, SystemClock
 from client_bot.webhook import WebhookServer
 from core.logs import RedactingFilter, redact, setup_logging
 from core.metrics import serve_metrics
+from core.redis import redis_client
 from core.retry import backoff
 from core.settings import (
     ClientBotSettings,
@@ -260,7 +260,7 @@ class Hub:
             stateless=True,
             idle_seconds=s.database_idle_seconds,
         )
-        redis = Redis.from_url(s.redis_url.get_secret_value())
+        redis = redis_client(s.redis_url.get_secret_value())  # a RedisCluster for redis+cluster://
         bot = Bot(
             token=s.bot_token.get_secret_value(),
             session=self.session(s.telegram_api_url, s.telegram_timeout),

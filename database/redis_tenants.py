@@ -2,12 +2,13 @@
 
 Every key of a tenant starts with `{<tenant_id>}:` (core.redis.tenant_key_prefix: a Redis
 Cluster hash tag, so all of a tenant's keys share one slot). The ACL user may touch only
-`~{<tenant_id>}:*` (braces are plain characters in ACL patterns) and only the plain commands the client bot needs (aiogram's `RedisStorage`, counters,
-throttling). Commands that ignore key patterns (SCAN, KEYS, RANDOMKEY, DBSIZE, SELECT, FLUSH*,
-CONFIG) are not granted, and neither is scripting (EVAL*, SCRIPT, FUNCTION, FCALL*): Redis runs
-one script at a time, so a tenant's endless loop would stall every other tenant. The per-user
-event lock (`fsm_isolation`) therefore takes its lock with SET NX PX and releases it with
-WATCH/MULTI, not with redis-py's Lua-based Lock.
+`~{<tenant_id>}:*` (braces are plain characters in ACL patterns) and only the plain commands
+the client bot needs (aiogram's `RedisStorage`, counters, throttling). Commands that ignore key
+patterns (SCAN, KEYS, RANDOMKEY, DBSIZE, SELECT, FLUSH*, CONFIG) are not granted, and neither is
+scripting (EVAL*, SCRIPT, FUNCTION, FCALL*): Redis runs one script at a time, so a tenant's
+endless loop would stall every other tenant. The per-user event lock (`fsm_isolation`) therefore
+takes its lock with SET NX PX and releases it with WATCH/MULTI, not with redis-py's Lua-based
+Lock.
 
 On a Redis Cluster (a `redis+cluster://` REDIS_URL, core/redis.py) the admin client sends every
 ACL change to every node: ACL users are per node, and a tenant's slot may be on any of them.
@@ -248,7 +249,8 @@ async def revoke_tenant_scripting(admin: Redis) -> list[str]:
         if rules & _SCRIPTING_RULES or "+@all" in rules or "+@scripting" in rules:
             # Not acl_setuser(): it sends `off` unless enabled=True, and this must not disable.
             revoke = ("ACL", "SETUSER", parts[1], "-@scripting")
-            await admin.execute_command(*revoke, **_all_nodes(admin))  # type: ignore[no-untyped-call]
+            route = _all_nodes(admin)
+            await admin.execute_command(*revoke, **route)  # type: ignore[no-untyped-call]
             changed.append(parts[1])
     if changed:
         await _persist_acl(admin)
@@ -326,7 +328,8 @@ async def move_tenant_keys(
     if not users:
         return {}
     for user in users:  # both patterns while keys move (not acl_setuser: it would send `off`)
-        await admin.execute_command("ACL", "SETUSER", user, f"~{tenant_key_prefix(user)}*")  # type: ignore[no-untyped-call]
+        both = ("ACL", "SETUSER", user, f"~{tenant_key_prefix(user)}*")
+        await admin.execute_command(*both)  # type: ignore[no-untyped-call]
     moved = dict.fromkeys(users, 0)
     await _move_old_keys(admin, moved, batch)
     for user in users:
