@@ -36,7 +36,7 @@ from tests.sales.renewing import (
     moved_clock,
     renewal_orders,
 )
-from tests.web.conftest import Client, WebServer
+from tests.web.conftest import Client, WebServer, new_email
 from web.tokens import issue_login_link
 
 
@@ -130,6 +130,18 @@ async def test_the_web_shows_the_subscription_and_switching_off_there_charges_no
     for method, route, kwargs in routes:
         status, body = await stranger.call(method, route, **kwargs)
         assert status == 404, (method, route, body)
+    # An admin the owner invited to the bot's panel sees its data, not its billing.
+    admin = Client(http, web)
+    await admin.register(new_email())
+    status, me = await admin.call("GET", "/api/auth/me")
+    await web.deps.control.execute(
+        "INSERT INTO control.web_account_tenants (account_id, tenant_id, role)"
+        " VALUES ($1, $2, 'admin')",
+        me["id"],
+        bought.tenant_id,
+    )
+    status, body = await admin.call("PUT", path + "/auto-renew", json={"on": False})
+    assert status == 403 and body["error"]["code"] == "not_the_owner", body
     status, body = await owner.call(
         "PUT", path + "/auto-renew", json={"on": False, "tenant_id": "client_1"}
     )
