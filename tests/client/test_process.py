@@ -129,6 +129,7 @@ async def test_restart_mid_dialog_and_no_secret_in_any_log(emulator, tenant):
     await client.revoke_bot(TOKEN)
     await asyncio.sleep(1.5)
     output = (first.output + await second.stop()).decode()
+    assert second.proc is not None and second.proc.returncode == 0, output[-2000:]  # SIGTERM: clean
     assert "is up" in output and "Update id=" in output  # the logs did record the run
     assert TOKEN not in output and scrape_token not in output
     assert TOKEN.split(":")[1] not in output
