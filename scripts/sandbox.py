@@ -2,12 +2,12 @@
 
 With no real sales-bot credentials (SALES_BOT_TOKEN unset in the environment and in `.env`) it
 runs in **sandbox mode**: the project's Telegram emulator and YooKassa fake stand in for the
-outside services, and the master (Docker backend when an engine answers, else processes) and
-the sales bot run against them. It then prints how to play the owner's journey in a browser
+outside services, and the master (Docker backend when an engine answers, else processes), the
+sales bot and the owner's web (`python -m web`) run against them. It then prints how to play the owner's journey in a browser
 (the emulator's chat view) or a terminal, and writes the master's settings to
 `<run dir>/master.env`, which `make stats` and `make logs` read when there is no `.env`.
-With real credentials, the master and the sales bot run against Telegram and YooKassa as
-configured in `.env`. Ctrl-C stops everything it started.
+With real credentials, the master and the sales bot (and the web, when `.env` has
+WEB_JWT_KEYS) run against Telegram and YooKassa as configured in `.env`. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ from core.secrets import generate_key
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = Path(os.environ.get("BOTFLEET_RUN_DIR", f"/tmp/botfleet-run-{os.getuid()}"))  # noqa: S108 - same folder as scripts/services.sh
 BASE = int(os.environ.get("SANDBOX_PORT_BASE", "8000"))
-PORTS = {"master": BASE, "telegram": BASE + 81, "sales": BASE + 80, "yookassa": BASE + 90}
+PORTS = {
+    "master": BASE,
+    "web": BASE + 70,
+    "sales": BASE + 80,
+    "telegram": BASE + 81,
+    "yookassa": BASE + 90,
+}
 # Made-up tokens of the emulated sales and operator bots (sandbox only).
 SALES_TOKEN = "1000001:sandbox-sales-bot-token-000000000"  # noqa: S105
 MASTER_TOKEN = "1000002:sandbox-master-bot-token-00000000"  # noqa: S105
@@ -44,6 +50,9 @@ def persistent_secrets() -> dict[str, str]:
     values = {k: v for k, v in dotenv_values(path).items() if v} if path.exists() else {}
     values.setdefault("ENCRYPTION_KEYS", generate_key())
     values.setdefault("MASTER_API_TOKEN", secrets.token_urlsafe(24))
+    values.setdefault("WEB_JWT_KEYS", secrets.token_urlsafe(48))  # the owner's web's sessions
+    # The web asks the sales bot to open a renewal payment with it (Renew / pay).
+    values.setdefault("SALES_INTERNAL_TOKEN", secrets.token_urlsafe(24))
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     path.chmod(0o600)
@@ -63,6 +72,7 @@ def sandbox_env() -> dict[str, dict[str, str]]:
     telegram = f"http://127.0.0.1:{PORTS['telegram']}"
     backend = os.environ.get("SANDBOX_BACKEND") or ("docker" if docker_answers() else "process")
     common = {**os.environ, "TELEGRAM_API_URL": telegram, "LOG_LEVEL": "INFO", **keys}
+    web_url = f"http://127.0.0.1:{PORTS['web']}"
     master = {
         **common,
         "MASTER_API_PORT": str(PORTS["master"]),
@@ -74,6 +84,8 @@ def sandbox_env() -> dict[str, dict[str, str]]:
         # Every sandbox server listens on 127.0.0.1 only: its throwaway bots share the host's
         # network (chosen here explicitly; a real fleet's bots get a bridge network).
         "CLIENT_NETWORK": os.environ.get("CLIENT_NETWORK", "host"),
+        # Every bot's /admin offers its owner "Open the web panel" there.
+        "WEB_PUBLIC_URL": web_url,
     }
     chat_view = f"{telegram}/?bot=botfleet_sales_bot&user={OPERATOR_ID}&name=Owner"
     sales = {
@@ -88,7 +100,17 @@ def sandbox_env() -> dict[str, dict[str, str]]:
         "YOOKASSA_RETURN_URL": chat_view,
         "WEBHOOK_PORT": str(PORTS["sales"]),
     }
-    return {"master": master, "sales": sales, "common": common}
+    web = {
+        **common,
+        "WEB_HOST": "127.0.0.1",
+        "WEB_PORT": str(PORTS["web"]),
+        "WEB_PUBLIC_URL": web_url,
+        # Password-reset links go to the owner's chat with the sales bot, and into web.log.
+        "SALES_BOT_TOKEN": SALES_TOKEN,
+        "WEB_RESET_LOG_LINKS": "true",
+        "SALES_INTERNAL_URL": f"http://127.0.0.1:{PORTS['sales']}",
+    }
+    return {"master": master, "sales": sales, "web": web, "common": common}
 
 
 def write_master_env(master: dict[str, str]) -> Path:
@@ -187,6 +209,9 @@ async def run_sandbox() -> None:
         await wait_http(f"http://127.0.0.1:{PORTS['master']}/health", stack)
         await stack.start("sales", ["-m", "sales_bot"], env["sales"])
         await wait_http(f"http://127.0.0.1:{PORTS['sales']}/yookassa/webhook", stack)
+        await stack.start("web", ["-m", "web"], env["web"])
+        web = f"http://127.0.0.1:{PORTS['web']}"
+        await wait_http(f"{web}/health", stack)
         telegram = f"http://127.0.0.1:{PORTS['telegram']}"
         chat = f"{sys.executable} -m telegram_emulator.chat --url {telegram}"
         print(
@@ -200,6 +225,9 @@ ready. Play the owner's journey in a browser: {telegram}/
      (the fake notifies the sales bot's webhook and brings you back to the chat)
   3. your new bot appears in the bot list: /start as a customer, /admin as user {OPERATOR_ID}
   4. operators: @botfleet_master_bot as user {OPERATOR_ID}: /clients, /stats
+  5. the owner's web: {web}/dashboard — log in from your new bot: /admin →
+     "🌐 Открыть веб-панель" opens a one-time link (or register there with an email;
+     Swagger UI at {web}/docs)
 Or in a terminal: {chat} --token {SALES_TOKEN}
   (`:N` presses button N; a link button prints its link: pay with curl -X POST <link>),
   then --token <the token you pasted>, and --token {MASTER_TOKEN} --user {OPERATOR_ID}
@@ -218,6 +246,8 @@ async def run_real() -> None:
     try:
         await stack.start("master", ["-m", "master_bot"], dict(os.environ))
         await stack.start("sales", ["-m", "sales_bot"], dict(os.environ))
+        if os.environ.get("WEB_JWT_KEYS") or dotenv_values(ROOT / ".env").get("WEB_JWT_KEYS"):
+            await stack.start("web", ["-m", "web"], dict(os.environ))
         await stack.until_stopped()
     finally:
         await stack.stop()

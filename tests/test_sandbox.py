@@ -24,6 +24,7 @@ from dotenv import dotenv_values
 ROOT = Path(__file__).resolve().parents[1]
 BASE = 28000
 TELEGRAM = f"http://127.0.0.1:{BASE + 81}"
+WEB = f"http://127.0.0.1:{BASE + 70}"
 SALES_TOKEN = "1000001:sandbox-sales-bot-token-000000000"
 MASTER_TOKEN = "1000002:sandbox-master-bot-token-00000000"
 OWNER = 1001  # the sandbox's operator, here also the owner who buys
@@ -158,6 +159,7 @@ async def test_a_newcomer_plays_the_sandbox_journey_from_a_terminal(tmp_path, pg
         instructions = output.decode()
         assert f"{TELEGRAM}/" in instructions and "telegram_emulator.chat" in instructions
         assert NEW_BOT_TOKEN in instructions and "make stats" in instructions
+        assert f"{WEB}/dashboard" in instructions
 
         # The browser view the instructions point to is there.
         async with aiohttp.ClientSession() as session, session.get(f"{TELEGRAM}/") as resp:
@@ -200,9 +202,30 @@ async def test_a_newcomer_plays_the_sandbox_journey_from_a_terminal(tmp_path, pg
         try:
             await new_bot.ask("/start", "Здравствуйте")
             await new_bot.ask("/admin", "Панель управления")
+            # 5. The owner's web: /admin gives the owner a one-time login link...
+            await new_bot.press("Открыть веб-панель", "Веб-панель")
+            printed = await new_bot.press("Открыть веб-панель", "🔗")
+            [panel] = re.findall(r"🔗 [^:]+: (\S+)", printed)
         except AssertionError as exc:
             log = await make(env, "logs", f"TENANT={tenant_id}", "LINES=40")
             raise AssertionError(f"{exc}\nthe bot's log (make logs):\n{log}") from None
+
+        assert panel.startswith(f"{WEB}/login/link?bot={tenant_id}&token=")
+        token = panel.split("&token=", 1)[1]
+        async with aiohttp.ClientSession() as session:
+            # ... which the web's login page spends: the owner sees the bot's bookings.
+            async with session.post(
+                f"{WEB}/api/auth/bot-link", json={"tenant_id": tenant_id, "token": token}
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                access = (await resp.json())["access_token"]
+            async with session.get(
+                f"{WEB}/api/tenants/{tenant_id}/bookings",
+                headers={"Authorization": f"Bearer {access}"},
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+            async with session.get(f"{WEB}/dashboard") as resp:
+                assert resp.status == 200
 
         # 4. The operators' bot knows the tenant.
         operators = await Terminal.open(env, "--token", MASTER_TOKEN, "--user", str(OWNER))
@@ -226,5 +249,5 @@ async def test_a_newcomer_plays_the_sandbox_journey_from_a_terminal(tmp_path, pg
         rest, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, (output + rest).decode()
     assert "process backend" in output.decode()
-    for name in ("telegram", "yookassa", "master", "sales"):
+    for name in ("telegram", "yookassa", "master", "sales", "web"):
         assert (tmp_path / f"{name}.log").exists()
