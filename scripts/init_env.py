@@ -4,7 +4,8 @@
 
 Copies the template line by line and fills, where the template leaves them empty:
 POSTGRES_PASSWORD, REDIS_PASSWORD, ENCRYPTION_KEYS (a new Fernet key), MASTER_API_TOKEN,
-METRICS_TOKEN and WEB_JWT_KEYS (the owner's web's JWT signing key); DATABASE_URL and REDIS_URL become the host tools' URLs of the compose servers
+METRICS_TOKEN, WEB_JWT_KEYS (the owner's web's JWT signing key) and SALES_INTERNAL_TOKEN (the
+web's "Renew / pay" through the sales bot); DATABASE_URL and REDIS_URL become the host tools' URLs of the compose servers
 (127.0.0.1, with those passwords). Nothing else changes, so the operator still sets the bot
 tokens, OPERATOR_IDS and the shop (or runs `make up TRIAL=1` without them).
 
@@ -61,6 +62,7 @@ def fill(template: str) -> tuple[str, dict[str, str]]:
             ("MASTER_API_TOKEN", _secret),
             ("METRICS_TOKEN", _secret),
             ("WEB_JWT_KEYS", _jwt_key),
+            ("SALES_INTERNAL_TOKEN", _secret),
         )
         if not values.get(name)
     }

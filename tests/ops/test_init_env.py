@@ -23,7 +23,8 @@ def test_fills_the_secrets_and_the_host_urls(tmp_path: Path) -> None:
     assert main(["--to", str(target)]) == 0
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     values = dotenv_values(target)
-    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "MASTER_API_TOKEN", "METRICS_TOKEN"):
+    secrets = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "MASTER_API_TOKEN", "METRICS_TOKEN")
+    for name in (*secrets, "SALES_INTERNAL_TOKEN"):
         assert len(values[name] or "") >= 32, name
     # The web's settings accept its JWT key (one key of >= 32 characters).
     WebSettings(
@@ -46,6 +47,7 @@ def test_fills_the_secrets_and_the_host_urls(tmp_path: Path) -> None:
     assert changed == {
         "DATABASE_URL", "REDIS_URL", "POSTGRES_PASSWORD", "REDIS_PASSWORD",
         "ENCRYPTION_KEYS", "MASTER_API_TOKEN", "METRICS_TOKEN", "WEB_JWT_KEYS",
+        "SALES_INTERNAL_TOKEN",
     }  # fmt: skip
 
 
