@@ -23,6 +23,7 @@ from core.settings import SalesSettings
 from core.telegram import build_bot, wait_for_telegram
 from database.migrator import migrate_control
 from database.pool import create_pool
+from database.redis_tenants import TenantRedisStorage
 from middlewares.throttling import ThrottlingMiddleware, polite_refusal
 from sales_bot.allowlist import SenderPolicy
 from sales_bot.context import SalesContext
@@ -43,7 +44,8 @@ __all__ = ["SalesApp", "SalesServices", "Tuning"]
 
 
 def fsm_storage(redis: Redis) -> RedisStorage:
-    return RedisStorage(
+    # The RedisStorage that also closes a RedisCluster (REDIS_URL=redis+cluster://...).
+    return TenantRedisStorage(
         redis,
         key_builder=DefaultKeyBuilder(prefix=FSM_PREFIX, with_bot_id=True, with_destiny=True),
     )
