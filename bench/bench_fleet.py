@@ -1,7 +1,7 @@
 """A fleet in the shared placement: N tenants provisioned through the master's REST API, in hubs.
 
     python -m bench.bench_fleet [--tenants 1000] [--dedicated 10] [--concurrency 4]
-                                [--idle-long SECONDS]
+                                [--idle-long SECONDS] [--provision-for SECONDS]
 
 Runs the real `python -m master_bot` (DEPLOY_BACKEND=process: hubs are processes, each tenant of
 the dedicated plan a process of its own) against a scratch database, a fleet name of its own
@@ -9,7 +9,9 @@ the dedicated plan a process of its own) against a scratch database, a fleet nam
 local Telegram emulator (this process). A plans file gives two plans: `fleet_shared` (placement
 shared) and `fleet_dedicated` (placement dedicated). Reported in one run:
 - provisioning: N tenants of the shared plan through `POST /api/v1/tenants`, `--concurrency` at a
-  time, tenants/s; then every tenant answers a /start (all answering, and how long that took);
+  time, tenants/s (a line every 250; with `--provision-for SECONDS` it stops after that long and
+  the rest is measured on the tenants made by then); then every tenant answers a /start (all
+  answering, and how long that took);
 - memory: total PSS of the hub processes (/proc/<pid>/smaps_rollup) and the marginal MiB per
   tenant between the first `--base` tenants and all N (each time all answered, then settled);
 - idle (after `--idle` seconds without updates): the PostgreSQL backends of the scratch database
@@ -175,33 +177,34 @@ async def seed_for_walk(run: Run, tenant_id: str) -> None:
 
 
 async def provision(
-    run: Run, session: aiohttp.ClientSession, plan: str, n: int, conc: int, walkers: int = 0
-) -> list[Tenant]:
-    """n tenants of `plan` through the API; the first `walkers` in English and seeded for the
-    update mix (`seed_for_walk`)."""
+    run: Run, session: aiohttp.ClientSession, plan: str, n: int, conc: int, walkers: int = 0,
+    until: float | None = None,
+) -> list[Tenant]:  # fmt: skip
+    """n tenants of `plan` through the API, or as many as were started before `until` (a
+    time.monotonic() deadline); the first `walkers` in English and seeded for the update mix
+    (`seed_for_walk`)."""
     semaphore = asyncio.Semaphore(conc)
-    tenants = []
     began, done = time.perf_counter(), [0]
 
-    async def one(k: int) -> Tenant:
-        run.bots += 1
-        i = run.bots
-        tenant = Tenant(f"{8_800_000_000 + i}:bench-fleet-{secrets.token_hex(8)}")
-        await run.emulator.register_bot(tenant.token, f"bench_fleet_{i}_bot", f"Salon {i}")
-        body = {
-            "plan": plan, "period_days": 30, "business_name": f"Салон {i}",
-            "bot_token": tenant.token, "owner_telegram_id": OWNER,
-            "locale": "en" if k < walkers else "ru",
-        }  # fmt: skip
-        async with (
-            semaphore,
-            session.post(
+    async def one(k: int) -> Tenant | None:
+        async with semaphore:
+            if until is not None and time.monotonic() > until:
+                return None
+            run.bots += 1
+            i = run.bots
+            tenant = Tenant(f"{8_800_000_000 + i}:bench-fleet-{secrets.token_hex(8)}")
+            await run.emulator.register_bot(tenant.token, f"bench_fleet_{i}_bot", f"Salon {i}")
+            body = {
+                "plan": plan, "period_days": 30, "business_name": f"Салон {i}",
+                "bot_token": tenant.token, "owner_telegram_id": OWNER,
+                "locale": "en" if k < walkers else "ru",
+            }  # fmt: skip
+            async with session.post(
                 f"{run.api}/api/v1/tenants", json=body, headers={"Idempotency-Key": f"fleet-{i}"}
-            ) as resp,
-        ):
-            reply = await resp.json()
-            if resp.status != 201:
-                raise SystemExit(f"provisioning tenant {i}: HTTP {resp.status} {reply}")
+            ) as resp:
+                reply = await resp.json()
+                if resp.status != 201:
+                    raise SystemExit(f"provisioning tenant {i}: HTTP {resp.status} {reply}")
         tenant.tenant_id = reply["tenant_id"]
         if k < walkers:
             await seed_for_walk(run, tenant.tenant_id)
@@ -214,9 +217,7 @@ async def provision(
                   f" MemAvailable {mem_available_mib():.0f} MiB", flush=True)  # fmt: skip
         return tenant
 
-    for result in await asyncio.gather(*(one(k) for k in range(n))):
-        tenants.append(result)
-    return tenants
+    return [t for t in await asyncio.gather(*(one(k) for k in range(n))) if t is not None]
 
 
 async def answer_all(run: Run, tenants: list[Tenant], conc: int = 50) -> tuple[int, float]:
@@ -435,19 +436,25 @@ async def bench(
         print(f"  {base} tenants: {answered} answered /start in {took:.1f} s;"
               f" hubs' PSS {pss_base:.1f} MiB")  # fmt: skip
         t0 = time.perf_counter()
-        rest = await provision(run, session, SHARED, args.tenants - base, args.concurrency)
+        until = None if args.provision_for is None else time.monotonic() + args.provision_for
+        rest = await provision(
+            run, session, SHARED, args.tenants - base, args.concurrency, until=until
+        )
         provisioning += time.perf_counter() - t0
         shared = first + rest
         rate = len(shared) / provisioning
         print(f"  provisioning: {len(shared)} tenants in {provisioning:.1f} s of API calls"
               f" ({rate:.2f} tenants/s at concurrency {args.concurrency})")  # fmt: skip
+        if len(shared) < args.tenants:
+            print(f"  --provision-for {args.provision_for:.0f} s: stopped at {len(shared)} of"
+                  f" {args.tenants} tenants; the figures below are for those", flush=True)  # fmt: skip
         answered, took = await answer_all(run, shared)
         hubs = pids(run.run_dir, hubs=True)
         print(f"  all {len(shared)}: {answered} answered /start in {took:.1f} s;"
               f" {len(hubs)} hub processes")  # fmt: skip
         busy = random.sample(shared, max(1, round(len(shared) * args.busy)))
         sh = await measure(run, args, admin, redis, shared, True, busy)
-        marginal = (sh.pss - pss_base) / (len(shared) - base)
+        marginal = (sh.pss - pss_base) / max(1, len(shared) - base)
         report("shared", sh, hubs=len(hubs))
         print(f"  hubs' PSS marginal per tenant ({base} -> {len(shared)}): {marginal:.2f} MiB")
         if walkers:
@@ -627,6 +634,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--idle-long", type=float, default=0.0, metavar="SECONDS",
         help="at the end, backends every 30 s for SECONDS; the mean of the last 5 minutes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--provision-for", type=float, metavar="SECONDS",
+        help="stop provisioning after SECONDS and measure the tenants made by then",
     )  # fmt: skip
     parser.add_argument("--walkers", type=int, default=3, help="tenants walked for the mix")
     parser.add_argument("--mix-users", type=int, default=40, help="customers per walker")
