@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
@@ -24,7 +24,6 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from core.dates import DATE_ZONE, paid_until
 from database.subscriptions import Subscription
 from sales_bot import extension
-from sales_bot.billing import PlanChange
 from sales_bot.callbacks import (
     AutoRenewCb,
     CardCb,
@@ -271,25 +270,22 @@ async def payments(query: CallbackQuery, callback_data: PaymentsCb, ctx: SalesCo
     await query.message.answer(text, reply_markup=kb.as_markup() if kb.buttons else None)
 
 
-_WITH_RECEIPTS = frozenset({OrderStatus.PAID, OrderStatus.REFUNDED})
+_WITH_RECEIPTS = extension.WITH_RECEIPTS
 
 
 async def receipt(query: CallbackQuery, callback_data: ReceiptCb, ctx: SalesContext) -> None:
     """The 54-FZ receipt(s) of one of the owner's payments, as YooKassa has them now."""
-    order = await ctx.store.get(callback_data.order)
-    if (
-        order is None
-        or order.user_id != query.from_user.id
-        or order.payment_id is None
-        or order.status not in _WITH_RECEIPTS
-        or not isinstance(query.message, Message)
-    ):
+    if not isinstance(query.message, Message):
+        await query.answer(_("This payment is not found."), show_alert=True)
+        return
+    try:  # the owner's web reads them by the same calls (extension.internal_routes)
+        order = await extension.owned_payment(ctx, query.from_user.id, callback_data.order)
+    except extension.NotOwned:
         await query.answer(_("This payment is not found."), show_alert=True)
         return
     await query.answer()
-    refunded = order.status is OrderStatus.REFUNDED
     try:
-        receipts = await ctx.billing.kassa.receipts(order.payment_id, refunded=refunded)
+        receipts = await extension.receipts_of(ctx, order)
     except KassaUnavailableError as exc:
         log.warning("receipts of %s: %s", order.order_id, exc)
         await query.message.answer(
@@ -439,39 +435,36 @@ async def change_plan(
         await query.message.answer(_("Status is unavailable right now, try again later."))
         return
     locale = i18n.current_locale
-    now = datetime.now(UTC)
     if not callback_data.plan:
         await _plan_choice(query.message, ctx, tenant.tenant_id, current, tenant.expires_at, locale)
         return
-    target = ctx.catalog.get(callback_data.plan)
-    if target is None:
+    try:  # the owner's web changes it by the same call (extension.internal_routes)
+        move = await extension.change_plan(
+            ctx, query.from_user.id, tenant.tenant_id, callback_data.plan, locale
+        )
+    except extension.PlanGone:
         await query.message.answer(_("This plan is no longer sold. Send /start."))
         return
+    except extension.NotMovable:
+        await query.message.answer(_("Status is unavailable right now, try again later."))
+        return
+    except extension.NotOwned:
+        await query.message.answer(_("This bot is not found."))
+        return
     bot = bot_link(owned.bot_username)
-    if target.id == current.id:
-        await ctx.store.set_next_plan(tenant.tenant_id, query.from_user.id, None, None, None)
+    target = move.target
+    if move.kind == "kept":
         await query.message.answer(
             _("{bot} stays on plan {plan}.").format(bot=bot, plan=html.escape(current.name(locale)))
         )
         return
-    change = PlanChange.of(current, target, tenant.expires_at, now)
-    if change.upgrade:
-        email = await ctx.store.last_email(query.from_user.id) or owned.email
-        order = await ctx.billing.open_upgrade(
-            user_id=query.from_user.id, locale=locale, email=email, tenant=owned, change=change
-        )
-        if order.status is OrderStatus.PAID:
+    if move.order is not None:
+        if move.order.status is OrderStatus.PAID:
             await query.message.answer(
                 _("This upgrade is paid already: the plan is being changed.")
             )
             return
-        await send_checkout(query.message, order, ctx, locale)
-        return
-    sub = await ctx.store.set_next_plan(
-        tenant.tenant_id, query.from_user.id, target.id, target.price, target.period_days
-    )
-    if sub is None:
-        await query.answer(_("This bot is not found."), show_alert=True)
+        await send_checkout(query.message, move.order, ctx, locale)
         return
     await query.message.answer(
         _(
@@ -495,10 +488,8 @@ async def _plan_choice(
     lines = [
         _("Plan now: {plan}. Choose another one:").format(plan=html.escape(current.name(locale)))
     ]
-    for plan in ctx.catalog:
-        if plan.id == current.id:
-            continue
-        change = PlanChange.of(current, plan, end, datetime.now(UTC))
+    for change in extension.plan_changes(ctx, current, end):  # as the owner's web lists them
+        plan = change.to
         if change.upgrade:
             lines.append(
                 _(
