@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import sys
 from types import FrameType
 
 
@@ -42,16 +40,7 @@ def main() -> int:
     return 0
 
 
-def _exit(code: int) -> None:
-    """End the process once the bot has shut down (its connections closed): the log flushed,
-    then os._exit, without the interpreter's teardown of aiogram's and pydantic's thousands of
-    objects, which took 1-4 s of CPU after the bot was done, long enough for a stop timeout of
-    5 s on a busy host to end a clean stop with SIGKILL (exit 137)."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    _exit(main())
+    from core.logs import exit_flushed
+
+    exit_flushed(main())

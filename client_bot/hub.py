@@ -51,7 +51,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from client_bot.app import ClientBot, SharedDispatcher
 from client_bot.clock import Clock, SystemClock
 from client_bot.webhook import WebhookServer
-from core.logs import RedactingFilter, redact, setup_logging
+from core.logs import RedactingFilter, exit_flushed, redact, setup_logging
 from core.metrics import serve_metrics
 from core.redis import redis_client
 from core.retry import backoff
@@ -397,4 +397,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_flushed(main())  # no interpreter teardown after a clean stop (core/logs.py)

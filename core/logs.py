@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretBytes, SecretStr
@@ -156,3 +157,14 @@ def setup_logging(
     root.handlers[:] = [handler]
     root.setLevel(level)
     return _filter
+
+
+def exit_flushed(code: int) -> NoReturn:
+    """End a bot process once it has shut down (its connections closed): the log flushed, then
+    os._exit, without the interpreter's teardown of aiogram's and pydantic's thousands of
+    objects, which took 1-4 s of CPU after the bot was done, long enough for a stop timeout of
+    5 s on a busy host to end a clean stop with SIGKILL (exit 137)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
