@@ -480,6 +480,48 @@ ROUTES: tuple[Route, ...] = (
         errors=(401, 403, 404, 409),
     ),
     Route(
+        "POST",
+        "/api/tenants/{tenant_id}/subscription/card",
+        subscription.change_card,
+        "Change the card: the YooKassa page of the next period's payment with auto-renewal, made"
+        ' by the sales bot as its "Change card"; the card paid with replaces the saved one',
+        "subscription",
+        response=subscription.RenewOut,
+        body=subscription.CardIn,
+        errors=(400, 401, 403, 404, 409, 415, 422, 502, 503),
+    ),
+    Route(
+        "GET",
+        "/api/tenants/{tenant_id}/subscription/payments/{payment_id}/receipt",
+        subscription.receipt,
+        "A paid payment's 54-FZ receipt (amount, items, date, FN/FD/FP, status) as YooKassa has"
+        " it now; pending: not registered yet",
+        "subscription",
+        response=subscription.ReceiptOut,
+        errors=(401, 403, 404, 409, 502, 503),
+    ),
+    Route(
+        "GET",
+        "/api/tenants/{tenant_id}/subscription/plans",
+        subscription.plans,
+        "The plans to move to: a higher one now for the days left (prorated), a lower one from"
+        " the next period, as the sales bot's Change the plan",
+        "subscription",
+        response=subscription.PlansOut,
+        errors=(401, 403, 404, 409, 503),
+    ),
+    Route(
+        "POST",
+        "/api/tenants/{tenant_id}/subscription/plan",
+        subscription.change_plan,
+        "Change the plan: an upgrade answers its prorated payment page; a downgrade is stored"
+        " for the next period; the current plan cancels a chosen downgrade",
+        "subscription",
+        response=subscription.PlanMoveOut,
+        body=subscription.PlanIn,
+        errors=(400, 401, 403, 404, 409, 415, 422, 502, 503),
+    ),
+    Route(
         "GET",
         "/api/tenants/{tenant_id}/widget",
         h.widget_key,

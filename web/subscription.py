@@ -35,6 +35,9 @@ from web.errors import ApiError
 
 log = logging.getLogger(__name__)
 RENEW_PATH = "/internal/subscription/renew"  # sales_bot/extension.py
+RECEIPT_PATH = "/internal/subscription/receipt"
+PLANS_PATH = "/internal/subscription/plans"
+PLAN_PATH = "/internal/subscription/plan"
 _LATE_UPGRADE = frozenset({"late:period_over", "late:renewed"})  # sales_bot.orders.LateUpgrade
 _STOPPED_BY_OWNER = frozenset({"opted_out", "card_removed"})
 _sales_usernames: dict[str, str] = {}  # the sales bot's @username, by its token's id part
@@ -110,6 +113,78 @@ class RenewOut(BaseModel):
     currency: str
     plan: str
     period_days: int
+
+
+class ReceiptItemOut(BaseModel):
+    description: str
+    quantity: Decimal
+    amount: Decimal = Field(description="the price of one")
+
+
+class ReceiptDocOut(BaseModel):
+    type: str = Field(description="payment, or refund")
+    status: str = Field(description="succeeded (registered), pending, or canceled (not registered)")
+    total: Decimal
+    items: list[ReceiptItemOut]
+    fiscal_storage_number: str | None = Field(None, description="ФН")
+    fiscal_document_number: str | None = Field(None, description="ФД")
+    fiscal_attribute: str | None = Field(None, description="ФП")
+    registered_at: datetime | None = None
+    registered: str | None = Field(None, description="DD.MM.YYYY HH:MM, Moscow time")
+
+
+class ReceiptOut(BaseModel):
+    order_id: str
+    amount: Decimal
+    currency: str
+    date: str = Field(description="DD.MM.YYYY, Moscow time: when paid")
+    status: Literal["paid", "refunded"]
+    pending: bool = Field(
+        description="true: the payment's receipt is not registered yet (YooKassa is passing it to"
+        " the tax service): try again in a few minutes"
+    )
+    receipts: list[ReceiptDocOut] = Field(description="the payment's receipt, then its refunds'")
+
+
+class PlanOptionOut(BaseModel):
+    id: str
+    title: dict[str, str]
+    price: Decimal = Field(description="the price of a whole period of the plan")
+    period_days: int
+    upgrade: bool = Field(description="true: now, for the days left; false: from the next period")
+    amount_now: Decimal = Field(description="what an upgrade costs now (0 for a downgrade)")
+    days_left: int
+
+
+class PlansOut(BaseModel):
+    current: str
+    period_end: datetime
+    paid_until: str = Field(description="the last paid day, DD.MM.YYYY: a downgrade starts after")
+    next_plan: str | None = Field(description="a downgrade chosen for the next period")
+    plans: list[PlanOptionOut] = Field(description="every other plan on sale")
+
+
+class PlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")
+    locale: Literal["ru", "en"] = "ru"
+
+
+class PlanMoveOut(BaseModel):
+    result: Literal["kept", "upgrade", "upgrade_paid", "downgrade"] = Field(
+        description="kept: stays (a chosen downgrade cancelled); upgrade: pay `payment` now;"
+        " upgrade_paid: already paid, the plan is being changed; downgrade: from `starts`"
+    )
+    plan: str
+    starts: str | None = Field(description="a downgrade's first day, DD.MM.YYYY")
+    payment: RenewOut | None
+
+
+class CardIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    locale: Literal["ru", "en"] = "ru"
 
 
 class AutoRenewIn(BaseModel):
@@ -302,7 +377,65 @@ def _internal(deps: WebDeps) -> tuple[str, str] | None:
     url, token = deps.settings.sales_internal_url, deps.settings.sales_internal_token
     if not url or token is None:
         return None
-    return url.rstrip("/") + RENEW_PATH, token.get_secret_value()
+    return url.rstrip("/"), token.get_secret_value()
+
+
+_UNAVAILABLE = "the payment service is not answering; try again shortly"
+
+
+async def _ask_sales(
+    deps: WebDeps, tenant: OwnedTenant, path: str, payload: dict[str, object]
+) -> tuple[int, dict[str, object]]:
+    """POST the sales bot's internal endpoint `path` for the tenant's owner: its status and
+    JSON; 409 pay_in_telegram when the web has no internal endpoint, 503 when it is down."""
+    internal = _internal(deps)
+    if internal is None:
+        raise ApiError(
+            409,
+            "pay_in_telegram",
+            "payments are made in the sales bot: open renew_url of GET .../subscription",
+        )
+    base, token = internal
+    body = {"tenant_id": tenant.tenant_id, "user_id": tenant.owner_telegram_id, **payload}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=40)) as http,
+            http.post(base + path, json=body, headers={"Authorization": f"Bearer {token}"}) as r,
+        ):
+            status = r.status
+            data = await r.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        log.warning("%s of %s: the sales bot is unreachable (%s)", path, tenant.tenant_id, exc)
+        raise ApiError(503, "sales_unavailable", _UNAVAILABLE) from None
+    if not isinstance(data, dict):
+        data = {}
+    code = data.get("error")
+    if status == 503 and code == "kassa_unavailable":
+        raise ApiError(
+            503, "kassa_unavailable", "YooKassa is not answering right now; try again in a few"
+            " minutes"
+        )  # fmt: skip
+    if status == 502 and code == "kassa_refused":
+        raise ApiError(502, "kassa_refused", "YooKassa refused; write to support")
+    if status == 503 and code == "status_unavailable":
+        raise ApiError(503, "status_unavailable", "the bot's status is unavailable; try later")
+    if status not in (200, 404, 409):
+        log.warning("%s of %s: the sales bot answered %s %s", path, tenant.tenant_id, status, code)
+        raise ApiError(503, "sales_unavailable", _UNAVAILABLE)
+    return status, data
+
+
+async def _payment_page(
+    deps: WebDeps, tenant: OwnedTenant, locale: str, *, auto_renew: bool
+) -> RenewOut:
+    status, data = await _ask_sales(
+        deps, tenant, RENEW_PATH, {"locale": locale, "auto_renew": auto_renew}
+    )
+    if status == 404:
+        raise _no_subscription(tenant)
+    if status == 409:
+        raise ApiError(409, "not_payable", "this bot's plan is no longer sold: write to support")
+    return RenewOut.model_validate(data)
 
 
 async def renew(request: web.Request) -> web.Response:
@@ -311,41 +444,78 @@ async def renew(request: web.Request) -> web.Response:
     to; once paid, the sales bot extends the bot once and tells the owner in Telegram."""
     deps, tenant = await _owner(request)
     body = await h._body(request, RenewIn) if request.can_read_body else RenewIn()
-    internal = _internal(deps)
-    if internal is None:
+    out = await _payment_page(deps, tenant, body.locale, auto_renew=body.auto_renew)
+    log.info("tenant %s: a renewal payment opened on the web", tenant.tenant_id)
+    return h._json(out)
+
+
+async def change_card(request: web.Request) -> web.Response:
+    """As the bot's "Change card": a card is saved by paying with it, so this is the next
+    period's payment with auto-renewal; once paid, its card replaces the saved one."""
+    deps, tenant = await _owner(request)
+    body = await h._body(request, CardIn) if request.can_read_body else CardIn()
+    out = await _payment_page(deps, tenant, body.locale, auto_renew=True)
+    log.info("tenant %s: a card-changing payment opened on the web", tenant.tenant_id)
+    return h._json(out)
+
+
+async def receipt(request: web.Request) -> web.Response:
+    """A payment's 54-FZ receipt as YooKassa has it now, read by the sales bot's receipt code."""
+    deps, tenant = await _owner(request)
+    order_id = request.match_info["payment_id"]
+    if not 1 <= len(order_id) <= 64:
+        raise ApiError(404, "payment_not_found", "no such paid payment of this bot")
+    status, data = await _ask_sales(deps, tenant, RECEIPT_PATH, {"order_id": order_id})
+    if status != 200:
         raise ApiError(
-            409,
-            "pay_in_telegram",
-            "payments are made in the sales bot: open renew_url of GET .../subscription",
+            404, "payment_not_found", "no such paid payment of this bot (only paid ones have a"
+            " receipt)"
+        )  # fmt: skip
+    raw = data.get("receipts")
+    docs = [ReceiptDocOut.model_validate(r) for r in raw] if isinstance(raw, list) else []
+    for doc in docs:
+        if doc.registered_at is not None:
+            doc.registered = doc.registered_at.astimezone(DATE_ZONE).strftime("%d.%m.%Y %H:%M")
+    sale = [d for d in docs if d.type == "payment"]
+    paid_at = datetime.fromisoformat(str(data["paid_at"]))
+    return h._json(
+        ReceiptOut(
+            order_id=str(data["order_id"]),
+            amount=Decimal(str(data["amount"])),
+            currency=str(data["currency"]),
+            date=_day(paid_at),
+            status="refunded" if data.get("status") == "refunded" else "paid",
+            pending=not sale or all(d.status == "pending" for d in sale),
+            receipts=docs,
         )
-    url, token = internal
-    payload = {
-        "tenant_id": tenant.tenant_id,
-        "user_id": tenant.owner_telegram_id,
-        "locale": body.locale,
-        "auto_renew": body.auto_renew,
-    }
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=40)) as http,
-            http.post(url, json=payload, headers={"Authorization": f"Bearer {token}"}) as answer,
-        ):
-            status = answer.status
-            data = await answer.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        log.warning("renew of %s: the sales bot is unreachable (%s)", tenant.tenant_id, exc)
-        raise ApiError(
-            503, "sales_unavailable", "the payment service is not answering; try again shortly"
-        ) from None
-    if status == 200:
-        log.info("tenant %s: a renewal payment opened on the web", tenant.tenant_id)
-        return h._json(RenewOut.model_validate(data))
-    code = data.get("error") if isinstance(data, dict) else None
-    if status == 404 or code == "not_found":
+    )
+
+
+async def plans(request: web.Request) -> web.Response:
+    """The plans to move to, priced as the bot's "Change the plan" prices them."""
+    deps, tenant = await _owner(request)
+    status, data = await _ask_sales(deps, tenant, PLANS_PATH, {})
+    if status != 200:
+        raise _no_subscription(tenant)
+    end = datetime.fromisoformat(str(data["period_end"]))
+    return h._json(PlansOut.model_validate({**data, "paid_until": paid_until(end)}))
+
+
+async def change_plan(request: web.Request) -> web.Response:
+    """As the bot's "Change the plan": a higher plan now (its prorated 'upgrade' payment page),
+    a lower one from the next period, the current one cancels a chosen downgrade."""
+    deps, tenant = await _owner(request)
+    body = await h._body(request, PlanIn)
+    status, data = await _ask_sales(
+        deps, tenant, PLAN_PATH, {"plan": body.plan, "locale": body.locale}
+    )
+    if status == 404:
         raise _no_subscription(tenant)
     if status == 409:
-        raise ApiError(409, "not_payable", "this bot's plan is no longer sold: write to support")
-    log.warning("renew of %s: the sales bot answered %s %s", tenant.tenant_id, status, code)
-    raise ApiError(
-        503, "sales_unavailable", "the payment service is not answering; try again shortly"
+        raise ApiError(409, "plan_not_sold", f"the plan {body.plan!r} is not on sale")
+    result = str(data["result"])
+    starts = (
+        paid_until(datetime.fromisoformat(str(data["from"]))) if result == "downgrade" else None
     )
+    log.info("tenant %s: plan %s on the web: %s", tenant.tenant_id, body.plan, result)
+    return h._json(PlanMoveOut.model_validate({**data, "starts": starts}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -253,3 +254,134 @@ async def test_renew_on_the_web_is_the_sales_bots_payment_and_extends_once(
     status, after = await owner.call("GET", path)
     assert status == 200 and after["auto_renew"] is True  # the card paid with is saved
     assert [p["kind"] for p in after["payments"]] == ["extend", "new"]
+
+
+async def test_receipt_card_and_plan_on_the_web_are_the_sales_bots_own(
+    make_shop: Callable[..., Awaitable[Shop]],  # noqa: F811
+    stub: MasterStub,  # noqa: F811
+    start_web: Callable[..., Awaitable[WebServer]],
+    platform_rows: Any,
+    http: Any,
+) -> None:
+    """Issue 17.3 on the web, through the sales bot's internal endpoint and the code of its
+    /subscription buttons: a paid payment's receipt (pending first, YooKassa down), "Change
+    card" (paid: the new card is the saved one), an upgrade paid (twice notified: the plan
+    switched once), a downgrade stored for the next period; another owner gets 404 on each."""
+    token = "internal-" + "t" * 32
+    shop = await make_shop(sales_internal_token=token)
+    gateway: Any = shop.app.kassa
+    gateway.retry_base_delay, gateway.retry_budget = 0.05, 0.3  # an outage: given up fast
+    shop.kassa.hold_receipts = True  # the fiscal registrar has not answered yet
+    order = await bought(shop, auto_renew=True)
+    tenant = stub.by_id(order.tenant_id or "")
+    assert tenant is not None
+    await platform_rows(order, tenant.expires_at)
+    sales_url = f"http://127.0.0.1:{shop.app.webhook_port}"
+    web = await start_web(sales_internal_url=sales_url, sales_internal_token=token)
+    owner = await _owner_client(http, web, OWNER)
+    path = f"/api/tenants/{order.tenant_id}/subscription"
+    receipt_path = f"{path}/payments/{order.order_id}/receipt"
+
+    # The receipt: not registered yet, then registered with its fiscal attributes; YooKassa
+    # down is a clear 503.
+    status, pending = await owner.call("GET", receipt_path)
+    assert status == 200 and pending["pending"] is True, pending
+    shop.kassa.register_receipts()
+    status, shown = await owner.call("GET", receipt_path)
+    assert status == 200 and shown["pending"] is False, shown
+    [fiscal] = shop.kassa.receipts_of(order.payment_id or "")
+    [doc] = shown["receipts"]
+    assert (doc["type"], doc["status"], doc["total"]) == ("payment", "succeeded", "990.00")
+    assert doc["items"][0]["description"] == fiscal["items"][0]["description"]
+    assert doc["fiscal_storage_number"] == fiscal["fiscal_storage_number"]
+    assert doc["fiscal_document_number"] == fiscal["fiscal_document_number"]
+    assert doc["fiscal_attribute"] == fiscal["fiscal_attribute"]
+    assert shown["amount"] == "990.00" and doc["registered"]
+    shop.kassa.down = True
+    status, down = await owner.call("GET", receipt_path)
+    assert status == 503 and down["error"]["code"] == "kassa_unavailable", down
+    shop.kassa.down = False
+    status, missing = await owner.call("GET", f"{path}/payments/ord-nope/receipt")
+    assert status == 404 and missing["error"]["code"] == "payment_not_found", missing
+
+    # Change card: the next period paid with another card, which replaces the saved one.
+    status, sub = await owner.call("GET", path)
+    assert sub["card"]["mask"] == "•••• 4444", sub
+    status, paying = await owner.call("POST", path + "/card", json={"locale": "en"})
+    assert status == 200, paying
+    made = await shop.app.store.get(paying["order_id"])
+    assert made is not None and made.kind.value == "extend" and made.auto_renew is True
+    assert paying["confirmation_url"] == made.confirmation_url
+    shop.kassa.card = {**shop.kassa.card, "last4": "1111", "expiry_month": "02"}
+    assert await shop.pay(made) == 200
+    await shop.settle(made)
+    status, sub = await owner.call("GET", path)
+    assert sub["card"] == {"mask": "•••• 1111", "expiry": "02/2031"}, sub
+    assert sub["auto_renew"] is True
+
+    # The plans as the bot prices them: Business now for the days left, prorated.
+    status, plans = await owner.call("GET", path + "/plans")
+    assert status == 200 and plans["current"] == "start", plans
+    by_id = {p["id"]: p for p in plans["plans"]}
+    business = by_id["business"]
+    assert business["upgrade"] is True and business["days_left"] >= 59
+    assert business["amount_now"] == f"{50 * business['days_left']}.00"  # 50 ₽ a day more
+
+    # Upgrade: the bot's own 'upgrade' order (asked twice: the same one), paid, the duplicate
+    # notification changes nothing: the plan switched once.
+    status, up = await owner.call("POST", path + "/plan", json={"plan": "business"})
+    assert status == 200 and up["result"] == "upgrade", up
+    status, again = await owner.call("POST", path + "/plan", json={"plan": "business"})
+    assert again["payment"]["order_id"] == up["payment"]["order_id"]
+    upgrade = await shop.app.store.get(up["payment"]["order_id"])
+    assert upgrade is not None and upgrade.kind.value == "upgrade" and upgrade.plan == "business"
+    assert (upgrade.amount, upgrade.plan_from) == (Decimal(business["amount_now"]), "start")
+    assert up["payment"]["amount"] == business["amount_now"]
+    assert await shop.pay(upgrade) == 200
+    assert await shop.notify("payment.succeeded", upgrade.payment_id or "") == 200
+    await shop.settle(upgrade)
+    assert tenant.plan == "business" and list(stub.plan_keys.values()) == ["business"]
+
+    # Downgrade: nothing paid now, Start from the next period.
+    status, down_move = await owner.call("POST", path + "/plan", json={"plan": "start"})
+    assert status == 200 and down_move["result"] == "downgrade", down_move
+    assert down_move["payment"] is None
+    assert down_move["starts"] == paid_until(tenant.expires_at)
+    [row] = await shop.fetch(
+        "SELECT next_plan FROM control.sales_subscriptions WHERE tenant_id = $1", order.tenant_id
+    )
+    assert row["next_plan"] == "start" and tenant.plan == "business"
+    status, bad = await owner.call("POST", path + "/plan", json={"plan": "gold"})
+    assert status == 409 and bad["error"]["code"] == "plan_not_sold", bad
+
+    # Another owner: 404 on each, nothing opened; the internal endpoint refuses a forged owner.
+    stranger = await _owner_client(http, web, OWNER + 1)
+    orders_before = await shop.fetch("SELECT count(*) FROM control.sales_orders")
+    routes: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", receipt_path, {}),
+        ("POST", path + "/card", {"json": {}}),
+        ("GET", path + "/plans", {}),
+        ("POST", path + "/plan", {"json": {"plan": "business_year"}}),
+    ]
+    for method, route, kwargs in routes:
+        status, body = await stranger.call(method, route, **kwargs)
+        assert status == 404, (method, route, body)
+    admin = Client(http, web)  # an admin the owner invited: the bot's data, not its billing
+    await admin.register(new_email())
+    status, me = await admin.call("GET", "/api/auth/me")
+    await web.deps.control.execute(
+        "INSERT INTO control.web_account_tenants (account_id, tenant_id, role)"
+        " VALUES ($1, $2, 'admin')",
+        me["id"],
+        order.tenant_id,
+    )
+    for method, route, kwargs in [("GET", receipt_path, {}), ("GET", path + "/plans", {})]:
+        status, body = await admin.call(method, route, **kwargs)
+        assert status == 403 and body["error"]["code"] == "not_the_owner", (route, body)
+    async with http.post(
+        sales_url + "/internal/subscription/receipt",
+        json={"tenant_id": order.tenant_id, "user_id": OWNER + 1, "order_id": order.order_id},
+        headers={"Authorization": f"Bearer {token}"},
+    ) as answer:
+        assert answer.status == 404
+    assert await shop.fetch("SELECT count(*) FROM control.sales_orders") == orders_before
