@@ -1,6 +1,6 @@
 """Everything at once (issue 12, "Nothing lost to a crash or an outage"): while a broadcast runs
 and customers are in the middle of booking, Redis goes down and the tenant's PostgreSQL login is
-disabled for a few seconds, and the bot is killed (kill -9, in process) in the middle of both
+disabled for ~10 s, and the bot is killed (kill -9, in process) in the middle of both
 outages.
 When both are back and the bot is started again: the customer who wrote during the outage was
 told to try again shortly and is answered now, the booking confirmed before the outage is kept,
@@ -25,10 +25,7 @@ from tests.client.test_broadcast_claims import add_customers, delivered, kill, s
 from tests.client.test_outages import TEXT, UNAVAILABLE, WELCOME, RedisServer
 from tests.support import free_port
 
-# Seconds both are down at least. The bot is dead from the kill to the restart, so a longer
-# outage adds nothing but wall time (it was 10 s): what is tested is the bot's behaviour in the
-# outage before the kill (a customer told to try again) and after it (everything resumes).
-OUTAGE = 3.0
+OUTAGE = 10.0  # seconds both are down: what issue 12 asks the test to survive
 
 
 class DurableRedis(RedisServer):
