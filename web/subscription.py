@@ -158,6 +158,7 @@ class PlanOptionOut(BaseModel):
 
 class PlansOut(BaseModel):
     current: str
+    current_title: dict[str, str] = Field(description="the current plan's name by locale")
     period_end: datetime
     paid_until: str = Field(description="the last paid day, DD.MM.YYYY: a downgrade starts after")
     next_plan: str | None = Field(description="a downgrade chosen for the next period")
@@ -498,7 +499,11 @@ async def plans(request: web.Request) -> web.Response:
     if status != 200:
         raise _no_subscription(tenant)
     end = datetime.fromisoformat(str(data["period_end"]))
-    return h._json(PlansOut.model_validate({**data, "paid_until": paid_until(end)}))
+    plan = deps.gate.catalog.get(str(data["current"]))
+    title = dict(plan.title) if plan else {"ru": str(data["current"])}
+    return h._json(
+        PlansOut.model_validate({**data, "current_title": title, "paid_until": paid_until(end)})
+    )
 
 
 async def change_plan(request: web.Request) -> web.Response:

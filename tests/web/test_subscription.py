@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from playwright.async_api import Browser, expect
 
 from core.dates import paid_until
 from sales_bot.orders import OrderStatus
@@ -38,7 +39,8 @@ from tests.sales.renewing import (
     renewal_orders,
 )
 from tests.web.conftest import Client, WebServer, new_email
-from web.tokens import issue_login_link
+from tests.web.test_browser import browser  # noqa: F401 - the fixture
+from web.tokens import issue_login_link, login_link_url
 
 
 @pytest.fixture
@@ -385,3 +387,59 @@ async def test_receipt_card_and_plan_on_the_web_are_the_sales_bots_own(
     ) as answer:
         assert answer.status == 404
     assert await shop.fetch("SELECT count(*) FROM control.sales_orders") == orders_before
+
+
+async def test_the_dashboard_shows_a_receipt_and_changes_the_plan(
+    make_shop: Callable[..., Awaitable[Shop]],  # noqa: F811
+    stub: MasterStub,  # noqa: F811
+    start_web: Callable[..., Awaitable[WebServer]],
+    platform_rows: Any,
+    browser: Browser,  # noqa: F811
+) -> None:
+    """In Chromium: "🧾 Чек" shows the registered receipt with ФН/ФД/ФП; "Сменить тариф" lists
+    the plans priced as the bot prices them, "Оставить" keeps it, and choosing Business opens
+    the YooKassa page of the bot's own upgrade payment."""
+    token = "internal-" + "t" * 32
+    shop = await make_shop(sales_internal_token=token)
+    order = await bought(shop, auto_renew=True)
+    tenant = stub.by_id(order.tenant_id or "")
+    assert tenant is not None
+    await platform_rows(order, tenant.expires_at)
+    sales_url = f"http://127.0.0.1:{shop.app.webhook_port}"
+    web = await start_web(sales_internal_url=sales_url, sales_internal_token=token)
+    # Stopped on the platform: the panel does not read the (absent) tenant database; billing
+    # is the sales bot's, which sells it as active.
+    await web.deps.control.execute(
+        "UPDATE control.tenants SET status = 'stopped' WHERE tenant_id = $1", order.tenant_id
+    )
+    [fiscal] = shop.kassa.receipts_of(order.payment_id or "")
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(login_link_url(web.deps.keys, web.url, OWNER, 60))
+    await expect(page.locator("#subscription")).to_be_visible(timeout=15_000)
+
+    await page.get_by_role("button", name="🧾 Чек").click()
+    receipt = page.locator("#sub-receipt")
+    await expect(receipt).to_contain_text("Кассовый чек (54-ФЗ): приход")
+    await expect(receipt).to_contain_text(f"ФН: {fiscal['fiscal_storage_number']}")
+    await expect(receipt).to_contain_text(f"ФП: {fiscal['fiscal_attribute']}")
+    await expect(receipt).to_contain_text("Статус: зарегистрирован")
+
+    await page.get_by_role("button", name="Сменить тариф").click()
+    plans = page.locator("#sub-plans")
+    await expect(plans).to_contain_text("Тариф сейчас: Старт")
+    await expect(plans).to_contain_text("Бизнес: сразу, 1\u00a0500\u00a0₽ за оставшиеся 30 дн.")
+    await page.get_by_role("button", name="Оставить Старт").click()
+    await expect(page.locator("#sub-status")).to_have_text("Тариф остаётся прежним.")
+    await page.get_by_role("button", name="Сменить тариф").click()
+    await page.get_by_role("button", name="Выбрать Бизнес", exact=True).click()
+    await page.wait_for_url("**/checkout/**")
+    [upgrade] = await shop.fetch(
+        "SELECT confirmation_url, amount FROM control.sales_orders WHERE kind = 'upgrade'"
+        " AND tenant_id = $1",
+        order.tenant_id,
+    )
+    assert page.url == upgrade["confirmation_url"] and upgrade["amount"] == Decimal("1500.00")
+    await expect(page.locator("body")).to_contain_text("1500.00 RUB")
+    assert errors == []

@@ -45,6 +45,21 @@
     r_refused_by_yookassa: "the payment service refused the charge",
     consent: "Auto-renewal: save the card and charge the next period a few days before it starts,"
       + " with a reminder before each charge; turned off here or in /subscription in one click.",
+    change_card: "Change the card", change_plan: "Change the plan", col_receipt: "Receipt",
+    receipt: "Receipt", change_card_sure: "A card is saved by paying with it: pay the next period"
+      + " with the new card (auto-renewal on); it replaces the saved one, which is not charged any more.",
+    plan_now: "Plan now", plan_up: "now, {amount} for the {days} days left; then {price} for {period} days",
+    plan_down: "from {date}, {price} for {period} days", choose: "Choose", keep: "Keep",
+    plan_kept: "The plan stays.", plan_paid: "This upgrade is paid already: the plan is being changed.",
+    plan_down_done: "From {date} the bot moves to plan {plan}; nothing is charged now.",
+    rc_payment: "Receipt (54-FZ): payment", rc_refund: "Receipt (54-FZ): refund", rc_amount: "Amount",
+    rc_date: "Date", rc_msk: "(Moscow time)", rc_fn: "Fiscal storage (FN)", rc_fd: "Fiscal document (FD)",
+    rc_fp: "Fiscal attribute (FP)", rc_registered: "Status: registered",
+    rc_pending: "The receipt is not registered yet: YooKassa is passing it to the tax service."
+      + " Try again in a few minutes.",
+    rc_failed: "YooKassa could not register this receipt. Write to us if you need it now.",
+    rc_kassa_unavailable: "YooKassa isn't answering right now, so the receipt can't be shown."
+      + " Try again in a few minutes.",
   };
   var RU = {
     "new": "новая", in_work: "в работе", won: "успешная", lost: "отказ",
@@ -67,6 +82,18 @@
     r_insufficient_funds: "на карте не хватает денег", r_card_expired: "срок действия карты истёк",
     r_permission_revoked: "разрешение на списание с карты отозвано",
     r_refused_by_yookassa: "платёжный сервис отклонил списание",
+    change_card_sure: "Карта сохраняется оплатой: оплатите следующий период новой картой (с автопродлением);"
+      + " она заменит сохранённую, и старая больше не списывается.",
+    plan_now: "Тариф сейчас", plan_up: "сразу, {amount} за оставшиеся {days} дн.; затем {price} за {period} дн.",
+    plan_down: "с {date}, {price} за {period} дн.", choose: "Выбрать", keep: "Оставить",
+    plan_kept: "Тариф остаётся прежним.", plan_paid: "Этот переход уже оплачен: тариф меняется.",
+    plan_down_done: "С {date} бот переходит на тариф {plan}; сейчас ничего не списывается.",
+    receipt: "Чек", rc_payment: "Кассовый чек (54-ФЗ): приход", rc_refund: "Кассовый чек (54-ФЗ): возврат прихода",
+    rc_amount: "Сумма", rc_date: "Дата", rc_msk: "(МСК)", rc_fn: "ФН", rc_fd: "ФД", rc_fp: "ФП",
+    rc_registered: "Статус: зарегистрирован",
+    rc_pending: "Чек ещё не зарегистрирован: ЮKassa передаёт его в налоговую. Попробуйте через несколько минут.",
+    rc_failed: "ЮKassa не смогла зарегистрировать этот чек. Напишите нам, если он нужен сейчас.",
+    rc_kassa_unavailable: "ЮKassa сейчас не отвечает, поэтому чек не показать. Попробуйте через несколько минут.",
   };
   function t(key, fallback) {
     return (lang === "en" ? EN[key] : RU[key]) || fallback || key;
@@ -122,7 +149,11 @@
         });
       }
       return r.json().then(function (body) {
-        if (!r.ok) { throw new Error((body.error && body.error.message) || r.statusText); }
+        if (!r.ok) {
+          var error = new Error((body.error && body.error.message) || r.statusText);
+          error.code = body.error && body.error.code;
+          throw error;
+        }
         return body;
       });
     });
@@ -543,10 +574,110 @@
       cell(row, money(p.amount, p.currency));
       cell(row, t("k_" + p.kind, p.kind));
       cell(row, t("o_" + p.outcome, p.outcome) + (p.reason ? " (" + t("r_" + p.reason, p.reason) + ")" : ""));
+      var td = document.createElement("td");
+      if (sub.pay_here && (p.status === "paid" || p.status === "refunded")) {
+        var open = document.createElement("button");
+        open.type = "button";
+        open.className = "receipt";
+        open.textContent = "🧾 " + t("receipt", "Чек");
+        open.addEventListener("click", function () { showReceipt(p.order_id); });
+        td.appendChild(open);
+      }
+      row.appendChild(td);
       body.appendChild(row);
     });
     $("payments").hidden = !sub.payments.length;
     $("sub-status").textContent = sub.payments.length ? "" : t("no_payments");
+    $("sub-change-card").hidden = !sub.pay_here;
+    $("sub-change-plan").hidden = !sub.pay_here || (sub.status !== "active" && sub.status !== "stopped");
+  }
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (all, key) { return values[key]; });
+  }
+
+  function line(box, text, tag) {
+    var el = document.createElement(tag || "p");
+    el.textContent = text;
+    box.appendChild(el);
+    return el;
+  }
+
+  // A payment's 54-FZ receipt, as the sales bot's "🧾 Receipt" shows it.
+  function showReceipt(orderId) {
+    var box = $("sub-receipt");
+    box.hidden = false;
+    box.textContent = "";
+    api(botPath("/subscription/payments/" + encodeURIComponent(orderId) + "/receipt")).then(function (rc) {
+      line(box, rc.date + " — " + money(rc.amount, rc.currency), "h3");
+      if (rc.pending) { line(box, t("rc_pending")); }
+      rc.receipts.forEach(function (doc) {
+        var title = t(doc.type === "refund" ? "rc_refund" : "rc_payment");
+        if (doc.status === "pending") {
+          if (doc.type === "refund") { line(box, title + ". " + t("rc_pending")); }
+          return;
+        }
+        if (doc.status !== "succeeded") { line(box, title + ". " + t("rc_failed")); return; }
+        line(box, title, "strong");
+        line(box, t("rc_amount", "Сумма") + ": " + money(doc.total, rc.currency));
+        doc.items.forEach(function (item) {
+          line(box, "• " + item.description + " — " + Number(item.quantity) + " × " + money(item.amount, rc.currency));
+        });
+        if (doc.registered) { line(box, t("rc_date", "Дата") + ": " + doc.registered + " " + t("rc_msk")); }
+        line(box, t("rc_fn") + ": " + (doc.fiscal_storage_number || "—"));
+        line(box, t("rc_fd") + ": " + (doc.fiscal_document_number || "—"));
+        line(box, t("rc_fp") + ": " + (doc.fiscal_attribute || "—"));
+        line(box, t("rc_registered"));
+      });
+    }, function (err) {
+      line(box, err.code === "kassa_unavailable" ? t("rc_kassa_unavailable") : err.message);
+    });
+  }
+
+  // "Change the plan", as in the sales bot: a higher plan now (its payment page), a lower one
+  // from the next period, the current one kept.
+  function planName(plan) { return plan.title[lang] || plan.title.ru || plan.id; }
+
+  function showPlans() {
+    var box = $("sub-plans");
+    box.hidden = false;
+    box.textContent = "";
+    api(botPath("/subscription/plans")).then(function (offer) {
+      var current = offer.current_title[lang] || offer.current_title.ru || offer.current;
+      line(box, t("plan_now", "Тариф сейчас") + ": " + current);
+      offer.plans.forEach(function (plan) {
+        var terms = plan.upgrade
+          ? fill(t("plan_up"), { amount: money(plan.amount_now, "RUB"), days: plan.days_left,
+                                 price: money(plan.price, "RUB"), period: plan.period_days })
+          : fill(t("plan_down"), { date: offer.paid_until, price: money(plan.price, "RUB"), period: plan.period_days });
+        var row = line(box, planName(plan) + ": " + terms + " ");
+        var choose = document.createElement("button");
+        choose.type = "button";
+        choose.className = "choose-plan";
+        choose.dataset.plan = plan.id;
+        choose.textContent = t("choose") + " " + planName(plan);
+        choose.addEventListener("click", function () { choosePlan(plan.id, planName(plan)); });
+        row.appendChild(choose);
+      });
+      var keep = document.createElement("button");
+      keep.type = "button";
+      keep.textContent = t("keep") + " " + current;
+      keep.addEventListener("click", function () { choosePlan(offer.current, current); });
+      box.appendChild(keep);
+    }, function (err) { line(box, err.message); });
+  }
+
+  function choosePlan(planId, name) {
+    $("sub-status").textContent = "";
+    api(botPath("/subscription/plan"), false, "POST", { plan: planId, locale: lang }).then(function (move) {
+      if (move.result === "upgrade" && move.payment) { window.location.assign(move.payment.confirmation_url); return; }
+      $("sub-plans").hidden = true;
+      return loadSubscription().then(function () {
+        $("sub-status").textContent = move.result === "downgrade"
+          ? fill(t("plan_down_done"), { date: move.starts, plan: name })
+          : t(move.result === "upgrade_paid" ? "plan_paid" : "plan_kept");
+      });
+    }, function (err) { $("sub-status").textContent = err.message; });
   }
 
   function loadSubscription() {
@@ -668,6 +799,15 @@
         $("sub-status").textContent = err.message;
       });
   });
+  $("sub-change-card").addEventListener("click", function () {
+    if (!window.confirm(t("change_card_sure"))) { return; }
+    $("sub-status").textContent = "";
+    api(botPath("/subscription/card"), false, "POST", { locale: lang })
+      .then(function (payment) { window.location.assign(payment.confirmation_url); }, function (err) {
+        $("sub-status").textContent = err.message;
+      });
+  });
+  $("sub-change-plan").addEventListener("click", showPlans);
   $("sub-remove-card").addEventListener("click", function () {
     if (!window.confirm(t("remove_card_sure"))) { return; }
     api(botPath("/subscription/card"), false, "DELETE").then(showSubscription, function (err) {
