@@ -723,7 +723,9 @@
         select.appendChild(option);
       });
       if (!$("day").value) { $("day").value = isoDay(new Date()); }
-      return Promise.all([loadLeads(), loadBotData()]);
+      // Logged in: a bot whose data cannot be read now (409 tenant_unavailable, a 503) says
+      // so in the panel; only a session that ended (401, "logged out") goes back to the login.
+      return Promise.all([loadLeads(), loadBotData()]).catch(failed);
     });
   }
 
