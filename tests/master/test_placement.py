@@ -85,6 +85,8 @@ async def test_a_move_in_the_middle_of_a_booking_continues_where_it_was(
     await seed(harness.pg_dsn, tid)
     (pid,) = processes_of(tid)  # dedicated: a process of its own
     anna = Customer(harness.tg, token, CUSTOMER, "Анна")
+    # Running is not yet polling: importing aiogram takes seconds on a loaded machine.
+    await harness.tg.wait_for_calls(token, "getUpdates", timeout=90)
 
     menu = await anna.ask("/start", "Добро пожаловать")
     services = await anna.press(menu, "📅 Записаться", "Выберите услугу")
@@ -99,14 +101,20 @@ async def test_a_move_in_the_middle_of_a_booking_continues_where_it_was(
     assert processes_of(tid) == []  # the dedicated process is gone, confirmed before the hub
     assert hub_reports(clients) == {tid: "running"}
     assert "hub-1" in str(moved["runtime"])
-    summary = await anna.ask("+7 900 123-45-67", "Проверьте запись")  # the hub continues
+    # The hub continues (generous waits: a runtime that has just started may still import
+    # aiogram on a loaded machine, and the update waits for it in Telegram's queue).
+    seen = await anna.seen()
+    await anna.send("+7 900 123-45-67")
+    summary = await anna.wait("Проверьте запись", after=seen, timeout=90)
     assert "Стрижка" in summary.plain_text and "+79001234567" in summary.plain_text
 
     await move(harness, tid, "dedicated")
     assert hub_reports(clients) == {}  # the hub let it go, and (empty) was stopped
     (new_pid,) = processes_of(tid)
     assert new_pid != pid
-    await anna.press(summary, "✅ Подтвердить", "Вы записаны")
+    seen = await anna.seen()
+    await anna.click(summary, "✅ Подтвердить")
+    await anna.wait("Вы записаны", after=seen, timeout=90)
     rows = await harness.fetch(f'SELECT status FROM "{tid}".bookings')
     assert [r["status"] for r in rows] == ["confirmed"]
     audit = await harness.fetch(
