@@ -21,7 +21,7 @@ import pytest
 from database.tenants import disable_tenant_login, enable_tenant_login
 from tests.client.conftest import TenantCreds, fetch
 from tests.client.test_booking import book
-from tests.client.test_broadcast_claims import add_customers, delivered, kill, statuses, wait_for
+from tests.client.test_broadcast_claims import add_customers, delivered, kill, wait_for
 from tests.client.test_outages import TEXT, UNAVAILABLE, WELCOME, RedisServer
 from tests.support import free_port
 
@@ -120,7 +120,16 @@ async def test_redis_and_postgresql_down_and_a_kill_while_customers_book_and_a_b
     await wait_for(finished, 40, "the broadcast finished after the outages and the restart")
     after = await delivered(client, bot.token, TEXT)
     assert dict(after) == dict.fromkeys(recipients, 1), "everyone exactly once"
-    assert await statuses(db.dsn) == {"sent": len(recipients)}
+    # A send whose outcome the killed bot had not yet written down (PostgreSQL was off) is not
+    # known after the restart: it is never sent again (exactly once above), and is recorded as
+    # "interrupted by restart" — at most the one recipient in flight (claims take one).
+    rows = await fetch(db.dsn, "SELECT status, error FROM broadcast_recipients")
+    unknown = [r for r in rows if r["status"] != "sent"]
+    assert len(unknown) <= 1, unknown
+    assert all(
+        (r["status"], r["error"]) == ("failed", "interrupted by restart") for r in unknown
+    ), unknown
+    assert len(rows) == len(recipients)
 
     # Борис goes on where he was: his dialog state survived in Redis.
     summary = await boris.ask("+7 900 765-43-21", "Проверьте запись")
