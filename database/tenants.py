@@ -269,12 +269,18 @@ async def _secure_schema(conn: asyncpg.Connection, tenant_id: str, fleet: str, m
         await _convert_legacy_schema(conn, tenant_id, fleet)
     await conn.execute(f"REVOKE ALL ON SCHEMA {qschema} FROM PUBLIC")
     await conn.execute(f"GRANT USAGE ON SCHEMA {qschema} TO {qlogin}")
-    await conn.execute(
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {qschema} TO {qlogin}"
-    )
-    await conn.execute(
-        f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {qschema} TO {qlogin}"
-    )
+    if current is not None:
+        # An existing schema's tables and sequences. Not for a schema just created (it is
+        # empty; the default privileges below cover what migrations create): `ON ALL … IN
+        # SCHEMA` reads all of pg_class (no index by schema), under the DDL lock every
+        # provisioning waits for, so at thousands of tenants it made provisioning quadratic
+        # (137 ms a scan at 2,000 tenants, bench_fleet).
+        await conn.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {qschema} TO {qlogin}"
+        )
+        await conn.execute(
+            f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {qschema} TO {qlogin}"
+        )
     await conn.execute(
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {qowner} IN SCHEMA {qschema}"
         f" GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {qlogin}"
@@ -283,7 +289,10 @@ async def _secure_schema(conn: asyncpg.Connection, tenant_id: str, fleet: str, m
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {qowner} IN SCHEMA {qschema}"
         f" GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {qlogin}"
     )
-    await adopt_objects(conn, tenant_id, fleet)  # after the grants: the ledger is not the login's
+    if current is not None:  # a new schema has nothing to adopt (and the query reads pg_class)
+        await adopt_objects(
+            conn, tenant_id, fleet
+        )  # after the grants: the ledger is not the login's
 
 
 async def _convert_legacy_schema(conn: asyncpg.Connection, tenant_id: str, fleet: str) -> None:
