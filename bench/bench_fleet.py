@@ -64,6 +64,7 @@ from bench.bench_updates import MIX, STEPS, WARM, Walk
 from bench.bench_updates import Run as MixRun
 from bench.bench_updates import Step as MixStep
 from client_bot.store import Store
+from core.redis import tenant_key_prefix
 from core.secrets import generate_key
 from database.dsn import parse_dsn
 from database.identifiers import quote_ident
@@ -315,8 +316,8 @@ async def idle_figures(
         await asyncio.sleep(0.5)
     clients = [c for c in await redis.client_list() if c.get("user") in roles]
     used = sum(int(c.get("tot-mem", 0)) for c in clients)  # the connections' buffers
-    prefixes = tuple(f"{role}:" for role in roles)
-    async for key in redis.scan_iter(match=f"{fleet_prefix(run.fleet)}*", count=1000):
+    prefixes = tuple(tenant_key_prefix(role) for role in roles)  # {<fleet>_client_001}:
+    async for key in redis.scan_iter(match=f"{{{fleet_prefix(run.fleet)}*", count=1000):
         name = key.decode() if isinstance(key, bytes) else key
         if name.startswith(prefixes):
             used += await redis.memory_usage(key) or 0
@@ -540,7 +541,8 @@ async def cleanup(run: Run, admin: asyncpg.Connection, redis: Redis) -> None:
     for user in users:
         await redis.acl_deluser(user)
         await redis.hdel(ACL_OWNERS_KEY, user)
-    batch = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+    # Tenant keys are hash-tagged: {<fleet>_client_001}:...
+    batch = [k async for k in redis.scan_iter(match=f"{{{prefix}*", count=1000)]
     for i in range(0, len(batch), 500):
         await redis.unlink(*batch[i : i + 500])
     with contextlib.suppress(Exception):
