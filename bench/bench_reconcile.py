@@ -44,20 +44,19 @@ class FakeAclRedis:
         return self.lines
 
 
-async def seed(conn: asyncpg.Connection, box: SecretBox, n: int) -> dict[str, bool]:
-    """Insert n provisioned tenants; returns {tenant id: its Redis user is enabled}."""
+async def insert_tenants(
+    conn: asyncpg.Connection, box: SecretBox, plan: str, statuses: dict[int, str]
+) -> list[str]:
+    """Provisioned tenant rows (number -> status), secrets encrypted as the master's; their ids."""
     rows: list[tuple[Any, ...]] = []
-    ids: dict[str, bool] = {}
-    for i in range(1, n + 1):
-        tid = format_tenant_id(8 * 10**10 + i)
-        status = "active" if i % 20 not in (0, 1) else ("stopped" if i % 20 == 0 else "suspended")
-        ids[tid] = status != "suspended"
+    for i, (number, status) in enumerate(statuses.items(), start=1):
+        tid = format_tenant_id(number)
         rows.append(
             (
                 tid,
-                8 * 10**10 + i,
+                number,
                 status,
-                "basic",
+                plan,
                 f"Business {i}",
                 1000 + i,
                 1_000_000 + i,
@@ -74,7 +73,19 @@ async def seed(conn: asyncpg.Connection, box: SecretBox, n: int) -> dict[str, bo
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'done', now() + interval '30 days')",
         rows,
     )
-    return ids
+    return [r[0] for r in rows]
+
+
+async def seed(conn: asyncpg.Connection, box: SecretBox, n: int) -> dict[str, bool]:
+    """Insert n provisioned tenants; returns {tenant id: its Redis user is enabled}."""
+    statuses = {
+        8 * 10**10 + i: "active"
+        if i % 20 not in (0, 1)
+        else ("stopped" if i % 20 == 0 else "suspended")
+        for i in range(1, n + 1)
+    }
+    ids = await insert_tenants(conn, box, "basic", statuses)
+    return {tid: status != "suspended" for tid, status in zip(ids, statuses.values(), strict=True)}
 
 
 async def main(tenants: int, passes: int) -> None:

@@ -15,20 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 
+from bench.bench_reconcile import insert_tenants
 from core.secrets import SecretBox
-from core.tenant_id import format_tenant_id
 from database.dsn import parse_dsn
 from database.migrator import migrate_control
 from master_bot.deploy.process import ProcessBackend
@@ -51,31 +49,7 @@ def release(folder: Path, name: str) -> str:
 
 
 async def seed(conn: asyncpg.Connection, box: SecretBox, n: int) -> list[str]:
-    rows: list[tuple[Any, ...]] = []
-    for i in range(1, n + 1):
-        tid = format_tenant_id(BASE + i)
-        rows.append(
-            (
-                tid,
-                BASE + i,
-                f"Business {i}",
-                1000 + i,
-                1_000_000 + i,
-                box.encrypt(tid, f"{1_000_000 + i}:bench-token-{secrets.token_hex(12)}"),
-                secrets.token_hex(32),
-                box.encrypt(tid, secrets.token_urlsafe(24)),
-                box.encrypt(tid, secrets.token_urlsafe(24)),
-            )
-        )
-    await conn.executemany(
-        "INSERT INTO control.tenants (tenant_id, number, status, plan, business_name,"
-        " owner_telegram_id, bot_id, bot_token_enc, bot_token_sha256, db_password_enc,"
-        " redis_password_enc, provision_step, expires_at)"
-        " VALUES ($1, $2, 'active', 'start', $3, $4, $5, $6, $7, $8, $9, 'done',"
-        " now() + interval '30 days')",
-        rows,
-    )
-    return [r[0] for r in rows]
+    return await insert_tenants(conn, box, "start", {BASE + i: "active" for i in range(1, n + 1)})
 
 
 async def main(args: argparse.Namespace) -> None:
