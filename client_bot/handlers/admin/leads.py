@@ -15,7 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from client_bot import text
 from client_bot.callbacks import LeadAction, LeadCb
 from client_bot.context import TenantContext
-from client_bot.handlers.admin import keyboards
+from client_bot.handlers.admin import keyboards, parse
 from client_bot.handlers.admin.callbacks import AdminCb, Screen
 from client_bot.handlers.admin.screen import TYPED, admin_router, prompt, show
 from client_bot.handlers.admin.states import AdminInput
@@ -118,13 +118,10 @@ async def ask_note(
 async def save_note(message: Message, ctx: TenantContext, state: FSMContext) -> None:
     assert message.text is not None and message.from_user is not None
     data = await state.get_data()
-    body = message.text.strip()
-    if len(body) > NOTE_MAX:
-        await message.answer(
-            _("This is too long: {length} characters, at most {limit}. Please shorten it.").format(
-                length=len(body), limit=NOTE_MAX
-            )
-        )
+    try:
+        body = parse.text_value(message.text, NOTE_MAX)
+    except parse.InputError as exc:
+        await message.answer(str(exc))
         return
     await state.clear()
     lead_id, page = int(data["lead_id"]), int(data.get("page", 0))
