@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from client_bot import text
 from client_bot.callbacks import HandoffAction, HandoffCb
 from client_bot.context import TenantContext
+from client_bot.handlers.admin import parse
 from client_bot.handlers.admin.screen import TYPED, admin_router, prompt, show
 from client_bot.handlers.admin.states import AdminInput
 from client_bot.notices import handoff_buttons
@@ -36,13 +37,10 @@ async def ask_reply(query: CallbackQuery, callback_data: HandoffCb, state: FSMCo
 async def send_reply(message: Message, ctx: TenantContext, state: FSMContext, bot: Bot) -> None:
     assert message.text is not None
     customer_id = int((await state.get_data())["customer_id"])
-    body = message.text.strip()
-    if len(body) > REPLY_MAX:
-        await message.answer(
-            _("This is too long: {length} characters, at most {limit}. Please shorten it.").format(
-                length=len(body), limit=REPLY_MAX
-            )
-        )
+    try:
+        body = parse.text_value(message.text, REPLY_MAX)
+    except parse.InputError as exc:
+        await message.answer(str(exc))
         return
     await state.clear()
     # A person answering means a person has the conversation (also after a hand-back).
