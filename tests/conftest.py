@@ -23,6 +23,14 @@ from database.tenants import TenantDatabase, create_tenant_database, drop_tenant
 HOW_TO = "run the suite with `make test`, which starts PostgreSQL and Redis when they are absent"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Engine tests share one Docker Engine (one of them restarts it): one xdist worker runs them
+    all, one after another, while the other workers run the rest (`--dist loadgroup`)."""
+    for item in items:
+        if item.get_closest_marker("engine"):
+            item.add_marker(pytest.mark.xdist_group("engine"))
+
+
 def new_tenant_id() -> str:
     """A tenant id no other test (or leftover of an earlier run) uses."""
     return f"client_{9 * 10**10 + secrets.randbelow(10**10)}"
