@@ -50,6 +50,8 @@ from tests.docker_support import (
     spec_for,
 )
 
+pytestmark = pytest.mark.engine  # shares the Docker Engine: one worker runs these in turn
+
 MakeBackend = Callable[..., DockerBackend]
 
 

@@ -39,6 +39,8 @@ from tests.docker_support import (
     spec_for,
 )
 
+pytestmark = pytest.mark.engine  # shares the Docker Engine: one worker runs these in turn
+
 RUN_DIR = Path(os.environ.get("BOTFLEET_RUN_DIR", f"/tmp/botfleet-run-{os.getuid()}"))  # noqa: S108
 MakeSwarm = Callable[..., SwarmBackend]
 

@@ -37,6 +37,8 @@ from tests.master.conftest import Harness
 from tests.master.test_provision_crash import crash_once
 from tests.test_docker_backend import Relay
 
+pytestmark = pytest.mark.engine  # shares the Docker Engine: one worker runs these in turn
+
 CUSTOMER = 515151
 
 

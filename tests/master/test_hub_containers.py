@@ -71,6 +71,8 @@ from tests.master.test_spec import config as spec_config
 from tests.master.test_spec import tenant as spec_tenant
 from tests.test_docker_backend import Relay
 
+pytestmark = pytest.mark.engine  # shares the Docker Engine: one worker runs these in turn
+
 PLANS = """{"plans": [
   {"id": "basic", "title": "Basic", "price_rub": "990.00", "period_days": 30},
   {"id": "lite", "title": "Lite", "price_rub": "490.00", "period_days": 30, "placement": "shared"}

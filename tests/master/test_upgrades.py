@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from database.roles import owner_role
 from master_bot.deploy.docker import DockerBackend
 from master_bot.deploy.hub import HUB_RE, HubBackend, PlacedBackend
@@ -27,6 +29,8 @@ from tests.docker_support import (  # noqa: F401 - pytest fixtures
 )
 from tests.master.conftest import API_TOKEN, FAKE_BOT, Harness
 from tests.master.procs import processes_of
+
+pytestmark = pytest.mark.engine  # shares the Docker Engine: one worker runs these in turn
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_HUB = "tests.master.fake_hub"

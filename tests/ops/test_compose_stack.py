@@ -60,7 +60,10 @@ ONE_SHOTS = ("migrate", "client-image")
 OWNER = 7001
 CUSTOMER = 424242
 # Timeouts of the module-scoped stack are counted in the first test that uses it.
-pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + UP_TIMEOUT + HEALTHY_WITHIN + 300)
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.timeout(BUILD_TIMEOUT + UP_TIMEOUT + HEALTHY_WITHIN + 300),
+]
 
 
 def _build_images() -> dict[str, str]:

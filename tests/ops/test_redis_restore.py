@@ -16,7 +16,7 @@ import pytest
 from tests.docker_support import RUN_ID, RUN_LABEL, run_engine_script
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(1800)]
 
 
 def _redis(api: docker.DockerClient, image: str, volume: str) -> docker.models.containers.Container:

@@ -44,6 +44,8 @@ from tests.docker_support import (  # noqa: F401 - fixtures, used by name
 )
 from tests.test_docker_backend import Relay
 
+pytestmark = pytest.mark.engine  # shares the Docker Engine: one worker runs these in turn
+
 PROBE_MODULE = "tests.security.hostile_bot"
 # Python's own additions (C-locale coercion) beside what the process backend adds.
 PROCESS_EXTRAS = {"PATH", "PYTHONPATH", "PYTHONUNBUFFERED", "LC_CTYPE"}
