@@ -43,7 +43,17 @@ def test_wrong_key_gives_a_clear_error_without_the_secret():
     assert TOKEN not in str(info.value)
 
 
-@pytest.mark.parametrize("raw", ["", " , ", "not-a-key", "c2hvcnQ=", f"{generate_key()},oops"])
+@pytest.mark.parametrize(
+    "raw",
+    ["", " , ", "not-a-key", "c2hvcnQ=", f"{generate_key()},oops"],
+    ids=[
+        "empty",
+        "only-commas",
+        "not-base64",
+        "too-short",
+        "a-key-then-junk",
+    ],  # same in every worker
+)
 def test_malformed_keys_are_named(raw):
     with pytest.raises(SecretKeyError, match="ENCRYPTION_KEYS"):
         SecretBox(raw)
