@@ -32,6 +32,7 @@ from client_bot.app import ClientBot
 from client_bot.assistant.model import ChatModel, Completion
 from client_bot.booking import free_slots
 from client_bot.clock import ManualClock
+from client_bot.context import TenantContext
 from core.settings import ClientBotSettings
 from openai_emulator import OpenAIEmulator
 from tests.client.conftest import T0, seed_business
@@ -73,17 +74,30 @@ def text_update(update_id: int, user_id: int, text: str) -> Update:
     return Update(update_id=update_id, message=message)
 
 
-async def free_starts(app: ClientBot, n: int) -> list[datetime]:
-    schedule = await app.ctx.schedule()
-    length = timedelta(minutes=(await app.ctx.store.services())[0].duration_min)
-    day = app.ctx.now().date() + timedelta(days=1)
+async def free_starts(ctx: TenantContext, n: int) -> list[datetime]:
+    """`n` back-to-back free starts of the first service, from tomorrow on."""
+    schedule = await ctx.schedule()
+    length = timedelta(minutes=(await ctx.store.services())[0].duration_min)
+    day = ctx.now().date() + timedelta(days=1)
     starts: list[datetime] = []
     while len(starts) < n:
-        for start in free_slots(schedule, length, day, [], app.ctx.now()):
+        for start in free_slots(schedule, length, day, [], ctx.now()):
             if not starts or start >= starts[-1] + length:
                 starts.append(start)
         day += timedelta(days=1)
     return starts[:n]
+
+
+def script_booking(emulator: OpenAIEmulator, service_id: int, local: datetime) -> None:
+    """The model's side of a booking turn: find_free_slots, create_booking, then the answer."""
+    emulator.call_tools(
+        ("find_free_slots", {"service": service_id, "date": local.date().isoformat()})
+    )
+    emulator.call_tools(
+        ("create_booking", {"service": service_id, "slot": local.strftime("%Y-%m-%dT%H:%M"),
+                            "name": "Bench", "phone": "+79000000000"})
+    )  # fmt: skip
+    emulator.reply("Готово, вы записаны!")
 
 
 async def run_turns(
@@ -92,7 +106,7 @@ async def run_turns(
 ) -> tuple[list[float], list[float]]:  # fmt: skip
     """(turn seconds, overhead seconds) per turn."""
     service = (await app.ctx.store.services())[0]
-    starts = await free_starts(app, n) if booking else []
+    starts = await free_starts(app.ctx, n) if booking else []
     zone = (await app.ctx.business()).zone
     for i in range(n):  # history to load, not measured
         for j in range(HISTORY):
@@ -103,15 +117,7 @@ async def run_turns(
     for i in range(n):
         user_id = first_user + i
         if booking:
-            local = starts[i].astimezone(zone)
-            emulator.call_tools(
-                ("find_free_slots", {"service": service.id, "date": local.date().isoformat()})
-            )
-            emulator.call_tools(
-                ("create_booking", {"service": service.id, "slot": local.strftime("%Y-%m-%dT%H:%M"),
-                                    "name": "Bench", "phone": "+79000000000"})
-            )  # fmt: skip
-            emulator.reply("Готово, вы записаны!")
+            script_booking(emulator, service.id, starts[i].astimezone(zone))
         update = text_update(i + 1, user_id, "Хочу записаться на стрижку, Bench, +79000000000")
         model.waited = 0.0
         began = time.perf_counter()

@@ -11,6 +11,14 @@ logged in by a one-time link asks for the dashboard's pages over HTTP, one at a 
 Per page: the server time (from the request entering the app to the response, measured by a
 middleware around the web's own) and the time the client waited, median and p95. The aim is a
 p95 under 50 ms of server time. The CSV exports of all leads and bookings are timed too.
+
+Then the website widget (`--widget-turns`, 0 to skip): visitors post to `POST /api/widget/{key}/
+chat` as a site's chat would, the tenant's assistant answering through the real `openai` SDK from
+the project's OpenAI emulator (a local server answering at once). A plain answer (one model call)
+and a booking (find_free_slots → create_booking → answer), each visitor with 19 messages of
+history, as bench_assistant does for the bot. "Overhead" is the server time minus the time spent
+inside the model calls: what the web and the assistant cost per turn (aim < 30 ms, like the
+bot's). The widget's per-IP limit is lifted for the run (every request comes from 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -28,16 +36,21 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 import asyncpg
 from aiohttp import web
+from pydantic import SecretStr
 
+from bench.bench_assistant import HISTORY, TimedModel, free_starts, script_booking
 from bench.scratch import scratch_tenant, summary
 from client_bot.store import Store
 from core.secrets import SecretBox, generate_key
 from core.settings import WebSettings
 from database.dsn import parse_dsn, split_password
 from database.pool import create_pool
+from openai_emulator import OpenAIEmulator
 from tests.client.conftest import seed_business
 from tests.support import free_port
+from web import handlers
 from web.app import build_app, close_deps, open_deps
+from web.chat import WIDGET, web_customer_id
 from web.tokens import generate_key as generate_jwt_key
 from web.tokens import issue_login_link
 
@@ -163,6 +176,16 @@ async def run(args: argparse.Namespace) -> None:
             web_redis_prefix=f"benchweb{secrets.token_hex(4)}:",
             _env_file=None,
         )
+        emulator = OpenAIEmulator(api_key="bench-key", default_reply="Стрижка стоит 1500 ₽.")
+        await emulator.start()
+        settings = settings.model_copy(
+            update={
+                "openai_api_key": SecretStr("bench-key"),
+                "openai_base_url": emulator.base_url,
+                "assistant_daily_tokens": 0,
+                "assistant_rate_limit": 1000,
+            }
+        )
         deps = await open_deps(settings)
         spent: list[float] = []
         cpu: list[float] = []
@@ -224,9 +247,67 @@ async def run(args: argparse.Namespace) -> None:
                         ) as r:
                             size = len(await r.read())
                     print(summary(f"export {what}.csv ({size // 1024} KiB) server", spent, 52))
+                if args.widget_turns:
+                    await widget_turns(
+                        http, base, headers, deps, emulator, spent, args.widget_turns
+                    )
         finally:
             await runner.cleanup()
             await close_deps(deps)
+            await emulator.stop()
+
+
+async def widget_turns(
+    http: aiohttp.ClientSession,
+    base: str,
+    headers: dict[str, str],
+    deps: Any,
+    emulator: OpenAIEmulator,
+    spent: list[float],
+    turns: int,
+) -> None:
+    async with http.get(f"{base}/api/tenants/{TENANT}/widget", headers=headers) as r:
+        assert r.status == 200, await r.text()
+        key = (await r.json())["key"]
+    handlers.WIDGET_IP_LIMIT = 10**9  # one client IP sends every visitor's turns here
+    url = f"{base}/api/widget/{key}/chat"
+
+    async def post(visitor: str, text: str) -> dict[str, Any]:
+        async with http.post(url, json={"visitor_id": visitor, "text": text}) as r:
+            assert r.status == 200, await r.text()
+            answer: dict[str, Any] = await r.json()
+            return answer
+
+    await post("bench-warm-up", "Сколько стоит стрижка?")  # builds the tenant's runtime
+    runtime = await deps.gate.runtime(TENANT)
+    model = TimedModel(runtime.assistant.model)
+    runtime.assistant.model = model
+    service = (await runtime.ctx.store.services())[0]
+    zone = (await runtime.ctx.business()).zone
+    print(f"widget: {turns} turns of each kind, one at a time; overhead = server minus model")
+    for kind in ("answer", "booking"):
+        visitors = [f"bench-{kind}-{i:05d}" for i in range(turns)]
+        for visitor in visitors:  # history to load, not measured
+            customer = web_customer_id(WIDGET, visitor)
+            await runtime.ctx.store.touch_customer(customer, "Посетитель", None, None)
+            for j in range(HISTORY):
+                role = "user" if j % 2 == 0 else "assistant"
+                await runtime.ctx.store.assistant.add_message(customer, role, f"сообщение {j} " * 8)
+        starts = await free_starts(runtime.ctx, turns) if kind == "booking" else []
+        whole: list[float] = []
+        overhead: list[float] = []
+        for i, visitor in enumerate(visitors):
+            if kind == "booking":
+                script_booking(emulator, service.id, starts[i].astimezone(zone))
+            model.waited = 0.0
+            spent.clear()
+            answer = await post(visitor, "Хочу записаться на стрижку, Bench, +79000000000")
+            assert answer["outcome"] == "answer" and answer["reply"], answer
+            whole.append(spent[0])
+            overhead.append(spent[0] - model.waited)
+        assert emulator.pending() == 0, "scripted answers left: a turn did not run"
+        print(summary(f"widget {kind} turn: server time, instant fake model", whole, 52))
+        print(summary(f"widget {kind} turn: overhead (minus model calls)", overhead, 52))
 
 
 def main() -> None:
@@ -234,6 +315,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=10_000)
     parser.add_argument("--bookings", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--widget-turns", type=int, default=100, help="0: no widget turns")
     asyncio.run(run(parser.parse_args()))
 
 
