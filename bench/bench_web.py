@@ -248,8 +248,9 @@ async def run(args: argparse.Namespace) -> None:
                             size = len(await r.read())
                     print(summary(f"export {what}.csv ({size // 1024} KiB) server", spent, 52))
                 if args.widget_turns:
+                    timers = (spent, cpu)
                     await widget_turns(
-                        http, base, headers, deps, emulator, spent, args.widget_turns
+                        http, base, headers, deps, emulator, timers, args.widget_turns
                     )
         finally:
             await runner.cleanup()
@@ -263,9 +264,10 @@ async def widget_turns(
     headers: dict[str, str],
     deps: Any,
     emulator: OpenAIEmulator,
-    spent: list[float],
+    timers: tuple[list[float], list[float]],
     turns: int,
 ) -> None:
+    spent, cpu = timers
     async with http.get(f"{base}/api/tenants/{TENANT}/widget", headers=headers) as r:
         assert r.status == 200, await r.text()
         key = (await r.json())["key"]
@@ -296,18 +298,22 @@ async def widget_turns(
         starts = await free_starts(runtime.ctx, turns) if kind == "booking" else []
         whole: list[float] = []
         overhead: list[float] = []
+        cpus: list[float] = []
         for i, visitor in enumerate(visitors):
             if kind == "booking":
                 script_booking(emulator, service.id, starts[i].astimezone(zone))
             model.waited = 0.0
             spent.clear()
+            cpu.clear()
             answer = await post(visitor, "Хочу записаться на стрижку, Bench, +79000000000")
             assert answer["outcome"] == "answer" and answer["reply"], answer
             whole.append(spent[0])
             overhead.append(spent[0] - model.waited)
+            cpus.append(cpu[0])
         assert emulator.pending() == 0, "scripted answers left: a turn did not run"
         print(summary(f"widget {kind} turn: server time, instant fake model", whole, 52))
         print(summary(f"widget {kind} turn: overhead (minus model calls)", overhead, 52))
+        print(summary(f"widget {kind} turn: CPU of this process (web, SDK, fake model)", cpus, 52))
 
 
 def main() -> None:
