@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -18,6 +19,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from core.tenant_id import validate_tenant_id
 
 _INFO = b"botfleet tenant secret v1"
+_SERVER_INFO = b"botfleet db server secret v1"
+_SERVER_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}\Z")
 
 
 class SecretKeyError(ValueError):
@@ -65,7 +68,10 @@ class SecretBox:
 
     def _fernet(self, tenant_id: str) -> MultiFernet:
         validate_tenant_id(tenant_id)
-        box = self._cache.get(tenant_id)
+        return self._derived(tenant_id, _INFO + b":" + tenant_id.encode())
+
+    def _derived(self, cache_key: str, info: bytes) -> MultiFernet:
+        box = self._cache.get(cache_key)
         if box is None:
             derived = []
             for key in self._keys:
@@ -73,11 +79,40 @@ class SecretBox:
                     algorithm=hashes.SHA256(),
                     length=32,
                     salt=base64.urlsafe_b64decode(key),
-                    info=_INFO + b":" + tenant_id.encode(),
+                    info=info,
                 )
                 derived.append(Fernet(base64.urlsafe_b64encode(hkdf.derive(b"tenant-secret"))))
-            box = self._cache[tenant_id] = MultiFernet(derived)
+            box = self._cache[cache_key] = MultiFernet(derived)
         return box
+
+    def _server_fernet(self, server: str) -> MultiFernet:
+        if not _SERVER_RE.match(server):
+            raise ValueError(f"invalid database server name {server[:40]!r}")
+        return self._derived("server:" + server, _SERVER_INFO + b":" + server.encode())
+
+    def encrypt_server(self, server: str, secret: str) -> str:
+        """Encrypt a database server's DSN, bound to its name (control.db_servers)."""
+        if not isinstance(secret, str) or not secret:
+            raise ValueError("refusing to encrypt an empty secret")
+        return self._server_fernet(server).encrypt(secret.encode()).decode()
+
+    def decrypt_server(self, server: str, ciphertext: str) -> str:
+        try:
+            return self._server_fernet(server).decrypt(ciphertext.encode()).decode()
+        except (InvalidToken, UnicodeError, AttributeError):
+            raise SecretDecryptionError(
+                f"cannot decrypt the DSN stored for database server {server}: it was encrypted "
+                "with a key that is not in ENCRYPTION_KEYS, or it belongs to another server"
+            ) from None
+
+    def rotate_server(self, server: str, ciphertext: str) -> str:
+        """Re-encrypt a server's DSN under the current primary key."""
+        try:
+            return self._server_fernet(server).rotate(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise SecretDecryptionError(
+                f"cannot rotate the DSN of database server {server}: no configured key opens it"
+            ) from None
 
     def encrypt(self, tenant_id: str, secret: str) -> str:
         """Encrypt `secret` for `tenant_id` under the primary (first) key."""

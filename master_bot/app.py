@@ -85,11 +85,14 @@ async def open_master(
             store=TenantStore(pool),
             alerts=Alerts(),
         )
-        yield assemble(
-            deps,
-            reconcile_interval=settings.reconcile_interval,
-            subscription_interval=settings.subscription_check_interval,
-        )
+        try:
+            yield assemble(
+                deps,
+                reconcile_interval=settings.reconcile_interval,
+                subscription_interval=settings.subscription_check_interval,
+            )
+        finally:
+            await deps.db_pools.close()  # pools of the other PostgreSQL servers (dbservers.py)
     finally:
         await backend.close()
         await redis.aclose()

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from core.plans import Catalog, default_catalog
 from core.secrets import SecretBox
 from database.roles import fleet_mark
+from database.servers import ServerPools
 from master_bot.alert import Alerts
 from master_bot.deploy.base import DeployBackend
 from master_bot.metrics import Metrics
@@ -86,3 +87,4 @@ class Deps:
     alerts: Alerts = field(default_factory=Alerts)
     locks: TenantLocks = field(default_factory=TenantLocks)
     on_change: Callable[[], None] = lambda: None  # wakes the reconciler
+    db_pools: ServerPools = field(default_factory=ServerPools)  # other PostgreSQL servers

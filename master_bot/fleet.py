@@ -19,6 +19,7 @@ from database.redis_tenants import (
 )
 from database.tenants import disable_tenant_login, drop_tenant_database, enable_tenant_login
 from master_bot.backup import BackupError, dump_schema
+from master_bot.dbservers import admin_dsn, server, tenant_admin
 from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.deps import Deps
 from master_bot.errors import ConflictError, NotFoundError, UnavailableError
@@ -176,14 +177,14 @@ class Fleet:
     async def _lock_out(self, tenant: TenantRecord) -> None:
         deps = self.deps
         if tenant.step_done(Step.DATABASE):
-            async with deps.pool.acquire() as conn:
+            async with tenant_admin(deps, tenant) as conn:
                 await disable_tenant_login(conn, tenant.tenant_id, deps.config.fleet_name)
         if tenant.step_done(Step.REDIS):
             await disable_tenant_redis_user(deps.redis, tenant.tenant_id, deps.config.fleet_name)
 
     async def _let_in(self, tenant: TenantRecord) -> None:
         deps = self.deps
-        async with deps.pool.acquire() as conn:
+        async with tenant_admin(deps, tenant) as conn:
             await enable_tenant_login(conn, tenant.tenant_id, deps.config.fleet_name)
         if tenant.redis_password_enc:
             await create_tenant_redis_user(
@@ -266,7 +267,7 @@ class Fleet:
             if backup and tenant.step_done(Step.MIGRATIONS):
                 try:
                     backup_file = await dump_schema(
-                        deps.config.admin_database_url,
+                        admin_dsn(deps, await server(deps, tenant.db_server)),
                         tenant_id,
                         deps.config.backups_dir,
                         pg_dump=deps.config.pg_dump,
@@ -282,7 +283,7 @@ class Fleet:
                 await remove_tenant_redis(
                     deps.redis, tenant_id, drop_data=True, fleet=deps.config.fleet_name
                 )
-            async with deps.pool.acquire() as conn:
+            async with tenant_admin(deps, tenant) as conn:
                 await drop_tenant_database(
                     conn, tenant_id, drop_data=True, fleet=deps.config.fleet_name
                 )

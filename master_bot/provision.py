@@ -1,6 +1,7 @@
 """Provisioning: the step machine that turns a paid order into a running tenant.
 
-    validate token (getMe) -> allocate id -> database (schema+role) -> migrations -> redis
+    validate token (getMe) -> allocate id (and a PostgreSQL server: the least loaded one)
+    -> database (schema+role, on that server) -> migrations -> redis
     (ACL user) -> files (clients/<id>/) -> runtime (started) -> done (status active)
 
 Every step is idempotent and its completion is recorded in `control.tenants.provision_step`, so
@@ -21,13 +22,14 @@ from database.migrator import migrate_tenant
 from database.redis_tenants import create_tenant_redis_user
 from database.tenants import create_tenant_database
 from master_bot.alert import AlertKind
+from master_bot.dbservers import tenant_admin
 from master_bot.deploy.base import DeployError
 from master_bot.deps import Deps
 from master_bot.errors import ConflictError, NotFoundError, RejectedError, UnavailableError
 from master_bot.folder import write_client_folder
 from master_bot.ingress import ensure_secret, publish
 from master_bot.orders import ProvisionOrder as ProvisionOrder  # re-exported
-from master_bot.spec import build_spec
+from master_bot.spec import build_spec, tenant_server_url
 from master_bot.store import (
     STEPS,
     IdempotentRequest,
@@ -179,17 +181,18 @@ class Provisioner:
         tid = tenant.tenant_id
         if step is Step.DATABASE:
             tenant, password = await self._secret(tenant, "db_password_enc")
-            async with deps.pool.acquire() as conn:
+            # On the server placement chose when the tenant was allocated (dbservers.py).
+            async with tenant_admin(deps, tenant) as conn:
                 await create_tenant_database(
                     conn,
                     tid,
-                    server_dsn=deps.config.tenant_database_url,
+                    server_dsn=tenant_server_url(deps.config, deps.box, tenant),
                     password=password,
                     migrate=False,
                     fleet=deps.config.fleet_name,
                 )
         elif step is Step.MIGRATIONS:
-            async with deps.pool.acquire() as conn:
+            async with tenant_admin(deps, tenant) as conn:
                 await migrate_tenant(conn, tid, fleet=deps.config.fleet_name)
         elif step is Step.REDIS:
             tenant, password = await self._secret(tenant, "redis_password_enc")

@@ -38,6 +38,7 @@ from database.redis_tenants import create_tenant_redis_user, disable_tenant_redi
 from database.roles import fleet_prefix
 from database.tenants import disable_tenant_login, enable_tenant_login
 from master_bot.alert import AlertKind
+from master_bot.dbservers import tenant_admin
 from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.deps import Deps
 from master_bot.ingress import sync_routes
@@ -425,7 +426,7 @@ class Reconciler:
                 if act is Act.REDIS_USER_DISABLED:
                     await disable_tenant_redis_user(deps.redis, tid, deps.config.fleet_name)
             elif act in (Act.PG_LOGIN, Act.PG_NOLOGIN):
-                async with deps.pool.acquire() as conn:
+                async with tenant_admin(deps, tenant) as conn:
                     if act is Act.PG_LOGIN:
                         await enable_tenant_login(conn, tid, deps.config.fleet_name)
                     else:

@@ -37,9 +37,21 @@ class SpecError(RuntimeError):
     """The tenant row lacks what a start needs (a step of provisioning is missing)."""
 
 
-def tenant_database_url(config: MasterConfig, tenant_id: str, password: str) -> str:
+def tenant_database_url(
+    config: MasterConfig, tenant_id: str, password: str, server_url: str | None = None
+) -> str:
+    """The tenant's own login on `server_url` (its PostgreSQL server's DSN; None: the
+    platform's own server, TENANT_DATABASE_URL)."""
     role = login_role(tenant_id, config.fleet_name)
-    return parse_dsn(config.tenant_database_url).with_credentials(role, password)
+    return parse_dsn(server_url or config.tenant_database_url).with_credentials(role, password)
+
+
+def tenant_server_url(config: MasterConfig, box: SecretBox, tenant: TenantRecord) -> str:
+    """The DSN (host, port, database) at which the tenant's bot reaches the PostgreSQL server
+    that holds its schema (control.tenants.db_server, master_bot/dbservers.py)."""
+    if tenant.db_server_dsn_enc is None:
+        return config.tenant_database_url
+    return box.decrypt_server(tenant.db_server, tenant.db_server_dsn_enc)
 
 
 def labels(tenant_id: str) -> dict[str, str]:
@@ -134,7 +146,9 @@ def build_spec(config: MasterConfig, box: SecretBox, tenant: TenantRecord) -> Cl
     env = public_env(config, tenant)
     ai = "ai_assistant" in env["PLAN_FEATURES"].split(",")
     env["BOT_TOKEN"] = box.decrypt(tid, tenant.bot_token_enc)
-    env["DATABASE_URL"] = tenant_database_url(config, tid, db_password)
+    env["DATABASE_URL"] = tenant_database_url(
+        config, tid, db_password, tenant_server_url(config, box, tenant)
+    )
     env["REDIS_URL"] = tenant_redis_url(
         config.tenant_redis_url, login_role(tid, config.fleet_name), redis_password
     )

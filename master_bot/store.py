@@ -47,9 +47,20 @@ _COLUMNS = (
     "tenant_id, number, status, plan, business_name, owner_telegram_id, locale, timezone,"
     " bot_id, bot_username, bot_token_enc, bot_token_sha256, db_password_enc,"
     " redis_password_enc, provision_step, expires_at, last_error, created_at, updated_at,"
-    " suspended_at, deleted_at, placement, webhook_secret_enc, category"
+    " suspended_at, deleted_at, placement, webhook_secret_enc, category, db_server,"
+    # The DSN (encrypted, bound to the server's name) the tenant's bot reaches its server at;
+    # NULL on the platform's own server (TENANT_DATABASE_URL). Control migration 0019.
+    " (SELECT coalesce(s.tenant_dsn_enc, s.admin_dsn_enc) FROM control.db_servers s"
+    "  WHERE s.name = db_server) AS db_server_dsn_enc"
 )
 PLACEMENTS = ("dedicated", "shared")
+# Where provisioning puts a new tenant: the accepting PostgreSQL server with the fewest live
+# (not deleted) tenants; ties go to the platform's own server, then by name (docs/scaling.md).
+LEAST_LOADED_SERVER = (
+    "SELECT s.name FROM control.db_servers s LEFT JOIN control.tenants t"
+    " ON t.db_server = s.name AND t.status <> 'deleted' WHERE s.accepting"
+    " GROUP BY s.name ORDER BY count(t.tenant_id), s.name <> 'default', s.name LIMIT 1"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +89,8 @@ class TenantRecord:
     placement: str | None = None  # None: the plan's default
     webhook_secret_enc: str | None = None  # the bot's webhook secret_token (migration 0014)
     category: str = ""  # the business category from the order (migration 0018); '' = none
+    db_server: str = "default"  # the PostgreSQL server of its schema (migration 0019)
+    db_server_dsn_enc: str | None = None  # that server's DSN for bots; None: TENANT_DATABASE_URL
 
     def __repr__(self) -> str:  # ciphertexts stay out of reprs too
         return f"TenantRecord({self.tenant_id!r}, status={self.status.value!r})"
@@ -331,9 +344,10 @@ class TenantStore:
                 row = await conn.fetchrow(
                     "INSERT INTO control.tenants (tenant_id, number, plan, business_name,"
                     " owner_telegram_id, locale, timezone, bot_id, bot_username, bot_token_enc,"
-                    " bot_token_sha256, expires_at, category)"
+                    " bot_token_sha256, expires_at, category, db_server)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-                    "         now() + make_interval(days => $12), $13)"
+                    "         now() + make_interval(days => $12), $13,"
+                    f"        coalesce(({LEAST_LOADED_SERVER}), 'default'))"
                     f" RETURNING {_COLUMNS}",
                     tenant_id,
                     number,

@@ -16,10 +16,17 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from core.secrets import SecretDecryptionError
 from core.tenant_id import TENANT_ID_RE
+from database.servers import describe
 from master_bot.api.errors import ApiError, from_validation
 from master_bot.api.models import (
     CheckOut,
+    DbMoveIn,
+    DbMoveOut,
+    DbServerIn,
+    DbServerList,
+    DbServerOut,
     DeletedOut,
     DeleteQuery,
     ExtendIn,
@@ -31,12 +38,15 @@ from master_bot.api.models import (
     PlacementOut,
     PlanIn,
     ProvisionIn,
+    TableSumOut,
     TenantOut,
     TenantPage,
     TenantsHealthOut,
     UpgradeIn,
     UpgradeOut,
 )
+from master_bot.dbmove import move_to_server
+from master_bot.dbservers import DbServer, ServerStore, admin_dsn, register
 from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.errors import NotFoundError
 from master_bot.metrics import FleetState, Snapshot
@@ -232,6 +242,55 @@ async def move_tenant(request: web.Request) -> web.Response:
     runtime = await master.fleet.runtime(tenant_id)
     out = TenantOut.of(tenant, runtime).model_dump()
     return _json(PlacementOut(**out, placement=placement))
+
+
+async def list_db_servers(request: web.Request) -> web.Response:
+    deps = _master(request).deps
+    found = await ServerStore(deps.pool).list()
+    return _json(DbServerList(items=[_db_server(deps, s) for s in found]))
+
+
+async def register_db_server(request: web.Request) -> web.Response:
+    body = await _body(request, DbServerIn)
+    deps = _master(request).deps
+    found = await register(deps, body.name, body.dsn, body.tenant_dsn, actor=ACTOR)
+    return _json(_db_server(deps, found), 201)
+
+
+def _db_server(deps: Deps, found: DbServer) -> DbServerOut:
+    try:
+        address = describe(admin_dsn(deps, found))
+    except SecretDecryptionError:
+        address = "(its DSN does not decrypt: a key missing from ENCRYPTION_KEYS)"
+    return DbServerOut(
+        name=found.name,
+        address=address,
+        tenants=found.tenants,
+        accepting=found.accepting,
+    )
+
+
+async def move_tenant_db(request: web.Request) -> web.Response:
+    tenant_id = _tenant_id(request)
+    body = await _body(request, DbMoveIn)
+    master = _master(request)
+    report = await move_to_server(master.deps, tenant_id, body.db_server, actor=ACTOR)
+    out = TenantOut.of(report.tenant, await master.fleet.runtime(tenant_id)).model_dump()
+    return _json(
+        DbMoveOut(
+            **out,
+            moved_from=report.source,
+            moved=report.moved,
+            seconds=round(report.seconds, 3),
+            rows=report.rows,
+            tables=len(report.tables),
+            checksums={
+                name: TableSumOut(rows=sums.rows, md5=sums.md5)
+                for name, sums in report.tables.items()
+            },
+            old_copy_dropped=report.old_copy_dropped,
+        )
+    )
 
 
 def _upgrade(progress: Any, status: int = 200) -> web.Response:

@@ -91,6 +91,7 @@ class TenantOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     suspended_at: datetime | None
+    db_server: str = "default"
     runtime: RuntimeOut | None = None
 
     @classmethod
@@ -111,6 +112,7 @@ class TenantOut(BaseModel):
             created_at=tenant.created_at,
             updated_at=tenant.updated_at,
             suspended_at=tenant.suspended_at,
+            db_server=tenant.db_server,
             runtime=RuntimeOut.of(runtime) if runtime else None,
         )
 
@@ -127,6 +129,57 @@ class PlacementOut(TenantOut):
 
 class DeletedOut(TenantOut):
     backup_file: str | None = None
+
+
+DB_SERVER_NAME = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class DbServerIn(_In):
+    name: str = DB_SERVER_NAME
+    dsn: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="admin DSN (postgresql://user:password@host:5432/db), stored encrypted",
+    )
+    tenant_dsn: str | None = Field(
+        None,
+        max_length=1000,
+        description="where the bots reach this server, when not at the admin DSN's address",
+    )
+
+
+class DbServerOut(BaseModel):
+    name: str
+    address: str = Field(description="user@host:port/database, never the password")
+    tenants: int = Field(description="live tenants on it: the load new tenants are placed by")
+    accepting: bool
+
+
+class DbServerList(BaseModel):
+    items: list[DbServerOut]
+
+
+class DbMoveIn(_In):
+    db_server: str = DB_SERVER_NAME
+
+
+class TableSumOut(BaseModel):
+    rows: int
+    md5: str
+
+
+class DbMoveOut(TenantOut):
+    moved_from: str
+    moved: bool = Field(description="false: the tenant was on that server already")
+    seconds: float
+    rows: int = Field(description="rows copied and verified (all tables)")
+    tables: int = Field(description="tables and sequences verified by checksum")
+    checksums: dict[str, TableSumOut] = Field(
+        default_factory=dict,
+        description="per table: rows and md5 of the ordered row hashes, equal on both servers"
+        " (`sequence <name>`: its value as rows)",
+    )
+    old_copy_dropped: bool
 
 
 class TenantPage(BaseModel):

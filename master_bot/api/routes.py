@@ -9,6 +9,11 @@ from pydantic import BaseModel
 from master_bot.api import handlers as h
 from master_bot.api.errors import Handler
 from master_bot.api.models import (
+    DbMoveIn,
+    DbMoveOut,
+    DbServerIn,
+    DbServerList,
+    DbServerOut,
     DeletedOut,
     DeleteQuery,
     ExtendIn,
@@ -114,6 +119,36 @@ ROUTES: tuple[Route, ...] = (
         response=PlacementOut,
         body=PlacementIn,
         errors=(400, 401, 404, 409, 415, 422, 503),
+    ),
+    Route(
+        "POST",
+        TENANT + "/db-server",
+        h.move_tenant_db,
+        "Move the tenant's schema, roles and data to another registered PostgreSQL server: the"
+        " bot stops briefly, the copy is verified by per-table checksums before the switch, the"
+        " old copy is dropped only after (503 db_server_unavailable: nothing was changed)",
+        response=DbMoveOut,
+        body=DbMoveIn,
+        errors=(400, 401, 404, 409, 415, 422, 503),
+    ),
+    Route(
+        "GET",
+        "/api/v1/db-servers",
+        h.list_db_servers,
+        "The PostgreSQL servers tenants are placed on, with their load (live tenants)",
+        response=DbServerList,
+        errors=(401,),
+    ),
+    Route(
+        "POST",
+        "/api/v1/db-servers",
+        h.register_db_server,
+        "Register a PostgreSQL server for tenants (admin DSN stored encrypted); new tenants go to"
+        " the least loaded server",
+        ok=201,
+        response=DbServerOut,
+        body=DbServerIn,
+        errors=(400, 401, 409, 415, 422, 503),
     ),
     Route(
         "DELETE",

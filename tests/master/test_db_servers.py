@@ -1,0 +1,390 @@
+"""Tenants across PostgreSQL servers (issue 16): a second PostgreSQL server started here (one per
+module), registered through the master's REST API; new tenants go to the least loaded server;
+an operator moves a tenant between servers in the middle of a booking dialog and nothing is
+lost; bad names, a server that is down and a copy that does not verify leave the tenant where
+it was, running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import asyncpg
+import pytest
+
+from client_bot.app import ClientBot
+from core.settings import ClientBotSettings
+from database.dsn import parse_dsn
+from database.servers import TableSum, schema_checksums
+from master_bot.deploy.base import ClientSpec, RuntimeStatus
+from master_bot.deploy.memory import MemoryBackend
+from master_bot.spec import build_spec
+from tests.client.conftest import Customer
+from tests.master.conftest import Harness
+from tests.master.test_placement import seed
+from tests.pg_local import LocalPg, local_pg
+
+SERVER = "pg2"
+
+
+class InProcessBots(MemoryBackend):
+    """The real client bot, run in this process from exactly the environment a process or
+    container backend would give it (the spec's env: its DATABASE_URL, REDIS_URL...). A
+    restart then costs no interpreter start (importing aiogram takes seconds here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bots: dict[str, tuple[ClientBot, asyncio.Task[None]]] = {}
+
+    async def deploy(self, spec: ClientSpec) -> RuntimeStatus:
+        await self._halt(spec.tenant_id)
+        with mock.patch.dict(os.environ, spec.env, clear=True):
+            settings = ClientBotSettings(_env_file=None)
+        app = await ClientBot.create(settings)
+        self.bots[spec.tenant_id] = (app, asyncio.create_task(app.run(handle_signals=False)))
+        return await super().deploy(spec)
+
+    async def restart(self, tenant_id: str) -> RuntimeStatus:
+        return await self.deploy(self.specs[tenant_id])
+
+    async def stop(self, tenant_id: str) -> RuntimeStatus:
+        await self._halt(tenant_id)
+        return await super().stop(tenant_id)
+
+    async def remove(self, tenant_id: str) -> None:
+        await self._halt(tenant_id)
+        await super().remove(tenant_id)
+
+    async def close(self) -> None:
+        for tenant_id in list(self.bots):
+            await self._halt(tenant_id)
+
+    async def _halt(self, tenant_id: str) -> None:
+        running = self.bots.pop(tenant_id, None)
+        if running is not None:
+            app, task = running
+            await app.stop()
+            await asyncio.wait_for(task, 10)
+            await app.close()
+
+
+@pytest.fixture(scope="module")
+def pg2(pg_dsn: str) -> Iterator[LocalPg]:
+    with local_pg() as server:
+        yield server
+
+    async def unregister() -> None:  # the worker's control database serves later modules too
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute("DELETE FROM control.db_servers WHERE name <> 'default'")
+        finally:
+            await conn.close()
+
+    asyncio.run(unregister())
+
+
+@pytest.fixture
+async def registered(pg2: LocalPg) -> AsyncIterator[Callable[[Harness], Awaitable[None]]]:
+    async def register(harness: Harness) -> None:
+        # Each harness has keys of its own: the server is registered again under them.
+        await harness.fetch("DELETE FROM control.db_servers WHERE name <> 'default'")
+        reply = await harness.api.call(
+            "POST", "/api/v1/db-servers", json={"name": SERVER, "dsn": pg2.dsn}
+        )
+        assert reply.status == 201, reply.body
+
+    yield register
+
+
+async def on_server(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+        return rows
+    finally:
+        await conn.close()
+
+
+async def tenant_objects(dsn: str, tid: str) -> list[str]:
+    """The tenant's schema and roles on the server of `dsn`."""
+    rows = await on_server(
+        dsn,
+        "SELECT nspname AS name FROM pg_namespace WHERE nspname = $1"
+        " UNION ALL SELECT rolname FROM pg_roles WHERE rolname IN ($1, $1 || '_owner')",
+        tid,
+    )
+    return sorted(r["name"] for r in rows)
+
+
+async def checksums(dsn: str, tid: str) -> dict[str, TableSum]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await schema_checksums(conn, tid)
+    finally:
+        await conn.close()
+
+
+async def provision(harness: Harness) -> tuple[str, str, dict[str, Any]]:
+    token = await harness.new_bot()
+    reply = await harness.api.provision(token)
+    assert reply.status == 201, reply.body
+    return reply.body["tenant_id"], token, reply.body
+
+
+async def test_a_move_in_the_middle_of_a_booking_loses_nothing(
+    make_harness: Callable[..., Awaitable[Harness]],
+    registered: Callable[[Harness], Awaitable[None]],
+    pg2: LocalPg,
+    tmp_path: Path,
+) -> None:
+    harness = await make_harness(backend=InProcessBots())
+    await registered(harness)
+    tid, token, body = await provision(harness)
+    assert body["db_server"] == "default"  # both servers hold no tenant: the platform's first
+    await seed(harness.pg_dsn, tid)
+    restarted = await harness.api.call("POST", f"/api/v1/tenants/{tid}/restart")
+    assert restarted.status == 200, restarted.body  # it reads the salon seeded as it started
+    await harness.tg.wait_for_calls(token, "getUpdates", timeout=10)
+    anna = Customer(harness.tg, token, 626262, "Анна")
+
+    async def book_up_to_the_phone() -> None:
+        menu = await anna.ask("/start", "Добро пожаловать")
+        services = await anna.press(menu, "📅 Записаться", "Выберите услугу")
+        button = next(b for row in services.buttons() for b in row if b.startswith("Стрижка"))
+        calendar = await anna.press(services, button, "Выберите день")
+        day = [b for row in calendar.buttons() for b in row if b.isdigit()][-1]
+        slots = await anna.press(calendar, day, "Выберите время")
+        slot = [b for row in slots.buttons() for b in row if ":" in b][-1]
+        await anna.press(slots, slot, "Поделитесь номером телефона")
+
+    async def finish_booking() -> None:
+        seen = await anna.seen()
+        await anna.send("+7 900 123-45-67")
+        summary = await anna.wait("Проверьте запись", after=seen, timeout=30)
+        seen = await anna.seen()
+        await anna.click(summary, "✅ Подтвердить")
+        await anna.wait("Вы записаны", after=seen, timeout=30)
+
+    await book_up_to_the_phone()
+    await finish_booking()  # one booking made
+    await book_up_to_the_phone()  # a second one in flight: its FSM state is in Redis
+    before = await checksums(harness.pg_dsn, tid)
+    assert before["bookings"].rows == 1
+
+    reply = await harness.api.call(
+        "POST", f"/api/v1/tenants/{tid}/db-server", json={"db_server": SERVER}
+    )
+    assert reply.status == 200, reply.body
+    assert reply.body["db_server"] == SERVER and reply.body["moved_from"] == "default"
+    assert reply.body["moved"] and reply.body["old_copy_dropped"]
+    assert reply.body["runtime"]["state"] == "running"
+    # Verified by checksums, equal to what the platform's server held before the move (the
+    # bot, started again, has written since: its notices).
+    verified = {name: TableSum(**sums) for name, sums in reply.body["checksums"].items()}
+    assert verified == before and reply.body["rows"] > 10
+    after = await checksums(pg2.dsn, tid)
+    assert after["bookings"] == before["bookings"] and after["services"] == before["services"]
+    # The old copy is gone from the platform's server, schema and both roles.
+    assert await tenant_objects(harness.pg_dsn, tid) == []
+    assert await tenant_objects(pg2.dsn, tid) == sorted([tid, tid, f"{tid}_owner"])
+
+    # The bot continues the dialog on the new server, with its own role there.
+    await finish_booking()
+    menu = await anna.ask("/start", "Добро пожаловать")
+    listing = await anna.press(menu, "🗂 Мои записи", "Ваши записи")
+    assert listing.plain_text.count("Стрижка") == 2, listing.plain_text
+    rows = await on_server(pg2.dsn, f'SELECT status FROM "{tid}".bookings')
+    assert [r["status"] for r in rows] == ["confirmed", "confirmed"]
+    tenant = await harness.master.deps.store.get(tid)
+    assert tenant is not None
+    url = parse_dsn(
+        build_spec(harness.master.deps.config, harness.master.deps.box, tenant).env["DATABASE_URL"]
+    )
+    assert (url.port, url.user) == (pg2.port, tid)
+    audit = await harness.fetch(
+        "SELECT action, details FROM control.audit_log WHERE tenant_id = $1"
+        " AND action LIKE 'db_server.%' ORDER BY id",
+        tid,
+    )
+    assert [r["action"] for r in audit] == [
+        "db_server.move_started",
+        "db_server.switched",
+        "db_server.moved",
+    ]
+    assert json.loads(audit[-1]["details"]) == {"from": "default", "to": SERVER}
+
+
+async def test_new_tenants_go_to_the_least_loaded_server_and_reach_it_as_themselves(
+    make_harness: Callable[..., Awaitable[Harness]],
+    registered: Callable[[Harness], Awaitable[None]],
+    pg2: LocalPg,
+) -> None:
+    harness = await make_harness(backend=MemoryBackend())
+    await registered(harness)
+    first, _, body = await provision(harness)
+    assert body["db_server"] == "default"
+    second, _, body = await provision(harness)
+    assert body["db_server"] == SERVER  # default holds one tenant, pg2 none
+    listed = await harness.api.call("GET", "/api/v1/db-servers")
+    assert {s["name"]: s["tenants"] for s in listed.body["items"]} == {"default": 1, SERVER: 1}
+    assert pg2.password not in json.dumps(listed.body)  # the address, never the password
+    # The second bot's contract names the second server, with the tenant's own login, which
+    # reaches its own schema there and nothing of the platform's.
+    tenant = await harness.master.deps.store.get(second)
+    assert tenant is not None
+    env = build_spec(harness.master.deps.config, harness.master.deps.box, tenant).env
+    assert parse_dsn(env["DATABASE_URL"]).port == pg2.port
+    conn = await asyncpg.connect(env["DATABASE_URL"])
+    try:
+        assert await conn.fetchval("SELECT current_schema()") == second
+        assert await conn.fetchval("SELECT count(*) FROM business") == 1
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM control.fleet")
+    finally:
+        await conn.close()
+    assert await tenant_objects(harness.pg_dsn, second) == []
+    assert await tenant_objects(pg2.dsn, first) == []
+    # Suspending and deleting act on the server that holds the tenant.
+    assert (await harness.api.call("POST", f"/api/v1/tenants/{second}/suspend")).status == 200
+    rows = await on_server(pg2.dsn, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", second)
+    assert [r["rolcanlogin"] for r in rows] == [False]
+    deleted = await harness.api.call(
+        "DELETE", f"/api/v1/tenants/{second}", params={"backup": "false"}
+    )
+    assert deleted.status == 200, deleted.body
+    assert await tenant_objects(pg2.dsn, second) == []
+
+
+async def test_unknown_forged_and_duplicate_servers_get_a_clear_4xx(
+    make_harness: Callable[..., Awaitable[Harness]],
+    registered: Callable[[Harness], Awaitable[None]],
+    pg2: LocalPg,
+) -> None:
+    harness = await make_harness(backend=MemoryBackend())
+    await registered(harness)
+    tid, _, _ = await provision(harness)
+    path = f"/api/v1/tenants/{tid}/db-server"
+    unknown = await harness.api.call("POST", path, json={"db_server": "pg9"})
+    assert unknown.status == 404 and unknown.error_code == "db_server_not_found"
+    assert "pg9" in unknown.body["error"]["message"]
+    for forged in ("../pg2", "pg2'; DROP SCHEMA control CASCADE; --", "PG2", "", 2, None):
+        reply = await harness.api.call("POST", path, json={"db_server": forged})
+        assert reply.status == 422, (forged, reply.status, reply.body)
+    missing = await harness.api.call(
+        "POST", "/api/v1/tenants/client_999999999/db-server", json={"db_server": SERVER}
+    )
+    assert missing.status == 404
+    # Registering: a bad DSN, the platform's own database, the same cluster twice, a name taken.
+    bad = await harness.api.call(
+        "POST", "/api/v1/db-servers", json={"name": "x", "dsn": "mysql://a"}
+    )
+    assert bad.status == 422 and bad.error_code == "invalid_dsn"
+    own = await harness.api.call(
+        "POST", "/api/v1/db-servers", json={"name": "own", "dsn": harness.pg_dsn}
+    )
+    assert own.status == 409, own.body
+    again = parse_dsn(pg2.dsn).with_database("postgres")
+    twice = await harness.api.call(
+        "POST", "/api/v1/db-servers", json={"name": "pg2b", "dsn": again}
+    )
+    assert twice.status == 409 and twice.error_code == "db_server_same_cluster", twice.body
+    taken = await harness.api.call(
+        "POST", "/api/v1/db-servers", json={"name": SERVER, "dsn": again}
+    )
+    assert taken.status == 409 and taken.error_code == "db_server_exists"
+    names = [s["name"] for s in (await harness.api.call("GET", "/api/v1/db-servers")).body["items"]]
+    assert names == ["default", SERVER]
+    rows = await harness.fetch("SELECT db_server FROM control.tenants WHERE tenant_id = $1", tid)
+    assert rows[0]["db_server"] == "default"
+
+
+async def test_a_server_that_is_down_or_a_copy_that_differs_leaves_the_tenant_where_it_was(
+    make_harness: Callable[..., Awaitable[Harness]],
+    registered: Callable[[Harness], Awaitable[None]],
+    pg2: LocalPg,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = MemoryBackend()
+    harness = await make_harness(backend=backend)
+    await registered(harness)
+    tid, _, _ = await provision(harness)
+    path = f"/api/v1/tenants/{tid}/db-server"
+    assert backend.calls == [("deploy", tid)]
+    rows_before = await checksums(harness.pg_dsn, tid)
+
+    async def untouched() -> None:
+        tenant = await harness.master.deps.store.get(tid)
+        assert tenant is not None and tenant.db_server == "default"
+        assert await harness.fetch("SELECT 1 FROM control.tenant_moves") == []
+        assert await checksums(harness.pg_dsn, tid) == rows_before
+        rows = await harness.fetch("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", tid)
+        assert [r["rolcanlogin"] for r in rows] == [True]
+        runtime = await harness.master.fleet.runtime(tid)
+        assert runtime is not None and runtime.state.value == "running"
+
+    pg2.stop()
+    try:
+        down = await harness.api.call("POST", path, json={"db_server": SERVER})
+    finally:
+        pg2.start()
+    assert down.status == 503 and down.error_code == "db_server_unavailable", down.body
+    message = down.body["error"]["message"]
+    assert SERVER in message and f"127.0.0.1:{pg2.port}" in message and "Start it" in message
+    assert pg2.password not in message
+    await untouched()
+    assert backend.calls == [("deploy", tid)]  # never stopped
+
+    # A copy that does not verify is dropped from the target; the tenant runs on the source.
+    real = schema_checksums
+    calls = 0
+
+    async def tampered(conn: asyncpg.Connection, schema: str) -> dict[str, TableSum]:
+        nonlocal calls
+        calls += 1
+        sums = await real(conn, schema)
+        if calls == 2:  # the target's
+            sums["bookings"] = TableSum(sums["bookings"].rows + 1, secrets.token_hex(16))
+        return sums
+
+    monkeypatch.setattr("master_bot.dbmove.schema_checksums", tampered)
+    differs = await harness.api.call("POST", path, json={"db_server": SERVER})
+    assert differs.status == 409 and differs.error_code == "db_move_unverified", differs.body
+    assert "bookings" in differs.body["error"]["message"]
+    assert backend.calls[1:] == [("stop", tid), ("deploy", tid)]  # stopped, started again
+    await untouched()
+    assert await tenant_objects(pg2.dsn, tid) == []
+    monkeypatch.undo()
+
+    # A move cut short (the master died while copying: a partial copy on the target, the
+    # source's login disabled) is rolled back by the next attempt, which then moves the tenant.
+    await harness.fetch(
+        "INSERT INTO control.tenant_moves (tenant_id, source, target, phase)"
+        " VALUES ($1, 'default', $2, 'copying')",
+        tid,
+        SERVER,
+    )
+    await on_server(pg2.dsn, f'CREATE SCHEMA "{tid}"')
+    await on_server(pg2.dsn, f'CREATE TABLE "{tid}".half (x int)')
+    await harness.fetch(f'ALTER ROLE "{tid}" NOLOGIN')
+    moved = await harness.api.call("POST", path, json={"db_server": SERVER})
+    assert moved.status == 200 and moved.body["db_server"] == SERVER, moved.body
+    assert await checksums(pg2.dsn, tid) == rows_before
+    assert await tenant_objects(harness.pg_dsn, tid) == []
+    actions = await harness.fetch(
+        "SELECT action FROM control.audit_log WHERE tenant_id = $1 AND action LIKE 'db_server.%'"
+        " ORDER BY id",
+        tid,
+    )
+    assert [r["action"] for r in actions][-4:] == [
+        "db_server.move_rolled_back",
+        "db_server.move_started",
+        "db_server.switched",
+        "db_server.moved",
+    ]
