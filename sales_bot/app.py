@@ -25,6 +25,7 @@ from database.migrator import migrate_control
 from database.pool import create_pool
 from database.redis_tenants import TenantRedisStorage
 from middlewares.throttling import ThrottlingMiddleware, polite_refusal
+from sales_bot import purchase
 from sales_bot.allowlist import SenderPolicy
 from sales_bot.context import SalesContext
 from sales_bot.extension import internal_routes
@@ -186,6 +187,7 @@ class SalesApp:
         if self.settings.sales_internal_token is not None:  # the owner's web: Renew / pay
             token = self.settings.sales_internal_token.get_secret_value()
             app.add_routes(internal_routes(self.ctx, token))
+            app.add_routes(purchase.routes(self.ctx, token))  # a new bot bought on the web
         app.middlewares.append(self.metrics.webhook_middleware())  # notifications by outcome
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()

@@ -20,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from core.telegram import token_fingerprint
+from sales_bot.forms import DEFAULT_TIMEZONE
 from sales_bot.kassa import (
     KassaError,
     KassaUnavailableError,
@@ -185,6 +186,31 @@ class Billing:
             )
         )
 
+    async def open_web(
+        self, *, account_id: int, user_id: int | None, locale: str, plan: Plan, email: str,
+        business_name: str,
+    ) -> Order:  # fmt: skip
+        """A new tenant's order placed on the owner's web: paid first, the bot token given after
+        (`purchase.give_token`); the account's unpaid order of this plan when there is one."""
+        order_id = new_order_id()
+        return await self.store.create_order(
+            NewOrder(
+                order_id=order_id,
+                kind=OrderKind.NEW,
+                user_id=user_id,
+                locale=locale,
+                plan=plan.id,
+                period_days=plan.period_days,
+                amount=plan.price,
+                currency="RUB",
+                email=email,
+                idempotence_key=idempotence_key(order_id),
+                business_name=business_name,
+                timezone=DEFAULT_TIMEZONE,
+                web_account_id=account_id,
+            )
+        )
+
     async def open_extension(
         self,
         *,
@@ -247,7 +273,9 @@ class Billing:
             )
         )
 
-    async def checkout(self, order: Order, *, description: str, item: str) -> Order:
+    async def checkout(
+        self, order: Order, *, description: str, item: str, return_url: str | None = None
+    ) -> Order:
         """The order's payment, created once: a retry sends the stored idempotence key again."""
         if order.payment_id is not None and order.confirmation_url:
             return order
@@ -263,6 +291,7 @@ class Billing:
                 receipt_item=item,
                 email=order.email,
                 save_method=order.auto_renew,
+                return_url=return_url,
             )
         )
         if payment.metadata.get("order_id") != order.order_id or payment.amount != order.amount:

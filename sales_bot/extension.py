@@ -88,14 +88,16 @@ async def open_extension(
     return Extension(order, lower or plan)
 
 
-async def checkout(ctx: SalesContext, order: Order) -> Order:
-    """Create (or re-use) the order's YooKassa payment; KassaError when YooKassa refuses."""
+async def checkout(ctx: SalesContext, order: Order, return_url: str | None = None) -> Order:
+    """Create (or re-use) the order's YooKassa payment; KassaError when YooKassa refuses.
+    `return_url`: where YooKassa's page sends the payer back (the web's page; else the bot)."""
     plan = ctx.catalog.get(order.plan)
     plan_name = plan.name("ru") if plan else order.plan
     return await ctx.billing.checkout(
         order,
         description=f"Botfleet: {plan_name}, {order.period_days} дн. ({order.order_id})",
         item=receipt_item(plan_name, order.period_days),
+        return_url=return_url,
     )
 
 
@@ -259,40 +261,42 @@ def _receipt(receipt: ReceiptView) -> dict[str, Any]:
     }
 
 
+def guarded(
+    token: str, model: type[M], act: Callable[[M], Awaitable[web.Response]]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An internal endpoint: bearer `token` (401), a body of `model` (422), the domain's
+    refusals as JSON codes (sales_bot/purchase.py uses it too)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            return _json({"error": "unauthorized"}, 401)
+        try:
+            body = model.model_validate_json(await request.read())
+        except ValidationError as exc:
+            return _json({"error": "bad_request", "detail": str(exc)}, 422)
+        try:
+            return await act(body)
+        except NotOwned:
+            return _json({"error": "not_found"}, 404)
+        except PlanGone:
+            return _json({"error": "plan_gone"}, 409)
+        except NotMovable:
+            return _json({"error": "status_unavailable"}, 503)
+        except KassaUnavailableError as exc:
+            log.warning("internal %s: YooKassa: %s", request.path, exc)
+            return _json({"error": "kassa_unavailable"}, 503)
+        except KassaError as exc:
+            log.error("internal %s: YooKassa refused: %s", request.path, exc)
+            return _json({"error": "kassa_refused"}, 502)
+
+    return handle
+
+
 def internal_routes(ctx: SalesContext, token: str) -> list[web.RouteDef]:
     """The owner's web asks the sales bot (bearer `token`) to do what the /subscription buttons
     do, by the same code: POST .../renew ("Extend"; "Change card" is it with auto-renewal),
     .../receipt (a payment's receipts), .../plans and .../plan ("Change the plan")."""
-
-    def guarded(
-        model: type[M], act: Callable[[M], Awaitable[web.Response]]
-    ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def handle(request: web.Request) -> web.Response:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.encode(), token.encode()
-            ):
-                return _json({"error": "unauthorized"}, 401)
-            try:
-                body = model.model_validate_json(await request.read())
-            except ValidationError as exc:
-                return _json({"error": "bad_request", "detail": str(exc)}, 422)
-            try:
-                return await act(body)
-            except NotOwned:
-                return _json({"error": "not_found"}, 404)
-            except PlanGone:
-                return _json({"error": "plan_gone"}, 409)
-            except NotMovable:
-                return _json({"error": "status_unavailable"}, 503)
-            except KassaUnavailableError as exc:
-                log.warning("internal %s: YooKassa: %s", request.path, exc)
-                return _json({"error": "kassa_unavailable"}, 503)
-            except KassaError as exc:
-                log.error("internal %s: YooKassa refused: %s", request.path, exc)
-                return _json({"error": "kassa_refused"}, 502)
-
-        return handle
 
     async def renew(body: RenewIn) -> web.Response:
         try:
@@ -365,8 +369,8 @@ def internal_routes(ctx: SalesContext, token: str) -> list[web.RouteDef]:
         return _json(out)
 
     return [
-        web.post(RENEW_PATH, guarded(RenewIn, renew)),
-        web.post(RECEIPT_PATH, guarded(ReceiptIn, receipt)),
-        web.post(PLANS_PATH, guarded(OwnerIn, plans)),
-        web.post(PLAN_PATH, guarded(PlanIn, plan)),
+        web.post(RENEW_PATH, guarded(token, RenewIn, renew)),
+        web.post(RECEIPT_PATH, guarded(token, ReceiptIn, receipt)),
+        web.post(PLANS_PATH, guarded(token, OwnerIn, plans)),
+        web.post(PLAN_PATH, guarded(token, PlanIn, plan)),
     ]

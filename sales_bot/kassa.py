@@ -58,6 +58,7 @@ class PaymentDraft:
     email: str
     save_method: bool = False  # the owner agreed to auto-renewal: YooKassa saves the card
     method_id: str | None = field(default=None, repr=False)  # charge this saved method
+    return_url: str | None = None  # where YooKassa's page sends the payer back (else the bot's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +318,9 @@ class YooKassa:
     async def create_payment(self, draft: PaymentDraft) -> PaymentView:
         from yookassa import Payment
 
-        body = payment_request(draft, vat_code=self.vat_code, return_url=self.return_url)
+        body = payment_request(
+            draft, vat_code=self.vat_code, return_url=draft.return_url or self.return_url
+        )
         raw = await self._call(
             "create payment", lambda: Payment.create(body, draft.idempotence_key)
         )

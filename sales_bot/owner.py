@@ -35,6 +35,8 @@ class BotNotifier:
         build: Callable[[], str],
         markup: Callable[[], InlineKeyboardMarkup] | None = None,
     ) -> None:
+        if order.user_id is None:  # a web order before its token: the web tells the owner
+            return
         with self.i18n.context(), self.i18n.use_locale(order.locale):
             text = build()
             keyboard = markup() if markup is not None else None

@@ -160,7 +160,14 @@ class Relay:
         if order.fulfilled_at is not None and order.tenant_id is not None:
             await self.store.outbox_done(item.id, f"already {order.tenant_id}")
             return
-        if order.bot_token_enc is None:
+        if order.web_account_id is not None and (
+            order.bot_token_enc is None or order.user_id is None
+        ):
+            # Paid on the web: the owner gives the token there next (`purchase.give_token`,
+            # which runs this row again).
+            await self.store.outbox_wait(item.id, "waiting for the owner's bot token")
+            return
+        if order.bot_token_enc is None or order.user_id is None:
             raise VaultError(f"order {order.order_id} has no bot token to provision with")
         token = self.vault.open(order_context(order.order_id), order.bot_token_enc)
         tenant = await self.master.provision(

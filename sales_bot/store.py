@@ -36,7 +36,7 @@ _ORDER_COLUMNS = (
     " business_name, category, timezone, bot_id, bot_username, bot_token_enc, bot_token_sha256,"
     " tenant_id, idempotence_key, payment_id, confirmation_url, failure, created_at, paid_at,"
     " fulfilled_at, auto_renew, method_enc, card_last4, card_expiry, cycle_end, cancel_reason,"
-    " plan_from, plan_switched_at"
+    " plan_from, plan_switched_at, web_account_id"
 )
 _SUB_COLUMNS = subscriptions.SUB_COLUMNS
 
@@ -46,7 +46,7 @@ class Order:
     order_id: str
     kind: OrderKind
     status: OrderStatus
-    user_id: int
+    user_id: int | None  # the owner's Telegram id; None: a web order before its bot token
     locale: str
     plan: str
     period_days: int
@@ -76,6 +76,7 @@ class Order:
     cancel_reason: str | None = None
     plan_from: str | None = None  # an upgrade, or a renewal carrying a downgrade: the plan left
     plan_switched_at: datetime | None = None
+    web_account_id: int | None = None  # placed on the owner's web (sales_bot/purchase.py)
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> Order:
@@ -104,7 +105,7 @@ class Order:
 class NewOrder:
     order_id: str
     kind: OrderKind
-    user_id: int
+    user_id: int | None
     locale: str
     plan: str
     period_days: int
@@ -123,6 +124,7 @@ class NewOrder:
     auto_renew: bool = False
     cycle_end: datetime | None = None
     plan_from: str | None = None
+    web_account_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +182,11 @@ class SalesStore:
             "INSERT INTO control.sales_orders (order_id, kind, user_id, locale, plan,"
             " period_days, amount, currency, email, idempotence_key, business_name, category,"
             " timezone, bot_id, bot_username, bot_token_enc, bot_token_sha256, tenant_id,"
-            " auto_renew, cycle_end, plan_from)"
+            " auto_renew, cycle_end, plan_from, web_account_id)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-            f" $17, $18, $19, $20, $21) RETURNING {_ORDER_COLUMNS}",
+            " $17, $18, $19, $20, $21, $22) ON CONFLICT (web_account_id, plan)"
+            " WHERE web_account_id IS NOT NULL AND status = 'pending'"
+            f" DO NOTHING RETURNING {_ORDER_COLUMNS}",
             new.order_id,
             new.kind.value,
             new.user_id,
@@ -204,7 +208,15 @@ class SalesStore:
             new.auto_renew,
             new.cycle_end,
             new.plan_from,
+            new.web_account_id,
         )
+        if row is None:  # a web account's unpaid order of this plan exists: that one
+            row = await self.pool.fetchrow(
+                f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE web_account_id = $1"
+                " AND plan = $2 AND status = 'pending'",
+                new.web_account_id,
+                new.plan,
+            )
         return Order.of(row)
 
     async def open_upgrade(self, new: NewOrder) -> Order:
@@ -407,6 +419,7 @@ class SalesStore:
         rows = await self.pool.fetch(
             "UPDATE control.sales_orders SET slow_notified_at = now() WHERE status = 'paid'"
             " AND fulfilled_at IS NULL AND failure IS NULL AND slow_notified_at IS NULL"
+            " AND bot_token_enc IS NOT NULL"  # a web order waiting for its token: nothing slow
             " AND paid_at < now() - make_interval(secs => $1)"
             f" RETURNING {_ORDER_COLUMNS}",
             older_than,
@@ -904,6 +917,48 @@ class SalesStore:
             failure,
         )
 
+    async def web_orders(self, account_id: int, limit: int = 20) -> list[Order]:
+        """The orders a web account placed, newest first."""
+        rows = await self.pool.fetch(
+            f"SELECT {_ORDER_COLUMNS} FROM control.sales_orders WHERE web_account_id = $1"
+            " ORDER BY created_at DESC LIMIT $2",
+            account_id,
+            limit,
+        )
+        return [Order.of(r) for r in rows]
+
+    async def give_token(
+        self, order_id: str, account_id: int, *, token_enc: str, token_sha256: str, bot_id: int,
+        username: str, owner_id: int,
+    ) -> Order | None:  # fmt: skip
+        """The bot token of a paid web order, given after the payment (or again after the master
+        refused the first one): the owner's Telegram id is kept when known already, and the
+        parked provisioning runs at once. None: not this account's order waiting for a token."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE control.sales_orders SET bot_token_enc = $3, bot_token_sha256 = $4,"
+                " bot_id = $5, bot_username = $6, user_id = coalesce(user_id, $7),"
+                " failure = NULL, updated_at = now()"
+                " WHERE order_id = $1 AND web_account_id = $2 AND status = 'paid'"
+                " AND fulfilled_at IS NULL AND (bot_token_enc IS NULL OR failure IS NOT NULL)"
+                f" RETURNING {_ORDER_COLUMNS}",
+                order_id,
+                account_id,
+                token_enc,
+                token_sha256,
+                bot_id,
+                username,
+                owner_id,
+            )
+            if row is None:
+                return None
+            await conn.execute(
+                "UPDATE control.sales_outbox SET next_attempt_at = now(), last_error = NULL"
+                " WHERE order_id = $1 AND action = 'provision' AND done_at IS NULL",
+                order_id,
+            )
+            return Order.of(row)
+
     async def replace_token(
         self, order_id: str, *, token_enc: str, token_sha256: str, bot_id: int, username: str
     ) -> bool:
@@ -978,6 +1033,16 @@ class SalesStore:
             " WHERE id = $1",
             item_id,
             error,
+        )
+
+    async def outbox_wait(self, item_id: int, note: str) -> None:
+        """Parked before the master was called (a web order waiting for its bot token): still
+        untried, so a refund meanwhile drops it (`apply`) instead of suspending nothing."""
+        await self.pool.execute(
+            "UPDATE control.sales_outbox SET next_attempt_at = 'infinity', attempts = 0,"
+            " last_error = $2 WHERE id = $1",
+            item_id,
+            note,
         )
 
     async def outbox_pending(self) -> int:

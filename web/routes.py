@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from web import desk, pages, subscription
+from web import desk, pages, purchase, subscription
 from web import handlers as h
 from web.errors import Handler
 from web.models import (
@@ -520,6 +520,55 @@ ROUTES: tuple[Route, ...] = (
         response=subscription.PlanMoveOut,
         body=subscription.PlanIn,
         errors=(400, 401, 403, 404, 409, 415, 422, 502, 503),
+    ),
+    Route(
+        "GET",
+        "/api/plans",
+        purchase.plans,
+        "The plans on sale, to buy a new bot",
+        "purchase",
+        response=purchase.PlanList,
+        errors=(401,),
+    ),
+    Route(
+        "POST",
+        "/api/purchases",
+        purchase.start,
+        "Buy a new bot: the order of a plan and its YooKassa payment page (asked twice: the same"
+        " unpaid order); once paid, give the bot token",
+        "purchase",
+        response=purchase.PurchaseOut,
+        body=purchase.PurchaseIn,
+        errors=(400, 401, 403, 409, 415, 422, 502, 503),
+    ),
+    Route(
+        "GET",
+        "/api/purchases",
+        purchase.listing,
+        "Your orders of new bots placed on the web, newest first",
+        "purchase",
+        response=purchase.PurchaseList,
+        errors=(401, 403, 409, 503),
+    ),
+    Route(
+        "GET",
+        "/api/purchases/{order_id}",
+        purchase.show,
+        "One order now: waiting for payment, waiting for the bot token, being set up, or live",
+        "purchase",
+        response=purchase.PurchaseOut,
+        errors=(401, 403, 404, 409, 502, 503),
+    ),
+    Route(
+        "POST",
+        "/api/purchases/{order_id}/token",
+        purchase.give_token,
+        "Give the bot token of a paid order (checked with Telegram); the bot is then made and"
+        " appears among your bots",
+        "purchase",
+        response=purchase.PurchaseOut,
+        body=purchase.BotTokenIn,
+        errors=(400, 401, 403, 404, 409, 415, 422, 503),
     ),
     Route(
         "GET",

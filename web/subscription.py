@@ -396,8 +396,17 @@ async def _ask_sales(
             "pay_in_telegram",
             "payments are made in the sales bot: open renew_url of GET .../subscription",
         )
-    base, token = internal
     body = {"tenant_id": tenant.tenant_id, "user_id": tenant.owner_telegram_id, **payload}
+    return await post_sales(internal, path, body, tenant.tenant_id)
+
+
+async def post_sales(
+    internal: tuple[str, str], path: str, body: dict[str, object], what: str,
+    passes: tuple[int, ...] = (200, 404, 409),
+) -> tuple[int, dict[str, object]]:  # fmt: skip
+    """POST the sales bot's internal endpoint (`internal`: its URL and token): the statuses in
+    `passes` with their JSON; YooKassa's and the sales bot's outages as the web's errors."""
+    base, token = internal
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=40)) as http,
@@ -406,7 +415,7 @@ async def _ask_sales(
             status = r.status
             data = await r.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        log.warning("%s of %s: the sales bot is unreachable (%s)", path, tenant.tenant_id, exc)
+        log.warning("%s of %s: the sales bot is unreachable (%s)", path, what, exc)
         raise ApiError(503, "sales_unavailable", _UNAVAILABLE) from None
     if not isinstance(data, dict):
         data = {}
@@ -420,8 +429,8 @@ async def _ask_sales(
         raise ApiError(502, "kassa_refused", "YooKassa refused; write to support")
     if status == 503 and code == "status_unavailable":
         raise ApiError(503, "status_unavailable", "the bot's status is unavailable; try later")
-    if status not in (200, 404, 409):
-        log.warning("%s of %s: the sales bot answered %s %s", path, tenant.tenant_id, status, code)
+    if status not in passes:
+        log.warning("%s of %s: the sales bot answered %s %s", path, what, status, code)
         raise ApiError(503, "sales_unavailable", _UNAVAILABLE)
     return status, data
 

@@ -9,12 +9,8 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from core.telegram import (
-    BotIdentity,
-    TelegramUnavailableError,
-    TokenRejectedError,
-    check_bot_token,
-)
+from core.telegram import BotIdentity
+from sales_bot.bot_token import Problem, TokenRefused, accept_token
 from sales_bot.context import SalesContext
 from sales_bot.forms import extract_token
 
@@ -33,42 +29,33 @@ def instructions() -> str:
 
 async def read_token(message: Message, ctx: SalesContext) -> tuple[str, BotIdentity] | None:
     """The token in `message` and its bot, or None after telling the user what is wrong."""
-    token = extract_token(message.text or "")
-    if token is None:
-        await message.answer(
-            _(
-                "This doesn't look like a bot token. A token looks like "
-                "<code>123456789:AAH…</code> — copy the whole line from @BotFather and send it."
-            )
-        )
-        return None
-    # The token is a secret: take it out of the chat history (best effort).
-    with contextlib.suppress(TelegramAPIError):
-        await message.delete()
-    if ctx.own_bot_id and token.partition(":")[0] == str(ctx.own_bot_id):
-        await message.answer(_("That's my own token 🙂 Send the token of your new bot."))
-        return None
+    if extract_token(message.text or "") is not None:
+        # The token is a secret: take it out of the chat history (best effort).
+        with contextlib.suppress(TelegramAPIError):
+            await message.delete()
     try:
-        identity = await check_bot_token(token, ctx.telegram_api_url, ctx.telegram_timeout)
-    except TokenRejectedError:
-        await message.answer(
-            _(
-                "Telegram doesn't accept this token: it is wrong or was revoked. In @BotFather "
-                "send /mybots → your bot → API Token, copy the current token and send it here."
-            )
-        )
+        return await accept_token(ctx, message.text or "")
+    except TokenRefused as refused:
+        await message.answer(_refusal(refused))
         return None
-    except TelegramUnavailableError:
-        await message.answer(
-            _("I couldn't reach Telegram to check the token. Please send it again in a minute.")
+
+
+def _refusal(refused: TokenRefused) -> str:
+    if refused.problem is Problem.FORMAT:
+        return _(
+            "This doesn't look like a bot token. A token looks like "
+            "<code>123456789:AAH…</code> — copy the whole line from @BotFather and send it."
         )
-        return None
-    if await ctx.store.token_taken(identity.token_sha256):
-        await message.answer(
-            _(
-                "The bot @{username} is already connected to Botfleet. Create a new bot in "
-                "@BotFather (/newbot) and send its token."
-            ).format(username=html.escape(identity.username))
+    if refused.problem is Problem.OWN:
+        return _("That's my own token 🙂 Send the token of your new bot.")
+    if refused.problem is Problem.REJECTED:
+        return _(
+            "Telegram doesn't accept this token: it is wrong or was revoked. In @BotFather "
+            "send /mybots → your bot → API Token, copy the current token and send it here."
         )
-        return None
-    return token, identity
+    if refused.problem is Problem.UNAVAILABLE:
+        return _("I couldn't reach Telegram to check the token. Please send it again in a minute.")
+    return _(
+        "The bot @{username} is already connected to Botfleet. Create a new bot in "
+        "@BotFather (/newbot) and send its token."
+    ).format(username=html.escape(refused.username))

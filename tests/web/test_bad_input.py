@@ -31,7 +31,7 @@ async def test_every_route_answers_garbage_with_a_4xx(web_server, http, make_web
         if route.method not in {"POST", "PUT", "PATCH"}:
             continue
         path = route.path.replace("{tenant_id}", tenant.tenant_id).replace("{key}", key)
-        for name in ("lead_id", "booking_id", "service_id", "customer_id"):
+        for name in ("lead_id", "booking_id", "service_id", "customer_id", "order_id"):
             path = path.replace("{" + name + "}", "1")
         for body, content_type in GARBAGE:
             status, answer = await owner.call(

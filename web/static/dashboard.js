@@ -60,6 +60,29 @@
     rc_failed: "YooKassa could not register this receipt. Write to us if you need it now.",
     rc_kassa_unavailable: "YooKassa isn't answering right now, so the receipt can't be shown."
       + " Try again in a few minutes.",
+    buy_title: "New bot", buy_intro: "Choose a plan and pay for it on YooKassa; once paid, connect"
+      + " the bot you made in @BotFather.",
+    buy_plan: "Buy “{plan}”: {price} for {days} days", p_pay: "Order of plan “{plan}”: waiting for payment.",
+    p_pay_link: "Pay", p_check: "I paid — check", p_not_yet: "The payment hasn't arrived yet.",
+    p_token: "Paid, thank you! Now connect your bot: in @BotFather send /newbot, create the bot,"
+      + " open it and press Start, then paste its token here.",
+    p_token_ph: "Bot token, 123456789:AAH…", p_connect: "Connect",
+    p_setting_up: "Paid. Setting up @{bot}: usually under a minute.",
+    p_live: "@{bot} is live: it is among your bots.", p_canceled: "Order of plan “{plan}”: the payment was canceled.",
+    p_refunded: "Order of plan “{plan}”: the payment was refunded.",
+    e_bad_format: "This is not a bot token: it looks like 123456789:AAH… — copy the whole line from @BotFather.",
+    e_token_rejected: "Telegram doesn't accept this token: it is wrong or was revoked. In @BotFather:"
+      + " /mybots → your bot → API Token.",
+    e_own_token: "This is the token of Botfleet's own bot: give the token of your new bot.",
+    e_token_in_use: "The bot @{bot} is already connected to Botfleet: create a new one in @BotFather (/newbot).",
+    e_press_start: "Open @{bot} in Telegram and press Start (so the bot knows you are its owner), then"
+      + " press Connect again.",
+    e_telegram_unavailable: "Telegram didn't answer: try again in a minute.",
+    e_bot_token_in_use: "The bot @{bot} turned out to be connected already: give the token of another bot.",
+    e_invalid_bot_token: "Telegram refused the token of @{bot}: give its current token.",
+    e_kassa_unavailable: "YooKassa isn't answering right now: try again in a few minutes.",
+    e_sales_unavailable: "The payment service isn't answering: try again shortly.",
+    e_unknown_plan: "This plan is no longer sold: choose another one.",
   };
   var RU = {
     "new": "новая", in_work: "в работе", won: "успешная", lost: "отказ",
@@ -94,6 +117,27 @@
     rc_pending: "Чек ещё не зарегистрирован: ЮKassa передаёт его в налоговую. Попробуйте через несколько минут.",
     rc_failed: "ЮKassa не смогла зарегистрировать этот чек. Напишите нам, если он нужен сейчас.",
     rc_kassa_unavailable: "ЮKassa сейчас не отвечает, поэтому чек не показать. Попробуйте через несколько минут.",
+    buy_plan: "Купить «{plan}»: {price} за {days} дн.", p_pay: "Заказ тарифа «{plan}»: ждём оплату.",
+    p_pay_link: "Оплатить", p_check: "Я оплатил — проверить", p_not_yet: "Оплата ещё не поступила.",
+    p_token: "Оплачено, спасибо! Теперь подключите бота: в @BotFather отправьте /newbot, создайте бота,"
+      + " откройте его и нажмите «Старт», затем вставьте сюда его токен.",
+    p_token_ph: "Токен бота, 123456789:AAH…", p_connect: "Подключить",
+    p_setting_up: "Оплачено. Настраиваем @{bot} — обычно это меньше минуты.",
+    p_live: "@{bot} работает — он в списке ваших ботов.", p_canceled: "Заказ тарифа «{plan}»: оплата отменена.",
+    p_refunded: "Заказ тарифа «{plan}»: оплата возвращена.",
+    e_bad_format: "Это не токен бота: он выглядит как 123456789:AAH… — скопируйте всю строку из @BotFather.",
+    e_token_rejected: "Telegram не принимает этот токен: он неверный или отозван. В @BotFather:"
+      + " /mybots → ваш бот → API Token.",
+    e_own_token: "Это токен бота Botfleet: укажите токен вашего нового бота.",
+    e_token_in_use: "Бот @{bot} уже подключён к Botfleet: создайте нового в @BotFather (/newbot).",
+    e_press_start: "Откройте @{bot} в Telegram и нажмите «Старт» (так бот узнает, что вы его владелец),"
+      + " затем снова нажмите «Подключить».",
+    e_telegram_unavailable: "Telegram не ответил: попробуйте через минуту.",
+    e_bot_token_in_use: "Бот @{bot} уже подключён к Botfleet: укажите токен другого бота.",
+    e_invalid_bot_token: "Telegram отклонил токен @{bot}: укажите его актуальный токен.",
+    e_kassa_unavailable: "ЮKassa сейчас не отвечает: попробуйте через несколько минут.",
+    e_sales_unavailable: "Платёжный сервис не отвечает: попробуйте чуть позже.",
+    e_unknown_plan: "Этот тариф больше не продаётся: выберите другой.",
   };
   function t(key, fallback) {
     return (lang === "en" ? EN[key] : RU[key]) || fallback || key;
@@ -152,6 +196,7 @@
         if (!r.ok) {
           var error = new Error((body.error && body.error.message) || r.statusText);
           error.code = body.error && body.error.code;
+          error.details = (body.error && body.error.details) || {};
           throw error;
         }
         return body;
@@ -703,6 +748,154 @@
     loadBookings();
   }
 
+  // --- a new bot bought here: plan → YooKassa → the bot token (the sales bot's own orders) ------
+  var plansById = {};
+  var purchasePoll = null;
+  var knownBots = {};  // the account's bots as /api/auth/me listed them
+  var relisted = {};
+
+  function said(err, bot) {  // an API error in the page's language when it has a code we know
+    var text = err.code ? t("e_" + err.code, "") : "";
+    return text ? fill(text, { bot: bot || (err.details && err.details.bot_username) || "" }) : err.message;
+  }
+
+  function loadPlans() {
+    return api("/api/plans").then(function (list) {
+      var box = $("buy-plans");
+      box.textContent = "";
+      list.plans.forEach(function (plan) {
+        plansById[plan.id] = plan;
+        var buy = document.createElement("button");
+        buy.type = "button";
+        buy.className = "buy-plan";
+        buy.dataset.plan = plan.id;
+        buy.textContent = fill(t("buy_plan"), {
+          plan: planName(plan), price: money(plan.price, "RUB"), days: plan.period_days,
+        });
+        buy.addEventListener("click", function () { buyPlan(plan.id, buy); });
+        box.appendChild(buy);
+      });
+    });
+  }
+
+  function buyPlan(planId, button) {
+    $("buy-error").textContent = "";
+    button.disabled = true;
+    api("/api/purchases", false, "POST", { plan: planId, locale: lang })
+      .then(function (order) { window.location.assign(order.confirmation_url); }, function (err) {
+        button.disabled = false;
+        $("buy-error").textContent = said(err);
+      });
+  }
+
+  function orderPlan(order) {
+    var plan = plansById[order.plan];
+    return plan ? planName(plan) : order.plan;
+  }
+
+  function tokenForm(order, item) {
+    var form = document.createElement("form");
+    form.className = "purchase-token";
+    var input = document.createElement("input");
+    input.name = "token";
+    input.required = true;
+    input.autocomplete = "off";
+    input.placeholder = t("p_token_ph");
+    input.setAttribute("aria-label", t("p_token_ph"));
+    var connect = document.createElement("button");
+    connect.type = "submit";
+    connect.textContent = t("p_connect");
+    var error = document.createElement("p");
+    error.className = "error purchase-error";
+    error.setAttribute("role", "alert");
+    if (order.failure) { error.textContent = said({ code: order.failure }, order.bot_username); }
+    form.appendChild(input);
+    form.appendChild(connect);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      connect.disabled = true;
+      error.textContent = "";
+      api("/api/purchases/" + encodeURIComponent(order.order_id) + "/token", false, "POST", { token: input.value })
+        .then(function () { return loadPurchases(); }, function (err) {
+          connect.disabled = false;
+          error.textContent = said(err);
+        });
+    });
+    item.appendChild(form);
+    item.appendChild(error);
+  }
+
+  function showPurchase(order) {
+    var item = document.createElement("li");
+    item.className = "purchase";
+    item.dataset.stage = order.stage;
+    var text = document.createElement("span");
+    text.className = "purchase-text";
+    var values = { plan: orderPlan(order), bot: order.bot_username || "" };
+    text.textContent = fill(t("p_" + order.stage, order.stage), values);
+    item.appendChild(text);
+    if (order.stage === "pay") {
+      var pay = document.createElement("a");
+      pay.href = order.confirmation_url;
+      pay.textContent = t("p_pay_link");
+      item.appendChild(document.createTextNode(" "));
+      item.appendChild(pay);
+      var check = document.createElement("button");
+      check.type = "button";
+      check.textContent = t("p_check");
+      check.addEventListener("click", function () {
+        api("/api/purchases/" + encodeURIComponent(order.order_id)).then(function (now) {
+          if (now.stage === "pay") { $("buy-error").textContent = t("p_not_yet"); return; }
+          return loadPurchases();
+        }, function (err) { $("buy-error").textContent = said(err); });
+      });
+      item.appendChild(document.createTextNode(" "));
+      item.appendChild(check);
+    } else if (order.stage === "token") {
+      tokenForm(order, item);
+    }
+    return item;
+  }
+
+  // Orders shown: those under way, and the bots made here (the list is the account's own).
+  function loadPurchases(returned) {
+    return api("/api/purchases").then(function (list) {
+      var shown = list.purchases.filter(function (o) { return o.stage !== "canceled"; });
+      var box = $("purchases");
+      box.textContent = "";
+      shown.forEach(function (order) { box.appendChild(showPurchase(order)); });
+      var waiting = shown.filter(function (o) { return o.stage === "setting_up" || (returned && o.stage === "pay"); });
+      var fresh = shown.filter(function (o) {
+        return o.stage === "live" && !knownBots[o.tenant_id] && !relisted[o.tenant_id];
+      });
+      if (fresh.length) {  // a bot just made: list it with the others (once)
+        fresh.forEach(function (o) { relisted[o.tenant_id] = true; });
+        return showPanel();
+      }
+      clearTimeout(purchasePoll);
+      if (waiting.length) {
+        // Back from YooKassa, or setting up: ask again shortly (an unpaid order's payment is
+        // re-read from YooKassa on every ask).
+        purchasePoll = setTimeout(function () {
+          var asks = waiting.map(function (o) { return api("/api/purchases/" + encodeURIComponent(o.order_id)); });
+          Promise.all(asks).then(function () { return loadPurchases(returned); }, function (err) {
+            $("buy-error").textContent = said(err);
+          });
+        }, 1000);
+      }
+    });
+  }
+
+  function loadBuy(me) {
+    $("buy").hidden = Boolean(me.only_bot);
+    if (me.only_bot) { return Promise.resolve(); }
+    var returned = new URLSearchParams(window.location.search).get("purchase") === "back";
+    return loadPlans().then(function () { return loadPurchases(returned); }).catch(function (err) {
+      if (err.code === "buy_in_telegram") { $("buy").hidden = true; return; }
+      $("buy-error").textContent = said(err);
+    });
+  }
+
   function showPanel() {
     return api("/api/auth/me").then(function (me) {
       $("login").hidden = true;
@@ -714,6 +907,8 @@
       $("email-row").hidden = Boolean(me.email);
       $("current-row").hidden = !me.email;
       loadBots(me);
+      knownBots = {};
+      me.tenants.forEach(function (b) { knownBots[b.tenant_id] = true; });
       var select = $("bot");
       select.textContent = "";
       me.tenants.forEach(function (b) {
@@ -725,7 +920,7 @@
       if (!$("day").value) { $("day").value = isoDay(new Date()); }
       // Logged in: a bot whose data cannot be read now (409 tenant_unavailable, a 503) says
       // so in the panel; only a session that ended (401, "logged out") goes back to the login.
-      return Promise.all([loadLeads(), loadBotData()]).catch(failed);
+      return Promise.all([loadLeads(), loadBotData(), loadBuy(me)]).catch(failed);
     });
   }
 
