@@ -7,6 +7,7 @@ it was, running.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -26,6 +27,7 @@ from database.servers import TableSum, schema_checksums
 from master_bot.deploy.base import ClientSpec, RuntimeStatus
 from master_bot.deploy.memory import MemoryBackend
 from master_bot.spec import build_spec
+from scripts import migrate
 from tests.client.conftest import Customer
 from tests.master.conftest import Harness
 from tests.master.test_placement import seed
@@ -225,6 +227,7 @@ async def test_new_tenants_go_to_the_least_loaded_server_and_reach_it_as_themsel
     make_harness: Callable[..., Awaitable[Harness]],
     registered: Callable[[Harness], Awaitable[None]],
     pg2: LocalPg,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     harness = await make_harness(backend=MemoryBackend())
     await registered(harness)
@@ -251,6 +254,11 @@ async def test_new_tenants_go_to_the_least_loaded_server_and_reach_it_as_themsel
         await conn.close()
     assert await tenant_objects(harness.pg_dsn, second) == []
     assert await tenant_objects(pg2.dsn, first) == []
+    # `make migrate` secures and migrates each tenant on its own server.
+    keys = b",".join(harness.master.deps.box._keys).decode()  # the harness's generated key
+    with mock.patch.dict(os.environ, {"DATABASE_URL": harness.pg_dsn, "ENCRYPTION_KEYS": keys}):
+        assert await migrate.run(argparse.Namespace(dry_run=False, concurrency=2, tenant=[])) == 0
+    assert "tenants: 2 checked, 0 failed" in capsys.readouterr().out
     # Suspending and deleting act on the server that holds the tenant.
     assert (await harness.api.call("POST", f"/api/v1/tenants/{second}/suspend")).status == 200
     rows = await on_server(pg2.dsn, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", second)
