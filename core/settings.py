@@ -10,6 +10,7 @@ process with one readable message that names every bad variable, instead of a tr
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from typing import Annotated, Any, Literal, TypeVar
@@ -357,6 +358,11 @@ class MasterSettings(
     # comma-separated, e.g. SWARM_CONSTRAINTS=node.labels.pool==bots, SWARM_SPREAD=node.labels.zone
     swarm_constraints: Annotated[list[str], NoDecode] = Field(default_factory=list)
     swarm_spread: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The overlay network the master creates when CLIENT_NETWORK is missing on a swarm: sized
+    # for the fleet (Swarm's default /24 holds ~250 addresses; docs/scaling.md).
+    swarm_subnet: Annotated[str, AfterValidator(lambda v: str(ipaddress.ip_network(v)))] = Field(
+        "10.20.0.0/20", description="subnet of the overlay network the master creates"
+    )
 
     @field_validator("swarm_constraints", "swarm_spread", mode="before")
     @classmethod

@@ -68,16 +68,26 @@ def make_backend(settings: MasterSettings, config: MasterConfig) -> DeployBacken
         )
         return PlacedBackend(ProcessBackend(config.clients_dir), hubs)
     from master_bot.deploy.docker import DockerBackend
+    from master_bot.deploy.hub import with_docker_hubs
 
     if settings.deploy_backend == "swarm":
         from master_bot.deploy.swarm import SwarmBackend
 
-        return SwarmBackend(
-            settings.client_image,
-            network=settings.client_network,
-            fleet=settings.fleet_name,
-            constraints=settings.swarm_constraints,
-            preferences=settings.swarm_spread,
+        # Dedicated tenants as services of their own; shared ones in hub services pinned to
+        # this engine's node, where their folders are (docs/scaling.md, "Past one server").
+        return with_docker_hubs(
+            SwarmBackend(
+                settings.client_image,
+                network=settings.client_network,
+                fleet=settings.fleet_name,
+                constraints=settings.swarm_constraints,
+                preferences=settings.swarm_spread,
+                subnet=settings.swarm_subnet,
+            ),
+            config.clients_dir,
+            capacity=settings.hub_capacity,
+            hub_env={"LOG_LEVEL": settings.log_level, "LOG_FORMAT": settings.log_format},
+            webhooks=settings.client_network != "host",  # hubs on one host would share 8080
         )
     if settings.client_network != "host":
         for name, url in (
@@ -93,8 +103,6 @@ def make_backend(settings: MasterSettings, config: MasterConfig) -> DeployBacken
                     name,
                     settings.client_network,
                 )
-    from master_bot.deploy.hub import with_docker_hubs
-
     # Dedicated tenants in containers of their own; shared ones in hub containers of up to
     # HUB_CAPACITY tenants on the same engine, image, network and fleet (docs/scaling.md).
     return with_docker_hubs(

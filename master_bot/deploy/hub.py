@@ -5,7 +5,8 @@ backend or to the hubs by its spec's placement label, and moves it between them.
 A hub runs as a process with every hardening of ProcessBackend (not a child of the master, none
 of its environment, a uid of its own when the master is root), or as a container with every
 hardening of a client container (`DockerHubs`, master_bot/deploy/docker.py: its folder is its
-one mount, at /hub). A hub's environment names only its folder (`<clients>/hubs/hub-<n>`,
+one mount, at /hub), or as a Swarm service made the same way (`SwarmHubs`,
+master_bot/deploy/swarm.py). A hub's environment names only its folder (`<clients>/hubs/hub-<n>`,
 owned by the hub's uid, 0700) and, for a container with webhooks, its webhook server's address. The master assigns a tenant by writing
 its contract, only its own, to `tenants/<tenant_id>.env` there (0600, owned by the hub's uid);
 `tenants/<tenant_id>.env.stopped` is a tenant stopped on purpose (kept for `start`). The hub
@@ -44,6 +45,7 @@ from master_bot.deploy.base import (
 )
 from master_bot.deploy.docker import DockerBackend, DockerHubs
 from master_bot.deploy.process import PLATFORM_ONLY, ProcessBackend
+from master_bot.deploy.swarm import SwarmBackend, SwarmHubs
 
 log = logging.getLogger(__name__)
 
@@ -517,17 +519,17 @@ def with_docker_hubs(
     webhooks: bool = True,
     **hub_limits: Any,
 ) -> PlacedBackend:
-    """DEPLOY_BACKEND=docker with the shared placement: the client containers of `clients`,
-    and hub containers on the same engine, image, network and fleet, in
-    `<clients_dir>/hubs`. `webhooks`: hubs serve their tenants' webhooks (those with
-    WEBHOOK_BASE_URL in their contract) on port 8080 of the fleet's network."""
+    """DEPLOY_BACKEND=docker (or swarm) with the shared placement: the client containers (Swarm
+    services) of `clients`, and hub containers (hub services: SwarmHubs) on the same engine,
+    image, network and fleet, in `<clients_dir>/hubs`. `webhooks`: hubs serve their tenants'
+    webhooks (those with WEBHOOK_BASE_URL in their contract) on port 8080 of the fleet's
+    network."""
+    kind = SwarmHubs if isinstance(clients, SwarmBackend) else DockerHubs
     hubs = HubBackend(
         clients_dir,
         capacity=capacity,
         scan_interval=scan_interval,
         hub_env=hub_env,
-        processes=DockerHubs.like(
-            clients, Path(clients_dir) / "hubs", webhooks=webhooks, **hub_limits
-        ),
+        processes=kind.like(clients, Path(clients_dir) / "hubs", webhooks=webhooks, **hub_limits),
     )
     return PlacedBackend(clients, hubs)

@@ -31,16 +31,21 @@ default /24 holds about 250 tasks, too few for a fleet) or `host` on a single no
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import docker
 from docker.errors import NotFound
 from docker.models.services import Service
 from docker.types import (
+    IPAMConfig,
+    IPAMPool,
     Mount,
     Resources,
     RestartPolicy,
@@ -48,14 +53,15 @@ from docker.types import (
     ServiceMode,
 )
 
-from core.tenant_id import TENANT_ID_RE, validate_tenant_id
 from master_bot.deploy.base import ClientSpec, DeployError, RuntimeState, RuntimeStatus
 from master_bot.deploy.docker import (
     LABEL_FLEET,
     LABEL_MANAGED,
+    LABEL_NETWORK,
     LABEL_SPEC,
     LABEL_TENANT,
     DockerBackend,
+    DockerHubs,
     _secrets_of,
 )
 
@@ -64,6 +70,12 @@ log = logging.getLogger(__name__)
 # What goes into Swarm secrets rather than the service's environment (file name = lower case).
 SECRET_ENV = ("BOT_TOKEN", "DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY", "WEBHOOK_SECRET")
 SECRETS_DIR = "/run/secrets"
+_SECRET_NAME_MAX = 64  # Swarm's limit on a secret's name
+DEFAULT_SUBNET = "10.20.0.0/20"  # the overlay network the backend creates: ~4,000 addresses
+# A task in one of these states may still run (or is about to): not yet down.
+_LIVE_TASK = frozenset(
+    {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running"}
+)
 _MEMORY_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 
 
@@ -86,17 +98,19 @@ class SwarmBackend(DockerBackend):
         constraints: list[str] | None = None,
         preferences: list[str] | None = None,
         uid: int = 10001,
+        subnet: str | None = DEFAULT_SUBNET,
         **kwargs: Any,
     ) -> None:
         super().__init__(image, **kwargs)
         self.constraints = list(constraints or [])
         self.preferences = list(preferences or [])
-        self.uid = uid
+        self.secret_uid = uid  # who may read the secret files (the image's user)
+        self.subnet = subnet
 
     # ------------------------------------------------------------------ lookups
     async def _service(self, tenant_id: str) -> Service | None:
         client = await self._docker()
-        name = self._name(tenant_id)
+        name = self._name(self._valid(tenant_id))
 
         def get() -> Service | None:
             try:
@@ -129,10 +143,16 @@ class SwarmBackend(DockerBackend):
 
     def _secret_name(self, tenant_id: str, file: str, value: str) -> str:
         digest = hashlib.sha256(f"{tenant_id}\0{file}\0{value}".encode()).hexdigest()[:16]
-        return f"{self._name(tenant_id)}-{file}-{digest}"
+        name = f"{self._name(tenant_id)}-{file}-{digest}"
+        if len(name) <= _SECRET_NAME_MAX:
+            return name
+        # Another fleet's long names: Swarm refuses a secret name over 64 characters. The
+        # labels still name the tenant and the fleet (how its secrets are found and removed).
+        long = f"{self.fleet}\0{tenant_id}\0{file}\0{value}".encode()
+        return f"botfleet-{hashlib.sha256(long).hexdigest()[:32]}-{file}"
 
-    def _shape(self) -> dict[str, Any]:
-        return {
+    def _shape(self, name: str = "") -> dict[str, Any]:
+        shape = {
             "memory": self.memory,
             "nano_cpus": self.nano_cpus,
             "pids": self.pids_limit,
@@ -143,16 +163,27 @@ class SwarmBackend(DockerBackend):
             "preferences": self.preferences,
             "stop": self.stop_timeout,
         }
+        # Only when set (SwarmHubs): the hashes of client services stay what they were.
+        if self.command:
+            shape["command"] = self.command
+        if mounts := self._mounts(name):
+            shape["mounts"] = mounts
+        return shape
 
     def _service_hash(
-        self, image_id: str, user: str, env: Mapping[str, str], labels: Mapping[str, str]
+        self,
+        image_id: str,
+        user: str,
+        env: Mapping[str, str],
+        labels: Mapping[str, str],
+        name: str = "",
     ) -> str:
         shape = {
             "image": image_id,
             "user": user,
             "env": sorted(env.items()),
             "labels": sorted(labels.items()),
-            "service": self._shape(),
+            "service": self._shape(name),
         }
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -176,7 +207,12 @@ class SwarmBackend(DockerBackend):
             )
             refs.append(
                 SecretReference(
-                    secret_id, name, filename=file, uid=str(self.uid), gid=str(self.uid), mode=0o400
+                    secret_id,
+                    name,
+                    filename=file,
+                    uid=str(self.secret_uid),
+                    gid=str(self.secret_uid),
+                    mode=0o400,
                 )
             )
         return refs
@@ -211,24 +247,98 @@ class SwarmBackend(DockerBackend):
             condition=condition, delay=5 * 10**9, max_attempts=self.restart_retries
         )
 
+    async def _ensure_network(self, client: docker.DockerClient) -> str | None:
+        """The id of the configured network; created when missing as an attachable overlay
+        network sized explicitly (`subnet`, a /20 by default: Swarm's default /24 holds about
+        250 tasks and virtual IPs). None for the engine's own `host`/`none`/`bridge`."""
+        if self.network in {"host", "none", "bridge"}:
+            return None
+        name = self.network
+
+        def ensure() -> str:
+            try:
+                return str(client.networks.get(name).id)
+            except NotFound:
+                pass
+            ipam = None
+            if self.subnet:
+                ipam = IPAMConfig(driver="default", pool_configs=[IPAMPool(subnet=self.subnet)])
+            try:
+                created = client.networks.create(
+                    name,
+                    driver="overlay",
+                    attachable=True,
+                    check_duplicate=True,
+                    ipam=ipam,
+                    labels={LABEL_NETWORK: "clients", LABEL_FLEET: self.fleet},
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # another master created it just now
+                    raise
+                return str(client.networks.get(name).id)
+            log.info("created the overlay network %s (%s)", name, self.subnet or "default")
+            return str(created.id)
+
+        return await self._call(f"ensure the overlay network {name}", ensure)
+
+    async def _wait_down(self, service: Service) -> None:
+        """Wait until no task of the service may still run (scaled to 0 or being removed): the
+        stop is confirmed before anything else runs the tenant, so two runtimes never poll one
+        token, on whichever node the task ran."""
+        deadline = time.monotonic() + self.stop_timeout + self.call_timeout
+        while True:
+            tasks = await self._call(
+                f"tasks of service {service.name}", lambda: service.tasks(filters={})
+            )
+            live = [
+                t for t in tasks if str((t.get("Status") or {}).get("State") or "") in _LIVE_TASK
+            ]
+            if not live:
+                return
+            if time.monotonic() > deadline:
+                raise DeployError(
+                    f"service {service.name}: {len(live)} task(s) still running "
+                    f"{self.stop_timeout + self.call_timeout:g} s after it was stopped"
+                )
+            await asyncio.sleep(0.2)
+
+    async def _wait_up(self, tenant_id: str) -> RuntimeStatus:
+        """The status once Swarm has started the task (or given up on it), as `docker run`
+        returns once the container started: at most `call_timeout` (an image pull on a new
+        node may take longer; then the status says where the task is)."""
+        deadline = time.monotonic() + self.call_timeout
+        while True:
+            status = await self._status(tenant_id)
+            starting = status.state is RuntimeState.STOPPED and (
+                status.detail in _LIVE_TASK or status.detail == "no task yet"
+            )
+            if not starting or time.monotonic() > deadline:
+                return status
+            await asyncio.sleep(0.2)
+
+    async def _take_down(self, service: Service, *, remove: bool) -> None:
+        """Scale to 0 and wait for its tasks to end; then remove the service (`remove`)."""
+        await self._scale(service, 0)
+        await self._wait_down(service)
+        if remove:
+            await self._call(f"remove service {service.name}", service.remove)
+
     # ------------------------------------------------------------------ DeployBackend
     async def deploy(self, spec: ClientSpec) -> RuntimeStatus:
-        tenant_id = validate_tenant_id(spec.tenant_id)
+        tenant_id = self._valid(spec.tenant_id)
         name = self._name(tenant_id)
         async with self._lock(tenant_id):
             client = await self._docker()
-            image_id, user = await self._image(client)
-            if self.network not in {"host", "none", "bridge"}:
-                await self._call(
-                    f"find network {self.network}", lambda: client.networks.get(self.network)
-                )
+            image_id, image_user = await self._image(client)
+            user = self._user_for(tenant_id, image_user)
+            await self._ensure_network(client)
             plain, secret = self._split(spec.env)
             labels = self._labels(spec)
             secret_names = {
                 file: self._secret_name(tenant_id, file, value) for file, value in secret.items()
             }
             labels[LABEL_SPEC] = self._service_hash(
-                image_id, user, {**plain, **secret_names}, labels
+                image_id, user, {**plain, **secret_names}, labels, tenant_id
             )
             existing = await self._service(tenant_id)
             if existing is not None:
@@ -236,15 +346,17 @@ class SwarmBackend(DockerBackend):
                     LABEL_SPEC
                 ]:
                     await self._scale(existing, 1)
-                    return await self._status(tenant_id)
+                    return await self._wait_up(tenant_id)
                 log.info("replacing service %s: its spec changed", name)
-                await self._call(f"remove service {name}", existing.remove)
+                await self._take_down(existing, remove=True)
             refs = await self._ensure_secrets(client, tenant_id, secret)
             tmp = Mount("/tmp", None, type="tmpfs", tmpfs_size=_bytes(self.tmpfs_size))  # noqa: S108
+            mounts: list[Any] = [tmp, *self._mounts(tenant_id)]
 
             def create() -> Service:
                 service: Service = client.services.create(
                     self.image,
+                    args=self.command,  # the image's CMD (SwarmHubs: the hub's), as containers
                     name=name,
                     labels=labels,
                     container_labels=labels,
@@ -259,17 +371,17 @@ class SwarmBackend(DockerBackend):
                     read_only=True,
                     init=True,
                     cap_drop=["ALL"],
-                    secrets=refs,
+                    secrets=refs or None,
                     stop_signal="SIGTERM",
                     stop_grace_period=self.stop_timeout * 10**9,
-                    mounts=[tmp],
+                    mounts=mounts,
                 )
                 return service
 
             await self._call(f"create service {name}", create, secrets=_secrets_of(spec.env))
             await self._drop_secrets(client, tenant_id, keep=frozenset(secret_names.values()))
             log.info("created service %s (%s)", name, self.image)
-        return await self._status(tenant_id)
+        return await self._wait_up(tenant_id)
 
     async def _scale(self, service: Service, replicas: int) -> None:
         current = (service.attrs["Spec"].get("Mode") or {}).get("Replicated", {}).get("Replicas")
@@ -277,31 +389,32 @@ class SwarmBackend(DockerBackend):
             await self._call(
                 f"scale service {service.name} to {replicas}", lambda: service.scale(replicas)
             )
+            await self._call(f"inspect service {service.name}", service.reload)
 
     async def start(self, tenant_id: str) -> RuntimeStatus:
-        async with self._lock(validate_tenant_id(tenant_id)):
+        async with self._lock(self._valid(tenant_id)):
             await self._scale(await self._need(tenant_id, "start"), 1)
-        return await self._status(tenant_id)
+        return await self._wait_up(tenant_id)
 
     async def stop(self, tenant_id: str) -> RuntimeStatus:
-        async with self._lock(validate_tenant_id(tenant_id)):
+        async with self._lock(self._valid(tenant_id)):
             service = await self._service(tenant_id)
             if service is not None:
-                await self._scale(service, 0)
+                await self._take_down(service, remove=False)
         return await self._status(tenant_id)
 
     async def restart(self, tenant_id: str) -> RuntimeStatus:
-        async with self._lock(validate_tenant_id(tenant_id)):
+        async with self._lock(self._valid(tenant_id)):
             service = await self._need(tenant_id, "restart")
             await self._scale(service, 1)
             await self._call(f"restart service {service.name}", service.force_update)
         return await self._status(tenant_id)
 
     async def remove(self, tenant_id: str) -> None:
-        async with self._lock(validate_tenant_id(tenant_id)):
+        async with self._lock(self._valid(tenant_id)):
             service = await self._service(tenant_id)
             if service is not None:
-                await self._call(f"remove service {service.name}", service.remove)
+                await self._take_down(service, remove=True)
             client = await self._docker()
             await self._drop_secrets(client, tenant_id)
 
@@ -316,7 +429,8 @@ class SwarmBackend(DockerBackend):
         client = await self._docker()
 
         def services() -> list[tuple[Service, list[dict[str, Any]]]]:
-            labels = [f"{LABEL_MANAGED}=true", f"{LABEL_FLEET}={self.fleet}"]
+            # Only this backend's kind (botfleet.tenant, SwarmHubs: botfleet.hub).
+            labels = [f"{LABEL_MANAGED}=true", f"{LABEL_FLEET}={self.fleet}", self._ident]
             found = client.services.list(filters={"label": labels})
             return [(s, s.tasks()) for s in found]
 
@@ -324,10 +438,10 @@ class SwarmBackend(DockerBackend):
         result: dict[str, RuntimeStatus] = {}
         for service, tasks in found:
             labels = service.attrs.get("Spec", {}).get("Labels") or {}
-            tenant_id = labels.get(LABEL_TENANT, "")
+            tenant_id = labels.get(self._ident, "")
             if labels.get(LABEL_FLEET) != self.fleet:
                 continue
-            if not TENANT_ID_RE.match(tenant_id) or service.name != self._name(tenant_id):
+            if not self._named(tenant_id) or service.name != self._name(tenant_id):
                 log.warning("ignoring service %s: labels do not name its tenant", service.name)
                 continue
             result[tenant_id] = _service_status(tenant_id, service.attrs, tasks)
@@ -337,7 +451,7 @@ class SwarmBackend(DockerBackend):
         if not specs:
             return set()
         client = await self._docker()
-        image_id, user = await self._image(client)
+        image_id, image_user = await self._image(client)
         drifted = set()
         for tenant_id, spec in specs.items():
             service = await self._service(tenant_id)
@@ -345,13 +459,16 @@ class SwarmBackend(DockerBackend):
                 continue
             plain, secret = self._split(spec.env)
             names = {f: self._secret_name(tenant_id, f, v) for f, v in secret.items()}
-            want = self._service_hash(image_id, user, {**plain, **names}, self._labels(spec))
+            user = self._user_for(tenant_id, image_user)
+            want = self._service_hash(
+                image_id, user, {**plain, **names}, self._labels(spec), tenant_id
+            )
             if (service.attrs["Spec"].get("Labels") or {}).get(LABEL_SPEC) != want:
                 drifted.add(tenant_id)
         return drifted
 
     async def logs(self, tenant_id: str, lines: int = 100) -> str:
-        service = await self._need(validate_tenant_id(tenant_id), "read the logs of")
+        service = await self._need(self._valid(tenant_id), "read the logs of")
         tail = max(1, min(int(lines), 10_000))
 
         def read() -> bytes:
@@ -410,3 +527,64 @@ def _service_status(
         + (f", exit code {exit_code}" if exit_code is not None else "")
     )
     return RuntimeStatus(tenant_id, RuntimeState.CRASHED, exit_code, restarts, detail=detail)
+
+
+class SwarmHubs(SwarmBackend, DockerHubs):
+    """Hubs (`python -m client_bot.hub`, the shared placement) as Swarm services, for
+    HubBackend (master_bot/deploy/hub.py): DockerHubs' hub (names `hub-<n>`, the label
+    `botfleet.hub`, its own uid, its folder bind-mounted at /hub as its one mount, the hub's
+    command and limits, its webhook server on 8080) run by SwarmBackend's services API (one
+    replica, Swarm's restart policy, resources, adoption by label, a stop confirmed by its
+    tasks).
+
+    Tenants are assigned as for hub containers: HubBackend writes each tenant's contract to
+    `tenants/<tenant_id>.env` in the hub's folder on the master's host and the hub picks it up
+    (a running service cannot be given a new Swarm secret without a restart of every tenant in
+    it). So a hub's environment holds no secret at all (no Swarm secrets either), and a hub
+    runs where its folder is: pinned to the node of the engine the master talks to
+    (`node.id==<that node>`), unless `constraints` are given, for CLIENTS_DIR/hubs on a
+    filesystem every node mounts at the same path (docs/scaling.md).
+    """
+
+    name = "swarm-hubs"
+
+    def __init__(self, image: str, **kwargs: Any) -> None:
+        super().__init__(image, **kwargs)
+        self._pinned = bool(self.constraints)
+
+    @classmethod
+    def like(cls, clients: DockerBackend, root: Path | str, **kwargs: Any) -> SwarmHubs:
+        """Hubs on the swarm, image, network, fleet and spread of the client services."""
+        if isinstance(clients, SwarmBackend):
+            kwargs.setdefault("preferences", clients.preferences)
+            kwargs.setdefault("subnet", clients.subnet)
+        hubs = super().like(clients, root, **kwargs)
+        assert isinstance(hubs, SwarmHubs)
+        return hubs
+
+    def _split(self, env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        return dict(env), {}  # a hub's environment names its folder and limits: no secret
+
+    async def _pin(self) -> None:
+        """Once: constrain hubs to the node whose engine the master talks to (its folder)."""
+        if self._pinned:
+            return
+        client = await self._docker()
+        info = await self._call("ask the Docker Engine about its swarm", client.info)
+        node = str((info.get("Swarm") or {}).get("NodeID") or "")
+        if not node:
+            raise DeployError("the Docker Engine is not part of a swarm: run `docker swarm init`")
+        self.constraints = [f"node.id=={node}"]
+        self._pinned = True
+
+    async def deploy(self, spec: ClientSpec) -> RuntimeStatus:
+        await self._find_host_root()
+        await self._pin()
+        return await SwarmBackend.deploy(self, spec)
+
+    async def drifted(self, specs: Mapping[str, ClientSpec]) -> set[str]:
+        if not specs:
+            return set()
+        await self._find_host_root()
+        await self._pin()
+        return await SwarmBackend.drifted(self, specs)
