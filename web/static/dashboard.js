@@ -83,6 +83,7 @@
     e_kassa_unavailable: "YooKassa isn't answering right now: try again in a few minutes.",
     e_sales_unavailable: "The payment service isn't answering: try again shortly.",
     e_unknown_plan: "This plan is no longer sold: choose another one.",
+    e_email_needed: "Set your email first (Password login above): the receipt goes there.",
   };
   var RU = {
     "new": "новая", in_work: "в работе", won: "успешная", lost: "отказ",
@@ -138,6 +139,7 @@
     e_kassa_unavailable: "ЮKassa сейчас не отвечает: попробуйте через несколько минут.",
     e_sales_unavailable: "Платёжный сервис не отвечает: попробуйте чуть позже.",
     e_unknown_plan: "Этот тариф больше не продаётся: выберите другой.",
+    e_email_needed: "Сначала укажите email (выше, «Вход по паролю»): на него придёт чек.",
   };
   function t(key, fallback) {
     return (lang === "en" ? EN[key] : RU[key]) || fallback || key;
