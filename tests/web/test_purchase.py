@@ -108,7 +108,8 @@ async def test_an_account_buys_a_bot_on_the_web(
 
     status, body = await owner.call("POST", "/api/purchases", json={"plan": "platinum"})
     assert status == 422 and body["error"]["code"] == "unknown_plan", body
-    assert await shop.fetch("SELECT 1 FROM control.sales_orders") == []
+    mine = "SELECT {} FROM control.sales_orders WHERE web_account_id = $1"
+    assert await shop.fetch(mine.format(1), me["id"]) == []
 
     # "Buy" twice at once, and again: one order, one payment, on YooKassa's page that sends the
     # owner back here.
@@ -125,7 +126,8 @@ async def test_an_account_buys_a_bot_on_the_web(
     order_id = first["order_id"]
     [row] = await shop.fetch(
         "SELECT kind, status, user_id, email, amount, payment_id, web_account_id"
-        " FROM control.sales_orders"
+        " FROM control.sales_orders WHERE web_account_id = $1",
+        me["id"],
     )
     assert (row["kind"], row["status"], row["user_id"]) == ("new", "pending", None)
     assert row["email"] == email and row["web_account_id"] == me["id"]
@@ -161,7 +163,9 @@ async def test_an_account_buys_a_bot_on_the_web(
     await shop.app.billing.drain()
     await shop.app.relay.run_once()
     assert stub.provision_calls() == 0  # parked until the token comes
-    [outbox] = await shop.fetch("SELECT action, done_at FROM control.sales_outbox")
+    [outbox] = await shop.fetch(
+        "SELECT action, done_at FROM control.sales_outbox WHERE order_id = $1", order_id
+    )
     assert outbox["action"] == "provision" and outbox["done_at"] is None
 
     # Wrong tokens get a clear answer each, and the paid order waits; another account's token
@@ -212,12 +216,14 @@ async def test_an_account_buys_a_bot_on_the_web(
 
     # The sales bot's own rows, as after a sale in Telegram: one order, provisioned once.
     [row] = await shop.fetch(
-        "SELECT status, user_id, tenant_id, fulfilled_at, bot_token_enc FROM control.sales_orders"
+        mine.format("status, user_id, tenant_id, fulfilled_at, bot_token_enc"), me["id"]
     )
     assert (row["status"], row["user_id"], row["tenant_id"]) == ("paid", telegram_id,
                                                                   tenant.tenant_id)  # fmt: skip
     assert row["fulfilled_at"] is not None and row["bot_token_enc"] is None
-    [outbox] = await shop.fetch("SELECT outcome, done_at FROM control.sales_outbox")
+    [outbox] = await shop.fetch(
+        "SELECT outcome, done_at FROM control.sales_outbox WHERE order_id = $1", order_id
+    )
     assert outbox["done_at"] is not None and outbox["outcome"] == f"provisioned {tenant.tenant_id}"
     # A stale link or a token again changes nothing.
     status, body = await owner.call("POST", path, json={"token": bot_token()})
@@ -326,6 +332,10 @@ async def test_the_purchase_in_a_real_browser(
     await shot(page, "web-purchase-live.png")
     [tenant] = stub.tenants.values()
     assert tenant.owner == telegram_id and tenant.bot_token == token
-    [row] = await shop.fetch("SELECT status, user_id, tenant_id FROM control.sales_orders")
+    _, me = await owner.call("GET", "/api/auth/me")
+    [row] = await shop.fetch(
+        "SELECT status, user_id, tenant_id FROM control.sales_orders WHERE web_account_id = $1",
+        me["id"],
+    )
     assert (row["status"], row["user_id"], row["tenant_id"]) == ("paid", telegram_id,
                                                                   tenant.tenant_id)  # fmt: skip
