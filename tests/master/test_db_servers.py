@@ -30,6 +30,7 @@ from master_bot.spec import build_spec
 from scripts import migrate
 from tests.client.conftest import Customer
 from tests.master.conftest import Harness
+from tests.master.test_operator import OPERATOR, open_desk
 from tests.master.test_placement import seed
 from tests.pg_local import LocalPg, local_pg
 
@@ -396,3 +397,28 @@ async def test_a_server_that_is_down_or_a_copy_that_differs_leaves_the_tenant_wh
         "db_server.switched",
         "db_server.moved",
     ]
+
+
+async def test_operators_list_servers_and_move_a_tenant_from_their_bot(
+    make_harness: Callable[..., Awaitable[Harness]],
+    registered: Callable[[Harness], Awaitable[None]],
+    pg2: LocalPg,
+) -> None:
+    harness = await make_harness(backend=MemoryBackend())
+    await registered(harness)
+    async with open_desk(harness) as desk:
+        tid = await desk.provision()
+        listing = await desk.op.ask("/servers", "Серверы PostgreSQL")
+        assert "default — 1" in listing.plain_text and f"{SERVER} — 0" in listing.plain_text
+        await desk.op.ask(f"/dbmove {tid} nowhere", "Такого сервера PostgreSQL нет")
+        await desk.op.ask(f"/dbmove {tid} ../x", "Так: /dbmove client_001 pg2")
+        card = await desk.op.ask(f"/dbmove {int(tid[7:])} {SERVER}", "данные перенесены")
+        assert (
+            f"на {SERVER}" in card.plain_text and "сверено по контрольным суммам" in card.plain_text
+        )
+        assert await tenant_objects(harness.pg_dsn, tid) == []
+        assert await tenant_objects(pg2.dsn, tid) == sorted([tid, tid, f"{tid}_owner"])
+        entries = await harness.master.deps.store.audit_entries(tid)
+        assert {e["actor"] for e in entries if e["action"] == "db_server.moved"} == {
+            f"operator:{OPERATOR}"
+        }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from master_bot.operator.handlers import clients, common, deploy, upgrades
+from master_bot.operator.handlers import clients, common, dbservers, deploy, upgrades
 
 
 def routers() -> list[Router]:
@@ -12,6 +12,7 @@ def routers() -> list[Router]:
         common.router(),
         deploy.commands_router(),
         clients.router(),
+        dbservers.router(),
         deploy.router(),
         upgrades.router(),
         common.last_router(),
