@@ -26,6 +26,7 @@ from database.dsn import parse_dsn
 from database.servers import TableSum, schema_checksums
 from master_bot.deploy.base import ClientSpec, RuntimeStatus
 from master_bot.deploy.memory import MemoryBackend
+from master_bot.guard import guard_fleet
 from master_bot.spec import build_spec
 from scripts import migrate
 from tests.client.conftest import Customer
@@ -422,3 +423,27 @@ async def test_operators_list_servers_and_move_a_tenant_from_their_bot(
         assert {e["actor"] for e in entries if e["action"] == "db_server.moved"} == {
             f"operator:{OPERATOR}"
         }
+
+
+async def test_the_session_guard_hardens_every_server(
+    make_harness: Callable[..., Awaitable[Harness]],
+    registered: Callable[[Harness], Awaitable[None]],
+    pg2: LocalPg,
+) -> None:
+    """A database created on the second server later is open to PUBLIC (PostgreSQL's default):
+    the guard's pass closes it there too, so a tenant of that server cannot connect to it."""
+    harness = await make_harness(backend=MemoryBackend())
+    await registered(harness)
+    await provision(harness)
+    tid, _, body = await provision(harness)
+    assert body["db_server"] == SERVER
+    other = f"later_{secrets.token_hex(3)}"
+    await on_server(pg2.dsn, f'CREATE DATABASE "{other}"')
+    tenant = await harness.master.deps.store.get(tid)
+    assert tenant is not None
+    login = build_spec(harness.master.deps.config, harness.master.deps.box, tenant).env
+    elsewhere = parse_dsn(login["DATABASE_URL"]).with_database(other)
+    await (await asyncpg.connect(elsewhere)).close()  # open before the pass: the attack works
+    await guard_fleet(harness.master.deps)
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await asyncpg.connect(elsewhere)
