@@ -7,7 +7,8 @@ Rotation, step by step (docs/operations.md):
    old ones after it; restart the master and the sales bot (new secrets use the new key, old
    ones still open);
 2. run this script: every ciphertext of control.tenants (bot token, database and Redis
-   passwords) and of control.sales_orders (bot tokens waiting for the master) is re-encrypted
+   passwords), of control.db_servers (the DSNs of the PostgreSQL servers holding tenants) and
+   of control.sales_orders (bot tokens waiting for the master) is re-encrypted
    under the first key; rows are updated only when they still hold the ciphertext that was read,
    so a concurrent change by the master is never overwritten;
 3. the script then checks that the first key alone opens everything; when it says so, remove
@@ -32,6 +33,7 @@ from core.secrets import SecretBox, SecretDecryptionError, parse_keys
 from core.settings import EncryptionSettings, PostgresSettings, load_settings
 
 TENANT_COLUMNS = ("bot_token_enc", "db_password_enc", "redis_password_enc")
+SERVER_COLUMNS = ("admin_dsn_enc", "tenant_dsn_enc")  # control.db_servers (migration 0019)
 
 
 @dataclass(slots=True)
@@ -106,6 +108,8 @@ async def rotate_secrets(
                 report.rotated += 1
             else:
                 report.unchanged_rows += 1
+    if await conn.fetchval("SELECT to_regclass('control.db_servers') IS NOT NULL"):
+        await _rotate_servers(conn, box, report, dry_run=dry_run)
     sealer = _sealer(keys)
     orders_table = await conn.fetchval("SELECT to_regclass('control.sales_orders') IS NOT NULL")
     if orders_table and sealer is not None:
@@ -113,6 +117,42 @@ async def rotate_secrets(
     if not dry_run:
         await verify(conn, primary, report)
     return report
+
+
+async def _rotate_servers(
+    conn: asyncpg.Connection, box: SecretBox, report: RotationReport, *, dry_run: bool
+) -> None:
+    """The DSNs of the PostgreSQL servers other than the platform's (master_bot/dbservers.py)."""
+    rows = await conn.fetch(
+        "SELECT name, admin_dsn_enc, tenant_dsn_enc FROM control.db_servers"
+        " WHERE admin_dsn_enc IS NOT NULL ORDER BY name"
+    )
+    for row in rows:
+        for column in SERVER_COLUMNS:
+            old = row[column]
+            if not old:
+                continue
+            try:
+                new = box.rotate_server(row["name"], old)
+            except SecretDecryptionError:
+                report.failures.append(
+                    f"db server {row['name']}.{column}: no configured key opens it"
+                )
+                continue
+            if dry_run:
+                report.rotated += 1
+                continue
+            done = await conn.fetchval(
+                f"UPDATE control.db_servers SET {column} = $1"
+                f" WHERE name = $2 AND {column} = $3 RETURNING true",
+                new,
+                row["name"],
+                old,
+            )
+            if done:
+                report.rotated += 1
+            else:
+                report.unchanged_rows += 1
 
 
 async def _rotate_orders(
@@ -162,6 +202,20 @@ async def verify(conn: asyncpg.Connection, primary: str, report: RotationReport)
                     row["tenant_id"],
                     row[column],
                 )
+    if await conn.fetchval("SELECT to_regclass('control.db_servers') IS NOT NULL"):
+        for row in await conn.fetch(
+            "SELECT name, admin_dsn_enc, tenant_dsn_enc FROM control.db_servers"
+            " WHERE admin_dsn_enc IS NOT NULL"
+        ):
+            for column in SERVER_COLUMNS:
+                if row[column]:
+                    _check(
+                        f"db server {row['name']}.{column}",
+                        report,
+                        box.decrypt_server,
+                        row["name"],
+                        row[column],
+                    )
     from sales_bot.vault import order_context
 
     sealer = _sealer(primary)

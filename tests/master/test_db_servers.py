@@ -19,8 +19,10 @@ from unittest import mock
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet
 
 from client_bot.app import ClientBot
+from core.secrets import SecretBox, SecretDecryptionError
 from core.settings import ClientBotSettings
 from database.dsn import parse_dsn
 from database.servers import TableSum, schema_checksums
@@ -29,6 +31,7 @@ from master_bot.deploy.memory import MemoryBackend
 from master_bot.guard import guard_fleet
 from master_bot.spec import build_spec
 from scripts import migrate
+from scripts.rotate_keys import rotate_secrets
 from tests.client.conftest import Customer
 from tests.master.conftest import Harness
 from tests.master.test_operator import OPERATOR, open_desk
@@ -447,3 +450,27 @@ async def test_the_session_guard_hardens_every_server(
     await guard_fleet(harness.master.deps)
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await asyncpg.connect(elsewhere)
+
+
+async def test_key_rotation_re_encrypts_the_servers_dsns(pg: asyncpg.Connection) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    name = f"rot{secrets.token_hex(3)}"
+    # pg2 as an earlier test of this module registered it, under that harness's own key.
+    await pg.execute("DELETE FROM control.db_servers WHERE name = $1", SERVER)
+    dsn = "postgresql://admin:s3cret@10.9.8.7:5432/tenants"
+    await pg.execute(
+        "INSERT INTO control.db_servers (name, admin_dsn_enc) VALUES ($1, $2)",
+        name,
+        SecretBox(old).encrypt_server(name, dsn),
+    )
+    try:
+        report = await rotate_secrets(pg, f"{new},{old}")
+        assert report.ok and report.rotated >= 1, report
+        sealed = await pg.fetchval(
+            "SELECT admin_dsn_enc FROM control.db_servers WHERE name = $1", name
+        )
+        assert SecretBox(new).decrypt_server(name, sealed) == dsn  # the new key alone opens it
+        with pytest.raises(SecretDecryptionError):  # bound to its server's name
+            SecretBox(new).decrypt_server("pg2", sealed)
+    finally:
+        await pg.execute("DELETE FROM control.db_servers WHERE name = $1", name)
