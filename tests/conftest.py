@@ -23,12 +23,26 @@ from database.tenants import TenantDatabase, create_tenant_database, drop_tenant
 HOW_TO = "run the suite with `make test`, which starts PostgreSQL and Redis when they are absent"
 
 
+# Fixtures whose state is server-wide rather than per test session (each xdist worker has a
+# database of its own, but all share one Redis): their tests run in one worker, in turn.
+SERIAL_FIXTURES = {
+    "clean_sales": "sales",  # empties the sales bot's `sales:*` keys (fixed bot and user ids)
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Engine tests share one Docker Engine (one of them restarts it): one xdist worker runs them
-    all, one after another, while the other workers run the rest (`--dist loadgroup`)."""
+    """How `make test` spreads the suite over xdist workers (`--dist loadgroup`): a module's
+    tests stay together in one worker (they share fixed bot tokens and user ids), engine tests
+    (one Docker Engine; one of them restarts a dockerd) all in one worker, one after another, and
+    so are the tests of each SERIAL_FIXTURES group."""
     for item in items:
         if item.get_closest_marker("engine"):
-            item.add_marker(pytest.mark.xdist_group("engine"))
+            group = "engine"
+        else:
+            fixtures = set(getattr(item, "fixturenames", ()))
+            shared = sorted(SERIAL_FIXTURES[f] for f in fixtures & SERIAL_FIXTURES.keys())
+            group = shared[0] if shared else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def new_tenant_id() -> str:

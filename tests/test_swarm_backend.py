@@ -38,6 +38,7 @@ from tests.docker_support import (
     fixture_emulator,  # noqa: F401 - fixtures, used by name
     spec_for,
 )
+from tests.support import free_port
 
 pytestmark = pytest.mark.engine  # shares the Docker Engine: one worker runs these in turn
 
@@ -95,7 +96,9 @@ def swarm_host(docker_env: DockerEnv) -> Iterator[str]:
     client = docker.DockerClient(base_url=url, timeout=120)
     try:
         if client.info()["Swarm"]["LocalNodeState"] != "active":
-            client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+            # A free port, not Swarm's 2377: another checkout's test run may hold a swarm too.
+            port = free_port()
+            client.swarm.init(advertise_addr=f"127.0.0.1:{port}", listen_addr=f"127.0.0.1:{port}")
         main = docker.DockerClient(base_url=docker_env.docker_host or None, timeout=120)
         try:
             stale = []
