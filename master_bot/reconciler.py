@@ -398,6 +398,9 @@ class Reconciler:
             return
         assert tenant is not None
         async with deps.locks(tid):
+            # The row as it is now: an operation that held the lock meanwhile may have changed
+            # it (a move to another PostgreSQL server changes the bot's DATABASE_URL).
+            tenant = await deps.store.get(tid) or tenant
             if act in (Act.DEPLOY, Act.RESTART):
                 log.info("reconciler: %s %s (%s)", act.value, tid, action.detail)
                 try:
