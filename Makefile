@@ -8,6 +8,10 @@ PYTHON := $(or $(shell for p in python3 python3.13 python3.12 python3.11; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done),python3)
 endif
 VENV   ?= .venv
+# `make test` runs the suite in parallel pytest-xdist workers (tests/conftest.py says which tests
+# share a worker); TEST_WORKERS=1 runs it in this process, as plain pytest does.
+TEST_WORKERS ?= 3
+PYTEST_ARGS ?= $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Exports DATABASE_URL/REDIS_URL of servers that answer (starting throwaway ones when needed).
