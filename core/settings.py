@@ -462,8 +462,9 @@ class SalesSettings(
     renewal_interval: float = Field(600.0, gt=0, le=86400, description="renewal worker period")
     sales_internal_token: SecretStr | None = Field(
         None,
-        description="bearer token of POST /internal/subscription/renew on the webhook port (the"
-        " owner's web opens renewal payments there); empty: the endpoint is off",
+        description="bearer token of the /internal/ endpoints on the webhook port, where the"
+        " owner's web opens renewal payments (/internal/subscription/renew) and buys bots"
+        " (/internal/purchase/…); empty: those endpoints are off",
     )
 
     @field_validator("sales_internal_token", mode="before")
@@ -536,8 +537,9 @@ class WebSettings(
     )
     sales_internal_url: str | None = Field(
         None,
-        description="the sales bot's webhook base URL (http://host:8080): Renew / pay opens the"
-        " YooKassa payment there; empty: Renew / pay opens the owner's chat with the sales bot",
+        description="the sales bot's webhook base URL (http://host:8080): Renew / pay and buying a"
+        " bot on the web open their YooKassa payments there; empty: Renew / pay opens the"
+        " owner's chat with the sales bot and the web sells no bots",
     )
     sales_internal_token: SecretStr | None = Field(
         None, description="the sales bot's SALES_INTERNAL_TOKEN"
