@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import secrets
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,6 +38,11 @@ log = logging.getLogger(__name__)
 
 CADDYFILE = Path("caddy") / "Caddyfile"  # under CLIENTS_DIR
 _loaded: dict[Path, str] = {}  # the routes this master loaded last, by Caddyfile path
+# One render-and-load at a time (per event loop): two tenants provisioned at once each rendered
+# the routes without the other and the last load dropped the first one's route.
+_reloading: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def upstream(
@@ -80,14 +86,25 @@ async def reload_routes(
     drop: str | None = None,
     only_changed: bool = False,
 ) -> str:
-    """Render the routes of every active tenant served by webhook (and `add`, a tenant still
-    provisioning; without `drop`, one stopping) and load them into Caddy (`only_changed`: not
-    when they are what was loaded last)."""
+    """Render the routes of every active tenant served by webhook, and of those still
+    provisioning once their runtime has its address (`add`: one whose address must be there;
+    without `drop`, one stopping), and load them into Caddy (`only_changed`: not when they are
+    what was loaded last). One at a time: each load has every route its rendering saw."""
+    lock = _reloading.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
+        return await _reload_routes(deps, add=add, drop=drop, only_changed=only_changed)
+
+
+async def _reload_routes(
+    deps: Deps, *, add: TenantRecord | None, drop: str | None, only_changed: bool
+) -> str:
     config = deps.config
     backend = getattr(deps, "backend", None)
     decided = await asyncio.to_thread(backend.webhook_upstreams) if backend is not None else {}
-    rows = [t for t in await deps.store.live() if t.status is TenantStatus.ACTIVE]
-    rows += [add] if add is not None else []
+    serving = (TenantStatus.ACTIVE, TenantStatus.PROVISIONING)
+    rows = [t for t in await deps.store.live() if t.status in serving]
+    if add is not None:
+        rows = [t for t in rows if t.tenant_id != add.tenant_id] + [add]
     routes: dict[str, str] = {}
     for tenant in rows:
         if serves_webhook(config, tenant):
