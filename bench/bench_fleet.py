@@ -2,9 +2,13 @@
 
     python -m bench.bench_fleet [--tenants 1000] [--dedicated 10] [--concurrency 4]
                                 [--idle-long SECONDS] [--provision-for SECONDS]
+                                [--placement process|docker]
 
-Runs the real `python -m master_bot` (DEPLOY_BACKEND=process: hubs are processes, each tenant of
-the dedicated plan a process of its own) against a scratch database, a fleet name of its own
+Runs the real `python -m master_bot` (`--placement process`, the default: DEPLOY_BACKEND=process,
+hubs are processes that long-poll, each tenant of the dedicated plan a process of its own;
+`--placement docker`: DEPLOY_BACKEND=docker, hubs and dedicated tenants are containers and every
+update arrives by webhook, emulator -> Caddy -> the container; see `Engine`) against a scratch
+database, a fleet name of its own
 (FLEET_NAME: its roles, Redis ACL users and keys carry that prefix), the shared Redis and the
 local Telegram emulator (this process). A plans file gives two plans: `fleet_shared` (placement
 shared) and `fleet_dedicated` (placement dedicated). Reported in one run:
@@ -12,11 +16,14 @@ shared) and `fleet_dedicated` (placement dedicated). Reported in one run:
   time, tenants/s (a line every 250; with `--provision-for SECONDS` it stops after that long and
   the rest is measured on the tenants made by then); then every tenant answers a /start (all
   answering, and how long that took);
-- memory: total PSS of the hub processes (/proc/<pid>/smaps_rollup) and the marginal MiB per
-  tenant between the first `--base` tenants and all N (each time all answered, then settled);
+- memory: total PSS of the hub processes (/proc/<pid>/smaps_rollup; in containers, of every
+  process the engine lists in each, and also the engine's figure: the cgroup's usage less its
+  inactive page cache, what `docker stats` shows) and the marginal MiB per tenant between the
+  first `--base` tenants and all N (each time all answered, then settled);
 - idle (after `--idle` seconds without updates): the PostgreSQL backends of the scratch database
   by whom (shared tenants, dedicated tenants, the master) and their PSS; the Redis clients of the
-  fleet's ACL users and the memory of its keys (and the server's used_memory, shared with others);
+  fleet's ACL users and the memory of its keys; the Redis clients before and after every tenant
+  got its first update, and per hub (do they grow with tenants or with activity?);
 - latency: /start to 200 random tenants (`--probes`) while 5% of the tenants (`--busy`) each
   receive a /start every `1/--rate` seconds; the hubs' CPU ms per update over that window;
 - the update mix: `--walkers` tenants (English, one service, open every day) each walked by
@@ -27,10 +34,11 @@ shared) and `fleet_dedicated` (placement dedicated). Reported in one run:
 - with `--idle-long SECONDS`, at the end: the backends every 30 s for that long (shared,
   dedicated, all with the master's), and the mean of the last 5 minutes: the steady state once
   the tenants' periodic passes have backed off (the admin-notice retry needs ~30 minutes).
-Hub processes poll (webhooks go through the proxy only to hub containers, DEPLOY_BACKEND=docker).
+Hub processes poll (webhooks go through the proxy only to hub containers: `--placement docker`).
 
 Everything it created is removed at the end, also on Ctrl-C: the processes (from their pid
-files), the scratch database, the fleet's roles, ACL users and keys.
+files) or the containers, Caddy, the network and the relays, the scratch database, the fleet's
+roles, ACL users and keys.
 """
 
 from __future__ import annotations
@@ -53,9 +61,12 @@ from dataclasses import dataclass, field
 from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
+import docker
+from docker.models.containers import Container
 from redis.asyncio import Redis
 
 from bench.bench_hub import memory_mib
@@ -70,6 +81,7 @@ from database.dsn import parse_dsn
 from database.identifiers import quote_ident
 from database.redis_tenants import ACL_OWNERS_KEY
 from database.roles import fleet_prefix
+from master_bot.deploy.docker import LABEL_FLEET, LABEL_HUB, DockerBackend
 from telegram_emulator import EmulatorClient, EmulatorServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,12 +91,102 @@ OWNER = 7001
 MIX_USER = 5_400_000
 HZ = os.sysconf("SC_CLK_TCK")
 PROGRESS = 250  # a line every so many tenants provisioned
+RETRIES = 5  # of a provisioning call answered 503 provisioning_incomplete
 
 
 @dataclass
 class Tenant:
     token: str
     tenant_id: str = ""
+
+
+@dataclass
+class Engine:
+    """`--placement docker`: the Docker Engine (DOCKER_HOST, scripts/docker_engine.sh), a bridge
+    network of the run's own (made as the master makes CLIENT_NETWORK), Caddy in a container on
+    it as compose runs it (tests/master/test_hub_containers.caddy_container), and TCP relays
+    (tests/test_docker_backend.Relay): on the network's gateway to PostgreSQL and Redis, which
+    listen on the host's loopback, and on 127.0.0.1 to Caddy, since the emulator delivers
+    webhooks to 127.0.0.1 only. The emulator itself listens on the gateway address."""
+
+    api: docker.DockerClient
+    image: str
+    network: str
+    gateway: str
+    relays: list[Any] = field(default_factory=list)  # tests.test_docker_backend.Relay
+    caddy: Container | None = None
+    caddy_ip: str = ""
+
+    @classmethod
+    async def up(cls, fleet: str, run_dir: Path) -> Engine:
+        from tests.master.test_hub_containers import caddy_container
+
+        image = os.environ.get("BOTFLEET_CLIENT_IMAGE", "botfleet-client:test")
+        network = f"bf-bench-{fleet}"
+        backend = DockerBackend(image, network=network, fleet=fleet)
+        try:
+            gateway = await backend.network_gateway()  # the network, made as the master would
+        finally:
+            await backend.close()
+        if not gateway:
+            raise SystemExit(f"the Docker network {network} has no gateway address")
+        engine = cls(docker.from_env(timeout=120), image, network, gateway)
+        engine.caddy, engine.caddy_ip = await asyncio.to_thread(
+            caddy_container, engine.api, network, run_dir / "caddy"
+        )
+        return engine
+
+    async def relay(self, url: str, on: str = "") -> str:
+        """`url` (a server on the host's loopback) as reachable from `on` (the gateway)."""
+        from tests.test_docker_backend import Relay
+
+        relay = Relay(on or self.gateway)
+        self.relays.append(relay)
+        return str(await relay.expose(url))
+
+    def containers(self, fleet: str, hubs: bool) -> list[Container]:
+        """The fleet's running hub containers (or dedicated ones)."""
+        found = self.api.containers.list(
+            filters={"label": f"{LABEL_FLEET}={fleet}", "status": "running"}
+        )
+        return [c for c in found if (LABEL_HUB in c.labels) == hubs]
+
+    @staticmethod
+    def pids(container: Container) -> list[int]:
+        """The container's processes (the init and the bot) as the host sees them."""
+        top = container.top()
+        column = top["Titles"].index("PID")
+        return [int(row[column]) for row in top["Processes"] or []]
+
+    @staticmethod
+    def memory_mib(container: Container) -> float:
+        """The engine's figure (`docker stats`): the cgroup's usage less the inactive page cache,
+        as DockerBackend reports a container's memory."""
+        data = container.client.api.stats(container.id, stream=False, one_shot=True)
+        mem = data.get("memory_stats") or {}
+        inner = mem.get("stats") or {}
+        cache = inner.get("total_inactive_file", inner.get("inactive_file", inner.get("cache", 0)))
+        return max(int(mem.get("usage") or 0) - int(cache or 0), 0) / 2**20
+
+    async def down(self, fleet: str) -> int:
+        """Remove the fleet's containers, Caddy (its routes with it), the network; close the
+        relays. Returns how many containers were removed."""
+
+        def remove() -> int:
+            found = self.api.containers.list(all=True, filters={"label": f"{LABEL_FLEET}={fleet}"})
+            for container in [*found, *([self.caddy] if self.caddy is not None else [])]:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
+            for net in self.api.networks.list(names=[self.network]):
+                with contextlib.suppress(docker.errors.APIError):
+                    net.remove()
+            return len(found)
+
+        for relay in self.relays:
+            await relay.close()
+        removed = await asyncio.to_thread(remove)
+        self.api.close()
+        return removed
 
 
 @dataclass
@@ -96,7 +198,9 @@ class Run:
     api: str
     headers: dict[str, str]
     emulator: EmulatorClient
+    engine: Engine | None = None
     bots: int = 0
+    retried: int = 0  # provisioning calls repeated after a 503 provisioning_incomplete
     made: list[Tenant] = field(default_factory=list)
 
 
@@ -152,6 +256,35 @@ def mem_available_mib() -> float:
     return float("nan")
 
 
+async def runtimes(run: Run, hubs: bool) -> dict[str, list[int]]:
+    """The live hubs (or dedicated runtimes), each with its processes: a process from its pid
+    file, or a container's processes as the engine lists them."""
+    engine = run.engine
+    if engine is None:
+        return {name: [pid] for name, pid in pids(run.run_dir, hubs).items()}
+
+    def listed() -> dict[str, list[int]]:
+        return {c.name: engine.pids(c) for c in engine.containers(run.fleet, hubs)}
+
+    return await asyncio.to_thread(listed)
+
+
+async def runtime_pids(run: Run, hubs: bool) -> list[int]:
+    return [pid for found in (await runtimes(run, hubs)).values() for pid in found]
+
+
+async def engine_mib(run: Run, hubs: bool) -> float | None:
+    """The engine's memory figure of the hub (or dedicated) containers; None for processes."""
+    engine = run.engine
+    if engine is None:
+        return None
+
+    def total() -> float:
+        return sum(engine.memory_mib(c) for c in engine.containers(run.fleet, hubs))
+
+    return await asyncio.to_thread(total)
+
+
 def cpu_seconds(pid_list: Iterable[int]) -> float:
     total = 0
     for pid in pid_list:
@@ -200,21 +333,31 @@ async def provision(
                 "bot_token": tenant.token, "owner_telegram_id": OWNER,
                 "locale": "en" if k < walkers else "ru",
             }  # fmt: skip
-            async with session.post(
-                f"{run.api}/api/v1/tenants", json=body, headers={"Idempotency-Key": f"fleet-{i}"}
-            ) as resp:
-                reply = await resp.json()
-                if resp.status != 201:
+            for attempt in range(RETRIES + 1):
+                async with session.post(
+                    f"{run.api}/api/v1/tenants", json=body,
+                    headers={"Idempotency-Key": f"fleet-{i}"},
+                ) as resp:  # fmt: skip
+                    reply = await resp.json()
+                if resp.status in (200, 201):  # 200: a repeated call found it done
+                    break
+                code = (reply.get("error") or {}).get("code")
+                if resp.status != 503 or code != "provisioning_incomplete" or attempt == RETRIES:
                     raise SystemExit(f"provisioning tenant {i}: HTTP {resp.status} {reply}")
+                # e.g. a new hub container not up in time: the same request again, as the
+                # API says (the same Idempotency-Key continues from the step it stopped at)
+                run.retried += 1
+                print(f"    tenant {i}: {reply['error']['message']}; retrying", flush=True)
+                await asyncio.sleep(2)
         tenant.tenant_id = reply["tenant_id"]
         if k < walkers:
             await seed_for_walk(run, tenant.tenant_id)
         run.made.append(tenant)
         done[0] += 1
         if done[0] % PROGRESS == 0:  # how far a long run got, should something give out
-            took = time.perf_counter() - began
+            took, hubs = time.perf_counter() - began, len(await runtimes(run, True))
             print(f"    {time.strftime('%H:%M:%S')} {len(run.made)} tenants provisioned"
-                  f" ({done[0] / took:.2f}/s in this batch); hubs {len(pids(run.run_dir, True))},"
+                  f" ({done[0] / took:.2f}/s in this batch); hubs {hubs},"
                   f" MemAvailable {mem_available_mib():.0f} MiB", flush=True)  # fmt: skip
         return tenant
 
@@ -282,6 +425,7 @@ def pct(values: list[float], q: float) -> float:
 class Figures:
     tenants: int
     pss: float  # MiB, the runtimes
+    engine: float | None  # MiB, the containers as the engine counts them (None: processes)
     backends: int  # mean while idle
     backends_max: int
     backends_pss: float
@@ -330,9 +474,10 @@ async def measure(
 ) -> Figures:  # fmt: skip
     roles = {fleet_prefix(run.fleet) + t.tenant_id for t in tenants}
     await asyncio.sleep(args.settle)
-    procs = list(pids(run.run_dir, hubs=hubs).values())
+    procs = await runtime_pids(run, hubs)
+    pss, engine = pss_mib(procs), await engine_mib(run, hubs)
     mean, peak, bpss, clients, used = await idle_figures(run, admin, redis, roles, args.idle)
-    figures = Figures(len(tenants), pss_mib(procs), round(mean), peak, bpss, clients, used)
+    figures = Figures(len(tenants), pss, engine, round(mean), peak, bpss, clients, used)
     sent = [0]
     load = asyncio.create_task(traffic(run, busy, args.rate, sent))
     try:
@@ -360,7 +505,7 @@ async def update_mix(run: Run, walkers: list[Tenant], users: int) -> MixRun:
     tenant in step: CPU ms per update of the hubs (utime+stime of all hub processes over the step,
     less their background rate measured just before over a quiet 10 s: polling and periodic
     passes of all tenants) for each step, and the mix of /start, calendar and confirm."""
-    procs = list(pids(run.run_dir, hubs=True).values())
+    procs = await runtime_pids(run, hubs=True)
     for t in walkers:  # the owner's chat exists: the booking notices reach it
         await run.emulator.send_message(t.token, OWNER, "/start", language_code="en")
         await run.emulator.wait_for_message(t.token, OWNER, timeout=60)
@@ -425,17 +570,19 @@ async def bench(
 ) -> None:
     async with aiohttp.ClientSession(headers=run.headers) as session:
         base = max(1, min(args.base, args.tenants - 1))
+        updates = "webhooks through Caddy" if run.engine else "long polling"
         print(f"fleet {run.fleet}: {args.tenants} shared tenants (hub capacity {args.hub_capacity}),"
-              f" {args.dedicated} dedicated; master DEPLOY_BACKEND=process")  # fmt: skip
+              f" {args.dedicated} dedicated; master DEPLOY_BACKEND={args.placement}, {updates}")  # fmt: skip
         began = time.perf_counter()
         walkers = min(args.walkers, base)
         first = await provision(run, session, SHARED, base, args.concurrency, walkers)
         answered, took = await answer_all(run, first)
         await asyncio.sleep(args.settle)
-        pss_base = pss_mib(pids(run.run_dir, hubs=True).values())
+        pss_base = pss_mib(await runtime_pids(run, hubs=True))
+        engine_base = await engine_mib(run, hubs=True)
         provisioning = time.perf_counter() - began - took - args.settle
         print(f"  {base} tenants: {answered} answered /start in {took:.1f} s;"
-              f" hubs' PSS {pss_base:.1f} MiB")  # fmt: skip
+              f" hubs' PSS {pss_base:.1f} MiB{engine_says(engine_base)}")  # fmt: skip
         t0 = time.perf_counter()
         until = None if args.provision_for is None else time.monotonic() + args.provision_for
         rest = await provision(
@@ -445,19 +592,29 @@ async def bench(
         shared = first + rest
         rate = len(shared) / provisioning
         print(f"  provisioning: {len(shared)} tenants in {provisioning:.1f} s of API calls"
-              f" ({rate:.2f} tenants/s at concurrency {args.concurrency})")  # fmt: skip
+              f" ({rate:.2f} tenants/s at concurrency {args.concurrency}; {run.retried} calls"
+              " repeated after a 503)")  # fmt: skip
         if len(shared) < args.tenants:
             print(f"  --provision-for {args.provision_for:.0f} s: stopped at {len(shared)} of"
                   f" {args.tenants} tenants; the figures below are for those", flush=True)  # fmt: skip
+        roles = {fleet_prefix(run.fleet) + t.tenant_id for t in shared}
+        before = len(await redis_users(redis, roles))
         answered, took = await answer_all(run, shared)
-        hubs = pids(run.run_dir, hubs=True)
+        hubs = await runtimes(run, hubs=True)
         print(f"  all {len(shared)}: {answered} answered /start in {took:.1f} s;"
-              f" {len(hubs)} hub processes")  # fmt: skip
+              f" {len(hubs)} hubs; Redis clients of the tenants {before} before that first"
+              f" /start of the {len(rest)} provisioned last, {len(await redis_users(redis, roles))}"
+              " after")  # fmt: skip
         busy = random.sample(shared, max(1, round(len(shared) * args.busy)))
         sh = await measure(run, args, admin, redis, shared, True, busy)
-        marginal = (sh.pss - pss_base) / max(1, len(shared) - base)
-        report("shared", sh, hubs=len(hubs))
-        print(f"  hubs' PSS marginal per tenant ({base} -> {len(shared)}): {marginal:.2f} MiB")
+        report("shared", sh, hubs=len(hubs), kind=runtime_kind(run))
+        grown = len(shared) - base
+        print(f"  hubs' PSS marginal per tenant ({base} -> {len(shared)}):"
+              f" {(sh.pss - pss_base) / max(1, grown):.2f} MiB")  # fmt: skip
+        if sh.engine is not None and engine_base is not None:
+            print(f"  hub containers' memory (engine) marginal per tenant ({base} ->"
+                  f" {len(shared)}): {(sh.engine - engine_base) / max(1, grown):.2f} MiB")  # fmt: skip
+        await redis_by_hub(run, redis, roles)
         if walkers:
             await update_mix(run, first[:walkers], args.mix_users)
         ded: list[Tenant] = []
@@ -467,7 +624,7 @@ async def bench(
             print(f"  {len(ded)} dedicated: {answered} answered /start in {took:.1f} s")
             busy = random.sample(ded, max(1, round(len(ded) * args.busy)))
             dd = await measure(run, args, admin, redis, ded, False, busy)
-            report("dedicated", dd, hubs=len(pids(run.run_dir, hubs=False)))
+            report("dedicated", dd, hubs=len(await runtimes(run, False)), kind=runtime_kind(run))
             ratios(sh, dd)
         if args.idle_long > 0:
             prefix = fleet_prefix(run.fleet)
@@ -482,10 +639,47 @@ async def bench(
                   + "; ".join(f"{g} {m:.1f} ({x})" for g, (m, x) in seen.items()))  # fmt: skip
 
 
-def report(label: str, f: Figures, *, hubs: int) -> None:
+async def redis_users(redis: Redis, users: set[str]) -> list[str]:
+    """The ACL user of every Redis client connected as one of `users`."""
+    return [c["user"] for c in await redis.client_list() if c.get("user") in users]
+
+
+async def redis_by_hub(run: Run, redis: Redis, users: set[str]) -> None:
+    """Redis clients per hub: the clients' ACL users are the tenants', and every hub says in its
+    status.json which tenants it runs (the clients all come through one relay in
+    `--placement docker`, so their addresses do not tell the hubs apart)."""
+    from tests.master.test_hub_containers import in_hubs
+
+    where = await asyncio.to_thread(in_hubs, run.run_dir / "clients")
+    prefix = fleet_prefix(run.fleet)
+    tenants: dict[str, int] = {}
+    clients: dict[str, int] = {}
+    for hub in where.values():
+        tenants[hub] = tenants.get(hub, 0) + 1
+    for user in await redis_users(redis, users):
+        hub = where.get(user.removeprefix(prefix), "no hub")
+        clients[hub] = clients.get(hub, 0) + 1
+    print("  Redis clients per hub: " + ", ".join(
+        f"{hub} {clients.get(hub, 0)} ({tenants.get(hub, 0)} tenants)"
+        for hub in sorted({*tenants, *clients}, key=lambda h: (len(h), h))
+    ))  # fmt: skip
+
+
+def runtime_kind(run: Run) -> str:
+    return "containers" if run.engine else "processes"
+
+
+def engine_says(mib: float | None) -> str:
+    return "" if mib is None else f" (the engine's memory figure {mib:.1f} MiB)"
+
+
+def report(label: str, f: Figures, *, hubs: int, kind: str) -> None:
     n = f.tenants
-    print(f"  {label}: {n} tenants in {hubs} processes: PSS {f.pss:.1f} MiB ({f.pss / n:.2f} MiB"
-          f" per tenant); idle PostgreSQL backends mean {f.backends} (max {f.backends_max}),"
+    engine = (
+        "" if f.engine is None else f" (engine {f.engine:.1f} MiB, {f.engine / n:.2f} per tenant)"
+    )
+    print(f"  {label}: {n} tenants in {hubs} {kind}: PSS {f.pss:.1f} MiB ({f.pss / n:.2f} MiB"
+          f" per tenant){engine}; idle PostgreSQL backends mean {f.backends} (max {f.backends_max}),"
           f" PSS {f.backends_pss:.1f} MiB; Redis clients {f.redis_clients},"
           f" their connections and keys {f.redis_bytes / 2**20:.2f} MiB")  # fmt: skip
 
@@ -499,6 +693,8 @@ def ratios(sh: Figures, dd: Figures) -> None:
 
     rows = [
         ("PSS MiB per tenant", per(sh.pss, sh.tenants), per(dd.pss, dd.tenants)),
+        *([("engine MiB per tenant", per(sh.engine, sh.tenants), per(dd.engine, dd.tenants))]
+          if sh.engine is not None and dd.engine is not None else []),
         ("idle PG backends per tenant", per(sh.backends_max, sh.tenants),
          per(dd.backends_max, dd.tenants)),
         ("Redis clients per tenant", per(sh.redis_clients, sh.tenants),
@@ -527,11 +723,13 @@ def kill_runtimes(run_dir: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-async def cleanup(run: Run, admin: asyncpg.Connection, redis: Redis) -> None:
-    await asyncio.to_thread(kill_runtimes, run.run_dir)
-    await asyncio.to_thread(shutil.rmtree, run.run_dir, ignore_errors=True)
-    await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(run.db)} WITH (FORCE)")
-    prefix = fleet_prefix(run.fleet)
+async def cleanup(
+    fleet: str, db: str, run_dir: Path, admin: asyncpg.Connection, redis: Redis
+) -> None:
+    await asyncio.to_thread(kill_runtimes, run_dir)
+    await asyncio.to_thread(shutil.rmtree, run_dir, ignore_errors=True)
+    await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(db)} WITH (FORCE)")
+    prefix = fleet_prefix(fleet)
     for row in await admin.fetch(
         "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", prefix
     ):
@@ -547,9 +745,7 @@ async def cleanup(run: Run, admin: asyncpg.Connection, redis: Redis) -> None:
         await redis.unlink(*batch[i : i + 500])
     with contextlib.suppress(Exception):
         await redis.acl_save()
-    print(
-        f"cleaned up: {len(users)} ACL users, {len(batch)} keys, database {run.db}, roles {prefix}*"
-    )
+    print(f"cleaned up: {len(users)} ACL users, {len(batch)} keys, database {db}, roles {prefix}*")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -561,19 +757,24 @@ async def main(args: argparse.Namespace) -> None:
     admin = await asyncpg.connect(server_dsn)
     redis = Redis.from_url(redis_url)
     emulator = EmulatorServer()
-    await emulator.start("127.0.0.1", 0)
     port, api_token = free_port(), secrets.token_urlsafe(16)
-    run = Run(
-        fleet, db, parse_dsn(server_dsn).with_database(db), run_dir,
-        f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {api_token}"},
-        EmulatorClient(emulator.base_url),
-    )  # fmt: skip
+    run: Run | None = None
+    engine: Engine | None = None
     master = None
     main_task = asyncio.current_task()
     assert main_task is not None
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or kill: to the cleanup below
         asyncio.get_running_loop().add_signal_handler(sig, main_task.cancel)
     try:
+        if args.placement == "docker":
+            engine = await Engine.up(fleet, run_dir)
+        # Containers reach the emulator on their network's gateway.
+        await emulator.start(engine.gateway if engine else "127.0.0.1", 0)
+        run = Run(
+            fleet, db, parse_dsn(server_dsn).with_database(db), run_dir,
+            f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {api_token}"},
+            EmulatorClient(emulator.base_url), engine,
+        )  # fmt: skip
         await admin.execute(f"CREATE DATABASE {quote_ident(db)}")
         env = {
             **os.environ,
@@ -583,7 +784,7 @@ async def main(args: argparse.Namespace) -> None:
             "ENCRYPTION_KEYS": generate_key(),
             "MASTER_API_TOKEN": api_token,
             "MASTER_API_PORT": str(port),
-            "DEPLOY_BACKEND": "process",
+            "DEPLOY_BACKEND": args.placement,
             "SALES_PLANS_FILE": str(plans_file(run_dir)),
             "HUB_CAPACITY": str(args.hub_capacity),
             "CLIENTS_DIR": str(run_dir / "clients"),
@@ -592,6 +793,11 @@ async def main(args: argparse.Namespace) -> None:
             "WEBHOOK_BASE_URL": "",
             "LOG_LEVEL": "WARNING",
         }
+        if engine is not None:
+            env |= await docker_env(engine, run, redis_url)
+            # Telegram retries a webhook it could not deliver for a long while; the emulator
+            # gives up after 1 s by default, shorter than a hub container's start-up.
+            emulator.webhook_max_attempts = 300
         log = (run_dir / "master.log").open("wb")
         master = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "master_bot", cwd=ROOT, env=env, stdout=log, stderr=log,
@@ -614,11 +820,43 @@ async def main(args: argparse.Namespace) -> None:
             except TimeoutError:
                 master.kill()
                 await master.wait()
-        await asyncio.shield(cleanup(run, admin, redis))
-        await run.emulator.close()
+        if engine is not None:  # before the database goes: the bots stop first
+            removed = await asyncio.shield(engine.down(fleet))
+            print(f"removed {removed} containers, Caddy, the network {engine.network}")
+        await asyncio.shield(cleanup(fleet, db, run_dir, admin, redis))
+        if run is not None:
+            await run.emulator.close()
         await emulator.stop()
         await redis.aclose()
         await admin.close()
+
+
+async def docker_env(engine: Engine, run: Run, redis_url: str) -> dict[str, str]:
+    """The master's settings for `--placement docker`: its containers on the run's network, the
+    servers on the host's loopback through relays on the gateway, webhooks through Caddy."""
+    await wait_status(f"http://{engine.caddy_ip}:8443/", 404)
+    return {
+        "CLIENT_IMAGE": engine.image,
+        "CLIENT_NETWORK": engine.network,
+        "TENANT_DATABASE_URL": await engine.relay(run.dsn),
+        "TENANT_REDIS_URL": await engine.relay(redis_url),
+        "WEBHOOK_BASE_URL": await engine.relay(f"http://{engine.caddy_ip}:8443", on="127.0.0.1"),
+        "CADDY_ADMIN_URL": f"http://{engine.caddy_ip}:2019",
+        "WEBHOOK_PROXY_LISTEN": ":8443",
+    }
+
+
+async def wait_status(url: str, status: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url) as response:
+                    if response.status == status:
+                        return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not answer {status} within {timeout:.0f} s")
+            await asyncio.sleep(0.3)
 
 
 if __name__ == "__main__":
@@ -643,6 +881,11 @@ if __name__ == "__main__":
     )  # fmt: skip
     parser.add_argument("--walkers", type=int, default=3, help="tenants walked for the mix")
     parser.add_argument("--mix-users", type=int, default=40, help="customers per walker")
+    parser.add_argument(
+        "--placement", choices=["process", "docker"], default="process",
+        help="DEPLOY_BACKEND of the master: hub processes that poll, or hub containers with"
+        " webhooks through Caddy",
+    )  # fmt: skip
     arguments = parser.parse_args()
     if arguments.tenants < 2:
         raise SystemExit("--tenants must be at least 2")
