@@ -141,6 +141,7 @@ async def paid_upgrade(
     assert now_plan is not None and target is not None
     change = PlanChange.of(now_plan, target, period_end, datetime.now(UTC))
     assert change.upgrade
+    assert owned.user_id is not None  # a bot bought in Telegram has its buyer
     order = await shop.app.billing.open_upgrade(
         user_id=owned.user_id, locale="ru", email="owner@example.com", tenant=owned, change=change
     )

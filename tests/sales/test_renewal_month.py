@@ -157,6 +157,7 @@ async def test_a_month_of_renewals_for_50_tenants_charges_and_extends_each_perio
         if group == 4 and number % 2 == 0:
             shop.kassa.expire_card(bot.method_id)
         if group == 4 and number % 2 == 1:
+            assert bot.order.user_id is not None
             assert await shop.app.store.set_auto_renew(bot.tenant_id, bot.order.user_id, False)
     await shop.fetch(  # ... and the sales bot's copy of it
         "UPDATE control.sales_subscriptions s SET paid_until = v.e,"
@@ -202,6 +203,7 @@ async def test_a_month_of_renewals_for_50_tenants_charges_and_extends_each_perio
         }
         assert extend_calls(stub, tid) == len(succeeded)
         assert tenant.bot.tenant.expires_at == first_ends[tid] + timedelta(days=30) * len(succeeded)
+        assert tenant.bot.order.user_id is not None
         told = await texts(shop, tenant.bot.order.user_id)
         assert sum("Автопродление: списано" in t for t in told) == len(succeeded), tid
         assert sum("Не удалось продлить" in t for t in told) == len(declined), tid
