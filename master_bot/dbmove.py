@@ -49,6 +49,7 @@ from database.tenants import (
     enable_tenant_login,
 )
 from master_bot.dbservers import (
+    DEFAULT_SERVER,
     DbServer,
     Move,
     ServerStore,
@@ -167,7 +168,8 @@ async def _copy(
         tenant, db_server=dest.name, db_server_dsn_enc=dest.tenant_dsn_enc or dest.admin_dsn_enc
     )
     async with target_pool.acquire() as conn:
-        await prepare_server(conn, fleet_id)
+        if dest.name != DEFAULT_SERVER:  # the platform's own has the whole control schema
+            await prepare_server(conn, fleet_id)
         await _drop_leftover(conn, tid, fleet, fleet_mark(fleet, fleet_id))
         await create_tenant_database(
             conn,

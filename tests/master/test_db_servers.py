@@ -402,6 +402,22 @@ async def test_a_server_that_is_down_or_a_copy_that_differs_leaves_the_tenant_wh
         "db_server.moved",
     ]
 
+    # Cut short after the switch (the old copy still on the platform's server): the next move
+    # drops that copy first, then moves the tenant back, from the second server this time.
+    await harness.fetch(
+        "INSERT INTO control.tenant_moves (tenant_id, source, target, phase)"
+        " VALUES ($1, 'default', $2, 'switched')",
+        tid,
+        SERVER,
+    )
+    await harness.fetch(f'CREATE SCHEMA "{tid}"')
+    await harness.fetch(f'CREATE TABLE "{tid}".stale (x int)')
+    back = await harness.api.call("POST", path, json={"db_server": "default"})
+    assert back.status == 200 and back.body["db_server"] == "default", back.body
+    assert await checksums(harness.pg_dsn, tid) == rows_before  # no `stale` table among them
+    assert await tenant_objects(pg2.dsn, tid) == []
+    await untouched()
+
 
 async def test_operators_list_servers_and_move_a_tenant_from_their_bot(
     make_harness: Callable[..., Awaitable[Harness]],
