@@ -8,8 +8,8 @@ service (how `list()` adopts services after a master restart) and on its contain
 
 Secrets never go into the service's environment (which `docker service inspect` shows to anyone
 with access to the manager): BOT_TOKEN, DATABASE_URL, REDIS_URL, OPENAI_API_KEY and
-WEBHOOK_SECRET become **Swarm secrets**, mounted read-only for the bot's user at `/run/secrets/<name>` (`bot_token`,
-`database_url`, …); the bot reads them through pydantic-settings' secrets directory
+WEBHOOK_SECRET become **Swarm secrets**, mounted read-only for the bot's user at
+`/run/secrets/<name>` (`bot_token`, `database_url`, …); the bot reads them through pydantic-settings' secrets directory
 (`SECRETS_DIR=/run/secrets`, core/settings.load_settings). A secret's name carries a digest of
 its value (`<service>-bot_token-<digest>`), so a new token is a new secret and a re-deploy; a
 removed service's secrets are removed with it.
@@ -24,9 +24,17 @@ the image anyway, and the client image has none.
 
 Placement: `constraints` (e.g. `node.labels.pool==business`) and `preferences` (spread over
 `node.labels.zone`) come from the master's settings; on one node they are simply met.
-Networks: `network` as for DockerBackend; an overlay network created by the operator
-(`docker network create -d overlay --attachable --subnet 10.20.0.0/16 botfleet-clients`: the
-default /24 holds about 250 tasks, too few for a fleet) or `host` on a single node.
+Networks: `network` as for DockerBackend: an attachable overlay network, created when missing
+with the subnet given (`subnet`, SWARM_SUBNET: a /20 by default, where Swarm's default /24
+holds about 250 addresses, too few for a fleet), or one the operator made, or `host` on a
+single node.
+
+Swarm acts in the background: a service scaled to 0 or removed still has its task running for a
+while, on whichever node it is. `stop`, `remove` and a replacing `deploy` wait until no task of
+the service may still run, so the tenant never runs twice (never two runtimes polling one
+token); `deploy` and `start` return once the task has started (or failed), as `docker run`.
+
+`SwarmHubs` (below) runs hubs, the shared placement, as services the same way.
 """
 
 from __future__ import annotations
