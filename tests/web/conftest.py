@@ -10,12 +10,14 @@ import itertools
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from playwright.async_api import Locator, Page
 
 from client_bot.store import Store
 from core.secrets import SecretBox, generate_key
@@ -28,6 +30,18 @@ from tests.support import free_port
 from web.app import PathOnlyAccessLogger, build_app, close_deps, open_deps
 from web.deps import WebDeps
 from web.tokens import generate_key as generate_jwt_key
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+async def screenshot(page: Page, name: str, *, showing: Locator | None = None) -> None:
+    """A picture of the page for docs/ (docs/architecture.md and the README show them), taken by
+    the browser tests themselves so that it stays true; `showing` is scrolled into view first."""
+    if showing is not None:
+        await showing.scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / name))
+
 
 _owners = itertools.count(880_000_001)
 

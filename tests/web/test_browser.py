@@ -20,7 +20,7 @@ from playwright.async_api import Browser, async_playwright, expect
 
 from tests.client.conftest import emulator  # noqa: F401 - the fixture
 from tests.support import free_port
-from tests.web.conftest import Client, fetch, new_email
+from tests.web.conftest import Client, fetch, new_email, screenshot
 from tests.web.test_desk import give_bot_token
 from tests.web.test_owner_data import add_booking, add_messages, tomorrow_noon
 from tests.web.test_tenant_data import add_lead, owner_client
@@ -114,6 +114,7 @@ async def test_a_visitor_chats_through_the_widget_in_a_real_browser(
         await expect(page.locator("#botfleet-widget .msg.staff")).to_have_text(
             "👤 Это Ольга, админ", timeout=15_000
         )
+        await screenshot(page, "widget.png")
         assert errors == []
     finally:
         await site.cleanup()
@@ -238,6 +239,7 @@ async def test_the_owner_works_a_bots_day_in_the_dashboard(
     await page.fill("#add-service input[name=duration_min]", "30")
     await page.click("#add-service button[type=submit]")
     await expect(page.locator("#services tbody tr", has_text="Укладка")).to_have_count(1)
+    await screenshot(page, "dashboard-bookings.png", showing=page.locator("#bookings"))
     services = await fetch(mine.dsn, "SELECT name, price::text FROM services ORDER BY id")
     assert [tuple(r) for r in services] == [
         ("Стрижка", "1700.00"),
@@ -311,6 +313,7 @@ async def test_the_owner_takes_a_lead_answers_a_customer_sets_hours_and_exports(
     await page.click("#note-form button[type=submit]")
     await expect(page.locator("#notes li")).to_contain_text("Перезвонить в пятницу")
     await expect(anna.locator("button.notes")).to_have_text("📝 1")
+    await screenshot(page, "dashboard-leads.png", showing=page.locator("#leads"))
     notes = await fetch(mine.dsn, "SELECT body, via FROM lead_notes")
     assert [tuple(r) for r in notes] == [("Перезвонить в пятницу", "web")]
 

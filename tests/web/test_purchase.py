@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from tests.conftest import new_tenant_id
 from tests.sales.conftest import (  # noqa: F401 - the fixtures
@@ -32,11 +31,10 @@ from tests.sales.conftest import (  # noqa: F401 - the fixtures
     tg,
 )
 from tests.sales.master_stub import MasterStub, StubTenant
-from tests.web.conftest import Client, WebServer, new_email
+from tests.web.conftest import Client, WebServer, new_email, screenshot
 from tests.web.test_browser import browser  # noqa: F401 - the fixture
 
 INTERNAL = "internal-" + "p" * 32
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture
@@ -260,12 +258,6 @@ async def test_an_account_buys_a_bot_on_the_web(
     assert stub.provision_calls() == 2
 
 
-async def shot(page: Page, name: str) -> None:
-    """A screenshot for docs/ (docs/architecture.md shows them), made by the run itself."""
-    SCREENSHOTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / name))
-
-
 async def test_the_purchase_in_a_real_browser(
     make_shop: Callable[..., Awaitable[Shop]],  # noqa: F811
     stub: MasterStub,  # noqa: F811
@@ -291,7 +283,7 @@ async def test_the_purchase_in_a_real_browser(
     await expect(page.locator("#bots")).to_contain_text("Ботов пока нет.")
     buy = page.locator("button.buy-plan[data-plan=start]")
     await expect(buy).to_have_text("Купить «Старт»: 990\u00a0₽ за 30 дн.")
-    await shot(page, "web-purchase-plans.png")
+    await screenshot(page, "web-purchase-plans.png")
 
     await buy.click()
     await page.wait_for_url(shop.kassa.base_url + "/**")
@@ -315,7 +307,7 @@ async def test_the_purchase_in_a_real_browser(
     await expect(paid.locator(".purchase-error")).to_contain_text(
         f"Откройте @{username} в Telegram"
     )
-    await shot(page, "web-purchase-token.png")
+    await screenshot(page, "web-purchase-token.png")
     telegram_id = 7_400_000 + secrets.randbelow(100_000)
     await shop.tg.send_message(token, telegram_id, "/start", first_name="Owner")
 
@@ -329,7 +321,7 @@ async def test_the_purchase_in_a_real_browser(
         f"@{username} работает — он в списке ваших ботов.", timeout=10_000
     )
     await expect(page.locator("#bots")).to_contain_text(f"Салон (@{username}, active)")
-    await shot(page, "web-purchase-live.png")
+    await screenshot(page, "web-purchase-live.png")
     [tenant] = stub.tenants.values()
     assert tenant.owner == telegram_id and tenant.bot_token == token
     _, me = await owner.call("GET", "/api/auth/me")
