@@ -11,7 +11,7 @@ tables lives here, beside the store of the tenants (master_bot/store.py).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,7 @@ from database.pool import DatabaseUnavailableError
 from database.servers import ServerRefusedError, answers, cluster_id, describe, prepare_server
 from master_bot.deps import Deps
 from master_bot.errors import ConflictError, NotFoundError, RejectedError, UnavailableError
-from master_bot.store import TenantRecord
+from master_bot.store import Step, TenantRecord
 
 DEFAULT_SERVER = "default"
 SERVER_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
@@ -106,6 +106,28 @@ class ServerStore:
                 cluster,
             )
             await _audit(conn, actor, None, "db_server.registered", {"name": name})
+
+    async def place_elsewhere(
+        self, tenant_id: str, down: Sequence[str], *, actor: str
+    ) -> str | None:
+        """A tenant whose schema was not made yet goes to the least loaded accepting server not
+        in `down`; returns that server, or None (none left, or its database step has run)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            placed: str | None = await conn.fetchval(
+                "UPDATE control.tenants SET db_server = s.name, updated_at = now() FROM ("
+                " SELECT s.name FROM control.db_servers s LEFT JOIN control.tenants t"
+                " ON t.db_server = s.name AND t.status <> 'deleted'"
+                " WHERE s.accepting AND s.name <> ALL($2::text[]) GROUP BY s.name"
+                " ORDER BY count(t.tenant_id), s.name <> 'default', s.name LIMIT 1) s"
+                " WHERE tenant_id = $1 AND provision_step = 'allocated' RETURNING s.name",
+                tenant_id,
+                list(down),
+            )
+            if placed is not None:
+                await _audit(
+                    conn, actor, tenant_id, "db_server.placed", {"to": placed, "down": list(down)}
+                )
+        return placed
 
     async def move_of(self, tenant_id: str) -> Move | None:
         async with self.pool.acquire() as conn:
@@ -205,6 +227,29 @@ async def admin_pool(deps: Deps, name: str) -> asyncpg.Pool:
             details={"db_server": name},
         ) from None
     return pool
+
+
+async def placed_answering(deps: Deps, tenant: TenantRecord, *, actor: str) -> TenantRecord:
+    """Before a tenant's schema is made: its server answers, or the tenant is placed on the
+    next least loaded one that does (a server down must not take every new tenant, being the
+    least loaded). UnavailableError when none answers."""
+    down: list[str] = []
+    while True:
+        try:
+            await admin_pool(deps, tenant.db_server)
+            return tenant
+        except UnavailableError:
+            if tenant.step_done(Step.DATABASE):
+                raise
+            down.append(tenant.db_server)
+            placed = await ServerStore(deps.pool).place_elsewhere(
+                tenant.tenant_id, down, actor=actor
+            )
+            if placed is None:
+                raise
+            found = await deps.store.get(tenant.tenant_id)
+            assert found is not None
+            tenant = found
 
 
 @asynccontextmanager

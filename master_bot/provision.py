@@ -22,7 +22,7 @@ from database.migrator import migrate_tenant
 from database.redis_tenants import create_tenant_redis_user
 from database.tenants import create_tenant_database
 from master_bot.alert import AlertKind
-from master_bot.dbservers import tenant_admin
+from master_bot.dbservers import placed_answering, tenant_admin
 from master_bot.deploy.base import DeployError
 from master_bot.deps import Deps
 from master_bot.errors import ConflictError, NotFoundError, RejectedError, UnavailableError
@@ -181,7 +181,9 @@ class Provisioner:
         tid = tenant.tenant_id
         if step is Step.DATABASE:
             tenant, password = await self._secret(tenant, "db_password_enc")
-            # On the server placement chose when the tenant was allocated (dbservers.py).
+            # On the server placement chose when the tenant was allocated, or the next least
+            # loaded one when that one does not answer (master_bot/dbservers.py).
+            tenant = await placed_answering(deps, tenant, actor="provisioning")
             async with tenant_admin(deps, tenant) as conn:
                 await create_tenant_database(
                     conn,

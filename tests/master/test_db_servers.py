@@ -329,7 +329,11 @@ async def test_a_server_that_is_down_or_a_copy_that_differs_leaves_the_tenant_wh
     await registered(harness)
     tid, _, _ = await provision(harness)
     path = f"/api/v1/tenants/{tid}/db-server"
-    assert backend.calls == [("deploy", tid)]
+
+    def calls_of(tenant_id: str) -> list[tuple[str, str]]:
+        return [call for call in backend.calls if call[1] == tenant_id]
+
+    assert calls_of(tid) == [("deploy", tid)]
     rows_before = await checksums(harness.pg_dsn, tid)
 
     async def untouched() -> None:
@@ -345,14 +349,22 @@ async def test_a_server_that_is_down_or_a_copy_that_differs_leaves_the_tenant_wh
     pg2.stop()
     try:
         down = await harness.api.call("POST", path, json={"db_server": SERVER})
+        # The least loaded server (none of its own) is down: a new tenant goes to the next one.
+        newcomer, _, placed = await provision(harness)
     finally:
         pg2.start()
+    assert placed["db_server"] == "default" and placed["status"] == "active", placed
+    (row,) = await harness.fetch(
+        "SELECT details FROM control.audit_log WHERE tenant_id = $1 AND action = 'db_server.placed'",
+        newcomer,
+    )
+    assert json.loads(row["details"]) == {"to": "default", "down": [SERVER]}
     assert down.status == 503 and down.error_code == "db_server_unavailable", down.body
     message = down.body["error"]["message"]
     assert SERVER in message and f"127.0.0.1:{pg2.port}" in message and "Start it" in message
     assert pg2.password not in message
     await untouched()
-    assert backend.calls == [("deploy", tid)]  # never stopped
+    assert calls_of(tid) == [("deploy", tid)]  # never stopped
 
     # A copy that does not verify is dropped from the target; the tenant runs on the source.
     real = schema_checksums
@@ -370,7 +382,7 @@ async def test_a_server_that_is_down_or_a_copy_that_differs_leaves_the_tenant_wh
     differs = await harness.api.call("POST", path, json={"db_server": SERVER})
     assert differs.status == 409 and differs.error_code == "db_move_unverified", differs.body
     assert "bookings" in differs.body["error"]["message"]
-    assert backend.calls[1:] == [("stop", tid), ("deploy", tid)]  # stopped, started again
+    assert calls_of(tid)[1:] == [("stop", tid), ("deploy", tid)]  # stopped, started again
     await untouched()
     assert await tenant_objects(pg2.dsn, tid) == []
     monkeypatch.undo()
