@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
-from core.redis import key_owner
+from core.redis import key_owner, redis_client
 from core.settings import RedisSettings, load_settings
 from core.tenant_id import TENANT_ID_RE
 
@@ -161,7 +161,7 @@ def render(counts: KeyCounts, console: Console, *, families: bool) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     url = load_settings(RedisSettings).redis_url.get_secret_value()
-    redis = Redis.from_url(url)
+    redis = redis_client(url)  # redis+cluster://: SCAN walks every primary node
     try:
         counts = await count_keys(
             redis, match=args.match, count=args.count, sample=0 if args.no_memory else args.sample

@@ -46,6 +46,7 @@ from rich.table import Table
 
 from core.dates import paid_until
 from core.logs import setup_logging
+from core.redis import redis_client
 from core.settings import MasterSettings, PostgresSettings, RedisSettings, load_settings
 from database.identifiers import quote_ident
 from database.pool import create_pool
@@ -603,7 +604,7 @@ async def run(args: argparse.Namespace) -> int:
     redis_error: str | None = "Redis not asked (--no-redis)"
     if not args.no_redis:
         url = load_settings(RedisSettings).redis_url.get_secret_value()
-        redis = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
+        redis = redis_client(url)  # a single Redis or, with redis+cluster://, every node
     pool = await create_pool(
         settings.database_url.get_secret_value(), max_size=args.concurrency + 1, attempts=3
     )

@@ -8,6 +8,7 @@ a client bot serves /start and a booking through the emulator with its REDIS_URL
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 
@@ -26,8 +27,10 @@ from database.redis_tenants import (
     remove_tenant_redis,
 )
 from middlewares.throttling import ThrottlingMiddleware
+from scripts.redis_keys import tenant_usage
 from tests.client.conftest import TenantCreds, fetch
 from tests.conftest import new_tenant_id
+from tests.ops.conftest import run_cli
 from tests.redis_cluster import LocalCluster, local_cluster
 
 
@@ -146,3 +149,30 @@ async def test_a_client_bot_on_the_cluster_takes_a_booking(
         await bot.stop()
     finally:
         await remove_tenant_redis(admin, db.tenant_id, drop_data=True)
+
+
+async def test_redis_keys_and_stats_count_the_keys_of_every_node(
+    cluster: LocalCluster, admin: Redis
+) -> None:
+    """`make redis-keys` and `make stats` on a cluster: one SCAN per primary node, so a tenant
+    whose slot lives on another node than the one REDIS_URL names is counted all the same."""
+    tenants = [new_tenant_id() for _ in range(6)]
+    for i, tenant in enumerate(tenants):
+        await admin.mset({f"{{{tenant}}}:fsm:{n}:state": "x" * 50 for n in range(i + 1)})
+    nodes_with_keys = 0
+    for port in cluster.ports:
+        node = Redis.from_url(cluster.node_url(port))
+        try:
+            nodes_with_keys += await node.dbsize() > 0
+        finally:
+            await node.aclose()
+    assert nodes_with_keys >= 2  # six tenants' slots: spread over the nodes
+
+    usage = await tenant_usage(admin, [*tenants, "client_1"])
+    assert [usage[t].keys for t in tenants] == [1, 2, 3, 4, 5, 6]
+    assert all(usage[t].bytes > 50 for t in tenants) and usage["client_1"].bytes == 0
+    result = await run_cli("scripts.redis_keys", "--json", env={"REDIS_URL": cluster.admin_url})
+    assert result.returncode == 0, result.stderr
+    counted = json.loads(result.stdout)["tenants"]
+    assert {t: counted.get(t) for t in tenants} == dict(zip(tenants, range(1, 7), strict=True))
+    assert cluster.password not in result.stdout + result.stderr
