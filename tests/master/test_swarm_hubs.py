@@ -4,8 +4,8 @@ production path of DEPLOY_BACKEND=swarm with the shared placement.
 
 20 tenants in two hub services and two dedicated ones, all real client bots answering /start
 through the Telegram emulator; a rolling upgrade to an image whose bot never comes up halts at
-its first batch (both dedicated services and a hub), the two hubs not reached keep answering,
-and the rollback brings that batch back to the previous image. The services use the host's
+its first batch (both dedicated services and a hub), the hub not reached keeps answering, and
+the rollback brings that batch back to the previous image. The services use the host's
 network (one node; PostgreSQL, Redis and the emulator on 127.0.0.1), so hubs poll.
 """
 
@@ -224,8 +224,6 @@ async def _journey(
     assert env["HUB_DIR"] == "/hub" and not PLATFORM_ONLY & set(env)
     inspected = json.dumps([s.attrs for s in _services(api, fleet)])
     for tid in tids:
-        row = await harness.master.deps.store.get(tid)
-        assert row is not None
         token = customers[tid].token
         assert token not in inspected and token.split(":", 1)[1] not in inspected, tid
     for path in (folder / "tenants").iterdir():
@@ -281,7 +279,6 @@ async def _journey(
         assert not image.startswith(BROKEN_IMAGE), s.name
     print(f"swarm: rolled back after {time.monotonic() - started:.1f} s")
     await all_answer(tids)
-    assert (await harness.master.deps.store.get(dedicated[0])) is not None
     print(f"swarm: every tenant answering again after {time.monotonic() - started:.1f} s")
 
 
