@@ -348,3 +348,65 @@ def test_deploy_backend_swarm_runs_hubs_as_services_on_the_subnet_set(
     assert hubs.webhooks  # an overlay network: hubs serve webhooks on 8080
     with pytest.raises(SettingsError, match="SWARM_SUBNET"):
         master_settings(monkeypatch, DEPLOY_BACKEND="swarm", SWARM_SUBNET="10.44.0.0/33")
+
+
+async def test_a_killed_hub_task_is_restarted_by_swarm_and_its_tenants_see_it(
+    swarm_host: str,  # noqa: F811
+    swarm_api: docker.DockerClient,
+    docker_env: DockerEnv,
+    tmp_path: Path,
+) -> None:
+    """A hub service's task killed: its tenants report crashed (what the reconciler acts on)
+    until Swarm's restart policy has started a new task, then running with the restart
+    counted; a new master adopts the hub by label, and the client services' backend never
+    lists it. The idle stand-in runs as the hub: a process without aiogram's start-up."""
+    fleet = _fleet()
+    factory = docker_client_factory(swarm_host, timeout=60)
+
+    def placed() -> PlacedBackend:
+        clients = SwarmBackend(
+            docker_env.idle_image,
+            network="host",
+            fleet=fleet,
+            stop_timeout=2,
+            client_factory=factory,
+        )
+        backend = with_docker_hubs(clients, tmp_path / "clients", webhooks=False, stop_timeout=2)
+        assert isinstance(backend.hubs.processes, SwarmHubs)
+        backend.hubs.processes.command = None  # the image's CMD: the idle stand-in
+        return backend
+
+    first, second = placed(), placed()
+    hubs = first.hubs
+    tid = f"client_{secrets.randbelow(10**9):09d}"
+    uid = await hubs._prepare("hub-1")
+    assert uid == HUB_UID_BASE + 1
+    hubs._write(hubs.root / "hub-1" / "tenants" / f"{tid}.env", f"TENANT_ID='{tid}'\n", uid)
+    service = f"botfleet-{fleet}-hub-1"
+    try:
+        await hubs._start_hub("hub-1")
+        status = await hubs.status(tid)
+        assert (status.state, status.restarts) == (RuntimeState.RUNNING, 0), status
+        (container,) = swarm_api.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={service}"}
+        )
+        container.kill()
+
+        async def tenant_is(state: RuntimeState, restarts: int) -> bool:
+            now = await hubs.status(tid)
+            return (now.state, now.restarts) == (state, restarts)
+
+        await eventually(lambda: tenant_is(RuntimeState.CRASHED, 1), what="crashed", timeout=20)
+        await eventually(lambda: tenant_is(RuntimeState.RUNNING, 1), what="restarted", timeout=30)
+        (again,) = swarm_api.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={service}"}
+        )
+        assert again.id != container.id
+        found = await second.hubs.list()
+        assert (found[tid].state, found[tid].restarts) == (RuntimeState.RUNNING, 1)
+        assert await second.dedicated.list() == {}
+    finally:
+        await first.hubs.processes.remove("hub-1")
+        await first.close()
+        await second.close()
+    assert not swarm_api.services.list(filters={"name": service})
