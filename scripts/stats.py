@@ -29,7 +29,7 @@ import json
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -47,15 +47,24 @@ from rich.table import Table
 from core.dates import paid_until
 from core.logs import setup_logging
 from core.redis import redis_client
-from core.settings import MasterSettings, PostgresSettings, RedisSettings, load_settings
+from core.secrets import SecretBox, SecretDecryptionError
+from core.settings import (
+    EncryptionSettings,
+    MasterSettings,
+    PostgresSettings,
+    RedisSettings,
+    SettingsError,
+    load_settings,
+)
 from database.identifiers import quote_ident
-from database.pool import create_pool
+from database.pool import DatabaseUnavailableError, create_pool
 from database.roles import is_owner_role
 from database.subscription_figures import subscription_figures
 from master_bot.deploy.base import DeployBackend, DeployError, RuntimeState, RuntimeStatus
 from scripts.redis_keys import human_bytes, tenant_usage
 
 log = logging.getLogger(__name__)
+DEFAULT_SERVER = "default"  # the platform's own PostgreSQL server (master_bot/dbservers.py)
 
 TENANT_TABLES = ("bookings", "customers", "leads", "staff")
 DEFAULT_TIMEZONE = "Europe/Moscow"
@@ -220,6 +229,45 @@ async def _control(
     else:
         notes.append("payments: control.sales_orders does not exist (sales bot not migrated)")
     return tenants, payments, notes
+
+
+async def _servers_of(conn: asyncpg.Connection) -> dict[str, str]:
+    """tenant id -> its PostgreSQL server, for the tenants not on the platform's own."""
+    if not await conn.fetchval("SELECT to_regclass('control.db_servers') IS NOT NULL"):
+        return {}
+    rows = await conn.fetch(
+        "SELECT tenant_id, db_server FROM control.tenants"
+        " WHERE db_server <> $1 AND status <> 'deleted'",
+        DEFAULT_SERVER,
+    )
+    return {r["tenant_id"]: r["db_server"] for r in rows}
+
+
+async def server_pools(control: asyncpg.Pool) -> tuple[dict[str, asyncpg.Pool], list[str]]:
+    """Admin pools of the other PostgreSQL servers (their DSNs opened with ENCRYPTION_KEYS);
+    the servers that cannot be had are left out (collect_stats notes their tenants)."""
+    async with control.acquire() as conn:
+        if not await conn.fetchval("SELECT to_regclass('control.db_servers') IS NOT NULL"):
+            return {}, []
+        rows = await conn.fetch(
+            "SELECT name, admin_dsn_enc FROM control.db_servers WHERE admin_dsn_enc IS NOT NULL"
+        )
+    if not rows:
+        return {}, []
+    try:
+        box = SecretBox(load_settings(EncryptionSettings).encryption_keys.get_secret_value())
+    except SettingsError:
+        return {}, []
+    pools: dict[str, asyncpg.Pool] = {}
+    failed: list[str] = []
+    for row in rows:
+        try:
+            dsn = box.decrypt_server(row["name"], row["admin_dsn_enc"])
+            pools[row["name"]] = await create_pool(dsn, max_size=2, attempts=1)
+        except (SecretDecryptionError, DatabaseUnavailableError) as exc:
+            log.warning("PostgreSQL server %s: %s", row["name"], exc)
+            failed.append(row["name"])
+    return pools, failed
 
 
 # ---------------------------------------------------------------------------------- tenants
@@ -413,12 +461,37 @@ async def collect_stats(
     redis_timeout: float = 10.0,
     redis_error: str | None = None,
     staff: bool = False,
+    server_pools: Mapping[str, asyncpg.Pool] | None = None,
 ) -> FleetStats:
+    """`server_pools`: admin pools of the other PostgreSQL servers holding tenants, by name
+    (control.db_servers); a tenant on a server without one has its counts n/a, with a note."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     tz = _zone(timezone)
     async with pool.acquire() as conn:
         tenants, payments, notes = await _control(conn, now, tz)
+        placed = await _servers_of(conn)
+    by_server: dict[str, list[TenantStats]] = defaultdict(list)
+    for t in tenants:
+        by_server[placed.get(t.tenant_id, DEFAULT_SERVER)].append(t)
+    pools = {DEFAULT_SERVER: pool, **(server_pools or {})}
+    for name, some in sorted(by_server.items()):
+        if name not in pools:
+            notes.append(
+                f"{len(some)} tenant(s) on PostgreSQL server {name}: counts n/a (its DSN needs "
+                "ENCRYPTION_KEYS, and the server must answer)"
+            )
+
+    async def counts() -> None:
+        await asyncio.gather(
+            *(
+                _tenant_counts(
+                    pools[name], some, now, chunk=chunk, concurrency=concurrency, staff=staff
+                )
+                for name, some in by_server.items()
+                if name in pools
+            )
+        )
 
     async def runtime() -> str | None:
         if backend is None:
@@ -431,7 +504,7 @@ async def collect_stats(
         return await _redis(redis, tenants, limit=redis_timeout)
 
     _, error, redis_error = await asyncio.gather(
-        _tenant_counts(pool, tenants, now, chunk=chunk, concurrency=concurrency, staff=staff),
+        counts(),
         runtime(),
         keys(),
     )
@@ -608,6 +681,7 @@ async def run(args: argparse.Namespace) -> int:
     pool = await create_pool(
         settings.database_url.get_secret_value(), max_size=args.concurrency + 1, attempts=3
     )
+    others, _ = await server_pools(pool)
     try:
         stats = await collect_stats(
             pool,
@@ -618,9 +692,12 @@ async def run(args: argparse.Namespace) -> int:
             redis=redis,
             redis_error=redis_error,
             staff=args.staff,
+            server_pools=others,
         )
     finally:
         await pool.close()
+        for other in others.values():
+            await other.close()
         if redis is not None:
             await redis.aclose()
         if backend is not None:

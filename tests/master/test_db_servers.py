@@ -26,12 +26,14 @@ from core.secrets import SecretBox, SecretDecryptionError
 from core.settings import ClientBotSettings
 from database.dsn import parse_dsn
 from database.servers import TableSum, schema_checksums
+from master_bot.dbservers import admin_pool
 from master_bot.deploy.base import ClientSpec, RuntimeStatus
 from master_bot.deploy.memory import MemoryBackend
 from master_bot.guard import guard_fleet
 from master_bot.spec import build_spec
 from scripts import migrate
 from scripts.rotate_keys import rotate_secrets
+from scripts.stats import collect_stats
 from tests.client.conftest import Customer
 from tests.master.conftest import Harness
 from tests.master.test_operator import OPERATOR, open_desk
@@ -478,6 +480,28 @@ async def test_the_session_guard_hardens_every_server(
     await guard_fleet(harness.master.deps)
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await asyncpg.connect(elsewhere)
+
+
+async def test_make_stats_counts_each_tenant_on_its_own_server(
+    make_harness: Callable[..., Awaitable[Harness]],
+    registered: Callable[[Harness], Awaitable[None]],
+    pg2: LocalPg,
+) -> None:
+    harness = await make_harness(backend=MemoryBackend())
+    await registered(harness)
+    first, _, _ = await provision(harness)
+    second, _, body = await provision(harness)
+    assert body["db_server"] == SERVER
+    await on_server(pg2.dsn, f'INSERT INTO "{second}".customers (telegram_id) VALUES (1), (2)')
+    deps = harness.master.deps
+    blind = await collect_stats(deps.pool, None)
+    assert {t.tenant_id: t.customers for t in blind.tenants} == {first: 0, second: None}
+    assert f"1 tenant(s) on PostgreSQL server {SERVER}: counts n/a" in " ".join(blind.notes)
+    stats = await collect_stats(
+        deps.pool, None, server_pools={SERVER: await admin_pool(deps, SERVER)}
+    )
+    assert {t.tenant_id: t.customers for t in stats.tenants} == {first: 0, second: 2}
+    assert not [n for n in stats.notes if SERVER in n]
 
 
 async def test_key_rotation_re_encrypts_the_servers_dsns(pg: asyncpg.Connection) -> None:
