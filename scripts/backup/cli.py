@@ -15,7 +15,11 @@ complete, so a failed dump never looks like a backup):
 - whole database, per schema: `<db>-<stamp>.d/` with `_base.dump` (everything but the tenant
   schemas), one `<tenant>.dump` per tenant schema, `manifest.json`; all taken from one exported
   snapshot, so the set is as consistent as a single dump;
-- one tenant: `<tenant>-<stamp>.dump` (the same name the master uses for final backups);
+- one tenant: `<tenant>-<stamp>.dump` (the same name the master uses for final backups), from
+  the PostgreSQL server that holds it (and restored there);
+- every other PostgreSQL server holding tenants (control.db_servers, its DSN read with
+  ENCRYPTION_KEYS), with every whole-database dump: its database the same way, under
+  `server-<name>/`; a server that cannot be dumped is an error (exit code 1);
 - Redis, with every whole-database dump (`--no-redis` skips it): `redis-<stamp>.rdb`, a
   point-in-time RDB taken with `redis-cli --rdb` as the admin user of REDIS_URL (over the
   replication protocol: nothing of the server's disk is needed). It holds dialog state, throttling
@@ -52,7 +56,15 @@ from pathlib import Path
 import asyncpg
 
 from core.logs import setup_logging
-from core.settings import FleetSettings, PostgresSettings, RedisSettings, load_settings
+from core.secrets import SecretBox, SecretDecryptionError
+from core.settings import (
+    EncryptionSettings,
+    FleetSettings,
+    PostgresSettings,
+    RedisSettings,
+    SettingsError,
+    load_settings,
+)
 from core.tenant_id import validate_tenant_id
 from scripts.backup.checksum import fingerprint_digest, table_fingerprints
 from scripts.backup.common import STAMP_RE, BackupError, Server, safe_name
@@ -68,11 +80,53 @@ def _server() -> Server:
     return Server(load_settings(PostgresSettings).database_url.get_secret_value())
 
 
+async def _servers(
+    server: Server, tenant_id: str | None = None
+) -> tuple[list[tuple[str, Server]], list[str]]:
+    """The other PostgreSQL servers holding tenants (control.db_servers, master_bot/dbservers.py),
+    or only `tenant_id`'s when it is on one, their DSNs opened with ENCRYPTION_KEYS; and what
+    could not be had."""
+    conn = await asyncpg.connect(server.dsn)
+    try:
+        if not await conn.fetchval("SELECT to_regclass('control.db_servers') IS NOT NULL"):
+            return [], []
+        rows = await conn.fetch(
+            "SELECT s.name, s.admin_dsn_enc FROM control.db_servers s"
+            " WHERE s.admin_dsn_enc IS NOT NULL AND ($1::text IS NULL OR s.name ="
+            " (SELECT db_server FROM control.tenants WHERE tenant_id = $1)) ORDER BY s.name",
+            tenant_id,
+        )
+    finally:
+        await conn.close()
+    if not rows:
+        return [], []
+    try:
+        box = SecretBox(load_settings(EncryptionSettings).encryption_keys.get_secret_value())
+    except SettingsError:
+        names = ", ".join(r["name"] for r in rows)
+        return [], [f"{names}: ENCRYPTION_KEYS is not set, so its DSN cannot be read"]
+    found: list[tuple[str, Server]] = []
+    problems: list[str] = []
+    for row in rows:
+        try:
+            found.append(
+                (row["name"], Server(box.decrypt_server(row["name"], row["admin_dsn_enc"])))
+            )
+        except SecretDecryptionError as exc:
+            problems.append(f"{row['name']}: {exc}")
+    return found, problems
+
+
 async def _cmd_dump(args: argparse.Namespace) -> int:
     server = _server()
     folder = Path(args.dir)
     if args.tenant:
-        result = await dump_tenant(server, args.tenant, folder)
+        # From the PostgreSQL server that holds the tenant.
+        there, problems = await _servers(server, args.tenant)
+        if problems:
+            print(f"PostgreSQL server {problems[0]}", file=sys.stderr)
+            return 1
+        result = await dump_tenant(there[0][1] if there else server, args.tenant, folder)
         prefix = args.tenant
     else:
         result = await dump_database(server, folder, mode=args.mode, jobs=args.jobs)
@@ -81,6 +135,24 @@ async def _cmd_dump(args: argparse.Namespace) -> int:
     print(f"backup: {result.path} ({result.mode}, {result.schemas} tenant schema(s))")
     if result.roles:
         print(f"roles:  {result.roles}")
+    failed: list[str] = []
+    if not args.tenant:
+        # Every other PostgreSQL server holding tenants: its database into server-<name>/.
+        others, failed = await _servers(server)
+        for name, other in others:
+            sub = folder / f"server-{safe_name(name)}"
+            try:
+                done = await dump_database(other, sub, mode=args.mode, jobs=args.jobs)
+            except BackupError as exc:
+                failed.append(f"{name}: {exc}")
+                continue
+            removed += prune(sub, safe_name(other.database), args.keep)
+            print(f"server {name}: {done.path} ({done.mode}, {done.schemas} tenant schema(s))")
+        for problem in failed:
+            print(
+                f"ERROR: PostgreSQL server {problem}: its tenants are not backed up",
+                file=sys.stderr,
+            )
     if not args.tenant and not args.no_redis:
         try:
             url = load_settings(RedisSettings).redis_url.get_secret_value()
@@ -93,13 +165,18 @@ async def _cmd_dump(args: argparse.Namespace) -> int:
         print(f"note: {result.note}")
     for path in removed:
         print(f"removed (keeping the {args.keep} newest): {path}")
-    return 0
+    return 1 if failed else 0
 
 
 async def _cmd_restore(args: argparse.Namespace) -> int:
     server = _server()
     path = Path(args.path)
     if args.tenant:
+        there, problems = await _servers(server, args.tenant)  # the server that holds it
+        if problems:
+            print(f"PostgreSQL server {problems[0]}", file=sys.stderr)
+            return 1
+        server = there[0][1] if there else server
         if args.roles:
             await apply_roles(server, Path(args.roles))
         result = await restore_tenant(

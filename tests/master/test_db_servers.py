@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import secrets
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from client_bot.app import ClientBot
 from core.secrets import SecretBox, SecretDecryptionError
 from core.settings import ClientBotSettings
 from database.dsn import parse_dsn
+from database.pg_tools import pg_tool
 from database.servers import TableSum, schema_checksums
 from master_bot.dbservers import admin_pool
 from master_bot.deploy.base import ClientSpec, RuntimeStatus
@@ -32,6 +34,7 @@ from master_bot.deploy.memory import MemoryBackend
 from master_bot.guard import guard_fleet
 from master_bot.spec import build_spec
 from scripts import migrate
+from scripts.backup import cli as backup_cli
 from scripts.rotate_keys import rotate_secrets
 from scripts.stats import collect_stats
 from tests.client.conftest import Customer
@@ -230,12 +233,15 @@ async def test_a_move_in_the_middle_of_a_booking_loses_nothing(
     assert json.loads(audit[-1]["details"]) == {"from": "default", "to": SERVER}
 
 
-async def test_new_tenants_go_to_the_least_loaded_server_and_reach_it_as_themselves(
+async def test_new_tenants_go_to_the_least_loaded_server_and_everything_reaches_them_there(
     make_harness: Callable[..., Awaitable[Harness]],
     registered: Callable[[Harness], Awaitable[None]],
     pg2: LocalPg,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
+    """Placement, the bot's contract, and what acts on a tenant where it is: `make migrate`,
+    `make stats`, `make db-backup`, the session guard, suspension, deletion."""
     harness = await make_harness(backend=MemoryBackend())
     await registered(harness)
     first, _, body = await provision(harness)
@@ -263,9 +269,53 @@ async def test_new_tenants_go_to_the_least_loaded_server_and_reach_it_as_themsel
     assert await tenant_objects(pg2.dsn, first) == []
     # `make migrate` secures and migrates each tenant on its own server.
     keys = b",".join(harness.master.deps.box._keys).decode()  # the harness's generated key
-    with mock.patch.dict(os.environ, {"DATABASE_URL": harness.pg_dsn, "ENCRYPTION_KEYS": keys}):
+    shell = {"DATABASE_URL": harness.pg_dsn, "ENCRYPTION_KEYS": keys}
+    with mock.patch.dict(os.environ, shell):
         assert await migrate.run(argparse.Namespace(dry_run=False, concurrency=2, tenant=[])) == 0
     assert "tenants: 2 checked, 0 failed" in capsys.readouterr().out
+
+    # `make stats` counts each tenant on its server (n/a, with the reason, without its pool).
+    await on_server(pg2.dsn, f'INSERT INTO "{second}".customers (telegram_id) VALUES (1), (2)')
+    deps = harness.master.deps
+    blind = await collect_stats(deps.pool, None)
+    assert {t.tenant_id: t.customers for t in blind.tenants} == {first: 0, second: None}
+    assert f"1 tenant(s) on PostgreSQL server {SERVER}: counts n/a" in " ".join(blind.notes)
+    stats = await collect_stats(
+        deps.pool, None, server_pools={SERVER: await admin_pool(deps, SERVER)}
+    )
+    assert {t.tenant_id: t.customers for t in stats.tenants} == {first: 0, second: 2}
+
+    # `make db-backup` dumps the second server's database too, and a tenant from its server.
+    folder = tmp_path / "backups"
+    with mock.patch.dict(os.environ, shell):
+        whole = await asyncio.to_thread(
+            backup_cli.main, ["dump", "--dir", str(folder), "--mode", "whole", "--no-redis"]
+        )
+        one = await asyncio.to_thread(
+            backup_cli.main, ["dump", "--dir", str(folder), "--tenant", second]
+        )
+    assert (whole, one) == (0, 0)
+    (there,) = (folder / f"server-{SERVER}").glob("*.dump")
+    (alone,) = folder.glob(f"{second}-*.dump")
+    for dump in (there, alone):
+        listing = await asyncio.to_thread(
+            subprocess.run,
+            [pg_tool("pg_restore"), "--list", str(dump)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert f"TABLE DATA {second} customers" in listing.stdout, dump
+
+    # The session guard hardens the second server too: a database made there later is open to
+    # PUBLIC (PostgreSQL's default) until its pass, then closed to the tenant.
+    later = f"later_{secrets.token_hex(3)}"
+    await on_server(pg2.dsn, f'CREATE DATABASE "{later}"')
+    elsewhere = parse_dsn(env["DATABASE_URL"]).with_database(later)
+    await (await asyncpg.connect(elsewhere)).close()  # open before the pass: the attack works
+    await guard_fleet(deps)
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await asyncpg.connect(elsewhere)
     # Suspending and deleting act on the server that holds the tenant.
     assert (await harness.api.call("POST", f"/api/v1/tenants/{second}/suspend")).status == 200
     rows = await on_server(pg2.dsn, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", second)
@@ -456,52 +506,6 @@ async def test_operators_list_servers_and_move_a_tenant_from_their_bot(
         assert {e["actor"] for e in entries if e["action"] == "db_server.moved"} == {
             f"operator:{OPERATOR}"
         }
-
-
-async def test_the_session_guard_hardens_every_server(
-    make_harness: Callable[..., Awaitable[Harness]],
-    registered: Callable[[Harness], Awaitable[None]],
-    pg2: LocalPg,
-) -> None:
-    """A database created on the second server later is open to PUBLIC (PostgreSQL's default):
-    the guard's pass closes it there too, so a tenant of that server cannot connect to it."""
-    harness = await make_harness(backend=MemoryBackend())
-    await registered(harness)
-    await provision(harness)
-    tid, _, body = await provision(harness)
-    assert body["db_server"] == SERVER
-    other = f"later_{secrets.token_hex(3)}"
-    await on_server(pg2.dsn, f'CREATE DATABASE "{other}"')
-    tenant = await harness.master.deps.store.get(tid)
-    assert tenant is not None
-    login = build_spec(harness.master.deps.config, harness.master.deps.box, tenant).env
-    elsewhere = parse_dsn(login["DATABASE_URL"]).with_database(other)
-    await (await asyncpg.connect(elsewhere)).close()  # open before the pass: the attack works
-    await guard_fleet(harness.master.deps)
-    with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await asyncpg.connect(elsewhere)
-
-
-async def test_make_stats_counts_each_tenant_on_its_own_server(
-    make_harness: Callable[..., Awaitable[Harness]],
-    registered: Callable[[Harness], Awaitable[None]],
-    pg2: LocalPg,
-) -> None:
-    harness = await make_harness(backend=MemoryBackend())
-    await registered(harness)
-    first, _, _ = await provision(harness)
-    second, _, body = await provision(harness)
-    assert body["db_server"] == SERVER
-    await on_server(pg2.dsn, f'INSERT INTO "{second}".customers (telegram_id) VALUES (1), (2)')
-    deps = harness.master.deps
-    blind = await collect_stats(deps.pool, None)
-    assert {t.tenant_id: t.customers for t in blind.tenants} == {first: 0, second: None}
-    assert f"1 tenant(s) on PostgreSQL server {SERVER}: counts n/a" in " ".join(blind.notes)
-    stats = await collect_stats(
-        deps.pool, None, server_pools={SERVER: await admin_pool(deps, SERVER)}
-    )
-    assert {t.tenant_id: t.customers for t in stats.tenants} == {first: 0, second: 2}
-    assert not [n for n in stats.notes if SERVER in n]
 
 
 async def test_key_rotation_re_encrypts_the_servers_dsns(pg: asyncpg.Connection) -> None:
