@@ -51,7 +51,7 @@ from client_bot.workers.notices import NoticeRetry
 from client_bot.workers.reminders import RETRY_SECONDS, ReminderWorker
 from core.errors import ErrorReply
 from core.metrics import serve_metrics
-from core.redis import redis_client
+from core.redis import close_idle_connections, redis_client
 from core.runtime import BotRuntime
 from core.settings import ClientBotSettings
 from core.telegram import build_bot, wait_for_telegram
@@ -386,6 +386,12 @@ class ClientBot:
             notices,
             seats,
             scheduler.add(
+                f"tenant {tid}: idle Redis connections closed",
+                self._redis_idle_pass,
+                delay=self.settings.redis_idle_seconds,
+                retry=self.settings.redis_idle_seconds,
+            ),
+            scheduler.add(
                 f"tenant {tid}: housekeeping pass",
                 self._housekeeping_pass,
                 delay=random.uniform(0, housekeeping),  # noqa: S311 - not a secret
@@ -414,6 +420,12 @@ class ClientBot:
             if self._notices_job is not None:
                 self.dispatcher.scheduler.wake(self._notices_job)
         return delay
+
+    async def _redis_idle_pass(self) -> float:
+        """Connections grow with activity: a tenant quiet for a while holds no Redis client."""
+        idle = self.settings.redis_idle_seconds
+        await close_idle_connections(self.redis, idle)
+        return idle
 
     async def _notices_pass(self) -> float:
         return await self.notice_retry.pass_and_delay()

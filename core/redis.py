@@ -12,15 +12,23 @@ Cluster (`redis+cluster://host:port/0`, `rediss+cluster://`: any node of the clu
 `RedisCluster` finds the others with CLUSTER SLOTS). Every tenant key starts with the tenant's
 hash tag (`tenant_key_prefix`), so all of a tenant's keys live in one slot: its pipelines and
 transactions never cross slots (docs/scaling.md, "Redis Cluster").
+
+Connections grow with activity, not with tenants (issue 13): a single server's client pools its
+connections in an `IdleClosingPool`, and `close_idle_connections` (a client bot's scheduler job,
+every `REDIS_IDLE_SECONDS`) closes those unused that long. A hub of 200 tenants then holds a Redis
+client per tenant active lately, not one per tenant that ever had an update. A closed connection
+is opened again by its next command.
 """
 
 from __future__ import annotations
 
-from typing import cast
+import time
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -80,7 +88,7 @@ def redis_client(url: str) -> Redis:
             socket_keepalive=True,
         )
         return cast("Redis", cluster)
-    return Redis.from_url(
+    pool = IdleClosingPool.from_url(
         url,
         health_check_interval=HEALTH_CHECK_SECONDS,
         retry=redis_retry(),
@@ -89,3 +97,44 @@ def redis_client(url: str) -> Redis:
         socket_timeout=SOCKET_TIMEOUT,
         socket_keepalive=True,
     )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+class IdleClosingPool(ConnectionPool):
+    """redis-py's pool, remembering when each connection was last handed back, so that those
+    unused for a while can be closed (`close_idle`). Taken connections are never touched."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._released: dict[int, float] = {}  # id(connection) -> monotonic time it came back
+
+    async def release(self, connection: AbstractConnection) -> None:
+        self._released[id(connection)] = time.monotonic()
+        await super().release(connection)
+
+    async def close_idle(self, idle_seconds: float) -> int:
+        """Close the idle connections handed back more than `idle_seconds` ago; how many.
+
+        Under the pool's lock, so none of them is being handed out meanwhile; each stays in the
+        pool, unconnected, and connects again when next used."""
+        cutoff = time.monotonic() - idle_seconds
+        async with self._lock:
+            idle = [
+                c
+                for c in self._available_connections
+                if c.is_connected and self._released.get(id(c), 0.0) < cutoff
+            ]
+            for connection in idle:
+                await connection.disconnect()
+            live = {id(c) for c in (*self._available_connections, *self._in_use_connections)}
+            self._released = {k: v for k, v in self._released.items() if k in live}
+        return len(idle)
+
+
+async def close_idle_connections(redis: Redis, idle_seconds: float) -> int:
+    """Close `redis`'s connections unused for `idle_seconds` (a RedisCluster's nodes keep
+    theirs: one per node in use). Returns how many were closed."""
+    pool = getattr(redis, "connection_pool", None)
+    if isinstance(pool, IdleClosingPool):
+        return await pool.close_idle(idle_seconds)
+    return 0

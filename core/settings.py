@@ -224,6 +224,9 @@ class ClientBotSettings(
     database_idle_seconds: float = Field(
         10.0, gt=0, le=3600, description="a PostgreSQL connection unused this long is closed"
     )
+    redis_idle_seconds: float = Field(
+        30.0, gt=0, le=3600, description="a Redis connection unused this long is closed"
+    )
     webhook_secret: SecretStr | None = Field(
         None, description="this bot's secret_token (the master sets it with WEBHOOK_BASE_URL)"
     )

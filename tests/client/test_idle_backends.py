@@ -1,5 +1,5 @@
 """Connections grow with activity, not with tenants: an idle client bot holds no PostgreSQL
-backend, and a quiet tenant's reminder worker sleeps until the next reminder is due (woken by a
+backend and no Redis connection, and a quiet tenant's reminder worker sleeps until the next reminder is due (woken by a
 new booking in the process), instead of polling PostgreSQL."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from client_bot.booking_service import Booker, place_booking
@@ -52,6 +53,27 @@ async def test_an_idle_bot_holds_no_backend(bot_factory, pg):
     # The /start really went through PostgreSQL (the customer is recorded).
     rows = await fetch(bot.tenant.dsn, "SELECT first_name FROM customers")
     assert [r["first_name"] for r in rows] == ["Анна"]
+
+
+async def redis_clients(redis_admin, user: str) -> int:
+    return sum(c.get("user") == user for c in await redis_admin.client_list())
+
+
+async def test_a_quiet_bot_holds_no_redis_connection(bot_factory, redis_admin):
+    bot = await bot_factory(settings={"redis_idle_seconds": IDLE})
+    user = unquote(urlsplit(bot.tenant.redis_url).username or "")
+    anna = bot.customer(303, "Анна")
+    menu = await anna.ask("/start", "Добро пожаловать")
+    assert await redis_clients(redis_admin, user) >= 1  # the update used one (FSM, throttling)
+    for _ in range(2):  # closed once quiet; the next update opens one again and it closes again
+        deadline = asyncio.get_running_loop().time() + 30
+        while (count := await redis_clients(redis_admin, user)) != 0:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{user} still holds {count} Redis connections")
+            await asyncio.sleep(0.1)
+        services = await anna.press(menu, "💇 Услуги", "Наши услуги")
+        assert "Стрижка" in services.plain_text
+        menu = await anna.ask("/start", "Добро пожаловать")
 
 
 def zone_near_ten_am(now: datetime) -> str:
