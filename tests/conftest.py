@@ -32,12 +32,13 @@ SERIAL_FIXTURES = {
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """How `make test` spreads the suite over xdist workers (`--dist loadgroup`): a module's
-    tests stay together in one worker (they share fixed bot tokens and user ids), engine tests
-    (one Docker Engine; one of them restarts a dockerd) all in one worker, one after another, and
-    so are the tests of each SERIAL_FIXTURES group."""
+    tests stay together in one worker (they share fixed bot tokens and user ids); engine tests
+    in one worker per Docker Engine, one after another (`engine(dockerd="swarm")`: a dockerd of
+    their own, which only reads images from the shared one); and so are the tests of each
+    SERIAL_FIXTURES group."""
     for item in items:
-        if item.get_closest_marker("engine"):
-            group = "engine"
+        if (engine := item.get_closest_marker("engine")) is not None:
+            group = f"engine:{engine.kwargs.get('dockerd', 'shared')}"
         else:
             fixtures = set(getattr(item, "fixturenames", ()))
             shared = sorted(SERIAL_FIXTURES[f] for f in fixtures & SERIAL_FIXTURES.keys())

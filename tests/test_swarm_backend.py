@@ -40,7 +40,8 @@ from tests.docker_support import (
 )
 from tests.support import free_port
 
-pytestmark = pytest.mark.engine  # shares the Docker Engine: one worker runs these in turn
+# The one-node swarm's own dockerd: one worker runs these in turn.
+pytestmark = pytest.mark.engine(dockerd="swarm")
 
 RUN_DIR = Path(os.environ.get("BOTFLEET_RUN_DIR", f"/tmp/botfleet-run-{os.getuid()}"))  # noqa: S108
 MakeSwarm = Callable[..., SwarmBackend]

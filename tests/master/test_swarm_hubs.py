@@ -54,7 +54,8 @@ from tests.master.conftest import Harness
 from tests.master.test_upgrades import until
 from tests.test_swarm_backend import swarm_host  # noqa: F401 - a fixture
 
-pytestmark = pytest.mark.engine  # shares the Docker Engine: one worker runs these in turn
+# The one-node swarm's own dockerd: one worker runs these in turn.
+pytestmark = pytest.mark.engine(dockerd="swarm")
 
 PLANS = """{"plans": [
   {"id": "basic", "title": "Basic", "price_rub": "990.00", "period_days": 30},

@@ -55,7 +55,8 @@ from master_bot.deploy.docker import DockerBackend, docker_client_factory
 from tests.docker_support import DockerEnv, fixture_docker_env  # noqa: F401 - fixture
 from tests.master.conftest import Harness, emulator, make_harness  # noqa: F401 - fixtures
 
-pytestmark = pytest.mark.engine  # shares the Docker Engine: one worker runs these in turn
+# A dockerd of its own, restarted: one worker runs these in turn.
+pytestmark = pytest.mark.engine(dockerd="restart")
 
 RUN_DIR = Path(os.environ.get("BOTFLEET_RUN_DIR", f"/tmp/botfleet-run-{os.getuid()}"))  # noqa: S108
 HOME = RUN_DIR / "restartd"
