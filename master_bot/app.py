@@ -25,6 +25,7 @@ from database.redis_tenants import move_tenant_keys
 from master_bot.alert import Alerts
 from master_bot.api import build_api
 from master_bot.config import config_from, make_backend
+from master_bot.dbmove import settle_moves
 from master_bot.deploy.base import DeployBackend
 from master_bot.deps import Deps
 from master_bot.fleet import Fleet
@@ -147,6 +148,8 @@ async def serve(settings: MasterSettings, *, stop: asyncio.Event | None = None) 
         )
         operators = operator_bot(settings, master)
         tasks = [
+            # Moves between PostgreSQL servers a previous master left half done (dbmove.py).
+            asyncio.create_task(settle_moves(master.deps), name="settle-db-moves"),
             asyncio.create_task(master.reconciler.run(), name="reconciler"),
             asyncio.create_task(master.monitor.run(), name="subscription-monitor"),
             asyncio.create_task(run_guard(master.deps), name="tenant-session-guard"),

@@ -327,6 +327,22 @@ async def _drop_old_copy(
     return True
 
 
+async def settle_moves(deps: Deps) -> int:
+    """At master start: every move a previous master left behind is finished or rolled back
+    (each under its tenant's lock, as the next move of that tenant would); returns how many.
+    One that cannot be settled now (a server down) is logged and left for the next try."""
+    store = ServerStore(deps.pool)
+    settled = 0
+    for tenant_id in await store.pending_moves():
+        try:
+            async with deps.locks(tenant_id):
+                await _settle(deps, store, tenant_id, actor="master")
+            settled += 1
+        except (MasterError, OSError, asyncpg.PostgresError) as exc:
+            log.warning("%s: a move cut short is not settled yet: %s", tenant_id, exc)
+    return settled
+
+
 async def _settle(deps: Deps, store: ServerStore, tenant_id: str, *, actor: str) -> None:
     """Finish or roll back a move of this tenant that was cut short."""
     move: Move | None = await store.move_of(tenant_id)

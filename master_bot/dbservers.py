@@ -129,6 +129,13 @@ class ServerStore:
                 )
         return placed
 
+    async def pending_moves(self) -> Sequence[str]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT tenant_id FROM control.tenant_moves ORDER BY started_at"
+            )
+        return [r["tenant_id"] for r in rows]
+
     async def move_of(self, tenant_id: str) -> Move | None:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(

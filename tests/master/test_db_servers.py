@@ -28,6 +28,7 @@ from core.settings import ClientBotSettings
 from database.dsn import parse_dsn
 from database.pg_tools import pg_tool
 from database.servers import TableSum, schema_checksums
+from master_bot.dbmove import settle_moves
 from master_bot.dbservers import admin_pool
 from master_bot.deploy.base import ClientSpec, RuntimeStatus
 from master_bot.deploy.memory import MemoryBackend
@@ -481,6 +482,19 @@ async def test_a_server_that_is_down_or_a_copy_that_differs_leaves_the_tenant_wh
     assert await checksums(harness.pg_dsn, tid) == rows_before  # no `stale` table among them
     assert await tenant_objects(pg2.dsn, tid) == []
     await untouched()
+
+    # A master that starts settles what a previous one left half done, with no request.
+    await harness.fetch(
+        "INSERT INTO control.tenant_moves (tenant_id, source, target, phase)"
+        " VALUES ($1, 'default', $2, 'copying')",
+        tid,
+        SERVER,
+    )
+    await on_server(pg2.dsn, f'CREATE SCHEMA "{tid}"')
+    await harness.fetch(f'ALTER ROLE "{tid}" NOLOGIN')
+    assert await settle_moves(harness.master.deps) == 1
+    await untouched()
+    assert await tenant_objects(pg2.dsn, tid) == []
 
 
 async def test_operators_list_servers_and_move_a_tenant_from_their_bot(
