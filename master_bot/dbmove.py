@@ -19,7 +19,8 @@ Under the tenant's lock (API calls, the reconciler and provisioning take turns o
 
 Redis (FSM state, throttling) is not touched: a dialog in flight continues after the move.
 
-A move cut short is settled by the next move of that tenant: `copying` is rolled back (the
+A move cut short is settled by the next move of that tenant, or when a master starts
+(`settle_moves`): `copying` is rolled back (the
 partial copy on the target is dropped — it never was the live one — the source login enabled
 again) and `switched` is finished (the old copy dropped). Any failure before the switch rolls
 back at once and the bot runs on the source again. The old copy is never dropped before the new
