@@ -241,7 +241,9 @@ async def _journey(
     b, boris = await provision("lite", "hub_b_bot")
     a, anna = await provision("lite", "hub_a_bot")
     assert containers_of(api, a) == [] and in_hubs(clients) == {a: "hub-1", b: "hub-1"}
-    (hub,) = api.containers.list(all=True, filters={"label": f"{LABEL_HUB}=hub-1"})
+    (hub,) = api.containers.list(
+        all=True, filters={"label": [f"{LABEL_HUB}=hub-1", f"{LABEL_FLEET}={fleet}"]}
+    )
     assert hub.name == f"botfleet-{fleet}-hub-1"
     for customer in (anna, boris):
         await customer.ask("/start", "Ромашка")
@@ -323,7 +325,9 @@ async def _journey(
     found = await second.backend.list()
     assert found[a].state is RuntimeState.RUNNING and found[b].state is RuntimeState.RUNNING
     assert await second.master.reconciler.run_once() == []
-    (again,) = api.containers.list(filters={"label": f"{LABEL_HUB}=hub-1"})
+    (again,) = api.containers.list(
+        filters={"label": [f"{LABEL_HUB}=hub-1", f"{LABEL_FLEET}={fleet}"]}
+    )
     assert again.id == hub.id
 
     # A moves to a container of its own and back into the hub; its webhook follows it, and
@@ -351,7 +355,12 @@ async def _journey(
     await second.backend.remove(a)
     assert in_hubs(clients) == {b: "hub-1"}
     await second.backend.remove(b)
-    assert api.containers.list(all=True, filters={"label": f"{LABEL_HUB}=hub-1"}) == []
+    assert (
+        api.containers.list(
+            all=True, filters={"label": [f"{LABEL_HUB}=hub-1", f"{LABEL_FLEET}={fleet}"]}
+        )
+        == []
+    )
     print(f"hub journey: {time.monotonic() - started:.1f} s")
 
 
