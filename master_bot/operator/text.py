@@ -144,6 +144,7 @@ def card(
     lines.append(f"Тариф: {esc(tenant.plan)}")
     if placement is not None:
         lines.append(f"Размещение: {PLACEMENT.get(placement, esc(placement))}")
+    lines.append(f"Сервер PostgreSQL: {esc(tenant.db_server)}")
     # The last paid day, as the sales bot tells the owner (core/dates.py), then the exact end.
     expiry = paid_until(tenant.expires_at)
     if tenant.expires_at is not None:

@@ -506,6 +506,8 @@ async def test_operators_list_servers_and_move_a_tenant_from_their_bot(
     await registered(harness)
     async with open_desk(harness) as desk:
         tid = await desk.provision()
+        before = await desk.op.ask(f"/client {tid}", "Сервер PostgreSQL: default")
+        assert "Сервер PostgreSQL: default" in before.plain_text
         listing = await desk.op.ask("/servers", "Серверы PostgreSQL")
         assert "default — 1" in listing.plain_text and f"{SERVER} — 0" in listing.plain_text
         await desk.op.ask(f"/dbmove {tid} nowhere", "Такого сервера PostgreSQL нет")
@@ -514,6 +516,7 @@ async def test_operators_list_servers_and_move_a_tenant_from_their_bot(
         assert (
             f"на {SERVER}" in card.plain_text and "сверено по контрольным суммам" in card.plain_text
         )
+        assert f"Сервер PostgreSQL: {SERVER}" in card.plain_text
         assert await tenant_objects(harness.pg_dsn, tid) == []
         assert await tenant_objects(pg2.dsn, tid) == sorted([tid, tid, f"{tid}_owner"])
         entries = await harness.master.deps.store.audit_entries(tid)
