@@ -46,11 +46,13 @@ class LocalPg:
             f"{self.database}"
         )
 
-    def _run(self, *argv: str) -> None:
+    def _run(self, *argv: str, env: dict[str, str] | None = None) -> None:
         command = list(argv)
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, check=False, env=env
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{argv[0]} failed: {done.stderr[-1000:]}")
 
@@ -111,10 +113,10 @@ def local_pg(database: str = "tenants") -> Iterator[LocalPg]:
             "local all postgres peer\nhost all all 127.0.0.1/32 scram-sha-256\n"
         )
         server.start()
-        server._run(
+        server._run(  # over TCP with the password: peer needs the OS user `postgres`
             str(_bindir() / "psql"),
             "-h",
-            str(root),
+            "127.0.0.1",
             "-p",
             str(server.port),
             "-U",
@@ -123,6 +125,7 @@ def local_pg(database: str = "tenants") -> Iterator[LocalPg]:
             "postgres",
             "-qc",
             f'CREATE DATABASE "{database}"',
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGPASSWORD": server.password},
         )
         yield server
     finally:
