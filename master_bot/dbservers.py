@@ -129,6 +129,19 @@ class ServerStore:
                 )
         return placed
 
+    async def set_accepting(self, name: str, accepting: bool, *, actor: str) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.fetchval(
+                "UPDATE control.db_servers SET accepting = $2 WHERE name = $1 RETURNING true",
+                name,
+                accepting,
+            )
+            if done:
+                await _audit(
+                    conn, actor, None, "db_server.accepting", {"name": name, "to": accepting}
+                )
+        return bool(done)
+
     async def pending_moves(self) -> Sequence[str]:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
@@ -265,6 +278,13 @@ async def tenant_admin(deps: Deps, tenant: TenantRecord) -> AsyncIterator[asyncp
     pool = await admin_pool(deps, tenant.db_server)
     async with pool.acquire() as conn:
         yield conn
+
+
+async def set_accepting(deps: Deps, name: str, accepting: bool, *, actor: str) -> DbServer:
+    """Whether placement may put new tenants on server `name` (its tenants stay where they are)."""
+    if not await ServerStore(deps.pool).set_accepting(name, accepting, actor=actor):
+        await server(deps, name)  # 404 with the usual message
+    return await server(deps, name)
 
 
 async def register(

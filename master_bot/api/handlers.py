@@ -27,6 +27,7 @@ from master_bot.api.models import (
     DbServerIn,
     DbServerList,
     DbServerOut,
+    DbServerPatch,
     DeletedOut,
     DeleteQuery,
     ExtendIn,
@@ -46,7 +47,7 @@ from master_bot.api.models import (
     UpgradeOut,
 )
 from master_bot.dbmove import move_to_server
-from master_bot.dbservers import DbServer, ServerStore, admin_dsn, register
+from master_bot.dbservers import DbServer, ServerStore, admin_dsn, register, set_accepting
 from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.errors import NotFoundError
 from master_bot.metrics import FleetState, Snapshot
@@ -255,6 +256,14 @@ async def register_db_server(request: web.Request) -> web.Response:
     deps = _master(request).deps
     found = await register(deps, body.name, body.dsn, body.tenant_dsn, actor=ACTOR)
     return _json(_db_server(deps, found), 201)
+
+
+async def patch_db_server(request: web.Request) -> web.Response:
+    name = request.match_info["db_server"]
+    body = await _body(request, DbServerPatch)
+    deps = _master(request).deps
+    found = await set_accepting(deps, name, body.accepting, actor=ACTOR)
+    return _json(_db_server(deps, found))
 
 
 def _db_server(deps: Deps, found: DbServer) -> DbServerOut:

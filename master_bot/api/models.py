@@ -148,6 +148,12 @@ class DbServerIn(_In):
     )
 
 
+class DbServerPatch(_In):
+    accepting: bool = Field(
+        description="false: no new tenant is placed there (its tenants stay; move them to empty it)"
+    )
+
+
 class DbServerOut(BaseModel):
     name: str
     address: str = Field(description="user@host:port/database, never the password")

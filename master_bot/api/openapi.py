@@ -62,6 +62,15 @@ def _operation(route: Route) -> dict[str, Any]:
                 "schema": {"type": "string", "pattern": r"^client_[0-9]{1,12}$"},
             }
         )
+    if "{db_server}" in route.path:
+        op["parameters"].append(
+            {
+                "name": "db_server",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": r"^[a-z][a-z0-9_-]{0,31}$"},
+            }
+        )
     if route.idempotency_key:
         op["parameters"].append(
             {

@@ -14,6 +14,7 @@ from master_bot.api.models import (
     DbServerIn,
     DbServerList,
     DbServerOut,
+    DbServerPatch,
     DeletedOut,
     DeleteQuery,
     ExtendIn,
@@ -149,6 +150,15 @@ ROUTES: tuple[Route, ...] = (
         response=DbServerOut,
         body=DbServerIn,
         errors=(400, 401, 409, 415, 422, 503),
+    ),
+    Route(
+        "PATCH",
+        "/api/v1/db-servers/{db_server}",
+        h.patch_db_server,
+        "Open or close a PostgreSQL server to new tenants (accepting); its tenants stay",
+        response=DbServerOut,
+        body=DbServerPatch,
+        errors=(400, 401, 404, 415, 422),
     ),
     Route(
         "DELETE",

@@ -369,6 +369,20 @@ async def test_unknown_forged_and_duplicate_servers_get_a_clear_4xx(
     assert names == ["default", SERVER]
     rows = await harness.fetch("SELECT db_server FROM control.tenants WHERE tenant_id = $1", tid)
     assert rows[0]["db_server"] == "default"
+    # A server closed to new tenants is passed over by placement, though the least loaded.
+    closed = await harness.api.call(
+        "PATCH", f"/api/v1/db-servers/{SERVER}", json={"accepting": False}
+    )
+    assert closed.status == 200 and closed.body["accepting"] is False, closed.body
+    _, _, newcomer = await provision(harness)
+    assert newcomer["db_server"] == "default"
+    for bad in ({"accepting": "maybe"}, {}, {"accepting": True, "dsn": "x"}):
+        reply = await harness.api.call("PATCH", f"/api/v1/db-servers/{SERVER}", json=bad)
+        assert reply.status == 422, (bad, reply.body)
+    unknown_server = await harness.api.call(
+        "PATCH", "/api/v1/db-servers/pg9", json={"accepting": True}
+    )
+    assert unknown_server.status == 404 and unknown_server.error_code == "db_server_not_found"
 
 
 async def test_a_server_that_is_down_or_a_copy_that_differs_leaves_the_tenant_where_it_was(
