@@ -376,9 +376,9 @@ async def test_unknown_forged_and_duplicate_servers_get_a_clear_4xx(
     assert closed.status == 200 and closed.body["accepting"] is False, closed.body
     _, _, newcomer = await provision(harness)
     assert newcomer["db_server"] == "default"
-    for bad in ({"accepting": "maybe"}, {}, {"accepting": True, "dsn": "x"}):
-        reply = await harness.api.call("PATCH", f"/api/v1/db-servers/{SERVER}", json=bad)
-        assert reply.status == 422, (bad, reply.body)
+    for wrong in ({"accepting": "maybe"}, {}, {"accepting": True, "dsn": "x"}):
+        reply = await harness.api.call("PATCH", f"/api/v1/db-servers/{SERVER}", json=wrong)
+        assert reply.status == 422, (wrong, reply.body)
     unknown_server = await harness.api.call(
         "PATCH", "/api/v1/db-servers/pg9", json={"accepting": True}
     )
