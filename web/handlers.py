@@ -641,7 +641,7 @@ async def bookings(request: web.Request) -> web.Response:
     end = datetime.combine(first + timedelta(days=query.days), time(0), zone)
     total, rows = await data.bookings(runtime, start, end, query.status, query.limit, query.offset)
     items = [_booking_out(tenant.tenant_id, r) for r in rows]
-    return _json(BookingPage(total=total, items=items))
+    return _json(BookingPage(total=total, items=items, timezone=zone.key))
 
 
 async def _booking_or_404(runtime: TenantRuntime, booking_id: int) -> dict[str, object]:

@@ -240,6 +240,10 @@ class BookingOut(BaseModel):
 class BookingPage(BaseModel):
     total: int
     items: list[BookingOut]
+    timezone: str = Field(
+        description="the bot's time zone (IANA): the days asked for are its days, and the"
+        " dashboard shows starts_at in it, as the bot's /admin does"
+    )
 
 
 class BookingStatusIn(_In):

@@ -18,10 +18,11 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, async_playwright, expect
 
-from tests.client.conftest import emulator  # noqa: F401 - the fixture
+from client_bot.clock import SystemClock
+from tests.client.conftest import bot_factory, emulator  # noqa: F401 - the fixtures
 from tests.support import free_port
 from tests.web.conftest import Client, fetch, new_email, screenshot
-from tests.web.test_desk import give_bot_token
+from tests.web.test_desk import give_bot_token, running_bot
 from tests.web.test_owner_data import add_booking, add_messages, tomorrow_noon
 from tests.web.test_tenant_data import add_lead, owner_client
 from tests.web.test_widget import widget_key
@@ -118,6 +119,86 @@ async def test_a_visitor_chats_through_the_widget_in_a_real_browser(
         assert errors == []
     finally:
         await site.cleanup()
+
+
+async def test_a_visitor_books_through_the_widget_and_the_owner_sees_it_on_the_web_and_in_admin(
+    start_web,
+    http,
+    make_web_tenant,
+    model,
+    browser,
+    emulator,  # noqa: F811 - the imported fixture
+    bot_factory,  # noqa: F811 - the imported fixture
+):
+    """The widget on the business's site books a time through the assistant's tools; the booking
+    is the tenant's row, on the owner's dashboard and in the bot's /admin; another owner's token
+    sees none of it."""
+    server, _client = emulator
+    web_server = await start_web(telegram_api_url=server.base_url)
+    mine = await make_web_tenant(web_server)
+    other = await make_web_tenant(web_server)
+    owner = await owner_client(http, web_server, mine)
+    key = await widget_key(owner, mine.tenant_id)
+    (haircut,) = await fetch(mine.dsn, "SELECT id FROM services WHERE name = 'Стрижка'")
+    day = tomorrow_noon().date()
+    while day.weekday() == 6:  # the seeded salon rests on Sundays
+        day += timedelta(days=1)
+    service, when = haircut["id"], f"{day.isoformat()}T12:00"
+    model.call_tools(("find_free_slots", {"service": service, "date": day.isoformat()}))
+    model.call_tools(
+        ("create_booking", {"service": service, "slot": when, "name": "Вера", "phone": "+79001234567"})
+    )  # fmt: skip
+    model.reply("Готово, Вера: стрижка в 12:00, ждём вас!")
+    site_url, site = await business_site(web_server.url, key)
+    try:
+        page = await browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(site_url)
+        widget = page.locator("#botfleet-widget")
+        await widget.locator("button.btn").click()
+        await widget.locator("input[name=text]").fill("Запишите на стрижку, Вера, +79001234567")
+        await widget.locator("input[name=text]").press("Enter")
+        await expect(widget.locator(".msg.assistant")).to_have_text(
+            "Готово, Вера: стрижка в 12:00, ждём вас!", timeout=15_000
+        )
+        assert errors == []
+    finally:
+        await site.cleanup()
+    (booked,) = await fetch(mine.dsn, "SELECT id, customer_name, phone, starts_at FROM bookings")
+    assert (booked["customer_name"], booked["phone"]) == ("Вера", "+79001234567")
+    assert booked["starts_at"] == datetime(day.year, day.month, day.day, 9, tzinfo=UTC)
+
+    # The owner's dashboard, that day.
+    dashboard = await browser.new_page()
+    link = login_link_url(web_server.deps.keys, web_server.url, mine.owner_telegram_id, 60)
+    await dashboard.goto(link)
+    await dashboard.wait_for_url(web_server.url + "/dashboard", timeout=15_000)
+    await expect(dashboard.locator("#bot-data")).to_be_visible(timeout=15_000)
+    await dashboard.fill("#day", day.isoformat())
+    await dashboard.dispatch_event("#day", "change")
+    row = dashboard.locator(f"#bookings tbody tr[data-id='{booked['id']}']")
+    await expect(row).to_contain_text("Вера", timeout=15_000)
+    await expect(row).to_contain_text("12:00")
+
+    # The bot's /admin (its own clock: today), a day at a time to that day.
+    bot = await running_bot(emulator, bot_factory, web_server, mine, clock=SystemClock())
+    admin = await bot.admin(mine.owner_telegram_id)
+    panel = await admin.ask("/admin", "Панель управления")
+    shown = await admin.press(panel, "📅 Записи", "Записи")
+    for _ in range((day - datetime.now(UTC).date()).days):
+        (forward,) = [b for row in shown.buttons() for b in row if b.endswith("»")]
+        shown = await admin.press(shown, forward, "Записи")
+    assert "12:00–13:00 · Стрижка · Вера, +79001234567" in shown.plain_text
+
+    # Another owner: no such bot for them, anywhere.
+    stranger = await owner_client(http, web_server, other)
+    path = f"/api/tenants/{mine.tenant_id}/bookings"
+    assert (await stranger.call("GET", path, params={"day": day.isoformat()}))[0] == 404
+    status, theirs = await stranger.call(
+        "GET", f"/api/tenants/{other.tenant_id}/bookings", params={"day": day.isoformat()}
+    )
+    assert (status, theirs["total"]) == (200, 0)
 
 
 async def test_swagger_ui_renders_the_document_under_its_own_csp(web_server, browser):

@@ -32,7 +32,13 @@ async def give_bot_token(server: WebServer, tenant: Tenant, token: str) -> None:
 
 
 async def running_bot(
-    emulated: Any, start_bot: Any, server: WebServer, tenant: Tenant, **settings: Any
+    emulated: Any,
+    start_bot: Any,
+    server: WebServer,
+    tenant: Tenant,
+    *,
+    clock: Any = None,
+    **settings: Any,
 ) -> Any:
     _server, client = emulated
     token = f"{6000000 + secrets.randbelow(999_999)}:web-desk-{secrets.token_hex(8)}"
@@ -44,6 +50,7 @@ async def running_bot(
         admin_ids=(tenant.owner_telegram_id,),
         seed=False,
         settings=settings,
+        clock=clock,  # None: the tests' fixed clock
     )
 
 

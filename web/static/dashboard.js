@@ -363,7 +363,8 @@
       page.items.forEach(function (b) {
         var row = document.createElement("tr");
         row.dataset.id = b.id;
-        cell(row, new Date(b.starts_at).toLocaleString(lang, { dateStyle: "short", timeStyle: "short" }));
+        // In the bot's zone, as /admin shows it (the owner's browser may be elsewhere).
+        cell(row, new Date(b.starts_at).toLocaleString(lang, { dateStyle: "short", timeStyle: "short", timeZone: page.timezone }));
         cell(row, b.service_name + (b.staff_name ? " · " + b.staff_name : ""));
         cell(row, b.customer_name);
         cell(row, b.phone);
