@@ -121,7 +121,11 @@ class Engine:
     async def up(cls, fleet: str, run_dir: Path) -> Engine:
         from tests.master.test_hub_containers import caddy_container
 
-        image = os.environ.get("BOTFLEET_CLIENT_IMAGE", "botfleet-client:test")
+        api = docker.from_env(timeout=120)
+        # A tag of the run's own: the image rebuilt under its usual tag meanwhile (another
+        # `scripts/docker_engine.sh up`) would be drift, and the master would roll it out.
+        image = f"botfleet-client:bench-{fleet}"
+        api.images.get(os.environ.get("BOTFLEET_CLIENT_IMAGE", "botfleet-client:test")).tag(image)
         network = f"bf-bench-{fleet}"
         backend = DockerBackend(image, network=network, fleet=fleet)
         try:
@@ -130,7 +134,7 @@ class Engine:
             await backend.close()
         if not gateway:
             raise SystemExit(f"the Docker network {network} has no gateway address")
-        engine = cls(docker.from_env(timeout=120), image, network, gateway)
+        engine = cls(api, image, network, gateway)
         engine.caddy, engine.caddy_ip = await asyncio.to_thread(
             caddy_container, engine.api, network, run_dir / "caddy"
         )
@@ -180,6 +184,8 @@ class Engine:
             for net in self.api.networks.list(names=[self.network]):
                 with contextlib.suppress(docker.errors.APIError):
                     net.remove()
+            with contextlib.suppress(docker.errors.APIError):
+                self.api.images.remove(self.image)  # the run's tag only: the image stays
             return len(found)
 
         for relay in self.relays:
