@@ -7,9 +7,9 @@ Rotation, step by step (docs/operations.md):
    old ones after it; restart the master and the sales bot (new secrets use the new key, old
    ones still open);
 2. run this script: every ciphertext of control.tenants (bot token, database and Redis
-   passwords), of control.db_servers (the DSNs of the PostgreSQL servers holding tenants) and
-   of control.sales_orders (bot tokens waiting for the master) is re-encrypted
-   under the first key; rows are updated only when they still hold the ciphertext that was read,
+   passwords, the bots' webhook secret_token), of control.db_servers (the DSNs of the
+   PostgreSQL servers holding tenants) and of control.sales_orders (bot tokens waiting for the
+   master) is re-encrypted under the first key; rows are updated only when they still hold the ciphertext that was read,
    so a concurrent change by the master is never overwritten;
 3. the script then checks that the first key alone opens everything; when it says so, remove
    the old keys from ENCRYPTION_KEYS and restart again.
@@ -32,7 +32,10 @@ from core.logs import setup_logging
 from core.secrets import SecretBox, SecretDecryptionError, parse_keys
 from core.settings import EncryptionSettings, PostgresSettings, load_settings
 
-TENANT_COLUMNS = ("bot_token_enc", "db_password_enc", "redis_password_enc")
+# control.tenants: the bot token, the database and Redis passwords, the webhook secret_token
+# (migration 0014), each bound to its tenant id.
+TENANT_COLUMNS = ("bot_token_enc", "db_password_enc", "redis_password_enc", "webhook_secret_enc")
+_TENANT_SELECT = "SELECT tenant_id, " + ", ".join(TENANT_COLUMNS) + " FROM control.tenants"
 SERVER_COLUMNS = ("admin_dsn_enc", "tenant_dsn_enc")  # control.db_servers (migration 0019)
 
 
@@ -78,10 +81,7 @@ async def rotate_secrets(
     box = SecretBox(keys)
     primary = parse_keys(keys)[0].decode()
     report = RotationReport()
-    rows = await conn.fetch(
-        "SELECT tenant_id, bot_token_enc, db_password_enc, redis_password_enc"
-        " FROM control.tenants ORDER BY number"
-    )
+    rows = await conn.fetch(_TENANT_SELECT + " ORDER BY number")
     for row in rows:
         tenant_id = row["tenant_id"]
         for column in TENANT_COLUMNS:
@@ -189,9 +189,7 @@ async def _rotate_orders(
 async def verify(conn: asyncpg.Connection, primary: str, report: RotationReport) -> None:
     """Every stored ciphertext opens with `primary` alone (then the old keys can go)."""
     box = SecretBox(primary)
-    rows = await conn.fetch(
-        "SELECT tenant_id, bot_token_enc, db_password_enc, redis_password_enc FROM control.tenants"
-    )
+    rows = await conn.fetch(_TENANT_SELECT)
     for row in rows:
         for column in TENANT_COLUMNS:
             if row[column]:

@@ -11,6 +11,10 @@ from core.secrets import SecretBox, SecretDecryptionError
 from scripts.rotate_keys import rotate_secrets
 from tests.ops.conftest import Fleet, run_cli
 
+# Every secret of a tenant: bot token, database and Redis passwords, the bot's webhook
+# secret_token (the last one is what Telegram sends back; lost, no webhook update gets in).
+COLUMNS = ("bot_token_enc", "db_password_enc", "redis_password_enc", "webhook_secret_enc")
+
 
 def key() -> str:
     return Fernet.generate_key().decode()
@@ -24,7 +28,7 @@ async def test_rotation_re_encrypts_verifies_and_reports(fleet: Fleet) -> None:
     conn = await fleet.connect()
     try:
         for tenant_id in tenants:
-            for column in ("bot_token_enc", "db_password_enc", "redis_password_enc"):
+            for column in COLUMNS:
                 secret = secrets.token_urlsafe(16)
                 plain[(tenant_id, column)] = secret
                 await conn.execute(
@@ -47,7 +51,7 @@ async def test_rotation_re_encrypts_verifies_and_reports(fleet: Fleet) -> None:
 
         before = await conn.fetch("SELECT * FROM control.tenants ORDER BY tenant_id")
         dry = await rotate_secrets(conn, f"{new},{old}", dry_run=True)
-        assert dry.rotated == 9 + (1 if has_orders else 0) and dry.ok
+        assert dry.rotated == 12 + (1 if has_orders else 0) and dry.ok
         assert await conn.fetch("SELECT * FROM control.tenants ORDER BY tenant_id") == before
 
         report = await rotate_secrets(conn, f"{new},{old}")
