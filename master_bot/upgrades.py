@@ -45,12 +45,13 @@ from typing import Any
 import asyncpg
 
 from database.migrator import MigrationError, load_migrations, migrate_tenant
+from master_bot.dbservers import DEFAULT_SERVER, admin_pool
 from master_bot.deploy.base import DeployBackend, DeployError, RuntimeState, RuntimeStatus
 from master_bot.deploy.docker import DockerBackend
 from master_bot.deploy.hub import STATUS, HubBackend, PlacedBackend
 from master_bot.deploy.process import ProcessBackend
 from master_bot.deps import Deps
-from master_bot.errors import ConflictError, NotFoundError, RejectedError
+from master_bot.errors import ConflictError, MasterError, NotFoundError, RejectedError
 from master_bot.reconciler import Reconciler
 from master_bot.rollout import Rollout, RolloutPolicy
 from master_bot.spec import build_spec
@@ -95,7 +96,8 @@ class NoUpgradeError(NotFoundError):
 
 @dataclass(slots=True)
 class Migrations:
-    """Tenant schema migrations of one PostgreSQL server (today: the master's)."""
+    """Tenant schema migrations of one PostgreSQL server (the platform's: host:port/database;
+    another: its name in control.db_servers)."""
 
     server: str
     total: int = 0
@@ -634,28 +636,36 @@ class Upgrades:
 
     # ------------------------------------------------------------------ migrations
     async def _migrate(self, cur: Progress) -> bool:
-        """Pending tenant migrations on every schema, with progress; a failure halts the upgrade
-        before any bot is touched."""
+        """Pending tenant migrations on every schema, on the PostgreSQL server that holds it (one
+        progress line per server), as that server's admin; a failure (or a server that does not
+        answer) halts the upgrade before any bot is touched."""
         deps = self.deps
-        server = _server_name(deps.config.admin_database_url or deps.config.tenant_database_url)
-        report = Migrations(server)
-        cur.migrations = [report]
         async with deps.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT t.tenant_id FROM control.tenants t WHERE t.status <> 'deleted'"
-                " AND EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = t.tenant_id)"
-                " ORDER BY t.number"
+                "SELECT tenant_id, db_server FROM control.tenants WHERE status <> 'deleted'"
+                " ORDER BY number"
             )
-        tenants = [r["tenant_id"] for r in rows]
-        report.total = len(tenants)
+        by_server: dict[str, list[str]] = {}
+        for row in rows:
+            by_server.setdefault(row["db_server"], []).append(row["tenant_id"])
+        names = sorted(by_server, key=lambda n: (n != DEFAULT_SERVER, n))
+        platform = _server_name(deps.config.admin_database_url or deps.config.tenant_database_url)
+        reports = {n: Migrations(platform if n == DEFAULT_SERVER else n) for n in names}
+        cur.migrations = list(reports.values())
         migrations = load_migrations("tenant")
         semaphore = asyncio.Semaphore(self.concurrency)
         last = [0.0]
 
-        async def one(tenant_id: str) -> None:
+        async def progressed(report: Migrations) -> None:
+            report.done += 1
+            if self.clock() - last[0] >= 1.0:  # the progress view, at most once a second
+                last[0] = self.clock()
+                await self._emit("progress")
+
+        async def one(report: Migrations, pool: asyncpg.Pool, tenant_id: str) -> None:
             async with semaphore:
                 try:
-                    async with deps.pool.acquire() as conn:
+                    async with pool.acquire() as conn:
                         done = await migrate_tenant(
                             conn,
                             tenant_id,
@@ -665,25 +675,46 @@ class Upgrades:
                     report.applied += len(done.applied)
                 except (MigrationError, asyncpg.PostgresError, ValueError) as exc:
                     report.failed[tenant_id] = str(exc)[:300]
-                report.done += 1
-                if self.clock() - last[0] >= 1.0:  # the progress view, at most once a second
-                    last[0] = self.clock()
-                    await self._emit("progress")
+                await progressed(report)
 
-        await asyncio.gather(*(one(t) for t in tenants))
-        log.info(
-            "upgrade %d: migrations on %s: %d schema(s), %d applied, %d failed",
-            cur.id,
-            server,
-            report.total,
-            report.applied,
-            len(report.failed),
-        )
-        if report.failed:
+        async def server(name: str, report: Migrations) -> None:
+            tenants = by_server[name]
+            try:
+                pool = await admin_pool(deps, name)
+                async with pool.acquire() as conn:  # a schema not made yet: nothing to migrate
+                    made = set(
+                        await conn.fetchval(
+                            "SELECT coalesce(array_agg(nspname::text), '{}') FROM pg_namespace"
+                            " WHERE nspname = ANY($1::text[])",
+                            tenants,
+                        )
+                    )
+            except (MasterError, asyncpg.PostgresError, OSError) as exc:
+                report.total = len(tenants)
+                for tenant_id in tenants:
+                    report.failed[tenant_id] = str(exc)[:300]
+                    await progressed(report)
+                return
+            here = [t for t in tenants if t in made]
+            report.total = len(here)
+            await asyncio.gather(*(one(report, pool, t) for t in here))
+
+        await asyncio.gather(*(server(n, reports[n]) for n in names))
+        for report in reports.values():
+            log.info(
+                "upgrade %d: migrations on %s: %d schema(s), %d applied, %d failed",
+                cur.id,
+                report.server,
+                report.total,
+                report.applied,
+                len(report.failed),
+            )
+        failed = {t: why for r in reports.values() for t, why in r.failed.items()}
+        if failed:
             cur.state = UpgradeState.HALTED
-            first = next(iter(report.failed.items()))
+            first = next(iter(failed.items()))
             cur.halted = (
-                f"migrations failed on {len(report.failed)} schema(s) ({first[0]}: {first[1]});"
+                f"migrations failed on {len(failed)} schema(s) ({first[0]}: {first[1]});"
                 " no bot was touched"
             )
             if self.reconciler is not None:

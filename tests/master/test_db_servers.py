@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import secrets
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from client_bot.app import ClientBot
 from core.secrets import SecretBox, SecretDecryptionError
 from core.settings import ClientBotSettings
 from database.dsn import parse_dsn
+from database.migrator import Migration, load_migrations
 from database.pg_tools import pg_tool
 from database.servers import TableSum, schema_checksums
 from master_bot.dbmove import settle_moves
@@ -42,6 +45,7 @@ from tests.client.conftest import Customer
 from tests.master.conftest import Harness
 from tests.master.test_operator import OPERATOR, open_desk
 from tests.master.test_placement import seed
+from tests.master.test_upgrades import fast, until
 from tests.pg_local import LocalPg, local_pg
 
 SERVER = "pg2"
@@ -561,3 +565,57 @@ async def test_key_rotation_re_encrypts_the_servers_dsns(pg: asyncpg.Connection)
             SecretBox(new).decrypt_server("pg2", sealed)
     finally:
         await pg.execute("DELETE FROM control.db_servers WHERE name = $1", name)
+
+
+async def test_a_fleet_upgrade_migrates_each_tenant_on_the_server_that_holds_it(
+    make_harness: Callable[..., Awaitable[Harness]],
+    registered: Callable[[Harness], Awaitable[None]],
+    pg2: LocalPg,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """`make upgrade` applies a pending tenant migration on the second server too (as that
+    server's admin), one progress line per server; a server down halts it, no bot touched."""
+    harness = await make_harness()  # process backend: the stand-in bot, no Docker
+    fast(harness)
+    await registered(harness)
+    first, _, _ = await provision(harness)
+    second, _, body = await provision(harness)
+    assert body["db_server"] == SERVER
+    real = load_migrations("tenant")
+    sql = "CREATE TABLE upgrade_probe (x int)"
+    probe = Migration(
+        real[-1].version + 1, "upgrade_probe", sql, hashlib.sha256(sql.encode()).hexdigest()
+    )
+    monkeypatch.setattr("master_bot.upgrades.load_migrations", lambda kind: [*real, probe])
+
+    pg2.stop()
+    try:
+        reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": sys.executable})
+        assert reply.status == 202, reply.body
+        halted = await until(harness, "halted")
+    finally:
+        pg2.start()
+    assert "migrations failed" in halted["halted"] and halted["done"] == 0, halted
+    (there,) = [m for m in halted["migrations"] if m["server"] == SERVER]
+    assert second in there["failed"] and "cannot be reached" in there["failed"][second]
+    assert pg2.password not in json.dumps(halted)
+    back = await harness.api.call("POST", "/api/v1/upgrades/current/rollback")
+    assert back.status == 200, back.body
+    await until(harness, "rolled_back")
+
+    reply = await harness.api.call("POST", "/api/v1/upgrades", json={"image": sys.executable})
+    assert reply.status == 202, reply.body
+    finished = await until(harness, "finished")
+    by_server = {m["server"]: m for m in finished["migrations"]}
+    assert by_server[SERVER]["failed"] == {} and by_server[SERVER]["applied"] >= 1, finished
+    assert by_server[SERVER]["done"] == by_server[SERVER]["total"] >= 1
+    rows = await on_server(
+        pg2.dsn, "SELECT to_regclass($1) IS NOT NULL AS made", f"{second}.upgrade_probe"
+    )
+    assert rows[0]["made"]  # the migration ran on the second server, in the tenant's schema
+    (made,) = await harness.fetch(
+        "SELECT to_regclass($1) IS NOT NULL AS made", f"{first}.upgrade_probe"
+    )
+    assert made["made"]  # and on the platform's, for the tenant there
+    await harness.master.upgrades.close()
