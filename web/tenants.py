@@ -4,7 +4,8 @@ The web holds platform credentials for the control schema (accounts, the tenants
 never uses them on a tenant schema. For a tenant it decrypts the role's and the ACL user's
 passwords (SecretBox, bound to the tenant id, like the master does for a bot's environment) and
 opens a small pool as the login role (`min_size=0`: an idle tenant holds no PostgreSQL backend)
-and a Redis client as the ACL user, limited to the tenant's key prefix. Everything a tenant
+on the PostgreSQL server that holds the tenant (`control.tenants.db_server`: its address from
+control.db_servers, never its admin's credentials; rebuilt when the tenant moves) and a Redis client as the ACL user, limited to the tenant's key prefix. Everything a tenant
 does on the web therefore runs with exactly the rights of its bot.
 
 An owner answering a customer on the web is the one thing sent to Telegram as the tenant's bot:
@@ -104,18 +105,23 @@ class TenantGate:
     async def runtime(self, tenant_id: str) -> TenantRuntime:
         """The tenant's connections (built on first use, rebuilt after a password rotation)."""
         row = await self.control.fetchrow(
-            "SELECT tenant_id, status, plan, locale, timezone, owner_telegram_id,"
-            " db_password_enc, redis_password_enc, bot_token_enc FROM control.tenants"
-            " WHERE tenant_id = $1",
+            "SELECT t.tenant_id, t.status, t.plan, t.locale, t.timezone, t.owner_telegram_id,"
+            " t.db_password_enc, t.redis_password_enc, t.bot_token_enc, t.db_server,"
+            # The server's DSN for tenants (encrypted, bound to its name), as the master gives
+            # the bot (master_bot/spec.py); NULL on the platform's own: TENANT_DATABASE_URL.
+            " (SELECT coalesce(s.tenant_dsn_enc, s.admin_dsn_enc) FROM control.db_servers s"
+            "  WHERE s.name = t.db_server) AS db_server_dsn_enc"
+            " FROM control.tenants t WHERE t.tenant_id = $1",
             tenant_id,
         )
         if row is None or row["status"] != "active":
             raise TenantUnavailable(tenant_id)
         if not (row["db_password_enc"] and row["redis_password_enc"]):
             raise TenantUnavailable(tenant_id)
+        # A move to another PostgreSQL server (or its new address) rebuilds the runtime too.
         fingerprint = hashlib.sha256(
             f"{row['db_password_enc']}|{row['redis_password_enc']}|{row['plan']}"
-            f"|{row['bot_token_enc']}".encode()
+            f"|{row['bot_token_enc']}|{row['db_server']}|{row['db_server_dsn_enc']}".encode()
         ).hexdigest()
         current = self._runtimes.get(tenant_id)
         if current is not None and current.fingerprint == fingerprint:
@@ -141,10 +147,16 @@ class TenantGate:
             bot_token = (
                 self.box.decrypt(tid, row["bot_token_enc"]) if row["bot_token_enc"] else None
             )
+            server = (
+                parse_dsn(self.box.decrypt_server(row["db_server"], row["db_server_dsn_enc"]))
+                if row["db_server_dsn_enc"]
+                else self._pg_server
+            )
         except SecretDecryptionError:
             log.error("tenant %s: its stored passwords do not decrypt with ENCRYPTION_KEYS", tid)
             raise TenantUnavailable(tid) from None
-        dsn = self._pg_server.with_credentials(role, db_password)
+        # The server's address only: the tenant's own login, never the server's admin.
+        dsn = server.with_credentials(role, db_password)
         redis_url = tenant_redis_url(self._redis_server, role, redis_password)
         features = self.catalog.features(row["plan"]) or SAFEST_FEATURES
         s = self.settings

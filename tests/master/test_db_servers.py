@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import aiohttp
 import asyncpg
 import pytest
 from cryptography.fernet import Fernet
@@ -47,6 +48,16 @@ from tests.master.test_operator import OPERATOR, open_desk
 from tests.master.test_placement import seed
 from tests.master.test_upgrades import fast, until
 from tests.pg_local import LocalPg, local_pg
+from tests.web.conftest import (
+    Tenant,
+    WebServer,
+    model,  # noqa: F401 - a pytest fixture (of web_start)
+)
+from tests.web.conftest import (
+    start_web as web_start,  # noqa: F401 - the web's fixture, under a name of this module
+)
+from tests.web.test_owner_data import add_booking, tomorrow_noon
+from tests.web.test_tenant_data import add_lead, owner_client
 
 SERVER = "pg2"
 
@@ -619,3 +630,66 @@ async def test_a_fleet_upgrade_migrates_each_tenant_on_the_server_that_holds_it(
     )
     assert made["made"]  # and on the platform's, for the tenant there
     await harness.master.upgrades.close()
+
+
+async def test_the_owners_web_reads_a_tenant_on_the_server_that_holds_it_and_after_a_move(
+    make_harness: Callable[..., Awaitable[Harness]],
+    registered: Callable[[Harness], Awaitable[None]],
+    pg2: LocalPg,
+    web_start: Callable[..., Awaitable[WebServer]],  # noqa: F811 - the fixture imported above
+) -> None:
+    """The web's tenant runtime logs in as the tenant's own role on the tenant's server, and
+    follows it when an operator moves it back (its cache key holds the server)."""
+    harness = await make_harness(backend=MemoryBackend())
+    await registered(harness)
+    owner = 870_000_000 + secrets.randbelow(9_000_000)
+    tids = []
+    for _ in range(2):  # the second goes to the least loaded: pg2
+        reply = await harness.api.provision(await harness.new_bot(), owner_telegram_id=owner)
+        assert reply.status == 201, reply.body
+        tids.append(reply.body["tenant_id"])
+    assert reply.body["db_server"] == SERVER
+    tid = tids[1]
+    deps = harness.master.deps
+    tenant = await deps.store.get(tid)
+    assert tenant is not None
+    login = build_spec(deps.config, deps.box, tenant).env["DATABASE_URL"]
+    await seed(pg2.dsn, tid)
+    there = Tenant(tid, owner, login)
+    await add_lead(there, "Лид на pg2")
+    noon = tomorrow_noon()
+    booking = await add_booking(there, 701, "Анна", noon)
+
+    keys = b",".join(deps.box._keys).decode()  # the master's key: the web opens its secrets
+    server = await web_start(encryption_keys=keys)
+    http = aiohttp.ClientSession()
+    web_owner = await owner_client(http, server, Tenant(tid, owner, login))
+
+    async def reads() -> None:
+        status, page = await web_owner.call("GET", "/api/leads", params={"tenant_id": tid})
+        assert status == 200, page
+        assert [lead["name"] for lead in page["items"]] == ["Лид на pg2"]
+        status, page = await web_owner.call(
+            "GET", f"/api/tenants/{tid}/bookings", params={"day": noon.date().isoformat()}
+        )
+        assert status == 200, page
+        assert [(b["id"], b["customer_name"]) for b in page["items"]] == [(booking, "Анна")]
+
+    await reads()
+    runtime = await server.deps.gate.runtime(tid)
+    reached = parse_dsn(runtime.ctx.settings.database_url.get_secret_value())
+    assert (reached.port, reached.user) == (pg2.port, tid)  # its own login, not pg2's admin
+    assert pg2.password not in runtime.ctx.settings.database_url.get_secret_value()
+
+    moved = await harness.api.call(
+        "POST", f"/api/v1/tenants/{tid}/db-server", json={"db_server": "default"}
+    )
+    assert moved.status == 200 and moved.body["old_copy_dropped"], moved.body
+    assert await tenant_objects(pg2.dsn, tid) == []
+    await reads()  # from the platform's server now
+    runtime = await server.deps.gate.runtime(tid)
+    assert (
+        parse_dsn(runtime.ctx.settings.database_url.get_secret_value()).port
+        == parse_dsn(harness.pg_dsn).port
+    )
+    await http.close()
