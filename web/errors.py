@@ -1,9 +1,17 @@
 """The web's errors: the platform's one error shape (core/http_errors.py), as the master's API:
 `{"error": {"code", "message", "details"}}`. Bad input is a 4xx (malformed JSON 400, wrong values
 422, no or bad token 401, someone else's or an unknown object 404); a bug is a 500 with a
-generic message, the traceback in the log (redacted), and the server keeps serving."""
+generic message, the traceback in the log (redacted), and the server keeps serving. A bot's
+PostgreSQL server or Redis that does not answer is a 503 that says so (try again), not a 500."""
 
 from __future__ import annotations
+
+import logging
+
+import asyncpg
+from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.http_errors import (
     ApiError,
@@ -15,6 +23,7 @@ from core.http_errors import (
     make_error_middleware,
 )
 from core.http_errors import unauthorized as _unauthorized
+from database.pool import DatabaseUnavailableError
 
 __all__ = [
     "ApiError",
@@ -29,7 +38,34 @@ __all__ = [
 
 REALM = "botfleet-web"
 
-error_middleware = make_error_middleware("the web")
+log = logging.getLogger(__name__)
+# Connection failures, not bugs: a server that is down, restarting or refusing new sessions.
+UNAVAILABLE = (
+    DatabaseUnavailableError,
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+
+
+def _unavailable(exc: Exception) -> web.Response | None:
+    if not isinstance(exc, UNAVAILABLE):
+        return None
+    log.warning("a database did not answer: %s: %s", type(exc).__name__, exc)
+    response = error_response(
+        503,
+        "database_unavailable",
+        "this bot's database does not answer right now; try again in a minute",
+    )
+    response.headers["Retry-After"] = "30"
+    return response
+
+
+error_middleware = make_error_middleware("the web", domain=_unavailable)
 
 
 def unauthorized(message: str) -> ApiError:

@@ -183,7 +183,10 @@ class TenantGate:
             assistant_rate_window=s.assistant_rate_window,
             _env_file=None,
         )
-        pool = await create_pool(dsn, min_size=0, max_size=3, stateless=True, idle_seconds=10.0)
+        # Two tries, not a bot's eight: an owner waits on this request (a 503 says to retry).
+        pool = await create_pool(
+            dsn, min_size=0, max_size=3, stateless=True, idle_seconds=10.0, attempts=2
+        )
         redis = redis_client(redis_url)
         ctx = TenantContext(config, Store(pool), SystemClock(), build_i18n(config.locale))
         from web.chat import QueuedNotices  # local: chat imports this module's types

@@ -4,6 +4,7 @@ body, and (for the bearer routes) no token."""
 
 from __future__ import annotations
 
+from tests.support import free_port
 from tests.web.conftest import Client, new_email
 from tests.web.test_tenant_data import owner_client
 from web.routes import ROUTES
@@ -53,3 +54,19 @@ async def test_every_route_answers_garbage_with_a_4xx(web_server, http, make_web
     status, _ = await owner.call("DELETE", "/api/leads")
     assert status == 405
     assert seen >= 100
+
+
+async def test_a_bots_database_that_does_not_answer_is_a_503_not_a_500(
+    start_web, http, make_web_tenant
+):
+    """The tenant's PostgreSQL server is down (here: nothing listens where the web looks for
+    it): the owner is told to try again, with Retry-After, and the web keeps serving."""
+    down = f"postgresql://nobody@127.0.0.1:{free_port()}/botfleet"
+    web_server = await start_web(tenant_database_url=down)
+    tenant = await make_web_tenant(web_server)
+    owner = await owner_client(http, web_server, tenant)
+    status, body = await owner.call("GET", f"/api/tenants/{tenant.tenant_id}/customers")
+    assert (status, body["error"]["code"]) == (503, "database_unavailable"), body
+    assert "try again" in body["error"]["message"]
+    async with http.get(f"{web_server.url}/health") as response:
+        assert response.status == 200
