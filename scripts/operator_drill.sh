@@ -37,14 +37,25 @@ die() { echo "drill: FAILED: $*" >&2; exit 1; }
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# A /24 in 172.31.0.0/16 that overlaps no network of the engine (a wider one, e.g. a /16 a
+# benchmark made, counts too: Docker refuses an overlapping pool).
 free_subnet() {
-  local taken n
-  taken="$(docker network inspect $(docker network ls -q) --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}' 2>/dev/null)"
-  for _ in $(seq 100); do
-    n=$((100 + RANDOM % 150))
-    grep -q "172\.31\.$n\." <<<"$taken" || { echo "$n"; return 0; }
-  done
-  die "no free /24 in 172.31.0.0/16"
+  local taken
+  taken="$(for n in $(docker network ls -q); do
+    docker network inspect "$n" --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}' 2>/dev/null
+  done)"
+  python3 - "$taken" <<'PY' || die "no free /24 in 172.31.0.0/16"
+import ipaddress, random, sys
+taken = [ipaddress.ip_network(s, strict=False) for s in sys.argv[1].split() if ":" not in s]
+candidates = list(range(100, 250))
+random.shuffle(candidates)
+for n in candidates:
+    net = ipaddress.ip_network(f"172.31.{n}.0/24")
+    if not any(net.overlaps(t) for t in taken):
+        print(n)
+        sys.exit(0)
+sys.exit(1)
+PY
 }
 
 cleanup() {
