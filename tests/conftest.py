@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg
 import pytest
+from _pytest.nodeid import coerce_node_id
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -30,20 +31,36 @@ SERIAL_FIXTURES = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Scheduled before the rest (the operator's drill alone is ~4.5 minutes of engine time).
+LONG_GROUPS = {"engine:shared": 0, "engine:swarm": 1, "sales": 2, "engine:restart": 3}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """How `make test` spreads the suite over xdist workers (`--dist loadgroup`): a module's
     tests stay together in one worker (they share fixed bot tokens and user ids); engine tests
     in one worker per Docker Engine, one after another (`engine(dockerd="swarm")`: a dockerd of
     their own, which only reads images from the shared one); and so are the tests of each
-    SERIAL_FIXTURES group."""
+    SERIAL_FIXTURES group.
+
+    xdist's scheduler groups by a `@<group>` suffix of the node id, which its own hook writes
+    to `item._nodeid`; pytest 9 keeps the id in `item._id`, so that had no effect and every test
+    went wherever a worker was free (two workers then ran the sales bot's dialogs at once). The
+    suffix is written here, where pytest 9 reads it."""
+    grouping = bool(getattr(config.option, "loadgroup", False))  # an xdist worker, loadgroup
+    groups: dict[int, str] = {}  # id(item) -> its group
     for item in items:
         if (engine := item.get_closest_marker("engine")) is not None:
             group = f"engine:{engine.kwargs.get('dockerd', 'shared')}"
         else:
             fixtures = set(getattr(item, "fixturenames", ()))
             shared = sorted(SERIAL_FIXTURES[f] for f in fixtures & SERIAL_FIXTURES.keys())
-            group = shared[0] if shared else item.nodeid.split("::", 1)[0]
+            group = shared[0] if shared else item.nodeid.split("::", 1)[0].removeprefix("tests/")
+        groups[id(item)] = group
         item.add_marker(pytest.mark.xdist_group(group))
+        if grouping and "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@{group}")
+    # The longest groups first, so that no worker starts one of them near the end of the run.
+    items.sort(key=lambda item: LONG_GROUPS.get(groups[id(item)], len(LONG_GROUPS)))
 
 
 def new_tenant_id() -> str:
