@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The operator's path of docs/operations.md, for real, on this machine. Slow (about 4.5 minutes
-# image builds included), so not part of `make test`: run it before a release, or after changing
-# the Makefile, compose files or scripts/stack.sh.
+# The operator's path of docs/operations.md, for real, on this machine (about 4.5 minutes, image
+# builds included). `make test` runs it (tests/ops/test_operator_drill.py, 2 tenants); run it by
+# hand too after changing the Makefile, compose files or scripts/stack.sh.
 #
 #   scripts/operator_drill.sh            # in a scratch worktree of HEAD; removed afterwards
 #   DRILL_KEEP=1 scripts/operator_drill.sh          # leave the worktree (and a failed fleet) for a look
