@@ -10,7 +10,6 @@ tables lives here, beside the store of the tenants (master_bot/store.py).
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from database.pool import DatabaseUnavailableError
 from database.servers import ServerRefusedError, answers, cluster_id, describe, prepare_server
 from master_bot.deps import Deps
 from master_bot.errors import ConflictError, NotFoundError, RejectedError, UnavailableError
-from master_bot.store import Step, TenantRecord
+from master_bot.store import Step, TenantRecord, write_audit
 
 DEFAULT_SERVER = "default"
 SERVER_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
@@ -105,7 +104,7 @@ class ServerStore:
                 tenant_dsn_enc,
                 cluster,
             )
-            await _audit(conn, actor, None, "db_server.registered", {"name": name})
+            await write_audit(conn, actor, None, "db_server.registered", {"name": name})
 
     async def place_elsewhere(
         self, tenant_id: str, down: Sequence[str], *, actor: str
@@ -124,7 +123,7 @@ class ServerStore:
                 list(down),
             )
             if placed is not None:
-                await _audit(
+                await write_audit(
                     conn, actor, tenant_id, "db_server.placed", {"to": placed, "down": list(down)}
                 )
         return placed
@@ -137,7 +136,7 @@ class ServerStore:
                 accepting,
             )
             if done:
-                await _audit(
+                await write_audit(
                     conn, actor, None, "db_server.accepting", {"name": name, "to": accepting}
                 )
         return bool(done)
@@ -167,7 +166,7 @@ class ServerStore:
                 source,
                 target,
             )
-            await _audit(
+            await write_audit(
                 conn, actor, tenant_id, "db_server.move_started", {"from": source, "to": target}
             )
 
@@ -184,7 +183,7 @@ class ServerStore:
                 "UPDATE control.tenant_moves SET phase = 'switched' WHERE tenant_id = $1",
                 tenant_id,
             )
-            await _audit(
+            await write_audit(
                 conn, actor, tenant_id, "db_server.switched", {"from": source, "to": target}
             )
 
@@ -193,24 +192,7 @@ class ServerStore:
     ) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("DELETE FROM control.tenant_moves WHERE tenant_id = $1", tenant_id)
-            await _audit(conn, actor, tenant_id, action, details)
-
-
-async def _audit(
-    conn: asyncpg.Connection,
-    actor: str,
-    tenant_id: str | None,
-    action: str,
-    details: dict[str, Any],
-) -> None:
-    await conn.execute(
-        "INSERT INTO control.audit_log (actor, tenant_id, action, details)"
-        " VALUES ($1, $2, $3, $4::jsonb)",
-        actor,
-        tenant_id,
-        action,
-        json.dumps(details, default=str),
-    )
+            await write_audit(conn, actor, tenant_id, action, details)
 
 
 def admin_dsn(deps: Deps, server: DbServer) -> str:

@@ -371,7 +371,7 @@ class TenantStore:
                 request.key,
                 tenant_id,
             )
-            await _audit(
+            await write_audit(
                 conn,
                 actor,
                 tenant_id,
@@ -407,9 +407,9 @@ class TenantStore:
                 tenant_id,
                 step.value,
             )
-            await _audit(conn, actor, tenant_id, f"provision.{step.value}", {})
+            await write_audit(conn, actor, tenant_id, f"provision.{step.value}", {})
             if step is Step.DONE:
-                await _audit(
+                await write_audit(
                     conn,
                     actor,
                     tenant_id,
@@ -439,7 +439,7 @@ class TenantStore:
                 tenant_id,
                 placement,
             )
-            await _audit(
+            await write_audit(
                 conn,
                 actor,
                 tenant_id,
@@ -456,7 +456,7 @@ class TenantStore:
                 tenant_id,
                 error[:1000],
             )
-            await _audit(conn, actor, tenant_id, action, {"error": error[:1000]})
+            await write_audit(conn, actor, tenant_id, action, {"error": error[:1000]})
 
     async def set_status(
         self,
@@ -489,7 +489,7 @@ class TenantStore:
                 tenant_id,
                 status.value,
             )
-            await _audit(
+            await write_audit(
                 conn,
                 actor,
                 tenant_id,
@@ -536,7 +536,7 @@ class TenantStore:
                 days,
                 now,
             )
-            await _audit(
+            await write_audit(
                 conn,
                 actor,
                 tenant_id,
@@ -563,14 +563,14 @@ class TenantStore:
                 tenant_id,
                 plan,
             )
-            await _audit(conn, actor, tenant_id, "plan.changed", {"from": before, "to": plan})
+            await write_audit(conn, actor, tenant_id, "plan.changed", {"from": before, "to": plan})
         return TenantRecord.from_row(row), True
 
     async def audit(
         self, actor: str, tenant_id: str | None, action: str, details: Mapping[str, Any]
     ) -> None:
         async with self.pool.acquire() as conn:
-            await _audit(conn, actor, tenant_id, action, details)
+            await write_audit(conn, actor, tenant_id, action, details)
 
     # ------------------------------------------------------------------ reminders
     async def claim_reminder(self, tenant_id: str, threshold: int, expires_at: datetime) -> bool:
@@ -661,13 +661,14 @@ async def _tenant(conn: asyncpg.Connection, tenant_id: str) -> TenantRecord:
     return TenantRecord.from_row(row)
 
 
-async def _audit(
+async def write_audit(
     conn: asyncpg.Connection,
     actor: str,
     tenant_id: str | None,
     action: str,
     details: Mapping[str, Any],
 ) -> None:
+    """One row of control.audit_log, in `conn`'s transaction (the tenants' and servers' stores)."""
     await conn.execute(
         "INSERT INTO control.audit_log (actor, tenant_id, action, details)"
         " VALUES ($1, $2, $3, $4::jsonb)",
