@@ -129,6 +129,21 @@ class Draft:
     auto_renew: bool = False  # the owner agreed to auto-renewal at checkout
 
 
+def _one_period(order_id: str, kind: OrderKind, plan: Plan, **fields: Any) -> NewOrder:
+    """An order of one period of `plan` at its price (a new bot, on Telegram or the web, or an
+    extension), with the payment's idempotence key derived from the order id."""
+    return NewOrder(
+        order_id=order_id,
+        kind=kind,
+        plan=plan.id,
+        period_days=plan.period_days,
+        amount=plan.price,
+        currency="RUB",
+        idempotence_key=idempotence_key(order_id),
+        **fields,
+    )
+
+
 class Billing:
     def __init__(
         self,
@@ -164,17 +179,13 @@ class Billing:
     async def open_new(self, draft: Draft) -> Order:
         order_id = new_order_id()
         return await self.store.create_order(
-            NewOrder(
-                order_id=order_id,
-                kind=OrderKind.NEW,
+            _one_period(
+                order_id,
+                OrderKind.NEW,
+                draft.plan,
                 user_id=draft.user_id,
                 locale=draft.locale,
-                plan=draft.plan.id,
-                period_days=draft.plan.period_days,
-                amount=draft.plan.price,
-                currency="RUB",
                 email=draft.email,
-                idempotence_key=idempotence_key(order_id),
                 business_name=draft.business_name,
                 category=draft.category,
                 timezone=draft.timezone,
@@ -194,17 +205,13 @@ class Billing:
         (`purchase.give_token`); the account's unpaid order of this plan when there is one."""
         order_id = new_order_id()
         return await self.store.create_order(
-            NewOrder(
-                order_id=order_id,
-                kind=OrderKind.NEW,
+            _one_period(
+                order_id,
+                OrderKind.NEW,
+                plan,
                 user_id=user_id,
                 locale=locale,
-                plan=plan.id,
-                period_days=plan.period_days,
-                amount=plan.price,
-                currency="RUB",
                 email=email,
-                idempotence_key=idempotence_key(order_id),
                 business_name=business_name,
                 timezone=DEFAULT_TIMEZONE,
                 web_account_id=account_id,
@@ -227,17 +234,13 @@ class Billing:
         `cycle_end` (the renewal worker switches the master's plan then)."""
         order_id = new_order_id()
         return await self.store.create_order(
-            NewOrder(
-                order_id=order_id,
-                kind=OrderKind.EXTEND,
+            _one_period(
+                order_id,
+                OrderKind.EXTEND,
+                plan,
                 user_id=user_id,
                 locale=locale,
-                plan=plan.id,
-                period_days=plan.period_days,
-                amount=plan.price,
-                currency="RUB",
                 email=email,
-                idempotence_key=idempotence_key(order_id),
                 business_name=tenant.business_name,
                 bot_username=tenant.bot_username,
                 tenant_id=tenant.tenant_id,
