@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 from aiohttp import web
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from core.errors import is_outage
 from core.http_errors import (
     ApiError,
     ErrorBody,
@@ -39,21 +37,12 @@ __all__ = [
 REALM = "botfleet-web"
 
 log = logging.getLogger(__name__)
-# Connection failures, not bugs: a server that is down, restarting or refusing new sessions.
-UNAVAILABLE = (
-    DatabaseUnavailableError,
-    OSError,
-    TimeoutError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.TooManyConnectionsError,
-    RedisConnectionError,
-    RedisTimeoutError,
-)
 
 
 def _unavailable(exc: Exception) -> web.Response | None:
-    if not isinstance(exc, UNAVAILABLE):
+    """An outage (the bots' own classification, `core.errors.is_outage`, or a pool that gave up
+    connecting), not a bug: a server that is down, restarting or refusing new sessions."""
+    if not (isinstance(exc, DatabaseUnavailableError) or is_outage(exc)):
         return None
     log.warning("a database did not answer: %s: %s", type(exc).__name__, exc)
     response = error_response(
