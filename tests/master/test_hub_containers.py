@@ -8,7 +8,13 @@ scripts/caddy.sh, mounted read-only into the base image), so it reaches bots by 
 hub's tenants. The emulator delivers webhooks to 127.0.0.1 only: a relay there forwards to
 Caddy. The bots reach PostgreSQL, Redis and the emulator through relays on the network's
 gateway (tests/test_docker_backend.Relay). The whole journey is one test (each hub or bot
-container costs seconds of start-up on this machine).
+container costs seconds of start-up on this machine): hubs of capacity 2, so a third shared
+tenant gets a second hub container and the last tenant out of a hub removes it; from inside a
+hub, a tenant's own credentials reach nothing of a neighbour's; a neighbour whose handler raises,
+who is flooded with 2,000 updates, whose token is revoked or who is deleted leaves the others
+answering (a /start within 1 s through the flood); a move in the middle of a booking dialog
+continues it, and a move cut short by the master's death is finished by the next master with
+exactly one runtime serving the tenant.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -31,7 +38,8 @@ import pytest
 
 from core.plans import Catalog, parse_plans
 from core.secrets import SecretBox, generate_key
-from database.redis_tenants import remove_tenant_redis
+from database.redis_tenants import key_prefix, remove_tenant_redis
+from database.roles import login_role
 from database.tenants import drop_tenant_database
 from master_bot.deploy.base import RuntimeState
 from master_bot.deploy.docker import (
@@ -49,6 +57,7 @@ from master_bot.deps import Deps
 from master_bot.ingress import render_caddyfile, sync_routes
 from master_bot.reconciler import Act
 from tests.client.conftest import Customer
+from tests.client.test_errors import RU, rename
 from tests.client.test_webhook import (  # noqa: F401 - caddy: a fixture
     Routes,
     caddy,
@@ -67,6 +76,8 @@ from tests.docker_support import (  # noqa: F401 - pytest fixtures
 )
 from tests.master.conftest import Harness
 from tests.master.test_docker_master import containers_of, fleet_name, on_network
+from tests.master.test_placement import seed
+from tests.master.test_provision_crash import SimulatedCrashError
 from tests.master.test_spec import config as spec_config
 from tests.master.test_spec import tenant as spec_tenant
 from tests.test_docker_backend import Relay
@@ -165,7 +176,7 @@ async def test_hub_containers_with_webhooks_moves_crashes_and_adoption(
             docker_env.image, fleet=fleet, stop_timeout=5, client_factory=factory
         )
         return with_docker_hubs(
-            dedicated, clients, capacity=10, scan_interval=0.3, webhooks=True, stop_timeout=10
+            dedicated, clients, capacity=2, scan_interval=0.3, webhooks=True, stop_timeout=10
         )
 
     placed = backend()
@@ -229,6 +240,9 @@ async def _journey(
     started = time.monotonic()
     deps = harness.master.deps
 
+    def lap(what: str) -> None:
+        print(f"hub: {what} after {time.monotonic() - started:.1f} s")
+
     async def provision(plan: str, username: str) -> tuple[str, Customer]:
         token = await harness.new_bot(username)
         reply = await harness.api.provision(token, plan=plan, business_name="Салон «Ромашка»")
@@ -236,19 +250,18 @@ async def _journey(
         tids.append(reply.body["tenant_id"])
         return reply.body["tenant_id"], Customer(harness.tg, token, 515151, "Анна")
 
-    # Two tenants whose plan is shared: one hub container, both answer by webhook through
-    # Caddy to it, and neither ever polls.
+    # Two tenants whose plan is shared: one hub container (full: its capacity is 2), both
+    # answer by webhook through Caddy to it, and neither ever polls.
     b, boris = await provision("lite", "hub_b_bot")
     a, anna = await provision("lite", "hub_a_bot")
+    await seed(harness.pg_dsn, a)  # its services and hours (A books later), before any update
     assert containers_of(api, a) == [] and in_hubs(clients) == {a: "hub-1", b: "hub-1"}
-    (hub,) = api.containers.list(
-        all=True, filters={"label": [f"{LABEL_HUB}=hub-1", f"{LABEL_FLEET}={fleet}"]}
-    )
+    (hub,) = hub_containers(api, fleet, "hub-1")
     assert hub.name == f"botfleet-{fleet}-hub-1"
     for customer in (anna, boris):
         await customer.ask("/start", "Ромашка")
         assert await harness.tg.calls(customer.token, "getUpdates") == []
-    print(f"hub: two tenants answering after {time.monotonic() - started:.1f} s")
+    lap("two tenants answering")
 
     # The hub container: the client containers' hardening, its folder its only mount, and no
     # platform credential or tenant secret in its environment.
@@ -307,6 +320,43 @@ async def _journey(
     assert await post(f"{base}/tg/{b}", forged, secret_b) == 200
     assert await boris.seen() == seen + 1
 
+    # A full hub means a new hub: the third shared tenant gets a second hub container (its
+    # own name, uid and folder), which Caddy routes to and which answers.
+    c, carl = await provision("lite", "hub_c_bot")
+    assert in_hubs(clients) == {a: "hub-1", b: "hub-1", c: "hub-2"}
+    (hub_2,) = hub_containers(api, fleet, "hub-2")
+    assert hub_2.name == f"botfleet-{fleet}-hub-2"
+    assert hub_2.attrs["Config"]["User"] == f"{HUB_UID_BASE + 2}:{HUB_UID_BASE + 2}"
+    await carl.ask("/start", "Ромашка")
+    assert await harness.tg.calls(carl.token, "getUpdates") == []
+    lap("a full hub, a new hub: the third tenant answering")
+
+    # The foundation's isolation attacks, from inside a hub container: with C's own
+    # credentials (its file in the hub's folder), A's rows, role and Redis keys are refused.
+    await anna.ask("/start", "Ромашка")  # A's keys (throttling: 10 s) are there to attack
+    await attack_from_inside(harness, hub_2, me=c, victim=a, fleet=fleet)
+
+    # Neighbours in one hub: B's handler raises (its table gone), B's user is told and A
+    # answers; B flooded with 2,000 updates, A's /start is answered within a second.
+    await rename(harness.pg_dsn, b, "customers", "customers_gone")
+    try:
+        told = await boris.ask("/start", RU)
+        assert "попробуйте ещё раз" in told.plain_text
+        await anna.ask("/start", "Ромашка")
+    finally:
+        await rename(harness.pg_dsn, b, "customers_gone", "customers")
+    await boris.ask("/start", "Ромашка")
+    flooder = Customer(harness.tg, boris.token, 717171, "Флуд")
+    await flooder.ask("/start", "Ромашка")  # Telegram sends only to chats that exist
+    proxy = urlsplit(deps.config.caddy_admin_url).hostname  # straight to Caddy (no relay)
+    url = f"http://{proxy}:8443/tg/{b}"
+    took, left = await flood_one_answer_another(url, secret_b, flooder.id, anna)
+    print(f"hub: a neighbour answered in {took * 1000:.0f} ms, {left} flood updates to go")
+    assert left > 0, "the flood was over before the neighbour asked: no flood"
+    assert took < 1.0, f"/start of a flooded tenant's neighbour took {took:.2f} s"
+    await boris.ask("/start", "Ромашка")  # B itself is through its flood and answers
+    lap("a raising handler and a flood, the neighbour answering")
+
     # The hub killed: its tenants are crashed until the reconciler starts it again.
     hub.kill()
     await eventually(lambda: _state(harness, b, RuntimeState.CRASHED), what="crashed", timeout=20)
@@ -315,7 +365,7 @@ async def _journey(
         [(Act.RESTART, a), (Act.RESTART, b)]
     ), actions
     await eventually(lambda: _running(clients, {a, b}), what="the hub's tenants up", timeout=30)
-    print(f"hub: restarted by the reconciler after {time.monotonic() - started:.1f} s")
+    lap("restarted by the reconciler")
     for customer in (anna, boris):
         await customer.ask("/start", "Ромашка")
 
@@ -323,15 +373,25 @@ async def _journey(
     second = await make_harness(backend=backend())
     second.master.deps.config = deps.config
     found = await second.backend.list()
-    assert found[a].state is RuntimeState.RUNNING and found[b].state is RuntimeState.RUNNING
+    assert {t: found[t].state for t in (a, b, c)} == dict.fromkeys((a, b, c), RuntimeState.RUNNING)
     assert await second.master.reconciler.run_once() == []
     (again,) = api.containers.list(
         filters={"label": [f"{LABEL_HUB}=hub-1", f"{LABEL_FLEET}={fleet}"]}
     )
     assert again.id == hub.id
 
-    # A moves to a container of its own and back into the hub; its webhook follows it, and
-    # at no moment do both runtimes serve its token.
+    # A moves to a container of its own and back into the hub in the middle of a booking
+    # dialog, which continues where it was; its webhook follows it, at no moment do both
+    # runtimes serve its token, and B, in the hub A leaves and comes back to, answers on.
+    menu = await anna.ask("/start", "Добро пожаловать")
+    services = await anna.press(menu, "📅 Записаться", "Выберите услугу")
+    button = next(x for row in services.buttons() for x in row if x.startswith("Стрижка"))
+    calendar = await anna.press(services, button, "Выберите день")
+    day = [x for row in calendar.buttons() for x in row if x.isdigit()][-1]
+    slots = await anna.press(calendar, day, "Выберите время")
+    slot = next(x for row in slots.buttons() for x in row if ":" in x)
+    await anna.press(slots, slot, "Поделитесь номером телефона")  # FSM: waiting for a phone
+    summary = None
     for to in ("dedicated", "shared"):
         with OneRuntime(api, clients, fleet, a) as watch:
             reply = await second.api.call(
@@ -345,23 +405,200 @@ async def _journey(
             int(dedicated),
             not dedicated,
         )
+        await boris.ask("/start", "Ромашка")
         before = await anna.seen()  # (a new container: Telegram retries until it listens)
-        await anna.send("/start")
-        await anna.wait("Ромашка", after=before, timeout=40)
-        print(f"hub: moved to {to} and answering after {time.monotonic() - started:.1f} s")
+        if summary is None:
+            await anna.send("+7 900 123-45-67")
+            summary = await anna.wait("Проверьте запись", after=before, timeout=40)
+            assert "Стрижка" in summary.plain_text and "+79001234567" in summary.plain_text
+        else:
+            assert in_hubs(clients)[a] == "hub-1"  # the hub with room, next to B
+            await anna.click(summary, "✅ Подтвердить")
+            await anna.wait("Вы записаны", after=before, timeout=40)
+        lap(f"moved to {to} and answering")
     assert await harness.tg.calls(anna.token, "getUpdates") == []
+    assert await bookings(harness, a) == ["confirmed"]
 
-    # The tenants leave the hub: the last one out removes the hub container.
-    await second.backend.remove(a)
-    assert in_hubs(clients) == {b: "hub-1"}
-    await second.backend.remove(b)
-    assert (
-        api.containers.list(
-            all=True, filters={"label": [f"{LABEL_HUB}=hub-1", f"{LABEL_FLEET}={fleet}"]}
+    # B's token revoked at @BotFather: when its runtime next asks Telegram (a restart, as the
+    # reconciler's), the hub marks it and the master reports it; A, in the same hub
+    # container, answers on. Then B is deleted through the API: A still answers.
+    hub_1 = hub_containers(api, fleet, "hub-1")[0].id
+    await harness.tg.revoke_bot(boris.token)
+    await second.backend.restart(b)
+    await eventually(lambda: _token_refused(second, b), what="B's token refused", timeout=20)
+    shown = await second.api.call("GET", f"/api/v1/tenants/{b}")
+    assert shown.body["runtime"]["state"] == "crashed", shown.body
+    assert "token_refused" in shown.body["runtime"]["detail"], shown.body
+    await anna.ask("/start", "Ромашка")
+    deleted = await second.api.call("DELETE", f"/api/v1/tenants/{b}", params={"backup": "false"})
+    assert deleted.status == 200, deleted.body
+    assert in_hubs(clients) == {a: "hub-1", c: "hub-2"}
+    await anna.ask("/start", "Ромашка")
+    assert [h.id for h in hub_containers(api, fleet, "hub-1")] == [hub_1]  # never restarted
+    lap("a revoked token, a deleted neighbour")
+
+    # The master killed in the middle of a move to dedicated: after the hub let A go (the hub,
+    # empty now, is removed) and before A's container was created. A new master's reconciler
+    # finishes the move: exactly one runtime serves A, its route follows, its booking is there.
+    placed = second.backend
+    assert isinstance(placed, PlacedBackend)
+
+    async def killed(spec: object) -> None:
+        raise SimulatedCrashError("the master was killed here")
+
+    placed.dedicated.deploy = killed  # type: ignore[method-assign,assignment]
+    with OneRuntime(api, clients, fleet, a) as watch:
+        reply = await second.api.call(
+            "POST", f"/api/v1/tenants/{a}/placement", json={"placement": "dedicated"}
         )
-        == []
+        assert reply.status == 500, reply.body
+        assert containers_of(api, a) == [] and a not in in_hubs(clients)
+        assert hub_containers(api, fleet, "hub-1") == []  # an empty hub is removed
+        third = await make_harness(backend=backend())
+        third.master.deps.config = deps.config
+        actions = await third.master.reconciler.run_once()
+        assert [(x.act, x.tenant_id) for x in actions] == [(Act.DEPLOY, a)], actions
+    watch.check()
+    assert len(containers_of(api, a)) == 1 and a not in in_hubs(clients)
+    before = await anna.seen()
+    await anna.send("/start")
+    await anna.wait("Ромашка", after=before, timeout=40)
+    assert await bookings(harness, a) == ["confirmed"]
+    assert await third.master.reconciler.run_once() == []  # settled
+    lap("a move cut short by the master's death, finished")
+
+    # The last tenant leaves the second hub: its container is removed too.
+    await third.backend.remove(c)
+    assert hub_containers(api, fleet, "hub-2") == [] and in_hubs(clients) == {}
+    lap("hub journey")
+
+
+def hub_containers(api: docker.DockerClient, fleet: str, hub: str) -> list[Any]:
+    """The fleet's container of that hub, running or not (another fleet may have a hub-1)."""
+    return list(
+        api.containers.list(
+            all=True, filters={"label": [f"{LABEL_HUB}={hub}", f"{LABEL_FLEET}={fleet}"]}
+        )
     )
-    print(f"hub journey: {time.monotonic() - started:.1f} s")
+
+
+async def bookings(harness: Harness, tenant_id: str) -> list[str]:
+    rows = await harness.fetch(f'SELECT status FROM "{tenant_id}".bookings')
+    return [r["status"] for r in rows]
+
+
+# Run inside a hub container as the hub's uid, with one tenant's own credentials (its file in
+# the hub's folder): the attacks of tests/test_tenant_isolation.py on a neighbour, and the same
+# reads of its own data, which must work (the attacks could succeed if isolation failed).
+ATTACK = r"""
+import asyncio, json, os, sys
+import asyncpg
+from dotenv import dotenv_values
+from redis.asyncio import Redis
+from redis.exceptions import NoPermissionError
+
+me, victim, role, key, own = sys.argv[1:6]
+env = dotenv_values(f"/hub/tenants/{me}.env")
+
+
+async def main():
+    out = {"files": sorted(os.listdir("/hub/tenants"))}
+    conn = await asyncpg.connect(env["DATABASE_URL"])
+    for name, sql in (
+        ("own_select", f'SELECT first_name FROM "{me}".customers'),
+        ("select", f'SELECT first_name FROM "{victim}".customers'),
+        ("insert", f'INSERT INTO "{victim}".customers (telegram_id, first_name) VALUES (1, $$x$$)'),
+        ("set_role", f'SET ROLE "{role}"'),
+    ):
+        try:
+            await conn.execute(sql)
+            out[name] = "done"
+        except asyncpg.InsufficientPrivilegeError:
+            out[name] = "refused"
+    await conn.close()
+    redis = Redis.from_url(env["REDIS_URL"])
+    for name, command in (("own_get", ("GET", own)), ("get", ("GET", key)), ("del", ("DEL", key))):
+        try:
+            await redis.execute_command(*command)
+            out[name] = "done"
+        except NoPermissionError:
+            out[name] = "refused"
+    await redis.aclose()
+    print(json.dumps(out))
+
+
+asyncio.run(main())
+"""
+
+
+async def attack_from_inside(
+    harness: Harness, hub: Any, *, me: str, victim: str, fleet: str
+) -> None:
+    keys = await harness.redis.keys(f"{key_prefix(victim, fleet)}*")
+    assert keys, "the victim has Redis keys to attack"
+    key = keys[0].decode() if isinstance(keys[0], bytes) else str(keys[0])
+    argv = [me, victim, login_role(victim, fleet), key, f"{key_prefix(me, fleet)}x"]
+    result = await asyncio.to_thread(hub.exec_run, ["python", "-c", ATTACK, *argv])
+    output = result.output.decode(errors="replace")
+    assert result.exit_code == 0, output[-2000:]
+    assert json.loads(output.strip().splitlines()[-1]) == {
+        "files": [f"{me}.env"],  # its hub's folder: no other hub's tenants in reach
+        "own_select": "done",
+        "select": "refused",
+        "insert": "refused",
+        "set_role": "refused",
+        "own_get": "done",
+        "get": "refused",
+        "del": "refused",
+    }, output[-2000:]
+    rows = await harness.fetch(f'SELECT first_name FROM "{victim}".customers')
+    assert [r["first_name"] for r in rows] == ["Анна"]
+
+
+FLOOD = 2_000
+
+
+async def flood_one_answer_another(
+    url: str, secret: str, user_id: int, neighbour: Customer
+) -> tuple[float, int]:
+    """FLOOD updates to one tenant's webhook through the proxy, 40 at a time (as Telegram's
+    max_connections), every one answered 200; meanwhile, once the flood is under way, the
+    neighbour's /start: how long it took, and how many flood updates were still unanswered."""
+    answered = 0
+
+    async def flood() -> list[int]:
+        nonlocal answered
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=40)) as http:
+
+            async def one(n: int) -> int:
+                nonlocal answered
+                async with http.post(
+                    url, json=start_update(user_id, 960_000 + n), headers=headers
+                ) as r:
+                    answered += 1
+                    return r.status
+
+            return await asyncio.gather(*(one(n) for n in range(FLOOD)))
+
+    flooding = asyncio.create_task(flood())
+    try:
+        await eventually(lambda: answered >= 100 or flooding.done(), what="the flood under way")
+        started = time.monotonic()
+        before = await neighbour.seen()
+        await neighbour.send("/start")
+        await neighbour.wait("Ромашка", after=before, timeout=10)
+        took, left = time.monotonic() - started, FLOOD - answered
+        statuses = await asyncio.wait_for(asyncio.shield(flooding), 120)
+    finally:
+        flooding.cancel()
+    assert statuses == [200] * FLOOD, sorted(set(statuses))  # all handled: none to retry
+    return took, left
+
+
+async def _token_refused(harness: Harness, tid: str) -> bool:
+    status = await harness.backend.status(tid)
+    return status.state is RuntimeState.CRASHED and "token_refused" in status.detail
 
 
 def placed_network(harness: Harness) -> str:
