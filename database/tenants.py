@@ -82,6 +82,38 @@ _OPEN_DATABASES = """
 """
 
 
+# What `$1` holds on this database in its own name (not through PUBLIC).
+_DATABASE_GRANTS = """
+    SELECT coalesce(array_agg(a.privilege_type), '{}')
+      FROM pg_database d, aclexplode(d.datacl) a
+     WHERE d.datname = current_database() AND a.grantee = to_regrole($1)
+"""
+_STILL_OPEN = """
+    SELECT 1 FROM pg_database WHERE datname = $1 AND (datacl IS NULL OR EXISTS (
+        SELECT 1 FROM aclexplode(datacl) a
+        WHERE a.grantee = 0 AND a.privilege_type IN ('CONNECT', 'TEMPORARY')))
+"""
+
+
+def catalog_race(exc: BaseException) -> bool:
+    """PostgreSQL's "tuple concurrently updated/deleted" (XX000): another transaction wrote or
+    deleted the catalog row this statement updates, and PostgreSQL fails the statement rather
+    than wait (grants and ALTER ROLE rewrite a whole catalog row: a database's ACL in
+    pg_database, a role's pg_authid row). Retrying the idempotent step is the answer."""
+    return isinstance(exc, asyncpg.InternalServerError) and "tuple concurrently" in str(exc)
+
+
+def _database_gone(exc: BaseException) -> bool:
+    """The database was dropped while we revoked on it: its pg_database row deleted under the
+    REVOKE ("tuple concurrently deleted"), or already gone from the catalog cache."""
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):  # database "…" does not exist
+        return True
+    text = str(exc)
+    return isinstance(exc, asyncpg.InternalServerError) and (
+        "concurrently deleted" in text or "cache lookup failed for database" in text
+    )
+
+
 async def harden_database(conn: asyncpg.Connection) -> None:
     """Platform-wide grants tenants rely on: no CONNECT/TEMP for PUBLIC here or elsewhere.
 
@@ -91,23 +123,44 @@ async def harden_database(conn: asyncpg.Connection) -> None:
     if await conn.fetchval("SELECT has_schema_privilege('public', 'public', 'CREATE')"):
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     for row in await conn.fetch(_OPEN_DATABASES):
-        name = quote_ident_any(row["datname"])
+        await _close_database(conn, row["datname"], here=row["here"])
+
+
+async def _close_database(conn: asyncpg.Connection, datname: str, *, here: bool) -> None:
+    """Revoke PUBLIC's CONNECT/TEMP on one database (everything on this one).
+
+    Another database's row is written outside any lock we can share with its writers (the
+    tenant-ddl lock is a row of this database): creators in other databases of the cluster
+    revoke on it at the same moment ("tuple concurrently updated": look again, retry while it
+    is still open), and `DROP DATABASE` deletes it (a backup restore's scratch database, a
+    test's: "tuple concurrently deleted", or gone by the time we look it up): nothing is left
+    to close then.
+    """
+    name = quote_ident_any(datname)
+    if here:
+        statement = f"REVOKE ALL ON DATABASE {name} FROM PUBLIC"
+    else:  # other databases of the cluster: tenants must not connect there either
+        statement = f"REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC"
+    for attempt in range(1, _DDL_ATTEMPTS + 1):
         try:
             async with conn.transaction():
-                if row["here"]:
-                    await conn.execute(f"REVOKE ALL ON DATABASE {name} FROM PUBLIC")
-                else:  # other databases of the cluster: tenants must not connect there either
-                    await conn.execute(f"REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC")
+                await conn.execute(statement)
+            return
         except asyncpg.InsufficientPrivilegeError:
             log.warning(
                 "cannot revoke CONNECT on database %s from PUBLIC (not its owner): do it as its "
                 "owner, or tenants may connect there",
-                row["datname"],
+                datname,
             )
-        except asyncpg.InternalServerError as exc:
-            if "concurrently updated" not in str(exc):
+            return
+        except (asyncpg.InternalServerError, asyncpg.InvalidCatalogNameError) as exc:
+            if not here and _database_gone(exc):
+                return
+            if not catalog_race(exc) or attempt == _DDL_ATTEMPTS:
                 raise
-            # Another server-wide creator hardened it at the same moment: that is the goal.
+        if not await conn.fetchval(_STILL_OPEN, datname):  # another creator closed it
+            return
+        await asyncio.sleep(0.02 * attempt)
 
 
 def quote_ident_any(name: str) -> str:
@@ -141,9 +194,10 @@ async def create_tenant_database(
             await _role_and_schema(conn, tenant_id, fleet, password, qdb)
             break
         except asyncpg.InternalServerError as exc:
-            # Another database's creator hardening this database for the first time updates
-            # the same pg_database row ("tuple concurrently updated"): the step is idempotent.
-            if "concurrently updated" not in str(exc) or attempt == _DDL_ATTEMPTS:
+            # This database's pg_database row (its ACL: GRANT CONNECT to the new role) is also
+            # written by creators in other databases, outside our lock, while it is still open
+            # to PUBLIC ("tuple concurrently updated"): the step is idempotent.
+            if not catalog_race(exc) or attempt == _DDL_ATTEMPTS:
                 raise
             await asyncio.sleep(0.1 * attempt)
     report = await migrate_tenant(conn, tenant_id, fleet=fleet) if migrate else SchemaReport(schema)
@@ -227,8 +281,14 @@ async def _login_role(
         password,
     )
     await conn.execute(statement)
-    await conn.execute(f"GRANT CONNECT ON DATABASE {qdb} TO {qrole}")
-    await conn.execute(f"REVOKE TEMPORARY, CREATE ON DATABASE {qdb} FROM {qrole}")
+    # Each GRANT/REVOKE rewrites the database's whole ACL (one entry per tenant, so a large,
+    # TOASTed pg_database row at thousands of tenants) under the lock every creation waits
+    # for: only what is missing is granted, only what is held is revoked.
+    held = set(await conn.fetchval(_DATABASE_GRANTS, role))
+    if "CONNECT" not in held:
+        await conn.execute(f"GRANT CONNECT ON DATABASE {qdb} TO {qrole}")
+    if held & {"TEMPORARY", "CREATE"}:
+        await conn.execute(f"REVOKE TEMPORARY, CREATE ON DATABASE {qdb} FROM {qrole}")
     await _mark_role(conn, role, mark)
     await _session_limits(conn, role, tenant_id)
 
@@ -435,10 +495,29 @@ async def drop_tenant_database(
             f"refusing to drop tenant {tenant_id}: dropping data is explicit (drop_data=True); "
             "to pause a tenant, suspend it instead"
         )
+    for attempt in range(1, _DDL_ATTEMPTS + 1):
+        try:
+            await _drop_schema_and_roles(conn, tenant_id, fleet)
+            return
+        except asyncpg.InternalServerError as exc:
+            # The database's row, as in create_tenant_database (a creator in another database
+            # revoking PUBLIC's CONNECT on a database still open): the drop is idempotent.
+            if not catalog_race(exc) or attempt == _DDL_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.1 * attempt)
+
+
+async def _drop_schema_and_roles(conn: asyncpg.Connection, tenant_id: str, fleet: str) -> None:
     async with conn.transaction():
         # Close the tenant's sessions so DROP ROLE does not wait on them.
         await terminate_tenant_sessions(conn, tenant_id, fleet)
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(tenant_id)} CASCADE")
+        # DROP OWNED BY revokes the login's CONNECT: it rewrites the database's pg_database row,
+        # which every creation in this database writes under this lock (GRANT CONNECT), so a
+        # drop beside creations failed "tuple concurrently updated". Taken after DROP SCHEMA:
+        # the tenant's own objects need no lock, and creations wait only for the role drops.
+        await platform_lock(conn, "tenant-ddl")
+        await conn.execute(f"SET LOCAL lock_timeout = '{_DDL_LOCK_TIMEOUT}'")
         for role in (login_role(tenant_id, fleet), owner_role(tenant_id, fleet)):
             if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
                 await conn.execute(f"DROP OWNED BY {quote_ident(role)}")
