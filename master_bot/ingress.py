@@ -185,13 +185,17 @@ async def withdraw(deps: Deps, tenant: TenantRecord) -> None:
         log.warning("routes not reloaded after %s stopped: %s", tenant.tenant_id, exc)
 
 
-async def sync_routes(deps: Deps) -> None:
-    """After the reconciler (re)deployed runtimes: a hub's tenant may be in another hub now (a
-    move finished, a tenant re-assigned), so the routes are rendered again and loaded when
-    they changed. A failure is logged: the next pass tries again."""
+async def sync_routes(deps: Deps, *, force: bool = False) -> bool:
+    """Each reconciler pass: a hub's tenant may be in another hub now (a move finished, a
+    tenant re-assigned), or a master died before publish() routed a moved, started or
+    restarted runtime, so the routes are rendered again and loaded when they changed (`force`:
+    loaded anyway, as on a master's first pass, when Caddy holds what another master left).
+    A failure is logged and returns False: the next pass tries again."""
     if not deps.config.webhook_base_url:
-        return
+        return True
     try:
-        await reload_routes(deps, only_changed=True)
+        await reload_routes(deps, only_changed=not force)
     except UnavailableError as exc:
-        log.warning("routes not reloaded after the reconciler's deploys: %s", exc)
+        log.warning("routes not reloaded by the reconciler: %s", exc)
+        return False
+    return True

@@ -17,6 +17,9 @@ Rules:
   the operators); a stopped one is re-created by the restart itself (`deploy` replaces a
   container it cannot start: its network is gone);
 - provisioning (not in progress here) -> provisioning resumes from its last step;
+- with webhooks, the proxy's routes are rendered from the rows and the runtimes on every pass
+  and loaded into Caddy when they changed (always on the first pass): a master that died
+  after moving, starting or restarting a runtime but before publish() left a stale route;
 - Redis ACL users missing (Redis restarted) -> re-created from the encrypted password, disabled
   for suspended tenants; PostgreSQL logins follow the status the same way.
 """
@@ -250,6 +253,7 @@ class Reconciler:
         self.clock = clock
         self.memory: dict[str, Memory] = {}
         self._wake = asyncio.Event()
+        self._routes_known = False  # this reconciler loaded the proxy's routes once
         self.last_actions: list[Action] = []
         self.rollout = Rollout(rollout)
 
@@ -312,8 +316,15 @@ class Reconciler:
                     self.rollout.deployed(action.tenant_id, self.clock(), error)
 
         await asyncio.gather(*(one(a) for a in actions))
-        if any(a.act in (Act.DEPLOY, Act.RESTART) for a in actions):
-            await sync_routes(self.deps)  # a hub's tenant may have landed in another hub
+        # The proxy's routes follow the runtimes on every pass, not only after this pass's
+        # deploys: a master that died between a runtime's move (start, restart) and publish()
+        # left a route to where the tenant was, and a live one's publish() may have failed.
+        # Loaded only when they changed; on the first pass always (what the proxy holds then
+        # is what an earlier master left).
+        if not self._routes_known:
+            self._routes_known = await sync_routes(self.deps, force=True)
+        else:
+            await sync_routes(self.deps)
         self.deps.metrics.reconciled(time.perf_counter() - started)
         self.last_actions = actions
         return actions
