@@ -82,12 +82,6 @@ _OPEN_DATABASES = """
 """
 
 
-# What `$1` holds on this database in its own name (not through PUBLIC).
-_DATABASE_GRANTS = """
-    SELECT coalesce(array_agg(a.privilege_type), '{}')
-      FROM pg_database d, aclexplode(d.datacl) a
-     WHERE d.datname = current_database() AND a.grantee = to_regrole($1)
-"""
 _STILL_OPEN = """
     SELECT 1 FROM pg_database WHERE datname = $1 AND (datacl IS NULL OR EXISTS (
         SELECT 1 FROM aclexplode(datacl) a
@@ -281,14 +275,8 @@ async def _login_role(
         password,
     )
     await conn.execute(statement)
-    # Each GRANT/REVOKE rewrites the database's whole ACL (one entry per tenant, so a large,
-    # TOASTed pg_database row at thousands of tenants) under the lock every creation waits
-    # for: only what is missing is granted, only what is held is revoked.
-    held = set(await conn.fetchval(_DATABASE_GRANTS, role))
-    if "CONNECT" not in held:
-        await conn.execute(f"GRANT CONNECT ON DATABASE {qdb} TO {qrole}")
-    if held & {"TEMPORARY", "CREATE"}:
-        await conn.execute(f"REVOKE TEMPORARY, CREATE ON DATABASE {qdb} FROM {qrole}")
+    await conn.execute(f"GRANT CONNECT ON DATABASE {qdb} TO {qrole}")
+    await conn.execute(f"REVOKE TEMPORARY, CREATE ON DATABASE {qdb} FROM {qrole}")
     await _mark_role(conn, role, mark)
     await _session_limits(conn, role, tenant_id)
 

@@ -126,8 +126,8 @@ async def test_tenants_created_and_dropped_at_once_while_databases_come_and_go(
 async def test_provisioning_again_takes_back_temp_and_create_on_the_database(
     make_tenant, pg
 ) -> None:
-    """Creation grants CONNECT and revokes TEMPORARY/CREATE only when needed (each is a rewrite
-    of the database's whole ACL): a login given them by hand loses them when provisioned again."""
+    """A login given TEMPORARY/CREATE on the database by hand loses them when provisioned
+    again (the database step's retry), and keeps CONNECT."""
     tenant = await make_tenant()
     database = await pg.fetchval("SELECT current_database()")
     await pg.execute(f'GRANT TEMPORARY, CREATE ON DATABASE "{database}" TO "{tenant.role}"')
