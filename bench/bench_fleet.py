@@ -52,7 +52,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import time
@@ -74,6 +73,7 @@ from bench.bench_provision import wait_http
 from bench.bench_updates import MIX, STEPS, WARM, Walk
 from bench.bench_updates import Run as MixRun
 from bench.bench_updates import Step as MixStep
+from bench.scratch import free_port
 from client_bot.store import Store
 from core.redis import tenant_key_prefix
 from core.secrets import generate_key
@@ -225,12 +225,6 @@ def plans_file(folder: Path) -> Path:
     path.write_text(json.dumps({"plans": [plan(SHARED, "shared"), plan(DEDICATED, "dedicated")]}))
     path.chmod(0o644)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pids(run_dir: Path, hubs: bool) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """CPU per update of one client bot: /start, the calendar and the booking confirmation.
 
-    python -m bench.bench_updates [--users 120] [--compare REV] [--profile FILE]
+    python -m bench.bench_updates [--users 120] [--compare REV | --webhook] [--profile FILE]
 
 A real `python -m client_bot` process (its tenant's schema and login role, its Redis ACL user)
 polls the project's Telegram emulator; simulated customers walk the whole booking dialog, one
@@ -15,6 +15,10 @@ production.
 middlewares, unpacked into a temporary folder; its tenant made by its own migrations) side by
 side with the working tree, each step measured on one bot then on the other, and prints both
 and their ratio.
+--webhook also runs a second bot of the working tree that takes its updates by webhook (aiogram's
+handler on the bot's own aiohttp server, WEBHOOK_BASE_URL set, the emulator POSTing each update
+with the bot's secret, as Telegram does) side by side with the polling one: the cost of the
+webhook path itself, without a proxy or containers in between.
 --profile FILE runs the working tree's bot under cProfile and writes FILE (read it with
 `python -m pstats FILE`); the figures of such a run include cProfile's own overhead.
 """
@@ -25,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tarfile
@@ -37,10 +42,14 @@ from io import BytesIO
 from pathlib import Path
 
 import asyncpg
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from redis.asyncio import Redis
 
-from bench.scratch import ScratchTenant
+from bench.scratch import ScratchTenant, free_port
 from client_bot.callbacks import ConfirmAction, ConfirmCb, MenuAction, MenuCb
+from client_bot.webhook import webhook_path
 from database.dsn import parse_dsn
 from database.redis_tenants import remove_tenant_redis
 from database.tenants import drop_tenant_database
@@ -56,6 +65,11 @@ TICK = os.sysconf("SC_CLK_TCK")
 WARM = 5  # customers walking first, unmeasured
 BEFORE = ("client_71000000011", "7100011:bench-updates-before-abcdefgh")
 AFTER_TOKEN = "7100012:bench-updates-after-abcdefghi"
+# `python -m cProfile -m client_bot` writes nothing: the bot ends with os._exit (exit_flushed).
+PROFILED = (
+    "import cProfile, runpy, sys, core.logs; core.logs.exit_flushed = sys.exit;"
+    " cProfile.run(\"runpy.run_module('client_bot', run_name='__main__')\", sys.argv[1])"
+)
 CONCURRENCY = 40  # customers acting at once (the emulator queues their updates for the bot)
 
 
@@ -272,8 +286,10 @@ async def running_bot(
     emulator: EmulatorServer,
     client: EmulatorClient,
     profile: Path | None,
+    webhook: bool = False,
 ) -> AsyncIterator[int]:
-    """`python -m client_bot` of `tree` for a fresh tenant, answering; yields its pid."""
+    """`python -m client_bot` of `tree` for a fresh tenant, answering; yields its pid. With
+    `webhook`, the bot serves a webhook on a free local port and the emulator delivers to it."""
     async with bench_tenant(tree, tenant_id, f"updates_{tenant_id[-2:]}") as tenant:
         await client.register_bot(token, f"bench{tenant_id[-4:]}_bot")
         env = {
@@ -282,9 +298,17 @@ async def running_bot(
             "TELEGRAM_API_URL": emulator.base_url, "LOG_LEVEL": "WARNING",
             "ADMIN_IDS": str(ADMIN), "LOCALE": "en",
         }  # fmt: skip
+        if webhook:  # what the master does for a bot with WEBHOOK_BASE_URL, minus the proxy
+            port, secret = free_port(), secrets.token_urlsafe(24)
+            base = f"http://127.0.0.1:{port}"
+            env |= {"WEBHOOK_BASE_URL": base, "WEBHOOK_SECRET": secret,
+                    "WEBHOOK_LISTEN": f"127.0.0.1:{port}"}  # fmt: skip
+            async with Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(
+                emulator.base_url))) as bot:  # fmt: skip
+                await bot.set_webhook(f"{base}{webhook_path(tenant_id)}", secret_token=secret)
         command = [sys.executable, "-m", "client_bot"]
         if profile is not None:
-            command = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "client_bot"]
+            command = [sys.executable, "-c", PROFILED, str(profile)]
         proc = await asyncio.create_subprocess_exec(
             *command, cwd=tree, env=env, stdout=asyncio.subprocess.DEVNULL
         )
@@ -335,22 +359,26 @@ def report(runs: list[Run]) -> None:
         )
 
 
-async def main(users: int, compare: str | None, profile: Path | None) -> None:
+async def main(users: int, compare: str | None, profile: Path | None, webhook: bool) -> None:
     emulator = EmulatorServer()
+    emulator.webhook_max_attempts = 300  # as Telegram, keep delivering while a bot starts
     await emulator.start()
     client = EmulatorClient(emulator.base_url)
     runs: list[Run] = []
     try:
         async with AsyncExitStack() as stack:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_updates_")))
-            bots = [("working tree", ROOT, "client_71000000012", AFTER_TOKEN, profile)]
+            bots = [("working tree", ROOT, "client_71000000012", AFTER_TOKEN, profile, False)]
             if compare is not None:
-                bots.insert(0, (compare[:12], baseline_tree(compare, tmp), *BEFORE, None))
+                bots.insert(0, (compare[:12], baseline_tree(compare, tmp), *BEFORE, None, False))
+            elif webhook:
+                bots = [("polling", ROOT, *BEFORE, None, False),
+                        ("webhook", ROOT, "client_71000000012", AFTER_TOKEN, profile, True)]  # fmt: skip
             walks: list[tuple[Walk, int]] = []
             ids = [FIRST_USER + i for i in range(users + WARM)]
-            for label, tree, tenant_id, token, prof in bots:
+            for label, tree, tenant_id, token, prof, hooked in bots:
                 pid = await stack.enter_async_context(
-                    running_bot(tree, tenant_id, token, emulator, client, prof)
+                    running_bot(tree, tenant_id, token, emulator, client, prof, hooked)
                 )
                 warm = Walk(client, token, ids[:WARM])  # answers, locales, caches: not measured
                 for name in STEPS:
@@ -372,6 +400,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=120, help="customers walking at once")
     parser.add_argument("--compare", metavar="REV", help="also run git revision REV, side by side")
+    parser.add_argument("--webhook", action="store_true", help="polling and webhook side by side")
     parser.add_argument("--profile", type=Path, help="cProfile the working tree's bot to FILE")
     args = parser.parse_args()
-    asyncio.run(main(args.users, args.compare, args.profile))
+    asyncio.run(main(args.users, args.compare, args.profile, args.webhook))

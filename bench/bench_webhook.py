@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ import asyncpg
 from aiohttp import web
 from cryptography.fernet import Fernet
 
+from bench.scratch import free_port
 from core.settings import SalesSettings
 from database.dsn import parse_dsn
 from sales_bot.app import SalesApp
@@ -50,13 +50,6 @@ def percentile(values: list[float], p: float) -> float:
 
 
 # ---------------------------------------------------------------------- the webhook process
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def burst(
     app: SalesApp, fake_url: str, http: aiohttp.ClientSession, url: str, n: int
 ) -> tuple[list[float], float]:

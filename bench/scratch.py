@@ -1,8 +1,9 @@
-"""What the client-bot benchmarks share: a scratch tenant and the per-operation summary line."""
+"""What the benchmarks share: a scratch tenant, a free port and the per-operation summary line."""
 
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,14 @@ from database.dsn import parse_dsn
 from database.migrator import migrate_control
 from database.redis_tenants import create_tenant_redis_user, remove_tenant_redis
 from database.tenants import create_tenant_database, drop_tenant_database
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for a server started next."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 @dataclass(frozen=True)
