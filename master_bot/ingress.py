@@ -22,6 +22,7 @@ import os
 import secrets
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -155,17 +156,25 @@ async def publish(deps: Deps, tenant: TenantRecord) -> None:
     token = deps.box.decrypt(tenant.tenant_id, tenant.bot_token_enc)
     try:
         if serves_webhook(config, tenant):
-            assert tenant.webhook_secret_enc is not None
             await reload_routes(deps, add=tenant)
-            await deps.telegram.set_webhook(
-                token,
-                webhook_url(config, tenant.tenant_id),
-                deps.box.decrypt(tenant.tenant_id, tenant.webhook_secret_enc),
-            )
-        else:
-            await deps.telegram.delete_webhook(token)
+        await _point_webhook(deps, tenant, token)
     except (TelegramUnavailableError, TokenRejectedError) as exc:
         raise UnavailableError("webhook_failed", f"{tenant.tenant_id}: {exc}") from None
+
+
+async def _point_webhook(deps: Deps, tenant: TenantRecord, token: str) -> None:
+    """Publish's call to Telegram: setWebhook to the tenant's URL with its own secret, or, when
+    it polls, deleteWebhook."""
+    config = deps.config
+    if serves_webhook(config, tenant):
+        assert tenant.webhook_secret_enc is not None
+        await deps.telegram.set_webhook(
+            token,
+            webhook_url(config, tenant.tenant_id),
+            deps.box.decrypt(tenant.tenant_id, tenant.webhook_secret_enc),
+        )
+    else:
+        await deps.telegram.delete_webhook(token)
 
 
 async def withdraw(deps: Deps, tenant: TenantRecord) -> None:
@@ -199,3 +208,117 @@ async def sync_routes(deps: Deps, *, force: bool = False) -> bool:
         log.warning("routes not reloaded by the reconciler: %s", exc)
         return False
     return True
+
+
+@dataclass(slots=True)
+class WebhookSync:
+    """What one `sync_webhooks` did, by tenant count."""
+
+    checked: int = 0
+    set_again: int = 0
+    deleted: int = 0
+    failed: int = 0  # Telegram unavailable for it, or its token rejected
+    skipped: int = 0  # an operation held it, it has no route yet, or Telegram was given up on
+
+
+def wanted_webhook(config: MasterConfig, tenant: TenantRecord) -> str | None:
+    """The webhook URL publish()/withdraw() leave the tenant's bot with: its URL while active
+    and served by webhook, "" (none) while active and polling, stopped or suspended; None when
+    neither applies (provisioning, failed, no token)."""
+    if not config.webhook_base_url or not tenant.bot_token_enc:
+        return None
+    if tenant.status is TenantStatus.ACTIVE:
+        return webhook_url(config, tenant.tenant_id) if serves_webhook(config, tenant) else ""
+    if tenant.status in (TenantStatus.STOPPED, TenantStatus.SUSPENDED):
+        return ""
+    return None
+
+
+async def sync_webhooks(deps: Deps, *, concurrency: int = 8) -> WebhookSync:
+    """A master's first reconciler pass: Telegram's webhook of every tenant made what
+    publish()/withdraw() would have left (the last master may have died between a stop's
+    deleteWebhook and the next start's setWebhook, or in a move between a polling runtime and a
+    webhook one). getWebhookInfo per tenant (`concurrency` at a time); a URL that differs is
+    set again through publish()'s own call (the secret cannot be read back: a matching URL is
+    trusted), a webhook left on a stopped or suspended bot deleted as withdraw() does, both
+    under the tenant's lock on its row read again. Tenants an operation holds are left to it; a
+    tenant whose route is not there yet (in no hub) keeps what it has. A revoked token or a Telegram failure is logged and skipped; after
+    `concurrency` failures in a row Telegram is given up on until the next master start."""
+    result = WebhookSync()
+    config = deps.config
+    if not config.webhook_base_url:
+        return result
+    backend = getattr(deps, "backend", None)
+    try:
+        decided = await asyncio.to_thread(backend.webhook_upstreams) if backend else {}
+    except Exception as exc:  # the hubs cannot say: every hub tenant is skipped
+        log.warning("webhooks: the hubs' routes are unknown: %s", exc)
+        decided = {}
+    semaphore = asyncio.Semaphore(concurrency)
+    failures_in_a_row = 0
+
+    async def one(tenant: TenantRecord) -> None:
+        nonlocal failures_in_a_row
+        tid = tenant.tenant_id
+        wanted = wanted_webhook(config, tenant)
+        if wanted is None or tenant.bot_token_enc is None:
+            return
+        async with semaphore:
+            if failures_in_a_row >= concurrency or deps.locks.busy(tid):
+                result.skipped += 1
+                return
+            try:
+                token = deps.box.decrypt(tid, tenant.bot_token_enc)
+                current = await deps.telegram.webhook_url(token)
+                result.checked += 1
+                if current == wanted:
+                    failures_in_a_row = 0
+                    return
+                async with deps.locks(tid):
+                    # The row as it is now: an operation may have published or withdrawn it.
+                    now = await deps.store.get(tid)
+                    wanted = None if now is None else wanted_webhook(config, now)
+                    if now is None or wanted is None or now.bot_token_enc != tenant.bot_token_enc:
+                        result.skipped += 1
+                        return
+                    if wanted and upstream(config, now, decided) is None:
+                        result.skipped += 1  # in no hub yet: no route for its webhook
+                        return
+                    if wanted:
+                        await _point_webhook(deps, now, token)
+                        result.set_again += 1
+                    else:
+                        await deps.telegram.delete_webhook(token)
+                        result.deleted += 1
+                had = "no webhook" if not current else "a webhook" if not wanted else "another URL"
+                log.info(
+                    "webhooks: %s (%s) had %s: %s",
+                    tid,
+                    now.status.value,
+                    had,
+                    "set again" if wanted else "deleted",
+                )
+                failures_in_a_row = 0
+            except TokenRejectedError as exc:
+                result.failed += 1
+                log.warning("webhooks: %s not synced: %s", tid, exc)
+            except TelegramUnavailableError as exc:
+                result.failed += 1
+                failures_in_a_row += 1
+                log.warning("webhooks: %s not synced: %s", tid, exc)
+            except Exception as exc:  # one tenant's row (its secrets) fails it alone
+                result.failed += 1
+                log.warning("webhooks: %s not synced: %s", tid, type(exc).__name__)
+
+    await asyncio.gather(*(one(tenant) for tenant in await deps.store.live()))
+    if result.set_again or result.deleted or result.failed or result.skipped:
+        log.log(
+            logging.WARNING if result.failed or result.skipped else logging.INFO,
+            "webhooks synced: %d checked, %d set, %d deleted, %d failed, %d skipped",
+            result.checked,
+            result.set_again,
+            result.deleted,
+            result.failed,
+            result.skipped,
+        )
+    return result

@@ -20,6 +20,10 @@ Rules:
 - with webhooks, the proxy's routes are rendered from the rows and the runtimes on every pass
   and loaded into Caddy when they changed (always on the first pass): a master that died
   after moving, starting or restarting a runtime but before publish() left a stale route;
+- with webhooks, on a master's first pass only, each bot's webhook at Telegram is compared with
+  what publish()/withdraw() would have left and set again or deleted where it differs (a
+  master that died between a stop's deleteWebhook and the next start's setWebhook, or during
+  a move between a polling and a webhook runtime); a failure waits for the next master start;
 - Redis ACL users missing (Redis restarted) -> re-created from the encrypted password, disabled
   for suspended tenants; PostgreSQL logins follow the status the same way.
 """
@@ -44,7 +48,7 @@ from master_bot.alert import AlertKind
 from master_bot.dbservers import tenant_admin
 from master_bot.deploy.base import DeployError, RuntimeState, RuntimeStatus
 from master_bot.deps import Deps
-from master_bot.ingress import sync_routes
+from master_bot.ingress import sync_routes, sync_webhooks
 from master_bot.provision import Provisioner
 from master_bot.rollout import Rollout, RolloutPolicy, RolloutStep
 from master_bot.spec import build_spec
@@ -254,6 +258,7 @@ class Reconciler:
         self.memory: dict[str, Memory] = {}
         self._wake = asyncio.Event()
         self._routes_known = False  # this reconciler loaded the proxy's routes once
+        self._webhooks_known = False  # this reconciler compared the bots' webhooks once
         self.last_actions: list[Action] = []
         self.rollout = Rollout(rollout)
 
@@ -325,6 +330,11 @@ class Reconciler:
             self._routes_known = await sync_routes(self.deps, force=True)
         else:
             await sync_routes(self.deps)
+        # The bots' webhooks at Telegram, once per master (a call per tenant): what an earlier
+        # master's publish()/withdraw() would have left.
+        if not self._webhooks_known:
+            await sync_webhooks(self.deps, concurrency=self.concurrency)
+            self._webhooks_known = True
         self.deps.metrics.reconciled(time.perf_counter() - started)
         self.last_actions = actions
         return actions

@@ -7,6 +7,10 @@ closes its session, and reports errors without the token.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -78,22 +82,35 @@ class TelegramGateway:
         """deleteWebhook (pending updates kept, for the next webhook or getUpdates)."""
         await self._call_webhook(token)
 
+    async def webhook_url(self, token: str) -> str:
+        """getWebhookInfo's URL for the bot of `token`, "" when it has no webhook (its secret
+        cannot be read back)."""
+        async with self._webhook_call(token, "getWebhookInfo", [token]) as bot:
+            info = await bot.get_webhook_info()
+        return info.url
+
     async def _call_webhook(
         self, token: str, *, url: str | None = None, secret_token: str | None = None
     ) -> None:
-        bot = build_bot(token, self.api_url, timeout=self.timeout)
-        hide = [token, secret_token or token]
-        try:
+        method = "deleteWebhook" if url is None else "setWebhook"
+        async with self._webhook_call(token, method, [token, secret_token or token]) as bot:
             if url is None:
                 await bot.delete_webhook(drop_pending_updates=False)
             else:
                 await bot.set_webhook(url, secret_token=secret_token, drop_pending_updates=False)
+
+    @contextlib.asynccontextmanager
+    async def _webhook_call(self, token: str, method: str, hide: list[str]) -> AsyncIterator[Bot]:
+        """A Bot for one webhook call; TokenRejectedError for a revoked or invalid token,
+        TelegramUnavailableError (its text without `hide`) for any other failure."""
+        bot = build_bot(token, self.api_url, timeout=self.timeout)
+        try:
+            yield bot
         except (TelegramUnauthorizedError, TelegramNotFound):
             raise TokenRejectedError(
                 "Telegram rejected this bot token (invalid or revoked)"
             ) from None
         except TelegramAPIError as exc:
-            method = "deleteWebhook" if url is None else "setWebhook"
             raise TelegramUnavailableError(
                 f"Telegram refused {method}: {redact(str(exc), hide)}"
             ) from None

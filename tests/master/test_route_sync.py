@@ -10,6 +10,8 @@ only an update that carries the tenant's secret. No Docker.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -22,8 +24,10 @@ from master_bot.deploy.base import RuntimeState
 from master_bot.deploy.docker import container_name
 from master_bot.deploy.hub import LABEL_PLACEMENT
 from master_bot.deploy.memory import MemoryBackend
-from master_bot.ingress import render_caddyfile
+from master_bot.ingress import WebhookSync, publish, render_caddyfile, sync_webhooks
 from master_bot.spec import build_spec
+from master_bot.store import TenantStatus
+from master_bot.telegram import TelegramGateway
 from tests.client.conftest import Customer
 from tests.client.test_webhook import Caddy, caddy, caddy_config  # noqa: F401 - caddy: a fixture
 from tests.master.conftest import Harness
@@ -156,3 +160,82 @@ async def test_a_new_master_routes_a_tenant_moved_before_the_old_one_published(
     loaded = await caddy_config(caddy)
     assert container in loaded and f"127.0.0.1:{hub.port}" not in loaded
     assert "/tg/client_0000000099" not in loaded
+
+
+async def test_a_new_master_sets_again_the_webhooks_a_dead_one_left_behind(
+    make_harness: Any,
+    caddy: Caddy,  # noqa: F811 - the fixture imported above
+    hub: HubServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A master died between a stop's deleteWebhook and the next start's setWebhook (tenant A,
+    in a hub), and another between a stop's status change and its deleteWebhook (tenant B): a
+    fresh master's first pass sets A's webhook again, with A's own secret, and deletes B's; a
+    second pass asks Telegram nothing."""
+    caplog.set_level(logging.INFO, logger="master_bot")
+    backend = HubsInMemory(f"127.0.0.1:{hub.port}")
+    first = await make_harness(backend=backend)
+    with_webhooks(first, caddy)
+    deps = first.master.deps
+    bots = [await first.new_bot(), await first.new_bot()]
+    replies = await asyncio.gather(*(first.api.provision(token) for token in bots))
+    assert [r.status for r in replies] == [201, 201], [r.body for r in replies]
+    tokens = {r.body["tenant_id"]: token for r, token in zip(replies, bots, strict=True)}
+    a, b = tokens
+    # A lives in the hub (a move the master finished), answered through Caddy with its secret.
+    moved = await deps.store.set_placement(a, "shared", actor="operator")
+    assert moved is not None
+    await backend.deploy(build_spec(deps.config, deps.box, moved[0]))
+    await publish(deps, moved[0])
+    assert moved[0].webhook_secret_enc is not None
+    secret = deps.box.decrypt(a, moved[0].webhook_secret_enc)
+    hub.secrets[a] = secret
+    # A is stopped (deleteWebhook, no route), then started: the master records it and starts
+    # the runtime, and dies before publish().
+    await first.master.fleet.stop(a, actor="operator")
+    assert (await first.tg.webhook_info(tokens[a]))["url"] == ""
+    started = await deps.store.set_status(
+        a, TenantStatus.ACTIVE, actor="operator", action="tenant.start"
+    )
+    assert started is not None
+    await backend.deploy(build_spec(deps.config, deps.box, started))
+    # B is stopped: the master records it and stops the runtime, and dies before withdraw().
+    stopped = await deps.store.set_status(
+        b, TenantStatus.STOPPED, actor="operator", action="tenant.stop"
+    )
+    assert stopped is not None
+    await backend.stop(b)
+    assert (await first.tg.webhook_info(tokens[b]))["url"] == f"{caddy.url}/tg/{b}"
+
+    second = await make_harness(backend=backend)
+    with_webhooks(second, caddy)
+    assert await second.master.reconciler.run_once() == []
+    assert (await second.tg.webhook_info(tokens[a]))["url"] == f"{caddy.url}/tg/{a}"
+    own_secret = (await second.tg.calls(tokens[a], "setWebhook"))[-1].params.get(
+        "secret_token"
+    ) == secret
+    assert own_secret  # (not compared in the assertion: a failure would print the secret)
+    assert (await second.tg.webhook_info(tokens[b]))["url"] == ""
+    anna = Customer(second.tg, tokens[a], 7102, "Анна")
+    await anna.send("/start")
+    await anna.wait("hub answers /start", timeout=5)
+
+    # Once per master: a later pass makes no Telegram call, even with a webhook gone again.
+    await deps.telegram.delete_webhook(tokens[a])
+    calls = [len(await second.tg.calls(t)) for t in tokens.values()]
+    assert await second.master.reconciler.run_once() == []
+    assert [len(await second.tg.calls(t)) for t in tokens.values()] == calls
+
+    # The next master start: B's token revoked is logged and skipped, A's webhook set again;
+    # Telegram unreachable gives up after `concurrency` failures in a row. Nothing raises, and
+    # no token or secret is logged.
+    await second.tg.revoke_bot(tokens[b])
+    third = second.master.deps
+    assert await sync_webhooks(third) == WebhookSync(checked=1, set_again=1, failed=1)
+    assert (await second.tg.webhook_info(tokens[a]))["url"] == f"{caddy.url}/tg/{a}"
+    down = replace(third, telegram=TelegramGateway(f"http://127.0.0.1:{free_port()}", timeout=1))
+    assert await sync_webhooks(down, concurrency=1) == WebhookSync(failed=1, skipped=1)
+    logged = caplog.text
+    assert "not synced" in logged
+    leaked = [s for s in (*tokens.values(), secret) if s in logged or s.split(":")[-1] in logged]
+    assert not leaked, f"{len(leaked)} secret(s) logged"
