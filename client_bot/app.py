@@ -21,9 +21,15 @@ from typing import Any
 
 import asyncpg
 from aiogram import Bot, Dispatcher
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
 from aiogram.dispatcher.event.bases import UNHANDLED
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import (
     BotCommand,
     BotCommandScopeChat,
@@ -54,7 +60,7 @@ from core.metrics import serve_metrics
 from core.redis import close_idle_connections, redis_client
 from core.runtime import BotRuntime
 from core.settings import ClientBotSettings
-from core.telegram import build_bot, wait_for_telegram
+from core.telegram import BotTokenRefusedError, build_bot, wait_for_telegram
 from database.pool import create_pool
 from database.redis_tenants import BotStorages, fsm_storage
 from middlewares.throttling import ThrottlingMiddleware, polite_refusal
@@ -94,6 +100,7 @@ class SharedDispatcher:
 
     def __init__(self) -> None:
         self.tenants: dict[int, ClientBot] = {}
+        self._revocations: set[int] = set()  # sessions watched for a revoked token
         # The periodic work of every tenant (reminders, housekeeping, notices, waitlist).
         self.scheduler = Scheduler()
         self.storage = BotStorages()
@@ -139,6 +146,9 @@ class SharedDispatcher:
         self.storage.add(bot_id, app.storage)
         self.tenants[bot_id] = app
         self.runtime.watch(app.bot)
+        if id(app.bot.session) not in self._revocations:  # once per session: a hub shares one
+            self._revocations.add(id(app.bot.session))
+            app.bot.session.middleware(_Revocations(self))
 
     def remove(self, app: ClientBot) -> None:
         if self.tenants.get(app.bot.id) is app:
@@ -189,6 +199,31 @@ class SharedDispatcher:
             handle_as_tasks=False,
             allowed_updates=self.allowed_updates,
         )
+
+
+class _Revocations(BaseRequestMiddleware):
+    """Telegram answering 401 to any call of a running tenant's bot (getUpdates, a reply, a
+    reminder) means its token was revoked or replaced at @BotFather: the tenant stops taking
+    updates and its `run()` ends with BotTokenRefusedError, as a start with that token does (a
+    hub marks it `token_refused` for the master; its neighbours run on). By webhook nothing else
+    would tell: Telegram just stops delivering."""
+
+    def __init__(self, dispatcher: SharedDispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            return await make_request(bot, method)
+        except TelegramUnauthorizedError:
+            app = self.dispatcher.find(bot)
+            if app is not None:
+                app.token_refused()
+            raise
 
 
 class ClientBot:
@@ -253,6 +288,7 @@ class ClientBot:
         self._notices_job: Job | None = None  # started by the first reminder pass
         self._polling: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None  # stop() on a signal
+        self._refused = False  # Telegram refused the token while running
         # Set while serving by webhook (WEBHOOK_BASE_URL): stop() ends it.
         self._webhook_stop: asyncio.Event | None = None
 
@@ -348,12 +384,29 @@ class ClientBot:
         await self.broadcasts.resume_all()
         self._schedule_work()
         try:
-            if self.settings.webhook_on:
+            if self._refused:  # refused by a call since the start: no updates taken
+                pass
+            elif self.settings.webhook_on:
                 await self._serve_webhook(webhooks, handle_signals=handle_signals)
             else:
                 await self._poll(handle_signals=handle_signals)
         finally:
             await self._stop_work()
+        if self._refused:
+            raise BotTokenRefusedError(
+                f"Telegram refused BOT_TOKEN of {self.settings.tenant_id} while it ran (revoked "
+                "or replaced): put a current token from @BotFather in the settings"
+            )
+
+    def token_refused(self) -> None:
+        """Telegram refused the token (a 401 to one of the bot's calls): stop taking updates
+        (the update being handled ends first); `run()` then raises BotTokenRefusedError."""
+        if not self._refused:
+            self._refused = True
+            log.error(
+                "tenant %s: Telegram refused the bot's token; stopping", self.settings.tenant_id
+            )
+            self._stopping = asyncio.get_running_loop().create_task(self.stop())
 
     def _schedule_work(self) -> None:
         """The tenant's periodic work, as jobs of the process's one scheduler. The workers'

@@ -217,6 +217,10 @@ async def test_a_revoked_token_is_marked_and_the_neighbours_run_on(hub, hub_tena
     await until(hub, a.tenant_id, TenantState.RUNNING)
     await polling(a)
     await a.customer(821).ask("/start", "Добро пожаловать")
+    # Revoked while running: getUpdates refused, A marked and stopped (not retried for ever).
+    await client.revoke_bot(a.token)
+    await until(hub, a.tenant_id, TenantState.TOKEN_REFUSED)
+    assert "while it ran" in status(hub)[a.tenant_id]["detail"]
 
 
 async def test_a_bad_file_is_reported_without_its_values(hub, hub_tenant, emulator):

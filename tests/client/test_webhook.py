@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from client_bot.clock import ManualClock
-from client_bot.hub import TENANTS, Hub, TenantState
+from client_bot.hub import STATUS, TENANTS, Hub, TenantState
 from client_bot.store import Store
 from core.secrets import SecretBox, generate_key
 from core.settings import ClientBotSettings
@@ -43,7 +43,12 @@ from master_bot.spec import SpecError, build_spec, webhook_url
 from master_bot.store import TenantRecord, TenantStatus, TenantStore
 from master_bot.telegram import TelegramGateway
 from tests.client.conftest import T0, Customer, TenantCreds, seed_business
-from tests.client.test_hub import assign, hub_tenant, until  # noqa: F401 (hub_tenant: a fixture)
+from tests.client.test_hub import (  # noqa: F401 (hub_tenant: a fixture)
+    assign,
+    hub_tenant,
+    status,
+    until,
+)
 from tests.client.test_process import BotProcess, contract_env
 from tests.master.test_spec import config as master_config
 from tests.master.test_spec import tenant as tenant_row
@@ -345,6 +350,18 @@ async def test_a_hub_serves_its_tenants_webhooks_on_one_port_behind_caddy(
         assert hub.webhooks is not None and hub.webhooks.refused == {b.tenant_id: 1}
         assert await post(f"{caddy.url}/tg/{b.tenant_id}", forged, secrets[b.tenant_id]) == 200
         assert len(await client.messages(b.token, 1402)) == seen_b + 1
+        # A's token revoked at @BotFather while A runs: by webhook nothing comes from
+        # getUpdates, so the first call of A's bot that Telegram refuses (the answer to an update
+        # still in flight) marks A for the master and A stops taking updates; B runs on.
+        await client.revoke_bot(a.token)
+        await post(
+            f"{caddy.url}/tg/{a.tenant_id}", start_update(1401, 910002), secrets[a.tenant_id]
+        )
+        await until(hub, a.tenant_id, TenantState.TOKEN_REFUSED)
+        assert "refused" in status(hub)[a.tenant_id]["detail"]
+        assert a.token not in (hub.folder / STATUS).read_text()
+        assert await post(f"{caddy.url}/tg/{b.tenant_id}", forged, secrets[b.tenant_id]) == 200
+        assert len(await client.messages(b.token, 1402)) == seen_b + 2
         # A tenant removed from the hub: its path answers 404, its neighbour runs on.
         (hub.folder / TENANTS / f"{a.tenant_id}.env").unlink()
 
